@@ -1,0 +1,88 @@
+//! The stanza transport the xft protocol drivers send through, with an in-memory hub and
+//! tokio-xmpp adapters.
+//!
+//! # What this crate does and does not do
+//!
+//! The protocol crates (`xep0047-ibb`, `xep0065-s5b`, …) never own an XMPP connection.
+//! Outbound stanzas go through one small trait, [`StanzaTransport`]; inbound stanzas are
+//! offered by the application to whatever handles them (usually `ft_facade::FileTransfer`),
+//! which hands back any stanza that is not its own, so it chains with the application's own
+//! handlers.
+//!
+//! Implementations:
+//!
+//! * [`hub::Hub`] (feature `hub`, on by default): several entities in one process, routing
+//!   by JID the way a server does. The embedded default for the demo and for tests.
+//! * `xmpp::ClientTransport` / `xmpp::ComponentTransport` (feature `tokio-xmpp`): a real
+//!   account on a real server, and a XEP-0114 component.
+//!
+//! # Example
+//!
+//! ```
+//! use ft_transport::{StanzaTransport, hub::Hub};
+//! use xmpp_parsers::{iq::Iq, stanza::Stanza, ping::Ping};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let hub = Hub::new();
+//! let (alice, _alice_rx) = hub.connect("alice@example.org/a".parse().unwrap());
+//! let (_bob, mut bob_rx) = hub.connect("bob@example.org/b".parse().unwrap());
+//!
+//! let ping = Iq::from_get("p1", Ping).with_to("bob@example.org/b".parse().unwrap());
+//! alice.send(Stanza::Iq(ping)).await.unwrap();
+//!
+//! let Some(Stanza::Iq(got)) = bob_rx.recv().await else { panic!() };
+//! // The hub stamps `from` like a server does.
+//! assert_eq!(got.from().unwrap().to_string(), "alice@example.org/a");
+//! # });
+//! ```
+//!
+//! # Cargo features
+//!
+//! * `hub` (default): the in-memory hub.
+//! * `tokio-xmpp`: adapters over tokio-xmpp 6 (client with STARTTLS or loopback plaintext,
+//!   and XEP-0114 component).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use jid::{BareJid, FullJid, Jid};
+pub use xmpp_parsers::stanza::Stanza;
+
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod util;
+#[cfg(feature = "tokio-xmpp")]
+pub mod xmpp;
+
+/// What the async drivers need from an XMPP connection: a way to send a stanza, and the
+/// connection's own JID.
+///
+/// Inbound stanzas are not part of this trait: the application pushes them into the
+/// handler (for example `FileTransfer::handle_stanza`), which hands back what is not its own.
+pub trait StanzaTransport: Send + Sync + 'static {
+    /// The error sending can fail with.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Resolves once the stanza is queued on the stream (not when the peer has it).
+    fn send(&self, stanza: Stanza) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The JID this connection is bound to (a full JID for a client, a bare domain for a
+    /// component).
+    fn jid(&self) -> &Jid;
+}
+
+impl<T: StanzaTransport> StanzaTransport for Arc<T> {
+    type Error = T::Error;
+
+    fn send(&self, stanza: Stanza) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).send(stanza)
+    }
+
+    fn jid(&self) -> &Jid {
+        (**self).jid()
+    }
+}
