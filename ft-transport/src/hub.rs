@@ -155,7 +155,10 @@ impl Hub {
 
     /// Answers what a server would for a domain with no entity of its own.
     fn answer_as_server(&self, to: &Jid, stanza: &Stanza) -> Option<Stanza> {
-        let Stanza::Iq(Iq::Get { payload, id, from, .. }) = stanza else {
+        let Stanza::Iq(Iq::Get {
+            payload, id, from, ..
+        }) = stanza
+        else {
             return None;
         };
         if to.node().is_some() || to.resource().is_some() {
@@ -184,7 +187,9 @@ impl Hub {
                 id.clone(),
                 Some(DiscoInfoResult {
                     node: None,
-                    identities: vec![Identity::new_anonymous::<_, _, String, String>("server", "im")],
+                    identities: vec![Identity::new_anonymous::<_, _, String, String>(
+                        "server", "im",
+                    )],
                     features: [ns::DISCO_INFO.to_owned(), ns::DISCO_ITEMS.to_owned()]
                         .into_iter()
                         .collect(),
@@ -222,7 +227,12 @@ impl Hub {
         }
     }
 
-    async fn bounce(&self, sender: &Jid, to: Option<&Jid>, stanza: &Stanza) -> Result<(), HubError> {
+    async fn bounce(
+        &self,
+        sender: &Jid,
+        to: Option<&Jid>,
+        stanza: &Stanza,
+    ) -> Result<(), HubError> {
         let error = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
         if let Some(mut reply) = error_reply(stanza, error) {
             set_stanza_from(&mut reply, to.cloned());
@@ -252,7 +262,9 @@ pub struct HubTransport {
 
 impl fmt::Debug for HubTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubTransport").field("jid", &self.jid.to_string()).finish()
+        f.debug_struct("HubTransport")
+            .field("jid", &self.jid.to_string())
+            .finish()
     }
 }
 
@@ -314,12 +326,18 @@ mod tests {
         let (a, mut a_rx) = hub.connect(jid("a@x/1"));
         let iq = Iq::from_get("q1", Ping).with_to(jid("nobody@x/1"));
         a.send(Stanza::Iq(iq)).await.unwrap();
-        let Some(Stanza::Iq(Iq::Error { id, error, from, .. })) = a_rx.recv().await else {
+        let Some(Stanza::Iq(Iq::Error {
+            id, error, from, ..
+        })) = a_rx.recv().await
+        else {
             panic!("expected an iq error");
         };
         assert_eq!(id, "q1");
         assert_eq!(from, Some(jid("nobody@x/1")));
-        assert_eq!(error.defined_condition, DefinedCondition::ServiceUnavailable);
+        assert_eq!(
+            error.defined_condition,
+            DefinedCondition::ServiceUnavailable
+        );
         assert_eq!(error.type_, ErrorType::Cancel);
     }
 
@@ -343,9 +361,19 @@ mod tests {
         let (a, mut a_rx) = hub.connect(jid("a@x/1"));
         let (_p, _p_rx) = hub.connect(jid("proxy.x"));
         let (_o, _o_rx) = hub.connect(jid("proxy.other"));
-        let iq = Iq::from_get("d1", DiscoItemsQuery { node: None, rsm: None }).with_to(jid("x"));
+        let iq = Iq::from_get(
+            "d1",
+            DiscoItemsQuery {
+                node: None,
+                rsm: None,
+            },
+        )
+        .with_to(jid("x"));
         a.send(Stanza::Iq(iq)).await.unwrap();
-        let Some(Stanza::Iq(Iq::Result { payload: Some(p), .. })) = a_rx.recv().await else {
+        let Some(Stanza::Iq(Iq::Result {
+            payload: Some(p), ..
+        })) = a_rx.recv().await
+        else {
             panic!()
         };
         let items = DiscoItemsResult::try_from(p).unwrap();
@@ -369,11 +397,16 @@ mod tests {
         let (a, _a_rx) = hub.connect(jid("a@x/1"));
         let (_b, mut b_rx) = hub.connect(jid("b@x/1"));
         for _ in 0..2 {
-            a.send(Stanza::Message(Message::new(Some(jid("b@x/1"))))).await.unwrap();
+            a.send(Stanza::Message(Message::new(Some(jid("b@x/1")))))
+                .await
+                .unwrap();
         }
         let third = a.send(Stanza::Message(Message::new(Some(jid("b@x/1")))));
         tokio::pin!(third);
-        assert!(futures_poll_once(third.as_mut()).await.is_none(), "third send waits");
+        assert!(
+            futures_poll_once(third.as_mut()).await.is_none(),
+            "third send waits"
+        );
         b_rx.recv().await.unwrap();
         third.await.unwrap();
     }

@@ -38,7 +38,8 @@
 //!
 //! # Cargo features
 //!
-//! * `hub` (default): the in-memory hub.
+//! * `tokio`: [`iq::IqTracker`], request/response matching for iqs a driver sends itself.
+//! * `hub` (default, implies `tokio`): the in-memory hub.
 //! * `tokio-xmpp`: adapters over tokio-xmpp 6 (client with STARTTLS or loopback plaintext,
 //!   and XEP-0114 component).
 #![forbid(unsafe_code)]
@@ -54,6 +55,8 @@ pub use xmpp_parsers::stanza::Stanza;
 
 #[cfg(feature = "hub")]
 pub mod hub;
+#[cfg(feature = "tokio")]
+pub mod iq;
 pub mod util;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
