@@ -1,3 +1,136 @@
-//! XEP-0065 SOCKS5 Bytestreams: codec, direct and mediated streams, proxy service
-#![forbid(unsafe_code)]
+//! XEP-0065 SOCKS5 Bytestreams (version 1.8.2): payloads, the SOCKS5 codec, direct and
+//! mediated streams, and a proxy service.
+//!
+//! # What this crate does and does not do
+//!
+//! * [`payload`]: the `<query xmlns='http://jabber.org/protocol/bytestreams'/>` wire types
+//!   (offer, streamhost-used, activate, proxy info) and [`dst_addr`], the SOCKS5 DST.ADDR hash.
+//!   No I/O.
+//! * [`codec`] / [`wire`]: RFC 1928 framing (no-auth CONNECT subset) for both ends, as
+//!   tokio-util codecs. No I/O either.
+//! * `tokio` (feature `tokio`, default): [`S5b`], the requester and target over any
+//!   `ft_transport::StanzaTransport`, handing back an [`S5bStream`] (a `TcpStream` plus the
+//!   bytes that came with the SOCKS5 reply); [`Proxy`], a XEP-0065 proxy (streamhost)
+//!   service.
+//!
+//! It does not discover proxies (that is disco, `xep0030-disco`; [`S5b::query_proxy`] asks a
+//! known proxy for its address), does not implement UDP mode (offers with `mode='udp'` are
+//! refused with `modify/not-acceptable`), nor SOCKS5 authentication, nor XEP-0260 (Jingle S5B).
+//!
+//! # Example
+//!
+//! ```
+//! use xep0065_s5b::{dst_addr, payload::Offer, Sid};
+//! use minidom::Element;
+//!
+//! let offer: Element = "<query xmlns='http://jabber.org/protocol/bytestreams' sid='vxf9n471bn46'>\
+//!     <streamhost jid='requester@example.com/foo' host='192.168.4.1' port='5086'/></query>"
+//!     .parse().unwrap();
+//! let offer = Offer::try_from(&offer).unwrap();
+//! assert_eq!(offer.streamhosts[0].port, 5086);
+//!
+//! let hash = dst_addr(
+//!     &offer.sid,
+//!     &"requester@example.com/foo".parse().unwrap(),
+//!     &"target@example.org/bar".parse().unwrap(),
+//! );
+//! assert_eq!(hash, "98b8d688d0f5d895fd41c5e7309a2e9e33ba32ff");
+//! # let _: Sid = offer.sid;
+//! ```
+//!
+//! # Cargo features
+//!
+//! * `tokio` (default): the async driver ([`S5b`], [`S5bStream`], [`Proxy`]) over tokio and
+//!   `ft-transport`. Without it the crate is the pure payload and codec parts.
+//! * `__fuzzing`: private fuzzing entry points. Don't rely on this.
+//!
+//! # Known deviations
+//!
+//! * Offers longer than [`payload::MAX_STREAMHOSTS`] are cut to that many streamhosts.
+//! * The target races streamhosts (staggered) instead of trying them strictly one after the
+//!   other; the order of the offer is kept as the order of starting attempts.
+#![cfg_attr(not(feature = "tokio"), forbid(unsafe_code))]
+#![cfg_attr(feature = "tokio", deny(unsafe_code))]
 #![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod codec;
+pub mod error;
+pub mod payload;
+pub mod wire;
+
+#[cfg(feature = "tokio")]
+mod proxy;
+#[cfg(feature = "tokio")]
+mod stream;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+#[cfg(feature = "tokio")]
+// pub use crate::proxy::{Proxy, ProxyConfig};
+#[cfg(feature = "tokio")]
+pub use crate::tokio::{Config, Connected, DialPolicy, S5b, S5bStream};
+pub use error::{Error, MisuseError, PayloadError, ProtocolError};
+pub use payload::{Host, Mode, Sid, StreamHost, dst_addr};
+
+use std::time::Duration;
+
+/// One streamhost the target tried, for diagnostics and the `item-not-found` reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The streamhost.
+    pub streamhost: StreamHost,
+    /// What happened.
+    pub outcome: Outcome,
+    /// From the start of this attempt to its outcome.
+    pub duration: Duration,
+}
+
+/// The outcome of one [`Attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// This streamhost carries the bytestream.
+    Won,
+    /// Still connecting (or connected) when another streamhost won; closed.
+    Lost,
+    /// Never started: another streamhost won or the budget ran out first.
+    NotTried,
+    /// The dial policy refused to connect there.
+    Refused(String),
+    /// Connecting or the SOCKS5 handshake failed.
+    Failed(String),
+}
+
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Fuzzing entry points. Don't rely on this.
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    /// Feeds bytes to the server codec until it stops.
+    pub fn fuzz_socks5_server(data: &[u8]) {
+        let mut c = crate::codec::ServerCodec::new();
+        let mut b = BytesMut::from(data);
+        while let Ok(Some(_)) = c.decode(&mut b) {}
+    }
+
+    /// Feeds bytes to the client codec until it stops.
+    pub fn fuzz_socks5_reply(data: &[u8]) {
+        let mut c = crate::codec::ClientCodec::new();
+        let mut b = BytesMut::from(data);
+        while let Ok(Some(_)) = c.decode(&mut b) {}
+    }
+
+    /// Parses an element as every bytestreams payload.
+    pub fn fuzz_payload(data: &str) {
+        if let Ok(e) = data.parse::<minidom::Element>() {
+            let _ = crate::payload::Offer::try_from(&e);
+            let _ = crate::payload::StreamHostUsed::try_from(&e);
+            let _ = crate::payload::Activate::try_from(&e);
+            let _ = crate::payload::ProxyInfo::try_from(&e);
+        }
+    }
+}
