@@ -1,1 +1,190 @@
-fn main() {}
+//! `xft`: XMPP file transfer from the command line (demo, send, recv, proxy, bench).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod demo;
+mod net;
+mod proxy;
+#[allow(dead_code)] // Temporary: used once the demo is wired.
+mod report;
+mod size;
+
+/// An error for the command's top level.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// XMPP file transfer: SI (XEP-0095/0096) over SOCKS5 (XEP-0065) and IBB (XEP-0047).
+#[derive(Debug, Parser)]
+#[command(name = "xft", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Two entities and a proxy in one process, one file by every method, verified; no server.
+    Demo(DemoArgs),
+    /// Send files to a peer through a real server.
+    Send(SendArgs),
+    /// Receive files through a real server.
+    Recv(RecvArgs),
+    /// Run the SOCKS5 proxy (XEP-0065) as a XEP-0114 component.
+    Proxy(ProxyArgs),
+    /// The throughput benchmarks.
+    Bench,
+}
+
+/// `xft demo`.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Size of the generated file (`64MiB`, `4MiB`, `100000`, `10MB`).
+    #[arg(long, default_value = "64MiB", value_parser = size::parse)]
+    size: u64,
+    /// Only these methods (repeatable): s5b-direct, s5b-proxy, ibb-iq, ibb-message.
+    #[arg(long = "method")]
+    methods: Vec<String>,
+    /// IBB block size.
+    #[arg(long, default_value_t = 65535)]
+    block_size: u16,
+    /// Print one JSON object per transfer instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Connection settings shared by `send` and `recv`.
+#[derive(Debug, Args)]
+struct Account {
+    /// The server's address, `HOST:PORT`.
+    #[arg(long)]
+    server: String,
+    /// Our JID (a resource is added by the server if none is given).
+    #[arg(long)]
+    jid: String,
+    /// The password (or the environment variable `XFT_PASSWORD`).
+    #[arg(long, env = "XFT_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Log in without TLS; refused unless the server address is loopback.
+    #[arg(long)]
+    plaintext: bool,
+    /// Method: auto, s5b, s5b-direct, s5b-proxy, ibb, ibb-iq, ibb-message.
+    #[arg(long, default_value = "auto")]
+    method: String,
+    /// A SOCKS5 proxy JID to use (default: discover on our server).
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Addresses our own streamhost listens on and offers (repeatable; default: this
+    /// host's non-loopback addresses).
+    #[arg(long = "local-address")]
+    local_addresses: Vec<IpAddr>,
+    /// IBB block size.
+    #[arg(long, default_value_t = 8192)]
+    block_size: u16,
+    /// Print one JSON result object per transfer.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `xft send`.
+#[derive(Debug, Args)]
+struct SendArgs {
+    #[command(flatten)]
+    account: Account,
+    /// The receiver's full JID.
+    #[arg(long)]
+    to: String,
+    /// Files to send.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// `xft recv`.
+#[derive(Debug, Args)]
+struct RecvArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Where received files go.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Stop after this many transfers (default: run until interrupted).
+    #[arg(long)]
+    count: Option<usize>,
+    /// Accept offers only from these JIDs (repeatable; default: anyone).
+    #[arg(long = "from")]
+    from: Vec<String>,
+    /// Decline offers larger than this (`1GiB`, …).
+    #[arg(long, value_parser = size::parse)]
+    max_size: Option<u64>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// `xft proxy`.
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// The server's component port, `HOST:PORT`.
+    #[arg(long)]
+    server: String,
+    /// The component's JID, for example `proxy.example.org`.
+    #[arg(long)]
+    component_jid: String,
+    /// The component secret.
+    #[arg(long, env = "XFT_COMPONENT_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Addresses to listen on and announce (repeatable).
+    #[arg(long = "listen", required = true)]
+    listen: Vec<SocketAddr>,
+    /// Domains whose users may use the proxy (repeatable; default: the component's parent
+    /// domain).
+    #[arg(long = "allow-domain")]
+    allow_domains: Vec<String>,
+    /// Maximum simultaneous connections per JID.
+    #[arg(long)]
+    max_per_jid: Option<usize>,
+    /// Bandwidth cap per relay, bytes per second (`10MB`, …).
+    #[arg(long, value_parser = size::parse)]
+    rate: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xft: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Send(args) => net::send(args).await,
+            Command::Recv(args) => net::recv(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
+            Command::Bench => bench(),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xft: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench() -> Result<ExitCode, BoxError> {
+    eprintln!(
+        "the benchmark suite lives in the benches crate: cargo run --release -p benches --bin transfer"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,308 @@
+//! Moving the bytes: bounded buffers, hashing on the way, progress, cancel, inactivity.
+
+use std::time::Duration;
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{ErrorKind, Side, Stage, TransferError};
+use crate::handle::{CancelToken, Reporter};
+
+/// The copy buffer. 64 KiB: large enough for the raw-TCP ceiling on loopback, small enough
+/// to keep memory per transfer bounded.
+pub(crate) const BUF_SIZE: usize = 64 * 1024;
+
+/// MD5 and SHA-256 together, fed as bytes pass.
+#[derive(Clone, Default)]
+pub(crate) struct Hashes {
+    md5: Md5,
+    sha256: Sha256,
+}
+
+impl std::fmt::Debug for Hashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hashes")
+    }
+}
+
+impl Hashes {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.sha256.update(bytes);
+    }
+
+    /// (md5, sha256), lower-case hex.
+    pub(crate) fn finish(self) -> (String, String) {
+        (
+            hex::encode(self.md5.finalize()),
+            hex::encode(self.sha256.finalize()),
+        )
+    }
+}
+
+/// Hashes `len` bytes of `reader` (or all of it when `len` is `None`).
+pub(crate) async fn hash_reader<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    len: Option<u64>,
+    hashes: &mut Hashes,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
+    loop {
+        let want = match len {
+            Some(l) if done >= l => break,
+            Some(l) => ((l - done) as usize).min(buf.len()),
+            None => buf.len(),
+        };
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            break;
+        }
+        hashes.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+/// Runs `fut` unless the transfer is cancelled or it takes longer than `timeout`.
+pub(crate) async fn guarded<T, E: Into<ErrorKind>>(
+    stage: Stage,
+    cancel: &CancelToken,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, TransferError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(TransferError::new(stage, ErrorKind::Cancelled(Side::Local))),
+        r = tokio::time::timeout(timeout, fut) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(TransferError::new(stage, e.into())),
+            Err(_) => Err(TransferError::new(stage, ErrorKind::Timeout(timeout))),
+        },
+    }
+}
+
+/// What the sender's copy did.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    pub(crate) bytes: u64,
+    pub(crate) hashes: Hashes,
+}
+
+/// Copies exactly `len` bytes from `file` to `stream`, hashing them. A file that ends early
+/// is an error (it changed since the offer); a stream write error after the peer left is
+/// [`ErrorKind::Cancelled`]`(Peer)`.
+pub(crate) async fn send<R, W>(
+    file: &mut R,
+    stream: &mut W,
+    len: u64,
+    mut hashes: Hashes,
+    reporter: &mut Reporter,
+    cancel: &CancelToken,
+    inactivity: Duration,
+) -> Result<Sent, TransferError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    reporter.streaming();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        let n = guarded(
+            Stage::Stream,
+            cancel,
+            inactivity,
+            file.read(&mut buf[..want]),
+        )
+        .await?;
+        if n == 0 {
+            return Err(TransferError::new(
+                Stage::Stream,
+                ErrorKind::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the source ended after {done} of {len} bytes"),
+                )),
+            ));
+        }
+        hashes.update(&buf[..n]);
+        guarded(Stage::Stream, cancel, inactivity, async {
+            stream.write_all(&buf[..n]).await.map_err(peer_gone)
+        })
+        .await?;
+        done += n as u64;
+        reporter.bytes(done, false);
+    }
+    guarded(Stage::Stream, cancel, inactivity, async {
+        stream.flush().await.map_err(peer_gone)
+    })
+    .await?;
+    reporter.bytes(done, true);
+    Ok(Sent {
+        bytes: done,
+        hashes,
+    })
+}
+
+/// A write error on the bytestream: the peer closed or reset it, which is how a receiver
+/// cancels (IBB `<close/>`, S5B socket shutdown).
+pub(crate) fn peer_gone(e: std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::BrokenPipe
+        | K::ConnectionReset
+        | K::ConnectionAborted
+        | K::NotConnected
+        | K::UnexpectedEof => ErrorKind::Cancelled(Side::Peer),
+        _ => ErrorKind::Io(e),
+    }
+}
+
+/// What the receiver's copy did.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) bytes: u64,
+    pub(crate) hashes: Hashes,
+}
+
+/// Copies from `stream` to `sink` until EOF. More than `expected` bytes is
+/// [`ErrorKind::TooLong`] (and the excess is never written); fewer is
+/// [`ErrorKind::Truncated`].
+pub(crate) async fn receive<R, W>(
+    stream: &mut R,
+    sink: &mut W,
+    expected: u64,
+    mut hashes: Hashes,
+    reporter: &mut Reporter,
+    cancel: &CancelToken,
+    inactivity: Duration,
+) -> Result<Received, TransferError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    reporter.streaming();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
+    loop {
+        let n = guarded(Stage::Stream, cancel, inactivity, async {
+            match stream.read(&mut buf).await {
+                Ok(n) => Ok(n),
+                // A reset after some bytes is the peer giving up: treat as the end and let
+                // the byte count decide.
+                Err(e) => match peer_gone(e) {
+                    ErrorKind::Cancelled(_) => Ok(0),
+                    other => Err(other),
+                },
+            }
+        })
+        .await?;
+        if n == 0 {
+            break;
+        }
+        let room = expected - done;
+        if n as u64 > room {
+            return Err(TransferError::new(
+                Stage::Stream,
+                ErrorKind::TooLong { expected },
+            ));
+        }
+        hashes.update(&buf[..n]);
+        guarded(Stage::Stream, cancel, inactivity, sink.write_all(&buf[..n])).await?;
+        done += n as u64;
+        reporter.bytes(done, false);
+    }
+    guarded(Stage::Stream, cancel, inactivity, sink.flush()).await?;
+    reporter.bytes(done, true);
+    if done < expected {
+        return Err(TransferError::new(
+            Stage::Stream,
+            ErrorKind::Truncated {
+                expected,
+                got: done,
+            },
+        ));
+    }
+    Ok(Received {
+        bytes: done,
+        hashes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::pair;
+
+    #[tokio::test]
+    async fn receive_refuses_a_byte_beyond_the_offered_size_and_never_writes_it() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 4);
+        let mut src: &[u8] = b"12345";
+        let mut out = Vec::new();
+        let err = receive(
+            &mut src,
+            &mut out,
+            4,
+            Hashes::default(),
+            &mut side.reporter,
+            &side.cancel,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::TooLong { expected: 4 }));
+        assert!(out.is_empty(), "nothing past the limit is written");
+    }
+
+    #[tokio::test]
+    async fn receive_of_fewer_bytes_than_offered_is_truncated() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 10);
+        let mut src: &[u8] = b"123";
+        let mut out = Vec::new();
+        let err = receive(
+            &mut src,
+            &mut out,
+            10,
+            Hashes::default(),
+            &mut side.reporter,
+            &side.cancel,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err.kind,
+            ErrorKind::Truncated {
+                expected: 10,
+                got: 3
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn send_hashes_what_it_sends() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 3);
+        let mut src: &[u8] = b"abc";
+        let mut out = Vec::new();
+        let sent = send(
+            &mut src,
+            &mut out,
+            3,
+            Hashes::default(),
+            &mut side.reporter,
+            &side.cancel,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, b"abc");
+        let (md5, sha) = sent.hashes.finish();
+        assert_eq!(md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Diagnostics as data: what happened at each stage, with timings, and the final outcome.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jid::Jid;
+
+use crate::error::{Stage, TransferError};
+
+/// What a transfer carries: the XEP-0096 `<file/>` metadata as the facade uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FileInfo {
+    /// The file name as offered (the receiver sanitises it before use).
+    pub name: String,
+    /// The full size in bytes.
+    pub size: u64,
+    /// The MD5 of the whole file, lower-case hex (XEP-0096's `hash`), if known.
+    pub md5: Option<String>,
+    /// Last modification time, XEP-0082 format (`2009-07-14T04:52:25.650Z`).
+    pub date: Option<String>,
+    /// A description.
+    pub desc: Option<String>,
+    /// MIME type of the `<si/>`; `application/octet-stream` when `None`.
+    pub mime_type: Option<String>,
+}
+
+impl FileInfo {
+    /// Metadata with a name and size only.
+    pub fn new(name: impl Into<String>, size: u64) -> Self {
+        Self {
+            name: name.into(),
+            size,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the MD5 (lower-case hex).
+    #[must_use]
+    pub fn with_md5(mut self, md5: impl Into<String>) -> Self {
+        self.md5 = Some(md5.into());
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn with_desc(mut self, desc: impl Into<String>) -> Self {
+        self.desc = Some(desc.into());
+        self
+    }
+
+    /// Sets the date.
+    #[must_use]
+    pub fn with_date(mut self, date: impl Into<String>) -> Self {
+        self.date = Some(date.into());
+        self
+    }
+}
+
+/// How the bytes actually travelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodUsed {
+    /// SOCKS5 straight to the sender's own streamhost.
+    S5bDirect {
+        /// `host:port` of the streamhost.
+        streamhost: String,
+    },
+    /// SOCKS5 through a proxy.
+    S5bProxy {
+        /// The proxy's JID.
+        proxy: Jid,
+        /// `host:port` of the streamhost.
+        streamhost: String,
+    },
+    /// In-band over `<iq/>`.
+    IbbIq,
+    /// In-band over `<message/>`.
+    IbbMessage,
+}
+
+impl MethodUsed {
+    /// A short name: `s5b-direct`, `s5b-proxy`, `ibb-iq`, `ibb-message`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::S5bDirect { .. } => "s5b-direct",
+            Self::S5bProxy { .. } => "s5b-proxy",
+            Self::IbbIq => "ibb-iq",
+            Self::IbbMessage => "ibb-message",
+        }
+    }
+
+    /// The streamhost (`host:port`) for S5B.
+    pub fn streamhost(&self) -> Option<&str> {
+        match self {
+            Self::S5bDirect { streamhost } | Self::S5bProxy { streamhost, .. } => Some(streamhost),
+            _ => None,
+        }
+    }
+}
+
+/// Where a transfer is, for a progress bar.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Bytes carried so far in this session (from the range offset on).
+    pub bytes: u64,
+    /// Bytes this session carries (the size, or the range length).
+    pub total: u64,
+    /// Average rate since bytes started flowing, bytes per second.
+    pub rate: f64,
+    /// The current stage.
+    pub stage: Stage,
+}
+
+/// One S5B candidate the target tried, as reported back to the facade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CandidateReport {
+    /// The streamhost's JID.
+    pub jid: Jid,
+    /// `host:port`.
+    pub address: String,
+    /// `won`, `lost`, `not-tried`, `refused: …` or `failed: …`.
+    pub outcome: String,
+    /// How long the attempt took.
+    pub duration: Duration,
+}
+
+/// A structured diagnostic event. Every event carries the time since the transfer began.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The peer's features were checked.
+    Disco {
+        /// Whether the peer supports SI file transfer.
+        supported: bool,
+        /// Since start.
+        at: Duration,
+    },
+    /// The offer went out (sender) or arrived (receiver).
+    Offered {
+        /// The methods offered, as SI namespaces.
+        methods: Vec<String>,
+        /// Since start.
+        at: Duration,
+    },
+    /// The offer was accepted.
+    Accepted {
+        /// The chosen method's namespace.
+        method: String,
+        /// The range offset asked for (resume), 0 for a whole file.
+        offset: u64,
+        /// Since start.
+        at: Duration,
+    },
+    /// Proxies were found (or came from the cache or the configuration).
+    Proxies {
+        /// `jid host:port` of each proxy streamhost.
+        streamhosts: Vec<String>,
+        /// Since start.
+        at: Duration,
+    },
+    /// An S5B candidate was tried.
+    Candidate(CandidateReport),
+    /// S5B failed and the transfer moves to IBB on the same sid.
+    Fallback {
+        /// Why S5B failed.
+        reason: String,
+        /// Since start.
+        at: Duration,
+    },
+    /// The bytestream is up.
+    Connected {
+        /// How it goes.
+        method: MethodUsed,
+        /// Since start.
+        at: Duration,
+    },
+    /// Bytes moved.
+    Progress(Progress),
+    /// Done.
+    Completed(Box<Outcome>),
+    /// Failed.
+    Failed(std::sync::Arc<TransferError>),
+}
+
+/// A completed transfer.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The peer.
+    pub peer: Jid,
+    /// The stream id.
+    pub sid: String,
+    /// How the bytes went.
+    pub method: MethodUsed,
+    /// Whether S5B failed and IBB carried the file.
+    pub fallback: bool,
+    /// Bytes carried in this session.
+    pub bytes: u64,
+    /// The offset the session started at (resume), 0 for a whole file.
+    pub offset: u64,
+    /// From the start of the transfer to its end.
+    pub elapsed: Duration,
+    /// From the first byte to the last.
+    pub streaming: Duration,
+    /// SHA-256 of the whole file (the receiver: of what is on disk, resumed part included;
+    /// the sender: of the bytes it sent, and of the part before them when resuming from a
+    /// path), lower-case hex.
+    pub sha256: String,
+    /// MD5 of the whole file, lower-case hex, when it was computed.
+    pub md5: Option<String>,
+    /// Where the receiver put the file (`None` when received into a writer).
+    pub path: Option<PathBuf>,
+}
+
+impl Outcome {
+    /// Average throughput while streaming, bytes per second.
+    pub fn rate(&self) -> f64 {
+        let s = self.streaming.as_secs_f64();
+        if s > 0.0 { self.bytes as f64 / s } else { 0.0 }
+    }
+}

@@ -1,0 +1,58 @@
+//! Results: the demo's table and one JSON object per transfer.
+
+use serde::Serialize;
+
+/// One transfer's result as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Row {
+    /// The method asked for (demo) or `auto`.
+    pub(crate) requested: String,
+    /// The method that carried the bytes.
+    pub(crate) method: Option<String>,
+    /// The file name.
+    pub(crate) file: String,
+    /// Bytes carried.
+    pub(crate) bytes: u64,
+    /// Seconds from offer to end.
+    pub(crate) seconds: f64,
+    /// Megabytes (10^6) per second while streaming.
+    pub(crate) mb_per_s: f64,
+    /// SHA-256 of the file.
+    pub(crate) sha256: Option<String>,
+    /// Whether the received file's SHA-256 equals the sent one's.
+    pub(crate) verified: bool,
+    /// The S5B streamhost used.
+    pub(crate) streamhost: Option<String>,
+    /// Whether S5B failed and IBB took over.
+    pub(crate) fallback: bool,
+    /// The error, if any.
+    pub(crate) error: Option<String>,
+    /// The stage it failed at, if any.
+    pub(crate) stage: Option<String>,
+}
+
+/// Prints rows as the demo's table.
+pub(crate) fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<13} {:>12} {:>9} {:>10}  {}\n",
+        "method", "bytes", "seconds", "MB/s", "verified"
+    ));
+    for r in rows {
+        let verified = match (&r.error, r.verified) {
+            (Some(e), _) => format!("FAILED ({}: {e})", r.stage.as_deref().unwrap_or("?")),
+            (None, true) => "yes (sha256)".to_owned(),
+            (None, false) => "NO".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:<13} {:>12} {:>9.3} {:>10.1}  {}\n",
+            r.requested, r.bytes, r.seconds, r.mb_per_s, verified
+        ));
+    }
+    out
+}
+
+/// Prints a row as one JSON line.
+pub(crate) fn json(row: &Row) -> String {
+    serde_json::to_string(row).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
