@@ -98,7 +98,7 @@ impl From<&ProtocolError> for StanzaError {
                 (ErrorType::Wait, DefinedCondition::ResourceConstraint)
             }
         };
-        StanzaError::new(t, c, "en", "")
+        Self::new(t, c, "en", "")
     }
 }
 
@@ -145,7 +145,7 @@ pub enum Error {
     Protocol(#[from] ProtocolError),
     /// The peer (or its server) answered with an error.
     #[error("ibb rejected by peer: {0:?}")]
-    Rejected(StanzaError),
+    Rejected(Box<StanzaError>),
     /// The peer closed the session before our data was acknowledged.
     #[error("ibb session closed by peer with data unacknowledged")]
     ClosedByPeer,

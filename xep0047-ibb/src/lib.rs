@@ -4,8 +4,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod config;
 pub mod error;
 pub mod payload;
+pub mod proto;
 
+pub use config::{Config, OpenOptions};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError, TimeoutKind};
 pub use payload::{Close, Data, Open, Payload, Sid, StanzaKind};
+pub use proto::{Event, IncomingOpen, Role, Session};

@@ -1,0 +1,179 @@
+//! Session settings.
+
+use std::time::Duration;
+
+use crate::payload::{MAX_BLOCK_SIZE, StanzaKind};
+
+/// Settings shared by every session of one endpoint. `Default` gives the documented values.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) max_block_size: u16,
+    pub(crate) min_block_size: u16,
+    pub(crate) initial_window: u16,
+    pub(crate) max_in_flight: u16,
+    pub(crate) send_buffer: usize,
+    pub(crate) recv_buffer: usize,
+    pub(crate) message_overrun: usize,
+    pub(crate) open_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) retry_delay: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) message_rate: Option<u64>,
+    pub(crate) max_pending_incoming: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_block_size: MAX_BLOCK_SIZE,
+            min_block_size: 512,
+            initial_window: 4,
+            max_in_flight: 16,
+            send_buffer: 256 * 1024,
+            recv_buffer: 1024 * 1024,
+            message_overrun: 16 * 1024 * 1024,
+            open_timeout: Duration::from_secs(30),
+            ack_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(300)),
+            retry_delay: Duration::from_millis(500),
+            max_retries: 5,
+            message_rate: None,
+            max_pending_incoming: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Largest block-size this side accepts in an incoming `<open/>`; above it the open is
+    /// answered `modify/resource-constraint` so the initiator can retry smaller.
+    /// Default 65535, the XEP's maximum: an 87 kB stanza fits Prosody's 256 KiB limit.
+    pub fn max_block_size(&mut self, v: u16) -> &mut Self {
+        self.max_block_size = v.max(1);
+        self
+    }
+
+    /// The floor for the initiator's halving retry after `resource-constraint`. Default 512:
+    /// below that the per-stanza overhead (about 200 bytes of XML) dominates.
+    pub fn min_block_size(&mut self, v: u16) -> &mut Self {
+        self.min_block_size = v.max(1);
+        self
+    }
+
+    /// The window an iq-mode sender starts with. It grows by one per acknowledgement up to
+    /// [`Config::max_in_flight`] and halves on a `wait` error. Default 4.
+    pub fn initial_window(&mut self, v: u16) -> &mut Self {
+        self.initial_window = v.max(1);
+        self
+    }
+
+    /// The most iq chunks outstanding at once (1 = the XEP's lockstep). Default 16: over the
+    /// in-memory hub, 16 reached the plateau of the window sweep recorded in the crate docs,
+    /// and it bounds a burst on a real server to 16 stanzas (1 MiB at block-size 65535).
+    pub fn max_in_flight(&mut self, v: u16) -> &mut Self {
+        self.max_in_flight = v.max(1);
+        self.initial_window = self.initial_window.min(self.max_in_flight);
+        self
+    }
+
+    /// Bytes a writer may queue beyond those in flight. Default 256 KiB: four full chunks,
+    /// enough to keep the window fed between two writes.
+    pub fn send_buffer(&mut self, v: usize) -> &mut Self {
+        self.send_buffer = v.max(1);
+        self
+    }
+
+    /// Bytes received but not yet read before this side stops acknowledging iq chunks (which
+    /// stalls the sender's window). Default 1 MiB.
+    pub fn recv_buffer(&mut self, v: usize) -> &mut Self {
+        self.recv_buffer = v.max(1);
+        self
+    }
+
+    /// Hard cap on buffered bytes in message mode, which has no acknowledgements to stall
+    /// the sender: past it the session is closed with
+    /// [`ProtocolError::ReceiveBufferOverflow`](crate::ProtocolError::ReceiveBufferOverflow).
+    /// Default 16 MiB.
+    pub fn message_overrun(&mut self, v: usize) -> &mut Self {
+        self.message_overrun = v.max(1);
+        self
+    }
+
+    /// How long to wait for the answer to `<open/>` (each attempt). Default 30 s, twice
+    /// Spark's 15 s response timeout.
+    pub fn open_timeout(&mut self, v: Duration) -> &mut Self {
+        self.open_timeout = v;
+        self
+    }
+
+    /// How long one chunk may stay unacknowledged. Default 60 s: servers queue behind rate
+    /// limits, and a false timeout costs the transfer.
+    pub fn ack_timeout(&mut self, v: Duration) -> &mut Self {
+        self.ack_timeout = v;
+        self
+    }
+
+    /// How long a close may take: the flush before `<close/>` and its answer, or flushing
+    /// our data before answering the peer's close. Default 30 s.
+    pub fn close_timeout(&mut self, v: Duration) -> &mut Self {
+        self.close_timeout = v;
+        self
+    }
+
+    /// Close a session on which nothing was sent or received for this long. Default 300 s;
+    /// `None` disables it.
+    pub fn idle_timeout(&mut self, v: Option<Duration>) -> &mut Self {
+        self.idle_timeout = v;
+        self
+    }
+
+    /// Delay before resending a chunk answered with a `wait` error; doubles on each retry.
+    /// Default 500 ms.
+    pub fn retry_delay(&mut self, v: Duration) -> &mut Self {
+        self.retry_delay = v;
+        self
+    }
+
+    /// Retries of one chunk before the session fails. Default 5.
+    pub fn max_retries(&mut self, v: u32) -> &mut Self {
+        self.max_retries = v;
+        self
+    }
+
+    /// Message-mode pacing in bytes per second (before base64), a token bucket with one
+    /// tenth of a second of burst. Default `None`: message chunks are paced only by the
+    /// transport's send completion (the driver awaits each send before producing the next).
+    pub fn message_rate(&mut self, v: Option<u64>) -> &mut Self {
+        self.message_rate = v.filter(|r| *r > 0);
+        self
+    }
+
+    /// Incoming opens that wait for `next_incoming` before being rejected
+    /// (`cancel/not-acceptable`). Default 16.
+    pub fn max_pending_incoming(&mut self, v: usize) -> &mut Self {
+        self.max_pending_incoming = v.max(1);
+        self
+    }
+}
+
+/// What the initiator proposes in `<open/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// The block-size to propose, in bytes before base64 (1..=65535). The initiator halves it
+    /// by itself after `resource-constraint`, down to [`Config::min_block_size`].
+    pub block_size: u16,
+    /// Which stanza carries the data.
+    pub stanza: StanzaKind,
+}
+
+impl Default for OpenOptions {
+    /// 4096 over iq, the XEP's recommendation (§7) and what every client accepts.
+    fn default() -> Self {
+        Self {
+            block_size: 4096,
+            stanza: StanzaKind::Iq,
+        }
+    }
+}
