@@ -63,12 +63,17 @@ pub mod wire;
 #[cfg(feature = "tokio")]
 mod proxy;
 #[cfg(feature = "tokio")]
+mod relay;
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+#[allow(unsafe_code)]
+mod splice;
+#[cfg(feature = "tokio")]
 mod stream;
 #[cfg(feature = "tokio")]
 mod tokio;
 
 #[cfg(feature = "tokio")]
-// pub use crate::proxy::{Proxy, ProxyConfig};
+pub use crate::proxy::{Proxy, ProxyConfig};
 #[cfg(feature = "tokio")]
 pub use crate::tokio::{Config, Connected, DialPolicy, S5b, S5bStream};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError};
