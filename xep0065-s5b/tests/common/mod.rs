@@ -60,6 +60,7 @@ pub async fn proxy(hub: &Hub, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
 }
 
 /// A plain hub client that sends iqs and reads what comes back.
+#[derive(Debug)]
 pub struct Raw {
     pub t: HubTransport,
     pub rx: HubReceiver,
