@@ -1,0 +1,296 @@
+//! The proxy service: disco, address query, pairing, activation rules, timeouts.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use ft_transport::hub::Hub;
+use minidom::Element;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use xep0065_s5b::payload::{Activate, ProxyInfo};
+use xep0065_s5b::{Host, Sid, dst_addr};
+use xmpp_parsers::disco::DiscoInfoResult;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+
+fn proxy_addr(p: &xep0065_s5b::Proxy) -> SocketAddr {
+    let sh = &p.streamhosts()[0];
+    let Host::Ip(ip) = sh.host else { panic!() };
+    SocketAddr::new(ip, sh.port)
+}
+
+fn activate_iq(id: &str, sid: &str, target: &str) -> Iq {
+    Iq::Set {
+        from: None,
+        to: Some(jid("proxy.example.org")),
+        id: id.into(),
+        payload: Element::from(&Activate {
+            sid: Sid::new(sid).unwrap(),
+            target: jid(target),
+        }),
+    }
+}
+
+fn error_of(iq: &Iq) -> (ErrorType, DefinedCondition) {
+    match iq {
+        Iq::Error { error, .. } => (error.type_.clone(), error.defined_condition.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn disco_info_names_the_bytestreams_proxy_identity_and_feature() {
+    let hub = Hub::new();
+    let _p = proxy(&hub, |_| {}).await;
+    let mut c = Raw::new(&hub, "alice@example.org/a");
+    let r = c
+        .ask(Iq::Get {
+            from: None,
+            to: Some(jid("proxy.example.org")),
+            id: "d1".into(),
+            payload: "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+                .parse()
+                .unwrap(),
+        })
+        .await;
+    let Iq::Result {
+        payload: Some(p), ..
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    let info = DiscoInfoResult::try_from(p).unwrap();
+    assert!(
+        info.identities
+            .iter()
+            .any(|i| i.category == "proxy" && i.type_ == "bytestreams")
+    );
+    assert!(
+        info.features
+            .contains("http://jabber.org/protocol/bytestreams")
+    );
+}
+
+#[tokio::test]
+async fn address_query_lists_every_configured_streamhost_and_refuses_outsiders() {
+    let hub = Hub::new();
+    let _p = proxy(&hub, |c| {
+        c.announce = vec![
+            (Host::Name("proxy.example.org".into()), 7777),
+            (Host::Ip("192.0.2.7".parse().unwrap()), 7778),
+        ];
+    })
+    .await;
+    let mut c = Raw::new(&hub, "alice@example.org/a");
+    let q = |id: &str| Iq::Get {
+        from: None,
+        to: Some(jid("proxy.example.org")),
+        id: id.into(),
+        payload: ProxyInfo::request(),
+    };
+    let r = c.ask(q("q1")).await;
+    let Iq::Result {
+        payload: Some(p), ..
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    let info = ProxyInfo::try_from(&p).unwrap();
+    assert_eq!(info.streamhosts.len(), 2);
+    assert_eq!(
+        info.streamhosts[0].host,
+        Host::Name("proxy.example.org".into())
+    );
+    assert_eq!(info.streamhosts[1].port, 7778);
+    let mut m = Raw::new(&hub, "mallory@evil.example/x");
+    let r = m.ask(q("q2")).await;
+    assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
+}
+
+#[tokio::test]
+async fn activation_rules_follow_xep_0065() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut mallory = Raw::new(&hub, "mallory@example.org/m");
+    let mut eve = Raw::new(&hub, "eve@evil.example/e");
+    let hash = dst_addr(
+        &Sid::new("act-1").unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    );
+
+    // Nobody connected: no such stream.
+    let r = alice
+        .ask(activate_iq("a0", "act-1", "bob@example.org/b"))
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
+    );
+
+    // Only the target connected.
+    let (mut target, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    let r = alice
+        .ask(activate_iq("a1", "act-1", "bob@example.org/b"))
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::NotAllowed)
+    );
+
+    let (mut requester, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    // A third connection with the same DST.ADDR is refused.
+    let (_third, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0x02, "connection not allowed");
+
+    // A third JID computes another hash.
+    let r = mallory
+        .ask(activate_iq("m1", "act-1", "bob@example.org/b"))
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
+    );
+    // A JID outside the served domains.
+    let r = eve
+        .ask(activate_iq("e1", "act-1", "bob@example.org/b"))
+        .await;
+    assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
+    // A malformed activation.
+    let r = alice
+        .ask(Iq::Set {
+            from: None,
+            to: Some(jid("proxy.example.org")),
+            id: "bad".into(),
+            payload: "<query xmlns='http://jabber.org/protocol/bytestreams'><activate>bob@example.org/b</activate></query>"
+                .parse()
+                .unwrap(),
+        })
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Modify, DefinedCondition::BadRequest)
+    );
+
+    // The requester's full JID activates.
+    let r = alice
+        .ask(activate_iq("a2", "act-1", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    let r = alice
+        .ask(activate_iq("a3", "act-1", "bob@example.org/b"))
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::Conflict)
+    );
+
+    requester.write_all(b"hello").await.unwrap();
+    let mut b = [0u8; 5];
+    target.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"hello");
+}
+
+async fn closes_within(mut s: TcpStream, budget: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(budget, s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn stalled_clients_are_dropped_at_the_timeouts_while_a_relay_keeps_flowing() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| {
+        c.handshake_timeout = Duration::from_millis(300);
+        c.activation_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+
+    // A relay, activated before the others stall.
+    let hash = dst_addr(
+        &Sid::new("flow").unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    );
+    let (mut t, _) = socks_connect(addr, &hash).await;
+    let (mut r, _) = socks_connect(addr, &hash).await;
+    let res = alice
+        .ask(activate_iq("f", "flow", "bob@example.org/b"))
+        .await;
+    assert!(matches!(res, Iq::Result { .. }), "{res:?}");
+
+    // One says nothing at all; one completes SOCKS5 but is never activated.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    let (never_activated, code) =
+        socks_connect(addr, "0123456789012345678901234567890123456789").await;
+    assert_eq!(code, 0);
+    for _ in 0..100 {
+        if p.pending() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(p.pending(), 1);
+
+    let feeder = tokio::spawn(async move {
+        let chunk = data(64 * 1024);
+        for _ in 0..40 {
+            r.write_all(&chunk).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        r.shutdown().await.unwrap();
+    });
+    let (silent_closed, idle_closed) = tokio::join!(
+        closes_within(silent, Duration::from_secs(5)),
+        closes_within(never_activated, Duration::from_secs(5)),
+    );
+    assert!(silent_closed, "the silent client was dropped");
+    assert!(idle_closed, "the never-activated connection was dropped");
+    assert_eq!(p.pending(), 0);
+    let mut got = Vec::new();
+    t.read_to_end(&mut got).await.unwrap();
+    feeder.await.unwrap();
+    assert_eq!(
+        got.len(),
+        40 * 64 * 1024,
+        "the relay kept flowing throughout"
+    );
+}
+
+#[tokio::test]
+async fn a_bandwidth_limited_relay_still_delivers_every_byte() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| c.bandwidth_limit = Some(4 << 20)).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let hash = dst_addr(
+        &Sid::new("bw").unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    );
+    let (mut t, _) = socks_connect(addr, &hash).await;
+    let (mut r, _) = socks_connect(addr, &hash).await;
+    let res = alice.ask(activate_iq("b", "bw", "bob@example.org/b")).await;
+    assert!(matches!(res, Iq::Result { .. }), "{res:?}");
+    let payload = data(1 << 20);
+    let want = sha256(&payload);
+    tokio::spawn(async move {
+        r.write_all(&payload).await.unwrap();
+        r.shutdown().await.unwrap();
+        r
+    });
+    let mut got = Vec::new();
+    t.read_to_end(&mut got).await.unwrap();
+    assert_eq!(sha256(&got), want);
+}
