@@ -8,8 +8,12 @@ pub mod config;
 pub mod error;
 pub mod payload;
 pub mod proto;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use config::{Config, OpenOptions};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError, TimeoutKind};
 pub use payload::{Close, Data, Open, Payload, Sid, StanzaKind};
-pub use proto::{Event, IncomingOpen, Role, Session};
+pub use proto::{Event, Role, Session};
+#[cfg(feature = "tokio")]
+pub use tokio::{Ibb, IbbStream, IncomingOpen};

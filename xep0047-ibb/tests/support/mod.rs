@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use jid::Jid;
 use xep0047_ibb::{
-    Config, Event, IncomingOpen, OpenOptions, Session, Sid, proto::reply_unknown_session,
+    Config, Event, OpenOptions, Session, Sid,
+    proto::{IncomingOpen, reply_unknown_session},
 };
 use xmpp_parsers::{iq::Iq, message::Message, stanza::Stanza};
 

@@ -1,0 +1,657 @@
+//! The tokio driver: every IBB session on one connection, as `AsyncRead + AsyncWrite` streams.
+//!
+//! [`Ibb`] owns a [`StanzaTransport`]. The application pushes every inbound stanza into
+//! [`Ibb::handle_stanza`] (synchronous; it hands back what is not IBB). Each session gets one
+//! driver task (`tokio::spawn`) that feeds [`Session::poll_transmit`] to the transport one
+//! stanza at a time, awaiting each send, so the transport's own backpressure paces it, and
+//! sleeps until [`Session::poll_timeout`] or until a stanza or a user command wakes it.
+//!
+//! Backpressure: a writer waits while the send buffer is full (it empties as chunks are
+//! acknowledged); the reader's buffer is bounded by [`Config::recv_buffer`], past which the
+//! session stops acknowledging iq chunks. In message mode see [`crate::proto`]: past
+//! [`Config::message_overrun`] the session is closed with an error rather than grow.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ft_transport::StanzaTransport;
+use jid::Jid;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, mpsc, oneshot};
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use crate::config::{Config, OpenOptions};
+use crate::error::{Error, MisuseError, ProtocolError, TimeoutKind};
+use crate::payload::{Sid, StanzaKind};
+use crate::proto::{self, Event, Session};
+
+type Key = (Jid, Sid);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+struct Cell {
+    session: Session,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    open_tx: Option<oneshot::Sender<Result<(), Error>>>,
+    io_error: Option<Error>,
+}
+
+impl Cell {
+    fn new(session: Session) -> Self {
+        Self {
+            session,
+            read_waker: None,
+            write_waker: None,
+            open_tx: None,
+            io_error: None,
+        }
+    }
+
+    /// Drains events: wakes the reader and writer, resolves a pending open.
+    fn dispatch(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Opened { .. } => {
+                    if let Some(tx) = self.open_tx.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                Event::Failed(e) => {
+                    if let Some(tx) = self.open_tx.take() {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+                Event::Readable | Event::Writable | Event::PeerClosed | Event::Closed => {}
+            }
+        }
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+struct Shared {
+    cell: Mutex<Cell>,
+    notify: Notify,
+}
+
+struct Registry {
+    sessions: HashMap<Key, Arc<Shared>>,
+    expected: HashMap<Key, oneshot::Sender<Result<IbbStream, Error>>>,
+}
+
+struct Inner<T> {
+    transport: T,
+    config: Config,
+    registry: Mutex<Registry>,
+    incoming_tx: mpsc::Sender<IncomingOpen>,
+    incoming_rx: tokio::sync::Mutex<mpsc::Receiver<IncomingOpen>>,
+}
+
+/// Every IBB session on one connection. Cheap to clone.
+///
+/// See the [crate docs](crate) for an example.
+pub struct Ibb<T: StanzaTransport> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: StanzaTransport> Clone for Ibb<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: StanzaTransport> fmt::Debug for Ibb<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = lock(&self.inner.registry).sessions.len();
+        f.debug_struct("Ibb")
+            .field("jid", &self.inner.transport.jid().to_string())
+            .field("sessions", &n)
+            .finish()
+    }
+}
+
+impl<T: StanzaTransport> Ibb<T> {
+    /// Manages IBB sessions over `transport`.
+    pub fn new(transport: T, config: Config) -> Self {
+        let (incoming_tx, incoming_rx) = mpsc::channel(config.max_pending_incoming);
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                config,
+                registry: Mutex::new(Registry {
+                    sessions: HashMap::new(),
+                    expected: HashMap::new(),
+                }),
+                incoming_tx,
+                incoming_rx: tokio::sync::Mutex::new(incoming_rx),
+            }),
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.inner.transport
+    }
+
+    /// Offers an inbound stanza: IBB stanzas are consumed (and their session's driver
+    /// woken), anything else is handed back. Must be called inside a tokio runtime.
+    pub fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        let now = now();
+        let key = proto::stanza_sid(&stanza).and_then(|sid| {
+            ft_transport::util::stanza_from(&stanza).map(|from| (from.clone(), sid))
+        });
+        let candidates: Vec<Arc<Shared>> = {
+            let reg = lock(&self.inner.registry);
+            match key.as_ref().and_then(|k| reg.sessions.get(k)) {
+                Some(s) => vec![s.clone()],
+                None if key.is_some() => vec![],
+                // Results and errors carry no sid: ask each session.
+                None => reg.sessions.values().cloned().collect(),
+            }
+        };
+        let mut stanza = stanza;
+        for shared in candidates {
+            let mut cell = lock(&shared.cell);
+            match cell.session.handle_stanza(now, stanza) {
+                ControlFlow::Break(()) => {
+                    cell.dispatch();
+                    drop(cell);
+                    shared.notify.notify_one();
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(s) => stanza = s,
+            }
+        }
+        match proto::IncomingOpen::parse(&stanza) {
+            Some(Ok(incoming)) => {
+                self.on_open(incoming);
+                return ControlFlow::Break(());
+            }
+            Some(Err(reply)) => {
+                self.spawn_send(reply);
+                return ControlFlow::Break(());
+            }
+            None => {}
+        }
+        if let Some(reply) = proto::reply_unknown_session(&stanza) {
+            self.spawn_send(reply);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(stanza)
+    }
+
+    fn spawn_send(&self, stanza: Stanza) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = inner.transport.send(stanza).await {
+                tracing::debug!(error = %e, "ibb: sending an error reply failed");
+            }
+        });
+    }
+
+    fn on_open(&self, incoming: proto::IncomingOpen) {
+        let key = (incoming.peer.clone(), incoming.open.sid.clone());
+        let mut reg = lock(&self.inner.registry);
+        if reg.sessions.contains_key(&key) {
+            drop(reg);
+            self.spawn_send(incoming.reject((&ProtocolError::DuplicateSid).into()));
+            return;
+        }
+        if let Err(e) = incoming.check(&self.inner.config) {
+            drop(reg);
+            self.spawn_send(incoming.reject((&e).into()));
+            return;
+        }
+        if let Some(tx) = reg.expected.remove(&key) {
+            let stream = start_responder(&self.inner, &mut reg, &incoming);
+            drop(reg);
+            if let Err(Ok(stream)) = tx.send(Ok(stream)) {
+                drop(stream);
+            }
+            return;
+        }
+        drop(reg);
+        let inner = self.inner.clone();
+        let decide = {
+            let incoming = incoming.clone();
+            Box::new(move |accept: bool| -> Result<IbbStream, Error> {
+                let mut reg = lock(&inner.registry);
+                let key = (incoming.peer.clone(), incoming.open.sid.clone());
+                if !accept || reg.sessions.contains_key(&key) {
+                    drop(reg);
+                    let reply = incoming.reject(StanzaError::new(
+                        ErrorType::Cancel,
+                        DefinedCondition::NotAcceptable,
+                        "en",
+                        "",
+                    ));
+                    let inner = inner.clone();
+                    tokio::spawn(async move {
+                        let _ = inner.transport.send(reply).await;
+                    });
+                    return Err(MisuseError::SidInUse.into());
+                }
+                Ok(start_responder(&inner, &mut reg, &incoming))
+            }) as Decide
+        };
+        let pending = IncomingOpen {
+            peer: incoming.peer.clone(),
+            sid: incoming.open.sid.clone(),
+            block_size: incoming.open.block_size,
+            stanza: incoming.open.stanza,
+            decide: Some(decide),
+        };
+        if let Err(mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p)) =
+            self.inner.incoming_tx.try_send(pending)
+        {
+            p.reject();
+        }
+    }
+
+    /// Opens a session to `peer` as initiator and waits for it to be accepted (retrying at
+    /// half the block-size after `resource-constraint`, bounded by the open timeout).
+    pub async fn open(
+        &self,
+        peer: Jid,
+        sid: Sid,
+        options: OpenOptions,
+    ) -> Result<IbbStream, Error> {
+        let key = (peer.clone(), sid.clone());
+        let session = Session::new_initiator(&self.inner.config, sid, peer, options, now())?;
+        let (tx, rx) = oneshot::channel();
+        let mut cell = Cell::new(session);
+        cell.open_tx = Some(tx);
+        let shared = Arc::new(Shared {
+            cell: Mutex::new(cell),
+            notify: Notify::new(),
+        });
+        {
+            let mut reg = lock(&self.inner.registry);
+            if reg.sessions.contains_key(&key) {
+                return Err(MisuseError::SidInUse.into());
+            }
+            reg.sessions.insert(key.clone(), shared.clone());
+        }
+        tokio::spawn(drive(self.inner.clone(), key, shared.clone()));
+        match rx.await {
+            Ok(Ok(())) => Ok(IbbStream::new(shared)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Io(io::Error::other("ibb driver stopped"))),
+        }
+    }
+
+    /// Pre-authorises an incoming open of `sid` from `peer` for `within`; the open is
+    /// accepted without asking and the stream returned. The authorisation is registered
+    /// when this is called, before the future is first polled.
+    pub fn expect(
+        &self,
+        peer: Jid,
+        sid: Sid,
+        within: Duration,
+    ) -> impl Future<Output = Result<IbbStream, Error>> + Send + 'static {
+        let key = (peer, sid);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.registry).expected.insert(key.clone(), tx);
+        let inner = self.inner.clone();
+        async move {
+            match tokio::time::timeout(within, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(Error::Timeout(TimeoutKind::Expect)),
+                Err(_) => {
+                    lock(&inner.registry).expected.remove(&key);
+                    Err(Error::Timeout(TimeoutKind::Expect))
+                }
+            }
+        }
+    }
+
+    /// The next incoming open that was not pre-authorised; accept or reject it. Opens that
+    /// find the queue full ([`Config::max_pending_incoming`]) are rejected.
+    pub async fn next_incoming(&self) -> Option<IncomingOpen> {
+        self.inner.incoming_rx.lock().await.recv().await
+    }
+}
+
+fn start_responder<T: StanzaTransport>(
+    inner: &Arc<Inner<T>>,
+    reg: &mut Registry,
+    incoming: &proto::IncomingOpen,
+) -> IbbStream {
+    let key = (incoming.peer.clone(), incoming.open.sid.clone());
+    let session = Session::accept(&inner.config, incoming, now());
+    let shared = Arc::new(Shared {
+        cell: Mutex::new(Cell::new(session)),
+        notify: Notify::new(),
+    });
+    reg.sessions.insert(key.clone(), shared.clone());
+    tokio::spawn(drive(inner.clone(), key, shared.clone()));
+    IbbStream::new(shared)
+}
+
+/// The one driver task of a session.
+async fn drive<T: StanzaTransport>(inner: Arc<Inner<T>>, key: Key, shared: Arc<Shared>) {
+    loop {
+        let (next, deadline, done) = {
+            let mut cell = lock(&shared.cell);
+            let now = now();
+            if cell.session.poll_timeout().is_some_and(|t| t <= now) {
+                cell.session.handle_timeout(now);
+            }
+            let next = cell.session.poll_transmit();
+            cell.dispatch();
+            (next, cell.session.poll_timeout(), cell.session.is_closed())
+        };
+        if let Some(stanza) = next {
+            if let Err(e) = inner.transport.send(stanza).await {
+                let mut cell = lock(&shared.cell);
+                cell.io_error = Some(Error::Io(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    e.to_string(),
+                )));
+                if let Some(tx) = cell.open_tx.take() {
+                    let _ = tx.send(Err(Error::Io(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        e.to_string(),
+                    ))));
+                }
+                cell.dispatch();
+                break;
+            }
+            continue;
+        }
+        if done {
+            break;
+        }
+        let notified = shared.notify.notified();
+        match deadline {
+            Some(d) => {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(d.into()) => {}
+                }
+            }
+            None => notified.await,
+        }
+    }
+    {
+        let mut reg = lock(&inner.registry);
+        if reg
+            .sessions
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(s, &shared))
+        {
+            reg.sessions.remove(&key);
+        }
+    }
+    lock(&shared.cell).dispatch();
+}
+
+type Decide = Box<dyn FnOnce(bool) -> Result<IbbStream, Error> + Send>;
+
+/// An incoming open that was not pre-authorised. Dropping it rejects it.
+pub struct IncomingOpen {
+    peer: Jid,
+    sid: Sid,
+    block_size: u16,
+    stanza: StanzaKind,
+    decide: Option<Decide>,
+}
+
+impl fmt::Debug for IncomingOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingOpen")
+            .field("peer", &self.peer.to_string())
+            .field("sid", &self.sid)
+            .field("block_size", &self.block_size)
+            .field("stanza", &self.stanza)
+            .finish()
+    }
+}
+
+impl IncomingOpen {
+    /// Who asks.
+    pub fn peer(&self) -> &Jid {
+        &self.peer
+    }
+
+    /// The sid.
+    pub fn sid(&self) -> &Sid {
+        &self.sid
+    }
+
+    /// The proposed block-size.
+    pub fn block_size(&self) -> u16 {
+        self.block_size
+    }
+
+    /// The proposed stanza kind.
+    pub fn stanza(&self) -> StanzaKind {
+        self.stanza
+    }
+
+    /// Accepts: answers the open and returns the stream.
+    pub fn accept(mut self) -> Result<IbbStream, Error> {
+        match self.decide.take() {
+            Some(f) => f(true),
+            None => Err(MisuseError::SidInUse.into()),
+        }
+    }
+
+    /// Rejects with `cancel/not-acceptable`.
+    pub fn reject(mut self) {
+        if let Some(f) = self.decide.take() {
+            let _ = f(false);
+        }
+    }
+}
+
+impl Drop for IncomingOpen {
+    fn drop(&mut self) {
+        if let Some(f) = self.decide.take() {
+            let _ = f(false);
+        }
+    }
+}
+
+/// One IBB session as a byte stream. `poll_flush` waits until everything written is
+/// acknowledged (iq) or sent (message); `poll_shutdown` is the flushing close, complete when
+/// the peer has answered our `<close/>`. Dropping the stream closes it the same way in the
+/// background.
+pub struct IbbStream {
+    shared: Arc<Shared>,
+    sid: Sid,
+    peer: Jid,
+    block_size: u16,
+    stanza: StanzaKind,
+}
+
+impl fmt::Debug for IbbStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IbbStream")
+            .field("peer", &self.peer.to_string())
+            .field("sid", &self.sid)
+            .field("block_size", &self.block_size)
+            .field("stanza", &self.stanza)
+            .finish()
+    }
+}
+
+fn to_io(e: Error) -> io::Error {
+    let kind = match &e {
+        Error::Io(io) => io.kind(),
+        Error::Timeout(_) => io::ErrorKind::TimedOut,
+        Error::ClosedByPeer | Error::Misuse(MisuseError::WriteAfterClose) => {
+            io::ErrorKind::BrokenPipe
+        }
+        Error::Malformed(_) | Error::Protocol(_) => io::ErrorKind::InvalidData,
+        Error::Rejected(_) => io::ErrorKind::ConnectionReset,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
+
+impl IbbStream {
+    fn new(shared: Arc<Shared>) -> Self {
+        let (sid, peer, block_size, stanza) = {
+            let c = lock(&shared.cell);
+            (
+                c.session.sid().clone(),
+                c.session.peer().clone(),
+                c.session.block_size(),
+                c.session.stanza_kind(),
+            )
+        };
+        Self {
+            shared,
+            sid,
+            peer,
+            block_size,
+            stanza,
+        }
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> &Sid {
+        &self.sid
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> &Jid {
+        &self.peer
+    }
+
+    /// The negotiated block-size.
+    pub fn block_size(&self) -> u16 {
+        self.block_size
+    }
+
+    /// Which stanza carries our data.
+    pub fn stanza(&self) -> StanzaKind {
+        self.stanza
+    }
+
+    /// The error the session ended with, if any.
+    pub fn error(&self) -> Option<Error> {
+        let c = lock(&self.shared.cell);
+        c.session.error().cloned().or_else(|| c.io_error.clone())
+    }
+}
+
+impl AsyncRead for IbbStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut c = lock(&self.shared.cell);
+        let dst = buf.initialize_unfilled();
+        if dst.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        match c.session.read(dst) {
+            Ok(0) => {
+                if c.session.is_eof() {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Some(e) = c.io_error.clone() {
+                    return Poll::Ready(Err(to_io(e)));
+                }
+                c.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(n) => {
+                buf.advance(n);
+                drop(c);
+                self.shared.notify.notify_one();
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+impl AsyncWrite for IbbStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut c = lock(&self.shared.cell);
+        if let Some(e) = c.io_error.clone() {
+            return Poll::Ready(Err(to_io(e)));
+        }
+        match c.session.send(buf) {
+            Ok(0) if !buf.is_empty() => {
+                c.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(n) => {
+                drop(c);
+                self.shared.notify.notify_one();
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut c = lock(&self.shared.cell);
+        if let Some(e) = c.session.error().cloned().or_else(|| c.io_error.clone()) {
+            return Poll::Ready(Err(to_io(e)));
+        }
+        if c.session.is_flushed() || c.session.is_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        c.session.flush();
+        c.write_waker = Some(cx.waker().clone());
+        drop(c);
+        self.shared.notify.notify_one();
+        Poll::Pending
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut c = lock(&self.shared.cell);
+        c.session.close();
+        if c.session.is_closed() {
+            return match c.session.error().cloned().or_else(|| c.io_error.clone()) {
+                Some(e) => Poll::Ready(Err(to_io(e))),
+                None => Poll::Ready(Ok(())),
+            };
+        }
+        if let Some(e) = c.io_error.clone() {
+            return Poll::Ready(Err(to_io(e)));
+        }
+        c.write_waker = Some(cx.waker().clone());
+        drop(c);
+        self.shared.notify.notify_one();
+        Poll::Pending
+    }
+}
+
+impl Drop for IbbStream {
+    fn drop(&mut self) {
+        lock(&self.shared.cell).session.close();
+        self.shared.notify.notify_one();
+    }
+}

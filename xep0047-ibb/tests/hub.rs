@@ -1,0 +1,173 @@
+//! Async tests of the tokio driver over the in-memory hub.
+#![cfg(feature = "tokio")]
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use ft_transport::hub::{Hub, HubReceiver, HubTransport};
+use jid::Jid;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use xep0047_ibb::{Config, Error, Ibb, OpenOptions, Sid, StanzaKind, TimeoutKind};
+
+fn pump(ibb: Ibb<HubTransport>, mut rx: HubReceiver) {
+    tokio::spawn(async move {
+        while let Some(st) = rx.recv().await {
+            if let ControlFlow::Continue(_other) = ibb.handle_stanza(st) {}
+        }
+    });
+}
+
+fn peers(ca: Config, cb: Config) -> (Ibb<HubTransport>, Ibb<HubTransport>, Jid, Jid) {
+    let hub = Hub::new();
+    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (at, arx) = hub.connect(a_jid.clone());
+    let (bt, brx) = hub.connect(b_jid.clone());
+    let a = Ibb::new(at, ca);
+    let b = Ibb::new(bt, cb);
+    pump(a.clone(), arx);
+    pump(b.clone(), brx);
+    (a, b, a_jid, b_jid)
+}
+
+fn data(n: usize, salt: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(7) ^ salt ^ (i >> 9) as u8)
+        .collect()
+}
+
+async fn both_ways(block_size: u16, stanza: StanzaKind) {
+    let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
+    let sid = Sid::from(format!("s-{block_size}-{}", stanza.as_str()));
+    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
+    let opened = a.open(b_jid, sid, OpenOptions { block_size, stanza });
+    let (sa, sb) = tokio::join!(opened, accept);
+    let (sa, sb) = (sa.unwrap(), sb.unwrap());
+    assert_eq!(sb.block_size(), block_size);
+    let ab = data(1 << 20, 1);
+    let ba = data(1 << 20, 2);
+    let task = |mut s: xep0047_ibb::IbbStream, out: Vec<u8>| async move {
+        let (mut r, mut w) = tokio::io::split(&mut s);
+        let write = async {
+            w.write_all(&out).await.unwrap();
+            w.flush().await.unwrap();
+        };
+        let read = async {
+            let mut got = Vec::new();
+            let mut buf = vec![0; 1 << 20];
+            while got.len() < 1 << 20 {
+                let n = r.read(&mut buf).await.unwrap();
+                assert!(n > 0, "early eof");
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        };
+        let ((), got) = tokio::join!(write, read);
+        s.shutdown().await.unwrap();
+        got
+    };
+    let (got_b, got_a) = tokio::join!(task(sb, ba.clone()), task(sa, ab.clone()));
+    // What b read is what a wrote, and the other way round.
+    assert_eq!(Sha256::digest(&got_b), Sha256::digest(&ab));
+    assert_eq!(Sha256::digest(&got_a), Sha256::digest(&ba));
+}
+
+#[tokio::test]
+async fn one_mib_both_ways_over_iq_at_4096() {
+    both_ways(4096, StanzaKind::Iq).await;
+}
+
+#[tokio::test]
+async fn one_mib_both_ways_over_iq_at_65535() {
+    both_ways(65535, StanzaKind::Iq).await;
+}
+
+#[tokio::test]
+async fn one_mib_both_ways_over_message_at_4096() {
+    both_ways(4096, StanzaKind::Message).await;
+}
+
+#[tokio::test]
+async fn one_mib_both_ways_over_message_at_65535() {
+    both_ways(65535, StanzaKind::Message).await;
+}
+
+#[tokio::test]
+async fn an_incoming_open_is_offered_and_accepted_then_eof_after_shutdown() {
+    let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
+    let b2 = b.clone();
+    let recv = tokio::spawn(async move {
+        let inc = b2.next_incoming().await.unwrap();
+        assert_eq!(inc.block_size(), 4096);
+        assert_eq!(inc.peer(), &a_jid);
+        let mut s = inc.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let mut s = a
+        .open(b_jid, Sid::from("offered"), OpenOptions::default())
+        .await
+        .unwrap();
+    s.write_all(b"hello, juliet").await.unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(recv.await.unwrap(), b"hello, juliet");
+}
+
+#[tokio::test]
+async fn a_rejected_open_fails_with_not_acceptable() {
+    let (a, b, _a_jid, b_jid) = peers(Config::default(), Config::default());
+    tokio::spawn(async move {
+        b.next_incoming().await.unwrap().reject();
+    });
+    let err = a
+        .open(b_jid, Sid::from("nope"), OpenOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Rejected(e)
+        if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::NotAcceptable));
+}
+
+#[tokio::test]
+async fn the_initiator_halves_the_block_size_after_resource_constraint() {
+    let mut cb = Config::default();
+    cb.max_block_size(8192);
+    let (a, b, a_jid, b_jid) = peers(Config::default(), cb);
+    let accept = b.expect(a_jid, Sid::from("rc"), Duration::from_secs(5));
+    let opened = a.open(
+        b_jid,
+        Sid::from("rc"),
+        OpenOptions {
+            block_size: 65535,
+            stanza: StanzaKind::Iq,
+        },
+    );
+    let (sa, sb) = tokio::join!(opened, accept);
+    assert_eq!(sa.unwrap().block_size(), 8191);
+    assert_eq!(sb.unwrap().block_size(), 8191);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expected_open_that_never_comes_times_out() {
+    let (_a, b, a_jid, _b_jid) = peers(Config::default(), Config::default());
+    let r = b
+        .expect(a_jid, Sid::from("late"), Duration::from_secs(15))
+        .await;
+    assert!(matches!(r, Err(Error::Timeout(TimeoutKind::Expect))));
+}
+
+#[tokio::test]
+async fn opening_a_peer_that_is_not_there_is_service_unavailable() {
+    let (a, _b, _a_jid, _b_jid) = peers(Config::default(), Config::default());
+    let err = a
+        .open(
+            "nobody@example.org/x".parse().unwrap(),
+            Sid::from("x"),
+            OpenOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Rejected(e)
+        if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable));
+}
