@@ -180,7 +180,7 @@ fn captured_003_qxmpp_own_addresses_first_ipv6_then_proxy() {
         Host::Ip(std::net::IpAddr::V6(_))
     ));
     let u = used(include_str!("fixtures/captured/003-streamhost-used.xml"));
-    assert_eq!(u.sid, Some(o.sid.clone()));
+    assert_eq!(u.sid, Some(o.sid));
     assert_eq!(u.jid, "proxy.rabbitim.com".parse::<jid::Jid>().unwrap());
     let a = activate(include_str!("fixtures/captured/003-activate.xml"));
     assert_eq!(
