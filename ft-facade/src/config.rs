@@ -170,6 +170,13 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Receive policy.
     pub policy: Policy,
+    /// SOCKS5 settings: our streamhost's addresses, static proxies, the target's racing
+    /// (stagger, handshake timeout, dial policy). Its `connect_budget` is capped at
+    /// [`s5b_budget`](Self::s5b_budget). Default: `xep0065_s5b::Config::default()`.
+    pub s5b: xep0065_s5b::Config,
+    /// IBB settings: the window of chunks in flight, buffers, the largest block size we
+    /// accept. Default: `xep0047_ibb::Config::default()`.
+    pub ibb: xep0047_ibb::Config,
 }
 
 impl Default for Config {
@@ -191,6 +198,8 @@ impl Default for Config {
             inactivity_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(30),
             policy: Policy::default(),
+            s5b: xep0065_s5b::Config::default(),
+            ibb: xep0047_ibb::Config::default(),
         }
     }
 }
@@ -253,11 +262,6 @@ impl Config {
             }
         }
         out
-    }
-
-    /// The first configured S5B variant, if any.
-    pub(crate) fn s5b_variant(&self) -> Option<Method> {
-        self.methods.iter().copied().find(|m| m.is_s5b())
     }
 
     /// The first configured IBB variant resolved to a stanza kind, if any.
@@ -341,7 +345,6 @@ mod tests {
             [xep0095_si::method::BYTESTREAMS, xep0095_si::method::IBB]
         );
         assert_eq!(c.ibb_variant(), Some(IbbStanza::Iq));
-        assert_eq!(c.s5b_variant(), Some(Method::S5b));
     }
 
     #[test]
@@ -350,6 +353,5 @@ mod tests {
         c.methods(&[Method::IbbMessage]);
         assert_eq!(c.offered_namespaces(), [xep0095_si::method::IBB]);
         assert_eq!(c.ibb_variant(), Some(IbbStanza::Message));
-        assert_eq!(c.s5b_variant(), None);
     }
 }

@@ -152,17 +152,6 @@ impl TransferError {
     }
 }
 
-/// Attaches a stage to any error convertible to [`ErrorKind`].
-pub(crate) trait AtStage<T> {
-    fn at(self, stage: Stage) -> Result<T, TransferError>;
-}
-
-impl<T, E: Into<ErrorKind>> AtStage<T> for Result<T, E> {
-    fn at(self, stage: Stage) -> Result<T, TransferError> {
-        self.map_err(|e| TransferError::new(stage, e.into()))
-    }
-}
-
 impl From<xep0095_si::Rejection> for ErrorKind {
     fn from(r: xep0095_si::Rejection) -> Self {
         match r {

@@ -97,10 +97,6 @@ impl Canceller {
 pub(crate) struct CancelToken(watch::Receiver<bool>);
 
 impl CancelToken {
-    pub(crate) fn is_cancelled(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once cancelled (never if the handle's canceller is gone without cancelling).
     pub(crate) async fn cancelled(&self) {
         let mut rx = self.0.clone();

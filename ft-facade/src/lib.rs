@@ -1,8 +1,6 @@
 //! The complete XMPP file transfer (XEP-0096 SI File Transfer over XEP-0065 and XEP-0047).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
-// Temporary while the flows are wired to the sub-crates as they land.
-#![allow(dead_code)]
 
 mod config;
 mod copy;
@@ -14,3 +12,10 @@ pub use config::{Config, IbbStanza, Method, Policy, ProxySource, UnknownMethod};
 pub use error::{ErrorKind, Side, Stage, TransferError};
 pub use event::{CandidateReport, Event, FileInfo, MethodUsed, Outcome, Progress};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
+mod glue;
+mod manager;
+mod recv;
+mod send;
+
+pub use manager::{FileTransfer, SendOptions};
+pub use recv::{AcceptOptions, IncomingOffer};

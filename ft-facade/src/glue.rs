@@ -1,0 +1,99 @@
+//! The seams to the bytestream crates: one boxed `AsyncRead + AsyncWrite` whatever the
+//! method, and the IBB driver calls in one place.
+
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ft_transport::{Stanza, StanzaTransport};
+use jid::Jid;
+use tokio::io::{AsyncRead, AsyncWrite};
+use xep0047_ibb::{OpenOptions, StanzaKind};
+
+use crate::config::IbbStanza;
+
+/// Either bytestream, as the copy loops see it.
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {}
+impl<S: AsyncRead + AsyncWrite + Send> ByteStream for S {}
+
+/// A bytestream of any method.
+pub(crate) type BoxStream = Pin<Box<dyn ByteStream>>;
+
+/// The IBB driver as the facade uses it.
+#[derive(Debug)]
+pub(crate) struct Ibb<T: StanzaTransport> {
+    ibb: xep0047_ibb::Ibb<T>,
+    /// Rejects opens nobody expects (an IBB open is only accepted on a sid SI agreed).
+    drain: tokio::task::AbortHandle,
+}
+
+impl<T: StanzaTransport> Drop for Ibb<T> {
+    fn drop(&mut self) {
+        self.drain.abort();
+    }
+}
+
+fn kind(k: StanzaKind) -> IbbStanza {
+    match k {
+        StanzaKind::Message => IbbStanza::Message,
+        _ => IbbStanza::Iq,
+    }
+}
+
+impl<T: StanzaTransport + Clone> Ibb<T> {
+    pub(crate) fn new(transport: T, config: xep0047_ibb::Config) -> Self {
+        let ibb = xep0047_ibb::Ibb::new(transport, config);
+        let drainer = ibb.clone();
+        let drain = tokio::spawn(async move {
+            while let Some(open) = drainer.next_incoming().await {
+                tracing::debug!(
+                    "ft-facade: rejecting an unexpected ibb open {} from {}",
+                    open.sid(),
+                    open.peer()
+                );
+                open.reject();
+            }
+        })
+        .abort_handle();
+        Self { ibb, drain }
+    }
+
+    pub(crate) fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.ibb.handle_stanza(stanza)
+    }
+
+    /// Opens an IBB session to `peer` on `sid`.
+    pub(crate) async fn open(
+        &self,
+        peer: Jid,
+        sid: &str,
+        block_size: u16,
+        stanza: IbbStanza,
+    ) -> Result<BoxStream, xep0047_ibb::Error> {
+        let options = OpenOptions {
+            block_size: block_size.max(1),
+            stanza: match stanza {
+                IbbStanza::Iq => StanzaKind::Iq,
+                IbbStanza::Message => StanzaKind::Message,
+            },
+        };
+        let s = self.ibb.open(peer, sid.into(), options).await?;
+        Ok(Box::pin(s))
+    }
+
+    /// Pre-authorises an incoming open on `sid` from `peer` for `within`.
+    pub(crate) fn expect(
+        &self,
+        peer: Jid,
+        sid: &str,
+        within: Duration,
+    ) -> impl Future<Output = Result<(BoxStream, IbbStanza), xep0047_ibb::Error>> + Send + 'static
+    {
+        let f = self.ibb.expect(peer, sid.into(), within);
+        async move {
+            let s = f.await?;
+            let k = kind(s.stanza());
+            Ok((Box::pin(s) as BoxStream, k))
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! The receiver: an incoming offer, accepted into a directory or a writer, or declined.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ft_transport::{Stanza, StanzaTransport};
+use jid::Jid;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use xep0095_si::method;
+use xep0096_file::{Collision, Expected, FileOffer, PartFile, Range, WriteError};
+
+use crate::config::IbbStanza;
+use crate::copy::{self, Hashes};
+use crate::error::{ErrorKind, Side, Stage, TransferError};
+use crate::event::{Event, FileInfo, MethodUsed, Outcome};
+use crate::glue::BoxStream;
+use crate::handle::{TaskSide, TransferHandle, pair};
+use crate::manager::{FileTransfer, lock};
+
+/// How to accept an offer.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AcceptOptions {
+    /// Resume from an existing `<name>.part` in the directory (asks the sender for a
+    /// `<range offset/>`; senders that do not announce ranges send the whole file, and the
+    /// part is then started over). Default `true` via [`AcceptOptions::new`].
+    pub resume: bool,
+    /// Replace an existing file with the final name. Default `false`: a free
+    /// `name (1).ext` is picked instead.
+    pub overwrite: bool,
+    /// Keep the `.part` when the transfer is cut or cancelled (so a later accept resumes).
+    /// It is always deleted when its content is known to be wrong (too many bytes, hash
+    /// mismatch). Default `true`.
+    pub keep_partial: bool,
+    /// For [`IncomingOffer::accept_into`]: the offset the writer already holds (the bytes
+    /// before it are not sent). Default 0.
+    pub offset: u64,
+}
+
+impl AcceptOptions {
+    /// Resume on, overwrite off, keep partial files.
+    pub fn new() -> Self {
+        Self {
+            resume: true,
+            overwrite: false,
+            keep_partial: true,
+            offset: 0,
+        }
+    }
+
+    /// Sets overwrite.
+    #[must_use]
+    pub fn with_overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// Sets resume.
+    #[must_use]
+    pub fn with_resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Sets the writer's offset (resume into a writer).
+    #[must_use]
+    pub fn with_offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+/// An offer the application has not answered yet (or one the policy auto-accepted: see
+/// [`take_auto_accepted`](Self::take_auto_accepted)). Dropping it unanswered declines it.
+pub struct IncomingOffer<T: StanzaTransport + Clone> {
+    ft: FileTransfer<T>,
+    offer: Option<FileOffer>,
+    from: Jid,
+    key: (Jid, String),
+    info: FileInfo,
+    auto: Option<TransferHandle>,
+}
+
+impl<T: StanzaTransport + Clone> fmt::Debug for IncomingOffer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingOffer")
+            .field("from", &self.from.to_string())
+            .field("sid", &self.key.1)
+            .field("file", &self.info)
+            .field("auto_accepted", &self.auto.is_some())
+            .finish()
+    }
+}
+
+impl<T: StanzaTransport + Clone> IncomingOffer<T> {
+    pub(crate) fn new(
+        ft: FileTransfer<T>,
+        offer: FileOffer,
+        from: Jid,
+        key: (Jid, String),
+    ) -> Self {
+        let f = &offer.file;
+        let info = FileInfo {
+            name: f.name.clone(),
+            size: f.size,
+            md5: f.md5().ok().flatten().map(hex::encode),
+            date: f.date.clone(),
+            desc: f.desc.clone(),
+            mime_type: Some(offer.offer.mime_type.clone()),
+        };
+        Self {
+            ft,
+            offer: Some(offer),
+            from,
+            key,
+            info,
+            auto: None,
+        }
+    }
+
+    /// Who offers.
+    pub fn from(&self) -> &Jid {
+        &self.from
+    }
+
+    /// The stream id.
+    pub fn sid(&self) -> &str {
+        &self.key.1
+    }
+
+    /// The file as offered (the name is the peer's; it is made safe on accept).
+    pub fn file(&self) -> &FileInfo {
+        &self.info
+    }
+
+    /// The methods the peer offered (SI namespaces, in its order).
+    pub fn methods(&self) -> Vec<String> {
+        self.offer
+            .as_ref()
+            .map(|o| o.offer.methods.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the policy already accepted this offer; if so, its handle (once).
+    pub fn take_auto_accepted(&mut self) -> Option<TransferHandle> {
+        self.auto.take()
+    }
+
+    pub(crate) fn auto_accept(&mut self, dir: PathBuf) {
+        if let Some(offer) = self.offer.take() {
+            self.auto = Some(self.start(offer, Sink::Dir(dir), AcceptOptions::new()));
+        }
+    }
+
+    /// Declines with `cancel/forbidden` (XEP-0095 §3.2) and an optional reason.
+    pub fn decline(mut self, reason: Option<&str>) {
+        if let Some(offer) = self.offer.take() {
+            self.ft.spawn_send(Stanza::Iq(offer.decline(reason)));
+        }
+        self.release();
+    }
+
+    /// Declined because too many offers wait (`wait/resource-constraint`).
+    pub(crate) fn refuse_busy(mut self) {
+        if let Some(offer) = self.offer.take() {
+            let e = ft_transport::util::stanza_error(
+                xmpp_parsers::stanza_error::ErrorType::Wait,
+                xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
+            );
+            let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
+            *iq.to_mut() = offer.offer.from;
+            self.ft.spawn_send(Stanza::Iq(iq));
+        }
+        self.release();
+    }
+
+    fn release(&self) {
+        lock(&self.ft.inner.incoming).remove(&self.key);
+    }
+
+    /// Accepts into `dir`: the peer's name made safe, written to `<name>.part`, checked
+    /// (size, MD5 when offered), then renamed into place (see [`AcceptOptions`]).
+    pub fn accept_into_dir(
+        mut self,
+        dir: impl Into<PathBuf>,
+        options: AcceptOptions,
+    ) -> TransferHandle {
+        match self.offer.take() {
+            Some(offer) => self.start(offer, Sink::Dir(dir.into()), options),
+            None => self.already_answered(),
+        }
+    }
+
+    /// Accepts into any writer. With [`AcceptOptions::offset`] the sender is asked for the
+    /// bytes from there on (if it announced ranges). The size is checked; the MD5 only for a
+    /// whole file.
+    pub fn accept_into<W>(mut self, writer: W, options: AcceptOptions) -> TransferHandle
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        match self.offer.take() {
+            Some(offer) => self.start(offer, Sink::Writer(Box::pin(writer)), options),
+            None => self.already_answered(),
+        }
+    }
+
+    fn already_answered(&mut self) -> TransferHandle {
+        let (handle, side) = pair(self.key.1.clone(), self.from.clone(), self.info.size);
+        side.finish(Err(TransferError::new(
+            Stage::Offer,
+            ErrorKind::Misuse("this offer was already answered".into()),
+        )));
+        handle
+    }
+
+    fn start(&mut self, offer: FileOffer, sink: Sink, options: AcceptOptions) -> TransferHandle {
+        let (handle, side) = pair(self.key.1.clone(), self.from.clone(), self.info.size);
+        let ft = self.ft.clone();
+        let from = self.from.clone();
+        let key = self.key.clone();
+        tokio::spawn(async move {
+            let mut side = side;
+            let r = receive(&ft, &mut side, offer, from, sink, options).await;
+            lock(&ft.inner.incoming).remove(&key);
+            side.finish(r);
+        });
+        handle
+    }
+}
+
+impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
+    fn drop(&mut self) {
+        if let Some(offer) = self.offer.take() {
+            self.ft.spawn_send(Stanza::Iq(offer.decline(None)));
+            self.release();
+        }
+    }
+}
+
+enum Sink {
+    Dir(PathBuf),
+    Writer(Pin<Box<dyn AsyncWrite + Send>>),
+}
+
+/// Where the bytes go while streaming.
+enum Target {
+    Part(Box<PartFile>),
+    Writer(Pin<Box<dyn AsyncWrite + Send>>),
+}
+
+/// `PartFile` as an `AsyncWrite` for the copy loop: done through a small adapter that
+/// forwards to its `write`.
+struct PartWriter<'a> {
+    part: &'a mut PartFile,
+}
+
+impl PartWriter<'_> {
+    async fn put(&mut self, buf: &[u8]) -> Result<(), ErrorKind> {
+        self.part.write(buf).await.map_err(write_error)
+    }
+}
+
+fn write_error(e: WriteError) -> ErrorKind {
+    match e {
+        WriteError::TooManyBytes { expected, .. } => ErrorKind::TooLong { expected },
+        WriteError::SizeMismatch { expected, received } => ErrorKind::Truncated {
+            expected,
+            got: received,
+        },
+        WriteError::HashMismatch {
+            expected, actual, ..
+        } => ErrorKind::HashMismatch {
+            offered: expected,
+            received: actual,
+        },
+        WriteError::Exists(p) => ErrorKind::Exists(p),
+        WriteError::Io { source, .. } => ErrorKind::Io(source),
+        other => ErrorKind::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+async fn receive<T: StanzaTransport + Clone>(
+    ft: &FileTransfer<T>,
+    side: &mut TaskSide,
+    offer: FileOffer,
+    from: Jid,
+    sink: Sink,
+    options: AcceptOptions,
+) -> Result<Outcome, TransferError> {
+    let inner = &ft.inner;
+    let config = &inner.config;
+    let cancel = side.cancel.clone();
+    let sid = offer.offer.sid.as_str().to_owned();
+    let size = offer.file.size;
+    side.reporter.emit(Event::Offered {
+        methods: offer.offer.methods.clone(),
+        at: side.reporter.at(),
+    });
+    let expected = offer
+        .expected()
+        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Protocol(e.to_string())))?;
+
+    // Prepare the target.
+    side.reporter.stage(Stage::Prepare);
+    let (mut target, offset) = match sink {
+        Sink::Dir(dir) => {
+            let part = if options.resume {
+                PartFile::open(&dir, &offer.file.name, size).await
+            } else {
+                PartFile::create(&dir, &offer.file.name, size).await
+            };
+            let part = match part {
+                Ok(p) => p,
+                Err(WriteError::PartTooLong { .. }) => {
+                    PartFile::create(&dir, &offer.file.name, size)
+                        .await
+                        .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?
+                }
+                Err(e) => {
+                    ft.spawn_send(Stanza::Iq(offer.decline(Some("cannot store the file"))));
+                    return Err(TransferError::new(Stage::Prepare, write_error(e)));
+                }
+            };
+            let offset = if offer.file.supports_ranges() {
+                part.offset()
+            } else {
+                0
+            };
+            let part = if offset == 0 && part.offset() > 0 {
+                // The sender cannot resume: start the part over.
+                drop(part);
+                PartFile::create(&dir, &offer.file.name, size)
+                    .await
+                    .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?
+            } else {
+                part
+            };
+            (Target::Part(Box::new(part)), offset)
+        }
+        Sink::Writer(w) => {
+            let offset = if offer.file.supports_ranges() {
+                options.offset.min(size)
+            } else {
+                0
+            };
+            (Target::Writer(w), offset)
+        }
+    };
+    let length = size - offset;
+    side.reporter.total(length);
+
+    // Choose a method and get ready for the bytestream before answering.
+    let ours = config.offered_namespaces();
+    let Some(chosen) = offer.offer.choose(&ours) else {
+        ft.spawn_send(Stanza::Iq(offer.offer.no_valid_streams()));
+        return Err(TransferError::new(Stage::Offer, ErrorKind::NoCommonMethod));
+    };
+    let ibb_ok = offer.offer.is_offered(method::IBB) && config.ibb_variant().is_some();
+    let s5b_wait = (chosen == method::BYTESTREAMS).then(|| {
+        let s5b_sid = xep0065_s5b::Sid::new(sid.clone());
+        let s5b = inner.s5b.clone();
+        let from = from.clone();
+        let within = config.stream_start_timeout;
+        async move {
+            match s5b_sid {
+                Ok(s) => s5b.expect(from, s, within).await.map_err(Some),
+                Err(_) => Err(None),
+            }
+        }
+    });
+    // IBB is awaited even when S5B was chosen: the libpurple fallback after item-not-found,
+    // and Spark's open without any earlier error (seed 004).
+    let ibb_window = config.stream_start_timeout + config.s5b_budget + config.fallback_window;
+    let ibb_wait = ibb_ok.then(|| inner.ibb.expect(from.clone(), &sid, ibb_window));
+
+    let range = (offset > 0).then(|| Range::from_offset(offset));
+    let answer = offer
+        .accept(chosen, range)
+        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Misuse(e.to_string())))?;
+    inner
+        .transport
+        .send(Stanza::Iq(answer))
+        .await
+        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Transport(e.to_string())))?;
+    side.reporter.emit(Event::Accepted {
+        method: chosen.to_owned(),
+        offset,
+        at: side.reporter.at(),
+    });
+
+    // Connect.
+    side.reporter.stage(Stage::Connect);
+    let (mut stream, used, fallback) = wait_stream(ft, side, &from, s5b_wait, ibb_wait).await?;
+    side.reporter.emit(Event::Connected {
+        method: used.clone(),
+        at: side.reporter.at(),
+    });
+
+    // Stream.
+    let result = match &mut target {
+        Target::Part(part) => {
+            let mut w = PartWriter { part };
+            receive_into_part(&mut stream, &mut w, length, side, config.inactivity_timeout).await
+        }
+        Target::Writer(w) => copy::receive(
+            &mut stream,
+            w,
+            length,
+            Hashes::default(),
+            &mut side.reporter,
+            &cancel,
+            config.inactivity_timeout,
+        )
+        .await
+        .map(|r| (r.bytes, Some(r.hashes))),
+    };
+    let (bytes, hashes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Tell the sender: IBB <close/> or S5B shutdown, then drop.
+            if e.is_cancelled_by(Side::Local) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+            }
+            drop(stream);
+            if let Target::Part(part) = target {
+                let wrong = matches!(e.kind, ErrorKind::TooLong { .. });
+                if wrong || !options.keep_partial {
+                    let _ = part.discard().await;
+                }
+            }
+            return Err(e);
+        }
+    };
+    drop(stream);
+
+    // Verify and place.
+    side.reporter.stage(Stage::Verify);
+    let streaming = side.reporter.streaming_time();
+    let (path, sha256, md5) = match target {
+        Target::Part(part) => {
+            let digests = part.digests();
+            let collision = if options.overwrite {
+                Collision::Replace
+            } else {
+                Collision::Rename
+            };
+            let path = part
+                .finish(&expected, collision)
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
+            (Some(path), digests.sha256_hex(), Some(digests.md5_hex()))
+        }
+        Target::Writer(_) => {
+            let (md5, sha) = hashes.map(Hashes::finish).unwrap_or_default();
+            if offset == 0 {
+                check_md5(&expected, &md5)?;
+            }
+            (None, sha, (offset == 0).then_some(md5))
+        }
+    };
+    Ok(Outcome {
+        peer: from,
+        sid,
+        method: used,
+        fallback,
+        bytes,
+        offset,
+        elapsed: side.reporter.at(),
+        streaming,
+        sha256,
+        md5,
+        path,
+    })
+}
+
+fn check_md5(expected: &Expected, md5: &str) -> Result<(), TransferError> {
+    if let Some(want) = expected.md5 {
+        let want = hex::encode(want);
+        if want != md5 {
+            return Err(TransferError::new(
+                Stage::Verify,
+                ErrorKind::HashMismatch {
+                    offered: want,
+                    received: md5.to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The part-file copy: like [`copy::receive`] but through `PartFile::write`.
+async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    part: &mut PartWriter<'_>,
+    expected: u64,
+    side: &mut TaskSide,
+    inactivity: Duration,
+) -> Result<(u64, Option<Hashes>), TransferError> {
+    use tokio::io::AsyncReadExt;
+    let cancel = side.cancel.clone();
+    side.reporter.streaming();
+    let mut buf = vec![0u8; copy::BUF_SIZE];
+    let mut done = 0u64;
+    loop {
+        let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
+            match stream.read(&mut buf).await {
+                Ok(n) => Ok(n),
+                Err(e) => match copy::peer_gone(e) {
+                    ErrorKind::Cancelled(_) => Ok(0),
+                    other => Err(other),
+                },
+            }
+        })
+        .await?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 > expected - done {
+            return Err(TransferError::new(
+                Stage::Stream,
+                ErrorKind::TooLong { expected },
+            ));
+        }
+        copy::guarded(Stage::Stream, &cancel, inactivity, part.put(&buf[..n])).await?;
+        done += n as u64;
+        side.reporter.bytes(done, false);
+    }
+    side.reporter.bytes(done, true);
+    if done < expected {
+        return Err(TransferError::new(
+            Stage::Stream,
+            ErrorKind::Truncated {
+                expected,
+                got: done,
+            },
+        ));
+    }
+    Ok((done, None))
+}
+
+/// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
+/// opens IBB without waiting for S5B to fail).
+async fn wait_stream<T, S, I>(
+    ft: &FileTransfer<T>,
+    side: &mut TaskSide,
+    from: &Jid,
+    s5b: Option<S>,
+    ibb: Option<I>,
+) -> Result<(BoxStream, MethodUsed, bool), TransferError>
+where
+    T: StanzaTransport + Clone,
+    S: Future<Output = Result<xep0065_s5b::Connected, Option<xep0065_s5b::Error>>>,
+    I: Future<Output = Result<(BoxStream, IbbStanza), xep0047_ibb::Error>>,
+{
+    let config = &ft.inner.config;
+    let cancel = side.cancel.clone();
+    let ibb_used = |k: IbbStanza| match k {
+        IbbStanza::Iq => MethodUsed::IbbIq,
+        IbbStanza::Message => MethodUsed::IbbMessage,
+    };
+    let mut ibb = ibb.map(Box::pin);
+    if let Some(s5b) = s5b {
+        let s5b = std::pin::pin!(s5b);
+        let ibb_any = async {
+            match ibb.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+            r = s5b => Ok(r),
+            r = ibb_any => Err(r),
+        };
+        match first {
+            Ok(Ok(c)) => {
+                for a in &c.attempts {
+                    side.reporter
+                        .emit(Event::Candidate(crate::send::candidate(a)));
+                }
+                let address = format!("{}:{}", c.streamhost.host, c.streamhost.port);
+                let used = if &c.streamhost.jid == from {
+                    MethodUsed::S5bDirect {
+                        streamhost: address,
+                    }
+                } else {
+                    MethodUsed::S5bProxy {
+                        proxy: c.streamhost.jid.clone(),
+                        streamhost: address,
+                    }
+                };
+                return Ok((Box::pin(c.stream), used, false));
+            }
+            Ok(Err(e)) => {
+                let reason = match &e {
+                    Some(xep0065_s5b::Error::NoStreamHost(attempts)) => {
+                        for a in attempts {
+                            side.reporter
+                                .emit(Event::Candidate(crate::send::candidate(a)));
+                        }
+                        format!("no streamhost worked ({} tried)", attempts.len())
+                    }
+                    Some(e) => e.to_string(),
+                    None => "the sid is not usable for socks5".to_owned(),
+                };
+                let Some(ibb) = ibb.take() else {
+                    let kind = match e {
+                        Some(e) => crate::send::s5b_error(e),
+                        None => ErrorKind::S5b(reason),
+                    };
+                    return Err(TransferError::new(Stage::Connect, kind));
+                };
+                side.reporter.emit(Event::Fallback {
+                    reason,
+                    at: side.reporter.at(),
+                });
+                let r = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+                    r = tokio::time::timeout(config.fallback_window, ibb) => r,
+                };
+                return match r {
+                    Ok(Ok((s, k))) => Ok((s, ibb_used(k), true)),
+                    Ok(Err(e)) => Err(TransferError::new(
+                        Stage::Connect,
+                        crate::send::ibb_error(e),
+                    )),
+                    Err(_) => Err(TransferError::new(
+                        Stage::Connect,
+                        ErrorKind::Timeout(config.fallback_window),
+                    )),
+                };
+            }
+            Err(Ok((s, k))) => {
+                side.reporter.emit(Event::Fallback {
+                    reason: "the peer opened in-band bytestreams instead".into(),
+                    at: side.reporter.at(),
+                });
+                return Ok((s, ibb_used(k), true));
+            }
+            Err(Err(e)) => {
+                return Err(TransferError::new(
+                    Stage::Connect,
+                    crate::send::ibb_error(e),
+                ));
+            }
+        }
+    }
+    let Some(ibb) = ibb else {
+        return Err(TransferError::new(
+            Stage::Connect,
+            ErrorKind::NoCommonMethod,
+        ));
+    };
+    let r = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+        r = ibb => r,
+    };
+    match r {
+        Ok((s, k)) => Ok((s, ibb_used(k), false)),
+        Err(e) => Err(TransferError::new(
+            Stage::Connect,
+            crate::send::ibb_error(e),
+        )),
+    }
+}
