@@ -49,7 +49,9 @@ impl FileMeta {
     /// The `<file/>` for this file, with `digests`' MD5 as the `hash` if given.
     pub fn to_file(&self, digests: Option<&Digests>) -> File {
         let mut f = File::new(self.name.clone(), self.size);
-        f.date = self.date.clone();
+        if let Some(d) = &self.date {
+            f = f.with_date(d);
+        }
         if let Some(d) = digests {
             f = f.with_md5(d.md5);
         }

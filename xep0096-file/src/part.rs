@@ -43,6 +43,23 @@ pub const MAX_RENAME_ATTEMPTS: u32 = 999;
 /// What is left on failure: after a write error or a short stream the `.part` stays (a later
 /// [`open`](Self::open) resumes from it); after a hash mismatch it is deleted (its content
 /// is wrong); [`discard`](Self::discard) deletes it explicitly.
+///
+/// ```
+/// use xep0096_file::{Collision, Expected, PartFile};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = std::env::temp_dir().join(format!("xft-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let mut part = PartFile::create(&dir, "../../report.txt", 11).await.unwrap();
+/// part.write(b"hello ").await.unwrap();
+/// part.write(b"world").await.unwrap();
+/// let expected = Expected { size: 11, md5: Some(part.digests().md5), sha256: None };
+/// let path = part.finish(&expected, Collision::Replace).await.unwrap();
+/// assert_eq!(path, dir.join("report.txt"));
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct PartFile {
     dir: PathBuf,

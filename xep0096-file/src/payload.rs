@@ -4,7 +4,7 @@
 
 use minidom::Element;
 use xmpp_parsers::date::DateTime;
-use xso::{AsXml, FromXml};
+use xso::{AsXml, AsXmlText, FromXml};
 
 use crate::error::FileError;
 
@@ -84,9 +84,11 @@ pub struct File {
     /// The size in bytes.
     #[xml(attribute)]
     pub size: u64,
-    /// The last modification time (XEP-0082 date-time).
+    /// The last modification time as sent (an XEP-0082 date-time; read it with
+    /// [`File::parsed_date`], which also accepts the seconds-less form XEP-0096's own
+    /// examples use). Kept as text so a date a peer got wrong never costs the transfer.
     #[xml(attribute(default))]
-    pub date: Option<DateTime>,
+    pub date: Option<String>,
     /// The MD5 of the content, in hex (QXmpp checks it; see [`File::md5`]).
     #[xml(attribute(default))]
     pub hash: Option<String>,
@@ -127,9 +129,25 @@ impl File {
 
     /// Sets the date.
     #[must_use]
-    pub fn with_date(mut self, date: DateTime) -> Self {
-        self.date = Some(date);
+    pub fn with_date(mut self, date: &DateTime) -> Self {
+        self.date = date.as_xml_text().ok().map(|d| d.into_owned());
         self
+    }
+
+    /// The `date` attribute as a date-time, or `None` if absent or unreadable. Accepts
+    /// XEP-0082 date-times and the form without seconds (`2005-11-29T11:21Z`, XEP-0096
+    /// Example 10).
+    pub fn parsed_date(&self) -> Option<DateTime> {
+        let raw = self.date.as_deref()?.trim();
+        if let Ok(d) = raw.parse() {
+            return Some(d);
+        }
+        // YYYY-MM-DDTHH:MM followed by Z or an offset: insert ":00".
+        let (head, tail) = raw.split_at_checked(16)?;
+        if head.as_bytes().get(13) == Some(&b':') && !tail.starts_with(':') {
+            return format!("{head}:00{tail}").parse().ok();
+        }
+        None
     }
 
     /// Announces that we can send any range (an empty `<range/>`).
@@ -198,6 +216,10 @@ mod tests {
         assert_eq!(f.name, "test.txt");
         assert_eq!(f.size, 1022);
         assert_eq!(f.desc.as_deref(), Some("hi"));
+        assert_eq!(
+            f.parsed_date(),
+            Some("1969-07-21T02:56:15Z".parse().unwrap())
+        );
         assert!(f.supports_ranges());
         assert_eq!(
             f.md5().unwrap().map(hex::encode).as_deref(),
@@ -268,6 +290,20 @@ mod tests {
             r.span(1000),
             Err(FileError::RangeOutOfBounds { .. })
         ));
+    }
+
+    #[test]
+    fn dates_without_seconds_and_garbage_dates_do_not_fail_the_file() {
+        let mut f = File::new("a", 1);
+        f.date = Some("2005-11-29T11:21Z".into());
+        assert_eq!(
+            f.parsed_date(),
+            Some("2005-11-29T11:21:00Z".parse().unwrap())
+        );
+        f.date = Some("yesterday".into());
+        assert_eq!(f.parsed_date(), None);
+        let d: DateTime = "2009-07-14T04:52:25.650Z".parse().unwrap();
+        assert_eq!(File::new("a", 1).with_date(&d).parsed_date(), Some(d));
     }
 
     #[test]
