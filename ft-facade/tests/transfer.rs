@@ -75,3 +75,175 @@ async fn cancel_while_the_offer_is_pending_ends_the_sender_at_stage_offer() {
     assert_eq!(err.stage, Stage::Offer);
     assert!(err.is_cancelled_by(Side::Local));
 }
+
+async fn transfer_by(
+    sender_methods: &[Method],
+    size: usize,
+    seed: u64,
+) -> (
+    ft_facade::Outcome,
+    ft_facade::Outcome,
+    Vec<u8>,
+    tempfile::TempDir,
+) {
+    let hub = Hub::new();
+    let mut sc = config(sender_methods);
+    sc.block_size = 4096;
+    let alice = entity(&hub, "alice@x/a", sc);
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(size, seed);
+    let path = write_file(src.path(), "data.bin", &data);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let offer = bob.next_offer().await.unwrap();
+    let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
+    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    (sent.unwrap(), received.unwrap(), data, dst)
+}
+
+#[tokio::test]
+async fn ibb_over_iq_transfer_lands_with_identical_sha256() {
+    let (sent, received, data, dst) = transfer_by(&[Method::IbbIq], 100_000, 4).await;
+    assert_eq!(sent.method, MethodUsed::IbbIq);
+    assert_eq!(received.method, MethodUsed::IbbIq);
+    assert_eq!(sha256_file(&dst.path().join("data.bin")), sha256_hex(&data));
+    assert!(!sent.fallback && !received.fallback);
+}
+
+#[tokio::test]
+async fn ibb_over_message_transfer_lands_with_identical_sha256() {
+    let (sent, received, data, dst) = transfer_by(&[Method::IbbMessage], 100_000, 5).await;
+    assert_eq!(sent.method, MethodUsed::IbbMessage);
+    assert_eq!(received.method, MethodUsed::IbbMessage);
+    assert_eq!(sha256_file(&dst.path().join("data.bin")), sha256_hex(&data));
+}
+
+#[tokio::test]
+async fn an_empty_file_transfers_by_ibb() {
+    let (_sent, received, _data, dst) = transfer_by(&[Method::IbbIq], 0, 6).await;
+    assert_eq!(received.bytes, 0);
+    assert_eq!(std::fs::read(dst.path().join("data.bin")).unwrap(), b"");
+}
+
+#[tokio::test]
+async fn s5b_through_a_discovered_proxy_lands_with_identical_sha256() {
+    let hub = Hub::new();
+    // Our proxy on the hub as proxy.x, its listener on 127.0.0.1.
+    let mut pc = xep0065_s5b::ProxyConfig::new(jid("proxy.x"));
+    pc.listen = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))];
+    pc.allowed_domains = vec!["x".into()];
+    let proxy = xep0065_s5b::Proxy::bind(pc).await.unwrap();
+    let (pt, mut prx) = hub.connect(jid("proxy.x"));
+    proxy.serve(pt);
+    let p2 = proxy.clone();
+    tokio::spawn(async move {
+        while let Some(s) = prx.recv().await {
+            let _ = p2.handle_stanza(s);
+        }
+    });
+    let mut sc = config(&[Method::S5bProxy]);
+    sc.proxies(ft_facade::ProxySource::Discover);
+    let alice = entity(&hub, "alice@x/a", sc);
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(200_000, 7);
+    let path = write_file(src.path(), "via-proxy.bin", &data);
+    let mut sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    let received = receiving.outcome().await.unwrap();
+    let mut saw_proxies = None;
+    while let Some(ev) = sending.next_event().await {
+        match ev {
+            ft_facade::Event::Proxies { streamhosts, .. } => saw_proxies = Some(streamhosts),
+            ft_facade::Event::Completed(_) | ft_facade::Event::Failed(_) => break,
+            _ => {}
+        }
+    }
+    let sent = sending.outcome().await.unwrap();
+    assert!(
+        matches!(&sent.method, MethodUsed::S5bProxy { proxy, .. } if proxy == &jid("proxy.x")),
+        "{:?}",
+        sent.method
+    );
+    assert!(matches!(&received.method, MethodUsed::S5bProxy { .. }));
+    let hosts = saw_proxies.expect("a proxies event");
+    assert_eq!(hosts.len(), 1);
+    assert!(hosts[0].starts_with("proxy.x 127.0.0.1:"), "{hosts:?}");
+    assert_eq!(
+        sha256_file(&dst.path().join("via-proxy.bin")),
+        sha256_hex(&data)
+    );
+}
+
+#[tokio::test]
+async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_budget() {
+    let hub = Hub::new();
+    // A streamhost that accepts TCP and then says nothing: the worst case for a target.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut sc = config(&[Method::S5bDirect, Method::IbbIq]);
+    sc.s5b.listen(Vec::new());
+    sc.s5b.external = vec![(LOOPBACK.into(), silent_port)];
+    sc.s5b_budget(Duration::from_secs(3));
+    let alice = entity(&hub, "alice@x/a", sc);
+    let mut rc = config(&[Method::S5b, Method::Ibb]);
+    rc.s5b.connect_budget(Duration::from_secs(1));
+    let bob = entity(&hub, "bob@x/b", rc);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(50_000, 8);
+    let path = write_file(src.path(), "fallback.bin", &data);
+    let started = std::time::Instant::now();
+    let sending = alice.send_file(
+        jid("bob@x/b"),
+        &path,
+        SendOptions::default().with_sid("same-sid-1"),
+    );
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    let mut fallback_reason = None;
+    let mut candidates = Vec::new();
+    while let Some(ev) = receiving.next_event().await {
+        match ev {
+            ft_facade::Event::Fallback { reason, .. } => fallback_reason = Some(reason),
+            ft_facade::Event::Candidate(c) => candidates.push(c),
+            ft_facade::Event::Completed(_) | ft_facade::Event::Failed(_) => break,
+            _ => {}
+        }
+    }
+    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "fell back within the budget"
+    );
+    assert!(sent.fallback && received.fallback);
+    assert_eq!(sent.method, MethodUsed::IbbIq);
+    assert_eq!(sent.sid, "same-sid-1");
+    assert_eq!(received.sid, "same-sid-1");
+    assert!(fallback_reason.is_some());
+    assert_eq!(candidates.len(), 1, "{candidates:?}");
+    assert!(
+        candidates[0].outcome.starts_with("failed"),
+        "{candidates:?}"
+    );
+    assert_eq!(
+        sha256_file(&dst.path().join("fallback.bin")),
+        sha256_hex(&data)
+    );
+}
