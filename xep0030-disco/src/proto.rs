@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use jid::Jid;
+use minidom::Element;
 use xmpp_parsers::disco::{
     DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item,
 };
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xso::error::FromElementError;
 
 /// Feature namespaces file transfer advertises and checks.
 pub mod features {
@@ -224,6 +226,43 @@ impl DiscoResponder {
     }
 }
 
+/// Drops text (other than whitespace) between the children of `elem`, for peers and
+/// documents that leave stray text in a query (the XEP-0095 and seed 002 examples elide
+/// features with `...`).
+fn without_text(mut elem: Element) -> Element {
+    let children: Vec<Element> = elem
+        .take_nodes()
+        .into_iter()
+        .filter_map(|n| n.as_element().cloned())
+        .collect();
+    for c in children {
+        elem.append_child(c);
+    }
+    elem
+}
+
+/// Reads a disco#info result, strictly first, then with stray text dropped.
+pub fn parse_info_result(elem: Element) -> Result<DiscoInfoResult, FromElementError> {
+    match DiscoInfoResult::try_from(elem.clone()) {
+        Ok(info) => Ok(info),
+        Err(e) if elem.is("query", features::DISCO_INFO) => {
+            DiscoInfoResult::try_from(without_text(elem)).map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a disco#items result, strictly first, then with stray text dropped.
+pub fn parse_items_result(elem: Element) -> Result<DiscoItemsResult, FromElementError> {
+    match DiscoItemsResult::try_from(elem.clone()) {
+        Ok(items) => Ok(items),
+        Err(e) if elem.is("query", features::DISCO_ITEMS) => {
+            DiscoItemsResult::try_from(without_text(elem)).map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// An identity with no name and no language, `category`/`type_`.
 pub fn identity(category: &str, type_: &str) -> Identity {
     Identity::new_anonymous::<_, _, String, String>(category, type_)
@@ -245,7 +284,6 @@ pub fn is_bytestreams_proxy(info: &DiscoInfoResult) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use minidom::Element;
 
     fn jid(s: &str) -> Jid {
         s.parse().unwrap()

@@ -9,14 +9,12 @@ use ft_transport::StanzaTransport;
 use ft_transport::iq::{IqError, IqTracker};
 use jid::Jid;
 use tokio::time::Instant;
-use xmpp_parsers::disco::{
-    DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Item,
-};
+use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, Item};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::error::Error;
-use crate::proto::is_bytestreams_proxy;
+use crate::proto::{is_bytestreams_proxy, parse_info_result, parse_items_result};
 
 /// How the client queries and caches.
 #[derive(Debug, Clone)]
@@ -203,7 +201,7 @@ impl<T: StanzaTransport> Disco<T> {
             },
         );
         let p = self.query(jid, q).await?;
-        let info = DiscoInfoResult::try_from(p).map_err(|e| Error::Malformed {
+        let info = parse_info_result(p).map_err(|e| Error::Malformed {
             jid: jid.to_string(),
             reason: e.to_string(),
         })?;
@@ -238,7 +236,7 @@ impl<T: StanzaTransport> Disco<T> {
             },
         );
         let p = self.query(jid, q).await?;
-        let items = DiscoItemsResult::try_from(p)
+        let items = parse_items_result(p)
             .map_err(|e| Error::Malformed {
                 jid: jid.to_string(),
                 reason: e.to_string(),
