@@ -149,7 +149,8 @@ pub fn si_error(condition: AppCondition) -> StanzaError {
 pub fn decline_error(text: Option<&str>) -> StanzaError {
     let mut e = bare_error(ErrorType::Cancel, DefinedCondition::Forbidden);
     if let Some(text) = text {
-        e.texts.insert(String::new(), text.to_owned());
+        // xmpp-parsers writes the language key as `xml:lang`; "en" as RFC 6120's examples.
+        e.texts.insert("en".to_owned(), text.to_owned());
     }
     e
 }
@@ -279,6 +280,36 @@ mod tests {
             DefinedCondition::NotAcceptable,
         ));
         assert_eq!(r, Rejection::Declined { text: None });
+    }
+
+    #[test]
+    fn decline_serializes_to_the_exact_wire_form() {
+        let mut out = Vec::new();
+        Element::from(decline_error(Some("Offer Declined")))
+            .write_to(&mut out)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<error xmlns='jabber:client' type='cancel'>\
+             <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>Offer Declined</text>\
+             </error>"
+        );
+    }
+
+    #[test]
+    fn no_valid_streams_serializes_to_the_exact_wire_form() {
+        let mut out = Vec::new();
+        Element::from(si_error(AppCondition::NoValidStreams))
+            .write_to(&mut out)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<error xmlns='jabber:client' type='cancel'>\
+             <bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <no-valid-streams xmlns='http://jabber.org/protocol/si'/>\
+             </error>"
+        );
     }
 
     #[test]

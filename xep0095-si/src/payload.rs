@@ -105,12 +105,13 @@ pub struct Si {
     /// The profile namespace (MUST be present in an offer).
     #[xml(attribute(default))]
     pub profile: Option<String>,
+    /// Every other child: the profile element (for example `<file/>`), in document order.
+    /// Written before the feature form, as in XEP-0095's examples.
+    #[xml(element(n = ..))]
+    pub payloads: Vec<Element>,
     /// The feature negotiation.
     #[xml(child(default))]
     pub feature: Option<FeatureNeg>,
-    /// Every other child: the profile element (for example `<file/>`), in document order.
-    #[xml(element(n = ..))]
-    pub payloads: Vec<Element>,
 }
 
 impl IqSetPayload for Si {}
@@ -311,6 +312,38 @@ mod tests {
         let back = Si::try_from(&Element::from(si.clone())).unwrap();
         assert_eq!(back, si);
         assert_eq!(chosen_methods(back.form().unwrap()).unwrap(), [method::IBB]);
+    }
+
+    fn xml(si: Si) -> String {
+        let mut out = Vec::new();
+        Element::from(si).write_to(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn offer_and_answer_have_the_xep_wire_form() {
+        let file = Element::bare("file", "urn:p");
+        assert_eq!(
+            xml(Si::offer(
+                &Sid::new("s").unwrap(),
+                file,
+                &[method::BYTESTREAMS, method::IBB]
+            )),
+            "<si xmlns='http://jabber.org/protocol/si' id='s' profile='urn:p'>\
+             <file xmlns='urn:p'/>\
+             <feature xmlns='http://jabber.org/protocol/feature-neg'>\
+             <x xmlns='jabber:x:data' type='form'><field type='list-single' var='stream-method'>\
+             <option><value>http://jabber.org/protocol/bytestreams</value></option>\
+             <option><value>http://jabber.org/protocol/ibb</value></option>\
+             </field></x></feature></si>"
+        );
+        assert_eq!(
+            xml(Si::answer(method::IBB)),
+            "<si xmlns='http://jabber.org/protocol/si'>\
+             <feature xmlns='http://jabber.org/protocol/feature-neg'>\
+             <x xmlns='jabber:x:data' type='submit'><field var='stream-method'>\
+             <value>http://jabber.org/protocol/ibb</value></field></x></feature></si>"
+        );
     }
 
     #[test]
