@@ -91,6 +91,9 @@
 
 #[cfg(feature = "tokio")]
 pub mod error;
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 #[cfg(feature = "tokio")]
 mod tokio;

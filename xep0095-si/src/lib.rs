@@ -75,6 +75,9 @@
 
 pub mod compat;
 pub mod error;
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod payload;
 pub mod proto;
 #[cfg(feature = "tokio")]

@@ -64,6 +64,9 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod error;
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod meta;
 pub mod name;
