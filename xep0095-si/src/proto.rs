@@ -53,10 +53,10 @@ impl Offer {
     /// `StanzaError::from(&err)` and answer with [`error_reply`]): not `set` →
     /// [`SiError::WrongIqType`]; no `<si/>` → [`SiError::NotSi`]; no `id` →
     /// [`SiError::MissingId`]; no `profile` → [`SiError::MissingProfile`] (bad-profile); no
-    /// element in the profile's namespace → [`SiError::BadProfileElement`] (bad-profile); no
     /// feature form → [`SiError::MissingFeature`]; no `stream-method` field →
-    /// [`SiError::NoStreamMethod`]; no options → [`SiError::NoOptions`] (all three
-    /// no-valid-streams).
+    /// [`SiError::NoStreamMethod`]; no options → [`SiError::NoOptions`] (these three
+    /// no-valid-streams); no element in the profile's namespace →
+    /// [`SiError::BadProfileElement`] (bad-profile).
     pub fn from_iq(iq: &Iq) -> Result<Self, SiError> {
         let Iq::Set {
             from,

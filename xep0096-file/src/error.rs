@@ -79,6 +79,14 @@ pub enum NameError {
     DotName(String),
 }
 
+impl From<&NameError> for StanzaError {
+    /// An offered name no local name can be made from is an invalid profile:
+    /// `bad-request` + `<bad-profile/>`.
+    fn from(_: &NameError) -> Self {
+        xep0095_si::error::si_error(AppCondition::BadProfile)
+    }
+}
+
 /// What can go wrong receiving into a `.part` file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -150,5 +158,28 @@ impl WriteError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_name_maps_to_bad_profile() {
+        let e = StanzaError::from(&NameError::Nul);
+        assert_eq!(e.defined_condition, DefinedCondition::BadRequest);
+        assert_eq!(AppCondition::of(&e), Some(AppCondition::BadProfile));
+    }
+
+    #[test]
+    fn a_range_out_of_bounds_is_bad_request() {
+        let e = StanzaError::from(&FileError::RangeOutOfBounds {
+            offset: 9,
+            length: None,
+            size: 1,
+        });
+        assert_eq!(e.defined_condition, DefinedCondition::BadRequest);
+        assert_eq!(e.type_, ErrorType::Modify);
     }
 }

@@ -620,6 +620,18 @@ mod tests {
         assert_eq!(p.offset(), 0);
     }
 
+    #[tokio::test]
+    async fn an_empty_file_is_received_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PartFile::open(dir.path(), "empty", 0).await.unwrap();
+        let path = p
+            .finish(&expected_for(b""), Collision::Rename)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"");
+        assert_eq!(names(dir.path()), ["empty"]);
+    }
+
     #[test]
     fn numbered_names_keep_the_extension() {
         assert_eq!(numbered("a.tar.gz", 2), "a.tar (2).gz");
