@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::error::WriteError;
 use crate::hash::{Digests, Hasher};
 use crate::name::safe_file_name;
-use crate::offer::Expected;
+use crate::offer::{Expected, FileOffer};
 use crate::payload::Range;
 
 /// What [`PartFile::finish`] does when the final name is taken.
@@ -90,6 +90,14 @@ impl PartFile {
         size: u64,
     ) -> Result<Self, WriteError> {
         Self::open_inner(dir.as_ref(), peer_name, size, true).await
+    }
+
+    /// Starts receiving what `offer` offers into `dir`: resumes an existing `.part` when the
+    /// sender announced ranged transfers (then ask for [`range`](Self::range) in the
+    /// answer), and starts over otherwise (the sender will send the whole file).
+    pub async fn for_offer(dir: impl AsRef<Path>, offer: &FileOffer) -> Result<Self, WriteError> {
+        let truncate = !offer.file.supports_ranges();
+        Self::open_inner(dir.as_ref(), &offer.file.name, offer.file.size, truncate).await
     }
 
     async fn open_inner(

@@ -110,3 +110,31 @@ async fn corrupted_bytes_fail_the_md5_from_the_offer_and_leave_nothing() {
     ));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_sender_without_ranges_gets_a_fresh_part_and_no_range() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin.part"), b"stale").unwrap();
+    let plain = xep0096_file::File::new("a.bin", 3);
+    let si = FileOffer::si(&Sid::new("s").unwrap(), plain, None, &[method::IBB]);
+    let fo =
+        FileOffer::from_iq(&wire(offer_iq("o", "b@x/1".parse().unwrap(), si).unwrap())).unwrap();
+    let mut part = PartFile::for_offer(dir.path(), &fo).await.unwrap();
+    assert_eq!(part.offset(), 0, "no resume without announced ranges");
+    assert_eq!(part.range(), None);
+    part.write(b"abc").await.unwrap();
+    let path = part
+        .finish(&fo.expected().unwrap(), Collision::Rename)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), b"abc");
+
+    // With ranges announced, the same situation resumes.
+    std::fs::write(dir.path().join("b.bin.part"), b"ab").unwrap();
+    let ranged = xep0096_file::File::new("b.bin", 3).with_ranged();
+    let si = FileOffer::si(&Sid::new("s2").unwrap(), ranged, None, &[method::IBB]);
+    let fo =
+        FileOffer::from_iq(&wire(offer_iq("o2", "b@x/1".parse().unwrap(), si).unwrap())).unwrap();
+    let part = PartFile::for_offer(dir.path(), &fo).await.unwrap();
+    assert_eq!(part.offset(), 2);
+}
