@@ -43,6 +43,7 @@
 //! The client over the in-memory hub (any `ft_transport::StanzaTransport` works the same):
 //!
 //! ```
+//! # #[cfg(feature = "tokio")]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::{ops::ControlFlow, sync::Arc};
 //! use ft_transport::{StanzaTransport, hub::Hub, iq::IqTracker};
