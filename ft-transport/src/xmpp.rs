@@ -51,17 +51,22 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use jid::{BareJid, Jid};
+use minidom::{Element, Node};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::{DnsConfig, ServerConnector, StartTlsServerConnector};
+use tokio_xmpp::error::AuthError;
 use tokio_xmpp::stanzastream::{
     Event as StreamEventOrStanza, StanzaStage, StanzaState, StanzaStream, StanzaToken, StreamEvent,
 };
-use tokio_xmpp::xmlstream::{PendingFeaturesRecv, StreamHeader, Timeouts, initiate_stream};
+use tokio_xmpp::xmlstream::{
+    PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmlStream, initiate_stream,
+};
+use xmpp_parsers::component::Handshake;
+use xmpp_parsers::ns;
 use xmpp_parsers::stanza::Stanza;
 
 use crate::StanzaTransport;
@@ -386,20 +391,24 @@ async fn drive_client(
     stream.close().await;
 }
 
-type ComponentStream = tokio_xmpp::Component<NoDelayTcp>;
+type ComponentStream = XmlStream<BufStream<TcpStream>, Element>;
 
-/// The sending side of a XEP-0114 component.
-pub struct ComponentTransport {
-    jid: Jid,
-    sink: Mutex<SplitSink<ComponentStream, Stanza>>,
+struct ComponentOutbound {
+    element: Element,
+    written: oneshot::Sender<Result<(), io::Error>>,
 }
 
-impl fmt::Debug for ComponentTransport {
+impl fmt::Debug for ComponentOutbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ComponentTransport")
-            .field("jid", &self.jid)
-            .finish_non_exhaustive()
+        f.debug_struct("ComponentOutbound").finish_non_exhaustive()
     }
+}
+
+/// The sending side of a XEP-0114 component; cheap to share (`Arc`) between drivers.
+#[derive(Debug, Clone)]
+pub struct ComponentTransport {
+    jid: Jid,
+    commands: mpsc::Sender<ComponentOutbound>,
 }
 
 impl StanzaTransport for ComponentTransport {
@@ -408,15 +417,17 @@ impl StanzaTransport for ComponentTransport {
     /// Resolves once the stanza was written and flushed. A component must set `from` itself
     /// (any JID at its domain).
     async fn send(&self, stanza: Stanza) -> Result<(), Error> {
-        self.sink
-            .lock()
+        let element = renamespace(Element::from(stanza), ns::JABBER_CLIENT, ns::COMPONENT);
+        let (written, result) = oneshot::channel();
+        self.commands
+            .send(ComponentOutbound { element, written })
             .await
-            .send(stanza)
-            .await
-            .map_err(|e| match e {
-                tokio_xmpp::Error::Io(io) => Error::Send(io),
-                other => Error::Component(other),
-            })
+            .map_err(|_| Error::Closed)?;
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Send(e)),
+            Err(_) => Err(Error::Closed),
+        }
     }
 
     /// The component's domain.
@@ -426,48 +437,144 @@ impl StanzaTransport for ComponentTransport {
 }
 
 /// The inbound stanzas of a component.
+#[derive(Debug)]
 pub struct ComponentInbound {
-    stream: SplitStream<ComponentStream>,
-}
-
-impl fmt::Debug for ComponentInbound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ComponentInbound").finish_non_exhaustive()
-    }
+    rx: mpsc::Receiver<Stanza>,
 }
 
 impl ComponentInbound {
     /// The next inbound stanza; `None` once the stream is closed (or broke).
     pub async fn next(&mut self) -> Option<Stanza> {
-        self.stream.next().await
+        self.rx.recv().await
     }
 }
 
 /// Connects a XEP-0114 component `jid` (a domain such as `proxy.example.org`) with the
 /// shared `secret` to the server's component port at `addr`, over plaintext TCP with
 /// `TCP_NODELAY` (XEP-0114 has no TLS; run it on loopback or a private link).
+///
+/// The stream is closed when every clone of the [`ComponentTransport`] is dropped.
+///
+/// Stanzas travel in the `jabber:component:accept` namespace on the wire and are translated
+/// to and from xmpp-parsers' `jabber:client` types here. (tokio-xmpp's own `Component`
+/// needs xmpp-parsers' `component` feature, which switches every stanza of the whole build
+/// to the component namespace and so breaks clients built alongside.) Inbound stanzas that
+/// do not parse are dropped.
 pub async fn connect_component(
     jid: &BareJid,
     secret: &str,
     addr: SocketAddr,
 ) -> Result<(ComponentTransport, ComponentInbound), Error> {
-    let component = ComponentStream::new_with_connector(
-        jid.as_str(),
-        secret,
-        NoDelayTcp(Server::Addr(addr)),
-        Timeouts::default(),
-    )
-    .await
-    .map_err(Error::Component)?;
-    let jid = Jid::from(component.jid.clone());
-    let (sink, stream) = component.split();
+    let component_err = |e: tokio_xmpp::Error| Error::Component(e);
+    let full: Jid = jid.clone().into();
+    let (mut pending, _) = NoDelayTcp(Server::Addr(addr))
+        .connect(&full, ns::COMPONENT, Timeouts::default())
+        .await
+        .map_err(component_err)?;
+    let header = pending.take_header();
+    let Some(stream_id) = header.id else {
+        return Err(Error::Component(
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "component stream header has no id",
+            )
+            .into(),
+        ));
+    };
+    let mut stream: ComponentStream = pending.skip_features();
+    let handshake = Handshake::from_stream_id_and_password(stream_id.into_owned(), secret);
+    stream
+        .send(&Element::from(handshake))
+        .await
+        .map_err(|e| Error::Component(e.into()))?;
+    loop {
+        match stream.next().await {
+            Some(Ok(el)) if el.is("handshake", ns::COMPONENT) => break,
+            Some(Ok(_)) => return Err(Error::Component(AuthError::ComponentFail.into())),
+            Some(Err(ReadError::SoftTimeout)) => continue,
+            Some(Err(ReadError::HardError(e))) => return Err(Error::Component(e.into())),
+            Some(Err(ReadError::ParseError(e))) => {
+                return Err(Error::Component(
+                    io::Error::new(io::ErrorKind::InvalidData, e).into(),
+                ));
+            }
+            Some(Err(ReadError::StreamFooterReceived)) | None => {
+                return Err(Error::Component(tokio_xmpp::Error::Disconnected));
+            }
+        }
+    }
+    let (commands, commands_rx) = mpsc::channel(64);
+    let (inbound_tx, inbound_rx) = mpsc::channel(64);
+    tokio::spawn(drive_component(stream, commands_rx, inbound_tx));
     Ok((
         ComponentTransport {
-            jid,
-            sink: Mutex::new(sink),
+            jid: full,
+            commands,
         },
-        ComponentInbound { stream },
+        ComponentInbound { rx: inbound_rx },
     ))
+}
+
+async fn drive_component(
+    mut stream: ComponentStream,
+    mut commands: mpsc::Receiver<ComponentOutbound>,
+    inbound: mpsc::Sender<Stanza>,
+) {
+    let mut pending: Option<Stanza> = None;
+    let mut inbound_open = true;
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(ComponentOutbound { element, written }) = command else { break };
+                let result = stream.send(&element).await;
+                let _ = written.send(result);
+            }
+            permit = inbound.reserve(), if pending.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some(stanza) = pending.take() {
+                        permit.send(stanza);
+                    }
+                }
+                Err(_) => {
+                    inbound_open = false;
+                    pending = None;
+                }
+            },
+            item = stream.next(), if pending.is_none() => match item {
+                Some(Ok(el)) => {
+                    let el = renamespace(el, ns::COMPONENT, ns::JABBER_CLIENT);
+                    if inbound_open && let Ok(stanza) = Stanza::try_from(el) {
+                        pending = Some(stanza);
+                    }
+                }
+                Some(Err(ReadError::SoftTimeout | ReadError::ParseError(_))) => {}
+                Some(Err(ReadError::HardError(_) | ReadError::StreamFooterReceived)) | None => {
+                    break;
+                }
+            },
+        }
+    }
+    drop(inbound);
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+}
+
+/// Moves an element in namespace `from` (and its descendants in `from`) to namespace `to`.
+fn renamespace(mut el: Element, from: &str, to: &str) -> Element {
+    if el.ns() != from {
+        return el;
+    }
+    let nodes = el.take_nodes();
+    let mut out = Element::bare(el.name(), to);
+    *out.attrs_mut() = el.attrs().clone();
+    for node in nodes {
+        match node {
+            Node::Element(child) => {
+                out.append_child(renamespace(child, from, to));
+            }
+            Node::Text(text) => out.append_text(text),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
