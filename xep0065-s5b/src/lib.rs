@@ -38,6 +38,46 @@
 //! # let _: Sid = offer.sid;
 //! ```
 //!
+//! A direct bytestream between two entities on the in-memory hub (feature `tokio`):
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use std::{ops::ControlFlow, time::Duration};
+//! use ft_transport::hub::Hub;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use xep0065_s5b::{Config, S5b, Sid};
+//!
+//! let hub = Hub::new();
+//! let mut config = Config::default();
+//! config.listen(vec!["127.0.0.1".parse().unwrap()]);
+//! let mut s5b = Vec::new();
+//! for who in ["alice@example.org/a", "bob@example.org/b"] {
+//!     let (transport, mut inbox) = hub.connect(who.parse().unwrap());
+//!     let s = S5b::new(transport, config.clone());
+//!     let feed = s.clone();
+//!     // The application offers every inbound stanza; S5b hands back what is not its own.
+//!     tokio::spawn(async move {
+//!         while let Some(stanza) = inbox.recv().await {
+//!             if let ControlFlow::Continue(_other) = feed.handle_stanza(stanza) {}
+//!         }
+//!     });
+//!     s5b.push(s);
+//! }
+//! let sid = Sid::new("example").unwrap();
+//! // Bob (target) authorises the stream first, typically once SI agreed on it.
+//! let bob = tokio::spawn(s5b[1].expect("alice@example.org/a".parse().unwrap(), sid.clone(), Duration::from_secs(10)));
+//! let mut alice = s5b[0].connect("bob@example.org/b".parse().unwrap(), sid, &[]).await.unwrap();
+//! alice.stream.write_all(b"hello").await.unwrap();
+//! alice.stream.shutdown().await.unwrap(); // half-close: the end of the file
+//!
+//! let mut bob = bob.await.unwrap().unwrap();
+//! let mut got = Vec::new();
+//! bob.stream.read_to_end(&mut got).await.unwrap();
+//! assert_eq!(got, b"hello");
+//! # });
+//! ```
+//!
 //! # Cargo features
 //!
 //! * `tokio` (default): the async driver ([`S5b`], [`S5bStream`], [`Proxy`]) over tokio and

@@ -383,8 +383,14 @@ impl Proxy {
 
 async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Some(strong) = inner.upgrade() else {
             return;

@@ -755,7 +755,7 @@ async fn race(
         })
         .collect();
     let mut started_at: Vec<Option<Instant>> = vec![None; hosts.len()];
-    let mut set: JoinSet<(usize, Result<S5bStream, String>)> = JoinSet::new();
+    let mut set: JoinSet<(usize, Result<S5bStream, Outcome>)> = JoinSet::new();
     let mut next = 0usize;
     let mut next_at = t0;
     loop {
@@ -765,26 +765,26 @@ async fn race(
             next += 1;
             let sh = hosts[i].clone();
             let now = Instant::now();
-            let addrs = match resolve(&sh).await {
-                Ok(a) => a,
-                Err(e) => {
-                    attempts[i].outcome = Outcome::Failed(e);
-                    continue;
-                }
-            };
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| config.dial_policy.allows(peer, &sh, a))
-                .collect();
-            if allowed.is_empty() {
-                attempts[i].outcome =
-                    Outcome::Refused(String::from("dial policy refused every address"));
-                continue;
-            }
             started_at[i] = Some(now);
             let hash = hash.to_owned();
             let hs = config.handshake_timeout;
+            let policy = config.dial_policy.clone();
+            let peer = peer.clone();
+            // Resolution, the policy check and the dial all run in the attempt's task, so a
+            // slow DNS answer never holds up the next attempt.
             set.spawn(async move {
+                let addrs = match resolve(&sh).await {
+                    Ok(a) => a,
+                    Err(e) => return (i, Err(Outcome::Failed(e))),
+                };
+                let allowed: Vec<SocketAddr> = addrs
+                    .into_iter()
+                    .filter(|a| policy.allows(&peer, &sh, a))
+                    .collect();
+                if allowed.is_empty() {
+                    let why = String::from("the dial policy refused every address");
+                    return (i, Err(Outcome::Refused(why)));
+                }
                 let mut last = String::new();
                 for a in allowed {
                     match dial_addr(a, &hash, hs).await {
@@ -792,7 +792,7 @@ async fn race(
                         Err(e) => last = format!("{a}: {e}"),
                     }
                 }
-                (i, Err(last))
+                (i, Err(Outcome::Failed(last)))
             });
             next_at = now + config.stagger;
         }
@@ -823,7 +823,7 @@ async fn race(
                         }
                         return Ok((stream, i, attempts));
                     }
-                    Err(e) => attempts[i].outcome = Outcome::Failed(e),
+                    Err(outcome) => attempts[i].outcome = outcome,
                 }
             }
             () = tokio::time::sleep_until(wake) => {
@@ -846,8 +846,14 @@ async fn race(
 /// for (the first one per session); others get `host unreachable` and are closed.
 async fn accept_loop<T: StanzaTransport>(listener: TcpListener, inner: std::sync::Weak<Inner<T>>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("s5b listener: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Some(strong) = inner.upgrade() else {
             return;

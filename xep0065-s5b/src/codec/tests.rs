@@ -1,6 +1,7 @@
 //! Codec tests: every message at every split point with `Pending` in between, every
 //! malformed case with the reply code it gets, leftover bytes kept after the handshake.
 
+use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -367,4 +368,75 @@ fn arbitrary_bytes_never_panic() {
         let mut b = BytesMut::from(&v[..]);
         while let Ok(Some(_)) = c.decode(&mut b) {}
     }
+}
+
+/// An io that records each write call and releases scripted reads only once enough writes
+/// have happened, like a strict server (ejabberd) that answers only complete messages.
+struct Strict {
+    writes: Vec<Vec<u8>>,
+    /// (writes needed before this read is released, bytes)
+    reads: std::collections::VecDeque<(usize, Vec<u8>)>,
+    waker: Option<std::task::Waker>,
+}
+
+impl tokio::io::AsyncRead for Strict {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let ready = matches!(self.reads.front(), Some((need, _)) if self.writes.len() >= *need);
+        if ready {
+            let (_, b) = self.reads.pop_front().unwrap();
+            buf.put_slice(&b);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        if self.reads.is_empty() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for Strict {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.writes.push(buf.to_vec());
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn the_client_sends_the_greeting_waits_then_the_whole_connect_in_one_write() {
+    let mut io = Strict {
+        writes: Vec::new(),
+        reads: [(1, method_bytes()), (2, reply_bytes())]
+            .into_iter()
+            .collect(),
+        waker: None,
+    };
+    let parts = crate::stream::client_handshake(&mut io, HASH, Duration::from_secs(5))
+        .await
+        .unwrap();
+    drop(parts);
+    assert_eq!(io.writes, vec![greeting_bytes(), connect_bytes()]);
 }
