@@ -49,12 +49,14 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use jid::{BareJid, Jid};
 use minidom::{Element, Node};
-use tokio::io::BufStream;
+use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::connect::{DnsConfig, ServerConnector, StartTlsServerConnector};
@@ -391,7 +393,147 @@ async fn drive_client(
     stream.close().await;
 }
 
-type ComponentStream = XmlStream<BufStream<TcpStream>, Element>;
+type ComponentStream = XmlStream<BufStream<VersionedHeader<TcpStream>>, Element>;
+
+/// XEP-0114 servers answer with a stream header without `version` (the protocol predates
+/// RFC 6120); tokio-xmpp's stream reader requires `version='1.0'` unless its `component`
+/// feature is on. This reader adds the attribute to the server's `<stream:stream>` start tag
+/// and passes every other byte through unchanged.
+#[derive(Debug)]
+struct VersionedHeader<S> {
+    inner: S,
+    /// Bytes of the header seen so far, until the start tag is complete.
+    scanning: Option<Vec<u8>>,
+    /// Rewritten bytes not yet handed to the reader.
+    out: Vec<u8>,
+    out_pos: usize,
+}
+
+/// Longest server preamble (XML declaration and stream start tag) we accept.
+const MAX_COMPONENT_HEADER: usize = 8192;
+
+impl<S> VersionedHeader<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            scanning: Some(Vec::new()),
+            out: Vec::new(),
+            out_pos: 0,
+        }
+    }
+
+    /// Rewrites the start tag once it is complete; `Ok(false)` while more bytes are needed.
+    fn try_finish_header(&mut self) -> io::Result<bool> {
+        let Some(seen) = self.scanning.as_ref() else {
+            return Ok(true);
+        };
+        let Some(start) = find(seen, b"<stream:stream") else {
+            return self.check_len(seen.len()).map(|()| false);
+        };
+        let Some(end) = seen[start..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map(|i| start + i)
+        else {
+            return self.check_len(seen.len()).map(|()| false);
+        };
+        let tag = &seen[start..end];
+        let mut out = Vec::with_capacity(seen.len() + 16);
+        out.extend_from_slice(&seen[..end]);
+        if find(tag, b" version=").is_none() {
+            out.extend_from_slice(b" version='1.0'");
+        }
+        out.extend_from_slice(&seen[end..]);
+        self.out = out;
+        self.out_pos = 0;
+        self.scanning = None;
+        Ok(true)
+    }
+
+    fn check_len(&self, len: usize) -> io::Result<()> {
+        if len > MAX_COMPONENT_HEADER {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "component stream header too long",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for VersionedHeader<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.out_pos < this.out.len() {
+                let n = buf.remaining().min(this.out.len() - this.out_pos);
+                buf.put_slice(&this.out[this.out_pos..this.out_pos + n]);
+                this.out_pos += n;
+                if this.out_pos == this.out.len() {
+                    this.out = Vec::new();
+                    this.out_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.scanning.is_none() {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut chunk = [0u8; 1024];
+            let mut chunk_buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut chunk_buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let got = chunk_buf.filled();
+                    if got.is_empty() {
+                        // EOF inside the header: hand over what we have, the parser reports it.
+                        if let Some(seen) = this.scanning.take() {
+                            this.out = seen;
+                            this.out_pos = 0;
+                        }
+                        if this.out.is_empty() {
+                            return Poll::Ready(Ok(()));
+                        }
+                        continue;
+                    }
+                    if let Some(seen) = this.scanning.as_mut() {
+                        seen.extend_from_slice(got);
+                    }
+                    if let Err(e) = this.try_finish_header() {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for VersionedHeader<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
 
 struct ComponentOutbound {
     element: Element,
@@ -465,12 +607,25 @@ pub async fn connect_component(
     secret: &str,
     addr: SocketAddr,
 ) -> Result<(ComponentTransport, ComponentInbound), Error> {
-    let component_err = |e: tokio_xmpp::Error| Error::Component(e);
     let full: Jid = jid.clone().into();
-    let (mut pending, _) = NoDelayTcp(Server::Addr(addr))
-        .connect(&full, ns::COMPONENT, Timeouts::default())
+    let tcp = TcpStream::connect(addr)
         .await
-        .map_err(component_err)?;
+        .map_err(|e| Error::Component(e.into()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| Error::Component(e.into()))?;
+    let header = StreamHeader {
+        to: Some(Cow::Borrowed(jid.as_str())),
+        from: None,
+        id: None,
+    };
+    let mut pending = initiate_stream(
+        BufStream::new(VersionedHeader::new(tcp)),
+        ns::COMPONENT,
+        header,
+        Timeouts::default(),
+    )
+    .await
+    .map_err(|e| Error::Component(e.into()))?;
     let header = pending.take_header();
     let Some(stream_id) = header.id else {
         return Err(Error::Component(
@@ -619,5 +774,72 @@ mod tests {
     fn options_debug_hides_the_password() {
         let options = ClientOptions::new("a@localhost".parse().unwrap(), "hunter2", Server::Srv);
         assert!(!format!("{options:?}").contains("hunter2"));
+    }
+
+    async fn read_through_versioned_header(input: &[u8], chunk: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut builder = tokio_test::io::Builder::new();
+        for part in input.chunks(chunk) {
+            builder.read(part);
+        }
+        let mut reader = VersionedHeader::new(builder.build());
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn component_header_without_version_gets_one_at_every_split_point() {
+        let input = b"<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='abc' from='c.localhost'><handshake/>";
+        let expected = b"<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='abc' from='c.localhost' version='1.0'><handshake/>";
+        for chunk in 1..=input.len() {
+            assert_eq!(
+                read_through_versioned_header(input, chunk).await,
+                expected.to_vec(),
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn component_header_with_a_version_and_later_bytes_pass_unchanged() {
+        let input = b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='x'><iq/>stream:stream>";
+        assert_eq!(
+            read_through_versioned_header(input, 7).await,
+            input.to_vec()
+        );
+    }
+
+    #[tokio::test]
+    async fn component_header_that_never_ends_is_invalid_data() {
+        use tokio::io::AsyncReadExt;
+        // The reader takes 1 KiB at a time; one chunk past the limit is refused.
+        let junk = [b'a'; 1024];
+        let mut builder = tokio_test::io::Builder::new();
+        for _ in 0..=MAX_COMPONENT_HEADER / 1024 {
+            builder.read(&junk);
+        }
+        let mut reader = VersionedHeader::new(builder.build());
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn stanzas_move_between_client_and_component_namespaces_and_back() {
+        let wire: Element = "<iq xmlns='jabber:component:accept' type='error' id='1' from='a@b/c' to='p.b'><query xmlns='http://jabber.org/protocol/bytestreams'/><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+            .parse()
+            .unwrap();
+        let client = renamespace(wire.clone(), ns::COMPONENT, ns::JABBER_CLIENT);
+        assert!(client.is("iq", ns::JABBER_CLIENT));
+        assert!(client.get_child("error", ns::JABBER_CLIENT).is_some());
+        assert!(
+            client
+                .get_child("query", "http://jabber.org/protocol/bytestreams")
+                .is_some()
+        );
+        assert_eq!(client.attr("from"), Some("a@b/c"));
+        assert!(Stanza::try_from(client.clone()).is_ok());
+        assert_eq!(renamespace(client, ns::JABBER_CLIENT, ns::COMPONENT), wire);
     }
 }
