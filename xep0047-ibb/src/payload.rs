@@ -259,16 +259,19 @@ fn is_xml_space(b: u8) -> bool {
 }
 
 /// Decodes the text of a `<data/>` element (see the module docs for what is accepted).
+///
+/// The common case, one text node without whitespace, is decoded straight from the
+/// element's string; only if that fails is the text searched for whitespace to drop.
 pub fn decode_text(elem: &Element) -> Result<Vec<u8>, PayloadError> {
     let mut texts = elem.texts();
-    let first = texts.next();
-    let single = match (first, texts.next()) {
+    match (texts.next(), texts.next()) {
         (None, _) => return Ok(Vec::new()),
-        (Some(t), None) if !t.bytes().any(is_xml_space) => Some(t),
-        _ => None,
-    };
-    if let Some(text) = single {
-        return decode_strict(text.as_bytes());
+        (Some(t), None) => match decode_strict(t.as_bytes()) {
+            Ok(v) => return Ok(v),
+            Err(e) if !t.bytes().any(is_xml_space) => return Err(e),
+            Err(_) => {}
+        },
+        _ => {}
     }
     let mut joined: Vec<u8> = Vec::new();
     for t in elem.texts() {

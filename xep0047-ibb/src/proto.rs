@@ -263,11 +263,12 @@ pub struct Session {
     error: Option<Error>,
     last_activity: Instant,
     // send side
-    send_buf: Vec<u8>,
-    send_head: usize,
-    /// Absolute offset of `send_buf[send_head]`.
+    /// Written bytes not yet acknowledged (in flight) or not yet sent: a ring, so
+    /// acknowledged bytes leave the front without moving the rest.
+    send_buf: VecDeque<u8>,
+    /// Absolute offset of `send_buf[0]`.
     send_base: u64,
-    /// Bytes from `send_head` that are in flight (sent, not acknowledged).
+    /// Bytes at the front of `send_buf` that are in flight (sent, not acknowledged).
     send_inflight_bytes: usize,
     send_seq: u16,
     in_flight: VecDeque<InFlight>,
@@ -302,8 +303,7 @@ impl Session {
             events: VecDeque::new(),
             error: None,
             last_activity: now,
-            send_buf: Vec::new(),
-            send_head: 0,
+            send_buf: VecDeque::new(),
             send_base: 0,
             send_inflight_bytes: 0,
             send_seq: 0,
@@ -449,13 +449,13 @@ impl Session {
         if matches!(self.state, State::Closed) {
             return 0;
         }
-        let unsent = self.send_buf.len() - self.send_head - self.send_inflight_bytes;
+        let unsent = self.send_buf.len() - self.send_inflight_bytes;
         self.config.send_buffer.saturating_sub(unsent)
     }
 
     /// Whether everything written has been sent and (over iq) acknowledged.
     pub fn is_flushed(&self) -> bool {
-        self.send_head == self.send_buf.len() && self.in_flight.is_empty()
+        self.send_buf.is_empty() && self.in_flight.is_empty()
     }
 
     /// Queues bytes to send; returns how many were taken (0 when the buffer is full).
@@ -470,7 +470,7 @@ impl Session {
             return Err(MisuseError::WriteAfterClose.into());
         }
         let n = data.len().min(self.send_capacity());
-        self.send_buf.extend_from_slice(&data[..n]);
+        self.send_buf.extend(&data[..n]);
         Ok(n)
     }
 
@@ -576,11 +576,11 @@ impl Session {
             f.id = id.clone();
             f.deadline = now + ack_timeout;
             let (seq, start, len) = (f.seq, f.start, f.len);
-            let off = self.send_head + (start - self.send_base) as usize;
-            let elem = Data::encode(seq, &self.sid, &self.send_buf[off..off + len]);
+            let off = (start - self.send_base) as usize;
+            let elem = Data::encode(seq, &self.sid, &ring_slice(&self.send_buf, off, len));
             return Some(iq_set(&self.peer, id, elem));
         }
-        let unsent_at = self.send_head + self.send_inflight_bytes;
+        let unsent_at = self.send_inflight_bytes;
         let unsent = self.send_buf.len() - unsent_at;
         if unsent == 0 {
             self.flush_requested = false;
@@ -613,7 +613,7 @@ impl Session {
         }
         let seq = self.send_seq;
         self.send_seq = seq.wrapping_add(1);
-        let elem = Data::encode(seq, &self.sid, &self.send_buf[unsent_at..unsent_at + len]);
+        let elem = Data::encode(seq, &self.sid, &ring_slice(&self.send_buf, unsent_at, len));
         let id = self.fresh_id();
         self.last_activity = now;
         match self.kind {
@@ -653,15 +653,8 @@ impl Session {
 
     /// Drops `len` bytes from the front of the send buffer (sent over message, or acked).
     fn consume_sent(&mut self, len: usize) {
-        self.send_head += len;
+        self.send_buf.drain(..len);
         self.send_base += len as u64;
-        if self.send_head == self.send_buf.len() {
-            self.send_buf.clear();
-            self.send_head = 0;
-        } else if self.send_head > 64 * 1024 && self.send_head * 2 > self.send_buf.len() {
-            self.send_buf.drain(..self.send_head);
-            self.send_head = 0;
-        }
         self.events.push_back(Event::Writable);
     }
 
@@ -727,7 +720,6 @@ impl Session {
         self.in_flight.clear();
         self.send_inflight_bytes = 0;
         self.send_buf.clear();
-        self.send_head = 0;
         self.write_closed = true;
         self.deferred_acks.clear();
         if let Some((id, _)) = self.peer_close.take() {
@@ -773,7 +765,7 @@ impl Session {
             at(self.last_activity + idle);
         }
         if let (StanzaKind::Message, Some(rate)) = (self.kind, self.config.message_rate) {
-            let unsent = self.send_buf.len() - self.send_head;
+            let unsent = self.send_buf.len() - self.send_inflight_bytes;
             if unsent > 0 && self.can_send_data() {
                 let need = (unsent.min(usize::from(self.block_size)) as f64 - self.tokens).max(0.0);
                 at(self.tokens_at + Duration::from_secs_f64(need / rate as f64));
@@ -1070,6 +1062,22 @@ impl Session {
             return Err(ProtocolError::ReceiveBufferOverflow(self.recv_len));
         }
         Ok(self.recv_len <= self.config.recv_buffer && self.deferred_acks.is_empty())
+    }
+}
+
+/// `len` bytes at `off` of a ring buffer: borrowed, unless they straddle the wrap point
+/// (at most once per lap of the ring), where they are copied.
+fn ring_slice(buf: &VecDeque<u8>, off: usize, len: usize) -> std::borrow::Cow<'_, [u8]> {
+    let (a, b) = buf.as_slices();
+    if off + len <= a.len() {
+        std::borrow::Cow::Borrowed(&a[off..off + len])
+    } else if off >= a.len() {
+        std::borrow::Cow::Borrowed(&b[off - a.len()..off - a.len() + len])
+    } else {
+        let mut v = Vec::with_capacity(len);
+        v.extend_from_slice(&a[off..]);
+        v.extend_from_slice(&b[..len - (a.len() - off)]);
+        std::borrow::Cow::Owned(v)
     }
 }
 
