@@ -24,6 +24,16 @@
 //! stanzas in flight then may be lost and the bound JID may change (the transport keeps the
 //! first one), which breaks running transfers as any disconnect does.
 //!
+//! # How the component is driven
+//!
+//! tokio-xmpp's own `Component` needs its `component` feature, which turns on xmpp-parsers'
+//! `component` feature: that switches *every* stanza of the whole build to the
+//! `jabber:component:accept` namespace, so a client built alongside (any workspace test
+//! run) sends stanzas the server rejects. The adapter therefore does the XEP-0114 handshake
+//! itself over tokio-xmpp's XML stream reader, translates stanzas between the wire's
+//! component namespace and xmpp-parsers' client types, and drives the stream from one
+//! background task like the client.
+//!
 //! ```no_run
 //! use ft_transport::StanzaTransport;
 //! use ft_transport::xmpp::{ClientOptions, Server, connect_client};
@@ -195,7 +205,8 @@ pub enum Error {
     #[error("plaintext refused for non-loopback server {0}")]
     PlaintextNotLoopback(String),
     /// The session did not come online in time (wrong password, unreachable server, TLS
-    /// failure: tokio-xmpp keeps retrying in the background and does not say which).
+    /// failure: tokio-xmpp retries with backoff and does not say which). tokio-xmpp 6.0's
+    /// login task keeps retrying until it succeeds once or the runtime shuts down.
     #[error("not online within {0:?} (wrong credentials, unreachable server or tls failure)")]
     OnlineTimeout(Duration),
     /// The stream ended (or its task stopped) before the stanza could be sent.
@@ -293,6 +304,15 @@ impl StanzaTransport for ClientTransport {
 #[derive(Debug)]
 pub struct ClientInbound {
     rx: mpsc::Receiver<Stanza>,
+}
+
+/// The same stanzas as [`ClientInbound::next`], as a `futures` stream.
+impl futures_util::Stream for ClientInbound {
+    type Item = Stanza;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Stanza>> {
+        self.rx.poll_recv(cx)
+    }
 }
 
 impl ClientInbound {
@@ -582,6 +602,15 @@ impl StanzaTransport for ComponentTransport {
 #[derive(Debug)]
 pub struct ComponentInbound {
     rx: mpsc::Receiver<Stanza>,
+}
+
+/// The same stanzas as [`ComponentInbound::next`], as a `futures` stream.
+impl futures_util::Stream for ComponentInbound {
+    type Item = Stanza;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Stanza>> {
+        self.rx.poll_recv(cx)
+    }
 }
 
 impl ComponentInbound {
