@@ -182,3 +182,33 @@ async fn client_adapter_with_a_wrong_password_is_not_online_within_its_timeout()
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn client_adapter_keeps_receiving_while_many_sends_are_in_flight() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let (alice, inbound) = prosody.connect("alice", "rust").await.unwrap();
+    let alice = Arc::new(alice);
+    let tracker = Arc::new(IqTracker::new("load"));
+    let _others = pump(inbound, tracker.clone());
+    let server: Jid = prosody.domain().parse().unwrap();
+
+    // 300 pings from 300 tasks at once: sends and answers interleave on one stream.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        let (alice, tracker, server) = (alice.clone(), tracker.clone(), server.clone());
+        tasks.spawn(async move {
+            let ping = Iq::from_get("ignored", xmpp_parsers::ping::Ping).with_to(server);
+            tracker.request(&alice, ping, WAIT).await
+        });
+    }
+    let mut answered = 0;
+    while let Some(result) = tasks.join_next().await {
+        assert!(matches!(result.unwrap(), Ok(None)));
+        answered += 1;
+    }
+    assert_eq!(answered, 300);
+    assert_eq!(tracker.pending(), 0);
+}
