@@ -117,14 +117,19 @@ impl fmt::Debug for Prosody {
 
 impl Prosody {
     /// Writes a config into a new temporary directory, registers the accounts, starts
-    /// `prosody -F` as the `prosody` user and waits until every port it serves is open.
+    /// `prosody -F` (as the `prosody` user when we are root; Prosody refuses to run as root)
+    /// and waits until every port it serves is open.
     ///
     /// Retries with new ports when another process took one in between (the ports are
     /// picked free, then handed to Prosody).
     pub fn start(options: ProsodyOptions) -> Result<Self, Error> {
         let prosody = which("prosody")?;
         let prosodyctl = which("prosodyctl")?;
-        let setpriv = which("setpriv")?;
+        let setpriv = if is_root() {
+            which("setpriv")?
+        } else {
+            PathBuf::new()
+        };
         let mut last = None;
         for _ in 0..5 {
             match Self::try_start(&options, &prosody, &prosodyctl, &setpriv) {
@@ -171,9 +176,17 @@ impl Prosody {
             .try_clone()
             .map_err(io("cloning console.log"))
             .map_err(StartAttempt::Fatal)?;
-        let child = Command::new(setpriv)
-            .args(["--reuid=prosody", "--regid=prosody", "--init-groups"])
-            .arg(prosody)
+        // Prosody refuses to run as root: drop to the prosody user when we are root, run as
+        // ourselves otherwise.
+        let mut command = if is_root() {
+            let mut c = Command::new(setpriv);
+            c.args(["--reuid=prosody", "--regid=prosody", "--init-groups"])
+                .arg(prosody);
+            c
+        } else {
+            Command::new(prosody)
+        };
+        let child = command
             .arg("--config")
             .arg(me.config_path())
             .arg("-F")
@@ -198,6 +211,9 @@ impl Prosody {
             fs::create_dir_all(root.join(sub)).map_err(io(format!("creating {sub}")))?;
         }
         fs::write(self.config_path(), self.config()).map_err(io("writing prosody.cfg.lua"))?;
+        if !is_root() {
+            return Ok(());
+        }
         // Prosody runs as its own user: the directory must be its own.
         fs::set_permissions(root, fs::Permissions::from_mode(0o755))
             .map_err(io("chmod prosody dir"))?;
@@ -509,6 +525,14 @@ fn free_ports() -> Result<[u16; 3], Error> {
             .port();
     }
     Ok(ports)
+}
+
+/// Whether this process runs as root (then Prosody is started as the `prosody` user).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 pub(crate) fn which(program: &str) -> Result<PathBuf, Error> {
