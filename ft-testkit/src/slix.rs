@@ -130,6 +130,55 @@ impl SlixPeer {
         Ok(peer)
     }
 
+    /// `serve`: online as `user/slix`, answering disco#info (SI, the file-transfer profile,
+    /// IBB, bytestreams) until stopped.
+    pub async fn serve(prosody: &Prosody, user: &str) -> Result<Self, Error> {
+        Self::spawn(prosody, user, "slix", &["serve"]).await
+    }
+
+    /// `recv`: online as `user/slix`, accepting the next `count` SI file offers into `dir`
+    /// (one `file` event each, then it exits). `extra` takes `--prefer ibb|s5b` (slixmpp
+    /// itself picks IBB when both are offered) and `--max-block-size N` (slixmpp's own limit
+    /// is 8192; larger opens get `resource-constraint`).
+    pub async fn recv(
+        prosody: &Prosody,
+        user: &str,
+        dir: &Path,
+        count: usize,
+        extra: &[&str],
+    ) -> Result<Self, Error> {
+        let dir = dir.to_string_lossy().into_owned();
+        let count = count.to_string();
+        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
+        mode.extend_from_slice(extra);
+        Self::spawn(prosody, user, "slix", &mode).await
+    }
+
+    /// `send`: online as `user/slix`, offers `file` to `to` by `method` (`ibb-iq`,
+    /// `ibb-message` or `s5b`; slixmpp's S5B goes through a proxy only), then prints one
+    /// `sent` event and exits. `extra` takes `--block-size N` and `--proxy JID`.
+    pub async fn send(
+        prosody: &Prosody,
+        user: &str,
+        to: &str,
+        file: &Path,
+        method: &str,
+        extra: &[&str],
+    ) -> Result<Self, Error> {
+        let file = file.to_string_lossy().into_owned();
+        let mut mode = vec![
+            "send",
+            "--to",
+            to,
+            "--file",
+            file.as_str(),
+            "--method",
+            method,
+        ];
+        mode.extend_from_slice(extra);
+        Self::spawn(prosody, user, "slix", &mode).await
+    }
+
     /// The full JID the peer is bound to (known after [`SlixPeer::wait_ready`]).
     pub fn jid(&self) -> Option<&FullJid> {
         self.jid.as_ref()

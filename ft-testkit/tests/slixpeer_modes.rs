@@ -17,30 +17,17 @@ async fn transfer(prosody: &Prosody, method: &str, prefer: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path());
     let inbox = dir.path().join("inbox");
-    let inbox_s = inbox.to_str().unwrap();
-    let mut bob = SlixPeer::spawn(
-        prosody,
-        "bob",
-        "recv",
-        &["recv", "--dir", inbox_s, "--count", "1", "--prefer", prefer],
-    )
-    .await
-    .unwrap();
+    let mut bob = SlixPeer::recv(prosody, "bob", &inbox, 1, &["--prefer", prefer])
+        .await
+        .unwrap();
     let to = bob.jid().unwrap().to_string();
-    let mut args = vec![
-        "send",
-        "--to",
-        &to,
-        "--file",
-        file.to_str().unwrap(),
-        "--method",
-        method,
-    ];
     let proxy = prosody.proxy_jid().to_string();
-    if method == "s5b" {
-        args.extend(["--proxy", &proxy]);
-    }
-    let mut alice = SlixPeer::spawn(prosody, "alice", "send", &args)
+    let extra: &[&str] = if method == "s5b" {
+        &["--proxy", &proxy]
+    } else {
+        &[]
+    };
+    let mut alice = SlixPeer::send(prosody, "alice", &to, &file, method, extra)
         .await
         .unwrap();
     let sent = alice.wait_event("sent").await.unwrap();
