@@ -102,6 +102,8 @@ class Peer(slixmpp.ClientXMPP):
 
     async def on_start(self, _event):
         self.send_presence()
+        if self.args.mode == "recv":
+            self.setup_recv()  # before "ready": an offer may follow it at once
         emit({"event": "ready", "jid": str(self.boundjid.full)})
         try:
             await getattr(self, "job_" + self.args.mode.replace("-", "_"))()
@@ -129,6 +131,9 @@ class Peer(slixmpp.ClientXMPP):
 
     # ---- recv ---------------------------------------------------------------------------
     async def job_recv(self):
+        pass  # set up in setup_recv; the handlers do the work
+
+    def setup_recv(self):
         self.received = 0
         self.s5b_sink = None
         os.makedirs(self.args.dir, exist_ok=True)
