@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Moves `S5B_MIB` MiB (default 256) one way on 127.0.0.1: raw TCP, direct S5B to our
-//! listener, and S5B through our proxy. MB = 10^6 bytes.
+//! listener, S5B through our proxy (`S5B_PROXY_BUF` bytes of pipe per direction, default
+//! `ProxyConfig`'s), and raw TCP again once warm. MB = 10^6 bytes.
 
 mod common;
 
@@ -95,7 +96,15 @@ async fn throughput_raw_direct_and_proxied() {
     report("direct s5b", pump(req.stream, tgt.stream).await);
 
     // Through our proxy.
-    let p = proxy(&hub, |_| {}).await;
+    let buf = std::env::var("S5B_PROXY_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let p = proxy(&hub, |c| {
+        if let Some(b) = buf {
+            c.buffer_size = b;
+        }
+    })
+    .await;
     let mut ac = config();
     ac.listen(vec![]);
     let alice2 = peer(&hub, "alice@example.org/a2", ac);
@@ -111,4 +120,9 @@ async fn throughput_raw_direct_and_proxied() {
         .unwrap();
     let tgt = t.await.unwrap().unwrap();
     report("s5b through our proxy", pump(req.stream, tgt.stream).await);
+
+    // Raw again, now that everything is warm.
+    let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (b, _) = l.accept().await.unwrap();
+    report("raw loopback tcp (again)", pump(a, b).await);
 }
