@@ -263,6 +263,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
             r
         }
     };
+    let hashes = prepared.sha256.is_none().then_some(hashes);
     let sent = copy::send(
         &mut reader,
         &mut stream,
@@ -293,10 +294,13 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     })
     .await?;
     let streaming = side.reporter.streaming_time();
-    let (md5_sent, sha_sent) = sent.hashes.finish();
-    let (sha256, md5) = match prepared.sha256 {
-        Some(sha) => (sha, prepared.info.md5.clone()),
-        None => (sha_sent, (offset == 0).then_some(md5_sent)),
+    let (sha256, md5) = match (prepared.sha256, sent.hashes) {
+        (Some(sha), _) => (sha, prepared.info.md5.clone()),
+        (None, Some(h)) => {
+            let (md5_sent, sha_sent) = h.finish();
+            (sha_sent, (offset == 0).then_some(md5_sent))
+        }
+        (None, None) => (String::new(), None),
     };
     Ok(Outcome {
         peer: to,

@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
 mod demo;
 mod net;
 mod proxy;
-#[allow(dead_code)] // Temporary: used once the demo is wired.
 mod report;
 mod size;
 

@@ -1,0 +1,58 @@
+//! `xft demo` end to end: the binary runs every method and verifies each by SHA-256.
+
+use std::process::Command;
+
+#[test]
+fn demo_with_a_4_mib_file_verifies_every_method_and_exits_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xft"))
+        .args(["demo", "--size", "4MiB"])
+        .output()
+        .expect("xft runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for method in ["s5b-direct", "s5b-proxy", "ibb-iq", "ibb-message"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(method))
+            .unwrap_or_else(|| panic!("no row for {method}:\n{stdout}"));
+        assert!(line.contains("4194304"), "{line}");
+        assert!(line.ends_with("yes (sha256)"), "{line}");
+    }
+}
+
+#[test]
+fn demo_json_prints_one_verified_object_per_method() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xft"))
+        .args([
+            "demo",
+            "--size",
+            "100KB",
+            "--json",
+            "--method",
+            "ibb-iq",
+            "--method",
+            "s5b-direct",
+        ])
+        .output()
+        .expect("xft runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one json object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["requested"], "ibb-iq");
+    assert_eq!(rows[0]["method"], "ibb-iq");
+    assert_eq!(rows[1]["method"], "s5b-direct");
+    for r in &rows {
+        assert_eq!(r["bytes"], 100_000);
+        assert_eq!(r["verified"], true);
+        assert!(r["error"].is_null());
+    }
+}
