@@ -1,0 +1,224 @@
+//! Running one case: several timed runs, each bounded by a budget, with CPU seconds and
+//! peak RSS of this process recorded around it.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::machine;
+use crate::report::{Case, MB, Outcome, Percentiles, Spread};
+
+/// What a case is, before it runs.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// See [`Case::id`].
+    pub id: String,
+    /// See [`Case::group`].
+    pub group: &'static str,
+    /// See [`Case::method`].
+    pub method: String,
+    /// See [`Case::implementation`].
+    pub implementation: &'static str,
+    /// See [`Case::path`].
+    pub path: &'static str,
+    /// See [`Case::block_size`].
+    pub block_size: Option<u32>,
+    /// Bytes per run.
+    pub bytes: u64,
+    /// See [`Case::ceiling`].
+    pub ceiling: Option<String>,
+    /// See [`Case::note`].
+    pub note: Option<String>,
+}
+
+impl Spec {
+    /// The case with no runs and the given outcome (a skip, or a failure before any run).
+    pub fn without_runs(self, outcome: Outcome) -> Case {
+        Case {
+            id: self.id,
+            group: self.group.to_owned(),
+            method: self.method,
+            implementation: self.implementation.to_owned(),
+            path: self.path.to_owned(),
+            block_size: self.block_size,
+            bytes: self.bytes,
+            outcome,
+            runs_mbps: Vec::new(),
+            mbps: None,
+            ceiling: self.ceiling,
+            ratio_to_ceiling: None,
+            ack_latency_us: None,
+            peak_rss_bytes: None,
+            rss_start_bytes: None,
+            peak_rss_ratio: None,
+            cpu_seconds: None,
+            cpu_per_mb_ratio: None,
+            note: self.note,
+        }
+    }
+}
+
+/// What one run hands back.
+#[derive(Debug)]
+pub struct Run {
+    /// Bytes moved and verified.
+    pub bytes: u64,
+    /// Time from the first byte offered to the last byte verified. `None` lets the harness
+    /// use the wall time of the whole run future.
+    pub elapsed: Option<Duration>,
+    /// Per-chunk acknowledgement latencies, microseconds.
+    pub latency: Option<Histogram<u64>>,
+}
+
+impl Run {
+    /// A run timed by the harness.
+    pub fn bytes(bytes: u64) -> Self {
+        Self {
+            bytes,
+            elapsed: None,
+            latency: None,
+        }
+    }
+}
+
+/// A new latency histogram in microseconds (1 µs to 100 s, 3 significant digits).
+pub fn latency_histogram() -> Histogram<u64> {
+    // Bounds are constants that are valid for hdrhistogram; `new_with_bounds` only fails
+    // for low < 1 or high < 2 * low.
+    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// Runs `runs` times (stopping at the first failure), each bounded by `budget`, and
+/// gathers the figures into a [`Case`].
+pub async fn measure<F, Fut>(spec: Spec, runs: usize, budget: Duration, mut run: F) -> Case
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Run, String>>,
+{
+    let mut mbps = Vec::new();
+    let mut cpu = Vec::new();
+    let mut peak: Option<u64> = None;
+    let mut latency: Option<Histogram<u64>> = None;
+    let mut outcome = Outcome::Ok;
+    let rss_start = machine::rss_bytes();
+    for i in 0..runs {
+        machine::reset_peak_rss();
+        let cpu0 = machine::cpu_seconds();
+        let t0 = Instant::now();
+        let result = tokio::time::timeout(budget, run()).await;
+        let wall = t0.elapsed();
+        let cpu1 = machine::cpu_seconds();
+        peak = peak.max(machine::peak_rss_bytes());
+        match result {
+            Err(_) => {
+                outcome = Outcome::Failed(format!(
+                    "run {} of {runs} did not complete within its budget of {} s",
+                    i + 1,
+                    budget.as_secs()
+                ));
+                break;
+            }
+            Ok(Err(reason)) => {
+                outcome = Outcome::Failed(format!("run {} of {runs}: {reason}", i + 1));
+                break;
+            }
+            Ok(Ok(r)) => {
+                if r.bytes != spec.bytes {
+                    outcome = Outcome::Failed(format!(
+                        "run {} of {runs} moved {} bytes, expected {}",
+                        i + 1,
+                        r.bytes,
+                        spec.bytes
+                    ));
+                    break;
+                }
+                let secs = r.elapsed.unwrap_or(wall).as_secs_f64().max(1e-9);
+                mbps.push(r.bytes as f64 / MB / secs);
+                if let (Some(a), Some(b)) = (cpu0, cpu1) {
+                    cpu.push(b - a);
+                }
+                if let Some(h) = r.latency {
+                    match &mut latency {
+                        None => latency = Some(h),
+                        Some(acc) => {
+                            // Same bounds on both sides: adding cannot fail.
+                            let _ = acc.add(&h);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut case = spec.without_runs(outcome);
+    case.mbps = Spread::of(&mbps);
+    case.runs_mbps = mbps;
+    case.cpu_seconds = Spread::of(&cpu).map(|s| s.median);
+    case.peak_rss_bytes = peak;
+    case.rss_start_bytes = rss_start;
+    case.ack_latency_us = latency.as_ref().and_then(Percentiles::of);
+    case
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(bytes: u64) -> Spec {
+        Spec {
+            id: "t".into(),
+            group: "ceiling",
+            method: "test".into(),
+            implementation: "tcp",
+            path: "loopback",
+            block_size: None,
+            bytes,
+            ceiling: None,
+            note: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_run_is_reported_as_failed_within_its_budget() {
+        let case = measure(spec(10), 3, Duration::from_millis(50), || async {
+            std::future::pending::<()>().await;
+            Ok(Run::bytes(10))
+        })
+        .await;
+        let Outcome::Failed(reason) = &case.outcome else {
+            panic!("{:?}", case.outcome)
+        };
+        assert!(
+            reason.contains("run 1 of 3 did not complete within its budget"),
+            "{reason}"
+        );
+        assert!(case.runs_mbps.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_short_run_fails_the_case() {
+        let case = measure(spec(10), 2, Duration::from_secs(5), || async {
+            Ok(Run::bytes(9))
+        })
+        .await;
+        assert_eq!(
+            case.outcome,
+            Outcome::Failed("run 1 of 2 moved 9 bytes, expected 10".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn each_completed_run_gives_one_figure() {
+        let case = measure(spec(1_000_000), 3, Duration::from_secs(5), || async {
+            Ok(Run {
+                bytes: 1_000_000,
+                elapsed: Some(Duration::from_millis(10)),
+                latency: None,
+            })
+        })
+        .await;
+        assert_eq!(case.outcome, Outcome::Ok);
+        assert_eq!(case.runs_mbps.len(), 3);
+        assert!((case.mbps.unwrap().median - 100.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,615 @@
+//! The end-to-end suite: which cases run, in what order, with which ceiling, and the goals
+//! they are judged against. [`run`] is what the `transfer` binary and `xft bench` call.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::ceiling::{self, CpuPath};
+use crate::machine::{self, Machine};
+use crate::measure::{self, Run, Spec};
+use crate::report::{Case, Goal, LoadAverage, Outcome, Report, Verdict, Versions};
+use crate::transfer::{self, IbbParams, Window};
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Small sizes, one run each: proves every case still runs (CI), measures little.
+    pub quick: bool,
+    /// Transfer sizes for the socket cases. Default 32 MiB and 256 MiB (the sizes:
+    /// one that fits caches and buffers, one that does not).
+    pub sizes: Vec<u64>,
+    /// Size of the IBB and server cases, which run at stanza speed. Default 32 MiB; only
+    /// the default-window IBB cases also run at every size in `sizes`, to show memory stays
+    /// flat.
+    pub ibb_size: u64,
+    /// Runs per case. Default 3 (median and range); `--quick` 1.
+    pub runs: usize,
+    /// Time budget of one run; a run past it fails the case instead of hanging the suite.
+    /// Default 120 s.
+    pub budget: Duration,
+    /// Run only cases whose id contains one of these (all when empty).
+    pub filter: Vec<String>,
+    /// Skip the cases that need Prosody or slixmpp.
+    pub in_process_only: bool,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            sizes: vec![32 * MIB, 256 * MIB],
+            ibb_size: 32 * MIB,
+            runs: 3,
+            budget: Duration::from_secs(120),
+            filter: Vec::new(),
+            in_process_only: false,
+            command: "transfer".to_owned(),
+        }
+    }
+}
+
+impl Options {
+    /// The `--quick` settings: 4 MiB socket cases, 1 MiB IBB cases, one run each, 30 s
+    /// budget.
+    pub fn quick() -> Self {
+        Self {
+            quick: true,
+            sizes: vec![4 * MIB],
+            ibb_size: MIB,
+            runs: 1,
+            budget: Duration::from_secs(30),
+            ..Self::default()
+        }
+    }
+
+    fn wants(&self, id: &str) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| id.contains(f.as_str()))
+    }
+}
+
+/// What can stop the suite as a whole (a single case failing never does).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuiteError {
+    /// The tokio runtime could not be built.
+    #[error("cannot start the tokio runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The suite's thread panicked.
+    #[error("the suite thread panicked")]
+    Panicked,
+    /// Writing the results failed.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the suite on a fresh multi-threaded runtime (one worker per core) on its own
+/// thread, so it can be called from anywhere, including from inside another runtime.
+pub fn run(opts: Options) -> Result<Report, SuiteError> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
+            .enable_all()
+            .build()
+            .map_err(SuiteError::Runtime)?;
+        Ok(rt.block_on(run_async(opts)))
+    })
+    .join()
+    .map_err(|_| SuiteError::Panicked)?
+}
+
+/// A short label for a size: `32MiB`, `1MiB`, `1500B`.
+pub fn size_label(bytes: u64) -> String {
+    if bytes % MIB == 0 {
+        format!("{}MiB", bytes / MIB)
+    } else if bytes % 1024 == 0 {
+        format!("{}KiB", bytes / 1024)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+struct Runner {
+    opts: Options,
+    cases: Vec<Case>,
+}
+
+impl Runner {
+    fn log(&self, case: &Case) {
+        let fig = case.mbps.map_or_else(String::new, |s| {
+            format!("{:9.1} MB/s ({:.1}–{:.1})", s.median, s.min, s.max)
+        });
+        let status = match &case.outcome {
+            Outcome::Ok => "ok".to_owned(),
+            Outcome::Failed(r) => format!("FAILED: {r}"),
+            Outcome::Skipped(r) => format!("skipped: {r}"),
+        };
+        eprintln!("{:<44} {fig:<36} {status}", case.id);
+    }
+
+    async fn case<F, Fut>(&mut self, spec: Spec, run: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Run, String>>,
+    {
+        if !self.opts.wants(&spec.id) {
+            return;
+        }
+        let case = measure::measure(spec, self.opts.runs, self.opts.budget, run).await;
+        self.log(&case);
+        self.cases.push(case);
+    }
+
+    fn skip(&mut self, spec: Spec, reason: &str) {
+        if !self.opts.wants(&spec.id) {
+            return;
+        }
+        let case = spec.without_runs(Outcome::Skipped(reason.to_owned()));
+        self.log(&case);
+        self.cases.push(case);
+    }
+}
+
+/// Builds a [`Spec`].
+#[allow(clippy::too_many_arguments)]
+fn spec(
+    id: String,
+    group: &'static str,
+    method: impl Into<String>,
+    implementation: &'static str,
+    path: &'static str,
+    block_size: Option<u32>,
+    bytes: u64,
+    ceiling: Option<String>,
+) -> Spec {
+    Spec {
+        id,
+        group,
+        method: method.into(),
+        implementation,
+        path,
+        block_size,
+        bytes,
+        ceiling,
+        note: None,
+    }
+}
+
+/// The id of the raw TCP ceiling at `size`.
+pub fn raw_tcp_id(size: u64) -> String {
+    format!("ceiling/raw-tcp/{}", size_label(size))
+}
+
+/// The IBB modes every path runs, with their id part and name.
+pub fn ibb_modes() -> [(IbbParams, &'static str, &'static str); 8] {
+    let p = |block_size, iq_window| IbbParams {
+        block_size,
+        iq_window,
+    };
+    [
+        (
+            p(4096, Some(Window::Fixed(1))),
+            "iq-w1",
+            "IBB over iq, window 1",
+        ),
+        (
+            p(4096, Some(Window::Adaptive)),
+            "iq-default",
+            "IBB over iq, default window",
+        ),
+        (
+            p(4096, Some(Window::Fixed(64))),
+            "iq-w64",
+            "IBB over iq, window 64",
+        ),
+        (p(4096, None), "message", "IBB over message"),
+        (
+            p(65535, Some(Window::Fixed(1))),
+            "iq-w1",
+            "IBB over iq, window 1",
+        ),
+        (
+            p(65535, Some(Window::Adaptive)),
+            "iq-default",
+            "IBB over iq, default window",
+        ),
+        (
+            p(65535, Some(Window::Fixed(64))),
+            "iq-w64",
+            "IBB over iq, window 64",
+        ),
+        (p(65535, None), "message", "IBB over message"),
+    ]
+}
+
+/// Runs every case and judges the goals.
+pub async fn run_async(opts: Options) -> Report {
+    let date = machine::utc_now_rfc3339();
+    let before = machine::load_average();
+    let peak_rss_per_case = machine::reset_peak_rss();
+    // Build the pattern before the first timed run.
+    let _ = crate::pattern::pattern();
+    let mut r = Runner {
+        opts: opts.clone(),
+        cases: Vec::new(),
+    };
+
+    // Sockets: ceilings and S5B at every size.
+    for &size in &opts.sizes {
+        let sl = size_label(size);
+        let tcp = raw_tcp_id(size);
+        r.case(
+            spec(
+                tcp.clone(),
+                "ceiling",
+                "raw loopback TCP",
+                "tcp",
+                "loopback",
+                None,
+                size,
+                None,
+            ),
+            || ceiling::raw_tcp(size),
+        )
+        .await;
+        r.case(
+            spec(
+                format!("ceiling/relay-hop/{sl}"),
+                "ceiling",
+                "plain copy relay hop",
+                "tcp",
+                "loopback relay",
+                None,
+                size,
+                Some(tcp.clone()),
+            ),
+            || ceiling::relay_hop(size),
+        )
+        .await;
+        r.case(
+            spec(
+                format!("s5b/direct/{sl}"),
+                "s5b",
+                "S5B direct",
+                "xft",
+                "hub + loopback",
+                None,
+                size,
+                Some(tcp.clone()),
+            ),
+            || transfer::s5b(size, false),
+        )
+        .await;
+        r.case(
+            spec(
+                format!("s5b/xft-proxy/{sl}"),
+                "s5b",
+                "S5B through our proxy",
+                "xft",
+                "xft proxy",
+                None,
+                size,
+                Some(tcp.clone()),
+            ),
+            || transfer::s5b(size, true),
+        )
+        .await;
+    }
+
+    // IBB: CPU ceilings, the raw XML stream's own ceiling, then the transfers.
+    let ibb_size = opts.ibb_size;
+    let isl = size_label(ibb_size);
+    for block in [4096u16, 65535] {
+        let bs = usize::from(block);
+        for (path, name, what) in [
+            (
+                CpuPath::Base64,
+                "base64",
+                "base64-simd encode + strict decode",
+            ),
+            (
+                CpuPath::XmlDom,
+                "xml-dom",
+                "IBB stanza build, serialize, DOM parse, decode",
+            ),
+            (
+                CpuPath::XmlFast,
+                "xml-fast",
+                "IBB stanza build, serialize, fast-path parse, decode",
+            ),
+        ] {
+            r.case(
+                spec(
+                    format!("ceiling/{name}/{block}/{isl}"),
+                    "ceiling",
+                    what,
+                    "xft",
+                    "cpu (one core)",
+                    Some(u32::from(block)),
+                    ibb_size,
+                    None,
+                ),
+                move || async move {
+                    tokio::task::spawn_blocking(move || ceiling::cpu_path(path, ibb_size, bs))
+                        .await
+                        .map_err(|e| format!("cpu task: {e}"))?
+                },
+            )
+            .await;
+        }
+        r.case(
+            spec(
+                format!("ceiling/raw-xml-pump/{block}/{isl}"),
+                "ceiling",
+                "<data/> iqs pumped over a raw XML stream, no acks",
+                "xft",
+                "raw-xml",
+                Some(u32::from(block)),
+                ibb_size,
+                Some(raw_tcp_id(opts.sizes[0])),
+            ),
+            move || ceiling::raw_xml_pump(ibb_size, bs),
+        )
+        .await;
+    }
+    for (params, mode, name) in ibb_modes() {
+        let block = params.block_size;
+        let mut sizes = vec![ibb_size];
+        if params.iq_window == Some(Window::Adaptive) {
+            sizes.extend(opts.sizes.iter().copied().filter(|s| *s != ibb_size));
+        }
+        for size in sizes {
+            let sl = size_label(size);
+            r.case(
+                spec(
+                    format!("ibb/hub/{mode}/{block}/{sl}"),
+                    "ibb",
+                    name,
+                    "xft",
+                    "hub",
+                    Some(u32::from(block)),
+                    size,
+                    Some(format!("ceiling/base64/{block}/{isl}")),
+                ),
+                move || transfer::ibb_hub(params, size),
+            )
+            .await;
+            r.case(
+                spec(
+                    format!("ibb/raw-xml/{mode}/{block}/{sl}"),
+                    "ibb",
+                    name,
+                    "xft",
+                    "raw-xml",
+                    Some(u32::from(block)),
+                    size,
+                    Some(raw_tcp_id(opts.sizes[0])),
+                ),
+                move || transfer::ibb_raw_xml(params, size),
+            )
+            .await;
+        }
+    }
+
+    let mut versions = Versions {
+        xft: env!("CARGO_PKG_VERSION").to_owned(),
+        rustc: rustc_version(),
+        ..Versions::default()
+    };
+    if opts.in_process_only {
+        for id in external_case_ids(&opts) {
+            r.skip(
+                spec(id, "server", "", "", "", None, 0, None),
+                "--in-process: cases that need Prosody or slixmpp are not run",
+            );
+        }
+    } else {
+        crate::external::run_all(&mut r.cases, &opts, &mut versions).await;
+    }
+
+    let mut report = Report {
+        schema: 1,
+        date,
+        command: opts.command.clone(),
+        quick: opts.quick,
+        machine: Machine::detect(),
+        versions,
+        load_average: LoadAverage {
+            before,
+            after: machine::load_average(),
+        },
+        peak_rss_per_case,
+        cases: r.cases,
+        goals: Vec::new(),
+    };
+    report.compute_ratios();
+    report.goals = goals(&report, &opts);
+    report
+}
+
+fn external_case_ids(opts: &Options) -> Vec<String> {
+    let _ = opts;
+    vec!["external/prosody-and-slixmpp".to_owned()]
+}
+
+fn rustc_version() -> Option<String> {
+    let out = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A ratio goal: `id`'s median over `of`'s median must reach `min`.
+fn ratio_goal(report: &Report, name: &str, id: &str, of: &str, min: f64) -> Goal {
+    match (report.median(id), report.median(of)) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            let ratio = a / b;
+            Goal {
+                name: name.to_owned(),
+                verdict: if ratio >= min {
+                    Verdict::Met
+                } else {
+                    Verdict::Missed
+                },
+                detail: format!("{a:.1} / {b:.1} MB/s = {ratio:.2}× (goal {min}×)"),
+            }
+        }
+        _ => Goal {
+            name: name.to_owned(),
+            verdict: Verdict::NotMeasured,
+            detail: format!("needs {id} and {of}"),
+        },
+    }
+}
+
+/// Ejabberd 23.01's proxy65 relay on this kind of machine (PEERS.md): the fastest server
+/// proxy measured, the bar our proxy has to clear.
+pub const EJABBERD_PROXY_MBPS: f64 = 490.0;
+
+/// Judges the goals on the largest size that ran.
+pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
+    let big = opts.sizes.iter().copied().max().unwrap_or(32 * MIB);
+    let sl = size_label(big);
+    let isl = size_label(opts.ibb_size);
+    let tcp = raw_tcp_id(big);
+    let mut g = vec![
+        ratio_goal(
+            report,
+            "direct S5B ≥ 0.85× raw TCP",
+            &format!("s5b/direct/{sl}"),
+            &tcp,
+            0.85,
+        ),
+        ratio_goal(
+            report,
+            "S5B through our proxy ≥ 0.55× raw TCP",
+            &format!("s5b/xft-proxy/{sl}"),
+            &tcp,
+            0.55,
+        ),
+        ratio_goal(
+            report,
+            "S5B through our proxy ≥ 10× Prosody's proxy65",
+            &format!("s5b/xft-proxy/{sl}"),
+            &format!("s5b/proxy65/{sl}"),
+            10.0,
+        ),
+    ];
+    let proxy = format!("s5b/xft-proxy/{sl}");
+    g.push(match report.median(&proxy) {
+        Some(m) => Goal {
+            name: format!(
+                "S5B through our proxy ≥ ejabberd's proxy65 (~{EJABBERD_PROXY_MBPS} MB/s)"
+            ),
+            verdict: if m >= EJABBERD_PROXY_MBPS {
+                Verdict::Met
+            } else {
+                Verdict::Missed
+            },
+            detail: format!(
+                "{m:.1} MB/s against {EJABBERD_PROXY_MBPS} MB/s measured elsewhere (PEERS.md)"
+            ),
+        },
+        None => Goal {
+            name: format!(
+                "S5B through our proxy ≥ ejabberd's proxy65 (~{EJABBERD_PROXY_MBPS} MB/s)"
+            ),
+            verdict: Verdict::NotMeasured,
+            detail: format!("needs {proxy}"),
+        },
+    });
+    for block in [4096, 65535] {
+        g.push(ratio_goal(
+            report,
+            &format!("IBB through Prosody ≥ 0.8× the raw-client ceiling (iq, {block})"),
+            &format!("ibb/prosody/iq-default/{block}/{isl}"),
+            &format!("server/prosody/iq-32/{block}/{isl}"),
+            0.8,
+        ));
+    }
+    g.push(ratio_goal(
+        report,
+        "IBB through Prosody ≥ 4× slixmpp over iq at 4096",
+        &format!("ibb/prosody/iq-default/4096/{isl}"),
+        &format!("ibb/prosody-slixmpp/iq/4096/{isl}"),
+        4.0,
+    ));
+    g.push(ratio_goal(
+        report,
+        "IBB over raw XML ≥ 0.4× raw TCP at 65535",
+        &format!("ibb/raw-xml/iq-default/65535/{isl}"),
+        &raw_tcp_id(opts.sizes[0]),
+        0.4,
+    ));
+    g.push(memory_goal(report, opts));
+    g
+}
+
+/// Memory is bounded when, for every transfer case that ran at both the smallest and the
+/// largest size, the peak RSS at the largest is at most 1.25× the smallest plus 16 MiB.
+fn memory_goal(report: &Report, opts: &Options) -> Goal {
+    let name = "memory bounded (peak RSS independent of file size)".to_owned();
+    let (Some(&small), Some(&big)) = (opts.sizes.iter().min(), opts.sizes.iter().max()) else {
+        return Goal {
+            name,
+            verdict: Verdict::NotMeasured,
+            detail: "no sizes".to_owned(),
+        };
+    };
+    let (ss, bs) = (size_label(small), size_label(big));
+    let mut checked = Vec::new();
+    let mut worst_ok = true;
+    for c in report
+        .cases
+        .iter()
+        .filter(|c| c.group != "ceiling" && c.id.ends_with(&bs))
+    {
+        let small_id = format!("{}{ss}", &c.id[..c.id.len() - bs.len()]);
+        let (Some(pb), Some(ps)) = (
+            c.peak_rss_bytes,
+            report.case(&small_id).and_then(|s| s.peak_rss_bytes),
+        ) else {
+            continue;
+        };
+        if small == big {
+            continue;
+        }
+        let ok = pb as f64 <= ps as f64 * 1.25 + 16.0 * MIB as f64;
+        worst_ok &= ok;
+        checked.push(format!(
+            "{}: {:.0} → {:.0} MiB",
+            &c.id[..c.id.len() - bs.len() - 1],
+            ps as f64 / MIB as f64,
+            pb as f64 / MIB as f64
+        ));
+    }
+    if checked.is_empty() {
+        return Goal {
+            name,
+            verdict: Verdict::NotMeasured,
+            detail: "needs transfer cases at two sizes".to_owned(),
+        };
+    }
+    Goal {
+        name,
+        verdict: if worst_ok {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        },
+        detail: format!("peak RSS {ss} → {bs}: {}", checked.join("; ")),
+    }
+}

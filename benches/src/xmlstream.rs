@@ -1,0 +1,890 @@
+//! A minimal XML stream over TCP: a [`StanzaTransport`] that really serializes and parses
+//! every stanza, with no server in between (the "raw XML" path of the suite), and the reader
+//! the Prosody clients of the suite use.
+//!
+//! # Framing
+//!
+//! After the `<stream:stream>` header, a byte scanner finds where each top-level element
+//! ends (tags, quoted attribute values, CDATA); the element's bytes are then parsed on their
+//! own with the stream's namespaces in scope. Comments, processing instructions and DTDs are
+//! refused (`restricted-xml`, RFC 6120 §11.1), an element larger than the limit is refused
+//! (`policy-violation`), and text between stanzas is `not-well-formed`.
+//!
+//! # The `<data/>` fast path
+//!
+//! A general DOM parse validates and copies every character of text, which caps an IBB
+//! stream near 130 MB/s. The IBB payload is almost all base64 text, so both directions have
+//! a strict fast path:
+//!
+//! * **parse**: when an element ends exactly in `</data></iq>` or `</data></message>`, the
+//!   run of base64-alphabet bytes (`A–Z a–z 0–9 + / =`) just before `</data>` is cut out, the
+//!   rest (a few hundred bytes) goes through the ordinary parser and conversion, and the cut
+//!   text is appended to the last child element. Alphabet bytes have no markup, entity or
+//!   normalization meaning in XML, and the `</data>` right before the root's end tag closes
+//!   the root's last child, so the result is the element the general parser builds,
+//!   well-formedness checks included. Anything else takes the general path.
+//! * **serialize**: an iq `set` or a message whose only payload is an IBB `<data/>` with
+//!   alphabet-only text is written directly, with attribute values escaped; anything else
+//!   goes through minidom.
+//!
+//! The unit tests check that both paths produce identical stanzas and identical bytes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use jid::Jid;
+use minidom::Element;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::MessageType;
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stream_error::DefinedCondition;
+
+use ft_transport::StanzaTransport;
+
+/// Namespace of the stream element.
+pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+/// Default namespace of a client stream.
+pub const NS_CLIENT: &str = "jabber:client";
+/// The IBB namespace, whose `<data/>` has the fast path.
+pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
+
+/// Largest top-level element accepted by default: 1 MiB, room for an IBB `<data/>` at the
+/// maximum block size (about 87 kB) many times over, while a peer that never closes an
+/// element cannot make the reader buffer without bound.
+pub const DEFAULT_MAX_ELEMENT: usize = 1 << 20;
+
+/// Shortest base64 run worth the fast path; shorter text costs nothing to parse normally.
+const FAST_MIN: usize = 64;
+
+/// What reading or writing the stream can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlStreamError {
+    /// The socket failed.
+    #[error("xml stream i/o failed")]
+    Io(#[from] io::Error),
+    /// The stream ended in the middle of an element or before its header.
+    #[error("xml stream ended inside an element")]
+    UnexpectedEof,
+    /// An element grew past the size limit.
+    #[error("top-level element larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A comment, processing instruction or DTD, which RFC 6120 §11.1 forbids.
+    #[error("restricted xml (comment, processing instruction or dtd) at byte {offset}")]
+    Restricted {
+        /// Offset in the stream.
+        offset: u64,
+    },
+    /// The bytes are not well-formed XML.
+    #[error("malformed xml: {0}")]
+    NotWellFormed(String),
+    /// The stream did not open with a `<stream:stream>` header in the streams namespace.
+    #[error("missing or invalid stream header")]
+    BadHeader,
+    /// A top-level element is not an iq, message or presence the parsers accept.
+    #[error("top-level element is not a valid stanza: {0}")]
+    NotAStanza(String),
+    /// The peer sent a stream error.
+    #[error("peer sent a stream error: {0}")]
+    StreamError(String),
+    /// The writer task is gone (the stream was closed or its socket failed).
+    #[error("xml stream is closed")]
+    Closed,
+}
+
+impl XmlStreamError {
+    /// The RFC 6120 stream error condition this failure calls for, where one applies.
+    pub fn condition(&self) -> Option<DefinedCondition> {
+        Some(match self {
+            Self::TooLarge { .. } => DefinedCondition::PolicyViolation,
+            Self::Restricted { .. } => DefinedCondition::RestrictedXml,
+            Self::NotWellFormed(_) => DefinedCondition::NotWellFormed,
+            Self::BadHeader => DefinedCondition::InvalidNamespace,
+            Self::NotAStanza(_) => DefinedCondition::UnsupportedStanzaType,
+            Self::Io(_) | Self::UnexpectedEof | Self::StreamError(_) | Self::Closed => {
+                return None;
+            }
+        })
+    }
+}
+
+/// The header every stream of the suite opens with.
+pub fn stream_header(to: Option<&str>) -> String {
+    let to = to.map_or_else(String::new, |t| format!(" to='{}'", escape(t)));
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}' \
+         version='1.0'{to}>"
+    )
+}
+
+/// Where the scanner stands in the buffer, kept across reads so a large element is scanned
+/// once.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Where the current element starts, once its `<` was seen.
+    start: Option<usize>,
+    /// Next byte to look at.
+    pos: usize,
+    /// Open elements inside the current top-level one.
+    depth: usize,
+}
+
+/// What the scanner found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// A complete element in `start..end`.
+    Element(usize, usize),
+    /// `</stream:stream>` ending at `end`.
+    StreamEnd(usize),
+    /// Read more.
+    Incomplete,
+}
+
+fn is_b64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+/// Whether every byte is in the base64 alphabet; written branch-free per block so that the
+/// compiler vectorizes it.
+fn all_b64(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(64);
+    for c in &mut chunks {
+        if !c.iter().fold(true, |ok, &b| ok & is_b64(b)) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| is_b64(b))
+}
+
+/// Reads elements off a stream.
+#[derive(Debug)]
+pub struct XmlReader<R> {
+    r: R,
+    buf: BytesMut,
+    consumed: u64,
+    scan: Scan,
+    limit: usize,
+    prefixes: BTreeMap<Option<String>, String>,
+    fast_hits: u64,
+}
+
+impl<R: AsyncRead + Unpin> XmlReader<R> {
+    /// A reader over `r` with the default element size limit.
+    pub fn new(r: R) -> Self {
+        Self::with_buffer(r, BytesMut::new())
+    }
+
+    /// A reader that starts with bytes already read from `r`.
+    pub fn with_buffer(r: R, buf: BytesMut) -> Self {
+        Self {
+            r,
+            buf,
+            consumed: 0,
+            scan: Scan::default(),
+            limit: DEFAULT_MAX_ELEMENT,
+            prefixes: BTreeMap::new(),
+            fast_hits: 0,
+        }
+    }
+
+    /// How many elements took the `<data/>` fast path so far.
+    pub fn fast_hits(&self) -> u64 {
+        self.fast_hits
+    }
+
+    async fn fill(&mut self) -> Result<(), XmlStreamError> {
+        if self.buf.capacity() - self.buf.len() < 64 * 1024 {
+            self.buf.reserve(256 * 1024);
+        }
+        if self.r.read_buf(&mut self.buf).await? == 0 {
+            return Err(XmlStreamError::UnexpectedEof);
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.consumed += n as u64;
+        self.scan = Scan::default();
+    }
+
+    /// Reads the peer's `<?xml?>` declaration (optional) and `<stream:stream>` header, and
+    /// puts its namespace declarations in scope for the elements that follow.
+    pub async fn read_header(&mut self) -> Result<(), XmlStreamError> {
+        loop {
+            let ws = self
+                .buf
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            self.advance(ws);
+            if self.buf.starts_with(b"<?xml") {
+                if let Some(end) = memchr::memmem::find(&self.buf, b"?>") {
+                    self.advance(end + 2);
+                    continue;
+                }
+            } else if self.buf.len() >= 2 {
+                if let Some(end) = tag_end(&self.buf, 1) {
+                    let tag = std::str::from_utf8(&self.buf[..=end])
+                        .map_err(|_| XmlStreamError::BadHeader)?
+                        .to_owned();
+                    self.advance(end + 1);
+                    return self.accept_header(&tag);
+                }
+            }
+            if self.buf.len() > self.limit {
+                return Err(XmlStreamError::TooLarge { limit: self.limit });
+            }
+            self.fill().await?;
+        }
+    }
+
+    fn accept_header(&mut self, tag: &str) -> Result<(), XmlStreamError> {
+        // Parse the header as an empty element to read its namespace declarations.
+        let closed = format!("{}</stream:stream>", tag);
+        let elem: Element = closed
+            .parse()
+            .map_err(|e: minidom::Error| XmlStreamError::NotWellFormed(e.to_string()))?;
+        if elem.name() != "stream" || elem.ns() != NS_STREAM {
+            return Err(XmlStreamError::BadHeader);
+        }
+        let mut prefixes = BTreeMap::new();
+        for (prefix, ns) in elem.prefixes.declared_prefixes() {
+            prefixes.insert(prefix.clone(), ns.clone());
+        }
+        prefixes.entry(None).or_insert_with(|| NS_CLIENT.to_owned());
+        self.prefixes = prefixes;
+        Ok(())
+    }
+
+    /// The next top-level element, or `None` at `</stream:stream>`.
+    pub async fn next_element(&mut self) -> Result<Option<Element>, XmlStreamError> {
+        loop {
+            match scan(&self.buf, &mut self.scan, self.consumed)? {
+                Found::Element(start, end) => {
+                    let elem = self.parse_element(start, end);
+                    self.advance(end);
+                    let elem = elem?;
+                    if elem.name() == "error" && elem.ns() == NS_STREAM {
+                        let cond = elem
+                            .children()
+                            .next()
+                            .map_or_else(|| "undefined".to_owned(), |c| c.name().to_owned());
+                        return Err(XmlStreamError::StreamError(cond));
+                    }
+                    return Ok(Some(elem));
+                }
+                Found::StreamEnd(end) => {
+                    self.advance(end);
+                    return Ok(None);
+                }
+                Found::Incomplete => {
+                    let from = self.scan.start.unwrap_or(self.buf.len());
+                    if self.buf.len() - from > self.limit {
+                        return Err(XmlStreamError::TooLarge { limit: self.limit });
+                    }
+                    self.fill().await?;
+                }
+            }
+        }
+    }
+
+    /// The next stanza, or `None` at `</stream:stream>`.
+    pub async fn next_stanza(&mut self) -> Result<Option<Stanza>, XmlStreamError> {
+        match self.next_element().await? {
+            None => Ok(None),
+            Some(elem) => stanza_from_element(elem).map(Some),
+        }
+    }
+
+    fn parse_element(&mut self, start: usize, end: usize) -> Result<Element, XmlStreamError> {
+        let bytes = &self.buf[start..end];
+        if let Some(elem) = parse_fast(bytes, &self.prefixes)? {
+            self.fast_hits += 1;
+            return Ok(elem);
+        }
+        parse_general(bytes, &self.prefixes)
+    }
+
+    /// The underlying reader and any bytes read past the last element.
+    pub fn into_parts(self) -> (R, BytesMut) {
+        (self.r, self.buf)
+    }
+}
+
+/// Converts a parsed top-level element to a stanza.
+pub fn stanza_from_element(elem: Element) -> Result<Stanza, XmlStreamError> {
+    let name = elem.name().to_owned();
+    Stanza::try_from(elem).map_err(|e| XmlStreamError::NotAStanza(format!("<{name}/>: {e}")))
+}
+
+/// Parses one serialized top-level element the way [`XmlReader`] does, for benchmarks of the
+/// parse step alone: `fast` chooses whether the `<data/>` fast path may be taken.
+#[derive(Debug, Clone)]
+pub struct ChunkParser {
+    prefixes: BTreeMap<Option<String>, String>,
+}
+
+impl Default for ChunkParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkParser {
+    /// A parser with `jabber:client` as the default namespace.
+    pub fn new() -> Self {
+        Self {
+            prefixes: [(None, NS_CLIENT.to_owned())].into(),
+        }
+    }
+
+    /// Parses `bytes` (one complete element) into a stanza.
+    pub fn parse(&self, bytes: &[u8], fast: bool) -> Result<Stanza, XmlStreamError> {
+        let fast = if fast {
+            parse_fast(bytes, &self.prefixes)?
+        } else {
+            None
+        };
+        let elem = match fast {
+            Some(e) => e,
+            None => parse_general(bytes, &self.prefixes)?,
+        };
+        stanza_from_element(elem)
+    }
+}
+
+fn parse_general(
+    bytes: &[u8],
+    prefixes: &BTreeMap<Option<String>, String>,
+) -> Result<Element, XmlStreamError> {
+    Element::from_reader_with_prefixes(bytes, prefixes.clone())
+        .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))
+}
+
+/// The fast path for elements ending in an IBB-like `</data></iq>`; `None` when it does not
+/// apply.
+fn parse_fast(
+    bytes: &[u8],
+    prefixes: &BTreeMap<Option<String>, String>,
+) -> Result<Option<Element>, XmlStreamError> {
+    const SUFFIXES: [&[u8]; 2] = [b"</data></iq>", b"</data></message>"];
+    let Some(suffix) = SUFFIXES.iter().find(|s| bytes.ends_with(s)) else {
+        return Ok(None);
+    };
+    let cut_end = bytes.len() - suffix.len();
+    // Walk back over whole 64-byte blocks first (vectorized check), then byte by byte.
+    let mut cut_start = cut_end;
+    while cut_start >= 64 && all_b64(&bytes[cut_start - 64..cut_start]) {
+        cut_start -= 64;
+    }
+    while cut_start > 0 && is_b64(bytes[cut_start - 1]) {
+        cut_start -= 1;
+    }
+    if cut_end - cut_start < FAST_MIN {
+        return Ok(None);
+    }
+    let mut rest = Vec::with_capacity(cut_start + suffix.len());
+    rest.extend_from_slice(&bytes[..cut_start]);
+    rest.extend_from_slice(suffix);
+    let mut root = parse_general(&rest, prefixes)?;
+    let text = String::from_utf8(bytes[cut_start..cut_end].to_vec())
+        .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))?;
+    // `</data>` right before the root's end tag closes the root's last child element.
+    let Some(last) = root.children_mut().last() else {
+        return Err(XmlStreamError::NotWellFormed(
+            "fast path found no child element".to_owned(),
+        ));
+    };
+    last.append_text(text);
+    Ok(Some(root))
+}
+
+/// Finds the `>` closing the tag whose `<` is at `from - 1`, skipping quoted values.
+fn tag_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let j = i + memchr::memchr3(b'>', b'"', b'\'', &buf[i..])?;
+        match buf[j] {
+            b'>' => return Some(j),
+            q => {
+                i = j + 1 + memchr::memchr(q, &buf[j + 1..])? + 1;
+            }
+        }
+    }
+}
+
+fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamError> {
+    loop {
+        if st.start.is_none() {
+            let ws = buf[st.pos..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            st.pos += ws;
+            if st.pos == buf.len() {
+                return Ok(Found::Incomplete);
+            }
+            if buf[st.pos] != b'<' {
+                return Err(XmlStreamError::NotWellFormed(format!(
+                    "text between stanzas at byte {}",
+                    consumed + st.pos as u64
+                )));
+            }
+            st.start = Some(st.pos);
+        }
+        let Some(lt) = memchr::memchr(b'<', &buf[st.pos..]).map(|i| st.pos + i) else {
+            st.pos = buf.len();
+            return Ok(Found::Incomplete);
+        };
+        st.pos = lt;
+        let Some(&next) = buf.get(lt + 1) else {
+            return Ok(Found::Incomplete);
+        };
+        match next {
+            b'/' => {
+                let Some(gt) = memchr::memchr(b'>', &buf[lt..]).map(|i| lt + i) else {
+                    return Ok(Found::Incomplete);
+                };
+                st.pos = gt + 1;
+                if st.depth == 0 {
+                    if buf[lt..=gt].starts_with(b"</stream:stream") {
+                        return Ok(Found::StreamEnd(gt + 1));
+                    }
+                    return Err(XmlStreamError::NotWellFormed(format!(
+                        "unbalanced end tag at byte {}",
+                        consumed + lt as u64
+                    )));
+                }
+                st.depth -= 1;
+                if st.depth == 0 {
+                    return Ok(Found::Element(st.start.unwrap_or(lt), gt + 1));
+                }
+            }
+            b'!' => {
+                const CDATA: &[u8] = b"<![CDATA[";
+                let avail = &buf[lt..];
+                if avail.len() < CDATA.len() && CDATA.starts_with(avail) {
+                    return Ok(Found::Incomplete);
+                }
+                if !avail.starts_with(CDATA) || st.depth == 0 {
+                    return Err(XmlStreamError::Restricted {
+                        offset: consumed + lt as u64,
+                    });
+                }
+                let Some(end) = memchr::memmem::find(&avail[CDATA.len()..], b"]]>") else {
+                    return Ok(Found::Incomplete);
+                };
+                st.pos = lt + CDATA.len() + end + 3;
+            }
+            b'?' => {
+                return Err(XmlStreamError::Restricted {
+                    offset: consumed + lt as u64,
+                });
+            }
+            _ => {
+                let Some(gt) = tag_end(buf, lt + 1) else {
+                    return Ok(Found::Incomplete);
+                };
+                st.pos = gt + 1;
+                if buf[gt - 1] == b'/' {
+                    if st.depth == 0 {
+                        return Ok(Found::Element(st.start.unwrap_or(lt), gt + 1));
+                    }
+                } else {
+                    st.depth += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Escapes an attribute value or text for single-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Serializes a stanza to the bytes the stream carries (root with its `xmlns`).
+pub fn serialize(stanza: &Stanza, out: &mut Vec<u8>) {
+    if serialize_fast(stanza, out) {
+        return;
+    }
+    serialize_general(stanza, out);
+}
+
+/// Serializes through minidom (no fast path).
+pub fn serialize_general(stanza: &Stanza, out: &mut Vec<u8>) {
+    let elem = Element::from(clone_stanza(stanza));
+    // Writing to a Vec cannot fail on I/O; minidom only fails on invalid names, which a
+    // parsed or built Element does not have.
+    let _ = elem.write_to(out);
+}
+
+fn clone_stanza(stanza: &Stanza) -> Stanza {
+    match stanza {
+        Stanza::Iq(iq) => Stanza::Iq(iq.clone()),
+        Stanza::Message(m) => Stanza::Message(m.clone()),
+        Stanza::Presence(p) => Stanza::Presence(p.clone()),
+    }
+}
+
+/// The IBB `<data/>` payload and its text, if `e` is one with alphabet-only text and no
+/// child elements.
+fn fast_data(e: &Element) -> Option<String> {
+    if !e.is("data", NS_IBB) || e.children().next().is_some() {
+        return None;
+    }
+    let text = e.text();
+    (text.len() >= FAST_MIN && all_b64(text.as_bytes())).then_some(text)
+}
+
+fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    out.extend_from_slice(escape(value).as_bytes());
+    out.extend_from_slice(b"'");
+}
+
+fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
+    let (root, type_, id, from, to, payload) = match stanza {
+        Stanza::Iq(Iq::Set {
+            from,
+            to,
+            id,
+            payload,
+        }) => ("iq", "set", Some(id.as_str()), from, to, payload),
+        Stanza::Message(m)
+            if m.bodies.is_empty()
+                && m.subjects.is_empty()
+                && m.thread.is_none()
+                && m.payloads.len() == 1 =>
+        {
+            let type_ = match m.type_ {
+                MessageType::Chat => "chat",
+                MessageType::Error => "error",
+                MessageType::Groupchat => "groupchat",
+                MessageType::Headline => "headline",
+                // The default, which minidom leaves out too.
+                MessageType::Normal => "",
+            };
+            let id = m.id.as_ref().map(|i| i.0.as_str());
+            ("message", type_, id, &m.from, &m.to, &m.payloads[0])
+        }
+        _ => return false,
+    };
+    let Some(text) = fast_data(payload) else {
+        return false;
+    };
+    if payload.attrs().iter().any(|((ns, _), _)| !ns.is_none()) {
+        return false;
+    }
+    out.reserve(text.len() + 512);
+    out.extend_from_slice(b"<");
+    out.extend_from_slice(root.as_bytes());
+    push_attr(out, "xmlns", NS_CLIENT);
+    if !type_.is_empty() {
+        push_attr(out, "type", type_);
+    }
+    if let Some(id) = id {
+        push_attr(out, "id", id);
+    }
+    if let Some(from) = from {
+        push_attr(out, "from", &from.to_string());
+    }
+    if let Some(to) = to {
+        push_attr(out, "to", &to.to_string());
+    }
+    out.extend_from_slice(b"><data");
+    push_attr(out, "xmlns", NS_IBB);
+    for ((_, name), value) in payload.attrs().iter() {
+        push_attr(out, name.as_str(), value);
+    }
+    out.extend_from_slice(b">");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"</data></");
+    out.extend_from_slice(root.as_bytes());
+    out.extend_from_slice(b">");
+    true
+}
+
+/// A [`StanzaTransport`] writing to an XML stream. Stamps `from` with its own JID when a
+/// stanza has none (what a server would do), serializes in the sending task, and hands the
+/// bytes to a writer task that coalesces them into large writes.
+#[derive(Debug, Clone)]
+pub struct XmlStreamTransport {
+    jid: Jid,
+    stamp_from: bool,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl XmlStreamTransport {
+    /// Starts the writer task on `w` (the stream header must already be written, or be
+    /// `header`), returning the transport and the task's handle. The task ends when every
+    /// transport clone is dropped, after writing `</stream:stream>`.
+    pub fn spawn<W: AsyncWrite + Unpin + Send + 'static>(
+        jid: Jid,
+        stamp_from: bool,
+        w: W,
+        header: Option<String>,
+    ) -> (Self, tokio::task::JoinHandle<io::Result<()>>) {
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(write_loop(w, rx, header));
+        (
+            Self {
+                jid,
+                stamp_from,
+                tx,
+            },
+            task,
+        )
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    w: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    header: Option<String>,
+) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(256 * 1024, w);
+    if let Some(h) = header {
+        w.write_all(h.as_bytes()).await?;
+        w.flush().await?;
+    }
+    while let Some(first) = rx.recv().await {
+        w.write_all(&first).await?;
+        while let Ok(more) = rx.try_recv() {
+            w.write_all(&more).await?;
+        }
+        w.flush().await?;
+    }
+    w.write_all(b"</stream:stream>").await?;
+    w.flush().await?;
+    w.shutdown().await
+}
+
+impl StanzaTransport for XmlStreamTransport {
+    type Error = XmlStreamError;
+
+    fn send(&self, mut stanza: Stanza) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        if self.stamp_from && ft_transport::util::stanza_from(&stanza).is_none() {
+            ft_transport::util::set_stanza_from(&mut stanza, Some(self.jid.clone()));
+        }
+        let mut bytes = Vec::new();
+        serialize(&stanza, &mut bytes);
+        let tx = self.tx.clone();
+        async move { tx.send(bytes).await.map_err(|_| XmlStreamError::Closed) }
+    }
+
+    fn jid(&self) -> &Jid {
+        &self.jid
+    }
+}
+
+/// Both ends of a serverless XML stream over one loopback TCP connection.
+#[derive(Debug)]
+pub struct Peer {
+    /// Sends stanzas.
+    pub transport: XmlStreamTransport,
+    /// Reads the other side's stanzas.
+    pub reader: XmlReader<OwnedReadHalf>,
+    /// The writer task.
+    pub writer: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl Peer {
+    /// Opens the stream on `tcp` as `jid`: writes our header and reads the peer's.
+    pub async fn open(tcp: TcpStream, jid: Jid) -> Result<Self, XmlStreamError> {
+        tcp.set_nodelay(true)?;
+        let (r, w): (OwnedReadHalf, OwnedWriteHalf) = tcp.into_split();
+        let (transport, writer) =
+            XmlStreamTransport::spawn(jid, true, w, Some(stream_header(None)));
+        let mut reader = XmlReader::new(r);
+        reader.read_header().await?;
+        Ok(Self {
+            transport,
+            reader,
+            writer,
+        })
+    }
+}
+
+/// Two entities joined by a raw XML stream on 127.0.0.1.
+pub async fn pair(a: Jid, b: Jid) -> Result<(Peer, Peer), XmlStreamError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (ca, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let (pa, pb) = tokio::join!(Peer::open(ca?, a), Peer::open(accepted?.0, b));
+    Ok((pa?, pb?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xep0047_ibb::payload::{Data, Sid};
+    use xmpp_parsers::message::Message;
+
+    fn data_el(n: usize, sid: &str) -> Element {
+        Data::encode(7, &Sid::from(sid), crate::pattern::slice_at(0, n))
+    }
+
+    fn data_iq(n: usize) -> Stanza {
+        Stanza::Iq(Iq::Set {
+            from: Some("a@x/r".parse().unwrap()),
+            to: Some("b@x/r".parse().unwrap()),
+            id: "id&1".into(),
+            payload: data_el(n, "s'&<1"),
+        })
+    }
+
+    fn b64(n: usize) -> String {
+        base64_simd::STANDARD.encode_to_string(crate::pattern::slice_at(0, n))
+    }
+
+    fn client_prefixes() -> BTreeMap<Option<String>, String> {
+        [(None, NS_CLIENT.to_owned())].into()
+    }
+
+    #[test]
+    fn fast_and_general_serialization_give_the_same_stanza() {
+        for stanza in [
+            data_iq(4096),
+            Stanza::Message({
+                let mut m =
+                    Message::new_with_type(MessageType::Normal, Some("b@x/r".parse().unwrap()));
+                m.id = Some(xmpp_parsers::message::Id("m1".into()));
+                m.payloads.push(data_el(100, "s"));
+                m
+            }),
+        ] {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            assert!(serialize_fast(&stanza, &mut fast));
+            serialize_general(&stanza, &mut general);
+            let a = parse_general(&fast, &client_prefixes()).unwrap();
+            let b = parse_general(&general, &client_prefixes()).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(stanza_from_element(a).unwrap(), stanza);
+        }
+    }
+
+    #[test]
+    fn fast_parse_yields_exactly_the_general_parse() {
+        let mut bytes = Vec::new();
+        serialize(&data_iq(65535), &mut bytes);
+        let fast = parse_fast(&bytes, &client_prefixes())
+            .unwrap()
+            .expect("fast path taken");
+        let general = parse_general(&bytes, &client_prefixes()).unwrap();
+        assert_eq!(fast, general);
+    }
+
+    #[test]
+    fn text_with_other_characters_keeps_them_in_order() {
+        // Whitespace and an entity before the base64 run: only the run is cut.
+        let run = b64(300);
+        let xml = format!(
+            "<iq xmlns='jabber:client' type='set' id='1'><data xmlns='{NS_IBB}' seq='0' \
+             sid='s'>&amp; \n{run}</data></iq>"
+        );
+        let fast = parse_fast(xml.as_bytes(), &client_prefixes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fast,
+            parse_general(xml.as_bytes(), &client_prefixes()).unwrap()
+        );
+        assert_eq!(fast.children().next().unwrap().text(), format!("& \n{run}"));
+    }
+
+    #[test]
+    fn malformed_rest_is_still_rejected_on_the_fast_path() {
+        let run = b64(300);
+        let xml =
+            format!("<iq xmlns='jabber:client' type='set' id='1><data seq='0'>{run}</data></iq>");
+        assert!(matches!(
+            parse_fast(xml.as_bytes(), &client_prefixes()),
+            Err(XmlStreamError::NotWellFormed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn comments_are_restricted_xml() {
+        let input = format!("{}<!-- hi --><iq/>", stream_header(None));
+        let mut r = XmlReader::new(input.as_bytes());
+        r.read_header().await.unwrap();
+        let err = r.next_element().await.unwrap_err();
+        assert_eq!(err.condition(), Some(DefinedCondition::RestrictedXml));
+    }
+
+    #[tokio::test]
+    async fn an_element_past_the_limit_is_a_policy_violation() {
+        let input = format!(
+            "{}<message><body>{}",
+            stream_header(None),
+            "a".repeat(DEFAULT_MAX_ELEMENT + 10)
+        );
+        let mut r = XmlReader::new(input.as_bytes());
+        r.read_header().await.unwrap();
+        let err = r.next_element().await.unwrap_err();
+        assert_eq!(err.condition(), Some(DefinedCondition::PolicyViolation));
+    }
+
+    #[tokio::test]
+    async fn elements_split_across_reads_and_quotes_with_brackets_are_framed() {
+        let header = stream_header(None);
+        let input = format!(
+            "{header}<message to='b@x' id='a&gt;b\"&lt;'><body>x &gt; y</body></message> \
+             <presence/><iq type='get' id='2'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>"
+        );
+        let (mut w, r) = tokio::io::duplex(7);
+        tokio::spawn(async move { w.write_all(input.as_bytes()).await });
+        let mut r = XmlReader::new(r);
+        r.read_header().await.unwrap();
+        let Some(Stanza::Message(m)) = r.next_stanza().await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.id.unwrap().0, "a>b\"<");
+        assert!(matches!(
+            r.next_stanza().await.unwrap(),
+            Some(Stanza::Presence(_))
+        ));
+        assert!(matches!(
+            r.next_stanza().await.unwrap(),
+            Some(Stanza::Iq(_))
+        ));
+        assert!(r.next_stanza().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stanza_crosses_a_loopback_stream_intact_with_from_stamped() {
+        let (a, mut b) = pair("a@x/r".parse().unwrap(), "b@x/r".parse().unwrap())
+            .await
+            .unwrap();
+        let mut sent = data_iq(65535);
+        ft_transport::util::set_stanza_from(&mut sent, None);
+        a.transport.send(sent).await.unwrap();
+        let got = b.reader.next_stanza().await.unwrap().unwrap();
+        assert_eq!(got, data_iq(65535));
+        assert_eq!(b.reader.fast_hits(), 1);
+    }
+}
