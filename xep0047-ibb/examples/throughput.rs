@@ -33,7 +33,10 @@ async fn run(mib: usize, block_size: u16, stanza: StanzaKind, window: u16) -> f6
         .max_in_flight(window)
         .initial_window(window)
         .send_buffer(4 << 20)
-        .recv_buffer(4 << 20);
+        .recv_buffer(4 << 20)
+        // Message mode has no acknowledgements: the hub's inbox (1024 stanzas, 64 MiB at this
+        // block-size) can get ahead of the reader by more than the default 16 MiB cap.
+        .message_overrun(128 << 20);
     let a = Ibb::new(at, config.clone());
     let b = Ibb::new(bt, config);
     pump(a.clone(), arx);

@@ -539,3 +539,47 @@ mod window {
         }
     }
 }
+
+#[test]
+fn an_idle_session_is_closed_after_the_inactivity_timeout() {
+    let mut p = Pair::new();
+    p.a.config.idle_timeout(Some(Duration::from_secs(60)));
+    p.open("idle", iq_opts(4096));
+    p.drive();
+    assert!(matches!(
+        p.a.events.last(),
+        Some(Event::Failed(Error::Timeout(TimeoutKind::Inactivity)))
+    ));
+    assert_eq!(p.b.closes_received(), 1);
+    assert!(p.b.s().is_eof());
+}
+
+#[test]
+fn an_unanswered_close_times_out() {
+    let mut p = Pair::established(iq_opts(4096));
+    p.drop_a_to_b = true;
+    p.a.s().close();
+    p.drive();
+    assert!(matches!(
+        p.a.events.last(),
+        Some(Event::Failed(Error::Timeout(TimeoutKind::Close)))
+    ));
+    assert!(p.a.s().is_closed());
+}
+
+#[test]
+fn chunks_that_straddle_the_send_ring_wrap_arrive_intact() {
+    // Odd block-size and write sizes so chunks fall across the ring buffer's wrap point.
+    let mut p = Pair::new();
+    p.a.config.send_buffer(1000);
+    p.open("ring", iq_opts(333));
+    p.drive();
+    let data = pattern(50_000);
+    for part in data.chunks(777) {
+        p.a.write(part, false);
+        p.settle();
+    }
+    p.a.s().close();
+    p.drive();
+    assert_eq!(p.b.read, data);
+}
