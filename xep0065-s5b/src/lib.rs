@@ -84,11 +84,36 @@
 //!   `ft-transport`. Without it the crate is the pure payload and codec parts.
 //! * `__fuzzing`: private fuzzing entry points. Don't rely on this.
 //!
+//! # Run loop
+//!
+//! SOCKS5 is a short sequential exchange, so this crate has no sans-IO state machine of
+//! its own: the codec is pure, and the `tokio` layer runs each exchange as an `async fn`
+//! (STYLE §2). The application's only duty is to offer every inbound stanza to
+//! [`S5b::handle_stanza`] (and [`Proxy::handle_stanza`] when it hosts a proxy), inside a
+//! tokio runtime: the error replies it owes are sent from spawned tasks. A stanza that is not
+//! ours comes back as `ControlFlow::Continue(stanza)`, unchanged.
+//!
+//! # Data path
+//!
+//! [`S5bStream`] is the `TcpStream` itself plus the bytes that arrived with the SOCKS5 reply
+//! (read first): no copy layer. `TCP_NODELAY` is on: a file's last small write and any
+//! request/response use of the stream are not delayed by Nagle, and on loopback bulk
+//! transfer measured no slower than a plain socket with Nagle (3.5 GB/s direct S5B vs
+//! 1.9–4.1 GB/s raw TCP, 256 MiB, shared 2-core machine). Kernel buffer sizes are left to
+//! autotuning (setting them disables it). `shutdown()` half-closes, which is how the end of
+//! a file is signalled (and what makes Prosody's proxy release the tail it holds).
+//!
 //! # Known deviations
 //!
 //! * Offers longer than [`payload::MAX_STREAMHOSTS`] are cut to that many streamhosts.
 //! * The target races streamhosts (staggered) instead of trying them strictly one after the
 //!   other; the order of the offer is kept as the order of starting attempts.
+//! * An offer's optional `dstaddr` (XEP-0065 §6, MUC) is used as DST.ADDR when it is 40 hex
+//!   characters; otherwise the hash is computed from the iq's JIDs.
+//! * The JIDs are hashed in the form [`jid::Jid`] holds them (already stringprep'd by the
+//!   parser), which is what Prosody, ejabberd and slixmpp do.
+//! * The proxy ignores bytes a client sends before activation that arrived together with
+//!   its SOCKS5 request (XEP-0065 §9.1 "ignore"); later ones are relayed.
 #![cfg_attr(not(feature = "tokio"), forbid(unsafe_code))]
 #![cfg_attr(feature = "tokio", deny(unsafe_code))]
 #![warn(missing_docs, missing_debug_implementations)]

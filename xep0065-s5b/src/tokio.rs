@@ -111,7 +111,9 @@ pub struct Config {
     pub stagger: Duration,
     /// The time one SOCKS5 handshake (either side) may take. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Which addresses a peer may make us dial. Default: [`DialPolicy::allow_all`].
+    /// Which addresses a peer may make us dial. Default: [`DialPolicy::allow_all`], what
+    /// deployed clients do and what same-host transfers need; a client exposed to
+    /// untrusted peers should use [`DialPolicy::no_loopback`] or its own policy.
     pub dial_policy: DialPolicy,
 }
 

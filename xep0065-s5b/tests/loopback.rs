@@ -273,3 +273,78 @@ async fn a_wrong_dst_addr_is_refused_by_our_listener() {
     let conn = requester.await.unwrap().unwrap();
     assert_eq!(conn.streamhost.jid, jid("alice@example.org/a"));
 }
+
+#[tokio::test]
+async fn the_offer_lists_own_streamhosts_first_ipv6_included_and_proxies_last() {
+    let hub = Hub::new();
+    let mut ac = config();
+    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let mut listen = vec![LOCALHOST];
+    if v6 {
+        listen.push("::1".parse().unwrap());
+    }
+    ac.listen(listen.clone());
+    ac.proxies(vec![StreamHost::new(
+        jid("proxy.example.org"),
+        LOCALHOST,
+        9,
+    )]);
+    let a = peer(&hub, "alice@example.org/a", ac);
+    let mut bob = Raw::new(&hub, "bob@example.org/b");
+    let extra = [StreamHost::new(
+        jid("other-proxy.example.net"),
+        LOCALHOST,
+        10,
+    )];
+    let requester = tokio::spawn(async move {
+        a.connect(
+            jid("bob@example.org/b"),
+            Sid::new("order-1").unwrap(),
+            &extra,
+        )
+        .await
+    });
+    let offer_iq = bob.recv_iq().await;
+    let xmpp_parsers::iq::Iq::Set { payload, id, .. } = &offer_iq else {
+        panic!("{offer_iq:?}")
+    };
+    let offer = xep0065_s5b::payload::Offer::try_from(payload).unwrap();
+    let hosts: Vec<_> = offer
+        .streamhosts
+        .iter()
+        .map(|s| (s.jid.to_string(), s.host.to_string()))
+        .collect();
+    let mut want: Vec<(String, String)> = listen
+        .iter()
+        .map(|ip| ("alice@example.org/a".to_owned(), ip.to_string()))
+        .collect();
+    want.push(("proxy.example.org".into(), "127.0.0.1".into()));
+    want.push(("other-proxy.example.net".into(), "127.0.0.1".into()));
+    assert_eq!(hosts, want);
+    if v6 {
+        // The IPv6 listener works too.
+        let sh = &offer.streamhosts[1];
+        let addr = SocketAddr::new("::1".parse().unwrap(), sh.port);
+        let hash = dst_addr(
+            &offer.sid,
+            &jid("alice@example.org/a"),
+            &jid("bob@example.org/b"),
+        );
+        let (_s, code) = socks_connect(addr, &hash).await;
+        assert_eq!(code, 0);
+    }
+    let mut err = xmpp_parsers::stanza_error::StanzaError::new(
+        ErrorType::Cancel,
+        DefinedCondition::ItemNotFound,
+        "en",
+        "",
+    );
+    err.texts.clear();
+    bob.send(xmpp_parsers::iq::Iq::from_error(id.clone(), err).with_to(jid("alice@example.org/a")))
+        .await;
+    let e = requester.await.unwrap().unwrap_err();
+    assert_eq!(
+        e.stanza_error().unwrap().defined_condition,
+        DefinedCondition::ItemNotFound
+    );
+}

@@ -294,3 +294,32 @@ async fn a_bandwidth_limited_relay_still_delivers_every_byte() {
     t.read_to_end(&mut got).await.unwrap();
     assert_eq!(sha256(&got), want);
 }
+
+#[tokio::test]
+async fn a_requester_over_its_relay_cap_gets_resource_constraint() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| c.max_relays_per_jid = 1).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut keep = Vec::new();
+    for (i, sid) in ["c1", "c2"].iter().enumerate() {
+        let hash = dst_addr(
+            &Sid::new(*sid).unwrap(),
+            &jid("alice@example.org/a"),
+            &jid("bob@example.org/b"),
+        );
+        keep.push(socks_connect(addr, &hash).await.0);
+        keep.push(socks_connect(addr, &hash).await.0);
+        let r = alice
+            .ask(activate_iq(&format!("cap{i}"), sid, "bob@example.org/b"))
+            .await;
+        if i == 0 {
+            assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+        } else {
+            assert_eq!(
+                error_of(&r),
+                (ErrorType::Wait, DefinedCondition::ResourceConstraint)
+            );
+        }
+    }
+}
