@@ -228,7 +228,7 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
                 .count();
             self.advance(ws);
             if self.buf.starts_with(b"<?xml") {
-                if let Some(end) = memchr::memmem::find(&self.buf, b"?>") {
+                if let Some(end) = find_seq(&self.buf, b"?>") {
                     self.advance(end + 2);
                     continue;
                 }
@@ -409,15 +409,36 @@ fn parse_fast(
     Ok(Some(root))
 }
 
+/// The first `needle` in `hay`. Element text is long (87 kB per IBB chunk at block-size
+/// 65535), so whole 64-byte blocks are tested branch-free first, which the compiler
+/// vectorizes.
+fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    let mut base = 0;
+    for block in hay.chunks(64) {
+        if block.iter().fold(false, |hit, &b| hit | (b == needle)) {
+            return block.iter().position(|&b| b == needle).map(|i| base + i);
+        }
+        base += block.len();
+    }
+    None
+}
+
+/// The first occurrence of `needle` (short) in `hay`.
+fn find_seq(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Finds the `>` closing the tag whose `<` is at `from - 1`, skipping quoted values.
 fn tag_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
-        let j = i + memchr::memchr3(b'>', b'"', b'\'', &buf[i..])?;
+        let j = i + buf[i..]
+            .iter()
+            .position(|&b| matches!(b, b'>' | b'"' | b'\''))?;
         match buf[j] {
             b'>' => return Some(j),
             q => {
-                i = j + 1 + memchr::memchr(q, &buf[j + 1..])? + 1;
+                i = j + 1 + buf[j + 1..].iter().position(|&b| b == q)? + 1;
             }
         }
     }
@@ -442,7 +463,7 @@ fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamErro
             }
             st.start = Some(st.pos);
         }
-        let Some(lt) = memchr::memchr(b'<', &buf[st.pos..]).map(|i| st.pos + i) else {
+        let Some(lt) = find_byte(b'<', &buf[st.pos..]).map(|i| st.pos + i) else {
             st.pos = buf.len();
             return Ok(Found::Incomplete);
         };
@@ -452,7 +473,7 @@ fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamErro
         };
         match next {
             b'/' => {
-                let Some(gt) = memchr::memchr(b'>', &buf[lt..]).map(|i| lt + i) else {
+                let Some(gt) = buf[lt..].iter().position(|&b| b == b'>').map(|i| lt + i) else {
                     return Ok(Found::Incomplete);
                 };
                 st.pos = gt + 1;
@@ -481,7 +502,7 @@ fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamErro
                         offset: consumed + lt as u64,
                     });
                 }
-                let Some(end) = memchr::memmem::find(&avail[CDATA.len()..], b"]]>") else {
+                let Some(end) = find_seq(&avail[CDATA.len()..], b"]]>") else {
                     return Ok(Found::Incomplete);
                 };
                 st.pos = lt + CDATA.len() + end + 3;
