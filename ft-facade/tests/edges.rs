@@ -1,0 +1,285 @@
+//! Cancel from either side mid-transfer, resume, hostile names, and more bytes than offered.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::*;
+use ft_facade::{
+    AcceptOptions, ErrorKind, FileInfo, Method, SendOptions, Side, Stage, TransferHandle,
+};
+use ft_transport::hub::Hub;
+use ft_transport::iq::IqTracker;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+/// Hands out `data` a small piece at a time, one piece per `every`, so a transfer is still
+/// running when a test cancels it.
+struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    piece: usize,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
+}
+
+impl Trickle {
+    fn new(data: Vec<u8>, piece: usize, every: Duration) -> Self {
+        Self {
+            data,
+            pos: 0,
+            piece,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            every,
+        }
+    }
+}
+
+impl AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = tokio::time::Instant::now() + self.every;
+        self.timer.as_mut().reset(next);
+        let n = self
+            .piece
+            .min(self.data.len() - self.pos)
+            .min(buf.remaining());
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+async fn until_bytes_flow(h: &mut TransferHandle) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while h.progress().bytes == 0 {
+            if !h.progress_changed().await {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("bytes start flowing");
+}
+
+/// Starts a trickling transfer by `method`; returns (sender, receiver, destination).
+async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[method]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(1_000_000, 9);
+    let info = FileInfo::new("cut.bin", data.len() as u64);
+    let sending = alice.send_reader(
+        jid("bob@x/b"),
+        Trickle::new(data, 1024, Duration::from_millis(5)),
+        info,
+        SendOptions::default(),
+    );
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    (sending, receiving, dst, hub)
+}
+
+async fn sender_cancels_mid_transfer(method: Method) {
+    let (sending, mut receiving, dst, _hub) = trickling(method).await;
+    until_bytes_flow(&mut receiving).await;
+    sending.cancel();
+    let sent = sending.outcome().await.unwrap_err();
+    assert_eq!(sent.stage, Stage::Stream);
+    assert!(sent.is_cancelled_by(Side::Local), "{sent}");
+    let received = tokio::time::timeout(Duration::from_secs(10), receiving.outcome())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(received.stage, Stage::Stream, "{received}");
+    assert!(
+        matches!(received.kind, ErrorKind::Truncated { expected: 1_000_000, got } if got < 1_000_000),
+        "{received}"
+    );
+    assert!(
+        !dst.path().join("cut.bin").exists(),
+        "no file under the final name"
+    );
+}
+
+async fn receiver_cancels_mid_transfer(method: Method) {
+    let (sending, mut receiving, dst, _hub) = trickling(method).await;
+    until_bytes_flow(&mut receiving).await;
+    receiving.cancel();
+    let received = receiving.outcome().await.unwrap_err();
+    assert_eq!(received.stage, Stage::Stream);
+    assert!(received.is_cancelled_by(Side::Local), "{received}");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sending.outcome())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(sent.stage, Stage::Stream, "{sent}");
+    assert!(sent.is_cancelled_by(Side::Peer), "{sent}");
+    assert!(
+        !dst.path().join("cut.bin").exists(),
+        "no file under the final name"
+    );
+}
+
+#[tokio::test]
+async fn sender_cancel_mid_ibb_transfer_is_truncated_on_the_receiver() {
+    sender_cancels_mid_transfer(Method::IbbIq).await;
+}
+
+#[tokio::test]
+async fn sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
+    sender_cancels_mid_transfer(Method::S5bDirect).await;
+}
+
+#[tokio::test]
+async fn receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
+    receiver_cancels_mid_transfer(Method::IbbIq).await;
+}
+
+#[tokio::test]
+async fn receiver_cancel_mid_s5b_transfer_is_cancelled_by_peer_on_the_sender() {
+    receiver_cancels_mid_transfer(Method::S5bDirect).await;
+}
+
+#[tokio::test]
+async fn a_cut_transfer_resumes_from_the_part_file_into_an_identical_file() {
+    use rand::Rng;
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(400_000, 10);
+    let cut = rand::thread_rng().gen_range(1..data.len() - 1);
+    std::fs::write(dst.path().join("resume.bin.part"), &data[..cut]).unwrap();
+    let path = write_file(src.path(), "resume.bin", &data);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert_eq!(
+        sent.offset, cut as u64,
+        "the sender was asked for the rest only"
+    );
+    assert_eq!(sent.bytes, (data.len() - cut) as u64);
+    assert_eq!(received.offset, cut as u64);
+    assert_eq!(
+        sha256_file(&dst.path().join("resume.bin")),
+        sha256_hex(&data)
+    );
+    assert_eq!(
+        received.sha256,
+        sha256_hex(&data),
+        "hash covers the resumed part too"
+    );
+    assert_eq!(listing(dst.path()), ["resume.bin"], "the .part is gone");
+}
+
+#[tokio::test]
+async fn a_peer_name_with_dot_dot_lands_inside_the_directory() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let root = tempfile::tempdir().unwrap();
+    let dst = root.path().join("inbox");
+    std::fs::create_dir(&dst).unwrap();
+    let data = content(5000, 11);
+    let info = FileInfo::new("../../escape.txt", data.len() as u64);
+    let sending = alice.send_reader(
+        jid("bob@x/b"),
+        std::io::Cursor::new(data.clone()),
+        info,
+        SendOptions::default(),
+    );
+    let offer = bob.next_offer().await.unwrap();
+    assert_eq!(
+        offer.file().name,
+        "../../escape.txt",
+        "the offer shows the peer's name"
+    );
+    let receiving = offer.accept_into_dir(&dst, AcceptOptions::new());
+    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    sent.unwrap();
+    let path = received.unwrap().path.unwrap();
+    assert_eq!(path.parent(), Some(dst.as_path()));
+    assert_eq!(
+        listing(root.path()),
+        ["inbox"],
+        "nothing outside the directory"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+}
+
+#[tokio::test]
+async fn more_bytes_than_offered_is_too_long_and_leaves_no_file() {
+    let hub = Hub::new();
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    // A raw peer: offers 10 bytes, then pushes 20 through IBB.
+    let (mt, mut mrx) = hub.connect(jid("mallory@x/m"));
+    let tracker = Arc::new(IqTracker::new("m"));
+    let ibb = xep0047_ibb::Ibb::new(mt.clone(), xep0047_ibb::Config::default());
+    {
+        let (tracker, ibb) = (tracker.clone(), ibb.clone());
+        tokio::spawn(async move {
+            while let Some(s) = mrx.recv().await {
+                if let std::ops::ControlFlow::Continue(s) = tracker.handle_stanza(s) {
+                    let _ = ibb.handle_stanza(s);
+                }
+            }
+        });
+    }
+    let sid = xep0095_si::Sid::new("too-long").unwrap();
+    let file = xep0096_file::File::new("big.bin", 10);
+    let si = xep0096_file::FileOffer::si(&sid, file, None, &[xep0095_si::method::IBB]);
+    let dst = tempfile::tempdir().unwrap();
+    let offering = {
+        let (tracker, mt) = (tracker.clone(), mt.clone());
+        tokio::spawn(async move {
+            xep0095_si::offer(&tracker, &mt, jid("bob@x/b"), si, Duration::from_secs(5)).await
+        })
+    };
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    offering.await.unwrap().unwrap();
+    let mut stream = ibb
+        .open(
+            jid("bob@x/b"),
+            "too-long".into(),
+            xep0047_ibb::OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+    stream.write_all(&[7u8; 20]).await.unwrap();
+    let _ = stream.shutdown().await;
+    let err = receiving.outcome().await.unwrap_err();
+    assert_eq!(err.stage, Stage::Stream);
+    assert!(
+        matches!(err.kind, ErrorKind::TooLong { expected: 10 }),
+        "{err}"
+    );
+    assert!(
+        listing(dst.path()).is_empty(),
+        "no file, no .part: {:?}",
+        listing(dst.path())
+    );
+}
