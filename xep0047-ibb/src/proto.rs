@@ -374,7 +374,7 @@ impl Session {
             .push_back(iq_set(&self.peer, id.clone(), open.to_element()));
         self.state = State::Opening {
             id,
-            deadline: self.now + self.config.open_timeout,
+            deadline: later(self.now, self.config.open_timeout),
             requested: block_size,
         };
     }
@@ -490,7 +490,7 @@ impl Session {
             State::Open => {
                 self.state = State::Closing {
                     close_id: None,
-                    deadline: self.now + self.config.close_timeout,
+                    deadline: later(self.now, self.config.close_timeout),
                 };
             }
             State::Opening { .. } | State::Closing { .. } | State::Closed => {}
@@ -574,7 +574,7 @@ impl Session {
             let f = &mut self.in_flight[i];
             f.retry_at = None;
             f.id = id.clone();
-            f.deadline = now + ack_timeout;
+            f.deadline = later(now, ack_timeout);
             let (seq, start, len) = (f.seq, f.start, f.len);
             let off = (start - self.send_base) as usize;
             let elem = Data::encode(seq, &self.sid, &ring_slice(&self.send_buf, off, len));
@@ -624,7 +624,7 @@ impl Session {
                     start: self.send_base + self.send_inflight_bytes as u64,
                     len,
                     acked: false,
-                    deadline: now + self.config.ack_timeout,
+                    deadline: later(now, self.config.ack_timeout),
                     retry_at: None,
                     retries: 0,
                 });
@@ -737,7 +737,7 @@ impl Session {
                     .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
                 self.state = State::Closing {
                     close_id: Some(id),
-                    deadline: self.now + self.config.close_timeout,
+                    deadline: later(self.now, self.config.close_timeout),
                 };
             }
             State::Opening { .. } => self.state = State::Closed,
@@ -762,7 +762,7 @@ impl Session {
             at(*d);
         }
         if let (Some(idle), State::Open) = (self.config.idle_timeout, &self.state) {
-            at(self.last_activity + idle);
+            at(later(self.last_activity, idle));
         }
         if let (StanzaKind::Message, Some(rate)) = (self.kind, self.config.message_rate) {
             let unsent = self.send_buf.len() - self.send_inflight_bytes;
@@ -805,7 +805,7 @@ impl Session {
             return;
         }
         if let (Some(idle), State::Open) = (self.config.idle_timeout, &self.state) {
-            if self.last_activity + idle <= now && self.in_flight.is_empty() {
+            if later(self.last_activity, idle) <= now && self.in_flight.is_empty() {
                 self.abort(Error::Timeout(TimeoutKind::Inactivity));
             }
         }
@@ -912,7 +912,7 @@ impl Session {
                     if self.write_closed {
                         self.state = State::Closing {
                             close_id: None,
-                            deadline: self.now + self.config.close_timeout,
+                            deadline: later(self.now, self.config.close_timeout),
                         };
                     }
                 }
@@ -959,7 +959,7 @@ impl Session {
                     return;
                 }
                 let delay = self.config.retry_delay * 2u32.saturating_pow(f.retries - 1);
-                f.retry_at = Some(self.now + delay);
+                f.retry_at = Some(later(self.now, delay));
             }
             Some(e) => self.abort(Error::Rejected(Box::new(e))),
         }
@@ -1022,7 +1022,7 @@ impl Session {
                 self.events.push_back(Event::PeerClosed);
                 // Our unsent data still goes out (XEP-0047 §2.3 lets the receiver of a close
                 // finish sending first); the answer waits until it is acknowledged.
-                self.peer_close = Some((id, self.now + self.config.close_timeout));
+                self.peer_close = Some((id, later(self.now, self.config.close_timeout)));
                 self.progress_close();
             }
         }
@@ -1063,6 +1063,14 @@ impl Session {
         }
         Ok(self.recv_len <= self.config.recv_buffer && self.deferred_acks.is_empty())
     }
+}
+
+/// `t + d`, saturating at about thirty years instead of overflowing (a huge configured
+/// timeout means "never").
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(t)
 }
 
 /// `len` bytes at `off` of a ring buffer: borrowed, unless they straddle the wrap point

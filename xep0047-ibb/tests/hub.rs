@@ -171,3 +171,36 @@ async fn opening_a_peer_that_is_not_there_is_service_unavailable() {
     assert!(matches!(&err, Error::Rejected(e)
         if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable));
 }
+
+#[tokio::test]
+async fn ibb_data_for_a_sid_nobody_opened_is_answered_item_not_found() {
+    use ft_transport::StanzaTransport;
+    use xmpp_parsers::{iq::Iq, stanza::Stanza};
+    let hub = Hub::new();
+    let raw_jid: Jid = "mallory@example.org/m".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (raw, mut raw_rx) = hub.connect(raw_jid);
+    let (bt, brx) = hub.connect(b_jid.clone());
+    pump(Ibb::new(bt, Config::default()), brx);
+    let data: minidom::Element =
+        "<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='ghost'>AAAA</data>"
+            .parse()
+            .unwrap();
+    raw.send(Stanza::Iq(Iq::Set {
+        from: None,
+        to: Some(b_jid),
+        id: "d1".into(),
+        payload: data,
+    }))
+    .await
+    .unwrap();
+    let Some(Stanza::Iq(Iq::Error { id, error, .. })) = raw_rx.recv().await else {
+        panic!("no error reply")
+    };
+    assert_eq!(id, "d1");
+    assert_eq!(
+        error.defined_condition,
+        xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound
+    );
+    assert_eq!(error.type_, xmpp_parsers::stanza_error::ErrorType::Cancel);
+}
