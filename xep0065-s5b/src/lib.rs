@@ -126,6 +126,8 @@ pub mod payload;
 pub mod wire;
 
 #[cfg(feature = "tokio")]
+mod dial;
+#[cfg(feature = "tokio")]
 mod proxy;
 #[cfg(feature = "tokio")]
 mod relay;

@@ -348,3 +348,35 @@ async fn the_offer_lists_own_streamhosts_first_ipv6_included_and_proxies_last() 
         DefinedCondition::ItemNotFound
     );
 }
+
+#[tokio::test]
+async fn the_dial_policy_keeps_a_peer_from_making_us_dial_loopback() {
+    let hub = Hub::new();
+    let a = peer(&hub, "alice@example.org/a", config());
+    let mut bc = config();
+    bc.dial_policy(xep0065_s5b::DialPolicy::no_loopback());
+    let b = peer(&hub, "bob@example.org/b", bc);
+    let sid = Sid::new("policy-1").unwrap();
+    let target = tokio::spawn(b.expect(
+        jid("alice@example.org/a"),
+        sid.clone(),
+        Duration::from_secs(10),
+    ));
+    let err = a
+        .connect(jid("bob@example.org/b"), sid, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.stanza_error().unwrap().defined_condition,
+        DefinedCondition::ItemNotFound
+    );
+    match target.await.unwrap() {
+        Err(Error::NoStreamHost(attempts)) => {
+            assert!(
+                matches!(attempts[0].outcome, Outcome::Refused(_)),
+                "{attempts:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
