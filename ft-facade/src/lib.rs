@@ -1,6 +1,97 @@
-//! The complete XMPP file transfer (XEP-0096 SI File Transfer over XEP-0065 and XEP-0047).
+//! The complete XMPP file transfer: XEP-0096 SI File Transfer (v1.3.1) negotiated with
+//! XEP-0095 Stream Initiation (v1.2), carried by XEP-0065 SOCKS5 Bytestreams (v1.8.2) or
+//! XEP-0047 In-Band Bytestreams (v2.0.1), with XEP-0030 for features and proxies.
+//!
+//! # What this crate does and does not do
+//!
+//! [`FileTransfer`] is one manager over one XMPP connection (any
+//! [`ft_transport::StanzaTransport`]):
+//!
+//! * **Sending**: [`FileTransfer::send_file`] / [`FileTransfer::send_reader`] offer a file
+//!   with its size, date and MD5 (computed before the offer), stream it by the first method
+//!   of the preference the peer accepts, and half-close at the end (Prosody's proxy holds
+//!   the last 4 KiB until then).
+//! * **Receiving**: [`FileTransfer::next_offer`] yields [`IncomingOffer`]s to accept into a
+//!   directory (safe name, `<name>.part`, size and MD5 checked, renamed into place, never
+//!   overwriting unless asked, resumed from an existing `.part` with `<range offset/>`) or
+//!   into any `AsyncWrite`, or to decline (`forbidden`). [`Policy`] auto-accepts from given
+//!   accounts and declines offers over a size.
+//! * **Methods**: an ordered preference ([`Config::methods`]); S5B falls back to IBB on the
+//!   same sid the way libpurple does (the target answers `item-not-found`, the initiator
+//!   opens IBB), and an IBB open that comes while S5B is still being tried is taken too
+//!   (Spark, seed 004). One total S5B budget ([`Config::s5b_budget`]).
+//! * **Proxies**: configured, or discovered (disco#items on our server, `proxy/bytestreams`
+//!   identities, then the bytestreams query on each), cached.
+//! * **Control and diagnostics**: every transfer is a [`TransferHandle`] with progress,
+//!   structured [`Event`]s (disco, offer, proxies, candidate attempts, fallback, connected,
+//!   progress, completion) with timings, `cancel()` at any stage, and a final
+//!   [`Outcome`] or [`TransferError`] `{ stage, kind }`.
+//!
+//! It does not own the XMPP connection: the application feeds every inbound stanza to
+//! [`FileTransfer::handle_stanza`] and gets back what is not ours. It does not do Jingle
+//! file transfer (XEP-0234), HTTP upload (XEP-0363) or out-of-band URLs (XEP-0066). Unlike
+//! the XEP crates below it, it has no sans-IO core of its own: it is the tokio layer that
+//! composes theirs, and every transfer runs on a task.
+//!
+//! # Example
+//!
+//! Two entities on the in-memory hub, the bytes over IBB:
+//!
+//! ```
+//! use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, SendOptions};
+//! use ft_transport::hub::Hub;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let hub = Hub::new();
+//! let mut config = Config::default();
+//! config.methods(&[Method::Ibb]).proxies(ProxySource::None);
+//!
+//! let mut peers = Vec::new();
+//! for me in ["alice@example.org/a", "bob@example.org/b"] {
+//!     let (transport, mut inbox) = hub.connect(me.parse().unwrap());
+//!     let ft = FileTransfer::new(transport, config.clone());
+//!     let pumped = ft.clone();
+//!     // The application's receive loop: offer every stanza, keep what comes back.
+//!     tokio::spawn(async move {
+//!         while let Some(stanza) = inbox.recv().await {
+//!             let _not_ours = pumped.handle_stanza(stanza);
+//!         }
+//!     });
+//!     peers.push(ft);
+//! }
+//! let (alice, bob) = (&peers[0], &peers[1]);
+//!
+//! let src = tempfile::tempdir().unwrap();
+//! let path = src.path().join("hello.txt");
+//! std::fs::write(&path, b"hello, bob").unwrap();
+//! let sending = alice.send_file("bob@example.org/b".parse().unwrap(), &path, SendOptions::default());
+//!
+//! let offer = bob.next_offer().await.unwrap();
+//! assert_eq!(offer.file().name, "hello.txt");
+//! let dst = tempfile::tempdir().unwrap();
+//! let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
+//!
+//! let received = receiving.outcome().await.unwrap();
+//! sending.outcome().await.unwrap();
+//! assert_eq!(std::fs::read(received.path.unwrap()).unwrap(), b"hello, bob");
+//! # });
+//! ```
+//!
+//! # Cargo features
+//!
+//! None: the facade always uses tokio and every XEP crate with its `tokio` feature.
+//!
+//! # Known deviations
+//!
+//! * A sender that cancels while its offer is pending stops waiting; SI has no way to
+//!   withdraw an offer, so a receiver that accepts later times out waiting for the stream
+//!   ([`Config::stream_start_timeout`]).
+//! * A sender's cancel mid-stream reaches the receiver as the end of the bytestream (IBB
+//!   `<close/>`, S5B socket close), so the receiver reports [`ErrorKind::Truncated`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
 
 mod config;
 mod copy;
