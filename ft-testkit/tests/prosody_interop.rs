@@ -212,3 +212,22 @@ async fn client_adapter_keeps_receiving_while_many_sends_are_in_flight() {
     assert_eq!(answered, 300);
     assert_eq!(tracker.pending(), 0);
 }
+
+#[tokio::test]
+async fn client_adapter_without_plaintext_never_falls_back_when_the_server_offers_no_tls() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    // The rig's Prosody has no certificate, so it offers no STARTTLS: a client that did not
+    // ask for plaintext must not log in.
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let options = prosody
+        .client_options("alice", "rust")
+        .with_plaintext(false)
+        .with_online_timeout(Duration::from_secs(2));
+    let err = ft_transport::xmpp::connect_client(options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::OnlineTimeout(_)), "{err}");
+    assert!(!prosody.log().contains("Authenticated as alice@localhost"));
+}
