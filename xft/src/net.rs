@@ -1,13 +1,291 @@
 //! `xft send` / `xft recv` against a real server.
 
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use crate::{BoxError, RecvArgs, SendArgs};
+use ft_facade::{
+    AcceptOptions, Config, Event, FileTransfer, Method, Outcome, Policy, ProxySource, SendOptions,
+    TransferError, TransferHandle,
+};
+use ft_transport::util::{iq_error_reply, stanza_error};
+use ft_transport::xmpp::{ClientInbound, ClientOptions, ClientTransport, Server, connect_client};
+use ft_transport::{Stanza, StanzaTransport};
+use jid::Jid;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
-pub(crate) async fn send(_args: SendArgs) -> Result<ExitCode, BoxError> {
-    Err("send needs ft_transport::xmpp::connect_client, which has not landed yet".into())
+use crate::report::{self, Row};
+use crate::{Account, BoxError, RecvArgs, SendArgs};
+
+/// `HOST:PORT` (an address literal or a host name).
+pub(crate) fn server(s: &str) -> Result<Server, BoxError> {
+    if let Ok(addr) = s.parse() {
+        return Ok(Server::Addr(addr));
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("--server {s:?} is not HOST:PORT"))?;
+    Ok(Server::HostPort {
+        host: host.trim_matches(|c| c == '[' || c == ']').to_owned(),
+        port: port
+            .parse()
+            .map_err(|_| format!("bad port in --server {s:?}"))?,
+    })
 }
 
-pub(crate) async fn recv(_args: RecvArgs) -> Result<ExitCode, BoxError> {
-    Err("recv needs ft_transport::xmpp::connect_client, which has not landed yet".into())
+fn is_loopback(server: &Server) -> bool {
+    match server {
+        Server::Addr(a) => a.ip().is_loopback(),
+        Server::HostPort { host, .. } => {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+/// The facade's config from the command line.
+pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
+    let mut c = Config::default();
+    let methods: Vec<Method> = match account.method.as_str() {
+        "auto" => vec![Method::S5b, Method::Ibb],
+        other => vec![other.parse::<Method>()?],
+    };
+    c.methods(&methods);
+    c.block_size(account.block_size);
+    c.proxies(match &account.proxy {
+        Some(p) => ProxySource::Jids(vec![p.parse::<Jid>()?]),
+        None => ProxySource::Discover,
+    });
+    if !account.local_addresses.is_empty() {
+        c.s5b.listen(account.local_addresses.clone());
+    }
+    Ok(c)
+}
+
+async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), BoxError> {
+    let server = server(&account.server)?;
+    if account.plaintext && !is_loopback(&server) {
+        return Err(format!(
+            "--plaintext is refused for {}: only a loopback server may be used without TLS",
+            account.server
+        )
+        .into());
+    }
+    let options = ClientOptions::new(account.jid.parse()?, account.password.clone(), server)
+        .with_plaintext(account.plaintext);
+    Ok(connect_client(options).await?)
+}
+
+/// Feeds inbound stanzas to the facade; answers requests nobody handles with
+/// `service-unavailable`, as a client should.
+fn pump(ft: FileTransfer<ClientTransport>, transport: ClientTransport, mut inbound: ClientInbound) {
+    tokio::spawn(async move {
+        while let Some(stanza) = inbound.next().await {
+            if let ControlFlow::Continue(Stanza::Iq(iq)) = ft.handle_stanza(stanza) {
+                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
+                if let Some(reply) = iq_error_reply(&iq, e) {
+                    let _ = transport.send(Stanza::Iq(reply)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Follows a transfer's events, drawing a progress line on a terminal, then returns its
+/// outcome.
+async fn follow(
+    mut handle: TransferHandle,
+    name: &str,
+    show: bool,
+) -> Result<Outcome, TransferError> {
+    while let Some(ev) = handle.next_event().await {
+        match ev {
+            Event::Progress(p) if show => {
+                let pct = if p.total > 0 {
+                    p.bytes as f64 * 100.0 / p.total as f64
+                } else {
+                    100.0
+                };
+                eprint!(
+                    "\r{name}: {}/{} bytes {pct:5.1}% {:8.2} MB/s",
+                    p.bytes,
+                    p.total,
+                    p.rate / 1e6
+                );
+            }
+            Event::Fallback { reason, .. } if show => {
+                eprintln!("\r{name}: socks5 failed ({reason}), falling back to in-band");
+            }
+            Event::Completed(_) | Event::Failed(_) => break,
+            _ => {}
+        }
+    }
+    if show {
+        eprintln!();
+    }
+    handle.outcome().await
+}
+
+fn row(requested: &str, file: &str, started: Instant, r: &Result<Outcome, TransferError>) -> Row {
+    let mut row = Row {
+        requested: requested.to_owned(),
+        method: None,
+        file: file.to_owned(),
+        bytes: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        mb_per_s: 0.0,
+        sha256: None,
+        verified: false,
+        streamhost: None,
+        fallback: false,
+        error: None,
+        stage: None,
+    };
+    match r {
+        Ok(o) => {
+            row.method = Some(o.method.name().to_owned());
+            row.bytes = o.bytes;
+            row.mb_per_s = o.rate() / 1e6;
+            row.sha256 = Some(o.sha256.clone());
+            row.verified = true;
+            row.streamhost = o.method.streamhost().map(str::to_owned);
+            row.fallback = o.fallback;
+        }
+        Err(e) => {
+            row.error = Some(e.kind.to_string());
+            row.stage = Some(e.stage.to_string());
+        }
+    }
+    row
+}
+
+fn print(row: &Row, json: bool) {
+    if json {
+        println!("{}", report::json(row));
+    } else if let Some(e) = &row.error {
+        eprintln!(
+            "{}: failed at {}: {e}",
+            row.file,
+            row.stage.as_deref().unwrap_or("?")
+        );
+    } else {
+        eprintln!(
+            "{}: {} bytes by {} in {:.2} s ({:.1} MB/s{}), sha256 {}",
+            row.file,
+            row.bytes,
+            row.method.as_deref().unwrap_or("?"),
+            row.seconds,
+            row.mb_per_s,
+            if row.fallback { ", after fallback" } else { "" },
+            row.sha256.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
+    let config = facade_config(&args.account)?;
+    let to: Jid = args.to.parse()?;
+    let (transport, inbound) = login(&args.account).await?;
+    let ft = FileTransfer::new(transport.clone(), config);
+    pump(ft.clone(), transport, inbound);
+    let show = std::io::stderr().is_terminal() && !args.account.json;
+    let mut ok = true;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let started = Instant::now();
+        let handle = ft.send_file(to.clone(), path, SendOptions::default());
+        let r = follow(handle, &name, show).await;
+        ok &= r.is_ok();
+        print(
+            &row(&args.account.method, &name, started, &r),
+            args.account.json,
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
+    let mut config = facade_config(&args.account)?;
+    if let Some(max) = args.max_size {
+        config.policy(Policy::default().with_max_size(max));
+    }
+    let from: Vec<Jid> = args
+        .from
+        .iter()
+        .map(|j| j.parse::<Jid>())
+        .collect::<Result<_, _>>()?;
+    std::fs::create_dir_all(&args.dir)?;
+    let (transport, inbound) = login(&args.account).await?;
+    let ft = FileTransfer::new(transport.clone(), config);
+    pump(ft.clone(), transport, inbound);
+    if !args.account.json {
+        eprintln!(
+            "xft recv: online as {}, saving into {}",
+            ft.jid(),
+            args.dir.display()
+        );
+    }
+    let show = std::io::stderr().is_terminal() && !args.account.json;
+    let mut done = 0usize;
+    let mut ok = true;
+    while args.count.is_none_or(|n| done < n) {
+        let Some(offer) = ft.next_offer().await else {
+            break;
+        };
+        let allowed = from.is_empty()
+            || from.iter().any(|j| {
+                j == offer.from()
+                    || (j.resource().is_none() && j.to_bare() == offer.from().to_bare())
+            });
+        if !allowed {
+            offer.decline(Some("not accepted from this sender"));
+            continue;
+        }
+        let name = offer.file().name.clone();
+        let started = Instant::now();
+        let handle = offer.accept_into_dir(
+            &args.dir,
+            AcceptOptions::new().with_overwrite(args.overwrite),
+        );
+        let r = follow(handle, &name, show).await;
+        ok &= r.is_ok();
+        let mut row = row(&args.account.method, &name, started, &r);
+        if let Ok(o) = &r {
+            if let Some(p) = &o.path {
+                row.file = p.display().to_string();
+            }
+        }
+        print(&row, args.account.json);
+        done += 1;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_and_host_names_parse() {
+        assert_eq!(
+            server("127.0.0.1:5222").unwrap(),
+            Server::Addr("127.0.0.1:5222".parse().unwrap())
+        );
+        assert!(is_loopback(&server("[::1]:5222").unwrap()));
+        assert!(is_loopback(&server("localhost:5222").unwrap()));
+        assert!(!is_loopback(&server("example.org:5222").unwrap()));
+        assert!(server("example.org").is_err());
+    }
 }

@@ -1,9 +1,76 @@
 //! `xft proxy`: the XEP-0065 proxy as a XEP-0114 component.
 
+use std::ops::ControlFlow;
 use std::process::ExitCode;
+
+use ft_facade::s5b::{Proxy, ProxyConfig};
+use ft_transport::util::{iq_error_reply, stanza_error};
+use ft_transport::xmpp::connect_component;
+use ft_transport::{Stanza, StanzaTransport};
+use jid::BareJid;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use crate::{BoxError, ProxyArgs};
 
-pub(crate) async fn run(_args: ProxyArgs) -> Result<ExitCode, BoxError> {
-    Err("proxy needs ft_transport::xmpp::connect_component, which has not landed yet".into())
+/// The domain a component's users usually live on: `proxy.example.org` → `example.org`.
+fn parent_domain(component: &str) -> String {
+    match component.split_once('.') {
+        Some((_, rest)) if rest.contains('.') || rest == "localhost" => rest.to_owned(),
+        _ => component.to_owned(),
+    }
+}
+
+pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
+    let jid: BareJid = args.component_jid.parse()?;
+    let addr = tokio::net::lookup_host(&args.server)
+        .await?
+        .next()
+        .ok_or_else(|| format!("--server {} does not resolve", args.server))?;
+    let mut pc = ProxyConfig::new(jid.clone().into());
+    pc.listen = args.listen.clone();
+    pc.allowed_domains = if args.allow_domains.is_empty() {
+        vec![parent_domain(jid.as_str())]
+    } else {
+        args.allow_domains.clone()
+    };
+    if let Some(n) = args.max_per_jid {
+        pc.max_relays_per_jid = n;
+    }
+    pc.bandwidth_limit = args.rate;
+    let proxy = Proxy::bind(pc.clone()).await?;
+    let (transport, mut inbound) = connect_component(&jid, &args.secret, addr).await?;
+    proxy.serve(transport.clone());
+    eprintln!(
+        "xft proxy: {} online at {addr}, streamhosts {}, allowed domains {}",
+        jid,
+        proxy
+            .streamhosts()
+            .iter()
+            .map(|s| format!("{}:{}", s.host, s.port))
+            .collect::<Vec<_>>()
+            .join(", "),
+        pc.allowed_domains.join(", ")
+    );
+    while let Some(stanza) = inbound.next().await {
+        if let ControlFlow::Continue(Stanza::Iq(iq)) = proxy.handle_stanza(stanza) {
+            let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
+            if let Some(mut reply) = iq_error_reply(&iq, e) {
+                *reply.from_mut() = iq.to().cloned();
+                let _ = transport.send(Stanza::Iq(reply)).await;
+            }
+        }
+    }
+    Err("the component stream closed".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parent_domain;
+
+    #[test]
+    fn the_default_allowed_domain_is_the_components_parent() {
+        assert_eq!(parent_domain("proxy.example.org"), "example.org");
+        assert_eq!(parent_domain("proxy.localhost"), "localhost");
+        assert_eq!(parent_domain("localhost"), "localhost");
+    }
 }
