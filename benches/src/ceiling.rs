@@ -150,7 +150,7 @@ pub fn cpu_path(path: CpuPath, bytes: u64, block: usize) -> Result<Run, String> 
             }
         };
         verifier.check(&decoded).map_err(|e| e.to_string())?;
-        off += n as u64;
+        off += chunk.len() as u64;
         seq = seq.wrapping_add(1);
     }
     let elapsed = t0.elapsed();
@@ -180,7 +180,9 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
         let mut seq = 0u16;
         while off < bytes {
             let n = (bytes - off).min(block as u64) as usize;
-            let payload = Data::encode(seq, &sid, pattern::slice_at(off, n));
+            // A chunk ends early where the pattern wraps; the next one starts there.
+            let chunk = pattern::slice_at(off, n);
+            let payload = Data::encode(seq, &sid, chunk);
             let iq = Iq::Set {
                 from: None,
                 to: Some(b.clone()),
@@ -191,7 +193,7 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
                 .send(Stanza::Iq(iq))
                 .await
                 .map_err(|e| e.to_string())?;
-            off += n as u64;
+            off += chunk.len() as u64;
             seq = seq.wrapping_add(1);
         }
         drop(transport);
@@ -227,15 +229,16 @@ mod tests {
     async fn socket_ceilings_move_every_byte() {
         assert_eq!(raw_tcp(3 << 20).await.unwrap().bytes, 3 << 20);
         assert_eq!(relay_hop(3 << 20).await.unwrap().bytes, 3 << 20);
-        assert_eq!(raw_xml_pump(1 << 20, 65535).await.unwrap().bytes, 1 << 20);
+        // Crosses the pattern's 1 MiB wrap in the middle of a chunk.
+        assert_eq!(raw_xml_pump(3 << 20, 65535).await.unwrap().bytes, 3 << 20);
     }
 
     #[test]
     fn cpu_ceilings_round_trip_every_chunk() {
         for path in [CpuPath::Base64, CpuPath::XmlDom, CpuPath::XmlFast] {
             assert_eq!(
-                cpu_path(path, 200_000, 4096).unwrap().bytes,
-                200_000,
+                cpu_path(path, (1 << 20) + 70_000, 65535).unwrap().bytes,
+                (1 << 20) + 70_000,
                 "{path:?}"
             );
         }

@@ -59,6 +59,9 @@ pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
 /// element cannot make the reader buffer without bound.
 pub const DEFAULT_MAX_ELEMENT: usize = 1 << 20;
 
+/// Stanzas at least this long skip the writer's buffer.
+const DIRECT_WRITE: usize = 16 * 1024;
+
 /// Shortest base64 run worth the fast path; shorter text costs nothing to parse normally.
 const FAST_MIN: usize = 64;
 
@@ -571,12 +574,14 @@ fn clone_stanza(stanza: &Stanza) -> Stanza {
 
 /// The IBB `<data/>` payload and its text, if `e` is one with alphabet-only text and no
 /// child elements.
-fn fast_data(e: &Element) -> Option<String> {
+fn fast_data(e: &Element) -> Option<&str> {
     if !e.is("data", NS_IBB) || e.children().next().is_some() {
         return None;
     }
-    let text = e.text();
-    (text.len() >= FAST_MIN && all_b64(text.as_bytes())).then_some(text)
+    // Borrow the single text node rather than concatenating a copy.
+    let mut texts = e.texts();
+    let text = texts.next()?;
+    (texts.next().is_none() && text.len() >= FAST_MIN && all_b64(text.as_bytes())).then_some(text)
 }
 
 fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -693,9 +698,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         w.flush().await?;
     }
     while let Some(first) = rx.recv().await {
-        w.write_all(&first).await?;
-        while let Ok(more) = rx.try_recv() {
-            w.write_all(&more).await?;
+        let mut next = Some(first);
+        while let Some(bytes) = next {
+            if bytes.len() >= DIRECT_WRITE {
+                // Large stanzas (IBB data) go straight to the socket: no copy into the buffer.
+                w.flush().await?;
+                w.get_mut().write_all(&bytes).await?;
+            } else {
+                w.write_all(&bytes).await?;
+            }
+            next = rx.try_recv().ok();
         }
         w.flush().await?;
     }
