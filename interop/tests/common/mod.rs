@@ -1,0 +1,262 @@
+//! Shared rig for the interoperability tests: our facade logged in to a real Prosody through
+//! the tokio-xmpp adapter, a wire tap that records what IBB really carried, files and hashes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ft_facade::{Config, FileTransfer, Method, ProxySource, TransferError, TransferHandle};
+use ft_testkit::{Prosody, SlixPeer};
+use ft_transport::util::{iq_error_reply, stanza_error};
+use ft_transport::xmpp::ClientTransport;
+use ft_transport::{Jid, Stanza, StanzaTransport};
+use sha2::{Digest, Sha256};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+
+pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// How long one whole transfer may take in these tests. Generous: the slowest case (32 MiB
+/// over IBB, both peers and Prosody on 2 shared cores) measured in seconds, and every wait
+/// is bounded so a broken peer fails the test instead of hanging it.
+pub const TRANSFER_BUDGET: Duration = Duration::from_secs(150);
+
+/// How long a short exchange (an offer and its answer, a cancel reaching the other side)
+/// may take.
+pub const SHORT: Duration = Duration::from_secs(30);
+
+pub fn jid(s: &str) -> Jid {
+    s.parse().unwrap()
+}
+
+/// What IBB stanzas crossed our connection in one direction.
+#[derive(Debug, Default, Clone)]
+pub struct IbbSeen {
+    /// `(block-size, stanza)` of every `<open/>` (stanza `iq` when the attribute is absent).
+    pub opens: Vec<(u16, String)>,
+    /// `<data/>` carried in `<iq/>`.
+    pub data_iq: u64,
+    /// `<data/>` carried in `<message/>`.
+    pub data_message: u64,
+    /// The largest decoded `<data/>` payload, in bytes.
+    pub largest_block: usize,
+    /// `<close/>` requests.
+    pub closes: u64,
+}
+
+impl IbbSeen {
+    fn record(&mut self, stanza: &Stanza) {
+        match stanza {
+            Stanza::Iq(Iq::Set { payload, .. }) => self.element(payload, false),
+            Stanza::Message(m) => {
+                for p in &m.payloads {
+                    self.element(p, true);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn element(&mut self, e: &Element, in_message: bool) {
+        if e.is("open", NS_IBB) {
+            let block = e
+                .attr("block-size")
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0);
+            let stanza = e.attr("stanza").unwrap_or("iq").to_owned();
+            self.opens.push((block, stanza));
+        } else if e.is("data", NS_IBB) {
+            if in_message {
+                self.data_message += 1;
+            } else {
+                self.data_iq += 1;
+            }
+            let b64: usize = e
+                .text()
+                .bytes()
+                .filter(|c| !c.is_ascii_whitespace())
+                .count();
+            let pad = e.text().bytes().rev().take_while(|c| *c == b'=').count();
+            self.largest_block = self.largest_block.max(b64 / 4 * 3 - pad.min(2));
+        } else if e.is("close", NS_IBB) {
+            self.closes += 1;
+        }
+    }
+}
+
+/// Both directions of the tap.
+#[derive(Debug, Default)]
+pub struct Wire {
+    /// What we sent.
+    pub out: IbbSeen,
+    /// What reached us.
+    pub inb: IbbSeen,
+}
+
+/// Our client transport, recording the IBB stanzas it sends.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    inner: ClientTransport,
+    wire: Arc<Mutex<Wire>>,
+}
+
+impl StanzaTransport for Tap {
+    type Error = <ClientTransport as StanzaTransport>::Error;
+
+    fn send(&self, stanza: Stanza) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        lock(&self.wire).out.record(&stanza);
+        self.inner.send(stanza)
+    }
+
+    fn jid(&self) -> &Jid {
+        self.inner.jid()
+    }
+}
+
+pub fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Our side: the facade over the tokio-xmpp client adapter, logged in to Prosody.
+#[derive(Debug)]
+pub struct Ours {
+    pub ft: FileTransfer<Tap>,
+    pub wire: Arc<Mutex<Wire>>,
+}
+
+impl Ours {
+    /// A copy of what crossed the wire so far.
+    pub fn seen(&self) -> (IbbSeen, IbbSeen) {
+        let w = lock(&self.wire);
+        (w.out.clone(), w.inb.clone())
+    }
+}
+
+/// Logs `user/rust` in and pumps every inbound stanza into the facade (recording IBB on the
+/// way); requests nobody takes get `service-unavailable`, as a server-side client would.
+pub async fn ours(prosody: &Prosody, user: &str, config: Config) -> Ours {
+    let (transport, mut inbound) = tokio::time::timeout(SHORT, prosody.connect(user, "rust"))
+        .await
+        .expect("our client logs in within its budget")
+        .expect("our client logs in");
+    let wire = Arc::new(Mutex::new(Wire::default()));
+    let tap = Tap {
+        inner: transport,
+        wire: wire.clone(),
+    };
+    let ft = FileTransfer::new(tap.clone(), config);
+    let pumped = ft.clone();
+    let log = wire.clone();
+    tokio::spawn(async move {
+        while let Some(stanza) = inbound.next().await {
+            lock(&log).inb.record(&stanza);
+            if let ControlFlow::Continue(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) =
+                pumped.handle_stanza(stanza)
+            {
+                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
+                if let Some(r) = iq_error_reply(&iq, e) {
+                    let _ = tap.send(Stanza::Iq(r)).await;
+                }
+            }
+        }
+    });
+    Ours { ft, wire }
+}
+
+/// Our test config: only `methods`, no proxy unless given, our streamhost (if ever offered)
+/// on 127.0.0.1 only, every timeout capped at 30 s so a broken peer fails within the test.
+pub fn config(methods: &[Method], proxies: ProxySource) -> Config {
+    let mut c = Config::default();
+    c.methods(methods);
+    c.proxies(proxies);
+    c.cap_timeouts(SHORT);
+    c.s5b.listen(vec![LOOPBACK]);
+    c
+}
+
+/// Waits for a transfer's end within [`TRANSFER_BUDGET`].
+pub async fn outcome(handle: TransferHandle) -> Result<ft_facade::Outcome, TransferError> {
+    tokio::time::timeout(TRANSFER_BUDGET, handle.outcome())
+        .await
+        .expect("the transfer ends within its budget")
+}
+
+/// Waits until bytes flow on `h` (at most [`SHORT`]).
+pub async fn until_bytes_flow(h: &mut TransferHandle) {
+    tokio::time::timeout(SHORT, async {
+        while h.progress().bytes == 0 {
+            if !h.progress_changed().await {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("bytes start flowing");
+}
+
+/// The next JSON event `event` of a slixmpp peer, waiting at most [`TRANSFER_BUDGET`].
+pub async fn peer_event(peer: &mut SlixPeer, event: &str) -> serde_json::Value {
+    let waited = tokio::time::timeout(TRANSFER_BUDGET, peer.wait_event(event)).await;
+    match waited {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => panic!("slixmpp did not report {event:?}: {e}"),
+        Err(_) => panic!(
+            "slixmpp did not report {event:?} within {TRANSFER_BUDGET:?}; its log:\n{}",
+            peer.stderr()
+        ),
+    }
+}
+
+/// The peer's full JID as ours.
+pub fn peer_jid(peer: &SlixPeer) -> Jid {
+    Jid::from(peer.jid().expect("the peer is ready").clone())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a misplaced block changes the hash.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = (len - out.len()).min(8);
+        out.extend_from_slice(&x.to_le_bytes()[..n]);
+    }
+    out
+}
+
+pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    sha256_hex(&std::fs::read(p).unwrap())
+}
+
+/// Names in `dir`, sorted (empty when it does not exist).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+pub const MIB: usize = 1 << 20;
