@@ -91,12 +91,16 @@ pub(crate) struct Sent {
 }
 
 /// Copies exactly `len` bytes from `file` to `stream`, hashing them unless `hashes` is
-/// `None` (the whole file was hashed before the offer). A file that ends early
-/// is an error (it changed since the offer); a stream write error after the peer left is
-/// [`ErrorKind::Cancelled`]`(Peer)`.
-pub(crate) async fn send<R, W>(
+/// `None` (the whole file was hashed before the offer). A file that ends early is an error
+/// (it changed since the offer).
+///
+/// The receiver never writes on a file transfer's bytestream, so anything that ends the
+/// stream's read side (the IBB peer's `<close/>`, the S5B socket closed or reset) means the
+/// receiver gave up: the copy stops at once with [`ErrorKind::Cancelled`]`(Peer)` instead of
+/// writing into a stream nobody reads.
+pub(crate) async fn send<R, S>(
     file: &mut R,
-    stream: &mut W,
+    stream: &mut S,
     len: u64,
     mut hashes: Option<Hashes>,
     reporter: &mut Reporter,
@@ -105,9 +109,20 @@ pub(crate) async fn send<R, W>(
 ) -> Result<Sent, TransferError>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     reporter.streaming();
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let peer_left = async move {
+        let mut scratch = [0u8; 512];
+        loop {
+            match rd.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::pin!(peer_left);
     let mut buf = vec![0u8; BUF_SIZE];
     let mut done = 0u64;
     while done < len {
@@ -131,17 +146,27 @@ where
         if let Some(h) = hashes.as_mut() {
             h.update(&buf[..n]);
         }
-        guarded(Stage::Stream, cancel, inactivity, async {
-            stream.write_all(&buf[..n]).await.map_err(peer_gone)
-        })
-        .await?;
+        tokio::select! {
+            biased;
+            () = &mut peer_left => {
+                return Err(TransferError::new(Stage::Stream, ErrorKind::Cancelled(Side::Peer)));
+            }
+            r = guarded(Stage::Stream, cancel, inactivity, async {
+                wr.write_all(&buf[..n]).await.map_err(peer_gone)
+            }) => r?,
+        }
         done += n as u64;
         reporter.bytes(done, false);
     }
-    guarded(Stage::Stream, cancel, inactivity, async {
-        stream.flush().await.map_err(peer_gone)
-    })
-    .await?;
+    tokio::select! {
+        biased;
+        () = &mut peer_left => {
+            return Err(TransferError::new(Stage::Stream, ErrorKind::Cancelled(Side::Peer)));
+        }
+        r = guarded(Stage::Stream, cancel, inactivity, async {
+            wr.flush().await.map_err(peer_gone)
+        }) => r?,
+    }
     reporter.bytes(done, true);
     Ok(Sent {
         bytes: done,
@@ -288,10 +313,10 @@ mod tests {
     async fn send_hashes_what_it_sends() {
         let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 3);
         let mut src: &[u8] = b"abc";
-        let mut out = Vec::new();
+        let (mut ours, mut theirs) = tokio::io::duplex(64);
         let sent = send(
             &mut src,
-            &mut out,
+            &mut ours,
             3,
             Some(Hashes::default()),
             &mut side.reporter,
@@ -300,6 +325,9 @@ mod tests {
         )
         .await
         .unwrap();
+        drop(ours);
+        let mut out = Vec::new();
+        theirs.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"abc");
         let (md5, sha) = sent.hashes.unwrap().finish();
         assert_eq!(md5, "900150983cd24fb0d6963f7d28e17f72");
