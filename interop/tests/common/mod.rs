@@ -47,12 +47,19 @@ pub struct IbbSeen {
     pub largest_block: usize,
     /// `<close/>` requests.
     pub closes: u64,
+    /// Every iq error: (type, condition, text).
+    pub iq_errors: Vec<(ErrorType, DefinedCondition, Option<String>)>,
 }
 
 impl IbbSeen {
     fn record(&mut self, stanza: &Stanza) {
         match stanza {
             Stanza::Iq(Iq::Set { payload, .. }) => self.element(payload, false),
+            Stanza::Iq(Iq::Error { error, .. }) => self.iq_errors.push((
+                error.type_.clone(),
+                error.defined_condition.clone(),
+                error.texts.values().next().cloned(),
+            )),
             Stanza::Message(m) => {
                 for p in &m.payloads {
                     self.element(p, true);
@@ -260,3 +267,48 @@ pub fn listing(dir: &Path) -> Vec<String> {
 }
 
 pub const MIB: usize = 1 << 20;
+
+/// Hands out `data` a small piece at a time, one piece per `every`, so a transfer is still
+/// running when a test cancels it.
+#[derive(Debug)]
+pub struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    piece: usize,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
+}
+
+impl Trickle {
+    pub fn new(data: Vec<u8>, piece: usize, every: Duration) -> Self {
+        Self {
+            data,
+            pos: 0,
+            piece,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            every,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Trickle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        let next = tokio::time::Instant::now() + self.every;
+        self.timer.as_mut().reset(next);
+        let n = self
+            .piece
+            .min(self.data.len() - self.pos)
+            .min(buf.remaining());
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,294 @@
+//! The complete transfer against slixmpp 1.17 through a real Prosody 0.12: declines (ours
+//! and the typed answers slixmpp gives), and cancels mid-transfer from our side, sending and
+//! receiving, over IBB and S5B. slixpeer can neither decline nor cancel on purpose (it
+//! accepts every offer and streams to the end); a slixmpp sender that goes away mid-transfer
+//! stands in for its side.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ft_facade::file::{File, FileOffer};
+use ft_facade::si::{Rejection, Sid};
+use ft_facade::{
+    AcceptOptions, ErrorKind, FileInfo, Method, Policy, ProxySource, SendOptions, Side, Stage,
+    TransferHandle,
+};
+use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
+use ft_transport::iq::IqTracker;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+
+const BOB: &str = "bob@localhost/rust";
+
+/// Waits for slixmpp's `sent` line, which must not come: its send failed.
+async fn slixmpp_send_fails(peer: &mut SlixPeer) -> String {
+    match tokio::time::timeout(SHORT, peer.wait_event("sent")).await {
+        Ok(Err(ft_testkit::Error::Peer { message, .. })) => message,
+        Ok(Err(e)) => panic!("slixmpp failed otherwise: {e}"),
+        Ok(Ok(v)) => panic!("slixmpp says it sent the file: {v}"),
+        Err(_) => panic!(
+            "slixmpp did not give up within {SHORT:?}:\n{}",
+            peer.stderr()
+        ),
+    }
+}
+
+async fn next_offer(ours: &Ours) -> ft_facade::IncomingOffer<Tap> {
+    tokio::time::timeout(SHORT, ours.ft.next_offer())
+        .await
+        .expect("slixmpp's offer arrives")
+        .expect("the manager lives")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_decline_reaches_slixmpp_as_cancel_forbidden_with_our_reason() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "unwanted.bin", &content(5000, 31));
+    let bob = ours(&prosody, "bob", config(&[Method::Ibb], ProxySource::None)).await;
+    let mut alice = SlixPeer::send(&prosody, "alice", BOB, &path, "ibb-iq", &[])
+        .await
+        .unwrap();
+    let offer = next_offer(&bob).await;
+    assert_eq!(offer.file().name, "unwanted.bin");
+    offer.decline(Some("not now"));
+
+    let message = slixmpp_send_fails(&mut alice).await;
+    // slixmpp's IqError carries no message text; its type is what slixpeer can print.
+    assert!(message.starts_with("IqError"), "{message}");
+    assert!(!alice.wait_exit(SHORT).await.unwrap());
+    let (out, _) = bob.seen();
+    assert_eq!(
+        out.iq_errors,
+        [(
+            ErrorType::Cancel,
+            DefinedCondition::Forbidden,
+            Some("not now".to_owned())
+        )]
+    );
+    assert!(out.opens.is_empty(), "no bytestream after a decline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_over_our_size_limit_is_declined_forbidden_before_the_application_sees_it() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "big.bin", &content(5000, 32));
+    let mut c = config(&[Method::Ibb], ProxySource::None);
+    c.policy(Policy::default().with_max_size(1000));
+    let bob = ours(&prosody, "bob", c).await;
+    let mut alice = SlixPeer::send(&prosody, "alice", BOB, &path, "ibb-iq", &[])
+        .await
+        .unwrap();
+
+    let message = slixmpp_send_fails(&mut alice).await;
+    assert!(message.starts_with("IqError"), "{message}");
+    let (out, _) = bob.seen();
+    assert_eq!(
+        out.iq_errors,
+        [(
+            ErrorType::Cancel,
+            DefinedCondition::Forbidden,
+            Some("file of 5000 bytes exceeds the limit of 1000".to_owned())
+        )]
+    );
+    // The decline went out before slixmpp gave up, so the offer was never queued.
+    let queued = tokio::time::timeout(Duration::from_millis(200), bob.ft.next_offer()).await;
+    assert!(queued.is_err(), "the application never sees the offer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slixmpp_refusals_reach_our_si_driver_as_typed_no_valid_streams_and_bad_profile() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    // The facade only offers methods slixmpp has, so this drives the XEP-0095 crate itself.
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let mut bob = SlixPeer::serve(&prosody, "bob").await.unwrap();
+    let (alice, mut inbound) = prosody.connect("alice", "rust").await.unwrap();
+    let tracker = Arc::new(IqTracker::new("si"));
+    let pumped = tracker.clone();
+    tokio::spawn(async move {
+        while let Some(stanza) = inbound.next().await {
+            if let ControlFlow::Continue(_) = pumped.handle_stanza(stanza) {}
+        }
+    });
+    let to = peer_jid(&bob);
+
+    let sid = Sid::new("interop-no-valid-streams").unwrap();
+    let si = FileOffer::si(
+        &sid,
+        File::new("x.bin", 10),
+        None,
+        &["urn:example:no-such-stream-method"],
+    );
+    let err = ft_facade::si::offer(&tracker, &alice, to.clone(), si, SHORT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ft_facade::si::Error::Rejected(Rejection::NoValidStreams)
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(ErrorKind::from(err), ErrorKind::NoCommonMethod));
+
+    let sid = Sid::new("interop-bad-profile").unwrap();
+    let profile = Element::builder("thing", "urn:example:no-such-si-profile").build();
+    let si = ft_facade::si::Si::offer(&sid, profile, &[ft_facade::si::method::IBB]);
+    let err = ft_facade::si::offer(&tracker, &alice, to, si, SHORT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ft_facade::si::Error::Rejected(Rejection::BadProfile)),
+        "{err:?}"
+    );
+    bob.stop().await;
+}
+
+/// Ours sends 1 MiB trickling (about 200 kB/s) by `method` to a slixmpp receiver, and
+/// cancels once bytes flow. Returns slixmpp's `file` line.
+async fn ours_cancels_while_sending(method: Method, prefer: &str) -> (serde_json::Value, Ours) {
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &["--prefer", prefer])
+        .await
+        .unwrap();
+    let proxies = ProxySource::Jids(vec![jid("proxy.localhost")]);
+    let mut c = config(&[method], proxies);
+    c.block_size(4096);
+    let alice = ours(&prosody, "alice", c).await;
+    let info = FileInfo::new("cut.bin", MIB as u64);
+    let mut sending: TransferHandle = alice.ft.send_reader(
+        peer_jid(&bob),
+        Trickle::new(content(MIB, 33), 1024, Duration::from_millis(5)),
+        info,
+        SendOptions::default(),
+    );
+    until_bytes_flow(&mut sending).await;
+    sending.cancel();
+    let err = outcome(sending).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(err.is_cancelled_by(Side::Local), "{err}");
+    let got = peer_event(&mut bob, "file").await;
+    assert_eq!(got["offered_size"].as_u64(), Some(MIB as u64), "{got}");
+    let size = got["size"].as_u64().unwrap();
+    assert!(size < MIB as u64, "slixmpp got a short file: {got}");
+    assert_eq!(
+        std::fs::metadata(inbox.join("cut.bin")).unwrap().len(),
+        size,
+        "slixmpp wrote what arrived"
+    );
+    (got, alice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_cancel_mid_ibb_send_closes_slixmpps_stream_short_of_the_offered_size() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (got, alice) = ours_cancels_while_sending(Method::IbbIq, "ibb").await;
+    assert_eq!(got["method"], "ibb");
+    let (out, _) = alice.seen();
+    assert_eq!(out.closes, 1, "the cancel is an IBB <close/>");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_cancel_mid_s5b_send_through_proxy65_ends_slixmpps_stream_short_of_the_offered_size() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (got, _) = ours_cancels_while_sending(Method::S5bProxy, "s5b").await;
+    assert_eq!(got["method"], "s5b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_cancel_mid_ibb_receive_leaves_no_file_under_the_final_name_and_stops_slixmpp() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    // 8 MiB at 4096-byte blocks over iq: seconds of streaming, so the cancel lands mid-way.
+    let path = write_file(dir.path(), "cut.bin", &content(8 * MIB, 34));
+    let bob = ours(&prosody, "bob", config(&[Method::Ibb], ProxySource::None)).await;
+    let mut alice = SlixPeer::send(&prosody, "alice", BOB, &path, "ibb-iq", &[])
+        .await
+        .unwrap();
+    let mut receiving = next_offer(&bob)
+        .await
+        .accept_into_dir(&inbox, AcceptOptions::new());
+    until_bytes_flow(&mut receiving).await;
+    receiving.cancel();
+    let err = outcome(receiving).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(err.is_cancelled_by(Side::Local), "{err}");
+    assert!(
+        !inbox.join("cut.bin").exists(),
+        "no file under the final name: {:?}",
+        listing(&inbox)
+    );
+
+    // Our cancel is an IBB <close/>; slixmpp's next send on the closed stream raises
+    // socket.error (OSError), so it stops instead of streaming the rest.
+    let message = slixmpp_send_fails(&mut alice).await;
+    assert!(message.starts_with("OSError"), "{message}");
+    assert!(!alice.wait_exit(SHORT).await.unwrap());
+    let (out, _) = bob.seen();
+    assert_eq!(out.closes, 1, "{out:?}");
+    // A <data/> already in flight when the session closed gets the XEP's item-not-found.
+    assert!(
+        out.iq_errors
+            .iter()
+            .all(|e| e.0 == ErrorType::Cancel && e.1 == DefinedCondition::ItemNotFound),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_sender_gone_mid_ibb_leaves_no_file_and_fails_within_the_inactivity_timeout() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let path = write_file(dir.path(), "gone.bin", &content(8 * MIB, 35));
+    let mut c = config(&[Method::Ibb], ProxySource::None);
+    c.inactivity_timeout = Duration::from_secs(5);
+    let bob = ours(&prosody, "bob", c).await;
+    let mut alice = SlixPeer::send(&prosody, "alice", BOB, &path, "ibb-iq", &[])
+        .await
+        .unwrap();
+    let mut receiving = next_offer(&bob)
+        .await
+        .accept_into_dir(&inbox, AcceptOptions::new());
+    until_bytes_flow(&mut receiving).await;
+    alice.stop().await;
+    let err = outcome(receiving).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(
+        matches!(err.kind, ErrorKind::Timeout(d) if d == Duration::from_secs(5)),
+        "{err}"
+    );
+    assert!(
+        !inbox.join("gone.bin").exists(),
+        "no file under the final name: {:?}",
+        listing(&inbox)
+    );
+}
