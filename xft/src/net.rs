@@ -226,13 +226,12 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
     let (transport, inbound) = login(&args.account).await?;
     let ft = FileTransfer::new(transport.clone(), config);
     pump(ft.clone(), transport, inbound);
-    if !args.account.json {
-        eprintln!(
-            "xft recv: online as {}, saving into {}",
-            ft.jid(),
-            args.dir.display()
-        );
-    }
+    // On stderr even with --json: scripts wait for this line before sending.
+    eprintln!(
+        "xft recv: online as {}, saving into {}",
+        ft.jid(),
+        args.dir.display()
+    );
     let show = std::io::stderr().is_terminal() && !args.account.json;
     let mut done = 0usize;
     let mut ok = true;

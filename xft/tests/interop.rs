@@ -1,0 +1,279 @@
+//! `xft send` and `xft recv` against a real Prosody 0.12 with a slixmpp 1.17 peer (both
+//! started by `ft-testkit`): IBB over iq and over message, S5B through Prosody's proxy65 and
+//! through `xft proxy`, and a decline. Every address is loopback; every process started
+//! here is stopped by its pid (`kill_on_drop`).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ft_testkit::{PASSWORD, Prosody, ProsodyOptions, SlixPeer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// One whole transfer, generous: a few MiB through Prosody on two shared cores.
+const BUDGET: Duration = Duration::from_secs(120);
+
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn account(prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
+    vec![
+        "--server".into(),
+        prosody.c2s_addr().to_string(),
+        "--jid".into(),
+        format!("{}/{resource}", prosody.jid(user)),
+        "--password".into(),
+        PASSWORD.into(),
+        "--plaintext".into(),
+        "--local-address".into(),
+        "127.0.0.1".into(),
+        "--json".into(),
+    ]
+}
+
+fn xft(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xft"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("xft starts")
+}
+
+/// The first JSON line `xft` prints on stdout.
+async fn json_row(child: &mut Child) -> Value {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(BUDGET, lines.next_line())
+        .await
+        .expect("a result within the budget")
+        .unwrap()
+        .expect("a result line");
+    serde_json::from_str(&line).expect("one json object")
+}
+
+/// Waits until `xft recv` says it is online.
+async fn wait_online(child: &mut Child) {
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let online = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains(" online ") {
+                return true;
+            }
+            seen.push(l);
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(online, Ok(true)),
+        "xft not online within 30 s: {seen:?}"
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+async fn xft_sends_to_slixmpp(method: &str, slix_extra: &[&str], xft_extra: &[&str], size: usize) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, slix_extra)
+        .await
+        .unwrap();
+    let bob_jid = bob.jid().unwrap().to_string();
+    let data = content(size, size as u64);
+    let file = write(dir.path(), "to-slixmpp.bin", &data);
+    let mut args = vec!["send".to_owned()];
+    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(["--to".into(), bob_jid, "--method".into(), method.into()]);
+    args.extend(xft_extra.iter().map(|s| (*s).to_owned()));
+    args.push(file);
+    let mut child = xft(&args);
+    let row = json_row(&mut child).await;
+    assert!(row["error"].is_null(), "{row}");
+    assert_eq!(row["sha256"], sha256_hex(&data).as_str(), "{row}");
+    assert_eq!(row["bytes"].as_u64(), Some(size as u64), "{row}");
+    let got = bob.wait_event("file").await.unwrap();
+    assert_eq!(got["sha256"], sha256_hex(&data).as_str(), "{got}");
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(row["method"], method, "{row}");
+}
+
+#[tokio::test]
+async fn xft_send_to_slixmpp_by_ibb_over_iq() {
+    xft_sends_to_slixmpp("ibb-iq", &[], &["--block-size", "4096"], 256 * 1024).await;
+}
+
+#[tokio::test]
+async fn xft_send_to_slixmpp_by_ibb_over_message() {
+    xft_sends_to_slixmpp("ibb-message", &[], &["--block-size", "4096"], 256 * 1024).await;
+}
+
+#[tokio::test]
+async fn xft_send_to_slixmpp_through_prosody_proxy65() {
+    xft_sends_to_slixmpp("s5b-proxy", &["--prefer", "s5b"], &[], 2 * 1024 * 1024).await;
+}
+
+#[tokio::test]
+async fn xft_send_to_slixmpp_through_xft_proxy() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions {
+        proxy65: false,
+        ..ProsodyOptions::default()
+    })
+    .unwrap();
+    let component = prosody.component_jid().to_string();
+    let mut proxy = xft(&[
+        "proxy".into(),
+        "--server".into(),
+        prosody.component_addr().to_string(),
+        "--component-jid".into(),
+        component.clone(),
+        "--secret".into(),
+        prosody.component_secret().into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ]);
+    wait_online(&mut proxy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &["--prefer", "s5b"])
+        .await
+        .unwrap();
+    let data = content(1 << 20, 3);
+    let file = write(dir.path(), "via-xft-proxy.bin", &data);
+    let mut args = vec!["send".to_owned()];
+    args.extend(account(&prosody, "alice", "xft"));
+    args.extend([
+        "--to".into(),
+        bob.jid().unwrap().to_string(),
+        "--method".into(),
+        "s5b-proxy".into(),
+        "--proxy".into(),
+        component,
+        file,
+    ]);
+    let mut child = xft(&args);
+    let row = json_row(&mut child).await;
+    assert!(row["error"].is_null(), "{row}");
+    assert_eq!(row["method"], "s5b-proxy", "{row}");
+    let got = bob.wait_event("file").await.unwrap();
+    assert_eq!(got["sha256"], sha256_hex(&data).as_str(), "{got}");
+    proxy.kill().await.unwrap();
+}
+
+async fn slixmpp_sends_to_xft(method: &str, slix_extra: &[&str], size: usize) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut args = vec!["recv".to_owned()];
+    args.extend(account(&prosody, "bob", "xft"));
+    args.extend([
+        "--dir".into(),
+        inbox.to_string_lossy().into_owned(),
+        "--count".into(),
+        "1".into(),
+    ]);
+    let mut child = xft(&args);
+    wait_online(&mut child).await;
+    let data = content(size, 7);
+    let file = dir.path().join("from-slixmpp.bin");
+    std::fs::write(&file, &data).unwrap();
+    let to = format!("{}/xft", prosody.jid("bob"));
+    let mut alice = SlixPeer::send(&prosody, "alice", &to, &file, method, slix_extra)
+        .await
+        .unwrap();
+    let row = json_row(&mut child).await;
+    assert!(row["error"].is_null(), "{row}");
+    assert_eq!(row["sha256"], sha256_hex(&data).as_str(), "{row}");
+    let sent = alice.wait_event("sent").await.unwrap();
+    assert_eq!(sent["sha256"], sha256_hex(&data).as_str(), "{sent}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(inbox.join("from-slixmpp.bin")).unwrap()),
+        sha256_hex(&data)
+    );
+    assert!(child.wait().await.unwrap().success());
+    let expected = match method {
+        "s5b" => "s5b-proxy",
+        other => other,
+    };
+    assert_eq!(row["method"], expected, "{row}");
+}
+
+#[tokio::test]
+async fn slixmpp_sends_to_xft_recv_by_ibb_over_iq() {
+    slixmpp_sends_to_xft("ibb-iq", &["--block-size", "4096"], 256 * 1024).await;
+}
+
+#[tokio::test]
+async fn slixmpp_sends_to_xft_recv_by_ibb_over_message() {
+    slixmpp_sends_to_xft("ibb-message", &["--block-size", "4096"], 256 * 1024).await;
+}
+
+#[tokio::test]
+async fn slixmpp_sends_to_xft_recv_through_prosody_proxy65() {
+    slixmpp_sends_to_xft("s5b", &[], 2 * 1024 * 1024).await;
+}
+
+#[tokio::test]
+async fn xft_recv_declines_a_sender_it_does_not_accept_from() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut args = vec!["recv".to_owned()];
+    args.extend(account(&prosody, "bob", "xft"));
+    args.extend([
+        "--dir".into(),
+        inbox.to_string_lossy().into_owned(),
+        "--from".into(),
+        prosody.jid("carol").to_string(),
+    ]);
+    let mut child = xft(&args);
+    wait_online(&mut child).await;
+    let file = dir.path().join("unwanted.bin");
+    std::fs::write(&file, content(1000, 9)).unwrap();
+    let to = format!("{}/xft", prosody.jid("bob"));
+    let mut alice = SlixPeer::send(&prosody, "alice", &to, &file, "ibb-iq", &[])
+        .await
+        .unwrap();
+    let r = alice.wait_event("sent").await;
+    assert!(r.is_err(), "the offer is refused: {r:?}");
+    assert!(!inbox.join("unwanted.bin").exists());
+    child.kill().await.unwrap();
+}
