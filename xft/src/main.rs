@@ -35,8 +35,25 @@ enum Command {
     Recv(RecvArgs),
     /// Run the SOCKS5 proxy (XEP-0065) as a XEP-0114 component.
     Proxy(ProxyArgs),
-    /// The throughput benchmarks.
-    Bench,
+    /// The throughput benchmarks (the benches crate's suite; build with `--features bench`).
+    Bench(BenchArgs),
+}
+
+/// `xft bench`.
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Small sizes, one run per case.
+    #[arg(long)]
+    quick: bool,
+    /// Only the in-process cases (no Prosody, no slixmpp).
+    #[arg(long)]
+    in_process: bool,
+    /// Where to write results.json, latest.md and index.html.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+    /// Print the table only.
+    #[arg(long)]
+    no_write: bool,
 }
 
 /// `xft demo`.
@@ -169,7 +186,7 @@ fn main() -> ExitCode {
             Command::Send(args) => net::send(args).await,
             Command::Recv(args) => net::recv(args).await,
             Command::Proxy(args) => proxy::run(args).await,
-            Command::Bench => bench(),
+            Command::Bench(args) => bench(args),
         }
     });
     match result {
@@ -181,9 +198,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench() -> Result<ExitCode, BoxError> {
-    eprintln!(
-        "the benchmark suite lives in the benches crate: cargo run --release -p benches --bin transfer"
-    );
+#[cfg(feature = "bench")]
+fn bench(args: BenchArgs) -> Result<ExitCode, BoxError> {
+    let mut opts = if args.quick {
+        benches::suite::Options::quick()
+    } else {
+        benches::suite::Options::default()
+    };
+    opts.in_process_only = args.in_process;
+    opts.command = std::env::args().collect::<Vec<_>>().join(" ");
+    // The suite runs on its own runtime on its own thread, so calling it from ours is fine.
+    let report = benches::suite::run(opts)?;
+    print!("{}", benches::render::markdown(&report));
+    if !args.no_write {
+        benches::render::write_all(&report, &args.out)?;
+        eprintln!(
+            "wrote {}/{{results.json,latest.md,index.html}}",
+            args.out.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "bench"))]
+fn bench(args: BenchArgs) -> Result<ExitCode, BoxError> {
+    let mut cmd = String::from("cargo run --release -p benches --bin transfer --");
+    if args.quick {
+        cmd.push_str(" --quick");
+    }
+    if args.in_process {
+        cmd.push_str(" --in-process");
+    }
+    if args.no_write {
+        cmd.push_str(" --no-write");
+    }
+    cmd.push_str(&format!(" --out {}", args.out.display()));
+    eprintln!(
+        "this xft was built without the `bench` feature; the suite lives in the benches crate:\n  {cmd}\nor build xft with `--features bench`"
+    );
+    Ok(ExitCode::FAILURE)
 }
