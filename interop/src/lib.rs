@@ -1,1 +1,73 @@
-//! Interoperability tests of xft against a real Prosody server and slixmpp peer: see `tests/`.
+//! Interoperability tests of xft (XEP-0096 v1.3.1 SI File Transfer over XEP-0065 v1.8.2
+//! SOCKS5 Bytestreams and XEP-0047 v2.0.1 In-Band Bytestreams) against a real Prosody 0.12
+//! and a real slixmpp 1.17; the tests live in `tests/`.
+//!
+//! # What this crate does and does not do
+//!
+//! Every test starts its own Prosody (`ft_testkit::Prosody`, free loopback ports) and its
+//! own slixmpp peer (`peers/slixpeer.py`), and stops both by their pids. Our side is the
+//! `ft-facade` `FileTransfer` over the tokio-xmpp client adapter, with a wire tap that
+//! records the IBB `<open/>`s, `<data/>`s, `<close/>`s and iq errors crossing our
+//! connection, so a test can assert the method really used, not only the outcome.
+//!
+//! * `tests/ibb.rs`: ours → slixmpp and slixmpp → ours, over `<iq/>` and `<message/>`,
+//!   block sizes 4096 and 65535 (slixmpp's limit raised with `--max-block-size`), 1 MiB;
+//!   32 MiB for one iq and one message case in each direction.
+//! * `tests/s5b.rs`: both directions through Prosody's `mod_proxy65`, and through our own
+//!   `xep0065_s5b::Proxy` attached as the XEP-0114 component (found by slixmpp's and our
+//!   discovery, or named with `--proxy`). All streamhosts are on 127.0.0.1.
+//! * `tests/complete.rs`: our decline (and our size policy's) as `cancel/forbidden` with the
+//!   reason; slixmpp's `no-valid-streams` and `bad-profile` typed by our XEP-0095 driver;
+//!   our cancel mid-transfer, sending (IBB, S5B) and receiving (IBB); a slixmpp sender that
+//!   disappears mid-transfer; an offer to a resource that is not online.
+//!
+//! It does not test a decline or a cancel *by* slixmpp: `slixpeer.py` accepts every offer
+//! and streams to the end (slixmpp itself has `xep_0095.decline()`). It does not measure
+//! throughput: every wait is bounded by a generous budget so a broken peer fails a test
+//! instead of hanging it. `XFT_SKIP_INTEROP=1` skips every test, loudly.
+//!
+//! # Example
+//!
+//! The smallest round trip the tests build on: slixmpp sends a file over IBB, our facade
+//! receives it into a directory.
+//!
+//! ```
+//! use ft_facade::{AcceptOptions, Config, FileTransfer, Method, MethodUsed, ProxySource};
+//! use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! if !ft_testkit::interop_enabled() {
+//!     return;
+//! }
+//! let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+//! let (bob, mut inbound) = prosody.connect("bob", "rust").await.unwrap();
+//! let mut config = Config::default();
+//! config.methods(&[Method::Ibb]).proxies(ProxySource::None);
+//! let ft = FileTransfer::new(bob, config);
+//! let pumped = ft.clone();
+//! tokio::spawn(async move {
+//!     while let Some(stanza) = inbound.next().await {
+//!         let _not_ours = pumped.handle_stanza(stanza);
+//!     }
+//! });
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let file = dir.path().join("hello.txt");
+//! std::fs::write(&file, b"hello from slixmpp").unwrap();
+//! let mut alice = SlixPeer::send(&prosody, "alice", "bob@localhost/rust", &file, "ibb-iq", &[])
+//!     .await
+//!     .unwrap();
+//!
+//! let inbox = dir.path().join("inbox");
+//! std::fs::create_dir(&inbox).unwrap();
+//! let offer = ft.next_offer().await.unwrap();
+//! let received = offer.accept_into_dir(&inbox, AcceptOptions::new()).outcome().await.unwrap();
+//! let sent = alice.wait_event("sent").await.unwrap();
+//! assert_eq!(received.method, MethodUsed::IbbIq);
+//! assert_eq!(sent["sha256"], received.sha256.as_str());
+//! assert_eq!(std::fs::read(inbox.join("hello.txt")).unwrap(), b"hello from slixmpp");
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![doc(test(attr(deny(warnings))))]

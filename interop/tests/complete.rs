@@ -115,7 +115,10 @@ async fn slixmpp_refusals_reach_our_si_driver_as_typed_no_valid_streams_and_bad_
     // The facade only offers methods slixmpp has, so this drives the XEP-0095 crate itself.
     let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
     let mut bob = SlixPeer::serve(&prosody, "bob").await.unwrap();
-    let (alice, mut inbound) = prosody.connect("alice", "rust").await.unwrap();
+    let (alice, mut inbound) = tokio::time::timeout(SHORT, prosody.connect("alice", "rust"))
+        .await
+        .expect("our client logs in within its budget")
+        .unwrap();
     let tracker = Arc::new(IqTracker::new("si"));
     let pumped = tracker.clone();
     tokio::spawn(async move {
@@ -290,5 +293,28 @@ async fn a_slixmpp_sender_gone_mid_ibb_leaves_no_file_and_fails_within_the_inact
         !inbox.join("gone.bin").exists(),
         "no file under the final name: {:?}",
         listing(&inbox)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_to_a_resource_that_is_not_online_fails_at_the_offer_with_prosodys_bounce() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "nobody.bin", &content(1000, 36));
+    let alice = ours(&prosody, "alice", config(&[Method::Ibb], ProxySource::None)).await;
+    let sending = alice.ft.send_file(
+        jid("bob@localhost/not-online"),
+        &path,
+        SendOptions::default(),
+    );
+    let err = outcome(sending).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Offer, "{err}");
+    assert!(
+        matches!(&err.kind, ErrorKind::Rejected(e)
+            if e.defined_condition == DefinedCondition::ServiceUnavailable),
+        "{err}"
     );
 }
