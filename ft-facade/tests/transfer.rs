@@ -247,3 +247,140 @@ async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_bud
         sha256_hex(&data)
     );
 }
+
+#[tokio::test]
+async fn several_transfers_at_once_by_different_methods_all_land_intact() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b, Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let methods = [Method::S5bDirect, Method::IbbIq, Method::IbbMessage];
+    let mut sends = Vec::new();
+    let mut datas = Vec::new();
+    for (i, m) in methods.iter().enumerate() {
+        let data = content(150_000 + i * 1000, 20 + i as u64);
+        let path = write_file(src.path(), &format!("f{i}.bin"), &data);
+        datas.push(data);
+        sends.push(alice.send_file(
+            jid("bob@x/b"),
+            &path,
+            SendOptions::default().with_methods(&[*m]),
+        ));
+    }
+    let mut receives = Vec::new();
+    for _ in 0..methods.len() {
+        let offer = bob.next_offer().await.unwrap();
+        receives.push(offer.accept_into_dir(dst.path(), AcceptOptions::new()));
+    }
+    for s in sends {
+        s.outcome().await.unwrap();
+    }
+    for r in receives {
+        r.outcome().await.unwrap();
+    }
+    for (i, data) in datas.iter().enumerate() {
+        assert_eq!(
+            sha256_file(&dst.path().join(format!("f{i}.bin"))),
+            sha256_hex(data)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_optional_feature_check_reports_disco_and_refuses_a_peer_without_si() {
+    let hub = Hub::new();
+    let mut c = config(&[Method::IbbIq]);
+    c.check_features = true;
+    let alice = entity(&hub, "alice@x/a", c);
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "d.bin", &content(100, 30));
+
+    let mut sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into(Vec::new(), AcceptOptions::new());
+    let mut disco = None;
+    while let Some(ev) = sending.next_event().await {
+        match ev {
+            ft_facade::Event::Disco { supported, .. } => disco = Some(supported),
+            ft_facade::Event::Completed(_) | ft_facade::Event::Failed(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(disco, Some(true));
+    sending.outcome().await.unwrap();
+    receiving.outcome().await.unwrap();
+
+    // A peer that answers disco#info without SI file transfer.
+    let (carol, mut carol_rx) = hub.connect(jid("carol@x/c"));
+    tokio::spawn(async move {
+        use ft_transport::{Stanza, StanzaTransport};
+        while let Some(Stanza::Iq(iq)) = carol_rx.recv().await {
+            if let xmpp_parsers::iq::Iq::Get { id, from, .. } = iq {
+                let info = xmpp_parsers::disco::DiscoInfoResult {
+                    node: None,
+                    identities: vec![],
+                    features: ["http://jabber.org/protocol/disco#info".to_owned()]
+                        .into_iter()
+                        .collect(),
+                    extensions: vec![],
+                };
+                let mut r = xmpp_parsers::iq::Iq::from_result(id, Some(info));
+                *r.to_mut() = from;
+                let _ = carol.send(Stanza::Iq(r)).await;
+            }
+        }
+    });
+    let err = alice
+        .send_file(jid("carol@x/c"), &path, SendOptions::default())
+        .outcome()
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage, Stage::Disco);
+    assert!(matches!(err.kind, ErrorKind::NoCommonMethod), "{err}");
+}
+
+#[tokio::test]
+async fn a_receiver_cancel_while_s5b_connects_ends_both_sides_with_typed_reasons() {
+    let hub = Hub::new();
+    // The sender offers only a silent streamhost, so the receiver is stuck connecting.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut sc = config(&[Method::S5bDirect]);
+    sc.s5b.listen(Vec::new());
+    sc.s5b.external = vec![(LOOPBACK.into(), port)];
+    sc.s5b_budget(Duration::from_secs(3));
+    let alice = entity(&hub, "alice@x/a", sc);
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "c.bin", &content(100, 31));
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into(Vec::new(), AcceptOptions::new());
+    while receiving.progress().stage != Stage::Connect {
+        assert!(receiving.progress_changed().await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    receiving.cancel();
+    let received = receiving.outcome().await.unwrap_err();
+    assert_eq!(received.stage, Stage::Connect);
+    assert!(received.is_cancelled_by(Side::Local));
+    let sent = tokio::time::timeout(Duration::from_secs(10), sending.outcome())
+        .await
+        .expect("the sender ends within its s5b budget")
+        .unwrap_err();
+    assert_eq!(sent.stage, Stage::Connect, "{sent}");
+}
