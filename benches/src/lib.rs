@@ -42,6 +42,7 @@ pub mod external;
 pub mod machine;
 pub mod measure;
 pub mod pattern;
+pub mod rawclient;
 pub mod render;
 pub mod report;
 pub mod suite;
