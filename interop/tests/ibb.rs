@@ -10,8 +10,9 @@
 mod common;
 
 use common::*;
-use ft_facade::{AcceptOptions, Method, MethodUsed, ProxySource, SendOptions};
+use ft_facade::{AcceptOptions, ErrorKind, Method, MethodUsed, ProxySource, SendOptions, Stage};
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 /// Ours sends `size` bytes by `method` at `block` bytes to a slixmpp receiver.
 async fn ours_to_slixmpp(method: Method, block: u16, size: usize, seed: u64) {
@@ -178,4 +179,91 @@ cases! {
         slixmpp_to_ours("ibb-iq", 65535, 32 * MIB, 11);
     slixmpp_sends_32_mib_to_ours_over_message_in_65535_byte_blocks =>
         slixmpp_to_ours("ibb-message", 65535, 32 * MIB, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_at_65535_to_stock_slixmpp_fails_at_connect_because_its_retry_is_not_authorised() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    // slixmpp's stock max_block_size is 8192: the 65535 open gets wait/resource-constraint
+    // and ours retries smaller on the same sid. But slixmpp's SI accept pre-authorises the
+    // sid for ONE open and the refused open used it up, so the retry gets
+    // cancel/not-acceptable. The transfer fails at stage Connect with that typed error, in
+    // bounded time, and not a byte reaches slixmpp. (Hence the facade's default block size of
+    // 8192; against slixmpp a larger one only works with its limit raised.)
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &[])
+        .await
+        .unwrap();
+    let alice = ours(
+        &prosody,
+        "alice",
+        config(&[Method::IbbIq], ProxySource::None),
+    )
+    .await;
+    let path = write_file(dir.path(), "retry.bin", &content(MIB, 13));
+    let mut options = SendOptions::default();
+    options.block_size = Some(65535);
+    let sending = alice.ft.send_file(peer_jid(&bob), &path, options);
+    let err = outcome(sending).await.unwrap_err();
+
+    assert_eq!(err.stage, Stage::Connect, "{err}");
+    assert!(
+        matches!(&err.kind, ErrorKind::Rejected(e)
+            if e.defined_condition == DefinedCondition::NotAcceptable),
+        "{err}"
+    );
+    let (out, inb) = alice.seen();
+    let sizes: Vec<u16> = out.opens.iter().map(|(b, _)| *b).collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert_eq!(sizes[0], 65535);
+    assert!(sizes[1] < 65535, "the retry is smaller: {sizes:?}");
+    assert_eq!(
+        inb.iq_errors,
+        [
+            (ErrorType::Wait, DefinedCondition::ResourceConstraint, None),
+            (ErrorType::Cancel, DefinedCondition::NotAcceptable, None),
+        ]
+    );
+    assert_eq!((out.data_iq, out.data_message), (0, 0), "no byte sent");
+    bob.stop().await;
+    // slixpeer creates its file when it accepts the offer; not a byte reached it.
+    let kept = std::fs::metadata(inbox.join("retry.bin")).map_or(0, |m| m.len());
+    assert_eq!(kept, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offered_both_methods_slixmpp_picks_ibb_and_the_file_goes_in_band() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &[])
+        .await
+        .unwrap();
+    // Our default preference, proxies discovered: S5B first, IBB second.
+    let alice = ours(
+        &prosody,
+        "alice",
+        config(&[Method::S5b, Method::Ibb], ProxySource::Discover),
+    )
+    .await;
+    let data = content(256 * 1024, 14);
+    let want = sha256_hex(&data);
+    let path = write_file(dir.path(), "both.bin", &data);
+    let sending = alice
+        .ft
+        .send_file(peer_jid(&bob), &path, SendOptions::default());
+    let sent = outcome(sending).await.expect("our send completes");
+    let got = peer_event(&mut bob, "file").await;
+    assert_eq!(sent.method, MethodUsed::IbbIq);
+    assert!(!sent.fallback, "chosen, not fallen back to");
+    assert_eq!(got["method"], "ibb", "{got}");
+    assert_eq!(got["sha256"], want.as_str(), "{got}");
+    assert!(bob.wait_exit(SHORT).await.unwrap(), "{}", bob.stderr());
 }

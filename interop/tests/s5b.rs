@@ -237,3 +237,40 @@ async fn slixmpp_told_our_proxy_jid_sends_to_ours_through_it_while_proxy65_is_up
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slixmpp_as_target_connects_straight_to_our_own_loopback_streamhost() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    // slixmpp offers only proxies, but as a target it dials whatever streamhost it is given.
+    let prosody = prosody_without_proxy65();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &["--prefer", "s5b"])
+        .await
+        .unwrap();
+    let alice = ours(
+        &prosody,
+        "alice",
+        config(&[Method::S5bDirect], ProxySource::None),
+    )
+    .await;
+    let data = content(SIZE, 26);
+    let want = sha256_hex(&data);
+    let path = write_file(dir.path(), "direct.bin", &data);
+    let sending = alice
+        .ft
+        .send_file(peer_jid(&bob), &path, SendOptions::default());
+    let sent = outcome(sending).await.expect("our send completes");
+    let got = peer_event(&mut bob, "file").await;
+    let MethodUsed::S5bDirect { streamhost } = &sent.method else {
+        panic!("expected our own streamhost, got {:?}", sent.method);
+    };
+    assert!(streamhost.starts_with("127.0.0.1:"), "{streamhost}");
+    assert_eq!(sent.sha256, want);
+    assert_eq!(got["method"], "s5b", "{got}");
+    assert_eq!(got["sha256"], want.as_str(), "{got}");
+    assert_eq!(got["size"].as_u64(), Some(SIZE as u64), "{got}");
+    assert!(bob.wait_exit(SHORT).await.unwrap(), "{}", bob.stderr());
+}
