@@ -12,10 +12,13 @@
 //!
 //! * `tests/ibb.rs`: ours → slixmpp and slixmpp → ours, over `<iq/>` and `<message/>`,
 //!   block sizes 4096 and 65535 (slixmpp's limit raised with `--max-block-size`), 1 MiB;
-//!   32 MiB for one iq and one message case in each direction.
+//!   32 MiB for one iq and one message case in each direction; both methods offered
+//!   (slixmpp picks IBB); a 65535 open against slixmpp's stock 8192 limit (its refusal and
+//!   our smaller retry, which slixmpp then refuses `not-acceptable`, typed on our side).
 //! * `tests/s5b.rs`: both directions through Prosody's `mod_proxy65`, and through our own
 //!   `xep0065_s5b::Proxy` attached as the XEP-0114 component (found by slixmpp's and our
-//!   discovery, or named with `--proxy`). All streamhosts are on 127.0.0.1.
+//!   discovery, or named with `--proxy`); slixmpp as target dialling our own streamhost.
+//!   All streamhosts are on 127.0.0.1.
 //! * `tests/complete.rs`: our decline (and our size policy's) as `cancel/forbidden` with the
 //!   reason; slixmpp's `no-valid-streams` and `bad-profile` typed by our XEP-0095 driver;
 //!   our cancel mid-transfer, sending (IBB, S5B) and receiving (IBB); a slixmpp sender that
