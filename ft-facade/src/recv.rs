@@ -250,18 +250,6 @@ enum Target {
     Writer(Pin<Box<dyn AsyncWrite + Send>>),
 }
 
-/// `PartFile` as an `AsyncWrite` for the copy loop: done through a small adapter that
-/// forwards to its `write`.
-struct PartWriter<'a> {
-    part: &'a mut PartFile,
-}
-
-impl PartWriter<'_> {
-    async fn put(&mut self, buf: &[u8]) -> Result<(), ErrorKind> {
-        self.part.write(buf).await.map_err(write_error)
-    }
-}
-
 fn write_error(e: WriteError) -> ErrorKind {
     match e {
         WriteError::TooManyBytes { expected, .. } => ErrorKind::TooLong { expected },
@@ -304,7 +292,7 @@ async fn receive<T: StanzaTransport + Clone>(
 
     // Prepare the target.
     side.reporter.stage(Stage::Prepare);
-    let (mut target, offset) = match sink {
+    let (target, offset) = match sink {
         Sink::Dir(dir) => {
             let part = if options.resume {
                 PartFile::open(&dir, &offer.file.name, size).await
@@ -399,22 +387,26 @@ async fn receive<T: StanzaTransport + Clone>(
     });
 
     // Stream.
-    let result = match &mut target {
+    let (target, result) = match target {
         Target::Part(part) => {
-            let mut w = PartWriter { part };
-            receive_into_part(&mut stream, &mut w, length, side, config.inactivity_timeout).await
+            let (part, r) =
+                receive_into_part(&mut stream, part, length, side, config.inactivity_timeout).await;
+            (part.map(Target::Part), r.map(|b| (b, None)))
         }
-        Target::Writer(w) => copy::receive(
-            &mut stream,
-            w,
-            length,
-            Hashes::default(),
-            &mut side.reporter,
-            &cancel,
-            config.inactivity_timeout,
-        )
-        .await
-        .map(|r| (r.bytes, Some(r.hashes))),
+        Target::Writer(mut w) => {
+            let r = copy::receive(
+                &mut stream,
+                &mut w,
+                length,
+                Hashes::default(),
+                &mut side.reporter,
+                &cancel,
+                config.inactivity_timeout,
+            )
+            .await
+            .map(|r| (r.bytes, Some(r.hashes)));
+            (Some(Target::Writer(w)), r)
+        }
     };
     let (bytes, hashes) = match result {
         Ok(r) => r,
@@ -424,7 +416,7 @@ async fn receive<T: StanzaTransport + Clone>(
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
             drop(stream);
-            if let Target::Part(part) = target {
+            if let Some(Target::Part(part)) = target {
                 let wrong = matches!(e.kind, ErrorKind::TooLong { .. });
                 if wrong || !options.keep_partial {
                     let _ = part.discard().await;
@@ -432,6 +424,12 @@ async fn receive<T: StanzaTransport + Clone>(
             }
             return Err(e);
         }
+    };
+    let Some(target) = target else {
+        return Err(TransferError::new(
+            Stage::Stream,
+            ErrorKind::Misuse("the receive target was lost".into()),
+        ));
     };
     drop(stream);
 
@@ -491,54 +489,107 @@ fn check_md5(expected: &Expected, md5: &str) -> Result<(), TransferError> {
     Ok(())
 }
 
-/// The part-file copy: like [`copy::receive`] but through `PartFile::write`.
+/// The part-file copy: like [`copy::receive`] but through `PartFile::write`, pipelined:
+/// this task reads the bytestream while a second task writes and hashes the previous
+/// chunks, so socket, disk and hashing overlap on two cores. A small pool of buffers bounds
+/// the memory (`POOL` × [`copy::BUF_SIZE`]).
 async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
     stream: &mut S,
-    part: &mut PartWriter<'_>,
+    part: Box<PartFile>,
     expected: u64,
     side: &mut TaskSide,
     inactivity: Duration,
-) -> Result<(u64, Option<Hashes>), TransferError> {
+) -> (Option<Box<PartFile>>, Result<u64, TransferError>) {
     use tokio::io::AsyncReadExt;
+    use tokio::sync::mpsc;
+    const POOL: usize = 4;
+    let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(POOL);
+    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(POOL);
+    for _ in 0..POOL {
+        let _ = free_tx.try_send(vec![0u8; copy::BUF_SIZE]);
+    }
+    let writer = tokio::spawn(async move {
+        let mut part: Box<PartFile> = part;
+        while let Some((buf, n)) = full_rx.recv().await {
+            if let Err(e) = part.write(&buf[..n]).await {
+                return (part, Err(write_error(e)));
+            }
+            let _ = free_tx.send(buf).await;
+        }
+        (part, Ok(()))
+    });
     let cancel = side.cancel.clone();
     side.reporter.streaming();
-    let mut buf = vec![0u8; copy::BUF_SIZE];
     let mut done = 0u64;
-    loop {
-        let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
-            match stream.read(&mut buf).await {
-                Ok(n) => Ok(n),
-                Err(e) => match copy::peer_gone(e) {
-                    ErrorKind::Cancelled(_) => Ok(0),
-                    other => Err(other),
-                },
+    let read: Result<(), TransferError> = async {
+        loop {
+            let Some(mut buf) = free_rx.recv().await else {
+                // The writer stopped on an error; it is collected below.
+                return Ok(());
+            };
+            let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
+                match stream.read(&mut buf).await {
+                    Ok(n) => Ok(n),
+                    Err(e) => match copy::peer_gone(e) {
+                        ErrorKind::Cancelled(_) => Ok(0),
+                        other => Err(other),
+                    },
+                }
+            })
+            .await?;
+            if n == 0 {
+                return Ok(());
             }
-        })
-        .await?;
-        if n == 0 {
-            break;
+            if n as u64 > expected - done {
+                return Err(TransferError::new(
+                    Stage::Stream,
+                    ErrorKind::TooLong { expected },
+                ));
+            }
+            if full_tx.send((buf, n)).await.is_err() {
+                return Ok(());
+            }
+            done += n as u64;
+            side.reporter.bytes(done, false);
         }
-        if n as u64 > expected - done {
-            return Err(TransferError::new(
-                Stage::Stream,
-                ErrorKind::TooLong { expected },
-            ));
+    }
+    .await;
+    drop(full_tx);
+    let (part, written) = match writer.await {
+        Ok(r) => r,
+        Err(e) => {
+            // The writer task cannot panic on peer input; a panic here is a bug, reported
+            // as an i/o error rather than taking the application down.
+            return (
+                None,
+                Err(TransferError::new(
+                    Stage::Stream,
+                    ErrorKind::Io(std::io::Error::other(format!("writer task failed: {e}"))),
+                )),
+            );
         }
-        copy::guarded(Stage::Stream, &cancel, inactivity, part.put(&buf[..n])).await?;
-        done += n as u64;
-        side.reporter.bytes(done, false);
+    };
+    let part = Some(part);
+    if let Err(e) = read {
+        return (part, Err(e));
+    }
+    if let Err(kind) = written {
+        return (part, Err(TransferError::new(Stage::Stream, kind)));
     }
     side.reporter.bytes(done, true);
     if done < expected {
-        return Err(TransferError::new(
-            Stage::Stream,
-            ErrorKind::Truncated {
-                expected,
-                got: done,
-            },
-        ));
+        return (
+            part,
+            Err(TransferError::new(
+                Stage::Stream,
+                ErrorKind::Truncated {
+                    expected,
+                    got: done,
+                },
+            )),
+        );
     }
-    Ok((done, None))
+    (part, Ok(done))
 }
 
 /// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
