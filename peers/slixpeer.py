@@ -8,12 +8,26 @@ object per line on stdout, each with an "event" key; logs go to stderr.
     disco-info TARGET              {"event":"disco-info","features":[..],"identities":[..]}
     serve                          stays online answering disco until killed
     recv --dir D --count N [--max-block-size N] [--prefer ibb|s5b]
-                                   one {"event":"file","name","size","sha256","method","from"} per file
+         [--decline [TEXT]] [--cancel-after BYTES]
+                                   one {"event":"file","name","size","sha256","method","from"} per file;
+                                   with --decline one {"event":"declined","name","sid","from","text"}
+                                   per offer instead (slixmpp's xep_0095.decline(): cancel/forbidden
+                                   "Offer declined"; with TEXT the same error carrying TEXT);
+                                   with --cancel-after one {"event":"cancelled","name","path","bytes",
+                                   "offered_size","method","from"} per file once BYTES arrived (IBB:
+                                   the stream's close(); S5B: the socket closed)
     send --to JID --file F --method ibb-iq|ibb-message|s5b [--block-size N] [--proxy JID]
-                                   {"event":"sent","sha256","bytes","seconds","mbps","method","sid"}
+         [--cancel-after BYTES] [--pace S]
+                                   {"event":"sent","sha256","bytes","seconds","mbps","method","sid"};
+                                   with --cancel-after it stops once BYTES are out (IBB: close();
+                                   S5B: the socket closed) and prints {"event":"cancelled","bytes",
+                                   "sha256","method","sid"} instead; --pace sleeps S seconds per chunk
+                                   (default 0.005 with --cancel-after, else 0) so a cancel lands
+                                   mid-stream
 
 Every mode first prints {"event":"ready","jid":FULL_JID} once the session is online.
-Errors print {"event":"error","message":...} and exit with status 1; --timeout (default 120 s)
+Errors print {"event":"error","message":...} and exit with status 1 (an IqError reads
+"IqError: TYPE: CONDITION[: TEXT]", slixmpp's own format()); --timeout (default 120 s)
 bounds the whole run so a stuck peer never hangs a test.
 
 The slixmpp quirks this works around (see shared PEERS.md):
@@ -39,6 +53,7 @@ import time
 import uuid
 
 import slixmpp
+from slixmpp.exceptions import XMPPError
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
@@ -51,6 +66,14 @@ NS_S5B = "http://jabber.org/protocol/bytestreams"
 def emit(obj):
     sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def describe(exc):
+    """One line for a failure: the exception type, then slixmpp's own format() for stanza
+    errors (type, condition, text), so a test can read what the peer answered."""
+    if isinstance(exc, XMPPError):
+        return f"{type(exc).__name__}: {exc.format()}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def safe_name(name):
@@ -109,7 +132,7 @@ class Peer(slixmpp.ClientXMPP):
             await getattr(self, "job_" + self.args.mode.replace("-", "_"))()
         except Exception as exc:  # report everything, the test reads it
             logging.exception("job failed")
-            self.fail(f"{type(exc).__name__}: {exc}")
+            self.fail(describe(exc))
 
     # ---- disco-info ---------------------------------------------------------------------
     async def job_disco_info(self):
@@ -154,6 +177,9 @@ class Peer(slixmpp.ClientXMPP):
         f = iq["si"]["file"]
         name = safe_name(f["name"])
         size = int(f["size"] or 0)
+        if self.args.decline is not None:
+            await self.decline(iq, sid, name, requester)
+            return
         pending = await self.plugin["xep_0095"].api["get_pending"](iq["to"], sid, requester)
         method = pending["method"] if pending else None
         sink = Sink(self, name, size, "ibb" if method == NS_IBB else "s5b", requester)
@@ -162,6 +188,36 @@ class Peer(slixmpp.ClientXMPP):
         await self.plugin["xep_0095"].accept(
             requester, sid, ifrom=iq["to"], stream_handler=sink.on_stream
         )
+
+    async def decline(self, iq, sid, name, requester):
+        si = self.plugin["xep_0095"]
+        text = self.args.decline or None
+        if text is None:
+            await si.decline(requester, sid, ifrom=iq["to"])
+        else:
+            # xep_0095.decline() always says "Offer declined": the same reply with our text.
+            pending = await si.api["get_pending"](iq["to"], sid, requester)
+            if not pending:
+                raise RuntimeError(f"no pending offer {sid!r} to decline")
+            reply = self.Iq()
+            reply["id"] = pending["response_id"]
+            reply["to"] = requester
+            reply["from"] = iq["to"]
+            reply["type"] = "error"
+            reply["error"]["condition"] = "forbidden"
+            reply["error"]["text"] = text
+            await si.api["del_pending"](iq["to"], sid, requester)
+            reply.send()
+        emit(
+            {
+                "event": "declined",
+                "name": name,
+                "sid": sid,
+                "from": str(requester),
+                "text": text or "Offer declined",
+            }
+        )
+        self.count_done()
 
     def on_socks5_data(self, data):
         if self.s5b_sink is not None:
@@ -175,6 +231,9 @@ class Peer(slixmpp.ClientXMPP):
     def file_done(self, sink):
         if sink is self.s5b_sink:
             self.s5b_sink = None
+        self.count_done()
+
+    def count_done(self):
         self.received += 1
         if self.received >= self.args.count:
             self.done.set()
@@ -201,6 +260,10 @@ class Peer(slixmpp.ClientXMPP):
         if chosen != ns:
             raise RuntimeError(f"peer chose {chosen!r}, offered {ns!r}")
         digest = hashlib.sha256()
+        cancel_after = a.cancel_after
+        pace = a.pace if a.pace is not None else (0.005 if cancel_after is not None else 0.0)
+        sent = 0
+        cancelled = False
         start = time.monotonic()
         if a.method == "s5b":
             conn = await self.plugin["xep_0065"].handshake(a.to, sid=sid, timeout=60)
@@ -213,12 +276,20 @@ class Peer(slixmpp.ClientXMPP):
             start = time.monotonic()
             with open(path, "rb") as fh:
                 while True:
-                    chunk = fh.read(65536)
+                    want = 65536 if cancel_after is None else min(65536, cancel_after - sent)
+                    chunk = fh.read(want)
                     if not chunk:
                         break
                     digest.update(chunk)
                     await conn.write(chunk)
-            # The requester must close at the end (Prosody holds the last 4 KiB until then).
+                    sent += len(chunk)
+                    if pace:
+                        await asyncio.sleep(pace)
+                    if cancel_after is not None and sent >= cancel_after:
+                        cancelled = True
+                        break
+            # The requester must close at the end (Prosody holds the last 4 KiB until then);
+            # closing before the offered size is how an S5B sender cancels.
             conn.transport.close()
             await asyncio.wait_for(closed, 60)
         else:
@@ -232,13 +303,36 @@ class Peer(slixmpp.ClientXMPP):
             start = time.monotonic()
             with open(path, "rb") as fh:
                 while True:
-                    chunk = fh.read(stream.block_size)
+                    want = stream.block_size
+                    if cancel_after is not None:
+                        want = min(want, cancel_after - sent)
+                    chunk = fh.read(want)
                     if not chunk:
                         break
                     digest.update(chunk)
                     await stream.send(chunk, timeout=60)
+                    sent += len(chunk)
+                    if pace:
+                        await asyncio.sleep(pace)
+                    if cancel_after is not None and sent >= cancel_after:
+                        cancelled = True
+                        break
+            # The IBB close ends the stream either way; before the offered size it cancels.
             await stream.close(timeout=60)
         seconds = max(time.monotonic() - start, 1e-9)
+        if cancelled:
+            emit(
+                {
+                    "event": "cancelled",
+                    "sid": sid,
+                    "method": a.method,
+                    "bytes": sent,
+                    "offered_size": size,
+                    "sha256": digest.hexdigest(),
+                }
+            )
+            self.done.set()
+            return
         emit(
             {
                 "event": "sent",
@@ -309,8 +403,39 @@ class Sink:
         self.fh.write(data)
         self.digest.update(data)
         self.bytes += len(data)
+        limit = self.peer.args.cancel_after
+        if limit is not None and self.bytes >= limit and self.bytes < self.size:
+            self.cancel()
+            return
         if self.method == "s5b" and self.size > 0 and self.bytes >= self.size and self.conn:
             self.finish()
+
+    def cancel(self):
+        """--cancel-after: end the bytestream from the receiving side (IBB close(), S5B
+        socket closed) and report what arrived."""
+        self.finished = True
+        self.fh.close()
+        if self.method == "ibb":
+            self.peer.del_event_handler("ibb_stream_data", self.on_ibb_data)
+            self.peer.del_event_handler("ibb_stream_end", self.on_ibb_end)
+            closing = self.stream.close(timeout=30)
+        else:
+            closing = None
+            if self.conn is not None:
+                self.conn.transport.close()
+        emit(
+            {
+                "event": "cancelled",
+                "name": self.name,
+                "path": self.path,
+                "bytes": self.bytes,
+                "offered_size": self.size,
+                "sha256": self.digest.hexdigest(),
+                "method": self.method,
+                "from": str(self.requester),
+            }
+        )
+        self.peer.file_done(self)
 
     def finish(self):
         if self.finished:
@@ -334,6 +459,16 @@ class Sink:
                 "from": str(self.requester),
             }
         )
+        asyncio.ensure_future(self.cancelled(closing))
+
+    async def cancelled(self, closing):
+        # Count the file only once the close is answered (bounded), so the session is not
+        # torn down before the peer saw the <close/>.
+        if closing is not None:
+            try:
+                await asyncio.wait_for(closing, 30)
+            except Exception as exc:  # reported, but the cancel itself happened
+                logging.warning("ibb close after cancel: %s", describe(exc))
         self.peer.file_done(self)
 
 
@@ -354,12 +489,16 @@ def parse_args(argv):
     r.add_argument("--count", type=int, default=1)
     r.add_argument("--max-block-size", type=int, default=None)
     r.add_argument("--prefer", choices=["ibb", "s5b"], default=None)
+    r.add_argument("--decline", nargs="?", const="", default=None, metavar="TEXT")
+    r.add_argument("--cancel-after", type=int, default=None, metavar="BYTES")
     s = sub.add_parser("send")
     s.add_argument("--to", required=True)
     s.add_argument("--file", required=True)
     s.add_argument("--method", choices=["ibb-iq", "ibb-message", "s5b"], required=True)
     s.add_argument("--block-size", type=int, default=4096)
     s.add_argument("--proxy", default=None)
+    s.add_argument("--cancel-after", type=int, default=None, metavar="BYTES")
+    s.add_argument("--pace", type=float, default=None, metavar="S")
     return p.parse_args(argv)
 
 

@@ -1,8 +1,9 @@
-//! The complete transfer against slixmpp 1.17 through a real Prosody 0.12: declines (ours
-//! and the typed answers slixmpp gives), and cancels mid-transfer from our side, sending and
-//! receiving, over IBB and S5B. slixpeer can neither decline nor cancel on purpose (it
-//! accepts every offer and streams to the end); a slixmpp sender that goes away mid-transfer
-//! stands in for its side.
+//! The complete transfer against slixmpp 1.17 through a real Prosody 0.12: declines from
+//! each side (ours, and slixmpp's `xep_0095.decline()` reaching our sender as `Declined` at
+//! the offer), the typed refusals slixmpp gives, and cancels mid-transfer from each side,
+//! sending and receiving, over IBB (iq and message) and S5B through proxy65. slixpeer's
+//! `--decline` and `--cancel-after` drive slixmpp's side; a slixmpp sender that goes away
+//! mid-transfer covers the peer that vanishes without a word.
 
 mod common;
 
@@ -61,8 +62,8 @@ async fn our_decline_reaches_slixmpp_as_cancel_forbidden_with_our_reason() {
     offer.decline(Some("not now"));
 
     let message = slixmpp_send_fails(&mut alice).await;
-    // slixmpp's IqError carries no message text; its type is what slixpeer can print.
-    assert!(message.starts_with("IqError"), "{message}");
+    // slixpeer prints slixmpp's own IqError.format(): type, condition, our text.
+    assert_eq!(message, "IqError: cancel: forbidden: not now");
     assert!(!alice.wait_exit(SHORT).await.unwrap());
     let (out, _) = bob.seen();
     assert_eq!(
@@ -92,7 +93,10 @@ async fn an_offer_over_our_size_limit_is_declined_forbidden_before_the_applicati
         .unwrap();
 
     let message = slixmpp_send_fails(&mut alice).await;
-    assert!(message.starts_with("IqError"), "{message}");
+    assert_eq!(
+        message,
+        "IqError: cancel: forbidden: file of 5000 bytes exceeds the limit of 1000"
+    );
     let (out, _) = bob.seen();
     assert_eq!(
         out.iq_errors,
@@ -317,4 +321,255 @@ async fn an_offer_to_a_resource_that_is_not_online_fails_at_the_offer_with_proso
             if e.defined_condition == DefinedCondition::ServiceUnavailable),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declining_slixmpp_fails_our_send_at_the_offer_with_declined_and_its_text() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "refused.bin", &content(5000, 37));
+    let alice = ours(&prosody, "alice", config(&[Method::Ibb], ProxySource::None)).await;
+
+    // slixmpp's own xep_0095.decline(): cancel/forbidden with its fixed text.
+    let mut bob = SlixPeer::recv(&prosody, "bob", &dir.path().join("a"), 1, &["--decline"])
+        .await
+        .unwrap();
+    let sending = alice
+        .ft
+        .send_file(peer_jid(&bob), &path, SendOptions::default());
+    let err = outcome(sending).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Offer, "{err}");
+    assert!(
+        matches!(&err.kind, ErrorKind::Declined { text } if text.as_deref() == Some("Offer declined")),
+        "{err}"
+    );
+    let declined = peer_event(&mut bob, "declined").await;
+    assert_eq!(declined["name"], "refused.bin", "{declined}");
+    assert!(bob.wait_exit(SHORT).await.unwrap(), "slixmpp exits cleanly");
+
+    // The same answer carrying a reason of the user's.
+    let mut bob = SlixPeer::recv(
+        &prosody,
+        "bob",
+        &dir.path().join("b"),
+        1,
+        &["--decline", "no room left"],
+    )
+    .await
+    .unwrap();
+    let sending = alice
+        .ft
+        .send_file(peer_jid(&bob), &path, SendOptions::default());
+    let err = outcome(sending).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Offer, "{err}");
+    assert!(
+        matches!(&err.kind, ErrorKind::Declined { text } if text.as_deref() == Some("no room left")),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "transfer failed at stage offer: the peer declined: no room left"
+    );
+    peer_event(&mut bob, "declined").await;
+    assert!(bob.wait_exit(SHORT).await.unwrap());
+    let (out, _) = alice.seen();
+    assert!(
+        out.opens.is_empty(),
+        "no bytestream after a decline: {out:?}"
+    );
+    assert!(listing(&dir.path().join("a")).is_empty());
+}
+
+/// slixmpp sends 1 MiB by `method` and cancels after `CUT` bytes (IBB `close()`, or the S5B
+/// socket closed); our receiver accepts into a directory with `options`. Returns our error,
+/// the inbox and what we received on the wire.
+async fn slixmpp_cancels_while_sending(
+    method: &str,
+    ours_methods: &[Method],
+    options: AcceptOptions,
+) -> (
+    ft_facade::TransferError,
+    std::path::PathBuf,
+    IbbSeen,
+    tempfile::TempDir,
+) {
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let data = content(MIB, 38);
+    let path = write_file(dir.path(), "cut.bin", &data);
+    let bob = ours(&prosody, "bob", config(ours_methods, ProxySource::None)).await;
+    let cut = CUT.to_string();
+    let mut alice = SlixPeer::send(
+        &prosody,
+        "alice",
+        BOB,
+        &path,
+        method,
+        &["--cancel-after", &cut],
+    )
+    .await
+    .unwrap();
+    let receiving = next_offer(&bob).await.accept_into_dir(&inbox, options);
+    let err = outcome(receiving).await.unwrap_err();
+    let cancelled = peer_event(&mut alice, "cancelled").await;
+    assert_eq!(cancelled["bytes"].as_u64(), Some(CUT as u64), "{cancelled}");
+    assert_eq!(cancelled["sha256"], sha256_hex(&data[..CUT]), "{cancelled}");
+    assert!(
+        alice.wait_exit(SHORT).await.unwrap(),
+        "slixmpp exits cleanly"
+    );
+    assert!(
+        !inbox.join("cut.bin").exists(),
+        "no file under the final name: {:?}",
+        listing(&inbox)
+    );
+    let (_, inb) = bob.seen();
+    // The rig owns the temp dir until the caller has looked at the inbox.
+    (err, inbox, inb, dir)
+}
+
+/// Where slixmpp cancels: 16 blocks of 4096 bytes, a sixteenth of the file.
+const CUT: usize = 64 * 1024;
+
+/// The receiver keeps `cut.bin.part` by default (a later accept resumes from it): exactly
+/// the bytes that arrived, the file's first `CUT` bytes.
+fn assert_part_holds_the_cut(inbox: &std::path::Path) {
+    assert_eq!(listing(inbox), ["cut.bin.part"]);
+    let part = std::fs::read(inbox.join("cut.bin.part")).unwrap();
+    assert_eq!(part.len(), CUT);
+    assert_eq!(sha256_hex(&part), sha256_hex(&content(MIB, 38)[..CUT]));
+}
+
+fn assert_truncated_at_the_cut(err: &ft_facade::TransferError) {
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(
+        matches!(err.kind, ErrorKind::Truncated { expected, got }
+            if expected == MIB as u64 && got == CUT as u64),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_sender_closing_ibb_iq_mid_stream_fails_ours_as_truncated_keeping_the_part() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (err, inbox, inb, _dir) =
+        slixmpp_cancels_while_sending("ibb-iq", &[Method::Ibb], AcceptOptions::new()).await;
+    assert_truncated_at_the_cut(&err);
+    assert_part_holds_the_cut(&inbox);
+    assert_eq!(inb.data_iq, (CUT / 4096) as u64, "{inb:?}");
+    assert_eq!(
+        inb.closes, 1,
+        "slixmpp's cancel is one IBB <close/>: {inb:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_sender_closing_ibb_message_mid_stream_leaves_nothing_when_partials_are_not_kept()
+{
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut options = AcceptOptions::new();
+    options.keep_partial = false;
+    let (err, inbox, inb, _dir) =
+        slixmpp_cancels_while_sending("ibb-message", &[Method::Ibb], options).await;
+    assert_truncated_at_the_cut(&err);
+    assert!(listing(&inbox).is_empty(), "{:?}", listing(&inbox));
+    assert_eq!(inb.data_message, (CUT / 4096) as u64, "{inb:?}");
+    assert_eq!(inb.closes, 1, "{inb:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_sender_closing_its_s5b_socket_through_proxy65_mid_stream_fails_ours_as_truncated()
+ {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (err, inbox, inb, _dir) =
+        slixmpp_cancels_while_sending("s5b", &[Method::S5b], AcceptOptions::new()).await;
+    assert_truncated_at_the_cut(&err);
+    assert_part_holds_the_cut(&inbox);
+    assert!(
+        inb.opens.is_empty(),
+        "no IBB fallback after a cut S5B: {inb:?}"
+    );
+}
+
+/// Ours sends 1 MiB trickling (about 200 kB/s) by `method` to a slixmpp receiver that
+/// cancels once `CUT` bytes arrived. Returns our error and slixmpp's `cancelled` line.
+async fn slixmpp_cancels_while_receiving(
+    method: Method,
+    prefer: &str,
+) -> (ft_facade::TransferError, serde_json::Value, Ours) {
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let cut = CUT.to_string();
+    let mut bob = SlixPeer::recv(
+        &prosody,
+        "bob",
+        &inbox,
+        1,
+        &["--prefer", prefer, "--cancel-after", &cut],
+    )
+    .await
+    .unwrap();
+    let proxies = ProxySource::Jids(vec![jid("proxy.localhost")]);
+    let mut c = config(&[method], proxies);
+    c.block_size(4096);
+    let alice = ours(&prosody, "alice", c).await;
+    let sending = alice.ft.send_reader(
+        peer_jid(&bob),
+        Trickle::new(content(MIB, 39), 1024, Duration::from_millis(5)),
+        FileInfo::new("cut.bin", MIB as u64),
+        SendOptions::default(),
+    );
+    let err = outcome(sending).await.unwrap_err();
+    let cancelled = peer_event(&mut bob, "cancelled").await;
+    assert!(bob.wait_exit(SHORT).await.unwrap(), "slixmpp exits cleanly");
+    let got = cancelled["bytes"].as_u64().unwrap();
+    assert!(
+        (CUT as u64..MIB as u64).contains(&got),
+        "slixmpp cancelled past the cut, short of the end: {cancelled}"
+    );
+    (err, cancelled, alice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_receiver_closing_ibb_mid_stream_fails_our_send_as_cancelled_by_the_peer() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (err, cancelled, alice) = slixmpp_cancels_while_receiving(Method::IbbIq, "ibb").await;
+    assert_eq!(cancelled["method"], "ibb");
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(err.is_cancelled_by(Side::Peer), "{err}");
+    let (out, inb) = alice.seen();
+    assert_eq!(
+        inb.closes, 1,
+        "slixmpp's cancel is one IBB <close/>: {inb:?}"
+    );
+    assert_eq!(
+        out.closes, 0,
+        "we answer its close, we do not send our own: {out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slixmpp_receiver_closing_its_s5b_socket_through_proxy65_fails_our_send_as_cancelled_by_the_peer()
+ {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let (err, cancelled, _) = slixmpp_cancels_while_receiving(Method::S5bProxy, "s5b").await;
+    assert_eq!(cancelled["method"], "s5b");
+    assert_eq!(err.stage, Stage::Stream, "{err}");
+    assert!(err.is_cancelled_by(Side::Peer), "{err}");
 }
