@@ -168,6 +168,13 @@ pub struct Config {
     /// How long the sender waits for its end-of-stream (IBB `<close/>` acknowledgement, S5B
     /// shutdown) to complete. Default 30 s.
     pub close_timeout: Duration,
+    /// Whether [`FileTransfer::handle_stanza`](crate::FileTransfer::handle_stanza) answers
+    /// disco#info requests to our JID with a `client/pc` identity and the file-transfer
+    /// features (what Pidgin and others check before offering, seed 002). Default `true`;
+    /// an application that answers disco itself (with its own features, entity caps nodes)
+    /// sets it to `false` and advertises `si`, the file-transfer profile, `bytestreams` and
+    /// `ibb` there.
+    pub answer_disco: bool,
     /// Receive policy.
     pub policy: Policy,
     /// SOCKS5 settings: our streamhost's addresses, static proxies, the target's racing
@@ -197,6 +204,7 @@ impl Default for Config {
             fallback_window: Duration::from_secs(30),
             inactivity_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(30),
+            answer_disco: true,
             policy: Policy::default(),
             s5b: xep0065_s5b::Config::default(),
             ibb: xep0047_ibb::Config::default(),

@@ -186,21 +186,26 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     }
 
     /// Takes what is ours and hands back the rest, in this order: answers to our own iqs
-    /// (offers, disco), disco#info requests (answered with our features), SI file-transfer
+    /// (offers, disco), disco#info requests (answered with our features unless
+    /// [`Config::answer_disco`] is off), SI file-transfer
     /// offers (other SI profiles get `bad-profile`), then S5B and IBB stanzas.
     ///
     /// Must run inside a tokio runtime (replies are sent from tasks).
     pub fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
         let inner = &self.inner;
         let stanza = inner.tracker.handle_stanza(stanza)?;
-        let stanza = match inner.responder.handle_stanza(stanza) {
-            ControlFlow::Break(reply) => {
-                if let Some(reply) = reply {
-                    self.spawn_send(reply);
+        let stanza = if inner.config.answer_disco {
+            match inner.responder.handle_stanza(stanza) {
+                ControlFlow::Break(reply) => {
+                    if let Some(reply) = reply {
+                        self.spawn_send(reply);
+                    }
+                    return ControlFlow::Break(());
                 }
-                return ControlFlow::Break(());
+                ControlFlow::Continue(s) => s,
             }
-            ControlFlow::Continue(s) => s,
+        } else {
+            stanza
         };
         let stanza = self.handle_si(stanza)?;
         let stanza = inner.s5b.handle_stanza(stanza)?;

@@ -1,4 +1,17 @@
-//! `xft`: XMPP file transfer from the command line (demo, send, recv, proxy, bench).
+//! `xft`: XMPP file transfer from the command line (SI file transfer, XEP-0096, over SOCKS5
+//! Bytestreams, XEP-0065, and In-Band Bytestreams, XEP-0047).
+//!
+//! ```text
+//! cargo run --release -p xft -- demo                      # no server: every method, verified
+//! xft send --server 127.0.0.1:5222 --plaintext --jid alice@localhost --to bob@localhost/x FILE
+//! xft recv --server 127.0.0.1:5222 --plaintext --jid bob@localhost/x --dir inbox --count 1
+//! xft proxy --server 127.0.0.1:5347 --component-jid proxy.localhost --secret S --listen 127.0.0.1:7777
+//! xft bench --quick                                       # with --features bench
+//! ```
+//!
+//! The password comes from `--password` or `XFT_PASSWORD`; `--plaintext` is refused unless
+//! the server address is loopback. `--json` prints one result object per transfer (method,
+//! bytes, seconds, MB/s, sha256, streamhost, fallback, error and stage).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
