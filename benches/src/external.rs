@@ -20,6 +20,7 @@ use crate::rawclient::{self, RawMode};
 use crate::report::{Case, Outcome, Versions};
 use crate::suite::{Options, size_label};
 use crate::transfer::{self, Inbound};
+use crate::xmlstream::XmlStreamTransport;
 
 impl Inbound for ClientInbound {
     fn next_stanza(&mut self) -> impl Future<Output = Option<Stanza>> + Send {
@@ -132,6 +133,7 @@ pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versi
     let mut ctx = Ctx { opts, cases };
     server_ceiling(&mut ctx, &prosody).await;
     ours_ibb(&mut ctx, &prosody).await;
+    ours_ibb_raw_login(&mut ctx, &prosody).await;
     proxy65(&mut ctx, &prosody).await;
     versions.slixmpp = slixmpp_version();
     slixmpp(&mut ctx, &prosody).await;
@@ -224,6 +226,49 @@ async fn ours_ibb(ctx: &mut Ctx<'_>, prosody: &Prosody) {
         ctx.case(s, ctx.opts.runs, move || async move {
             let (a, b) = login_pair(prosody).await?;
             transfer::ibb(a, b, params, size).await
+        })
+        .await;
+    }
+}
+
+/// Our IBB through Prosody on the suite's own XML stream (raw login, `<data/>` fast path)
+/// instead of tokio-xmpp: separates the client library's cost from the IBB driver's.
+async fn ours_ibb_raw_login(ctx: &mut Ctx<'_>, prosody: &Prosody) {
+    let size = ctx.opts.ibb_size;
+    for (params, mode, name) in crate::suite::ibb_modes() {
+        if !matches!(mode, "iq-default" | "iq-w64") {
+            continue;
+        }
+        let block = params.block_size;
+        let mut s = spec(
+            format!("ibb/prosody-rawxml/{mode}/{block}/{}", size_label(size)),
+            "ibb",
+            &format!("{name} (raw XML stream login)"),
+            "xft",
+            Some(block),
+            size,
+            Some(raw_id("iq-32", block, size)),
+        );
+        s.note = Some(
+            "our Ibb over the suite's XmlStreamTransport logged in with SASL PLAIN, \
+             instead of tokio-xmpp"
+                .to_owned(),
+        );
+        ctx.case(s, ctx.opts.runs, move || async move {
+            let addr = prosody.c2s_addr();
+            let d = prosody.domain().to_owned();
+            let pw = ft_testkit::PASSWORD;
+            let (a, b) = tokio::join!(
+                rawclient::login(addr, "raw1", &d, pw, "x"),
+                rawclient::login(addr, "raw2", &d, pw, "x")
+            );
+            let (a, b) = (a?, b?);
+            let (ta, wa) = XmlStreamTransport::spawn(a.jid, false, a.writer, None);
+            let (tb, wb) = XmlStreamTransport::spawn(b.jid, false, b.writer, None);
+            let run = transfer::ibb((ta, a.reader), (tb, b.reader), params, size).await;
+            wa.abort();
+            wb.abort();
+            run
         })
         .await;
     }
