@@ -106,6 +106,7 @@ pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
 mod glue;
 mod manager;
 mod recv;
+mod recv_stream;
 mod send;
 
 pub use manager::{FileTransfer, SendOptions};

@@ -1,0 +1,249 @@
+//! The receiver's bytestream: waiting for it (S5B, IBB, or IBB instead of S5B) and draining
+//! it into a `.part` file.
+
+use std::time::Duration;
+
+use ft_transport::StanzaTransport;
+use jid::Jid;
+use xep0096_file::PartFile;
+
+use crate::config::IbbStanza;
+use crate::copy;
+use crate::error::{ErrorKind, Stage, TransferError};
+use crate::event::{Event, MethodUsed};
+use crate::glue::BoxStream;
+use crate::handle::TaskSide;
+use crate::manager::FileTransfer;
+use crate::recv::write_error;
+
+/// The part-file copy: like [`copy::receive`] but through `PartFile::write`, pipelined:
+/// this task reads the bytestream while a second task writes and hashes the previous
+/// chunks, so socket, disk and hashing overlap on two cores. A small pool of buffers bounds
+/// the memory (`POOL` × [`copy::BUF_SIZE`]).
+pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    part: Box<PartFile>,
+    expected: u64,
+    side: &mut TaskSide,
+    inactivity: Duration,
+) -> (Option<Box<PartFile>>, Result<u64, TransferError>) {
+    use tokio::io::AsyncReadExt;
+    use tokio::sync::mpsc;
+    const POOL: usize = 4;
+    let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(POOL);
+    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(POOL);
+    for _ in 0..POOL {
+        let _ = free_tx.try_send(vec![0u8; copy::BUF_SIZE]);
+    }
+    let writer = tokio::spawn(async move {
+        let mut part: Box<PartFile> = part;
+        while let Some((buf, n)) = full_rx.recv().await {
+            if let Err(e) = part.write(&buf[..n]).await {
+                return (part, Err(write_error(e)));
+            }
+            let _ = free_tx.send(buf).await;
+        }
+        (part, Ok(()))
+    });
+    let cancel = side.cancel.clone();
+    side.reporter.streaming();
+    let mut done = 0u64;
+    let read: Result<(), TransferError> = async {
+        loop {
+            let Some(mut buf) = free_rx.recv().await else {
+                // The writer stopped on an error; it is collected below.
+                return Ok(());
+            };
+            let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
+                match stream.read(&mut buf).await {
+                    Ok(n) => Ok(n),
+                    Err(e) => match copy::peer_gone(e) {
+                        ErrorKind::Cancelled(_) => Ok(0),
+                        other => Err(other),
+                    },
+                }
+            })
+            .await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if n as u64 > expected - done {
+                return Err(TransferError::new(
+                    Stage::Stream,
+                    ErrorKind::TooLong { expected },
+                ));
+            }
+            if full_tx.send((buf, n)).await.is_err() {
+                return Ok(());
+            }
+            done += n as u64;
+            side.reporter.bytes(done, false);
+        }
+    }
+    .await;
+    drop(full_tx);
+    let (part, written) = match writer.await {
+        Ok(r) => r,
+        Err(e) => {
+            // The writer task cannot panic on peer input; a panic here is a bug, reported
+            // as an i/o error rather than taking the application down.
+            return (
+                None,
+                Err(TransferError::new(
+                    Stage::Stream,
+                    ErrorKind::Io(std::io::Error::other(format!("writer task failed: {e}"))),
+                )),
+            );
+        }
+    };
+    let part = Some(part);
+    if let Err(e) = read {
+        return (part, Err(e));
+    }
+    if let Err(kind) = written {
+        return (part, Err(TransferError::new(Stage::Stream, kind)));
+    }
+    side.reporter.bytes(done, true);
+    if done < expected {
+        return (
+            part,
+            Err(TransferError::new(
+                Stage::Stream,
+                ErrorKind::Truncated {
+                    expected,
+                    got: done,
+                },
+            )),
+        );
+    }
+    (part, Ok(done))
+}
+
+/// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
+/// opens IBB without waiting for S5B to fail).
+pub(crate) async fn wait_stream<T, S, I>(
+    ft: &FileTransfer<T>,
+    side: &mut TaskSide,
+    from: &Jid,
+    s5b: Option<S>,
+    ibb: Option<I>,
+) -> Result<(BoxStream, MethodUsed, bool), TransferError>
+where
+    T: StanzaTransport + Clone,
+    S: Future<Output = Result<xep0065_s5b::Connected, Option<xep0065_s5b::Error>>>,
+    I: Future<Output = Result<(BoxStream, IbbStanza), xep0047_ibb::Error>>,
+{
+    let config = &ft.inner.config;
+    let cancel = side.cancel.clone();
+    let ibb_used = |k: IbbStanza| match k {
+        IbbStanza::Iq => MethodUsed::IbbIq,
+        IbbStanza::Message => MethodUsed::IbbMessage,
+    };
+    let mut ibb = ibb.map(Box::pin);
+    if let Some(s5b) = s5b {
+        let s5b = std::pin::pin!(s5b);
+        let ibb_any = async {
+            match ibb.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+            r = s5b => Ok(r),
+            r = ibb_any => Err(r),
+        };
+        match first {
+            Ok(Ok(c)) => {
+                for a in &c.attempts {
+                    side.reporter
+                        .emit(Event::Candidate(crate::send::candidate(a)));
+                }
+                let address = format!("{}:{}", c.streamhost.host, c.streamhost.port);
+                let used = if &c.streamhost.jid == from {
+                    MethodUsed::S5bDirect {
+                        streamhost: address,
+                    }
+                } else {
+                    MethodUsed::S5bProxy {
+                        proxy: c.streamhost.jid.clone(),
+                        streamhost: address,
+                    }
+                };
+                return Ok((Box::pin(c.stream), used, false));
+            }
+            Ok(Err(e)) => {
+                let reason = match &e {
+                    Some(xep0065_s5b::Error::NoStreamHost(attempts)) => {
+                        for a in attempts {
+                            side.reporter
+                                .emit(Event::Candidate(crate::send::candidate(a)));
+                        }
+                        format!("no streamhost worked ({} tried)", attempts.len())
+                    }
+                    Some(e) => e.to_string(),
+                    None => "the sid is not usable for socks5".to_owned(),
+                };
+                let Some(ibb) = ibb.take() else {
+                    let kind = match e {
+                        Some(e) => crate::send::s5b_error(e),
+                        None => ErrorKind::S5b(reason),
+                    };
+                    return Err(TransferError::new(Stage::Connect, kind));
+                };
+                side.reporter.emit(Event::Fallback {
+                    reason,
+                    at: side.reporter.at(),
+                });
+                let r = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+                    r = tokio::time::timeout(config.fallback_window, ibb) => r,
+                };
+                return match r {
+                    Ok(Ok((s, k))) => Ok((s, ibb_used(k), true)),
+                    Ok(Err(e)) => Err(TransferError::new(
+                        Stage::Connect,
+                        crate::send::ibb_error(e),
+                    )),
+                    Err(_) => Err(TransferError::new(
+                        Stage::Connect,
+                        ErrorKind::Timeout(config.fallback_window),
+                    )),
+                };
+            }
+            Err(Ok((s, k))) => {
+                side.reporter.emit(Event::Fallback {
+                    reason: "the peer opened in-band bytestreams instead".into(),
+                    at: side.reporter.at(),
+                });
+                return Ok((s, ibb_used(k), true));
+            }
+            Err(Err(e)) => {
+                return Err(TransferError::new(
+                    Stage::Connect,
+                    crate::send::ibb_error(e),
+                ));
+            }
+        }
+    }
+    let Some(ibb) = ibb else {
+        return Err(TransferError::new(
+            Stage::Connect,
+            ErrorKind::NoCommonMethod,
+        ));
+    };
+    let r = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+        r = ibb => r,
+    };
+    match r {
+        Ok((s, k)) => Ok((s, ibb_used(k), false)),
+        Err(e) => Err(TransferError::new(
+            Stage::Connect,
+            crate::send::ibb_error(e),
+        )),
+    }
+}
