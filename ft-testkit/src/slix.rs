@@ -45,8 +45,8 @@ pub fn python() -> Result<PathBuf, Error> {
 /// A running slixmpp peer; killed (by its pid) when dropped.
 ///
 /// It prints one JSON object per line, each with an `"event"`: `ready` (with the bound
-/// `jid`) first, then `disco-info`, `file`, `sent` or `error` depending on the mode (see
-/// `peers/slixpeer.py`). Its log goes to a file, read by [`SlixPeer::stderr`].
+/// `jid`) first, then `disco-info`, `file`, `sent`, `declined`, `cancelled` or `error`
+/// depending on the mode (see `peers/slixpeer.py`). Its log goes to a file, read by [`SlixPeer::stderr`].
 pub struct SlixPeer {
     child: Child,
     stdout: Lines<BufReader<ChildStdout>>,
@@ -139,7 +139,10 @@ impl SlixPeer {
     /// `recv`: online as `user/slix`, accepting the next `count` SI file offers into `dir`
     /// (one `file` event each, then it exits). `extra` takes `--prefer ibb|s5b` (slixmpp
     /// itself picks IBB when both are offered) and `--max-block-size N` (slixmpp's own limit
-    /// is 8192; larger opens get `resource-constraint`).
+    /// is 8192; larger opens get `resource-constraint`), `--decline [TEXT]` (answer every
+    /// offer with slixmpp's `cancel/forbidden`, one `declined` event each) and
+    /// `--cancel-after BYTES` (end each bytestream once that many bytes arrived, one
+    /// `cancelled` event each).
     pub async fn recv(
         prosody: &Prosody,
         user: &str,
@@ -156,7 +159,9 @@ impl SlixPeer {
 
     /// `send`: online as `user/slix`, offers `file` to `to` by `method` (`ibb-iq`,
     /// `ibb-message` or `s5b`; slixmpp's S5B goes through a proxy only), then prints one
-    /// `sent` event and exits. `extra` takes `--block-size N` and `--proxy JID`.
+    /// `sent` event and exits. `extra` takes `--block-size N`, `--proxy JID`,
+    /// `--cancel-after BYTES` (stop after that many bytes: IBB `close()`, S5B socket closed;
+    /// a `cancelled` event instead of `sent`) and `--pace SECONDS` (a sleep per chunk).
     pub async fn send(
         prosody: &Prosody,
         user: &str,

@@ -20,12 +20,18 @@
 //!   discovery, or named with `--proxy`); slixmpp as target dialling our own streamhost.
 //!   All streamhosts are on 127.0.0.1.
 //! * `tests/complete.rs`: our decline (and our size policy's) as `cancel/forbidden` with the
-//!   reason; slixmpp's `no-valid-streams` and `bad-profile` typed by our XEP-0095 driver;
-//!   our cancel mid-transfer, sending (IBB, S5B) and receiving (IBB); a slixmpp sender that
-//!   disappears mid-transfer; an offer to a resource that is not online.
+//!   reason, read back from slixmpp's own `IqError.format()`; slixmpp's decline
+//!   (`xep_0095.decline()`, `slixpeer.py recv --decline [TEXT]`) failing our send at stage
+//!   `Offer` as `Declined` with its text; slixmpp's `no-valid-streams` and `bad-profile`
+//!   typed by our XEP-0095 driver; cancels mid-transfer from each side: ours sending (IBB,
+//!   S5B) and receiving (IBB), slixmpp's sender (`send --cancel-after`: IBB `close()` over iq
+//!   and message, the S5B socket closed through proxy65) failing our receiver at stage
+//!   `Stream` as `Truncated` with the `.part` kept (or not, with `keep_partial` off) and
+//!   never a file under the final name, slixmpp's receiver (`recv --cancel-after`, IBB and
+//!   S5B) failing our sender as cancelled by the peer; a slixmpp sender that disappears
+//!   mid-transfer; an offer to a resource that is not online.
 //!
-//! It does not test a decline or a cancel *by* slixmpp: `slixpeer.py` accepts every offer
-//! and streams to the end (slixmpp itself has `xep_0095.decline()`). It does not measure
+//! It does not measure
 //! throughput: every wait is bounded by a generous budget so a broken peer fails a test
 //! instead of hanging it. `XFT_SKIP_INTEROP=1` skips every test, loudly.
 //!
