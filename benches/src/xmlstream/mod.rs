@@ -40,12 +40,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use xmpp_parsers::iq::Iq;
-use xmpp_parsers::message::MessageType;
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stream_error::DefinedCondition;
 
 use ft_transport::StanzaTransport;
+
+mod fast;
+mod frame;
+
+use fast::{parse_fast, serialize_fast};
+use frame::{Found, Scan, find_seq, scan, tag_end};
 
 /// Namespace of the stream element.
 pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
@@ -61,9 +65,6 @@ pub const DEFAULT_MAX_ELEMENT: usize = 1 << 20;
 
 /// Stanzas at least this long skip the writer's buffer.
 const DIRECT_WRITE: usize = 16 * 1024;
-
-/// Shortest base64 run worth the fast path; shorter text costs nothing to parse normally.
-const FAST_MIN: usize = 64;
 
 /// What reading or writing the stream can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -127,45 +128,6 @@ pub fn stream_header(to: Option<&str>) -> String {
         "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}' \
          version='1.0'{to}>"
     )
-}
-
-/// Where the scanner stands in the buffer, kept across reads so a large element is scanned
-/// once.
-#[derive(Debug, Default)]
-struct Scan {
-    /// Where the current element starts, once its `<` was seen.
-    start: Option<usize>,
-    /// Next byte to look at.
-    pos: usize,
-    /// Open elements inside the current top-level one.
-    depth: usize,
-}
-
-/// What the scanner found.
-#[derive(Debug, PartialEq, Eq)]
-enum Found {
-    /// A complete element in `start..end`.
-    Element(usize, usize),
-    /// `</stream:stream>` ending at `end`.
-    StreamEnd(usize),
-    /// Read more.
-    Incomplete,
-}
-
-fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
-}
-
-/// Whether every byte is in the base64 alphabet; written branch-free per block so that the
-/// compiler vectorizes it.
-fn all_b64(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(64);
-    for c in &mut chunks {
-        if !c.iter().fold(true, |ok, &b| ok & is_b64(b)) {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&b| is_b64(b))
 }
 
 /// Reads elements off a stream.
@@ -366,170 +328,12 @@ impl ChunkParser {
     }
 }
 
-fn parse_general(
+pub(super) fn parse_general(
     bytes: &[u8],
     prefixes: &BTreeMap<Option<String>, String>,
 ) -> Result<Element, XmlStreamError> {
     Element::from_reader_with_prefixes(bytes, prefixes.clone())
         .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))
-}
-
-/// The fast path for elements ending in an IBB-like `</data></iq>`; `None` when it does not
-/// apply.
-fn parse_fast(
-    bytes: &[u8],
-    prefixes: &BTreeMap<Option<String>, String>,
-) -> Result<Option<Element>, XmlStreamError> {
-    const SUFFIXES: [&[u8]; 2] = [b"</data></iq>", b"</data></message>"];
-    let Some(suffix) = SUFFIXES.iter().find(|s| bytes.ends_with(s)) else {
-        return Ok(None);
-    };
-    let cut_end = bytes.len() - suffix.len();
-    // Walk back over whole 64-byte blocks first (vectorized check), then byte by byte.
-    let mut cut_start = cut_end;
-    while cut_start >= 64 && all_b64(&bytes[cut_start - 64..cut_start]) {
-        cut_start -= 64;
-    }
-    while cut_start > 0 && is_b64(bytes[cut_start - 1]) {
-        cut_start -= 1;
-    }
-    if cut_end - cut_start < FAST_MIN {
-        return Ok(None);
-    }
-    let mut rest = Vec::with_capacity(cut_start + suffix.len());
-    rest.extend_from_slice(&bytes[..cut_start]);
-    rest.extend_from_slice(suffix);
-    let mut root = parse_general(&rest, prefixes)?;
-    let text = String::from_utf8(bytes[cut_start..cut_end].to_vec())
-        .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))?;
-    // `</data>` right before the root's end tag closes the root's last child element.
-    let Some(last) = root.children_mut().last() else {
-        return Err(XmlStreamError::NotWellFormed(
-            "fast path found no child element".to_owned(),
-        ));
-    };
-    last.append_text(text);
-    Ok(Some(root))
-}
-
-/// The first `needle` in `hay`. Element text is long (87 kB per IBB chunk at block-size
-/// 65535), so whole 64-byte blocks are tested branch-free first, which the compiler
-/// vectorizes.
-fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    let mut base = 0;
-    for block in hay.chunks(64) {
-        if block.iter().fold(false, |hit, &b| hit | (b == needle)) {
-            return block.iter().position(|&b| b == needle).map(|i| base + i);
-        }
-        base += block.len();
-    }
-    None
-}
-
-/// The first occurrence of `needle` (short) in `hay`.
-fn find_seq(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Finds the `>` closing the tag whose `<` is at `from - 1`, skipping quoted values.
-fn tag_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    loop {
-        let j = i + buf[i..]
-            .iter()
-            .position(|&b| matches!(b, b'>' | b'"' | b'\''))?;
-        match buf[j] {
-            b'>' => return Some(j),
-            q => {
-                i = j + 1 + buf[j + 1..].iter().position(|&b| b == q)? + 1;
-            }
-        }
-    }
-}
-
-fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamError> {
-    loop {
-        if st.start.is_none() {
-            let ws = buf[st.pos..]
-                .iter()
-                .take_while(|b| b.is_ascii_whitespace())
-                .count();
-            st.pos += ws;
-            if st.pos == buf.len() {
-                return Ok(Found::Incomplete);
-            }
-            if buf[st.pos] != b'<' {
-                return Err(XmlStreamError::NotWellFormed(format!(
-                    "text between stanzas at byte {}",
-                    consumed + st.pos as u64
-                )));
-            }
-            st.start = Some(st.pos);
-        }
-        let Some(lt) = find_byte(b'<', &buf[st.pos..]).map(|i| st.pos + i) else {
-            st.pos = buf.len();
-            return Ok(Found::Incomplete);
-        };
-        st.pos = lt;
-        let Some(&next) = buf.get(lt + 1) else {
-            return Ok(Found::Incomplete);
-        };
-        match next {
-            b'/' => {
-                let Some(gt) = buf[lt..].iter().position(|&b| b == b'>').map(|i| lt + i) else {
-                    return Ok(Found::Incomplete);
-                };
-                st.pos = gt + 1;
-                if st.depth == 0 {
-                    if buf[lt..=gt].starts_with(b"</stream:stream") {
-                        return Ok(Found::StreamEnd(gt + 1));
-                    }
-                    return Err(XmlStreamError::NotWellFormed(format!(
-                        "unbalanced end tag at byte {}",
-                        consumed + lt as u64
-                    )));
-                }
-                st.depth -= 1;
-                if st.depth == 0 {
-                    return Ok(Found::Element(st.start.unwrap_or(lt), gt + 1));
-                }
-            }
-            b'!' => {
-                const CDATA: &[u8] = b"<![CDATA[";
-                let avail = &buf[lt..];
-                if avail.len() < CDATA.len() && CDATA.starts_with(avail) {
-                    return Ok(Found::Incomplete);
-                }
-                if !avail.starts_with(CDATA) || st.depth == 0 {
-                    return Err(XmlStreamError::Restricted {
-                        offset: consumed + lt as u64,
-                    });
-                }
-                let Some(end) = find_seq(&avail[CDATA.len()..], b"]]>") else {
-                    return Ok(Found::Incomplete);
-                };
-                st.pos = lt + CDATA.len() + end + 3;
-            }
-            b'?' => {
-                return Err(XmlStreamError::Restricted {
-                    offset: consumed + lt as u64,
-                });
-            }
-            _ => {
-                let Some(gt) = tag_end(buf, lt + 1) else {
-                    return Ok(Found::Incomplete);
-                };
-                st.pos = gt + 1;
-                if buf[gt - 1] == b'/' {
-                    if st.depth == 0 {
-                        return Ok(Found::Element(st.start.unwrap_or(lt), gt + 1));
-                    }
-                } else {
-                    st.depth += 1;
-                }
-            }
-        }
-    }
 }
 
 /// Escapes an attribute value or text for single-quoted attributes.
@@ -570,88 +374,6 @@ fn clone_stanza(stanza: &Stanza) -> Stanza {
         Stanza::Message(m) => Stanza::Message(m.clone()),
         Stanza::Presence(p) => Stanza::Presence(p.clone()),
     }
-}
-
-/// The IBB `<data/>` payload and its text, if `e` is one with alphabet-only text and no
-/// child elements.
-fn fast_data(e: &Element) -> Option<&str> {
-    if !e.is("data", NS_IBB) || e.children().next().is_some() {
-        return None;
-    }
-    // Borrow the single text node rather than concatenating a copy.
-    let mut texts = e.texts();
-    let text = texts.next()?;
-    (texts.next().is_none() && text.len() >= FAST_MIN && all_b64(text.as_bytes())).then_some(text)
-}
-
-fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"='");
-    out.extend_from_slice(escape(value).as_bytes());
-    out.extend_from_slice(b"'");
-}
-
-fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
-    let (root, type_, id, from, to, payload) = match stanza {
-        Stanza::Iq(Iq::Set {
-            from,
-            to,
-            id,
-            payload,
-        }) => ("iq", "set", Some(id.as_str()), from, to, payload),
-        Stanza::Message(m)
-            if m.bodies.is_empty()
-                && m.subjects.is_empty()
-                && m.thread.is_none()
-                && m.payloads.len() == 1 =>
-        {
-            let type_ = match m.type_ {
-                MessageType::Chat => "chat",
-                MessageType::Error => "error",
-                MessageType::Groupchat => "groupchat",
-                MessageType::Headline => "headline",
-                // The default, which minidom leaves out too.
-                MessageType::Normal => "",
-            };
-            let id = m.id.as_ref().map(|i| i.0.as_str());
-            ("message", type_, id, &m.from, &m.to, &m.payloads[0])
-        }
-        _ => return false,
-    };
-    let Some(text) = fast_data(payload) else {
-        return false;
-    };
-    if payload.attrs().iter().any(|((ns, _), _)| !ns.is_none()) {
-        return false;
-    }
-    out.reserve(text.len() + 512);
-    out.extend_from_slice(b"<");
-    out.extend_from_slice(root.as_bytes());
-    push_attr(out, "xmlns", NS_CLIENT);
-    if !type_.is_empty() {
-        push_attr(out, "type", type_);
-    }
-    if let Some(id) = id {
-        push_attr(out, "id", id);
-    }
-    if let Some(from) = from {
-        push_attr(out, "from", &from.to_string());
-    }
-    if let Some(to) = to {
-        push_attr(out, "to", &to.to_string());
-    }
-    out.extend_from_slice(b"><data");
-    push_attr(out, "xmlns", NS_IBB);
-    for ((_, name), value) in payload.attrs().iter() {
-        push_attr(out, name.as_str(), value);
-    }
-    out.extend_from_slice(b">");
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(b"</data></");
-    out.extend_from_slice(root.as_bytes());
-    out.extend_from_slice(b">");
-    true
 }
 
 /// A [`StanzaTransport`] writing to an XML stream. Stamps `from` with its own JID when a
@@ -775,7 +497,9 @@ pub async fn pair(a: Jid, b: Jid) -> Result<(Peer, Peer), XmlStreamError> {
 mod tests {
     use super::*;
     use xep0047_ibb::payload::{Data, Sid};
+    use xmpp_parsers::iq::Iq;
     use xmpp_parsers::message::Message;
+    use xmpp_parsers::message::MessageType;
 
     fn data_el(n: usize, sid: &str) -> Element {
         Data::encode(7, &Sid::from(sid), crate::pattern::slice_at(0, n))
