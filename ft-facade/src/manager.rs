@@ -214,8 +214,14 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     }
 
     pub(crate) fn spawn_send(&self, stanza: Stanza) {
+        // Also called from `Drop` (an unanswered offer is declined), which may run after the
+        // runtime is gone: then there is nobody to send through anyway.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("ft-facade: no runtime to send a reply from");
+            return;
+        };
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        rt.spawn(async move {
             if let Err(e) = inner.transport.send(stanza).await {
                 tracing::debug!("ft-facade: could not send a reply: {e}");
             }
