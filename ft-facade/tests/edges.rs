@@ -283,3 +283,33 @@ async fn more_bytes_than_offered_is_too_long_and_leaves_no_file() {
         listing(dst.path())
     );
 }
+
+#[tokio::test]
+async fn accepting_into_a_writer_with_an_offset_gets_only_the_rest() {
+    use tokio::io::AsyncReadExt;
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let data = content(70_000, 14);
+    let path = write_file(src.path(), "w.bin", &data);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let (writer, mut reader) = tokio::io::duplex(1 << 16);
+    let receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into(writer, AcceptOptions::new().with_offset(50_000));
+    let collect = tokio::spawn(async move {
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert_eq!(sent.offset, 50_000);
+    assert_eq!(received.offset, 50_000);
+    assert_eq!(received.bytes, 20_000);
+    assert_eq!(received.path, None);
+    assert_eq!(collect.await.unwrap(), data[50_000..]);
+}
