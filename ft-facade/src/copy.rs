@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use md5::{Digest as _, Md5};
-use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use xep0096_file::Hasher;
 
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::handle::{CancelToken, Reporter};
@@ -13,39 +12,11 @@ use crate::handle::{CancelToken, Reporter};
 /// still a small bounded amount of memory per transfer.
 pub(crate) const BUF_SIZE: usize = 256 * 1024;
 
-/// MD5 and SHA-256 together, fed as bytes pass.
-#[derive(Clone, Default)]
-pub(crate) struct Hashes {
-    md5: Md5,
-    sha256: Sha256,
-}
-
-impl std::fmt::Debug for Hashes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Hashes")
-    }
-}
-
-impl Hashes {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.md5.update(bytes);
-        self.sha256.update(bytes);
-    }
-
-    /// (md5, sha256), lower-case hex.
-    pub(crate) fn finish(self) -> (String, String) {
-        (
-            hex::encode(self.md5.finalize()),
-            hex::encode(self.sha256.finalize()),
-        )
-    }
-}
-
 /// Hashes `len` bytes of `reader` (or all of it when `len` is `None`).
 pub(crate) async fn hash_reader<R: AsyncRead + Unpin>(
     reader: &mut R,
     len: Option<u64>,
-    hashes: &mut Hashes,
+    hashes: &mut Hasher,
 ) -> std::io::Result<u64> {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut done = 0u64;
@@ -87,7 +58,7 @@ pub(crate) async fn guarded<T, E: Into<ErrorKind>>(
 #[derive(Debug)]
 pub(crate) struct Sent {
     pub(crate) bytes: u64,
-    pub(crate) hashes: Option<Hashes>,
+    pub(crate) hashes: Option<Hasher>,
 }
 
 /// Copies exactly `len` bytes from `file` to `stream`, hashing them unless `hashes` is
@@ -102,7 +73,7 @@ pub(crate) async fn send<R, S>(
     file: &mut R,
     stream: &mut S,
     len: u64,
-    mut hashes: Option<Hashes>,
+    mut hashes: Option<Hasher>,
     reporter: &mut Reporter,
     cancel: &CancelToken,
     inactivity: Duration,
@@ -188,126 +159,10 @@ pub(crate) fn peer_gone(e: std::io::Error) -> ErrorKind {
     }
 }
 
-/// What the receiver's copy did.
-#[derive(Debug)]
-pub(crate) struct Received {
-    pub(crate) bytes: u64,
-    pub(crate) hashes: Hashes,
-}
-
-/// Copies from `stream` to `sink` until EOF. More than `expected` bytes is
-/// [`ErrorKind::TooLong`] (and the excess is never written); fewer is
-/// [`ErrorKind::Truncated`].
-pub(crate) async fn receive<R, W>(
-    stream: &mut R,
-    sink: &mut W,
-    expected: u64,
-    mut hashes: Hashes,
-    reporter: &mut Reporter,
-    cancel: &CancelToken,
-    inactivity: Duration,
-) -> Result<Received, TransferError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    reporter.streaming();
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut done = 0u64;
-    loop {
-        let n = guarded(Stage::Stream, cancel, inactivity, async {
-            match stream.read(&mut buf).await {
-                Ok(n) => Ok(n),
-                // A reset after some bytes is the peer giving up: treat as the end and let
-                // the byte count decide.
-                Err(e) => match peer_gone(e) {
-                    ErrorKind::Cancelled(_) => Ok(0),
-                    other => Err(other),
-                },
-            }
-        })
-        .await?;
-        if n == 0 {
-            break;
-        }
-        let room = expected - done;
-        if n as u64 > room {
-            return Err(TransferError::new(
-                Stage::Stream,
-                ErrorKind::TooLong { expected },
-            ));
-        }
-        hashes.update(&buf[..n]);
-        guarded(Stage::Stream, cancel, inactivity, sink.write_all(&buf[..n])).await?;
-        done += n as u64;
-        reporter.bytes(done, false);
-    }
-    guarded(Stage::Stream, cancel, inactivity, sink.flush()).await?;
-    reporter.bytes(done, true);
-    if done < expected {
-        return Err(TransferError::new(
-            Stage::Stream,
-            ErrorKind::Truncated {
-                expected,
-                got: done,
-            },
-        ));
-    }
-    Ok(Received {
-        bytes: done,
-        hashes,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::handle::pair;
-
-    #[tokio::test]
-    async fn receive_refuses_a_byte_beyond_the_offered_size_and_never_writes_it() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 4);
-        let mut src: &[u8] = b"12345";
-        let mut out = Vec::new();
-        let err = receive(
-            &mut src,
-            &mut out,
-            4,
-            Hashes::default(),
-            &mut side.reporter,
-            &side.cancel,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err.kind, ErrorKind::TooLong { expected: 4 }));
-        assert!(out.is_empty(), "nothing past the limit is written");
-    }
-
-    #[tokio::test]
-    async fn receive_of_fewer_bytes_than_offered_is_truncated() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 10);
-        let mut src: &[u8] = b"123";
-        let mut out = Vec::new();
-        let err = receive(
-            &mut src,
-            &mut out,
-            10,
-            Hashes::default(),
-            &mut side.reporter,
-            &side.cancel,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(
-            err.kind,
-            ErrorKind::Truncated {
-                expected: 10,
-                got: 3
-            }
-        ));
-    }
 
     #[tokio::test]
     async fn send_hashes_what_it_sends() {
@@ -318,7 +173,7 @@ mod tests {
             &mut src,
             &mut ours,
             3,
-            Some(Hashes::default()),
+            Some(Hasher::new()),
             &mut side.reporter,
             &side.cancel,
             Duration::from_secs(5),
@@ -329,10 +184,10 @@ mod tests {
         let mut out = Vec::new();
         theirs.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"abc");
-        let (md5, sha) = sent.hashes.unwrap().finish();
-        assert_eq!(md5, "900150983cd24fb0d6963f7d28e17f72");
+        let digests = sent.hashes.unwrap().finish();
+        assert_eq!(digests.md5_hex(), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(
-            sha,
+            digests.sha256_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

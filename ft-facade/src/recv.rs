@@ -9,14 +9,13 @@ use ft_transport::{Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use xep0095_si::method;
-use xep0096_file::{Collision, Expected, FileOffer, PartFile, Range, WriteError};
+use xep0096_file::{Collision, Expected, FileOffer, Hasher, PartFile, Range, WriteError};
 
-use crate::copy::{self, Hashes};
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{Event, FileInfo, Outcome};
 use crate::handle::{TaskSide, TransferHandle, pair};
 use crate::manager::{FileTransfer, lock};
-use crate::recv_stream::{receive_into_part, wait_stream};
+use crate::recv_stream::{self, Sink, wait_stream};
 
 /// How to accept an offer.
 #[derive(Debug, Clone, Default)]
@@ -149,7 +148,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 
     pub(crate) fn auto_accept(&mut self, dir: PathBuf) {
         if let Some(offer) = self.offer.take() {
-            self.auto = Some(self.start(offer, Sink::Dir(dir), AcceptOptions::new()));
+            self.auto = Some(self.start(offer, Destination::Dir(dir), AcceptOptions::new()));
         }
     }
 
@@ -187,7 +186,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         options: AcceptOptions,
     ) -> TransferHandle {
         match self.offer.take() {
-            Some(offer) => self.start(offer, Sink::Dir(dir.into()), options),
+            Some(offer) => self.start(offer, Destination::Dir(dir.into()), options),
             None => self.already_answered(),
         }
     }
@@ -200,7 +199,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         W: AsyncWrite + Send + Unpin + 'static,
     {
         match self.offer.take() {
-            Some(offer) => self.start(offer, Sink::Writer(Box::pin(writer)), options),
+            Some(offer) => self.start(offer, Destination::Writer(Box::pin(writer)), options),
             None => self.already_answered(),
         }
     }
@@ -214,7 +213,12 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         handle
     }
 
-    fn start(&mut self, offer: FileOffer, sink: Sink, options: AcceptOptions) -> TransferHandle {
+    fn start(
+        &mut self,
+        offer: FileOffer,
+        sink: Destination,
+        options: AcceptOptions,
+    ) -> TransferHandle {
         let (handle, side) = pair(self.key.1.clone(), self.from.clone(), self.info.size);
         let ft = self.ft.clone();
         let from = self.from.clone();
@@ -238,14 +242,9 @@ impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
     }
 }
 
-enum Sink {
+/// Where an accepted file goes.
+enum Destination {
     Dir(PathBuf),
-    Writer(Pin<Box<dyn AsyncWrite + Send>>),
-}
-
-/// Where the bytes go while streaming.
-enum Target {
-    Part(Box<PartFile>),
     Writer(Pin<Box<dyn AsyncWrite + Send>>),
 }
 
@@ -273,12 +272,11 @@ async fn receive<T: StanzaTransport + Clone>(
     side: &mut TaskSide,
     offer: FileOffer,
     from: Jid,
-    sink: Sink,
+    sink: Destination,
     options: AcceptOptions,
 ) -> Result<Outcome, TransferError> {
     let inner = &ft.inner;
     let config = &inner.config;
-    let cancel = side.cancel.clone();
     let sid = offer.offer.sid.as_str().to_owned();
     let size = offer.file.size;
     side.reporter.emit(Event::Offered {
@@ -292,7 +290,7 @@ async fn receive<T: StanzaTransport + Clone>(
     // Prepare the target.
     side.reporter.stage(Stage::Prepare);
     let (target, offset) = match sink {
-        Sink::Dir(dir) => {
+        Destination::Dir(dir) => {
             let part = if options.resume {
                 PartFile::open(&dir, &offer.file.name, size).await
             } else {
@@ -324,15 +322,15 @@ async fn receive<T: StanzaTransport + Clone>(
             } else {
                 part
             };
-            (Target::Part(Box::new(part)), offset)
+            (Sink::Part(part), offset)
         }
-        Sink::Writer(w) => {
+        Destination::Writer(w) => {
             let offset = if offer.file.supports_ranges() {
                 options.offset.min(size)
             } else {
                 0
             };
-            (Target::Writer(w), offset)
+            (Sink::Writer(w, Hasher::new()), offset)
         }
     };
     let length = size - offset;
@@ -386,28 +384,9 @@ async fn receive<T: StanzaTransport + Clone>(
     });
 
     // Stream.
-    let (target, result) = match target {
-        Target::Part(part) => {
-            let (part, r) =
-                receive_into_part(&mut stream, part, length, side, config.inactivity_timeout).await;
-            (part.map(Target::Part), r.map(|b| (b, None)))
-        }
-        Target::Writer(mut w) => {
-            let r = copy::receive(
-                &mut stream,
-                &mut w,
-                length,
-                Hashes::default(),
-                &mut side.reporter,
-                &cancel,
-                config.inactivity_timeout,
-            )
-            .await
-            .map(|r| (r.bytes, Some(r.hashes)));
-            (Some(Target::Writer(w)), r)
-        }
-    };
-    let (bytes, hashes) = match result {
+    let (target, result) =
+        recv_stream::receive(&mut stream, target, length, side, config.inactivity_timeout).await;
+    let bytes = match result {
         Ok(r) => r,
         Err(e) => {
             // Tell the sender: IBB <close/> or S5B shutdown, then drop.
@@ -415,7 +394,7 @@ async fn receive<T: StanzaTransport + Clone>(
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
             drop(stream);
-            if let Some(Target::Part(part)) = target {
+            if let Some(Sink::Part(part)) = target {
                 let wrong = matches!(e.kind, ErrorKind::TooLong { .. });
                 if wrong || !options.keep_partial {
                     let _ = part.discard().await;
@@ -436,7 +415,7 @@ async fn receive<T: StanzaTransport + Clone>(
     side.reporter.stage(Stage::Verify);
     let streaming = side.reporter.streaming_time();
     let (path, sha256, md5) = match target {
-        Target::Part(part) => {
+        Sink::Part(part) => {
             let digests = part.digests();
             let collision = if options.overwrite {
                 Collision::Replace
@@ -449,12 +428,13 @@ async fn receive<T: StanzaTransport + Clone>(
                 .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
             (Some(path), digests.sha256_hex(), Some(digests.md5_hex()))
         }
-        Target::Writer(_) => {
-            let (md5, sha) = hashes.map(Hashes::finish).unwrap_or_default();
+        Sink::Writer(_, hasher) => {
+            let digests = hasher.finish();
+            let md5 = digests.md5_hex();
             if offset == 0 {
                 check_md5(&expected, &md5)?;
             }
-            (None, sha, (offset == 0).then_some(md5))
+            (None, digests.sha256_hex(), (offset == 0).then_some(md5))
         }
     };
     Ok(Outcome {

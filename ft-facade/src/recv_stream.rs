@@ -1,11 +1,14 @@
 //! The receiver's bytestream: waiting for it (S5B, IBB, or IBB instead of S5B) and draining
 //! it into a `.part` file.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use ft_transport::StanzaTransport;
 use jid::Jid;
-use xep0096_file::PartFile;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use xep0096_file::{Hasher, PartFile};
 
 use crate::config::IbbStanza;
 use crate::copy;
@@ -16,34 +19,62 @@ use crate::handle::TaskSide;
 use crate::manager::FileTransfer;
 use crate::recv::write_error;
 
-/// The part-file copy: like [`copy::receive`] but through `PartFile::write`, pipelined:
-/// this task reads the bytestream while a second task writes and hashes the previous
-/// chunks, so socket, disk and hashing overlap on two cores. A small pool of buffers bounds
-/// the memory (`POOL` × [`copy::BUF_SIZE`]).
-pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
+/// Where received bytes go: the `.part` file (which counts, hashes and refuses excess
+/// bytes itself), or the application's writer with a hasher beside it.
+pub(crate) enum Sink {
+    Part(PartFile),
+    Writer(Pin<Box<dyn AsyncWrite + Send>>, Hasher),
+}
+
+impl Sink {
+    async fn put(&mut self, buf: &[u8]) -> Result<(), ErrorKind> {
+        match self {
+            Self::Part(part) => part.write(buf).await.map_err(write_error),
+            Self::Writer(w, hasher) => {
+                w.write_all(buf).await?;
+                hasher.update(buf);
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        match self {
+            // PartFile::finish flushes and syncs.
+            Self::Part(_) => Ok(()),
+            Self::Writer(w, _) => Ok(w.flush().await?),
+        }
+    }
+}
+
+/// Drains `stream` into `sink` until EOF, pipelined: this task reads the bytestream while a
+/// second task writes and hashes the previous chunks, so socket, disk and hashing overlap.
+/// A pool of [`POOL`] buffers of [`copy::BUF_SIZE`] bounds the memory.
+///
+/// More than `expected` bytes is [`ErrorKind::TooLong`] (the excess is never written);
+/// fewer is [`ErrorKind::Truncated`]. The sink comes back unless the writer task died.
+pub(crate) async fn receive<S: AsyncRead + Unpin>(
     stream: &mut S,
-    part: Box<PartFile>,
+    sink: Sink,
     expected: u64,
     side: &mut TaskSide,
     inactivity: Duration,
-) -> (Option<Box<PartFile>>, Result<u64, TransferError>) {
-    use tokio::io::AsyncReadExt;
-    use tokio::sync::mpsc;
-    const POOL: usize = 4;
+) -> (Option<Sink>, Result<u64, TransferError>) {
     let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(POOL);
     let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(POOL);
     for _ in 0..POOL {
         let _ = free_tx.try_send(vec![0u8; copy::BUF_SIZE]);
     }
     let writer = tokio::spawn(async move {
-        let mut part: Box<PartFile> = part;
+        let mut sink = sink;
         while let Some((buf, n)) = full_rx.recv().await {
-            if let Err(e) = part.write(&buf[..n]).await {
-                return (part, Err(write_error(e)));
+            if let Err(e) = sink.put(&buf[..n]).await {
+                return (sink, Err(e));
             }
             let _ = free_tx.send(buf).await;
         }
-        (part, Ok(()))
+        let flushed = sink.flush().await;
+        (sink, flushed)
     });
     let cancel = side.cancel.clone();
     side.reporter.streaming();
@@ -57,6 +88,7 @@ pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
             let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
                 match stream.read(&mut buf).await {
                     Ok(n) => Ok(n),
+                    // A reset is the peer giving up: the byte count decides below.
                     Err(e) => match copy::peer_gone(e) {
                         ErrorKind::Cancelled(_) => Ok(0),
                         other => Err(other),
@@ -82,11 +114,11 @@ pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
     }
     .await;
     drop(full_tx);
-    let (part, written) = match writer.await {
+    let (sink, written) = match writer.await {
         Ok(r) => r,
         Err(e) => {
-            // The writer task cannot panic on peer input; a panic here is a bug, reported
-            // as an i/o error rather than taking the application down.
+            // The writer never panics on peer input; a panic is a bug, reported as an i/o
+            // error rather than taking the application down.
             return (
                 None,
                 Err(TransferError::new(
@@ -96,17 +128,17 @@ pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
             );
         }
     };
-    let part = Some(part);
+    let sink = Some(sink);
     if let Err(e) = read {
-        return (part, Err(e));
+        return (sink, Err(e));
     }
     if let Err(kind) = written {
-        return (part, Err(TransferError::new(Stage::Stream, kind)));
+        return (sink, Err(TransferError::new(Stage::Stream, kind)));
     }
     side.reporter.bytes(done, true);
     if done < expected {
         return (
-            part,
+            sink,
             Err(TransferError::new(
                 Stage::Stream,
                 ErrorKind::Truncated {
@@ -116,8 +148,11 @@ pub(crate) async fn receive_into_part<S: tokio::io::AsyncRead + Unpin>(
             )),
         );
     }
-    (part, Ok(done))
+    (sink, Ok(done))
 }
+
+/// Buffers in flight between the reading and the writing task.
+const POOL: usize = 4;
 
 /// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
 /// opens IBB without waiting for S5B to fail).
@@ -245,5 +280,65 @@ where
             Stage::Connect,
             crate::send::ibb_error(e),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::pair;
+
+    fn writer_sink() -> (Sink, tokio::io::DuplexStream) {
+        let (w, r) = tokio::io::duplex(1 << 16);
+        (Sink::Writer(Box::pin(w), Hasher::new()), r)
+    }
+
+    #[tokio::test]
+    async fn receive_refuses_a_byte_beyond_the_offered_size_and_never_writes_it() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 4);
+        let mut src: &[u8] = b"12345";
+        let (sink, mut out) = writer_sink();
+        let (sink, r) = receive(&mut src, sink, 4, &mut side, Duration::from_secs(5)).await;
+        let err = r.unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::TooLong { expected: 4 }));
+        drop(sink);
+        let mut got = Vec::new();
+        out.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "nothing past the limit is written");
+    }
+
+    #[tokio::test]
+    async fn receive_of_fewer_bytes_than_offered_is_truncated() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 10);
+        let mut src: &[u8] = b"123";
+        let (sink, _out) = writer_sink();
+        let (_sink, r) = receive(&mut src, sink, 10, &mut side, Duration::from_secs(5)).await;
+        assert!(matches!(
+            r.unwrap_err().kind,
+            ErrorKind::Truncated {
+                expected: 10,
+                got: 3
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn receive_into_a_writer_hashes_what_it_wrote() {
+        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 3);
+        let mut src: &[u8] = b"abc";
+        let (sink, mut out) = writer_sink();
+        let (sink, r) = receive(&mut src, sink, 3, &mut side, Duration::from_secs(5)).await;
+        assert_eq!(r.unwrap(), 3);
+        let Some(Sink::Writer(w, hasher)) = sink else {
+            panic!("the writer comes back")
+        };
+        drop(w);
+        let mut got = Vec::new();
+        out.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abc");
+        assert_eq!(
+            hasher.finish().md5_hex(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
     }
 }

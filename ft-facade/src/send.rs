@@ -8,10 +8,10 @@ use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
 use xep0030_disco::features;
 use xep0065_s5b::{Attempt, Connected};
 use xep0095_si::{Sid, method};
-use xep0096_file::{File, FileMeta, FileOffer, answer_range};
+use xep0096_file::{File, FileMeta, FileOffer, Hasher, answer_range};
 
 use crate::config::{IbbStanza, Method};
-use crate::copy::{self, Hashes, guarded};
+use crate::copy::{self, guarded};
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{CandidateReport, Event, FileInfo, MethodUsed, Outcome};
 use crate::glue::BoxStream;
@@ -44,7 +44,7 @@ async fn prepare(source: Source) -> Result<Prepared, TransferError> {
             let mut file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| err(Stage::Prepare, e.into()))?;
-            let mut hashes = Hashes::default();
+            let mut hashes = Hasher::new();
             let n = copy::hash_reader(&mut file, None, &mut hashes)
                 .await
                 .map_err(|e| err(Stage::Prepare, e.into()))?;
@@ -58,8 +58,9 @@ async fn prepare(source: Source) -> Result<Prepared, TransferError> {
                     ))),
                 ));
             }
-            let (md5, sha256) = hashes.finish();
-            let mut info = FileInfo::new(meta.name.clone(), meta.size).with_md5(md5);
+            let digests = hashes.finish();
+            let sha256 = digests.sha256_hex();
+            let mut info = FileInfo::new(meta.name.clone(), meta.size).with_md5(digests.md5_hex());
             info.date = meta.to_file(None).date;
             info.mime_type = Some(meta.mime_type.to_owned());
             file.seek(SeekFrom::Start(0))
@@ -237,7 +238,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     });
 
     // Stream.
-    let mut hashes = Hashes::default();
+    let mut hashes = Hasher::new();
     let mut reader: Box<dyn AsyncRead + Send + Unpin> = match prepared.seekable.take() {
         Some(mut f) => {
             f.seek(SeekFrom::Start(offset))
@@ -297,8 +298,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
-            let (md5_sent, sha_sent) = h.finish();
-            (sha_sent, (offset == 0).then_some(md5_sent))
+            let d = h.finish();
+            (d.sha256_hex(), (offset == 0).then(|| d.md5_hex()))
         }
         (None, None) => (String::new(), None),
     };
