@@ -435,7 +435,8 @@ class Sink:
                 "from": str(self.requester),
             }
         )
-        self.peer.file_done(self)
+        # Held here: the loop keeps only a weak reference to a task.
+        self.closing_task = asyncio.ensure_future(self.cancelled(closing))
 
     def finish(self):
         if self.finished:
@@ -459,7 +460,7 @@ class Sink:
                 "from": str(self.requester),
             }
         )
-        asyncio.ensure_future(self.cancelled(closing))
+        self.peer.file_done(self)
 
     async def cancelled(self, closing):
         # Count the file only once the close is answered (bounded), so the session is not
