@@ -263,24 +263,34 @@ impl Config {
 
     /// The SI stream-method namespaces to offer, in preference order, without duplicates.
     pub(crate) fn offered_namespaces(&self) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = Vec::new();
-        for m in &self.methods {
-            if !out.contains(&m.namespace()) {
-                out.push(m.namespace());
-            }
-        }
-        out
+        namespaces(&self.methods)
     }
 
     /// The first configured IBB variant resolved to a stanza kind, if any.
     pub(crate) fn ibb_variant(&self) -> Option<IbbStanza> {
-        self.methods.iter().find_map(|m| match m {
-            Method::Ibb => Some(self.ibb_stanza),
-            Method::IbbIq => Some(IbbStanza::Iq),
-            Method::IbbMessage => Some(IbbStanza::Message),
-            _ => None,
-        })
+        ibb_variant(&self.methods, self.ibb_stanza)
     }
+}
+
+/// The SI stream-method namespaces of `methods`, in order, without duplicates.
+pub(crate) fn namespaces(methods: &[Method]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for m in methods {
+        if !out.contains(&m.namespace()) {
+            out.push(m.namespace());
+        }
+    }
+    out
+}
+
+/// The first IBB variant of `methods` as a stanza kind ([`Method::Ibb`] means `default`).
+pub(crate) fn ibb_variant(methods: &[Method], default: IbbStanza) -> Option<IbbStanza> {
+    methods.iter().find_map(|m| match m {
+        Method::Ibb => Some(default),
+        Method::IbbIq => Some(IbbStanza::Iq),
+        Method::IbbMessage => Some(IbbStanza::Message),
+        _ => None,
+    })
 }
 
 /// What the receiving side does with offers before the application sees them.

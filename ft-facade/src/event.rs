@@ -80,6 +80,30 @@ pub enum MethodUsed {
 }
 
 impl MethodUsed {
+    /// S5B through `streamhost`: direct when its JID is `sender` (the requester's own
+    /// streamhost), through a proxy otherwise.
+    pub(crate) fn s5b(streamhost: &xep0065_s5b::StreamHost, sender: &Jid) -> Self {
+        let address = format!("{}:{}", streamhost.host, streamhost.port);
+        if &streamhost.jid == sender {
+            Self::S5bDirect {
+                streamhost: address,
+            }
+        } else {
+            Self::S5bProxy {
+                proxy: streamhost.jid.clone(),
+                streamhost: address,
+            }
+        }
+    }
+
+    /// IBB over `kind`.
+    pub(crate) fn ibb(kind: crate::config::IbbStanza) -> Self {
+        match kind {
+            crate::config::IbbStanza::Iq => Self::IbbIq,
+            crate::config::IbbStanza::Message => Self::IbbMessage,
+        }
+    }
+
     /// A short name: `s5b-direct`, `s5b-proxy`, `ibb-iq`, `ibb-message`.
     pub fn name(&self) -> &'static str {
         match self {

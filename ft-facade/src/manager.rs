@@ -392,40 +392,12 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             }
         });
         let mut hosts = Vec::new();
-        for h in futures_join_all(queries).await {
+        for h in futures_util::future::join_all(queries).await {
             hosts.extend(h);
         }
         *lock(&inner.proxy_cache) = Some((Instant::now(), hosts.clone()));
         Ok(hosts)
     }
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn futures_join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(futs.len());
-    // Few proxies: start them all, await in order.
-    let mut pinned = futs;
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
 
 pub(crate) fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {

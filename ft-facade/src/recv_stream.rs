@@ -170,10 +170,7 @@ where
 {
     let config = &ft.inner.config;
     let cancel = side.cancel.clone();
-    let ibb_used = |k: IbbStanza| match k {
-        IbbStanza::Iq => MethodUsed::IbbIq,
-        IbbStanza::Message => MethodUsed::IbbMessage,
-    };
+    let ibb_used = MethodUsed::ibb;
     let mut ibb = ibb.map(Box::pin);
     if let Some(s5b) = s5b {
         let s5b = std::pin::pin!(s5b);
@@ -195,17 +192,7 @@ where
                     side.reporter
                         .emit(Event::Candidate(crate::send::candidate(a)));
                 }
-                let address = format!("{}:{}", c.streamhost.host, c.streamhost.port);
-                let used = if &c.streamhost.jid == from {
-                    MethodUsed::S5bDirect {
-                        streamhost: address,
-                    }
-                } else {
-                    MethodUsed::S5bProxy {
-                        proxy: c.streamhost.jid.clone(),
-                        streamhost: address,
-                    }
-                };
+                let used = MethodUsed::s5b(&c.streamhost, from);
                 return Ok((Box::pin(c.stream), used, false));
             }
             Ok(Err(e)) => {

@@ -155,12 +155,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
 
     // Offer.
     side.reporter.stage(Stage::Offer);
-    let mut namespaces: Vec<&'static str> = Vec::new();
-    for m in &methods {
-        if !namespaces.contains(&m.namespace()) {
-            namespaces.push(m.namespace());
-        }
-    }
+    let namespaces = crate::config::namespaces(&methods);
     let si_sid = Sid::new(sid.clone())
         .ok_or_else(|| err(Stage::Prepare, ErrorKind::Misuse("empty sid".into())))?;
     let file = file_element(&prepared.info, prepared.seekable.is_some())?;
@@ -198,12 +193,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
 
     // Connect.
     side.reporter.stage(Stage::Connect);
-    let ibb_kind = methods.iter().find_map(|m| match m {
-        Method::Ibb => Some(config.ibb_stanza),
-        Method::IbbIq => Some(IbbStanza::Iq),
-        Method::IbbMessage => Some(IbbStanza::Message),
-        _ => None,
-    });
+    let ibb_kind = crate::config::ibb_variant(&methods, config.ibb_stanza);
     let block_size = options.block_size.unwrap_or(config.block_size);
     let mut fallback = false;
     let (mut stream, used): (BoxStream, MethodUsed) = if accepted.method == method::BYTESTREAMS {
@@ -405,21 +395,7 @@ async fn connect_s5b<T: StanzaTransport + Clone>(
         Ok(Ok(c)) => c,
     };
     report_attempts(side, &connected.attempts);
-    let me = inner.transport.jid();
-    let address = format!(
-        "{}:{}",
-        connected.streamhost.host, connected.streamhost.port
-    );
-    let used = if &connected.streamhost.jid == me {
-        MethodUsed::S5bDirect {
-            streamhost: address,
-        }
-    } else {
-        MethodUsed::S5bProxy {
-            proxy: connected.streamhost.jid.clone(),
-            streamhost: address,
-        }
-    };
+    let used = MethodUsed::s5b(&connected.streamhost, inner.transport.jid());
     Ok((Box::pin(connected.stream), used))
 }
 
@@ -454,11 +430,7 @@ async fn open_ibb<T: StanzaTransport + Clone>(
         },
     )
     .await?;
-    let used = match kind {
-        IbbStanza::Iq => MethodUsed::IbbIq,
-        IbbStanza::Message => MethodUsed::IbbMessage,
-    };
-    Ok((stream, used))
+    Ok((stream, MethodUsed::ibb(kind)))
 }
 
 pub(crate) fn ibb_error(e: xep0047_ibb::Error) -> ErrorKind {
