@@ -198,6 +198,7 @@ async fn ours_cancels_while_sending(method: Method, prefer: &str) -> (serde_json
         size,
         "slixmpp wrote what arrived"
     );
+    assert!(bob.wait_exit(SHORT).await.unwrap(), "{}", bob.stderr());
     (got, alice)
 }
 
