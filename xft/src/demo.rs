@@ -167,20 +167,6 @@ async fn one(
     want: &str,
 ) -> Row {
     let started = Instant::now();
-    let mut row = Row {
-        requested: method.name().to_owned(),
-        method: None,
-        file: "demo.bin".into(),
-        bytes: 0,
-        seconds: 0.0,
-        mb_per_s: 0.0,
-        sha256: None,
-        verified: false,
-        streamhost: None,
-        fallback: false,
-        error: None,
-        stage: None,
-    };
     let sending = alice.send_file(
         bob.jid().clone(),
         src,
@@ -190,35 +176,26 @@ async fn one(
         Ok(Some(offer)) => offer.accept_into_dir(dst, AcceptOptions::new()),
         _ => {
             sending.cancel();
-            row.error = Some("no offer arrived".into());
-            row.stage = Some("offer".into());
-            return row;
+            let waited = ft_facade::TransferError::new(
+                ft_facade::Stage::Offer,
+                ft_facade::ErrorKind::Timeout(Duration::from_secs(30)),
+            );
+            return Row::from_result(method.name(), "demo.bin", started, &Err(waited));
         }
     };
     let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
-    row.seconds = started.elapsed().as_secs_f64();
-    match (sent, received) {
-        (Ok(_), Ok(r)) => {
-            row.method = Some(r.method.name().to_owned());
-            row.streamhost = r.method.streamhost().map(str::to_owned);
-            row.fallback = r.fallback;
-            row.bytes = r.bytes;
-            row.mb_per_s = r.rate() / 1e6;
-            let on_disk = match &r.path {
-                Some(p) => sha256_of(p).await.ok(),
-                None => None,
-            };
-            row.verified = on_disk.as_deref() == Some(want);
-            if !row.verified {
-                row.error = Some("sha-256 on disk differs".into());
-                row.stage = Some("verify".into());
-            }
-            row.sha256 = on_disk;
+    let r = sent.and(received);
+    let mut row = Row::from_result(method.name(), "demo.bin", started, &r);
+    if let Ok(o) = &r {
+        // Verified means: the file on disk has the source's SHA-256, read back here.
+        let on_disk = match &o.path {
+            Some(p) => sha256_of(p).await.ok(),
+            None => None,
+        };
+        if on_disk.as_deref() != Some(want) {
+            row.fail("verify", "sha-256 on disk differs".into());
         }
-        (Err(e), _) | (_, Err(e)) => {
-            row.error = Some(e.kind.to_string());
-            row.stage = Some(e.stage.to_string());
-        }
+        row.sha256 = on_disk;
     }
     row
 }

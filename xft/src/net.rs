@@ -130,39 +130,6 @@ async fn follow(
     handle.outcome().await
 }
 
-fn row(requested: &str, file: &str, started: Instant, r: &Result<Outcome, TransferError>) -> Row {
-    let mut row = Row {
-        requested: requested.to_owned(),
-        method: None,
-        file: file.to_owned(),
-        bytes: 0,
-        seconds: started.elapsed().as_secs_f64(),
-        mb_per_s: 0.0,
-        sha256: None,
-        verified: false,
-        streamhost: None,
-        fallback: false,
-        error: None,
-        stage: None,
-    };
-    match r {
-        Ok(o) => {
-            row.method = Some(o.method.name().to_owned());
-            row.bytes = o.bytes;
-            row.mb_per_s = o.rate() / 1e6;
-            row.sha256 = Some(o.sha256.clone());
-            row.verified = true;
-            row.streamhost = o.method.streamhost().map(str::to_owned);
-            row.fallback = o.fallback;
-        }
-        Err(e) => {
-            row.error = Some(e.kind.to_string());
-            row.stage = Some(e.stage.to_string());
-        }
-    }
-    row
-}
-
 fn print(row: &Row, json: bool) {
     if json {
         println!("{}", report::json(row));
@@ -201,7 +168,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
         let r = follow(handle, &name, show).await;
         ok &= r.is_ok();
         print(
-            &row(&args.account.method, &name, started, &r),
+            &Row::from_result(&args.account.method, &name, started, &r),
             args.account.json,
         );
     }
@@ -256,7 +223,7 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         );
         let r = follow(handle, &name, show).await;
         ok &= r.is_ok();
-        let mut row = row(&args.account.method, &name, started, &r);
+        let mut row = Row::from_result(&args.account.method, &name, started, &r);
         if let Ok(o) = &r {
             if let Some(p) = &o.path {
                 row.file = p.display().to_string();

@@ -1,5 +1,8 @@
 //! Results: the demo's table and one JSON object per transfer.
 
+use std::time::Instant;
+
+use ft_facade::{Outcome, TransferError};
 use serde::Serialize;
 
 /// One transfer's result as `--json` prints it.
@@ -29,6 +32,51 @@ pub(crate) struct Row {
     pub(crate) error: Option<String>,
     /// The stage it failed at, if any.
     pub(crate) stage: Option<String>,
+}
+
+impl Row {
+    /// The row for one transfer that started at `started` and ended with `r`.
+    pub(crate) fn from_result(
+        requested: &str,
+        file: &str,
+        started: Instant,
+        r: &Result<Outcome, TransferError>,
+    ) -> Self {
+        let mut row = Self {
+            requested: requested.to_owned(),
+            method: None,
+            file: file.to_owned(),
+            bytes: 0,
+            seconds: started.elapsed().as_secs_f64(),
+            mb_per_s: 0.0,
+            sha256: None,
+            verified: false,
+            streamhost: None,
+            fallback: false,
+            error: None,
+            stage: None,
+        };
+        match r {
+            Ok(o) => {
+                row.method = Some(o.method.name().to_owned());
+                row.bytes = o.bytes;
+                row.mb_per_s = o.rate() / 1e6;
+                row.sha256 = Some(o.sha256.clone());
+                row.verified = true;
+                row.streamhost = o.method.streamhost().map(str::to_owned);
+                row.fallback = o.fallback;
+            }
+            Err(e) => row.fail(&e.stage.to_string(), e.kind.to_string()),
+        }
+        row
+    }
+
+    /// Marks the row failed at `stage`.
+    pub(crate) fn fail(&mut self, stage: &str, error: String) {
+        self.verified = false;
+        self.error = Some(error);
+        self.stage = Some(stage.to_owned());
+    }
 }
 
 /// Prints rows as the demo's table.
