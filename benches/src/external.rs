@@ -395,6 +395,29 @@ async fn slixmpp(ctx: &mut Ctx<'_>, prosody: &Prosody) {
         })
         .await;
     }
+    let mut s = Spec {
+        path: "proxy65",
+        ..spec(
+            format!("s5b/proxy65-slixmpp/{}", size_label(size)),
+            "s5b",
+            "slixmpp S5B through Prosody's proxy65",
+            "slixmpp",
+            None,
+            size,
+            Some(crate::suite::raw_tcp_id(ctx.opts.sizes[0])),
+        )
+    };
+    s.note = Some(
+        "slixmpp 1.17 both ends, proxy-only (slixmpp has no own streamhost); MB/s from the \
+         sender's data phase; one run"
+            .to_owned(),
+    );
+    let (file, recv_dir) = (file.clone(), dir.path().join("in-s5b"));
+    ctx.case(s, 1, move || {
+        let (file, recv_dir) = (file.clone(), recv_dir.clone());
+        async move { slix_run(prosody, &file, &recv_dir, "s5b", 4096, size).await }
+    })
+    .await;
 }
 
 async fn slix_run(
@@ -408,6 +431,7 @@ async fn slix_run(
     std::fs::create_dir_all(recv_dir).map_err(|e| e.to_string())?;
     let recv_dir_s = recv_dir.display().to_string();
     let block_s = block.to_string();
+    let prefer = if method == "s5b" { "s5b" } else { "ibb" };
     let mut rx = SlixPeer::spawn(
         prosody,
         "slix2",
@@ -421,31 +445,31 @@ async fn slix_run(
             "--max-block-size",
             "65535",
             "--prefer",
-            "ibb",
+            prefer,
         ],
     )
     .await
     .map_err(|e| format!("slixmpp receiver: {e}"))?;
     let to = format!("{}/slix", prosody.jid("slix2"));
     let file_s = file.display().to_string();
-    let mut tx = SlixPeer::spawn(
-        prosody,
-        "slix1",
-        "slix",
-        &[
-            "send",
-            "--to",
-            &to,
-            "--file",
-            &file_s,
-            "--method",
-            method,
-            "--block-size",
-            &block_s,
-        ],
-    )
-    .await
-    .map_err(|e| format!("slixmpp sender: {e}"))?;
+    let proxy = prosody.proxy_jid().to_string();
+    let mut send_args = vec![
+        "send",
+        "--to",
+        &to,
+        "--file",
+        &file_s,
+        "--method",
+        method,
+        "--block-size",
+        &block_s,
+    ];
+    if method == "s5b" {
+        send_args.extend(["--proxy", proxy.as_str()]);
+    }
+    let mut tx = SlixPeer::spawn(prosody, "slix1", "slix", &send_args)
+        .await
+        .map_err(|e| format!("slixmpp sender: {e}"))?;
     let wait = Duration::from_secs(3600);
     let sent = loop {
         let v = tx

@@ -237,8 +237,12 @@ pub async fn run_async(opts: Options) -> Report {
     let date = machine::utc_now_rfc3339();
     let before = machine::load_average();
     let peak_rss_per_case = machine::reset_peak_rss();
-    // Build the pattern before the first timed run.
+    // Build the pattern and warm the loopback path (allocator, socket buffers) before the
+    // first timed run; this run is not reported.
     let _ = crate::pattern::pattern();
+    if !opts.quick {
+        let _ = tokio::time::timeout(opts.budget, ceiling::raw_tcp(opts.sizes[0])).await;
+    }
     let mut r = Runner {
         opts: opts.clone(),
         cases: Vec::new(),

@@ -21,6 +21,7 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "ibb/prosody-rawxml/iq-default/65535".into(),
         "s5b/proxy65".into(),
         "ibb/prosody-slixmpp/message/4096".into(),
+        "s5b/proxy65-slixmpp".into(),
     ];
     let report = suite::run(opts).expect("suite runs");
     for id in [
@@ -30,6 +31,7 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "ibb/prosody-rawxml/iq-default/65535/256KiB",
         "s5b/proxy65/1MiB",
         "ibb/prosody-slixmpp/message/4096/256KiB",
+        "s5b/proxy65-slixmpp/256KiB",
     ] {
         let case = report
             .case(id)
