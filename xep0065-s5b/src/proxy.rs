@@ -28,12 +28,12 @@ use std::time::Duration;
 
 use ft_transport::StanzaTransport;
 use ft_transport::util::iq_error_reply;
-use futures_util::SinkExt;
 use jid::Jid;
 use minidom::Element;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::codec::Encoder;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
@@ -402,33 +402,40 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
         let timeout = strong.config.handshake_timeout;
         lock(&strong.tasks).spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let Ok((mut framed, dst)) = server_handshake(tcp, 40, timeout).await else {
+            let Ok((framed, dst)) = server_handshake(tcp, 40, timeout).await else {
                 return;
             };
             let Some(inner) = weak.upgrade() else {
                 return;
             };
-            // Decide under the lock, answer outside it.
-            let accept = {
-                let st = lock(&inner.state);
-                let full = st.pending >= inner.config.max_pending;
-                match st.slots.get(&dst) {
-                    _ if full => Err(ReplyCode::GeneralFailure),
-                    None => Ok(()),
-                    Some(s) if !s.active && s.requester.is_none() && s.target.is_some() => Ok(()),
-                    Some(_) => Err(ReplyCode::NotAllowed),
-                }
-            };
-            if let Err(code) = accept {
-                let _ = framed.send(Reply::failure(code)).await;
-                return;
-            }
-            if framed.send(success_reply(&dst)).await.is_err() {
-                return;
-            }
-            // Bytes sent before activation are ignored (XEP-0065 §9.1): drop the read buffer.
-            let stream = framed.into_parts().io;
+            // Decide, answer and register in one critical section: a peer that has read our
+            // success reply may activate at once, and its activation must find the
+            // connection already in its slot. The reply is one small write on a fresh socket
+            // whose send buffer is empty, so a non-blocking write takes it whole; anything
+            // else drops the connection.
+            let parts = framed.into_parts();
+            let mut codec = parts.codec;
+            let stream = parts.io;
+            // Bytes sent before activation are ignored (XEP-0065 §9.1): the read buffer is dropped.
             let mut st = lock(&inner.state);
+            let full = st.pending >= inner.config.max_pending;
+            let accept = match st.slots.get(&dst) {
+                _ if full => Err(ReplyCode::GeneralFailure),
+                None => Ok(()),
+                Some(s) if !s.active && s.requester.is_none() && s.target.is_some() => Ok(()),
+                Some(_) => Err(ReplyCode::NotAllowed),
+            };
+            let reply = match accept {
+                Ok(()) => success_reply(&dst),
+                Err(code) => Reply::failure(code),
+            };
+            let mut buf = bytes::BytesMut::new();
+            if codec.encode(reply, &mut buf).is_err()
+                || !matches!(stream.try_write(&buf), Ok(n) if n == buf.len())
+                || accept.is_err()
+            {
+                return;
+            }
             let State {
                 slots,
                 pending,

@@ -323,3 +323,33 @@ async fn a_requester_over_its_relay_cap_gets_resource_constraint() {
         }
     }
 }
+
+/// A requester that activates the moment it has read the proxy's SOCKS5 success reply must
+/// find its connection already paired (the benchmark suite once saw `not-allowed` here).
+#[tokio::test]
+async fn activation_right_after_the_success_reply_always_finds_both_connections() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    for i in 0..40 {
+        let sid = format!("race-{i}");
+        let hash = dst_addr(
+            &Sid::new(sid.clone()).unwrap(),
+            &jid("alice@example.org/a"),
+            &jid("bob@example.org/b"),
+        );
+        let (mut target, code) = socks_connect(addr, &hash).await;
+        assert_eq!(code, 0);
+        let (mut requester, code) = socks_connect(addr, &hash).await;
+        assert_eq!(code, 0);
+        let r = alice
+            .ask(activate_iq(&format!("r{i}"), &sid, "bob@example.org/b"))
+            .await;
+        assert!(matches!(r, Iq::Result { .. }), "round {i}: {r:?}");
+        requester.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        target.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"x");
+    }
+}
