@@ -154,10 +154,11 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 
     /// Declines with `cancel/forbidden` (XEP-0095 §3.2) and an optional reason.
     pub fn decline(mut self, reason: Option<&str>) {
+        // An auto-accepted offer is the running transfer's: cancel its handle instead.
         if let Some(offer) = self.offer.take() {
             self.ft.spawn_send(Stanza::Iq(offer.decline(reason)));
+            self.release();
         }
-        self.release();
     }
 
     /// Declined because too many offers wait (`wait/resource-constraint`).
@@ -170,8 +171,8 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
             let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
             *iq.to_mut() = offer.offer.from;
             self.ft.spawn_send(Stanza::Iq(iq));
+            self.release();
         }
-        self.release();
     }
 
     fn release(&self) {
