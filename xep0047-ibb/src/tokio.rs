@@ -91,6 +91,8 @@ impl Cell {
 struct Shared {
     cell: Mutex<Cell>,
     notify: Notify,
+    /// The manager's [`Inner::drained`]: told whenever the application reads.
+    drained: Arc<Notify>,
 }
 
 struct Registry {
@@ -104,6 +106,8 @@ struct Inner<T> {
     registry: Mutex<Registry>,
     incoming_tx: mpsc::Sender<IncomingOpen>,
     incoming_rx: tokio::sync::Mutex<mpsc::Receiver<IncomingOpen>>,
+    /// Woken whenever the application reads from a stream (see [`Ibb::ready`]).
+    drained: Arc<Notify>,
 }
 
 /// Every IBB session on one connection. Cheap to clone.
@@ -145,6 +149,7 @@ impl<T: StanzaTransport> Ibb<T> {
                 }),
                 incoming_tx,
                 incoming_rx: tokio::sync::Mutex::new(incoming_rx),
+                drained: Arc::new(Notify::new()),
             }),
         }
     }
@@ -285,6 +290,7 @@ impl<T: StanzaTransport> Ibb<T> {
         let shared = Arc::new(Shared {
             cell: Mutex::new(cell),
             notify: Notify::new(),
+            drained: self.inner.drained.clone(),
         });
         {
             let mut reg = lock(&self.inner.registry);
@@ -331,6 +337,49 @@ impl<T: StanzaTransport> Ibb<T> {
     pub async fn next_incoming(&self) -> Option<IncomingOpen> {
         self.inner.incoming_rx.lock().await.recv().await
     }
+
+    /// Waits while an open message-mode session holds more than [`Config::recv_buffer`]
+    /// received bytes that the application has not read yet.
+    ///
+    /// IBB over `<message/>` has no acknowledgements, so nothing in the protocol slows a
+    /// sender down. A pump that awaits `ready()` before each [`handle_stanza`](Self::handle_stanza)
+    /// gives it end-to-end backpressure instead: while a reader lags, the pump stops taking
+    /// stanzas, the connection's bounded inbound queue fills, and the sender's sends wait
+    /// (over the in-memory hub directly; through a server, by TCP flow control). Without it,
+    /// a lagging reader ends the session at [`Config::message_overrun`] with
+    /// `wait/resource-constraint`.
+    ///
+    /// Read the streams from other tasks than the pump: a reader that waits for the pump
+    /// would wait forever. A session that stays backlogged is checked again every 100 ms,
+    /// so one that closes or is dropped never blocks the pump.
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.inner.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_backlogged() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    /// Whether an open message-mode session holds more unread bytes than
+    /// [`Config::recv_buffer`].
+    pub fn is_backlogged(&self) -> bool {
+        let limit = self.inner.config.recv_buffer;
+        let sessions: Vec<Arc<Shared>> = lock(&self.inner.registry)
+            .sessions
+            .values()
+            .cloned()
+            .collect();
+        sessions.iter().any(|s| {
+            let c = lock(&s.cell);
+            c.session.stanza_kind() == StanzaKind::Message
+                && !c.session.is_closed()
+                && c.session.readable() > limit
+        })
+    }
 }
 
 fn start_responder<T: StanzaTransport>(
@@ -343,6 +392,7 @@ fn start_responder<T: StanzaTransport>(
     let shared = Arc::new(Shared {
         cell: Mutex::new(Cell::new(session)),
         notify: Notify::new(),
+        drained: inner.drained.clone(),
     });
     reg.sessions.insert(key.clone(), shared.clone());
     tokio::spawn(drive(inner.clone(), key, shared.clone()));
@@ -584,6 +634,7 @@ impl AsyncRead for IbbStream {
                 buf.advance(n);
                 drop(c);
                 self.shared.notify.notify_one();
+                self.shared.drained.notify_waiters();
                 Poll::Ready(Ok(()))
             }
             Err(e) => Poll::Ready(Err(to_io(e))),

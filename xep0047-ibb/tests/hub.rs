@@ -204,3 +204,83 @@ async fn ibb_data_for_a_sid_nobody_opened_is_answered_item_not_found() {
     );
     assert_eq!(error.type_, xmpp_parsers::stanza_error::ErrorType::Cancel);
 }
+
+/// Message mode has no acks: a reader slower than the sender used to end the session at
+/// `message_overrun`. A pump that awaits `Ibb::ready()` turns the lag into backpressure on
+/// the sender instead, and every byte arrives.
+async fn slow_reader_over_message(gated: bool) -> Result<Vec<u8>, std::io::Error> {
+    let hub = Hub::new();
+    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (at, arx) = hub.connect(a_jid.clone());
+    let (bt, mut brx) = hub.connect(b_jid.clone());
+    let mut cb = Config::default();
+    cb.recv_buffer(256 * 1024).message_overrun(1024 * 1024);
+    let a = Ibb::new(at, Config::default());
+    let b = Ibb::new(bt, cb);
+    pump(a.clone(), arx);
+    let bp = b.clone();
+    tokio::spawn(async move {
+        while let Some(st) = brx.recv().await {
+            if gated {
+                bp.ready().await;
+            }
+            let _ = bp.handle_stanza(st);
+        }
+    });
+    let sid = Sid::from(format!("slow-{gated}"));
+    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
+    let opened = a.open(
+        b_jid,
+        sid,
+        OpenOptions {
+            block_size: 65535,
+            stanza: StanzaKind::Message,
+        },
+    );
+    let (sa, sb) = tokio::join!(opened, accept);
+    let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
+    let out = data(8 << 20, 3);
+    let expected = out.clone();
+    let writer = tokio::spawn(async move {
+        let _ = sa.write_all(&out).await;
+        let _ = sa.shutdown().await;
+    });
+    let mut got = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    let res = loop {
+        match sb.read(&mut buf).await {
+            Ok(0) => break Ok(got),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                // A reader slower than the sender: a pause every 64 KiB.
+                if got.len() % (64 * 1024) < n {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    writer.abort();
+    if let Ok(got) = &res {
+        assert_eq!(Sha256::digest(got), Sha256::digest(&expected));
+    }
+    res
+}
+
+#[tokio::test]
+async fn a_pump_that_awaits_ready_gives_message_mode_backpressure() {
+    let got = slow_reader_over_message(true)
+        .await
+        .expect("every byte arrives");
+    assert_eq!(got.len(), 8 << 20);
+}
+
+#[tokio::test]
+async fn without_the_gate_a_lagging_reader_hits_the_overrun_limit() {
+    let err = slow_reader_over_message(false)
+        .await
+        .expect_err("the session ends at message_overrun");
+    eprintln!("ungated: {err}");
+    assert!(err.to_string().contains("buffer"), "{err}");
+}
