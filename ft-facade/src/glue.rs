@@ -62,6 +62,11 @@ impl<T: StanzaTransport + Clone> Ibb<T> {
         self.ibb.handle_stanza(stanza)
     }
 
+    /// See [`xep0047_ibb::Ibb::ready`].
+    pub(crate) async fn ready(&self) {
+        self.ibb.ready().await;
+    }
+
     /// Opens an IBB session to `peer` on `sid`.
     pub(crate) async fn open(
         &self,

@@ -28,7 +28,10 @@
 //!   [`Outcome`] or [`TransferError`] `{ stage, kind }`.
 //!
 //! It does not own the XMPP connection: the application feeds every inbound stanza to
-//! [`FileTransfer::handle_stanza`] and gets back what is not ours. It does not do Jingle
+//! [`FileTransfer::handle_stanza`] and gets back what is not ours. The pump contract:
+//! await [`FileTransfer::ready`] before each `handle_stanza`, so that a receiver that lags
+//! behind IBB over `<message/>` (which has no acknowledgements) slows the sender down
+//! instead of overrunning; it returns at once otherwise. It does not do Jingle
 //! file transfer (XEP-0234), HTTP upload (XEP-0363) or out-of-band URLs (XEP-0066). Unlike
 //! the XEP crates below it, it has no sans-IO core of its own: it is the tokio layer that
 //! composes theirs, and every transfer runs on a task.
@@ -51,9 +54,11 @@
 //!     let (transport, mut inbox) = hub.connect(me.parse().unwrap());
 //!     let ft = FileTransfer::new(transport, config.clone());
 //!     let pumped = ft.clone();
-//!     // The application's receive loop: offer every stanza, keep what comes back.
+//!     // The application's receive loop: wait until ready, offer every stanza, keep what
+//!     // comes back.
 //!     tokio::spawn(async move {
 //!         while let Some(stanza) = inbox.recv().await {
+//!             pumped.ready().await;
 //!             let _not_ours = pumped.handle_stanza(stanza);
 //!         }
 //!     });

@@ -191,6 +191,11 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// offers (other SI profiles get `bad-profile`), then S5B and IBB stanzas.
     ///
     /// Must run inside a tokio runtime (replies are sent from tasks).
+    ///
+    /// The pump contract: await [`ready`](Self::ready) before each call. IBB over
+    /// `<message/>` has no acknowledgements; `ready` is what turns a receiver that writes
+    /// slower than the sender sends into backpressure on the sender rather than an overrun
+    /// (`wait/resource-constraint` at [`xep0047_ibb::Config::message_overrun`]).
     pub fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
         let inner = &self.inner;
         let stanza = inner.tracker.handle_stanza(stanza)?;
@@ -211,6 +216,19 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let stanza = inner.s5b.handle_stanza(stanza)?;
         let stanza = inner.s5b_proxy_only.handle_stanza(stanza)?;
         inner.ibb.handle_stanza(stanza)
+    }
+
+    /// Waits while an IBB-over-`<message/>` stream holds more than
+    /// [`xep0047_ibb::Config::recv_buffer`] received bytes its transfer has not taken yet.
+    ///
+    /// Part of the pump contract: a receive loop that awaits this before each
+    /// [`handle_stanza`](Self::handle_stanza) stops taking stanzas while a receiver lags,
+    /// so the connection's inbound queue fills and the sender's sends wait (by TCP flow
+    /// control through a server). Returns at once when nothing lags; iq-mode IBB and S5B
+    /// need no help (their own acknowledgements and TCP pace them). Transfers read on
+    /// their own tasks, never on the pump's, so waiting here cannot deadlock.
+    pub async fn ready(&self) {
+        self.inner.ibb.ready().await;
     }
 
     pub(crate) fn spawn_send(&self, stanza: Stanza) {

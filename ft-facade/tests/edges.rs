@@ -239,6 +239,7 @@ async fn more_bytes_than_offered_is_too_long_and_leaves_no_file() {
         let (tracker, ibb) = (tracker.clone(), ibb.clone());
         tokio::spawn(async move {
             while let Some(s) = mrx.recv().await {
+                ibb.ready().await;
                 if let std::ops::ControlFlow::Continue(s) = tracker.handle_stanza(s) {
                     let _ = ibb.handle_stanza(s);
                 }

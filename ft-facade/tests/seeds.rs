@@ -573,6 +573,7 @@ async fn qxmpp_003(
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(s) = qrx.recv().await {
+                ibb.ready().await;
                 if let std::ops::ControlFlow::Continue(s) = ibb.handle_stanza(s) {
                     let _ = tx.send(s);
                 }

@@ -72,6 +72,8 @@ fn entity(hub: &Hub, me: &str, config: Config) -> Result<FileTransfer<HubTranspo
     let pumped = ft.clone();
     tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
+            // Backpressure for IBB over message (no acks): wait while bob's receiver lags.
+            pumped.ready().await;
             let _ = pumped.handle_stanza(s);
         }
     });
@@ -86,10 +88,6 @@ fn config(block_size: u16) -> Config {
     c.cap_timeouts(Duration::from_secs(30));
     c.s5b.listen(vec![LOOPBACK]);
     c.ibb.max_in_flight(64).initial_window(64);
-    // IBB over message has no flow control at all (XEP-0047 §4): on the in-memory hub the
-    // sender outruns a receiver that writes to disk and hashes, so the receiver may buffer
-    // up to 128 MiB here before it gives up (the library default is 16 MiB).
-    c.ibb.message_overrun(128 << 20);
     c
 }
 

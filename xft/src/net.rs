@@ -85,6 +85,9 @@ async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), Bo
 fn pump(ft: FileTransfer<ClientTransport>, transport: ClientTransport, mut inbound: ClientInbound) {
     tokio::spawn(async move {
         while let Some(stanza) = inbound.next().await {
+            // The pump contract: a lagging IBB-over-message receiver pauses reading the
+            // socket, so TCP flow control slows the sender instead of us overrunning.
+            ft.ready().await;
             if let ControlFlow::Continue(Stanza::Iq(iq)) = ft.handle_stanza(stanza) {
                 let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
                 if let Some(reply) = iq_error_reply(&iq, e) {

@@ -33,6 +33,7 @@ pub fn config(methods: &[Method]) -> Config {
 pub fn pump(ft: FileTransfer<HubTransport>, transport: HubTransport, mut rx: HubReceiver) {
     tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
+            ft.ready().await;
             if let std::ops::ControlFlow::Continue(Stanza::Iq(iq)) = ft.handle_stanza(s) {
                 let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
                 if let Some(r) = iq_error_reply(&iq, e) {
