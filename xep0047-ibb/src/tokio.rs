@@ -97,7 +97,30 @@ struct Shared {
 
 struct Registry {
     sessions: HashMap<Key, Arc<Shared>>,
-    expected: HashMap<Key, oneshot::Sender<Result<IbbStream, Error>>>,
+    /// Pre-authorised opens, each with the token of the [`Ibb::expect`] that owns it.
+    expected: HashMap<Key, (u64, oneshot::Sender<Result<IbbStream, Error>>)>,
+    next_token: u64,
+}
+
+/// Withdraws an [`Ibb::expect`] pre-authorisation when its future ends or is dropped,
+/// unless an open already took it or a later `expect` on the same key replaced it.
+struct ExpectGuard<T: StanzaTransport> {
+    inner: Arc<Inner<T>>,
+    key: Key,
+    token: u64,
+}
+
+impl<T: StanzaTransport> Drop for ExpectGuard<T> {
+    fn drop(&mut self) {
+        let mut reg = lock(&self.inner.registry);
+        if reg
+            .expected
+            .get(&self.key)
+            .is_some_and(|(t, _)| *t == self.token)
+        {
+            reg.expected.remove(&self.key);
+        }
+    }
 }
 
 struct Inner<T> {
@@ -146,6 +169,7 @@ impl<T: StanzaTransport> Ibb<T> {
                 registry: Mutex::new(Registry {
                     sessions: HashMap::new(),
                     expected: HashMap::new(),
+                    next_token: 0,
                 }),
                 incoming_tx,
                 incoming_rx: tokio::sync::Mutex::new(incoming_rx),
@@ -228,7 +252,7 @@ impl<T: StanzaTransport> Ibb<T> {
             self.spawn_send(incoming.reject((&e).into()));
             return;
         }
-        if let Some(tx) = reg.expected.remove(&key) {
+        if let Some((_, tx)) = reg.expected.remove(&key) {
             let stream = start_responder(&self.inner, &mut reg, &incoming);
             drop(reg);
             if let Err(Ok(stream)) = tx.send(Ok(stream)) {
@@ -309,7 +333,11 @@ impl<T: StanzaTransport> Ibb<T> {
 
     /// Pre-authorises an incoming open of `sid` from `peer` for `within`; the open is
     /// accepted without asking and the stream returned. The authorisation is registered
-    /// when this is called, before the future is first polled.
+    /// when this is called, before the future is first polled, and withdrawn when the
+    /// future completes, times out or is dropped: a later open on that sid is then an
+    /// ordinary [`next_incoming`](Self::next_incoming) open, not taken silently. A second
+    /// `expect` on the same peer and sid replaces the first (whose future then fails with
+    /// [`TimeoutKind::Expect`]).
     pub fn expect(
         &self,
         peer: Jid,
@@ -318,18 +346,31 @@ impl<T: StanzaTransport> Ibb<T> {
     ) -> impl Future<Output = Result<IbbStream, Error>> + Send + 'static {
         let key = (peer, sid);
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.registry).expected.insert(key.clone(), tx);
-        let inner = self.inner.clone();
+        let token = {
+            let mut reg = lock(&self.inner.registry);
+            reg.next_token = reg.next_token.wrapping_add(1);
+            let token = reg.next_token;
+            reg.expected.insert(key.clone(), (token, tx));
+            token
+        };
+        let guard = ExpectGuard {
+            inner: self.inner.clone(),
+            key,
+            token,
+        };
         async move {
-            match tokio::time::timeout(within, rx).await {
+            let r = match tokio::time::timeout(within, rx).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(Error::Timeout(TimeoutKind::Expect)),
-                Err(_) => {
-                    lock(&inner.registry).expected.remove(&key);
-                    Err(Error::Timeout(TimeoutKind::Expect))
-                }
-            }
+                Ok(Err(_)) | Err(_) => Err(Error::Timeout(TimeoutKind::Expect)),
+            };
+            drop(guard);
+            r
         }
+    }
+
+    /// How many [`expect`](Self::expect) pre-authorisations are waiting for their open.
+    pub fn pending_expectations(&self) -> usize {
+        lock(&self.inner.registry).expected.len()
     }
 
     /// The next incoming open that was not pre-authorised; accept or reject it. Opens that

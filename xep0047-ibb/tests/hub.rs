@@ -158,6 +158,60 @@ async fn an_expected_open_that_never_comes_times_out() {
 }
 
 #[tokio::test]
+async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
+    let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
+    let expecting = b.expect(a_jid.clone(), Sid::from("gone"), Duration::from_secs(30));
+    assert_eq!(b.pending_expectations(), 1);
+    drop(expecting);
+    assert_eq!(b.pending_expectations(), 0, "nothing left in the registry");
+    // No longer pre-authorised: the open is an ordinary incoming one, here refused.
+    let b2 = b.clone();
+    let refuser = tokio::spawn(async move {
+        let inc = b2.next_incoming().await.unwrap();
+        assert_eq!(inc.sid(), &Sid::from("gone"));
+        inc.reject();
+    });
+    let err = a
+        .open(b_jid, Sid::from("gone"), OpenOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Rejected(e)
+        if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::NotAcceptable));
+    refuser.await.unwrap();
+    assert_eq!(b.pending_expectations(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expect_that_times_out_or_succeeds_leaves_nothing_in_the_registry() {
+    let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
+    let r = b
+        .expect(a_jid.clone(), Sid::from("late"), Duration::from_secs(1))
+        .await;
+    assert!(matches!(r, Err(Error::Timeout(TimeoutKind::Expect))));
+    assert_eq!(b.pending_expectations(), 0);
+    let accept = b.expect(a_jid, Sid::from("ok"), Duration::from_secs(5));
+    let opened = a.open(b_jid, Sid::from("ok"), OpenOptions::default());
+    let (sa, sb) = tokio::join!(opened, accept);
+    let (_sa, _sb) = (sa.unwrap(), sb.unwrap());
+    assert_eq!(b.pending_expectations(), 0);
+}
+
+#[tokio::test]
+async fn a_second_expect_on_the_same_sid_replaces_the_first_and_dropping_the_first_keeps_it() {
+    let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
+    let first = b.expect(a_jid.clone(), Sid::from("twice"), Duration::from_secs(5));
+    let second = b.expect(a_jid, Sid::from("twice"), Duration::from_secs(5));
+    assert!(matches!(
+        first.await,
+        Err(Error::Timeout(TimeoutKind::Expect))
+    ));
+    assert_eq!(b.pending_expectations(), 1, "the second still waits");
+    let opened = a.open(b_jid, Sid::from("twice"), OpenOptions::default());
+    let (sa, sb) = tokio::join!(opened, second);
+    let (_sa, _sb) = (sa.unwrap(), sb.unwrap());
+}
+
+#[tokio::test]
 async fn opening_a_peer_that_is_not_there_is_service_unavailable() {
     let (a, _b, _a_jid, _b_jid) = peers(Config::default(), Config::default());
     let err = a
