@@ -116,8 +116,10 @@ impl Config {
         self
     }
 
-    /// How long a close may take: the flush before `<close/>` and its answer, or flushing
-    /// our data before answering the peer's close. Default 30 s.
+    /// How long a close may take: the flush before `<close/>` and its answer, or the
+    /// answers to chunks already in flight before we answer the peer's close (unsent data
+    /// is dropped then, XEP-0047 §2.3). After [`Session::cancel`](crate::Session::cancel)
+    /// it bounds only the wait for the close's answer. Default 30 s.
     pub fn close_timeout(&mut self, v: Duration) -> &mut Self {
         self.close_timeout = v;
         self

@@ -7,7 +7,8 @@
 //! 1. feeds every inbound stanza to [`Session::handle_stanza`] (it hands back what is not
 //!    its own, so several sessions and other handlers chain) and calls
 //!    [`Session::handle_timeout`] when the instant from [`Session::poll_timeout`] passes;
-//! 2. issues user commands: [`Session::send`], [`Session::flush`], [`Session::close`],
+//! 2. issues user commands: [`Session::send`], [`Session::flush`], [`Session::close`]
+//!    (flushing) or [`Session::cancel`] (aborting),
 //!    [`Session::read`];
 //! 3. after any of the above, calls [`Session::poll_transmit`] until it returns `None`
 //!    (sending each stanza, in order), then [`Session::poll_timeout`], then drains
@@ -285,6 +286,10 @@ pub struct Session {
     deferred_acks: VecDeque<String>,
     peer_closed: bool,
     peer_close: Option<(String, Instant)>,
+    /// [`Session::cancel`] was called: nothing more is sent or kept.
+    cancelled: bool,
+    /// Written bytes were dropped unsent because the peer closed first.
+    discarded: bool,
 }
 
 impl Session {
@@ -320,6 +325,8 @@ impl Session {
             deferred_acks: VecDeque::new(),
             peer_closed: false,
             peer_close: None,
+            cancelled: false,
+            discarded: false,
         }
     }
 
@@ -495,6 +502,61 @@ impl Session {
             }
             State::Opening { .. } | State::Closing { .. } | State::Closed => {}
         }
+    }
+
+    /// Aborts the session (a user's cancel): buffered unsent data and unacknowledged chunks
+    /// are dropped, received unread data too, `<close/>` goes out at once, and its answer
+    /// is awaited no longer than [`Config::close_timeout`] (no answer by then is not an
+    /// error here: we were leaving anyway). Data the peer sends after this is answered
+    /// `item-not-found` and dropped. A pending `<close/>` from the peer is answered at once
+    /// instead.
+    pub fn cancel(&mut self) {
+        if self.cancelled || matches!(self.state, State::Closed) {
+            return;
+        }
+        self.cancelled = true;
+        self.write_closed = true;
+        self.in_flight.clear();
+        self.send_inflight_bytes = 0;
+        self.send_buf.clear();
+        self.flush_requested = false;
+        self.deferred_acks.clear();
+        self.recv_chunks.clear();
+        self.recv_off = 0;
+        self.recv_len = 0;
+        if let Some((id, _)) = self.peer_close.take() {
+            self.transmit.push_back(iq_result(&self.peer, id));
+            self.finish(None);
+            return;
+        }
+        match self.state {
+            State::Open | State::Closing { close_id: None, .. } => {
+                let id = self.fresh_id();
+                let close = Close {
+                    sid: self.sid.clone(),
+                };
+                self.transmit
+                    .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
+                self.state = State::Closing {
+                    close_id: Some(id),
+                    deadline: later(self.now, self.config.close_timeout),
+                };
+            }
+            State::Opening { .. } => self.finish(None),
+            State::Closing { .. } | State::Closed => {}
+        }
+    }
+
+    /// Whether [`Session::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// The error a writer should see although the session itself ended cleanly:
+    /// [`Error::ClosedByPeer`] when the peer's `<close/>` came while written bytes were
+    /// still unsent, and those bytes were dropped (XEP-0047 §2.3).
+    pub fn write_error(&self) -> Option<Error> {
+        self.discarded.then_some(Error::ClosedByPeer)
     }
 
     /// Reads received bytes into `buf`. `Ok(0)` with a non-empty `buf` means nothing is
@@ -712,7 +774,7 @@ impl Session {
 
     /// Fails the session: keeps the error, drops unsent data, sends `<close/>` (unless
     /// opening) and waits for its answer.
-    fn abort(&mut self, e: Error) {
+    fn fail(&mut self, e: Error) {
         if self.error.is_none() {
             self.error = Some(e.clone());
             self.events.push_back(Event::Failed(e));
@@ -783,7 +845,7 @@ impl Session {
                 return;
             }
             State::Closing { deadline, close_id } if *deadline <= now => {
-                if close_id.is_some() && self.error.is_some() {
+                if close_id.is_some() && (self.error.is_some() || self.cancelled) {
                     self.finish(None);
                 } else {
                     self.finish(Some(Error::Timeout(TimeoutKind::Close)));
@@ -797,16 +859,16 @@ impl Session {
             .iter()
             .any(|f| f.retry_at.is_none() && f.deadline <= now)
         {
-            self.abort(Error::Timeout(TimeoutKind::Ack));
+            self.fail(Error::Timeout(TimeoutKind::Ack));
             return;
         }
         if self.peer_close.as_ref().is_some_and(|(_, d)| *d <= now) {
-            self.abort(Error::Timeout(TimeoutKind::Close));
+            self.fail(Error::Timeout(TimeoutKind::Close));
             return;
         }
         if let (Some(idle), State::Open) = (self.config.idle_timeout, &self.state) {
             if later(self.last_activity, idle) <= now && self.in_flight.is_empty() {
-                self.abort(Error::Timeout(TimeoutKind::Inactivity));
+                self.fail(Error::Timeout(TimeoutKind::Inactivity));
             }
         }
     }
@@ -882,7 +944,7 @@ impl Session {
             self.transmit
                 .push_back(Stanza::Message(message_error(&m, StanzaError::from(&e))));
             if !matches!(e, ProtocolError::UnknownSession) {
-                self.abort(Error::Protocol(e));
+                self.fail(Error::Protocol(e));
             }
         }
         ControlFlow::Break(())
@@ -955,13 +1017,13 @@ impl Session {
                 let f = &mut self.in_flight[i];
                 f.retries += 1;
                 if f.retries > self.config.max_retries {
-                    self.abort(Error::Rejected(Box::new(e)));
+                    self.fail(Error::Rejected(Box::new(e)));
                     return;
                 }
                 let delay = self.config.retry_delay * 2u32.saturating_pow(f.retries - 1);
                 f.retry_at = Some(later(self.now, delay));
             }
-            Some(e) => self.abort(Error::Rejected(Box::new(e))),
+            Some(e) => self.fail(Error::Rejected(Box::new(e))),
         }
     }
 
@@ -982,7 +1044,7 @@ impl Session {
                 Err(e) => {
                     self.transmit.push_back(reply_err(self, &e));
                     if !matches!(e, ProtocolError::UnknownSession) {
-                        self.abort(Error::Protocol(e));
+                        self.fail(Error::Protocol(e));
                     }
                 }
             },
@@ -1020,8 +1082,16 @@ impl Session {
             State::Open | State::Closing { close_id: None, .. } => {
                 self.peer_closed = true;
                 self.events.push_back(Event::PeerClosed);
-                // Our unsent data still goes out (XEP-0047 §2.3 lets the receiver of a close
-                // finish sending first); the answer waits until it is acknowledged.
+                // After a close either party stops sending (XEP-0047 §2.3): what is not sent
+                // yet is dropped (and the writer told, see `write_error`); chunks already in
+                // flight are still answered, so the close is answered once they are.
+                let unsent = self.send_buf.len() - self.send_inflight_bytes;
+                if unsent > 0 {
+                    self.discarded = true;
+                    self.send_buf.truncate(self.send_inflight_bytes);
+                    self.flush_requested = false;
+                    self.events.push_back(Event::Writable);
+                }
                 self.peer_close = Some((id, later(self.now, self.config.close_timeout)));
                 self.progress_close();
             }
@@ -1031,7 +1101,9 @@ impl Session {
     /// Takes one chunk: `Ok(true)` to acknowledge now, `Ok(false)` to defer the ack.
     fn on_data(&mut self, elem: &Element) -> Result<bool, ProtocolError> {
         let receiving = match self.state {
-            State::Open | State::Closing { .. } => !self.peer_closed && self.error.is_none(),
+            State::Open | State::Closing { .. } => {
+                !self.peer_closed && !self.cancelled && self.error.is_none()
+            }
             _ => false,
         };
         if !receiving {

@@ -642,6 +642,19 @@ impl IbbStream {
         self.stanza
     }
 
+    /// Aborts the session at once (a user's cancel), unlike the flushing
+    /// [`poll_shutdown`](AsyncWrite::poll_shutdown): buffered unsent data is dropped,
+    /// `<close/>` is sent now, and the driver waits for its answer no longer than
+    /// [`Config::close_timeout`]. Reads and writes afterwards fail or see the end; the peer
+    /// sees the session end (and its reader, if it counts bytes, a short stream).
+    pub fn abort(&self) {
+        let mut c = lock(&self.shared.cell);
+        c.session.cancel();
+        c.dispatch();
+        drop(c);
+        self.shared.notify.notify_one();
+    }
+
     /// The error the session ended with, if any.
     pub fn error(&self) -> Option<Error> {
         let c = lock(&self.shared.cell);
@@ -709,7 +722,13 @@ impl AsyncWrite for IbbStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut c = lock(&self.shared.cell);
-        if let Some(e) = c.session.error().cloned().or_else(|| c.io_error.clone()) {
+        if let Some(e) = c
+            .session
+            .error()
+            .cloned()
+            .or_else(|| c.session.write_error())
+            .or_else(|| c.io_error.clone())
+        {
             return Poll::Ready(Err(to_io(e)));
         }
         if c.session.is_flushed() || c.session.is_closed() {
@@ -726,7 +745,12 @@ impl AsyncWrite for IbbStream {
         let mut c = lock(&self.shared.cell);
         c.session.close();
         if c.session.is_closed() {
-            return match c.session.error().cloned().or_else(|| c.io_error.clone()) {
+            let e = c
+                .session
+                .error()
+                .cloned()
+                .or_else(|| c.session.write_error());
+            return match e.or_else(|| c.io_error.clone()) {
                 Some(e) => Poll::Ready(Err(to_io(e))),
                 None => Poll::Ready(Ok(())),
             };

@@ -168,14 +168,100 @@ fn close_sends_everything_written_before_the_close_element() {
 }
 
 #[test]
-fn a_peer_close_waits_for_our_unsent_data_before_answering() {
+fn a_peer_close_stops_our_unsent_data_and_the_writer_is_told() {
     let mut p = Pair::established(iq_opts(1024));
-    let data = pattern(20_000);
+    let data = pattern(200_000);
     p.b.write(&data, false);
     p.a.s().close();
     p.drive();
-    assert_eq!(p.a.read, data);
+    // Only what was already in flight when the close came arrived; the rest never went out.
+    assert!(
+        p.a.read.len() < 64 * 1024,
+        "{} bytes sent after the close",
+        p.a.read.len()
+    );
+    assert_eq!(p.a.read[..], data[..p.a.read.len()]);
     assert!(p.a.events.iter().any(|e| matches!(e, Event::Closed)));
+    assert!(p.b.events.iter().any(|e| matches!(e, Event::PeerClosed)));
+    assert!(p.b.s().is_closed());
+    assert!(matches!(p.b.s().write_error(), Some(Error::ClosedByPeer)));
+    assert!(matches!(p.b.s().send(b"more"), Err(Error::ClosedByPeer)));
+}
+
+#[test]
+fn a_peer_close_with_nothing_unsent_is_a_clean_end_for_the_writer() {
+    let mut p = Pair::established(iq_opts(1024));
+    let data = pattern(5000);
+    p.b.write(&data, false);
+    p.settle();
+    assert_eq!(p.a.read, data);
+    p.a.s().close();
+    p.drive();
+    assert!(p.b.s().is_closed());
+    assert!(p.b.s().write_error().is_none());
+    assert!(p.b.s().error().is_none());
+}
+
+#[test]
+fn cancel_drops_unsent_data_and_sends_close_at_once() {
+    let mut p = Pair::established(iq_opts(4096));
+    let data = pattern(1 << 20);
+    p.a.write(&data, true);
+    p.drive_until(|p| !p.b.read.is_empty());
+    p.a.to_write.clear();
+    p.a.close_after_write = false;
+    p.a.s().cancel();
+    assert!(p.a.s().is_flushed(), "nothing left to send");
+    p.drive();
+    assert_eq!(p.b.closes_received(), 1);
+    assert!(p.b.read.len() < data.len() / 2, "{} bytes", p.b.read.len());
+    assert_eq!(p.b.read[..], data[..p.b.read.len()]);
+    // Nothing after the close: it is the last set b received.
+    let last =
+        p.b.received
+            .iter()
+            .rev()
+            .find(|s| matches!(s, Stanza::Iq(Iq::Set { .. })))
+            .unwrap();
+    assert!(matches!(last, Stanza::Iq(Iq::Set { payload, .. }) if payload.name() == "close"));
+    assert!(matches!(p.a.events.last(), Some(Event::Closed)));
+    assert!(p.a.s().is_closed() && p.a.s().is_cancelled());
+    assert!(p.b.events.iter().any(|e| matches!(e, Event::PeerClosed)));
+}
+
+#[test]
+fn cancel_waits_for_the_close_answer_no_longer_than_the_close_timeout_and_is_no_error() {
+    let mut p = Pair::established(iq_opts(4096));
+    let start = p.now;
+    p.drop_a_to_b = true;
+    p.a.write(&pattern(100_000), false);
+    p.a.s().cancel();
+    p.drive();
+    assert!(p.a.s().is_closed());
+    assert!(p.a.s().error().is_none());
+    assert!(matches!(p.a.events.last(), Some(Event::Closed)));
+    // The default close timeout is 30 s; no ack waits beyond it.
+    assert!(
+        p.now - start <= Duration::from_secs(31),
+        "{:?}",
+        p.now - start
+    );
+}
+
+#[test]
+fn data_after_our_cancel_is_item_not_found_and_dropped() {
+    let mut p = Pair::established(iq_opts(4096));
+    // b cancels; a's answer to b's close is lost, so b is still waiting for it.
+    p.drop_a_to_b = true;
+    p.b.s().cancel();
+    p.settle();
+    p.drop_a_to_b = false;
+    assert!(!p.b.s().is_closed());
+    inject_data(&mut p, "0", "QUJD");
+    p.settle();
+    assert_eq!(pair_errs(&p.a), vec![e("cancel", "item-not-found")]);
+    assert_eq!(p.b.s().readable(), 0);
+    assert!(p.b.read.is_empty());
 }
 
 #[test]
