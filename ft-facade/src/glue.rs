@@ -13,8 +13,26 @@ use xep0047_ibb::{OpenOptions, StanzaKind};
 use crate::config::IbbStanza;
 
 /// Either bytestream, as the copy loops see it.
-pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {}
-impl<S: AsyncRead + AsyncWrite + Send> ByteStream for S {}
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
+    /// Ends the stream at once, without flushing what is buffered (a cancel). Returns
+    /// whether that told the peer; if not, shut the stream down instead.
+    fn abort(self: Pin<&mut Self>) -> bool;
+}
+
+impl ByteStream for xep0047_ibb::IbbStream {
+    /// `<close/>` now, buffered data dropped ([`xep0047_ibb::IbbStream::abort`]).
+    fn abort(self: Pin<&mut Self>) -> bool {
+        Self::abort(&self);
+        true
+    }
+}
+
+impl ByteStream for xep0065_s5b::S5bStream {
+    /// A socket has nothing to drop that the shutdown would send: shut it down.
+    fn abort(self: Pin<&mut Self>) -> bool {
+        false
+    }
+}
 
 /// A bytestream of any method.
 pub(crate) type BoxStream = Pin<Box<dyn ByteStream>>;

@@ -391,7 +391,7 @@ async fn receive<T: StanzaTransport + Clone>(
         Ok(r) => r,
         Err(e) => {
             // Tell the sender: IBB <close/> or S5B shutdown, then drop.
-            if e.is_cancelled_by(Side::Local) {
+            if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
             drop(stream);

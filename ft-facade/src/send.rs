@@ -268,12 +268,16 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     let sent = match sent {
         Ok(s) => s,
         Err(e) => {
-            // Tell the peer in the bytestream's terms: IBB <close/>, S5B shutdown.
-            let _ = tokio::time::timeout(
-                config.close_timeout.min(std::time::Duration::from_secs(5)),
-                stream.shutdown(),
-            )
-            .await;
+            // The transfer failed (cancelled, timed out, the peer left): what is still
+            // buffered is useless, so abort rather than flush. Tell the peer in the
+            // bytestream's terms: IBB <close/> at once, S5B shutdown.
+            if !stream.as_mut().abort() {
+                let _ = tokio::time::timeout(
+                    config.close_timeout.min(std::time::Duration::from_secs(5)),
+                    stream.shutdown(),
+                )
+                .await;
+            }
             return Err(e);
         }
     };
