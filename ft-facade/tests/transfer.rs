@@ -545,3 +545,52 @@ async fn a_sender_cancel_mid_ibb_aborts_without_flushing_its_buffers() {
     // writer (reported); his transfer is simply dropped with the test.
     drop(receiving);
 }
+
+#[tokio::test]
+async fn a_receiver_cancel_while_s5b_connects_answers_the_sender_at_once() {
+    let hub = Hub::new();
+    // The sender offers only a silent streamhost, so the receiver is stuck connecting.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut sc = config(&[Method::S5bDirect]);
+    sc.s5b.listen(Vec::new());
+    sc.s5b.external = vec![(LOOPBACK.into(), port)];
+    // A long budget: without an answer the sender would wait all of it.
+    sc.s5b_budget(Duration::from_secs(60));
+    sc.s5b.connect_budget(Duration::from_secs(60));
+    let alice = entity(&hub, "alice@x/a", sc);
+    let mut rc = config(&[Method::S5b]);
+    rc.s5b.connect_budget(Duration::from_secs(60));
+    let bob = entity(&hub, "bob@x/b", rc);
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "c.bin", &content(100, 32));
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into(Vec::new(), AcceptOptions::new());
+    while receiving.progress().stage != Stage::Connect {
+        assert!(receiving.progress_changed().await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    receiving.cancel();
+    let received = receiving.outcome().await.unwrap_err();
+    assert!(received.is_cancelled_by(Side::Local));
+    let sent = tokio::time::timeout(Duration::from_secs(3), sending.outcome())
+        .await
+        .expect("the sender hears item-not-found at once instead of waiting its budget")
+        .unwrap_err();
+    assert_eq!(sent.stage, Stage::Connect, "{sent}");
+    assert!(
+        matches!(&sent.kind, ErrorKind::Rejected(e)
+            if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound),
+        "{sent:?}"
+    );
+}

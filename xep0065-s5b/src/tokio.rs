@@ -527,7 +527,9 @@ impl<T: StanzaTransport> S5b<T> {
     /// resolves to the stream.
     ///
     /// The authorisation is registered when `expect` is called, not when the future is
-    /// first polled, so an offer that arrives in between is not lost.
+    /// first polled, so an offer that arrives in between is not lost. Dropping the future
+    /// while it races an offer's streamhosts answers that offer `cancel/item-not-found` at
+    /// once, so the requester falls back or fails now rather than at the end of its budget.
     pub fn expect(
         &self,
         peer: Jid,
@@ -580,6 +582,12 @@ impl<T: StanzaTransport> S5b<T> {
             .clone()
             .filter(|d| d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()))
             .unwrap_or_else(|| dst_addr(&incoming.offer.sid, &incoming.from, &me));
+        // Dropped while racing (the application cancelled, or took another method): the
+        // requester must not wait out its whole budget, so answer `item-not-found` now.
+        let mut unanswered = AnswerOnDrop {
+            s5b: Some(self.clone()),
+            iq: iq.clone(),
+        };
         let raced = race(
             &incoming.from,
             &incoming.offer.streamhosts,
@@ -587,6 +595,7 @@ impl<T: StanzaTransport> S5b<T> {
             &self.inner.config,
         )
         .await;
+        unanswered.s5b = None;
         match raced {
             Ok((stream, idx, attempts)) => {
                 let streamhost = incoming.offer.streamhosts[idx].clone();
@@ -648,6 +657,34 @@ fn iq_for(incoming: &Incoming) -> Iq {
 
 fn not_acceptable() -> StanzaError {
     stanza_error(ErrorType::Modify, DefinedCondition::NotAcceptable)
+}
+
+/// Answers an offer `cancel/item-not-found` from a task if dropped while still armed.
+struct AnswerOnDrop<T: StanzaTransport> {
+    s5b: Option<S5b<T>>,
+    iq: Iq,
+}
+
+impl<T: StanzaTransport> Drop for AnswerOnDrop<T> {
+    fn drop(&mut self) {
+        let Some(s5b) = self.s5b.take() else {
+            return;
+        };
+        let mut err = stanza_error(ErrorType::Cancel, DefinedCondition::ItemNotFound);
+        err.texts
+            .insert(String::from("en"), String::from("the target gave up"));
+        let Some(reply) = iq_error_reply(&self.iq, err) else {
+            return;
+        };
+        // No runtime (dropped at shutdown): nobody left to send through.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = s5b.send_iq(reply).await {
+                    tracing::debug!("s5b: answering an abandoned offer failed: {e}");
+                }
+            });
+        }
+    }
 }
 
 struct PendingGuard<'a, T> {
