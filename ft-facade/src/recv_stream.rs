@@ -12,7 +12,7 @@ use xep0096_file::{Hasher, PartFile};
 
 use crate::config::IbbStanza;
 use crate::copy;
-use crate::error::{ErrorKind, Stage, TransferError};
+use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{Event, MethodUsed};
 use crate::glue::BoxStream;
 use crate::handle::TaskSide;
@@ -81,7 +81,13 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     let mut done = 0u64;
     let read: Result<(), TransferError> = async {
         loop {
-            let Some(mut buf) = free_rx.recv().await else {
+            // A writer that hangs holds every buffer: a cancel must still get through.
+            let free = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
+                b = free_rx.recv() => b,
+            };
+            let Some(mut buf) = free else {
                 // The writer stopped on an error; it is collected below.
                 return Ok(());
             };
@@ -114,7 +120,21 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     }
     .await;
     drop(full_tx);
-    let (sink, written) = match writer.await {
+    let mut writer = writer;
+    let joined = if read.as_ref().is_err_and(|e| e.is_cancelled_by(Side::Local)) {
+        // Cancelled: give the writer a moment to finish what it holds, no more (a hung
+        // disk or application writer must not hold a cancel up).
+        match tokio::time::timeout(CANCEL_GRACE, &mut writer).await {
+            Ok(r) => r,
+            Err(_) => {
+                writer.abort();
+                return (None, read.map(|()| done));
+            }
+        }
+    } else {
+        writer.await
+    };
+    let (sink, written) = match joined {
         Ok(r) => r,
         Err(e) => {
             // The writer never panics on peer input; a panic is a bug, reported as an i/o
@@ -153,6 +173,11 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
 
 /// Buffers in flight between the reading and the writing task.
 const POOL: usize = 4;
+
+/// How long a cancelled receive waits for its writer to hand the sink back (so that a
+/// `.part` can be kept or discarded as asked) before abandoning it: a disk or writer that
+/// hangs longer than this must not hold up a cancel.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
 /// opens IBB without waiting for S5B to fail).

@@ -541,9 +541,13 @@ async fn a_sender_cancel_mid_ibb_aborts_without_flushing_its_buffers() {
         .unwrap_err();
     assert_eq!(sent.stage, Stage::Stream);
     assert!(sent.is_cancelled_by(Side::Local), "{sent}");
-    // Bob's writer hangs forever, and a receiver's cancel does not yet interrupt a hung
-    // writer (reported); his transfer is simply dropped with the test.
-    drop(receiving);
+    // Bob's writer hangs forever; his cancel still ends his transfer.
+    receiving.cancel();
+    let received = tokio::time::timeout(Duration::from_secs(10), receiving.outcome())
+        .await
+        .expect("a hung writer does not hold up the receiver's cancel")
+        .unwrap_err();
+    assert!(received.is_cancelled_by(Side::Local), "{received}");
 }
 
 #[tokio::test]
