@@ -344,15 +344,19 @@ async fn receive<T: StanzaTransport + Clone>(
         return Err(TransferError::new(Stage::Offer, ErrorKind::NoCommonMethod));
     };
     let ibb_ok = offer.offer.is_offered(method::IBB) && config.ibb_variant().is_some();
+    // `expect` registers the pre-authorisation when it is called, not when its future is
+    // first polled: call it now, before the answer goes out, or a peer that sends its
+    // bytestreams offer right after our answer (slixmpp does) finds no session.
     let s5b_wait = (chosen == method::BYTESTREAMS).then(|| {
-        let s5b_sid = xep0065_s5b::Sid::new(sid.clone());
-        let s5b = inner.s5b.clone();
-        let from = from.clone();
-        let within = config.stream_start_timeout;
+        let expected = xep0065_s5b::Sid::new(sid.clone()).ok().map(|s| {
+            inner
+                .s5b
+                .expect(from.clone(), s, config.stream_start_timeout)
+        });
         async move {
-            match s5b_sid {
-                Ok(s) => s5b.expect(from, s, within).await.map_err(Some),
-                Err(_) => Err(None),
+            match expected {
+                Some(f) => f.await.map_err(Some),
+                None => Err(None),
             }
         }
     });
