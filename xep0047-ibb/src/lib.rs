@@ -87,9 +87,10 @@
 //! | iq, block-size 4096, 64 MiB | | | 667 | |
 //!
 //! Command: `cargo run --release -p xep0047-ibb --example throughput -- 256 65535 iq 1 4 16 64`.
-//! The default [`Config::max_in_flight`] of 16 is the best of that sweep; a real server adds
-//! a round trip per window, which the window hides, and a rate limit, behind which a larger
-//! window only queues stanzas.
+//! 16 is the best of that sweep over the hub; the default [`Config::max_in_flight`] is 32,
+//! chosen through a real Prosody, where a server round trip per window has to be hidden and
+//! small blocks gain from a larger window (see that setting for the figures). Behind a
+//! server's rate limit a larger window only queues stanzas.
 //!
 //! # Cargo features
 //!
