@@ -44,6 +44,12 @@ impl Hasher {
         self.len == 0
     }
 
+    /// The digest states and the byte count (to go on in [`HashLanes`](crate::HashLanes)).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (Md5, Sha256, u64) {
+        (self.md5, self.sha256, self.len)
+    }
+
     /// The digests of everything fed.
     pub fn finish(self) -> Digests {
         Digests {

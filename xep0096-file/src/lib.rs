@@ -56,7 +56,8 @@
 //!
 //! # Cargo features
 //!
-//! * `tokio` (default): [`PartFile`], the async receiving writer.
+//! * `tokio` (default): [`PartFile`], the async receiving writer, and [`HashLanes`]
+//!   (MD5 and SHA-256 on threads of their own, beside the I/O).
 //! * `__fuzzing`: private, don't rely on this.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -68,6 +69,8 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hash;
+#[cfg(feature = "tokio")]
+pub mod lanes;
 pub mod meta;
 pub mod name;
 pub mod offer;
@@ -77,6 +80,8 @@ pub mod payload;
 
 pub use error::{FileError, NameError, WriteError};
 pub use hash::{Digests, Hasher};
+#[cfg(feature = "tokio")]
+pub use lanes::{HashLanes, LaneGone};
 pub use meta::{FileMeta, guess_mime_type};
 pub use name::{MAX_NAME_BYTES, safe_file_name};
 pub use offer::{Expected, FileOffer, answer_range, error_reply};

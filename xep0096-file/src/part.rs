@@ -1,14 +1,16 @@
-//! The receiving side's file writer: `<name>.part`, counted and hashed, renamed into place
-//! only once size and hash check out.
+//! The receiving side's file writer: `<name>.part`, held exclusively, counted and hashed,
+//! renamed into place only once size and hash check out.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::fs::{self, OpenOptions};
+use bytes::{Bytes, BytesMut};
+use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::WriteError;
-use crate::hash::{Digests, Hasher};
+use crate::hash::Digests;
+use crate::lanes::{HashLanes, LaneGone};
 use crate::name::safe_file_name;
 use crate::offer::{Expected, FileOffer};
 use crate::payload::Range;
@@ -26,18 +28,29 @@ pub enum Collision {
     Replace,
 }
 
-/// The most `name (n).ext` candidates [`Collision::Rename`] tries.
+/// The most `name (n).ext` candidates [`Collision::Rename`] tries, and the most
+/// `name (n).ext.part` files [`PartFile::open`] tries when others are in use.
 pub const MAX_RENAME_ATTEMPTS: u32 = 999;
+
+/// The read size when re-hashing a `.part` to resume it.
+const REHASH_CHUNK: usize = 256 * 1024;
 
 /// A file being received into `<dir>/<safe name>.part`.
 ///
-/// * Every byte is counted and hashed (MD5 and SHA-256) as it is written.
+/// * The `.part` is held exclusively (an advisory lock, `flock` on Unix) while this value
+///   lives: a second receiver of the same name in the same directory, in this process or
+///   another, gets `name (1).ext.part` (then `(2)`, …) and never writes into the first
+///   one's file. A `.part` nobody holds (left by an earlier, interrupted transfer) is
+///   taken over and resumed. On a file system without locks this is best effort.
+/// * Every byte is counted and hashed (MD5 and SHA-256) as it is written; the digests run
+///   on threads of their own ([`HashLanes`]) beside the disk writes, with bounded queues.
 /// * More bytes than the offered size are refused ([`WriteError::TooManyBytes`]).
 /// * [`finish`](Self::finish) flushes and syncs, checks size and hashes, then moves the file
 ///   to its final name without overwriting (see [`Collision`]). On any failure there is
-///   never a file under the final name.
-/// * Resume: [`open`](Self::open) keeps an existing `.part`, re-reads it to seed the hasher
-///   and reports its length as [`offset`](Self::offset); ask the sender for
+///   never a file under the final name. A receiver that got `name (n).ext.part` starts
+///   its search for a free final name at `name (n).ext`.
+/// * Resume: [`open`](Self::open) keeps an existing `.part`, re-reads it to seed the
+///   digests and reports its length as [`offset`](Self::offset); ask the sender for
 ///   [`range`](Self::range).
 ///
 /// What is left on failure: after a write error or a short stream the `.part` stays (a later
@@ -53,7 +66,8 @@ pub const MAX_RENAME_ATTEMPTS: u32 = 999;
 /// let mut part = PartFile::create(&dir, "../../report.txt", 11).await.unwrap();
 /// part.write(b"hello ").await.unwrap();
 /// part.write(b"world").await.unwrap();
-/// let expected = Expected { size: 11, md5: Some(part.digests().md5), sha256: None };
+/// let md5 = part.digests().await.unwrap().md5;
+/// let expected = Expected { size: 11, md5: Some(md5), sha256: None };
 /// let path = part.finish(&expected, Collision::Replace).await.unwrap();
 /// assert_eq!(path, dir.join("report.txt"));
 /// assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
@@ -64,17 +78,19 @@ pub const MAX_RENAME_ATTEMPTS: u32 = 999;
 pub struct PartFile {
     dir: PathBuf,
     name: String,
+    /// 0 for `name.part`, n for `name (n).ext.part`.
+    slot: u32,
     part_path: PathBuf,
     file: fs::File,
     size: u64,
     written: u64,
-    hasher: Hasher,
+    lanes: HashLanes,
     poisoned: bool,
 }
 
 impl PartFile {
     /// Starts receiving `peer_name` (made safe with [`safe_file_name`]) of `size` bytes
-    /// into `dir`, resuming from an existing `.part` if there is one.
+    /// into `dir`, resuming from an existing `.part` if there is one nobody holds.
     pub async fn open(
         dir: impl AsRef<Path>,
         peer_name: &str,
@@ -83,7 +99,8 @@ impl PartFile {
         Self::open_inner(dir.as_ref(), peer_name, size, false).await
     }
 
-    /// Like [`open`](Self::open) but discards any existing `.part` and starts at 0.
+    /// Like [`open`](Self::open) but discards the content of the `.part` it takes and
+    /// starts at 0.
     pub async fn create(
         dir: impl AsRef<Path>,
         peer_name: &str,
@@ -107,15 +124,14 @@ impl PartFile {
         truncate: bool,
     ) -> Result<Self, WriteError> {
         let name = safe_file_name(peer_name)?;
-        let part_path = dir.join(format!("{name}.part"));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(truncate)
-            .open(&part_path)
-            .await
-            .map_err(|e| WriteError::io("open", &part_path, e))?;
+        let (file, slot, part_path) = {
+            let (dir, name) = (dir.to_owned(), name.clone());
+            let first = dir.join(part_name(&name, 0));
+            tokio::task::spawn_blocking(move || lock_free_part(&dir, &name, truncate))
+                .await
+                .map_err(|e| WriteError::io("open", first, io::Error::other(e)))??
+        };
+        let mut file = fs::File::from_std(file);
         let len = file
             .metadata()
             .await
@@ -128,20 +144,30 @@ impl PartFile {
                 size,
             });
         }
-        let mut hasher = Hasher::new();
+        let mut lanes = HashLanes::new();
         if len > 0 {
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = BytesMut::with_capacity(REHASH_CHUNK);
             loop {
                 let n = file
-                    .read(&mut buf)
+                    .read_buf(&mut buf)
                     .await
                     .map_err(|e| WriteError::io("read", &part_path, e))?;
                 if n == 0 {
                     break;
                 }
-                hasher.update(&buf[..n]);
+                if buf.capacity() == buf.len() {
+                    lanes
+                        .update(buf.split().freeze())
+                        .await
+                        .map_err(|e| lane_error(&part_path, e))?;
+                    buf.reserve(REHASH_CHUNK);
+                }
             }
-            if hasher.len() != len {
+            lanes
+                .update(buf.split().freeze())
+                .await
+                .map_err(|e| lane_error(&part_path, e))?;
+            if lanes.len() != len {
                 return Err(WriteError::io(
                     "read",
                     &part_path,
@@ -152,17 +178,20 @@ impl PartFile {
                 ));
             }
         }
-        file.seek(io::SeekFrom::Start(len))
-            .await
-            .map_err(|e| WriteError::io("seek", &part_path, e))?;
+        if len > 0 {
+            file.seek(io::SeekFrom::Start(len))
+                .await
+                .map_err(|e| WriteError::io("seek", &part_path, e))?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
             name,
+            slot,
             part_path,
             file,
             size,
             written: len,
-            hasher,
+            lanes,
             poisoned: false,
         })
     }
@@ -188,13 +217,38 @@ impl PartFile {
         &self.name
     }
 
-    /// The `.part` path.
+    /// The `.part` path: `<name>.part`, or `<name (n).ext>.part` when other receivers held
+    /// the lower ones.
     pub fn part_path(&self) -> &Path {
         &self.part_path
     }
 
-    /// Writes the next bytes. Refuses (writing nothing) if they would exceed the offered size.
+    /// Empties the `.part` (keeping it held) and starts again at 0: for a sender that
+    /// cannot resume.
+    pub async fn start_over(&mut self) -> Result<(), WriteError> {
+        self.file
+            .set_len(0)
+            .await
+            .map_err(|e| WriteError::io("truncate", &self.part_path, e))?;
+        self.file
+            .seek(io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| WriteError::io("seek", &self.part_path, e))?;
+        self.lanes = HashLanes::new();
+        self.written = 0;
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// Writes the next bytes (copying them once; see [`write_bytes`](Self::write_bytes)).
+    /// Refuses (writing nothing) if they would exceed the offered size.
     pub async fn write(&mut self, buf: &[u8]) -> Result<(), WriteError> {
+        self.write_bytes(Bytes::copy_from_slice(buf)).await
+    }
+
+    /// Writes the next bytes, sharing `buf` with the digest threads instead of copying it.
+    /// Refuses (writing nothing) if they would exceed the offered size.
+    pub async fn write_bytes(&mut self, buf: Bytes) -> Result<(), WriteError> {
         if self.poisoned {
             return Err(poisoned(&self.part_path));
         }
@@ -205,11 +259,14 @@ impl PartFile {
                 received,
             });
         }
-        if let Err(e) = self.file.write_all(buf).await {
+        if let Err(e) = self.file.write_all(&buf).await {
             self.poisoned = true;
             return Err(WriteError::io("write", &self.part_path, e));
         }
-        self.hasher.update(buf);
+        if let Err(e) = self.lanes.update(buf).await {
+            self.poisoned = true;
+            return Err(lane_error(&self.part_path, e));
+        }
         self.written = received;
         Ok(())
     }
@@ -238,32 +295,116 @@ impl PartFile {
                 received: self.written,
             });
         }
-        let digests = self.hasher.clone().finish();
+        let digests = self.digests().await?;
         if let Err(e) = check(&digests, expected) {
+            // Removed while still held, so no other receiver can have taken it over.
             let _ = fs::remove_file(&self.part_path).await;
             return Err(e);
         }
+        // The file stays open (and locked) until the `.part` name is gone.
+        let placed = place(&self.dir, &self.name, self.slot, &self.part_path, collision).await;
         drop(self.file);
-        place(&self.dir, &self.name, &self.part_path, collision).await
+        placed
     }
 
-    /// The digests of everything written so far.
-    pub fn digests(&self) -> Digests {
-        self.hasher.clone().finish()
+    /// The digests of everything written so far (waits for the digest threads to catch
+    /// up with the writes).
+    pub async fn digests(&self) -> Result<Digests, WriteError> {
+        self.lanes
+            .digests()
+            .await
+            .map_err(|e| lane_error(&self.part_path, e))
     }
 
     /// Deletes the `.part` file.
     pub async fn discard(self) -> Result<(), WriteError> {
-        drop(self.file);
-        fs::remove_file(&self.part_path)
+        // Removed before the file (and its lock) is let go: nobody can take it over between.
+        let removed = fs::remove_file(&self.part_path)
             .await
-            .map_err(|e| WriteError::io("remove", &self.part_path, e))
+            .map_err(|e| WriteError::io("remove", &self.part_path, e));
+        drop(self.file);
+        removed
     }
 
     #[cfg(test)]
     pub(crate) fn replace_file_for_test(&mut self, file: fs::File) {
         self.file = file;
     }
+}
+
+/// `name.part` for slot 0, `name (n).ext.part` for slot n.
+fn part_name(name: &str, slot: u32) -> String {
+    if slot == 0 {
+        format!("{name}.part")
+    } else {
+        format!("{}.part", numbered(name, slot))
+    }
+}
+
+/// Opens and locks the first `.part` slot nobody holds (blocking calls: run off the async
+/// threads). The lock is `flock`-style: per open file, released when the file is closed,
+/// also when the process dies, so a crashed receiver's `.part` is free for a resume.
+fn lock_free_part(
+    dir: &Path,
+    name: &str,
+    truncate: bool,
+) -> Result<(std::fs::File, u32, PathBuf), WriteError> {
+    'slots: for slot in 0..=MAX_RENAME_ATTEMPTS {
+        let path = dir.join(part_name(name, slot));
+        // The holder may remove its `.part` (finished or discarded) between our open and
+        // our lock: then we hold a file that is no longer at `path`. Open again.
+        for _ in 0..3 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| WriteError::io("open", &path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => continue 'slots,
+                // No locks on this file system (as cargo does: go on unlocked).
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(WriteError::io("lock", &path, e));
+                }
+            }
+            if !still_at(&file, &path).map_err(|e| WriteError::io("stat", &path, e))? {
+                continue;
+            }
+            if truncate {
+                file.set_len(0)
+                    .map_err(|e| WriteError::io("truncate", &path, e))?;
+            }
+            return Ok((file, slot, path));
+        }
+    }
+    Err(WriteError::NoFreeName(
+        dir.join(part_name(name, 0)),
+        MAX_RENAME_ATTEMPTS,
+    ))
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn still_at(file: &std::fs::File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_: &std::fs::File, path: &Path) -> io::Result<bool> {
+    path.try_exists()
+}
+
+fn lane_error(path: &Path, e: LaneGone) -> WriteError {
+    WriteError::io("hash", path, io::Error::other(e))
 }
 
 fn poisoned(path: &Path) -> WriteError {
@@ -304,34 +445,40 @@ fn numbered(name: &str, n: u32) -> String {
     }
 }
 
-/// Moves `part` to `dir/name` under the collision policy. A hard link is the no-clobber
-/// primitive (it fails if the target exists, atomically); on a file system without hard
-/// links it falls back to check-then-rename, which can race with another writer.
+/// `name` for 0, `name (n).ext` otherwise.
+fn candidate(name: &str, n: u32) -> String {
+    if n == 0 {
+        name.to_owned()
+    } else {
+        numbered(name, n)
+    }
+}
+
+/// Moves `part` to `dir/name` (or `name (slot).ext` for a receiver whose `.part` had a
+/// number) under the collision policy. A hard link is the no-clobber primitive (it fails if
+/// the target exists, atomically); on a file system without hard links it falls back to
+/// check-then-rename, which can race with another writer.
 async fn place(
     dir: &Path,
     name: &str,
+    slot: u32,
     part: &Path,
     collision: Collision,
 ) -> Result<PathBuf, WriteError> {
     if collision == Collision::Replace {
-        let target = dir.join(name);
+        let target = dir.join(candidate(name, slot));
         fs::rename(part, &target)
             .await
             .map_err(|e| WriteError::io("rename", &target, e))?;
         return Ok(target);
     }
-    let attempts = if collision == Collision::Rename {
-        MAX_RENAME_ATTEMPTS
+    let last = if collision == Collision::Rename {
+        MAX_RENAME_ATTEMPTS.max(slot)
     } else {
-        0
+        slot
     };
-    for n in 0..=attempts {
-        let candidate = if n == 0 {
-            name.to_owned()
-        } else {
-            numbered(name, n)
-        };
-        let target = dir.join(&candidate);
+    for n in slot..=last {
+        let target = dir.join(candidate(name, n));
         match link_no_clobber(part, &target).await {
             Ok(()) => {
                 let _ = fs::remove_file(part).await;
@@ -345,7 +492,7 @@ async fn place(
             Err(e) => return Err(WriteError::io("rename", &target, e)),
         }
     }
-    Err(WriteError::NoFreeName(dir.join(name), attempts))
+    Err(WriteError::NoFreeName(dir.join(name), last - slot))
 }
 
 async fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
@@ -365,6 +512,7 @@ async fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::hash::Hasher;
+    use tokio::fs::OpenOptions;
 
     fn expected_for(data: &[u8]) -> Expected {
         let mut h = Hasher::new();
@@ -638,6 +786,120 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(path).unwrap(), b"");
         assert_eq!(names(dir.path()), ["empty"]);
+    }
+
+    #[tokio::test]
+    async fn two_receivers_of_one_name_at_once_get_their_own_part_and_both_files_land_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let one: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        let two: Vec<u8> = (0..300_000u32).map(|i| (i * 13 + 5) as u8).collect();
+        let mut a = PartFile::open(dir.path(), "photo.jpg", one.len() as u64)
+            .await
+            .unwrap();
+        let mut b = PartFile::open(dir.path(), "photo.jpg", two.len() as u64)
+            .await
+            .unwrap();
+        assert_eq!(a.part_path(), dir.path().join("photo.jpg.part"));
+        assert_eq!(b.part_path(), dir.path().join("photo (1).jpg.part"));
+        assert_eq!(
+            b.offset(),
+            0,
+            "the second one does not resume the first one's bytes"
+        );
+        // Interleaved, as two concurrent streams would arrive.
+        for (x, y) in one.chunks(4096).zip(two.chunks(4096)) {
+            a.write(x).await.unwrap();
+            b.write(y).await.unwrap();
+        }
+        // The second finishes first.
+        let pb = b
+            .finish(&expected_for(&two), Collision::Rename)
+            .await
+            .unwrap();
+        let pa = a
+            .finish(&expected_for(&one), Collision::Rename)
+            .await
+            .unwrap();
+        assert_eq!(pa, dir.path().join("photo.jpg"));
+        assert_eq!(pb, dir.path().join("photo (1).jpg"));
+        assert_eq!(std::fs::read(&pa).unwrap(), one);
+        assert_eq!(std::fs::read(&pb).unwrap(), two);
+        assert_eq!(names(dir.path()), ["photo (1).jpg", "photo.jpg"]);
+    }
+
+    #[tokio::test]
+    async fn a_held_part_is_never_truncated_by_a_second_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = PartFile::create(dir.path(), "a.bin", 6).await.unwrap();
+        a.write(b"abc").await.unwrap();
+        let b = PartFile::create(dir.path(), "a.bin", 6).await.unwrap();
+        assert_eq!(b.part_path(), dir.path().join("a (1).bin.part"));
+        a.write(b"def").await.unwrap();
+        let path = a
+            .finish(&expected_for(b"abcdef"), Collision::Rename)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"abcdef");
+        b.discard().await.unwrap();
+        assert_eq!(names(dir.path()), ["a.bin"]);
+    }
+
+    #[tokio::test]
+    async fn a_part_nobody_holds_is_resumed_and_a_held_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"0123456789";
+        let mut a = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+        a.write(&data[..4]).await.unwrap();
+        // While `a` holds a.bin.part, a second receiver starts its own part.
+        let b = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+        assert_eq!(b.offset(), 0);
+        assert_eq!(b.part_path(), dir.path().join("a (1).bin.part"));
+        drop(b);
+        // `a` is cut (dropped, as a failed transfer does): its part is free for a resume.
+        drop(a);
+        let mut c = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+        assert_eq!(c.part_path(), dir.path().join("a.bin.part"));
+        assert_eq!(c.offset(), 4);
+        c.write(&data[4..]).await.unwrap();
+        let path = c
+            .finish(&expected_for(data), Collision::Rename)
+            .await
+            .unwrap();
+        assert_eq!(path, dir.path().join("a.bin"));
+        assert_eq!(std::fs::read(path).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_numbered_part_replaces_its_own_numbered_name_not_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = PartFile::open(dir.path(), "r.txt", 2).await.unwrap();
+        let mut b = PartFile::open(dir.path(), "r.txt", 2).await.unwrap();
+        std::fs::write(dir.path().join("r.txt"), b"old").unwrap();
+        b.write(b"hi").await.unwrap();
+        let path = b
+            .finish(&expected_for(b"hi"), Collision::Replace)
+            .await
+            .unwrap();
+        assert_eq!(path, dir.path().join("r (1).txt"));
+        assert_eq!(std::fs::read(dir.path().join("r.txt")).unwrap(), b"old");
+        a.discard().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn start_over_empties_the_held_part() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.bin.part"), b"stale").unwrap();
+        let mut p = PartFile::open(dir.path(), "s.bin", 8).await.unwrap();
+        assert_eq!(p.offset(), 5);
+        p.start_over().await.unwrap();
+        assert_eq!((p.offset(), p.range()), (0, None));
+        p.write(b"newbytes").await.unwrap();
+        let path = p
+            .finish(&expected_for(b"newbytes"), Collision::Rename)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"newbytes");
+        assert_eq!(names(dir.path()), ["s.bin"]);
     }
 
     #[test]
