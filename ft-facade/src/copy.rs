@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use xep0096_file::Hasher;
+use xep0096_file::HashLanes;
 
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::handle::{CancelToken, Reporter};
@@ -12,26 +13,43 @@ use crate::handle::{CancelToken, Reporter};
 /// still a small bounded amount of memory per transfer.
 pub(crate) const BUF_SIZE: usize = 256 * 1024;
 
-/// Hashes `len` bytes of `reader` (or all of it when `len` is `None`).
+/// Reads the next at most `max` bytes of `reader` into a fresh chunk of `buf` (reusing its
+/// allocation once every earlier chunk is dropped); `Ok(None)` at EOF.
+pub(crate) async fn read_chunk<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> std::io::Result<Option<bytes::Bytes>> {
+    if buf.capacity() < BUF_SIZE / 4 {
+        buf.reserve(BUF_SIZE);
+    }
+    let n = {
+        let mut limited = (&mut *reader).take(max as u64);
+        limited.read_buf(buf).await?
+    };
+    Ok((n > 0).then(|| buf.split().freeze()))
+}
+
+/// Hashes `len` bytes of `reader` (or all of it when `len` is `None`) on the digest threads
+/// of `hashes`, while the next chunk is read.
 pub(crate) async fn hash_reader<R: AsyncRead + Unpin>(
     reader: &mut R,
     len: Option<u64>,
-    hashes: &mut Hasher,
+    hashes: &mut HashLanes,
 ) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = BytesMut::new();
     let mut done = 0u64;
     loop {
         let want = match len {
             Some(l) if done >= l => break,
-            Some(l) => ((l - done) as usize).min(buf.len()),
-            None => buf.len(),
+            Some(l) => ((l - done) as usize).min(BUF_SIZE),
+            None => BUF_SIZE,
         };
-        let n = reader.read(&mut buf[..want]).await?;
-        if n == 0 {
+        let Some(chunk) = read_chunk(reader, &mut buf, want).await? else {
             break;
-        }
-        hashes.update(&buf[..n]);
-        done += n as u64;
+        };
+        done += chunk.len() as u64;
+        hashes.update(chunk).await.map_err(std::io::Error::other)?;
     }
     Ok(done)
 }
@@ -58,7 +76,7 @@ pub(crate) async fn guarded<T, E: Into<ErrorKind>>(
 #[derive(Debug)]
 pub(crate) struct Sent {
     pub(crate) bytes: u64,
-    pub(crate) hashes: Option<Hasher>,
+    pub(crate) hashes: Option<HashLanes>,
 }
 
 /// Copies exactly `len` bytes from `file` to `stream`, hashing them unless `hashes` is
@@ -73,7 +91,7 @@ pub(crate) async fn send<R, S>(
     file: &mut R,
     stream: &mut S,
     len: u64,
-    mut hashes: Option<Hasher>,
+    mut hashes: Option<HashLanes>,
     reporter: &mut Reporter,
     cancel: &CancelToken,
     inactivity: Duration,
@@ -94,18 +112,18 @@ where
         }
     };
     tokio::pin!(peer_left);
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = BytesMut::new();
     let mut done = 0u64;
     while done < len {
-        let want = ((len - done) as usize).min(buf.len());
-        let n = guarded(
+        let want = ((len - done) as usize).min(BUF_SIZE);
+        let chunk = guarded(
             Stage::Stream,
             cancel,
             inactivity,
-            file.read(&mut buf[..want]),
+            read_chunk(file, &mut buf, want),
         )
         .await?;
-        if n == 0 {
+        let Some(chunk) = chunk else {
             return Err(TransferError::new(
                 Stage::Stream,
                 ErrorKind::Io(std::io::Error::new(
@@ -113,18 +131,22 @@ where
                     format!("the source ended after {done} of {len} bytes"),
                 )),
             ));
-        }
-        if let Some(h) = hashes.as_mut() {
-            h.update(&buf[..n]);
-        }
+        };
+        let n = chunk.len();
         tokio::select! {
             biased;
             () = &mut peer_left => {
                 return Err(TransferError::new(Stage::Stream, ErrorKind::Cancelled(Side::Peer)));
             }
             r = guarded(Stage::Stream, cancel, inactivity, async {
-                wr.write_all(&buf[..n]).await.map_err(peer_gone)
+                wr.write_all(&chunk).await.map_err(peer_gone)
             }) => r?,
+        }
+        if let Some(h) = hashes.as_mut() {
+            // The digest threads hash this chunk while the next one is read and sent.
+            h.update(chunk).await.map_err(|e| {
+                TransferError::new(Stage::Stream, ErrorKind::Io(std::io::Error::other(e)))
+            })?;
         }
         done += n as u64;
         reporter.bytes(done, false);
@@ -173,7 +195,7 @@ mod tests {
             &mut src,
             &mut ours,
             3,
-            Some(Hasher::new()),
+            Some(HashLanes::new()),
             &mut side.reporter,
             &side.cancel,
             Duration::from_secs(5),
@@ -184,7 +206,7 @@ mod tests {
         let mut out = Vec::new();
         theirs.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"abc");
-        let digests = sent.hashes.unwrap().finish();
+        let digests = sent.hashes.unwrap().digests().await.unwrap();
         assert_eq!(digests.md5_hex(), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(
             digests.sha256_hex(),

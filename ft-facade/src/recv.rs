@@ -1,7 +1,7 @@
 //! The receiver: an incoming offer, accepted into a directory or a writer, or declined.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use ft_transport::{Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use xep0095_si::method;
-use xep0096_file::{Collision, Expected, FileOffer, Hasher, PartFile, Range, WriteError};
+use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range, WriteError};
 
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{Event, FileInfo, Outcome};
@@ -28,9 +28,10 @@ pub struct AcceptOptions {
     /// Replace an existing file with the final name. Default `false`: a free
     /// `name (1).ext` is picked instead.
     pub overwrite: bool,
-    /// Keep the `.part` when the transfer is cut or cancelled (so a later accept resumes).
+    /// Keep the `.part` when the transfer is cut, cancelled or fails in any other way (so a
+    /// later accept resumes). Honoured also when the writer hangs and has to be abandoned.
     /// It is always deleted when its content is known to be wrong (too many bytes, hash
-    /// mismatch). Default `true`.
+    /// mismatch) or when it is empty. Default `true`.
     pub keep_partial: bool,
     /// For [`IncomingOffer::accept_into`]: the offset the writer already holds (the bytes
     /// before it are not sent). Default 0.
@@ -59,6 +60,13 @@ impl AcceptOptions {
     #[must_use]
     pub fn with_resume(mut self, resume: bool) -> Self {
         self.resume = resume;
+        self
+    }
+
+    /// Sets whether a cut or cancelled transfer keeps its `.part`.
+    #[must_use]
+    pub fn with_keep_partial(mut self, keep_partial: bool) -> Self {
+        self.keep_partial = keep_partial;
         self
     }
 
@@ -276,10 +284,6 @@ async fn receive<T: StanzaTransport + Clone>(
     sink: Destination,
     options: AcceptOptions,
 ) -> Result<Outcome, TransferError> {
-    let inner = &ft.inner;
-    let config = &inner.config;
-    let sid = offer.offer.sid.as_str().to_owned();
-    let size = offer.file.size;
     side.reporter.emit(Event::Offered {
         methods: offer.offer.methods.clone(),
         at: side.reporter.at(),
@@ -290,6 +294,7 @@ async fn receive<T: StanzaTransport + Clone>(
 
     // Prepare the target.
     side.reporter.stage(Stage::Prepare);
+    let size = offer.file.size;
     let (target, offset) = match sink {
         Destination::Dir(dir) => {
             let part = if options.resume {
@@ -297,7 +302,7 @@ async fn receive<T: StanzaTransport + Clone>(
             } else {
                 PartFile::create(&dir, &offer.file.name, size).await
             };
-            let part = match part {
+            let mut part = match part {
                 Ok(p) => p,
                 Err(WriteError::PartTooLong { .. }) => {
                     PartFile::create(&dir, &offer.file.name, size)
@@ -314,15 +319,12 @@ async fn receive<T: StanzaTransport + Clone>(
             } else {
                 0
             };
-            let part = if offset == 0 && part.offset() > 0 {
-                // The sender cannot resume: start the part over.
-                drop(part);
-                PartFile::create(&dir, &offer.file.name, size)
+            if offset == 0 && part.offset() > 0 {
+                // The sender cannot resume: start the part over (still holding it).
+                part.start_over()
                     .await
-                    .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?
-            } else {
-                part
-            };
+                    .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?;
+            }
             (Sink::Part(part), offset)
         }
         Destination::Writer(w) => {
@@ -331,9 +333,59 @@ async fn receive<T: StanzaTransport + Clone>(
             } else {
                 0
             };
-            (Sink::Writer(w, Hasher::new()), offset)
+            (Sink::Writer(w, HashLanes::new()), offset)
         }
     };
+
+    // From here on a failure, whatever its stage, leaves the `.part` only as the policy
+    // says, also when the writer had to be abandoned and the part file is lost with it.
+    let mut cleanup = match &target {
+        Sink::Part(part) => Some(PartCleanup::new(part.part_path(), options.keep_partial)),
+        Sink::Writer(..) => None,
+    };
+    let mut target = Some(target);
+    let r = deliver(
+        ft,
+        side,
+        &offer,
+        &from,
+        &mut target,
+        offset,
+        &expected,
+        &options,
+    )
+    .await;
+    if let (Err(e), Some(cleanup)) = (&r, cleanup.as_mut()) {
+        // Removed while the part file (if we still have it) holds it.
+        cleanup.failed(matches!(
+            e.kind,
+            ErrorKind::TooLong { .. } | ErrorKind::HashMismatch { .. }
+        ));
+    }
+    if let Some(cleanup) = cleanup.as_mut() {
+        cleanup.disarm();
+    }
+    drop(target);
+    r
+}
+
+/// Answers the offer, waits for the bytestream, drains it into `target` (taken out and
+/// put back unless it was lost), then verifies and places the file.
+#[allow(clippy::too_many_arguments)]
+async fn deliver<T: StanzaTransport + Clone>(
+    ft: &FileTransfer<T>,
+    side: &mut TaskSide,
+    offer: &FileOffer,
+    from: &Jid,
+    target: &mut Option<Sink>,
+    offset: u64,
+    expected: &Expected,
+    options: &AcceptOptions,
+) -> Result<Outcome, TransferError> {
+    let inner = &ft.inner;
+    let config = &inner.config;
+    let sid = offer.offer.sid.as_str().to_owned();
+    let size = offer.file.size;
     let length = size - offset;
     side.reporter.total(length);
 
@@ -382,15 +434,19 @@ async fn receive<T: StanzaTransport + Clone>(
 
     // Connect.
     side.reporter.stage(Stage::Connect);
-    let (mut stream, used, fallback) = wait_stream(ft, side, &from, s5b_wait, ibb_wait).await?;
+    let (mut stream, used, fallback) = wait_stream(ft, side, from, s5b_wait, ibb_wait).await?;
     side.reporter.emit(Event::Connected {
         method: used.clone(),
         at: side.reporter.at(),
     });
 
     // Stream.
-    let (target, result) =
-        recv_stream::receive(&mut stream, target, length, side, config.inactivity_timeout).await;
+    let Some(sink) = target.take() else {
+        return Err(lost_target());
+    };
+    let (back, result) =
+        recv_stream::receive(&mut stream, sink, length, side, config.inactivity_timeout).await;
+    *target = back;
     let bytes = match result {
         Ok(r) => r,
         Err(e) => {
@@ -398,52 +454,45 @@ async fn receive<T: StanzaTransport + Clone>(
             if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
-            drop(stream);
-            if let Some(Sink::Part(part)) = target {
-                let wrong = matches!(e.kind, ErrorKind::TooLong { .. });
-                if wrong || !options.keep_partial {
-                    let _ = part.discard().await;
-                }
-            }
             return Err(e);
         }
-    };
-    let Some(target) = target else {
-        return Err(TransferError::new(
-            Stage::Stream,
-            ErrorKind::Misuse("the receive target was lost".into()),
-        ));
     };
     drop(stream);
 
     // Verify and place.
     side.reporter.stage(Stage::Verify);
     let streaming = side.reporter.streaming_time();
-    let (path, sha256, md5) = match target {
-        Sink::Part(part) => {
-            let digests = part.digests();
+    let (path, sha256, md5) = match target.take() {
+        None => return Err(lost_target()),
+        Some(Sink::Part(part)) => {
+            let digests = part
+                .digests()
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
             let collision = if options.overwrite {
                 Collision::Replace
             } else {
                 Collision::Rename
             };
             let path = part
-                .finish(&expected, collision)
+                .finish(expected, collision)
                 .await
                 .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
             (Some(path), digests.sha256_hex(), Some(digests.md5_hex()))
         }
-        Sink::Writer(_, hasher) => {
-            let digests = hasher.finish();
+        Some(Sink::Writer(_, lanes)) => {
+            let digests = lanes.digests().await.map_err(|e| {
+                TransferError::new(Stage::Verify, ErrorKind::Io(std::io::Error::other(e)))
+            })?;
             let md5 = digests.md5_hex();
             if offset == 0 {
-                check_md5(&expected, &md5)?;
+                check_md5(expected, &md5)?;
             }
             (None, digests.sha256_hex(), (offset == 0).then_some(md5))
         }
     };
     Ok(Outcome {
-        peer: from,
+        peer: from.clone(),
         sid,
         method: used,
         fallback,
@@ -455,6 +504,79 @@ async fn receive<T: StanzaTransport + Clone>(
         md5,
         path,
     })
+}
+
+fn lost_target() -> TransferError {
+    TransferError::new(
+        Stage::Stream,
+        ErrorKind::Misuse("the receive target was lost".into()),
+    )
+}
+
+/// The `.part` of a transfer that failed: removed unless the policy keeps partial files,
+/// and always when its content is known to be wrong or it is empty (nothing to resume).
+/// Works from the path, so it also applies when the part file itself was lost (a hung
+/// writer abandoned after a cancel); on Unix it removes the path only while it still names
+/// the same file. Dropped while armed (the receiving task itself was dropped), it applies
+/// the policy too.
+#[derive(Debug)]
+struct PartCleanup {
+    path: PathBuf,
+    keep: bool,
+    id: Option<FileId>,
+    armed: bool,
+}
+
+impl PartCleanup {
+    fn new(path: &Path, keep: bool) -> Self {
+        Self {
+            path: path.to_owned(),
+            keep,
+            id: file_id(path),
+            armed: true,
+        }
+    }
+
+    /// The transfer failed; `wrong` when the content is known to be bad.
+    fn failed(&mut self, wrong: bool) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let empty = std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0);
+        if (wrong || !self.keep || empty) && file_id(&self.path) == self.id {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PartCleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            self.failed(false);
+        }
+    }
+}
+
+#[cfg(unix)]
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+type FileId = ();
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<FileId> {
+    path.exists().then_some(())
 }
 
 fn check_md5(expected: &Expected, md5: &str) -> Result<(), TransferError> {

@@ -4,11 +4,12 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use ft_transport::StanzaTransport;
 use jid::Jid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use xep0096_file::{Hasher, PartFile};
+use xep0096_file::{HashLanes, PartFile};
 
 use crate::config::IbbStanza;
 use crate::copy;
@@ -20,20 +21,22 @@ use crate::manager::FileTransfer;
 use crate::recv::write_error;
 
 /// Where received bytes go: the `.part` file (which counts, hashes and refuses excess
-/// bytes itself), or the application's writer with a hasher beside it.
+/// bytes itself), or the application's writer with the digest threads beside it.
 pub(crate) enum Sink {
     Part(PartFile),
-    Writer(Pin<Box<dyn AsyncWrite + Send>>, Hasher),
+    Writer(Pin<Box<dyn AsyncWrite + Send>>, HashLanes),
 }
 
 impl Sink {
-    async fn put(&mut self, buf: &[u8]) -> Result<(), ErrorKind> {
+    async fn put(&mut self, chunk: Bytes) -> Result<(), ErrorKind> {
         match self {
-            Self::Part(part) => part.write(buf).await.map_err(write_error),
-            Self::Writer(w, hasher) => {
-                w.write_all(buf).await?;
-                hasher.update(buf);
-                Ok(())
+            Self::Part(part) => part.write_bytes(chunk).await.map_err(write_error),
+            Self::Writer(w, lanes) => {
+                w.write_all(&chunk).await?;
+                lanes
+                    .update(chunk)
+                    .await
+                    .map_err(|e| ErrorKind::Io(std::io::Error::other(e)))
             }
         }
     }
@@ -48,11 +51,14 @@ impl Sink {
 }
 
 /// Drains `stream` into `sink` until EOF, pipelined: this task reads the bytestream while a
-/// second task writes and hashes the previous chunks, so socket, disk and hashing overlap.
-/// A pool of [`POOL`] buffers of [`copy::BUF_SIZE`] bounds the memory.
+/// second task writes the previous chunks, and the digests run on threads of their own
+/// (see [`HashLanes`]), so socket, disk and hashing overlap. Chunks are shared, not copied;
+/// at most [`QUEUE`] of [`copy::BUF_SIZE`] wait for the writer, and the digest queues are
+/// bounded too, so memory does not depend on the file size.
 ///
 /// More than `expected` bytes is [`ErrorKind::TooLong`] (the excess is never written);
-/// fewer is [`ErrorKind::Truncated`]. The sink comes back unless the writer task died.
+/// fewer is [`ErrorKind::Truncated`]. The sink comes back unless the writer task died or
+/// was abandoned (a writer that hangs after a cancel).
 pub(crate) async fn receive<S: AsyncRead + Unpin>(
     stream: &mut S,
     sink: Sink,
@@ -60,18 +66,13 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     side: &mut TaskSide,
     inactivity: Duration,
 ) -> (Option<Sink>, Result<u64, TransferError>) {
-    let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(POOL);
-    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(POOL);
-    for _ in 0..POOL {
-        let _ = free_tx.try_send(vec![0u8; copy::BUF_SIZE]);
-    }
+    let (full_tx, mut full_rx) = mpsc::channel::<Bytes>(QUEUE);
     let writer = tokio::spawn(async move {
         let mut sink = sink;
-        while let Some((buf, n)) = full_rx.recv().await {
-            if let Err(e) = sink.put(&buf[..n]).await {
+        while let Some(chunk) = full_rx.recv().await {
+            if let Err(e) = sink.put(chunk).await {
                 return (sink, Err(e));
             }
-            let _ = free_tx.send(buf).await;
         }
         let flushed = sink.flush().await;
         (sink, flushed)
@@ -80,19 +81,14 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     side.reporter.streaming();
     let mut done = 0u64;
     let read: Result<(), TransferError> = async {
+        let mut buf = BytesMut::new();
         loop {
-            // A writer that hangs holds every buffer: a cancel must still get through.
-            let free = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
-                b = free_rx.recv() => b,
-            };
-            let Some(mut buf) = free else {
-                // The writer stopped on an error; it is collected below.
-                return Ok(());
-            };
+            if buf.capacity() < copy::BUF_SIZE / 4 {
+                // Reuses the allocation once the writer and the digests are done with it.
+                buf.reserve(copy::BUF_SIZE);
+            }
             let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
-                match stream.read(&mut buf).await {
+                match stream.read_buf(&mut buf).await {
                     Ok(n) => Ok(n),
                     // A reset is the peer giving up: the byte count decides below.
                     Err(e) => match copy::peer_gone(e) {
@@ -111,8 +107,15 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
                     ErrorKind::TooLong { expected },
                 ));
             }
-            if full_tx.send((buf, n)).await.is_err() {
-                return Ok(());
+            let chunk = buf.split().freeze();
+            // A writer that hangs stops taking chunks: a cancel must still get through.
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
+                sent = full_tx.send(chunk) => if sent.is_err() {
+                    // The writer stopped on an error; it is collected below.
+                    return Ok(());
+                },
             }
             done += n as u64;
             side.reporter.bytes(done, false);
@@ -171,8 +174,8 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     (sink, Ok(done))
 }
 
-/// Buffers in flight between the reading and the writing task.
-const POOL: usize = 4;
+/// Chunks in flight between the reading and the writing task.
+const QUEUE: usize = 4;
 
 /// How long a cancelled receive waits for its writer to hand the sink back (so that a
 /// `.part` can be kept or discarded as asked) before abandoning it: a disk or writer that
@@ -302,7 +305,7 @@ mod tests {
 
     fn writer_sink() -> (Sink, tokio::io::DuplexStream) {
         let (w, r) = tokio::io::duplex(1 << 16);
-        (Sink::Writer(Box::pin(w), Hasher::new()), r)
+        (Sink::Writer(Box::pin(w), HashLanes::new()), r)
     }
 
     #[tokio::test]
@@ -341,7 +344,7 @@ mod tests {
         let (sink, mut out) = writer_sink();
         let (sink, r) = receive(&mut src, sink, 3, &mut side, Duration::from_secs(5)).await;
         assert_eq!(r.unwrap(), 3);
-        let Some(Sink::Writer(w, hasher)) = sink else {
+        let Some(Sink::Writer(w, lanes)) = sink else {
             panic!("the writer comes back")
         };
         drop(w);
@@ -349,7 +352,7 @@ mod tests {
         out.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"abc");
         assert_eq!(
-            hasher.finish().md5_hex(),
+            lanes.digests().await.unwrap().md5_hex(),
             "900150983cd24fb0d6963f7d28e17f72"
         );
     }

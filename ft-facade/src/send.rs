@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
 use xep0030_disco::features;
 use xep0065_s5b::{Attempt, Connected};
 use xep0095_si::{Sid, method};
-use xep0096_file::{File, FileMeta, FileOffer, Hasher, answer_range};
+use xep0096_file::{File, FileMeta, FileOffer, HashLanes, answer_range};
 
 use crate::config::{IbbStanza, Method};
 use crate::copy::{self, guarded};
@@ -44,7 +44,9 @@ async fn prepare(source: Source) -> Result<Prepared, TransferError> {
             let mut file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| err(Stage::Prepare, e.into()))?;
-            let mut hashes = Hasher::new();
+            // The offer carries the MD5 (QXmpp checks it), so the whole file is read once
+            // before offering; MD5 and SHA-256 run side by side on their own threads.
+            let mut hashes = HashLanes::new();
             let n = copy::hash_reader(&mut file, None, &mut hashes)
                 .await
                 .map_err(|e| err(Stage::Prepare, e.into()))?;
@@ -58,7 +60,10 @@ async fn prepare(source: Source) -> Result<Prepared, TransferError> {
                     ))),
                 ));
             }
-            let digests = hashes.finish();
+            let digests = hashes
+                .digests()
+                .await
+                .map_err(|e| err(Stage::Prepare, ErrorKind::Io(std::io::Error::other(e))))?;
             let sha256 = digests.sha256_hex();
             let mut info = FileInfo::new(meta.name.clone(), meta.size).with_md5(digests.md5_hex());
             info.date = meta.to_file(None).date;
@@ -227,8 +232,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         at: side.reporter.at(),
     });
 
-    // Stream.
-    let mut hashes = Hasher::new();
+    // Stream. A path was hashed in full before the offer; a reader is hashed as it goes.
+    let mut hashes = prepared.sha256.is_none().then(HashLanes::new);
     let mut reader: Box<dyn AsyncRead + Send + Unpin> = match prepared.seekable.take() {
         Some(mut f) => {
             f.seek(SeekFrom::Start(offset))
@@ -239,7 +244,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         None => {
             let mut r = prepared.reader;
             if offset > 0 {
-                let skipped = copy::hash_reader(&mut r, Some(offset), &mut hashes)
+                let hashes = hashes.get_or_insert_with(HashLanes::new);
+                let skipped = copy::hash_reader(&mut r, Some(offset), hashes)
                     .await
                     .map_err(|e| err(Stage::Stream, e.into()))?;
                 if skipped != offset {
@@ -254,7 +260,6 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
             r
         }
     };
-    let hashes = prepared.sha256.is_none().then_some(hashes);
     let sent = copy::send(
         &mut reader,
         &mut stream,
@@ -292,7 +297,10 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
-            let d = h.finish();
+            let d = h
+                .digests()
+                .await
+                .map_err(|e| err(Stage::Close, ErrorKind::Io(std::io::Error::other(e))))?;
             (d.sha256_hex(), (offset == 0).then(|| d.md5_hex()))
         }
         (None, None) => (String::new(), None),

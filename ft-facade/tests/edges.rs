@@ -314,3 +314,151 @@ async fn accepting_into_a_writer_with_an_offset_gets_only_the_rest() {
     assert_eq!(received.path, None);
     assert_eq!(collect.await.unwrap(), data[50_000..]);
 }
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+#[tokio::test]
+async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let first = content(300_000, 60);
+    let second = content(200_000, 61);
+
+    // The first is fed by the test, so it is still receiving while the second comes.
+    let (mut feed, reader) = tokio::io::duplex(1 << 20);
+    let info = FileInfo::new("same.bin", first.len() as u64).with_md5(md5_hex(&first));
+    let sending1 = alice.send_reader(jid("bob@x/b"), reader, info, SendOptions::default());
+    let mut receiving1 = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    feed.write_all(&first[..100_000]).await.unwrap();
+    until_bytes_flow(&mut receiving1).await;
+
+    // The second, a file (ranged: it would resume from the first one's bytes if it could).
+    let path = write_file(src.path(), "same.bin", &second);
+    let sending2 = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let receiving2 = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    let (sent2, received2) = tokio::join!(sending2.outcome(), receiving2.outcome());
+    let (sent2, received2) = (sent2.unwrap(), received2.unwrap());
+    assert_eq!(
+        sent2.offset, 0,
+        "nothing of the first one's part is resumed"
+    );
+    assert_eq!(received2.path, Some(dst.path().join("same (1).bin")));
+
+    feed.write_all(&first[100_000..]).await.unwrap();
+    drop(feed);
+    let (sent1, received1) = tokio::join!(sending1.outcome(), receiving1.outcome());
+    sent1.unwrap();
+    let received1 = received1.unwrap();
+    assert_eq!(received1.path, Some(dst.path().join("same.bin")));
+
+    assert_eq!(
+        sha256_file(&dst.path().join("same.bin")),
+        sha256_hex(&first)
+    );
+    assert_eq!(
+        sha256_file(&dst.path().join("same (1).bin")),
+        sha256_hex(&second)
+    );
+    assert_eq!(received1.sha256, sha256_hex(&first));
+    assert_eq!(received2.sha256, sha256_hex(&second));
+    assert_eq!(listing(dst.path()), ["same (1).bin", "same.bin"]);
+}
+
+#[tokio::test]
+async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
+    let (_sending, mut receiving, dst, _hub) = {
+        let hub = Hub::new();
+        let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+        let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+        let dst = tempfile::tempdir().unwrap();
+        let data = content(1_000_000, 62);
+        let info = FileInfo::new("drop.bin", data.len() as u64);
+        let sending = alice.send_reader(
+            jid("bob@x/b"),
+            Trickle::new(data, 1024, Duration::from_millis(5)),
+            info,
+            SendOptions::default(),
+        );
+        let receiving = bob
+            .next_offer()
+            .await
+            .unwrap()
+            .accept_into_dir(dst.path(), AcceptOptions::new().with_keep_partial(false));
+        (sending, receiving, dst, hub)
+    };
+    until_bytes_flow(&mut receiving).await;
+    receiving.cancel();
+    let received = receiving.outcome().await.unwrap_err();
+    assert!(received.is_cancelled_by(Side::Local), "{received}");
+    assert!(listing(dst.path()).is_empty(), "{:?}", listing(dst.path()));
+}
+
+/// A `.part` that is a FIFO nobody reads: writes into it hang, as on a disk that stopped
+/// answering.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_cancel_while_the_disk_hangs_honours_keep_partial_off() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let part = dst.path().join("hung.bin.part");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&part)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Our own end, to drain the FIFO at the end so the hung write (on tokio's blocking
+    // pool) returns and the runtime can shut down.
+    let mut drain = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&part)
+        .unwrap();
+    let path = write_file(src.path(), "hung.bin", &content(8 << 20, 63));
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new().with_keep_partial(false));
+    until_bytes_flow(&mut receiving).await;
+    // Stalled: the writer hangs and the chunks queued for it are full.
+    while tokio::time::timeout(Duration::from_millis(500), receiving.progress_changed())
+        .await
+        .is_ok()
+    {}
+    assert!(receiving.progress().bytes < 8 << 20);
+    receiving.cancel();
+    let received = tokio::time::timeout(Duration::from_secs(20), receiving.outcome())
+        .await
+        .expect("a hung disk does not hold up the receiver's cancel")
+        .unwrap_err();
+    assert!(received.is_cancelled_by(Side::Local), "{received}");
+    assert!(
+        listing(dst.path()).is_empty(),
+        "keep_partial off: no .part, no file: {:?}",
+        listing(dst.path())
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), sending.outcome()).await;
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
+    });
+}
