@@ -12,7 +12,9 @@
 //!   of the preference the peer accepts, and half-close at the end (Prosody's proxy holds
 //!   the last 4 KiB until then).
 //! * **Receiving**: [`FileTransfer::next_offer`] yields [`IncomingOffer`]s to accept into a
-//!   directory (safe name, `<name>.part`, size and MD5 checked, renamed into place, never
+//!   directory (safe name, `<name>.part` held exclusively so that two receivers of one
+//!   name use `<name (1).ext>.part` and never share one, MD5 and SHA-256 on threads of
+//!   their own beside the disk writes, size and MD5 checked, renamed into place, never
 //!   overwriting unless asked, resumed from an existing `.part` with `<range offset/>`) or
 //!   into any `AsyncWrite`, or to decline (`forbidden`). [`Policy`] auto-accepts from given
 //!   accounts and declines offers over a size.

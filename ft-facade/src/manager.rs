@@ -298,16 +298,16 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             incoming.insert(key.clone());
         }
         let policy = &inner.config.policy;
-        if let Some(limit) = policy.max_size {
-            if offer.file.size > limit {
-                lock(&inner.incoming).remove(&key);
-                let text = format!(
-                    "file of {} bytes exceeds the limit of {limit}",
-                    offer.file.size
-                );
-                self.spawn_send(Stanza::Iq(offer.decline(Some(&text))));
-                return;
-            }
+        if let Some(limit) = policy.max_size
+            && offer.file.size > limit
+        {
+            lock(&inner.incoming).remove(&key);
+            let text = format!(
+                "file of {} bytes exceeds the limit of {limit}",
+                offer.file.size
+            );
+            self.spawn_send(Stanza::Iq(offer.decline(Some(&text))));
+            return;
         }
         let mut incoming = IncomingOffer::new(self.clone(), offer, from.clone(), key);
         let auto = policy
@@ -377,10 +377,10 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// Proxy streamhosts per [`Config::proxies`], cached for [`Config::proxy_cache_ttl`].
     pub(crate) async fn proxies(&self) -> Result<Vec<StreamHost>, String> {
         let inner = &self.inner;
-        if let Some((at, hosts)) = &*lock(&inner.proxy_cache) {
-            if at.elapsed() < inner.config.proxy_cache_ttl {
-                return Ok(hosts.clone());
-            }
+        if let Some((at, hosts)) = &*lock(&inner.proxy_cache)
+            && at.elapsed() < inner.config.proxy_cache_ttl
+        {
+            return Ok(hosts.clone());
         }
         let jids = match &inner.config.proxies {
             ProxySource::None => return Ok(Vec::new()),

@@ -218,15 +218,15 @@ async fn spark_000_receive(
                     if iq.id() == "pfVx0-912" {
                         return (got, Some(iq));
                     }
-                    if let Iq::Set { payload, id, .. } = &iq {
-                        if payload.is("data", NS_IBB) {
-                            spark
-                                .send(with_id(
-                                    load(include_str!("fixtures/seeds/000-data-result.xml"), &[]),
-                                    id,
-                                ))
-                                .await;
-                        }
+                    if let Iq::Set { payload, id, .. } = &iq
+                        && payload.is("data", NS_IBB)
+                    {
+                        spark
+                            .send(with_id(
+                                load(include_str!("fixtures/seeds/000-data-result.xml"), &[]),
+                                id,
+                            ))
+                            .await;
                     }
                 }
             }

@@ -227,10 +227,10 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         let r = follow(handle, &name, show).await;
         ok &= r.is_ok();
         let mut row = Row::from_result(&args.account.method, &name, started, &r);
-        if let Ok(o) = &r {
-            if let Some(p) = &o.path {
-                row.file = p.display().to_string();
-            }
+        if let Ok(o) = &r
+            && let Some(p) = &o.path
+        {
+            row.file = p.display().to_string();
         }
         print(&row, args.account.json);
         done += 1;
