@@ -110,9 +110,9 @@ pub fn run(opts: Options) -> Result<Report, SuiteError> {
 
 /// A short label for a size: `32MiB`, `1MiB`, `1500B`.
 pub fn size_label(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
-    } else if bytes % 1024 == 0 {
+    } else if bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")

@@ -275,11 +275,11 @@ impl Default for AckClock {
 
 impl AckClock {
     fn sent(&self, stanza: &Stanza) {
-        if let Stanza::Iq(Iq::Set { id, payload, .. }) = stanza {
-            if payload.is("data", xmlstream::NS_IBB) {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.0.insert(id.clone(), Instant::now());
-            }
+        if let Stanza::Iq(Iq::Set { id, payload, .. }) = stanza
+            && payload.is("data", xmlstream::NS_IBB)
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.0.insert(id.clone(), Instant::now());
         }
     }
 

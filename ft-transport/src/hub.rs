@@ -125,10 +125,10 @@ impl Hub {
 
     fn lookup(&self, to: &Jid, is_message: bool) -> Option<mpsc::Sender<Stanza>> {
         let entities = self.inner.entities.lock().expect("hub lock poisoned");
-        if let Some(tx) = entities.get(to) {
-            if !tx.is_closed() {
-                return Some(tx.clone());
-            }
+        if let Some(tx) = entities.get(to)
+            && !tx.is_closed()
+        {
+            return Some(tx.clone());
         }
         if is_message && to.resource().is_none() {
             let bare = to.to_bare();
@@ -217,10 +217,10 @@ impl Hub {
                 Ok(())
             }
             None => {
-                if let Some(to) = &to {
-                    if let Some(reply) = self.answer_as_server(to, &stanza) {
-                        return self.deliver_back(sender, reply).await;
-                    }
+                if let Some(to) = &to
+                    && let Some(reply) = self.answer_as_server(to, &stanza)
+                {
+                    return self.deliver_back(sender, reply).await;
                 }
                 self.bounce(sender, to.as_ref(), &stanza).await
             }

@@ -469,22 +469,24 @@ fn a_wait_error_halves_the_window_and_the_chunk_is_retried() {
     let mut p = Pair::established(iq_opts(100));
     let mut refused = false;
     p.filter_a_to_b = Some(Box::new(move |st| {
-        if let Stanza::Iq(Iq::Set { id, payload, .. }) = st {
-            if payload.name() == "data" && payload.attr("seq") == Some("0") && !refused {
-                refused = true;
-                return Some(Stanza::Iq(Iq::Error {
-                    from: None,
-                    to: None,
-                    id: id.clone(),
-                    error: StanzaError::new(
-                        ErrorType::Wait,
-                        DefinedCondition::RecipientUnavailable,
-                        "en",
-                        "",
-                    ),
-                    payload: None,
-                }));
-            }
+        if let Stanza::Iq(Iq::Set { id, payload, .. }) = st
+            && payload.name() == "data"
+            && payload.attr("seq") == Some("0")
+            && !refused
+        {
+            refused = true;
+            return Some(Stanza::Iq(Iq::Error {
+                from: None,
+                to: None,
+                id: id.clone(),
+                error: StanzaError::new(
+                    ErrorType::Wait,
+                    DefinedCondition::RecipientUnavailable,
+                    "en",
+                    "",
+                ),
+                payload: None,
+            }));
         }
         None
     }));

@@ -68,10 +68,10 @@ impl Side {
         let Some(s) = self.session.as_mut() else {
             return;
         };
-        if !self.to_write.is_empty() {
-            if let Ok(n) = s.send(&self.to_write) {
-                self.to_write.drain(..n);
-            }
+        if !self.to_write.is_empty()
+            && let Ok(n) = s.send(&self.to_write)
+        {
+            self.to_write.drain(..n);
         }
         if self.to_write.is_empty() && self.close_after_write {
             s.close();
@@ -226,11 +226,11 @@ impl Pair {
             if self.drop_a_to_b {
                 return;
             }
-            if let Some(f) = self.filter_a_to_b.as_mut() {
-                if let Some(reply) = f(&stanza) {
-                    self.send(false, reply);
-                    return;
-                }
+            if let Some(f) = self.filter_a_to_b.as_mut()
+                && let Some(reply) = f(&stanza)
+            {
+                self.send(false, reply);
+                return;
             }
         }
         let mut at = self.now + self.latency;
@@ -348,10 +348,10 @@ impl Pair {
             self.deliver(t.to_b, t.stanza);
         }
         for side in [&mut self.a, &mut self.b] {
-            if let Some(s) = side.session.as_mut() {
-                if s.poll_timeout().is_some_and(|t| t <= now) {
-                    s.handle_timeout(now);
-                }
+            if let Some(s) = side.session.as_mut()
+                && s.poll_timeout().is_some_and(|t| t <= now)
+            {
+                s.handle_timeout(now);
             }
         }
         true
