@@ -263,11 +263,19 @@ fn is_xml_space(b: u8) -> bool {
 /// The common case, one text node without whitespace, is decoded straight from the
 /// element's string; only if that fails is the text searched for whitespace to drop.
 pub fn decode_text(elem: &Element) -> Result<Vec<u8>, PayloadError> {
+    let mut out = Vec::new();
+    decode_text_into(elem, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_text`], appending the decoded bytes to `out` (so that a caller can reuse one
+/// buffer for every chunk). On error `out` is left as it was.
+pub fn decode_text_into(elem: &Element, out: &mut Vec<u8>) -> Result<(), PayloadError> {
     let mut texts = elem.texts();
     match (texts.next(), texts.next()) {
-        (None, _) => return Ok(Vec::new()),
-        (Some(t), None) => match decode_strict(t.as_bytes()) {
-            Ok(v) => return Ok(v),
+        (None, _) => return Ok(()),
+        (Some(t), None) => match decode_strict_into(t.as_bytes(), out) {
+            Ok(()) => return Ok(()),
             Err(e) if !t.bytes().any(is_xml_space) => return Err(e),
             Err(_) => {}
         },
@@ -277,13 +285,20 @@ pub fn decode_text(elem: &Element) -> Result<Vec<u8>, PayloadError> {
     for t in elem.texts() {
         joined.extend(t.bytes().filter(|b| !is_xml_space(*b)));
     }
-    decode_strict(&joined)
+    decode_strict_into(&joined, out)
 }
 
 /// Strict RFC 4648 §4 decoding (padding required, alphabet only, `=` only at the end).
 pub fn decode_strict(b64: &[u8]) -> Result<Vec<u8>, PayloadError> {
+    let mut out = Vec::new();
+    decode_strict_into(b64, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_strict`], appending to `out`; on error `out` is left as it was.
+pub fn decode_strict_into(b64: &[u8], out: &mut Vec<u8>) -> Result<(), PayloadError> {
     base64_simd::STANDARD
-        .decode_to_vec(b64)
+        .decode_append(b64, out)
         .map_err(|_| PayloadError::InvalidBase64)
 }
 
@@ -419,6 +434,20 @@ mod tests {
             "<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='s'>\n  QUJD\n  REVG\n</data>",
         );
         assert_eq!(Data::parse(&e).unwrap().data, b"ABCDEF");
+    }
+
+    #[test]
+    fn decoding_into_a_buffer_appends_and_leaves_it_alone_on_error() {
+        let mut out = b"xy".to_vec();
+        let good = el("<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='s'>QUJD</data>");
+        decode_text_into(&good, &mut out).unwrap();
+        assert_eq!(out, b"xyABC");
+        let bad = el("<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='s'>QU*D</data>");
+        assert_eq!(
+            decode_text_into(&bad, &mut out),
+            Err(PayloadError::InvalidBase64)
+        );
+        assert_eq!(out, b"xyABC");
     }
 
     #[test]

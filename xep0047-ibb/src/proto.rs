@@ -80,7 +80,11 @@ use xmpp_parsers::{
 
 use crate::config::{Config, OpenOptions};
 use crate::error::{Error, MisuseError, PayloadError, ProtocolError, TimeoutKind};
-use crate::payload::{Close, Data, NS_IBB, Open, Payload, Sid, StanzaKind, decode_text};
+use crate::payload::{Close, Data, NS_IBB, Open, Payload, Sid, StanzaKind, decode_text_into};
+
+/// The fewest drained receive buffers a session keeps for the next chunks, so that a steady
+/// transfer decodes every chunk into memory it already has instead of allocating.
+const RECV_SPARES: usize = 4;
 
 /// Which side opened the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +284,8 @@ pub struct Session {
     tokens_at: Instant,
     // receive side
     recv_chunks: VecDeque<Vec<u8>>,
+    /// Drained chunk buffers kept for reuse (see `recv_spares`).
+    recv_spare: Vec<Vec<u8>>,
     recv_off: usize,
     recv_len: usize,
     recv_seq: u16,
@@ -319,6 +325,7 @@ impl Session {
             tokens: 0.0,
             tokens_at: now,
             recv_chunks: VecDeque::new(),
+            recv_spare: Vec::new(),
             recv_off: 0,
             recv_len: 0,
             recv_seq: 0,
@@ -522,6 +529,7 @@ impl Session {
         self.flush_requested = false;
         self.deferred_acks.clear();
         self.recv_chunks.clear();
+        self.recv_spare = Vec::new();
         self.recv_off = 0;
         self.recv_len = 0;
         if let Some((id, _)) = self.peer_close.take() {
@@ -574,18 +582,41 @@ impl Session {
             n += take;
             self.recv_off += take;
             if self.recv_off == front.len() {
-                self.recv_chunks.pop_front();
+                if let Some(done) = self.recv_chunks.pop_front() {
+                    self.recycle(done);
+                }
                 self.recv_off = 0;
             }
         }
         self.recv_len -= n;
-        if n == 0 && !buf.is_empty() {
-            if let Some(e) = &self.error {
-                return Err(e.clone());
-            }
+        if n == 0
+            && !buf.is_empty()
+            && let Some(e) = &self.error
+        {
+            return Err(e.clone());
         }
         self.release_acks();
         Ok(n)
+    }
+
+    /// How many drained buffers to keep: enough for the chunks a full receive buffer holds
+    /// (a reader that lags by up to [`Config::recv_buffer`] then still allocates nothing),
+    /// at least [`RECV_SPARES`] and at most 64; together they hold no more than the larger
+    /// of the receive buffer and [`RECV_SPARES`] chunks.
+    fn recv_spares(&self) -> usize {
+        let per_chunk = usize::from(self.block_size).max(1);
+        (self.config.recv_buffer / per_chunk).clamp(RECV_SPARES, 64)
+    }
+
+    /// Keeps a drained receive buffer for the next chunk, if there is room for it.
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.recv_spare.len() < self.recv_spares()
+            && buf.capacity() <= usize::from(self.block_size)
+            && !matches!(self.state, State::Closed)
+        {
+            buf.clear();
+            self.recv_spare.push(buf);
+        }
     }
 
     fn release_acks(&mut self) {
@@ -595,6 +626,13 @@ impl Session {
             };
             self.transmit.push_back(iq_result(&self.peer, id));
         }
+    }
+
+    /// Whether a control stanza (an answer, an open or a close) is queued for
+    /// [`Session::poll_transmit`]. Data chunks are not counted: they become sendable through
+    /// [`Session::send`], acknowledgements and timeouts, not through reading.
+    pub fn has_queued_transmit(&self) -> bool {
+        !self.transmit.is_empty()
     }
 
     /// The next stanza to send.
@@ -737,20 +775,20 @@ impl Session {
             }
             return;
         }
-        if let State::Closing { close_id, deadline } = &self.state {
-            if close_id.is_none() {
-                let deadline = *deadline;
-                let id = self.fresh_id();
-                let close = Close {
-                    sid: self.sid.clone(),
-                };
-                self.transmit
-                    .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
-                self.state = State::Closing {
-                    close_id: Some(id),
-                    deadline,
-                };
-            }
+        if let State::Closing { close_id, deadline } = &self.state
+            && close_id.is_none()
+        {
+            let deadline = *deadline;
+            let id = self.fresh_id();
+            let close = Close {
+                sid: self.sid.clone(),
+            };
+            self.transmit
+                .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
+            self.state = State::Closing {
+                close_id: Some(id),
+                deadline,
+            };
         }
     }
 
@@ -761,6 +799,7 @@ impl Session {
         self.state = State::Closed;
         self.in_flight.clear();
         self.send_inflight_bytes = 0;
+        self.recv_spare = Vec::new();
         match error {
             Some(e) if self.error.is_none() => {
                 self.error = Some(e.clone());
@@ -866,10 +905,11 @@ impl Session {
             self.fail(Error::Timeout(TimeoutKind::Close));
             return;
         }
-        if let (Some(idle), State::Open) = (self.config.idle_timeout, &self.state) {
-            if later(self.last_activity, idle) <= now && self.in_flight.is_empty() {
-                self.fail(Error::Timeout(TimeoutKind::Inactivity));
-            }
+        if let (Some(idle), State::Open) = (self.config.idle_timeout, &self.state)
+            && later(self.last_activity, idle) <= now
+            && self.in_flight.is_empty()
+        {
+            self.fail(Error::Timeout(TimeoutKind::Inactivity));
         }
     }
 
@@ -991,12 +1031,11 @@ impl Session {
         if let State::Closing {
             close_id: Some(c), ..
         } = &self.state
+            && c == id
         {
-            if c == id {
-                // A result or any error (item-not-found included) ends it (XEP-0047 §2.3).
-                self.finish(None);
-                return;
-            }
+            // A result or any error (item-not-found included) ends it (XEP-0047 §2.3).
+            self.finish(None);
+            return;
         }
         let Some(i) = self.in_flight.iter().position(|f| f.id == id) else {
             return;
@@ -1117,7 +1156,12 @@ impl Session {
                 got: seq,
             });
         }
-        let chunk = decode_text(elem).map_err(ProtocolError::Malformed)?;
+        // Decoded straight into a drained buffer when there is one.
+        let mut chunk = self.recv_spare.pop().unwrap_or_default();
+        if let Err(e) = decode_text_into(elem, &mut chunk) {
+            self.recycle(chunk);
+            return Err(ProtocolError::Malformed(e));
+        }
         if chunk.len() > usize::from(self.block_size) {
             return Err(ProtocolError::ChunkTooLarge {
                 len: chunk.len(),
@@ -1125,7 +1169,9 @@ impl Session {
             });
         }
         self.recv_seq = seq.wrapping_add(1);
-        if !chunk.is_empty() {
+        if chunk.is_empty() {
+            self.recycle(chunk);
+        } else {
             self.recv_len += chunk.len();
             self.recv_chunks.push_back(chunk);
             self.events.push_back(Event::Readable);

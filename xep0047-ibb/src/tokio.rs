@@ -49,6 +49,8 @@ struct Cell {
     write_waker: Option<Waker>,
     open_tx: Option<oneshot::Sender<Result<(), Error>>>,
     io_error: Option<Error>,
+    /// [`Session::is_closed`] as of the last dispatch.
+    was_closed: bool,
 }
 
 impl Cell {
@@ -59,12 +61,23 @@ impl Cell {
             write_waker: None,
             open_tx: None,
             io_error: None,
+            was_closed: false,
         }
     }
 
-    /// Drains events: wakes the reader and writer, resolves a pending open.
+    /// Drains events and resolves a pending open; wakes the reader and writer if anything
+    /// they wait on may have changed (an event, or the session becoming closed). The driver
+    /// dispatches after every stanza it sends, and most sends change nothing a reader or
+    /// writer waits for: waking them anyway costs a task poll each.
     fn dispatch(&mut self) {
+        let mut changed = false;
+        let closed = self.session.is_closed();
+        if closed != self.was_closed {
+            self.was_closed = closed;
+            changed = true;
+        }
         while let Some(ev) = self.session.poll_event() {
+            changed = true;
             match ev {
                 Event::Opened { .. } => {
                     if let Some(tx) = self.open_tx.take() {
@@ -79,6 +92,19 @@ impl Cell {
                 Event::Readable | Event::Writable | Event::PeerClosed | Event::Closed => {}
             }
         }
+        if changed {
+            self.wake();
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch), waking the reader and writer whatever happened (after
+    /// an I/O error or a cancel, which are not session events).
+    fn dispatch_and_wake(&mut self) {
+        self.dispatch();
+        self.wake();
+    }
+
+    fn wake(&mut self) {
         if let Some(w) = self.read_waker.take() {
             w.wake();
         }
@@ -466,7 +492,7 @@ async fn drive<T: StanzaTransport>(inner: Arc<Inner<T>>, key: Key, shared: Arc<S
                         e.to_string(),
                     ))));
                 }
-                cell.dispatch();
+                cell.dispatch_and_wake();
                 break;
             }
             continue;
@@ -495,7 +521,7 @@ async fn drive<T: StanzaTransport>(inner: Arc<Inner<T>>, key: Key, shared: Arc<S
             reg.sessions.remove(&key);
         }
     }
-    lock(&shared.cell).dispatch();
+    lock(&shared.cell).dispatch_and_wake();
 }
 
 type Decide = Box<dyn FnOnce(bool) -> Result<IbbStream, Error> + Send>;
@@ -650,7 +676,7 @@ impl IbbStream {
     pub fn abort(&self) {
         let mut c = lock(&self.shared.cell);
         c.session.cancel();
-        c.dispatch();
+        c.dispatch_and_wake();
         drop(c);
         self.shared.notify.notify_one();
     }
@@ -686,8 +712,12 @@ impl AsyncRead for IbbStream {
             }
             Ok(n) => {
                 buf.advance(n);
+                // Reading only matters to the driver when it released held-back acks.
+                let wake_driver = c.session.has_queued_transmit();
                 drop(c);
-                self.shared.notify.notify_one();
+                if wake_driver {
+                    self.shared.notify.notify_one();
+                }
                 self.shared.drained.notify_waiters();
                 Poll::Ready(Ok(()))
             }
