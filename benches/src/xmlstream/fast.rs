@@ -8,17 +8,17 @@ use xmpp_parsers::message::MessageType;
 use xmpp_parsers::stanza::Stanza;
 
 use super::frame::{all_b64, is_b64};
-use super::{NS_CLIENT, NS_IBB, XmlStreamError, escape, parse_general};
+use super::{NS_CLIENT, NS_IBB, XmlStreamError, escape, parse_general, stanza_from_element};
 
 /// Shortest base64 run worth the fast path; shorter text costs nothing to parse normally.
 pub(super) const FAST_MIN: usize = 64;
 
-/// The fast path for elements ending in an IBB-like `</data></iq>`; `None` when it does not
-/// apply.
-pub(super) fn parse_fast(
+/// The fast path for elements ending in an IBB-like `</data></iq>`: the element without its
+/// trailing base64 run, and that run; `None` when it does not apply.
+pub(super) fn parse_fast_parts(
     bytes: &[u8],
     prefixes: &BTreeMap<Option<String>, String>,
-) -> Result<Option<Element>, XmlStreamError> {
+) -> Result<Option<(Element, String)>, XmlStreamError> {
     const SUFFIXES: [&[u8]; 2] = [b"</data></iq>", b"</data></message>"];
     let Some(suffix) = SUFFIXES.iter().find(|s| bytes.ends_with(s)) else {
         return Ok(None);
@@ -38,9 +38,23 @@ pub(super) fn parse_fast(
     let mut rest = Vec::with_capacity(cut_start + suffix.len());
     rest.extend_from_slice(&bytes[..cut_start]);
     rest.extend_from_slice(suffix);
-    let mut root = parse_general(&rest, prefixes)?;
-    let text = String::from_utf8(bytes[cut_start..cut_end].to_vec())
-        .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))?;
+    let root = parse_general(&rest, prefixes)?;
+    // The run is alphabet-only, hence ASCII: this validation cannot fail and costs little.
+    let text = std::str::from_utf8(&bytes[cut_start..cut_end])
+        .map_err(|e| XmlStreamError::NotWellFormed(e.to_string()))?
+        .to_owned();
+    Ok(Some((root, text)))
+}
+
+/// The fast path as an element: [`parse_fast_parts`] with the run appended to the root's
+/// last child.
+pub(super) fn parse_fast(
+    bytes: &[u8],
+    prefixes: &BTreeMap<Option<String>, String>,
+) -> Result<Option<Element>, XmlStreamError> {
+    let Some((mut root, text)) = parse_fast_parts(bytes, prefixes)? else {
+        return Ok(None);
+    };
     // `</data>` right before the root's end tag closes the root's last child element.
     let Some(last) = root.children_mut().last() else {
         return Err(XmlStreamError::NotWellFormed(
@@ -49,6 +63,47 @@ pub(super) fn parse_fast(
     };
     last.append_text(text);
     Ok(Some(root))
+}
+
+/// The fast path straight to a stanza: the element without its base64 run is converted
+/// (small), and the run is then appended to the `<data/>` payload, so the conversion never
+/// copies the run. `None` when the fast path does not apply, or when the converted stanza
+/// has no `<data/>` where the root's last child was; the caller then takes the general path,
+/// which also gives the general path's error for an element that is not a valid stanza.
+pub(super) fn parse_fast_stanza(
+    bytes: &[u8],
+    prefixes: &BTreeMap<Option<String>, String>,
+) -> Result<Option<Stanza>, XmlStreamError> {
+    let Some((root, text)) = parse_fast_parts(bytes, prefixes)? else {
+        return Ok(None);
+    };
+    let only_child = root.children().count() == 1;
+    let Ok(mut stanza) = stanza_from_element(root) else {
+        return Ok(None);
+    };
+    // The root's last child is the `<data/>`: a message's last payload (it is neither a
+    // body, a subject nor a thread), or an iq's payload if it is the iq's only child (an iq
+    // keeps its first child only).
+    let target = match &mut stanza {
+        Stanza::Iq(
+            Iq::Set { payload, .. }
+            | Iq::Get { payload, .. }
+            | Iq::Result {
+                payload: Some(payload),
+                ..
+            },
+        ) if only_child => payload,
+        Stanza::Message(m) => match m.payloads.last_mut() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if target.name() != "data" {
+        return Ok(None);
+    }
+    target.append_text(text);
+    Ok(Some(stanza))
 }
 
 /// The IBB `<data/>` payload and its text, if `e` is one with alphabet-only text and no
@@ -71,7 +126,25 @@ pub(super) fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"'");
 }
 
+/// Serializes `stanza` with the fast path, if it applies: `false` (and `out` untouched) if not.
 pub(super) fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
+    let Some((text, tail)) = serialize_fast_head(stanza, out) else {
+        return false;
+    };
+    out.reserve(text.len() + tail.len());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(tail);
+    true
+}
+
+/// The fast path in three parts: writes to `head` everything before the `<data/>` text and
+/// returns the text (borrowed from the stanza) and the closing tags, so that a writer can
+/// send the three with one vectored write and never copy the text. `None` (and `head`
+/// untouched) when the fast path does not apply.
+pub(super) fn serialize_fast_head<'a>(
+    stanza: &'a Stanza,
+    out: &mut Vec<u8>,
+) -> Option<(&'a str, &'static [u8])> {
     let (root, type_, id, from, to, payload) = match stanza {
         Stanza::Iq(Iq::Set {
             from,
@@ -96,15 +169,12 @@ pub(super) fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
             let id = m.id.as_ref().map(|i| i.0.as_str());
             ("message", type_, id, &m.from, &m.to, &m.payloads[0])
         }
-        _ => return false,
+        _ => return None,
     };
-    let Some(text) = fast_data(payload) else {
-        return false;
-    };
+    let text = fast_data(payload)?;
     if payload.attrs().iter().any(|((ns, _), _)| !ns.is_none()) {
-        return false;
+        return None;
     }
-    out.reserve(text.len() + 512);
     out.extend_from_slice(b"<");
     out.extend_from_slice(root.as_bytes());
     push_attr(out, "xmlns", NS_CLIENT);
@@ -126,9 +196,21 @@ pub(super) fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
         push_attr(out, name.as_str(), value);
     }
     out.extend_from_slice(b">");
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(b"</data></");
-    out.extend_from_slice(root.as_bytes());
-    out.extend_from_slice(b">");
-    true
+    let tail: &'static [u8] = if root == "iq" {
+        b"</data></iq>"
+    } else {
+        b"</data></message>"
+    };
+    Some((text, tail))
+}
+
+/// The `<data/>` text of a stanza that [`serialize_fast_head`] accepted (without checking
+/// it again).
+pub(super) fn fast_text(stanza: &Stanza) -> &str {
+    let payload = match stanza {
+        Stanza::Iq(Iq::Set { payload, .. }) => Some(payload),
+        Stanza::Message(m) => m.payloads.first(),
+        _ => None,
+    };
+    payload.and_then(|p| p.texts().next()).unwrap_or("")
 }

@@ -48,7 +48,7 @@ use ft_transport::StanzaTransport;
 mod fast;
 mod frame;
 
-use fast::{parse_fast, serialize_fast};
+use fast::{fast_text, parse_fast, parse_fast_stanza, serialize_fast, serialize_fast_head};
 use frame::{Found, Scan, find_seq, scan, tag_end};
 
 /// Namespace of the stream element.
@@ -197,14 +197,14 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
                     self.advance(end + 2);
                     continue;
                 }
-            } else if self.buf.len() >= 2 {
-                if let Some(end) = tag_end(&self.buf, 1) {
-                    let tag = std::str::from_utf8(&self.buf[..=end])
-                        .map_err(|_| XmlStreamError::BadHeader)?
-                        .to_owned();
-                    self.advance(end + 1);
-                    return self.accept_header(&tag);
-                }
+            } else if self.buf.len() >= 2
+                && let Some(end) = tag_end(&self.buf, 1)
+            {
+                let tag = std::str::from_utf8(&self.buf[..=end])
+                    .map_err(|_| XmlStreamError::BadHeader)?
+                    .to_owned();
+                self.advance(end + 1);
+                return self.accept_header(&tag);
             }
             if self.buf.len() > self.limit {
                 return Err(XmlStreamError::TooLarge { limit: self.limit });
@@ -231,23 +231,12 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
         Ok(())
     }
 
-    /// The next top-level element, or `None` at `</stream:stream>`.
-    pub async fn next_element(&mut self) -> Result<Option<Element>, XmlStreamError> {
+    /// Where the next top-level element lies in the buffer (not yet consumed), or `None`
+    /// at `</stream:stream>`.
+    async fn next_frame(&mut self) -> Result<Option<(usize, usize)>, XmlStreamError> {
         loop {
             match scan(&self.buf, &mut self.scan, self.consumed)? {
-                Found::Element(start, end) => {
-                    let elem = self.parse_element(start, end);
-                    self.advance(end);
-                    let elem = elem?;
-                    if elem.name() == "error" && elem.ns() == NS_STREAM {
-                        let cond = elem
-                            .children()
-                            .next()
-                            .map_or_else(|| "undefined".to_owned(), |c| c.name().to_owned());
-                        return Err(XmlStreamError::StreamError(cond));
-                    }
-                    return Ok(Some(elem));
-                }
+                Found::Element(start, end) => return Ok(Some((start, end))),
                 Found::StreamEnd(end) => {
                     self.advance(end);
                     return Ok(None);
@@ -263,12 +252,34 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
         }
     }
 
+    /// The next top-level element, or `None` at `</stream:stream>`.
+    pub async fn next_element(&mut self) -> Result<Option<Element>, XmlStreamError> {
+        let Some((start, end)) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        let elem = self.parse_element(start, end);
+        self.advance(end);
+        check_stream_error(elem?).map(Some)
+    }
+
     /// The next stanza, or `None` at `</stream:stream>`.
     pub async fn next_stanza(&mut self) -> Result<Option<Stanza>, XmlStreamError> {
-        match self.next_element().await? {
-            None => Ok(None),
-            Some(elem) => stanza_from_element(elem).map(Some),
+        let Some((start, end)) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        let fast = parse_fast_stanza(&self.buf[start..end], &self.prefixes);
+        if let Ok(Some(_)) = fast {
+            self.fast_hits += 1;
         }
+        let stanza = match fast {
+            Ok(Some(s)) => Ok(s),
+            Err(e) => Err(e),
+            Ok(None) => parse_general(&self.buf[start..end], &self.prefixes)
+                .and_then(check_stream_error)
+                .and_then(stanza_from_element),
+        };
+        self.advance(end);
+        stanza.map(Some)
     }
 
     fn parse_element(&mut self, start: usize, end: usize) -> Result<Element, XmlStreamError> {
@@ -284,6 +295,18 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
     pub fn into_parts(self) -> (R, BytesMut) {
         (self.r, self.buf)
     }
+}
+
+/// A stream error from the peer as an error; any other element unchanged.
+fn check_stream_error(elem: Element) -> Result<Element, XmlStreamError> {
+    if elem.name() == "error" && elem.ns() == NS_STREAM {
+        let cond = elem
+            .children()
+            .next()
+            .map_or_else(|| "undefined".to_owned(), |c| c.name().to_owned());
+        return Err(XmlStreamError::StreamError(cond));
+    }
+    Ok(elem)
 }
 
 /// Converts a parsed top-level element to a stanza.
@@ -315,16 +338,10 @@ impl ChunkParser {
 
     /// Parses `bytes` (one complete element) into a stanza.
     pub fn parse(&self, bytes: &[u8], fast: bool) -> Result<Stanza, XmlStreamError> {
-        let fast = if fast {
-            parse_fast(bytes, &self.prefixes)?
-        } else {
-            None
-        };
-        let elem = match fast {
-            Some(e) => e,
-            None => parse_general(bytes, &self.prefixes)?,
-        };
-        stanza_from_element(elem)
+        if fast && let Some(s) = parse_fast_stanza(bytes, &self.prefixes)? {
+            return Ok(s);
+        }
+        stanza_from_element(parse_general(bytes, &self.prefixes)?)
     }
 }
 
@@ -383,7 +400,21 @@ fn clone_stanza(stanza: &Stanza) -> Stanza {
 pub struct XmlStreamTransport {
     jid: Jid,
     stamp_from: bool,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Frame>,
+}
+
+/// What the sending side hands the writer task.
+#[derive(Debug)]
+enum Frame {
+    /// A serialized stanza.
+    Bytes(Vec<u8>),
+    /// A stanza on the `<data/>` fast path: its serialized start, its text (still in the
+    /// stanza) and its closing tags, written together with one vectored write.
+    Data {
+        head: Vec<u8>,
+        stanza: Box<Stanza>,
+        tail: &'static [u8],
+    },
 }
 
 impl XmlStreamTransport {
@@ -409,9 +440,37 @@ impl XmlStreamTransport {
     }
 }
 
+/// Writes all of `parts` with as few vectored writes as the socket allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut parts: [&[u8]; 3],
+) -> io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        if parts[first].is_empty() {
+            first += 1;
+            continue;
+        }
+        let slices = parts.map(io::IoSlice::new);
+        let mut n = w.write_vectored(&slices[first..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let take = n.min(parts[first].len());
+            parts[first] = &parts[first][take..];
+            n -= take;
+            if parts[first].is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     w: W,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Frame>,
     header: Option<String>,
 ) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(256 * 1024, w);
@@ -421,13 +480,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(bytes) = next {
-            if bytes.len() >= DIRECT_WRITE {
-                // Large stanzas (IBB data) go straight to the socket: no copy into the buffer.
-                w.flush().await?;
-                w.get_mut().write_all(&bytes).await?;
-            } else {
-                w.write_all(&bytes).await?;
+        while let Some(frame) = next {
+            match frame {
+                Frame::Bytes(bytes) if bytes.len() < DIRECT_WRITE => w.write_all(&bytes).await?,
+                // Large stanzas go straight to the socket: no copy into the buffer.
+                Frame::Bytes(bytes) => {
+                    w.flush().await?;
+                    w.get_mut().write_all(&bytes).await?;
+                }
+                Frame::Data { head, stanza, tail } => {
+                    let text = fast_text(&stanza).as_bytes();
+                    if head.len() + text.len() < DIRECT_WRITE {
+                        w.write_all(&head).await?;
+                        w.write_all(text).await?;
+                        w.write_all(tail).await?;
+                    } else {
+                        w.flush().await?;
+                        write_all_vectored(w.get_mut(), [&head, text, tail]).await?;
+                    }
+                }
             }
             next = rx.try_recv().ok();
         }
@@ -445,10 +516,20 @@ impl StanzaTransport for XmlStreamTransport {
         if self.stamp_from && ft_transport::util::stanza_from(&stanza).is_none() {
             ft_transport::util::set_stanza_from(&mut stanza, Some(self.jid.clone()));
         }
-        let mut bytes = Vec::new();
-        serialize(&stanza, &mut bytes);
+        let mut head = Vec::new();
+        let frame = match serialize_fast_head(&stanza, &mut head) {
+            Some((_, tail)) => Frame::Data {
+                head,
+                stanza: Box::new(stanza),
+                tail,
+            },
+            None => {
+                serialize_general(&stanza, &mut head);
+                Frame::Bytes(head)
+            }
+        };
         let tx = self.tx.clone();
-        async move { tx.send(bytes).await.map_err(|_| XmlStreamError::Closed) }
+        async move { tx.send(frame).await.map_err(|_| XmlStreamError::Closed) }
     }
 
     fn jid(&self) -> &Jid {
@@ -555,6 +636,53 @@ mod tests {
         assert_eq!(fast, general);
     }
 
+    fn data_message(n: usize) -> Stanza {
+        let mut m = Message::new_with_type(MessageType::Chat, Some("b@x/r".parse().unwrap()));
+        m.from = Some("a@x/r".parse().unwrap());
+        m.id = Some(xmpp_parsers::message::Id("m&1".into()));
+        m.payloads.push(data_el(n, "s"));
+        Stanza::Message(m)
+    }
+
+    #[test]
+    fn fast_stanza_parse_yields_exactly_the_general_stanza() {
+        let parser = ChunkParser::new();
+        for stanza in [data_iq(65535), data_iq(100), data_message(65535)] {
+            let mut bytes = Vec::new();
+            serialize(&stanza, &mut bytes);
+            assert!(
+                parse_fast_stanza(&bytes, &client_prefixes())
+                    .unwrap()
+                    .is_some()
+            );
+            let fast = parser.parse(&bytes, true).unwrap();
+            assert_eq!(fast, parser.parse(&bytes, false).unwrap());
+            assert_eq!(fast, stanza);
+        }
+    }
+
+    #[test]
+    fn a_data_run_the_stanza_does_not_keep_as_its_payload_is_parsed_the_general_way() {
+        // An iq keeps its first child only: the run in a later `<data/>` must not end up in
+        // the first one, even when that one is named `data` too.
+        let run = b64(300);
+        let parser = ChunkParser::new();
+        for first in ["<x xmlns='urn:x'/>", "<data xmlns='urn:x'/>"] {
+            let xml = format!(
+                "<iq xmlns='jabber:client' type='set' id='1'>{first}<data xmlns='{NS_IBB}' \
+                 seq='0' sid='s'>{run}</data></iq>"
+            );
+            let fast = parser.parse(xml.as_bytes(), true);
+            let general = parser.parse(xml.as_bytes(), false);
+            assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{first}");
+            assert!(
+                parse_fast_stanza(xml.as_bytes(), &client_prefixes())
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+
     #[test]
     fn text_with_other_characters_keeps_them_in_order() {
         // Whitespace and an entity before the base64 run: only the run is cut.
@@ -643,5 +771,33 @@ mod tests {
         let got = b.reader.next_stanza().await.unwrap().unwrap();
         assert_eq!(got, data_iq(65535));
         assert_eq!(b.reader.fast_hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn large_and_small_stanzas_cross_in_order() {
+        // Fast-path stanzas go out as vectored writes, the rest through the writer's buffer.
+        let (a, mut b) = pair("a@x/r".parse().unwrap(), "b@x/r".parse().unwrap())
+            .await
+            .unwrap();
+        let sent = || {
+            [
+                data_message(65535),
+                data_iq(100),
+                Stanza::Iq(Iq::Result {
+                    from: Some("a@x/r".parse().unwrap()),
+                    to: None,
+                    id: "r1".into(),
+                    payload: None,
+                }),
+                data_iq(65535),
+            ]
+        };
+        for s in sent() {
+            a.transport.send(s).await.unwrap();
+        }
+        for want in sent() {
+            assert_eq!(b.reader.next_stanza().await.unwrap().unwrap(), want);
+        }
+        assert_eq!(b.reader.fast_hits(), 3);
     }
 }
