@@ -24,10 +24,10 @@ fn elements(text: &str) -> Vec<Element> {
 
 fn query(p: &Element) -> String {
     if p.is("query", INFO) {
-        if let Ok(q) = DiscoInfoQuery::try_from(p.clone()) {
-            if p.children().next().is_none() {
-                return format!("info{}", node(q.node.as_deref()));
-            }
+        if let Ok(q) = DiscoInfoQuery::try_from(p.clone())
+            && p.children().next().is_none()
+        {
+            return format!("info{}", node(q.node.as_deref()));
         }
         let r = parse_info_result(p.clone()).expect("disco#info");
         let ids: Vec<String> = r
@@ -47,10 +47,10 @@ fn query(p: &Element) -> String {
             f.join(" ")
         )
     } else if p.is("query", ITEMS) {
-        if let Ok(q) = DiscoItemsQuery::try_from(p.clone()) {
-            if p.children().next().is_none() {
-                return format!("items{}", node(q.node.as_deref()));
-            }
+        if let Ok(q) = DiscoItemsQuery::try_from(p.clone())
+            && p.children().next().is_none()
+        {
+            return format!("items{}", node(q.node.as_deref()));
         }
         let r = parse_items_result(p.clone()).expect("disco#items");
         let items: Vec<String> = r

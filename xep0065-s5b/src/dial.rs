@@ -165,12 +165,11 @@ pub(crate) async fn race(
                         attempts[i].outcome = Outcome::Won;
                         set.abort_all();
                         for (j, a) in attempts.iter_mut().enumerate() {
-                            if j != i && a.outcome == Outcome::NotTried {
-                                if let Some(s) = started_at[j] {
+                            if j != i && a.outcome == Outcome::NotTried
+                                && let Some(s) = started_at[j] {
                                     a.outcome = Outcome::Lost;
                                     a.duration = s.elapsed();
                                 }
-                            }
                         }
                         return Ok((stream, i, attempts));
                     }
