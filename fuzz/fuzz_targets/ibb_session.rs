@@ -60,11 +60,18 @@ fuzz_target!(|data: &[u8]| {
                 let text = rest.get(1..1 + len).unwrap_or_default();
                 ops = rest.get(1 + len..).unwrap_or_default();
                 let seq = u16::from(*arg) % 8;
-                let body = format!("<data xmlns='{NS}' sid='s' seq='{seq}'>{}</data>", escape(text));
+                let body = format!(
+                    "<data xmlns='{NS}' sid='s' seq='{seq}'>{}</data>",
+                    escape(text)
+                );
                 let xml = if op % 6 == 0 {
-                    format!("<iq xmlns='jabber:client' type='set' id='d{seq}' from='a@x/r' to='b@x/r'>{body}</iq>")
+                    format!(
+                        "<iq xmlns='jabber:client' type='set' id='d{seq}' from='a@x/r' to='b@x/r'>{body}</iq>"
+                    )
                 } else {
-                    format!("<message xmlns='jabber:client' from='a@x/r' to='b@x/r'>{body}</message>")
+                    format!(
+                        "<message xmlns='jabber:client' from='a@x/r' to='b@x/r'>{body}</message>"
+                    )
                 };
                 if let Some(s) = stanza(&xml) {
                     let _ = session.handle_stanza(now, s);
@@ -98,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(s) = stanza(
                     "<message xmlns='jabber:client' from='a@x/r' to='b@x/r'><body>hi</body></message>",
                 ) {
-                    assert!(matches!(session.handle_stanza(now, s), ControlFlow::Continue(_)));
+                    assert!(matches!(
+                        session.handle_stanza(now, s),
+                        ControlFlow::Continue(_)
+                    ));
                 }
             }
         }

@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let name = String::from_utf8_lossy(data);
     if let Ok(safe) = xep0096_file::safe_file_name(&name) {
         assert!(!safe.is_empty(), "{name:?} -> empty");
-        assert!(safe.len() <= xep0096_file::MAX_NAME_BYTES, "{name:?} -> too long");
+        assert!(
+            safe.len() <= xep0096_file::MAX_NAME_BYTES,
+            "{name:?} -> too long"
+        );
         assert!(safe != "." && safe != "..", "{name:?} -> {safe:?}");
         assert!(!safe.contains(['/', '\\', '\0']), "{name:?} -> {safe:?}");
         assert!(!safe.chars().any(char::is_control), "{name:?} -> {safe:?}");
