@@ -22,12 +22,17 @@
 //!   text is appended to the last child element. Alphabet bytes have no markup, entity or
 //!   normalization meaning in XML, and the `</data>` right before the root's end tag closes
 //!   the root's last child, so the result is the element the general parser builds,
-//!   well-formedness checks included. Anything else takes the general path.
+//!   well-formedness checks included. Anything else takes the general path. The reader's
+//!   [`XmlReader::next_stanza`] converts the rest to a stanza first and appends the text to
+//!   its `<data/>` payload afterwards, so the conversion never copies the text; where the
+//!   stanza would not keep that child as its payload, it parses the general way.
 //! * **serialize**: an iq `set` or a message whose only payload is an IBB `<data/>` with
-//!   alphabet-only text is written directly, with attribute values escaped; anything else
-//!   goes through minidom.
+//!   alphabet-only text is written directly, with attribute values escaped, and the transport
+//!   sends its text from the stanza itself with one vectored write; an `<iq type='result'/>`
+//!   without payload (the acknowledgement) is written directly too; anything else goes
+//!   through minidom.
 //!
-//! The unit tests check that both paths produce identical stanzas and identical bytes.
+//! The unit tests check that both paths produce identical stanzas.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -48,7 +53,10 @@ use ft_transport::StanzaTransport;
 mod fast;
 mod frame;
 
-use fast::{fast_text, parse_fast, parse_fast_stanza, serialize_fast, serialize_fast_head};
+use fast::{
+    fast_text, parse_fast, parse_fast_stanza, serialize_empty_result, serialize_fast,
+    serialize_fast_head,
+};
 use frame::{Found, Scan, find_seq, scan, tag_end};
 
 /// Namespace of the stream element.
@@ -371,7 +379,7 @@ pub fn escape(s: &str) -> String {
 
 /// Serializes a stanza to the bytes the stream carries (root with its `xmlns`).
 pub fn serialize(stanza: &Stanza, out: &mut Vec<u8>) {
-    if serialize_fast(stanza, out) {
+    if serialize_fast(stanza, out) || serialize_empty_result(stanza, out) {
         return;
     }
     serialize_general(stanza, out);
@@ -524,7 +532,9 @@ impl StanzaTransport for XmlStreamTransport {
                 tail,
             },
             None => {
-                serialize_general(&stanza, &mut head);
+                if !serialize_empty_result(&stanza, &mut head) {
+                    serialize_general(&stanza, &mut head);
+                }
                 Frame::Bytes(head)
             }
         };
@@ -626,6 +636,24 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_acknowledgement_parses_to_the_stanza_minidom_writes() {
+        for (from, to) in [(Some("a@x/r'&<"), Some("b@x/r")), (None, None)] {
+            let stanza = Stanza::Iq(Iq::Result {
+                from: from.map(|j| j.parse().unwrap()),
+                to: to.map(|j| j.parse().unwrap()),
+                id: "id'\"&<>1".into(),
+                payload: None,
+            });
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            assert!(serialize_empty_result(&stanza, &mut fast));
+            serialize_general(&stanza, &mut general);
+            let parser = ChunkParser::new();
+            assert_eq!(parser.parse(&fast, false).unwrap(), stanza);
+            assert_eq!(parser.parse(&general, false).unwrap(), stanza);
+        }
+    }
+
+    #[test]
     fn fast_parse_yields_exactly_the_general_parse() {
         let mut bytes = Vec::new();
         serialize(&data_iq(65535), &mut bytes);
@@ -699,6 +727,33 @@ mod tests {
             parse_general(xml.as_bytes(), &client_prefixes()).unwrap()
         );
         assert_eq!(fast.children().next().unwrap().text(), format!("& \n{run}"));
+    }
+
+    #[test]
+    fn the_cut_is_the_whole_alphabet_run_whatever_precedes_it() {
+        // A `>` in the text, base64 that is not valid (length), and valid base64 directly
+        // after the start tag: each parses as the general path does.
+        let run = b64(300);
+        for text in [
+            format!("a>{run}"),
+            format!("{run}A"),
+            run.clone(),
+            format!("{run}\n"),
+        ] {
+            let xml = format!(
+                "<iq xmlns='jabber:client' type='set' id='1'><data xmlns='{NS_IBB}' seq='0' \
+                 sid='s'>{}</data></iq>",
+                text.replace('>', "&gt;")
+            );
+            let general = parse_general(xml.as_bytes(), &client_prefixes()).unwrap();
+            if let Some(fast) = parse_fast(xml.as_bytes(), &client_prefixes()).unwrap() {
+                assert_eq!(fast, general);
+            }
+            let xml = xml.replace("&gt;", ">");
+            let general = parse_general(xml.as_bytes(), &client_prefixes()).unwrap();
+            let fast = parse_fast(xml.as_bytes(), &client_prefixes()).unwrap();
+            assert_eq!(fast.unwrap_or_else(|| general.clone()), general);
+        }
     }
 
     #[test]
