@@ -207,7 +207,10 @@ mod tests {
         theirs.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"abc");
         let digests = sent.hashes.unwrap().digests().await.unwrap();
-        assert_eq!(digests.md5_hex(), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            digests.md5_hex().unwrap(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(
             digests.sha256_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

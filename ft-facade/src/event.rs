@@ -233,7 +233,8 @@ pub struct Outcome {
     /// the sender: of the bytes it sent, and of the part before them when resuming from a
     /// path), lower-case hex.
     pub sha256: String,
-    /// MD5 of the whole file, lower-case hex, when it was computed.
+    /// MD5 of the whole file, lower-case hex, when it was computed: the sender computes it
+    /// for the offer; the receiver only to check an offered one (whole files only).
     pub md5: Option<String>,
     /// Where the receiver put the file (`None` when received into a writer).
     pub path: Option<PathBuf>,

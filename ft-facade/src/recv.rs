@@ -325,6 +325,11 @@ async fn receive<T: StanzaTransport + Clone>(
                     .await
                     .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?;
             }
+            if expected.md5.is_none() {
+                // Nothing to check it against (most clients offer no hash): MD5, the
+                // slower digest, is not computed at all.
+                part.skip_md5();
+            }
             (Sink::Part(part), offset)
         }
         Destination::Writer(w) => {
@@ -333,7 +338,12 @@ async fn receive<T: StanzaTransport + Clone>(
             } else {
                 0
             };
-            (Sink::Writer(w, HashLanes::new()), offset)
+            let mut lanes = HashLanes::new();
+            if expected.md5.is_none() || offset > 0 {
+                // MD5 is checked only against an offered hash, and only for a whole file.
+                lanes.skip_md5();
+            }
+            (Sink::Writer(w, lanes), offset)
         }
     };
 
@@ -478,17 +488,17 @@ async fn deliver<T: StanzaTransport + Clone>(
                 .finish(expected, collision)
                 .await
                 .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
-            (Some(path), digests.sha256_hex(), Some(digests.md5_hex()))
+            (Some(path), digests.sha256_hex(), digests.md5_hex())
         }
         Some(Sink::Writer(_, lanes)) => {
             let digests = lanes.digests().await.map_err(|e| {
                 TransferError::new(Stage::Verify, ErrorKind::Io(std::io::Error::other(e)))
             })?;
             let md5 = digests.md5_hex();
-            if offset == 0 {
-                check_md5(expected, &md5)?;
+            if let Some(md5) = &md5 {
+                check_md5(expected, md5)?;
             }
-            (None, digests.sha256_hex(), (offset == 0).then_some(md5))
+            (None, digests.sha256_hex(), md5)
         }
     };
     Ok(Outcome {

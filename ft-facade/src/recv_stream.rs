@@ -352,7 +352,7 @@ mod tests {
         out.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"abc");
         assert_eq!(
-            lanes.digests().await.unwrap().md5_hex(),
+            lanes.digests().await.unwrap().md5_hex().unwrap(),
             "900150983cd24fb0d6963f7d28e17f72"
         );
     }

@@ -65,7 +65,8 @@ async fn prepare(source: Source) -> Result<Prepared, TransferError> {
                 .await
                 .map_err(|e| err(Stage::Prepare, ErrorKind::Io(std::io::Error::other(e))))?;
             let sha256 = digests.sha256_hex();
-            let mut info = FileInfo::new(meta.name.clone(), meta.size).with_md5(digests.md5_hex());
+            let mut info = FileInfo::new(meta.name.clone(), meta.size);
+            info.md5 = digests.md5_hex();
             info.date = meta.to_file(None).date;
             info.mime_type = Some(meta.mime_type.to_owned());
             file.seek(SeekFrom::Start(0))
@@ -301,7 +302,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 .digests()
                 .await
                 .map_err(|e| err(Stage::Close, ErrorKind::Io(std::io::Error::other(e))))?;
-            (d.sha256_hex(), (offset == 0).then(|| d.md5_hex()))
+            (d.sha256_hex(), d.md5_hex().filter(|_| offset == 0))
         }
         (None, None) => (String::new(), None),
     };

@@ -217,7 +217,10 @@ async fn a_peer_name_with_dot_dot_lands_inside_the_directory() {
     let receiving = offer.accept_into_dir(&dst, AcceptOptions::new());
     let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
     sent.unwrap();
-    let path = received.unwrap().path.unwrap();
+    let received = received.unwrap();
+    assert_eq!(received.md5, None, "no hash offered, none computed");
+    assert_eq!(received.sha256, sha256_hex(&data));
+    let path = received.path.unwrap();
     assert_eq!(path.parent(), Some(dst.as_path()));
     assert_eq!(
         listing(root.path()),
@@ -374,6 +377,11 @@ async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
         sha256_hex(&second)
     );
     assert_eq!(received1.sha256, sha256_hex(&first));
+    assert_eq!(
+        received1.md5,
+        Some(md5_hex(&first)),
+        "the offered md5 was checked"
+    );
     assert_eq!(received2.sha256, sha256_hex(&second));
     assert_eq!(listing(dst.path()), ["same (1).bin", "same.bin"]);
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use md5::Digest;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hash::{Digests, Hasher};
+use crate::hash::Hasher;
 
 /// Chunks queued per digest thread. With chunks of at most a copy buffer (256 KiB in the
 /// facade), a lane holds at most a few MiB whatever the file size; a full queue makes
@@ -66,9 +66,33 @@ impl Lane {
 #[error("a hashing thread stopped")]
 pub struct LaneGone;
 
+/// What [`HashLanes`] computed: SHA-256 always, MD5 unless it was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneDigests {
+    /// MD5, `None` after [`HashLanes::skip_md5`].
+    pub md5: Option<[u8; 16]>,
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// The number of bytes hashed.
+    pub len: u64,
+}
+
+impl LaneDigests {
+    /// MD5 as lower-case hex, if it was computed.
+    pub fn md5_hex(&self) -> Option<String> {
+        self.md5.map(hex::encode)
+    }
+
+    /// SHA-256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
 /// MD5 and SHA-256 of a stream of chunks, computed on two threads while the caller goes on
 /// writing. Memory is bounded: each thread queues at most [`LANE_DEPTH`] chunks, and the
 /// chunks are shared (reference counted), not copied. The threads end when this is dropped.
+/// MD5 (the slower one) can be left out when nobody checks it ([`skip_md5`](Self::skip_md5)).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -80,11 +104,11 @@ pub struct LaneGone;
 /// lanes.update(Bytes::from_static(b"world")).await.unwrap();
 /// let d = lanes.digests().await.unwrap();
 /// assert_eq!(d.len, 11);
-/// assert_eq!(d.md5_hex(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+/// assert_eq!(d.md5_hex().unwrap(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
 /// # });
 /// ```
 pub struct HashLanes {
-    md5: Lane,
+    md5: Option<Lane>,
     sha256: Lane,
     len: u64,
 }
@@ -111,19 +135,32 @@ impl HashLanes {
     pub fn from_hasher(hasher: Hasher) -> Self {
         let (md5, sha256, len) = hasher.into_parts();
         Self {
-            md5: Lane::spawn("xft-md5", md5),
+            md5: Some(Lane::spawn("xft-md5", md5)),
             sha256: Lane::spawn("xft-sha256", sha256),
             len,
         }
     }
 
-    /// Queues `chunk` for both digests; waits only while a queue is full.
+    /// Stops computing MD5 (its thread ends): for content whose MD5 nobody will check or
+    /// report. [`digests`](Self::digests) then has no MD5.
+    pub fn skip_md5(&mut self) {
+        self.md5 = None;
+    }
+
+    /// Whether MD5 is being computed.
+    pub fn has_md5(&self) -> bool {
+        self.md5.is_some()
+    }
+
+    /// Queues `chunk` for the digests; waits only while a queue is full.
     pub async fn update(&mut self, chunk: Bytes) -> Result<(), LaneGone> {
         if chunk.is_empty() {
             return Ok(());
         }
         let n = chunk.len() as u64;
-        self.md5.send(chunk.clone()).await?;
+        if let Some(md5) = &self.md5 {
+            md5.send(chunk.clone()).await?;
+        }
         self.sha256.send(chunk).await?;
         self.len += n;
         Ok(())
@@ -139,13 +176,22 @@ impl HashLanes {
         self.len == 0
     }
 
-    /// The digests of everything queued so far (waits for both threads to catch up).
-    pub async fn digests(&self) -> Result<Digests, LaneGone> {
-        let (md5, sha256) = tokio::join!(self.md5.snapshot(), self.sha256.snapshot());
-        let (md5, sha256) = (md5?, sha256?);
-        Ok(Digests {
-            md5: md5.try_into().map_err(|_| LaneGone)?,
-            sha256: sha256.try_into().map_err(|_| LaneGone)?,
+    /// The digests of everything queued so far (waits for the threads to catch up).
+    pub async fn digests(&self) -> Result<LaneDigests, LaneGone> {
+        let md5 = async {
+            match &self.md5 {
+                Some(lane) => lane.snapshot().await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (md5, sha256) = tokio::join!(md5, self.sha256.snapshot());
+        let md5 = match md5? {
+            Some(v) => Some(v.try_into().map_err(|_| LaneGone)?),
+            None => None,
+        };
+        Ok(LaneDigests {
+            md5,
+            sha256: sha256?.try_into().map_err(|_| LaneGone)?,
             len: self.len,
         })
     }
@@ -160,7 +206,12 @@ mod tests {
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
         let mut serial = Hasher::new();
         serial.update(&data);
-        let want = serial.finish();
+        let d = serial.finish();
+        let want = LaneDigests {
+            md5: Some(d.md5),
+            sha256: d.sha256,
+            len: d.len,
+        };
 
         let mut lanes = HashLanes::new();
         for c in data.chunks(65_537) {
@@ -183,10 +234,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_skipped_md5_is_absent_and_sha256_unchanged() {
+        let mut lanes = HashLanes::new();
+        lanes.skip_md5();
+        assert!(!lanes.has_md5());
+        lanes.update(Bytes::from_static(b"abc")).await.unwrap();
+        let d = lanes.digests().await.unwrap();
+        assert_eq!(d.md5, None);
+        assert_eq!(
+            d.sha256_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[tokio::test]
     async fn no_bytes_give_the_empty_digests() {
         let lanes = HashLanes::new();
         let d = lanes.digests().await.unwrap();
-        assert_eq!(d.md5_hex(), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(d.md5_hex().unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(d.len, 0);
     }
 }

@@ -81,7 +81,7 @@ pub mod payload;
 pub use error::{FileError, NameError, WriteError};
 pub use hash::{Digests, Hasher};
 #[cfg(feature = "tokio")]
-pub use lanes::{HashLanes, LaneGone};
+pub use lanes::{HashLanes, LaneDigests, LaneGone};
 pub use meta::{FileMeta, guess_mime_type};
 pub use name::{MAX_NAME_BYTES, safe_file_name};
 pub use offer::{Expected, FileOffer, answer_range, error_reply};

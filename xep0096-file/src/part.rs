@@ -9,8 +9,7 @@ use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::WriteError;
-use crate::hash::Digests;
-use crate::lanes::{HashLanes, LaneGone};
+use crate::lanes::{HashLanes, LaneDigests, LaneGone};
 use crate::name::safe_file_name;
 use crate::offer::{Expected, FileOffer};
 use crate::payload::Range;
@@ -44,6 +43,7 @@ const REHASH_CHUNK: usize = 256 * 1024;
 ///   taken over and resumed. On a file system without locks this is best effort.
 /// * Every byte is counted and hashed (MD5 and SHA-256) as it is written; the digests run
 ///   on threads of their own ([`HashLanes`]) beside the disk writes, with bounded queues.
+///   MD5 can be left out when the sender offered none ([`skip_md5`](Self::skip_md5)).
 /// * More bytes than the offered size are refused ([`WriteError::TooManyBytes`]).
 /// * [`finish`](Self::finish) flushes and syncs, checks size and hashes, then moves the file
 ///   to its final name without overwriting (see [`Collision`]). On any failure there is
@@ -66,7 +66,7 @@ const REHASH_CHUNK: usize = 256 * 1024;
 /// let mut part = PartFile::create(&dir, "../../report.txt", 11).await.unwrap();
 /// part.write(b"hello ").await.unwrap();
 /// part.write(b"world").await.unwrap();
-/// let md5 = part.digests().await.unwrap().md5;
+/// let md5 = part.digests().await.unwrap().md5.unwrap();
 /// let expected = Expected { size: 11, md5: Some(md5), sha256: None };
 /// let path = part.finish(&expected, Collision::Replace).await.unwrap();
 /// assert_eq!(path, dir.join("report.txt"));
@@ -296,6 +296,14 @@ impl PartFile {
             });
         }
         let digests = self.digests().await?;
+        if expected.md5.is_some() && digests.md5.is_none() {
+            // The caller's mistake, not the content's: the part stays.
+            return Err(WriteError::io(
+                "verify",
+                &self.part_path,
+                io::Error::other("an MD5 is expected but was not computed (skip_md5)"),
+            ));
+        }
         if let Err(e) = check(&digests, expected) {
             // Removed while still held, so no other receiver can have taken it over.
             let _ = fs::remove_file(&self.part_path).await;
@@ -309,11 +317,17 @@ impl PartFile {
 
     /// The digests of everything written so far (waits for the digest threads to catch
     /// up with the writes).
-    pub async fn digests(&self) -> Result<Digests, WriteError> {
+    pub async fn digests(&self) -> Result<LaneDigests, WriteError> {
         self.lanes
             .digests()
             .await
             .map_err(|e| lane_error(&self.part_path, e))
+    }
+
+    /// Stops computing MD5: for an offer without a `hash`, where nobody checks it.
+    /// [`finish`](Self::finish) with an expected MD5 then fails instead of passing unchecked.
+    pub fn skip_md5(&mut self) {
+        self.lanes.skip_md5();
     }
 
     /// Deletes the `.part` file.
@@ -415,14 +429,14 @@ fn poisoned(path: &Path) -> WriteError {
     )
 }
 
-fn check(d: &Digests, expected: &Expected) -> Result<(), WriteError> {
-    if let Some(md5) = expected.md5
-        && md5 != d.md5
+fn check(d: &LaneDigests, expected: &Expected) -> Result<(), WriteError> {
+    if let (Some(md5), Some(got)) = (expected.md5, d.md5)
+        && md5 != got
     {
         return Err(WriteError::HashMismatch {
             algorithm: "md5",
             expected: hex::encode(md5),
-            actual: d.md5_hex(),
+            actual: hex::encode(got),
         });
     }
     if let Some(sha) = expected.sha256
@@ -900,6 +914,33 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(path).unwrap(), b"newbytes");
         assert_eq!(names(dir.path()), ["s.bin"]);
+    }
+
+    #[tokio::test]
+    async fn without_md5_sha256_is_still_verified_and_an_expected_md5_is_never_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PartFile::open(dir.path(), "n.bin", 3).await.unwrap();
+        p.skip_md5();
+        p.write(b"abc").await.unwrap();
+        assert_eq!(p.digests().await.unwrap().md5, None);
+        let mut e = expected_for(b"abc");
+        e.md5 = None;
+        let path = p.finish(&e, Collision::Rename).await.unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"abc");
+
+        let mut p = PartFile::open(dir.path(), "m.bin", 3).await.unwrap();
+        p.skip_md5();
+        p.write(b"abc").await.unwrap();
+        let err = p
+            .finish(&expected_for(b"abc"), Collision::Rename)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Io { op: "verify", .. }), "{err}");
+        assert!(!dir.path().join("m.bin").exists());
+        assert!(
+            dir.path().join("m.bin.part").exists(),
+            "the content is not known bad"
+        );
     }
 
     #[test]
