@@ -104,6 +104,9 @@ pub(super) fn parse_fast_stanza(
     bytes: &[u8],
     prefixes: &BTreeMap<Option<String>, String>,
 ) -> Result<Option<Stanza>, XmlStreamError> {
+    if let Some(stanza) = parse_data_iq(bytes) {
+        return Ok(Some(stanza));
+    }
     let Some((root, text)) = parse_fast_parts(bytes, prefixes)? else {
         return Ok(None);
     };
@@ -275,4 +278,94 @@ pub(super) fn serialize_empty_result(stanza: &Stanza, out: &mut Vec<u8>) -> bool
     }
     out.extend_from_slice(b"/>");
     true
+}
+
+/// The narrowest fast path, with no XML parser at all: an IBB data iq in exactly the shape
+/// [`serialize_fast`] writes, `<iq xmlns='jabber:client' type='set' id='…' from='…'
+/// to='…'><data xmlns='http://jabber.org/protocol/ibb' seq='…' sid='…'>RUN</data></iq>`
+/// (`from` and `to` optional, attributes in any order, each at most once), where every
+/// attribute value is printable ASCII without `& < > ' "` (so it has no entity, no
+/// normalization and no markup meaning) and RUN is valid base64. The stanza is built
+/// directly. Anything else, and any JID that does not parse, is `None`: the caller takes the
+/// parser-based paths, which give the general path's result or error.
+pub(super) fn parse_data_iq(bytes: &[u8]) -> Option<Stanza> {
+    const TAIL: &[u8] = b"</data></iq>";
+    let body = bytes.strip_suffix(TAIL)?;
+    let mut c = Cursor(body);
+    c.literal(b"<iq xmlns='jabber:client' type='set'")?;
+    let (mut id, mut from, mut to) = (None, None, None);
+    while c.literal(b">").is_none() {
+        let (name, value) = c.attr()?;
+        let slot = match name {
+            b"id" => &mut id,
+            b"from" => &mut from,
+            b"to" => &mut to,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    c.literal(b"<data xmlns='http://jabber.org/protocol/ibb'")?;
+    let (mut seq, mut sid) = (None, None);
+    while c.literal(b">").is_none() {
+        let (name, value) = c.attr()?;
+        let slot = match name {
+            b"seq" => &mut seq,
+            b"sid" => &mut sid,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    let run = c.0;
+    if run.len() < FAST_MIN || base64_simd::STANDARD.check(run).is_err() {
+        return None;
+    }
+    let jid = |v: Option<&str>| -> Option<Option<jid::Jid>> {
+        v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
+    };
+    let (from, to) = (jid(from)?, jid(to)?);
+    let mut payload = Element::builder("data", NS_IBB)
+        .attr(minidom::rxml::xml_ncname!("seq").into(), seq?)
+        .attr(minidom::rxml::xml_ncname!("sid").into(), sid?)
+        .build();
+    // Valid base64 is ASCII: this cannot fail.
+    payload.append_text_node(std::str::from_utf8(run).ok()?.to_owned());
+    Some(Stanza::Iq(Iq::Set {
+        from,
+        to,
+        id: id?.to_owned(),
+        payload,
+    }))
+}
+
+/// The bytes [`parse_data_iq`] has not consumed yet.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn literal(&mut self, lit: &[u8]) -> Option<()> {
+        self.0 = self.0.strip_prefix(lit)?;
+        Some(())
+    }
+
+    /// ` name='value'` with a plain value (see [`parse_data_iq`]).
+    fn attr(&mut self) -> Option<(&'a [u8], &'a str)> {
+        self.literal(b" ")?;
+        let eq = self.0.iter().position(|&b| b == b'=')?;
+        let name = &self.0[..eq];
+        self.0 = &self.0[eq..];
+        self.literal(b"='")?;
+        let end = self.0.iter().position(|&b| b == b'\'')?;
+        let value = &self.0[..end];
+        if !value
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'))
+        {
+            return None;
+        }
+        self.0 = &self.0[end + 1..];
+        Some((name, std::str::from_utf8(value).ok()?))
+    }
 }
