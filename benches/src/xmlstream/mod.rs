@@ -708,6 +708,7 @@ mod tests {
             (" to='b@x/r' id='i d' ", " sid='s' seq='65535'", false),
             (" to='b@x/r' id='i d'", " sid='s' seq='65535'", true),
             (" id='1'", " seq='7' sid='s 1'", true),
+            (" id=''", " seq='' sid=''", true),
             (" id='1' id='2'", " seq='7' sid='s'", false),
             (" id='1'", " seq='7' sid='s' seq='8'", false),
             (" id='1&amp;'", " seq='7' sid='s'", false),
