@@ -96,68 +96,123 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Run, String>>,
 {
-    let mut mbps = Vec::new();
-    let mut cpu = Vec::new();
-    let mut peak: Option<u64> = None;
-    let mut latency: Option<Histogram<u64>> = None;
-    let mut outcome = Outcome::Ok;
-    let rss_start = machine::rss_bytes();
-    for i in 0..runs {
+    let mut acc = Accumulator::new(spec, runs);
+    for _ in 0..runs {
+        if !acc.run_once(budget, run()).await {
+            break;
+        }
+    }
+    acc.finish()
+}
+
+/// The figures of one case gathered run by run, so that the runs of several cases can be
+/// interleaved (see `suite`: the socket cases run in rounds, one run of each case per round,
+/// so that a change in the shared machine's speed reaches every case of a ratio alike).
+#[derive(Debug)]
+pub struct Accumulator {
+    spec: Spec,
+    runs: usize,
+    done: usize,
+    mbps: Vec<f64>,
+    cpu: Vec<f64>,
+    peak: Option<u64>,
+    latency: Option<Histogram<u64>>,
+    outcome: Outcome,
+    rss_start: Option<u64>,
+}
+
+impl Accumulator {
+    /// An empty case that expects `runs` runs.
+    pub fn new(spec: Spec, runs: usize) -> Self {
+        Self {
+            spec,
+            runs,
+            done: 0,
+            mbps: Vec::new(),
+            cpu: Vec::new(),
+            peak: None,
+            latency: None,
+            outcome: Outcome::Ok,
+            rss_start: machine::rss_bytes(),
+        }
+    }
+
+    /// Whether the case failed (no further run is useful).
+    pub fn failed(&self) -> bool {
+        self.outcome != Outcome::Ok
+    }
+
+    /// Times one run bounded by `budget`; `false` once the case has failed.
+    pub async fn run_once<Fut>(&mut self, budget: Duration, run: Fut) -> bool
+    where
+        Fut: Future<Output = Result<Run, String>>,
+    {
+        if self.failed() {
+            return false;
+        }
+        self.done += 1;
+        let (i, runs) = (self.done, self.runs);
         machine::reset_peak_rss();
         let cpu0 = machine::cpu_seconds();
         let t0 = Instant::now();
-        let result = tokio::time::timeout(budget, run()).await;
+        let result = tokio::time::timeout(budget, run).await;
         let wall = t0.elapsed();
         let cpu1 = machine::cpu_seconds();
-        peak = peak.max(machine::peak_rss_bytes());
-        match result {
+        self.peak = self.peak.max(machine::peak_rss_bytes());
+        let r = match result {
             Err(_) => {
-                outcome = Outcome::Failed(format!(
-                    "run {} of {runs} did not complete within its budget of {} s",
-                    i + 1,
+                self.outcome = Outcome::Failed(format!(
+                    "run {i} of {runs} did not complete within its budget of {} s",
                     budget.as_secs()
                 ));
-                break;
+                return false;
             }
             Ok(Err(reason)) => {
-                outcome = Outcome::Failed(format!("run {} of {runs}: {reason}", i + 1));
-                break;
+                self.outcome = Outcome::Failed(format!("run {i} of {runs}: {reason}"));
+                return false;
             }
-            Ok(Ok(r)) => {
-                if r.bytes != spec.bytes {
-                    outcome = Outcome::Failed(format!(
-                        "run {} of {runs} moved {} bytes, expected {}",
-                        i + 1,
-                        r.bytes,
-                        spec.bytes
-                    ));
-                    break;
-                }
-                let secs = r.elapsed.unwrap_or(wall).as_secs_f64().max(1e-9);
-                mbps.push(r.bytes as f64 / MB / secs);
-                if let (Some(a), Some(b)) = (cpu0, cpu1) {
-                    cpu.push(b - a);
-                }
-                if let Some(h) = r.latency {
-                    match &mut latency {
-                        None => latency = Some(h),
-                        Some(acc) => {
-                            // Same bounds on both sides: adding cannot fail.
-                            let _ = acc.add(&h);
-                        }
-                    }
+            Ok(Ok(r)) => r,
+        };
+        if r.bytes != self.spec.bytes {
+            self.outcome = Outcome::Failed(format!(
+                "run {i} of {runs} moved {} bytes, expected {}",
+                r.bytes, self.spec.bytes
+            ));
+            return false;
+        }
+        let secs = r.elapsed.unwrap_or(wall).as_secs_f64().max(1e-9);
+        self.mbps.push(r.bytes as f64 / MB / secs);
+        if let (Some(a), Some(b)) = (cpu0, cpu1) {
+            self.cpu.push(b - a);
+        }
+        if let Some(h) = r.latency {
+            match &mut self.latency {
+                None => self.latency = Some(h),
+                Some(acc) => {
+                    // Same bounds on both sides: adding cannot fail.
+                    let _ = acc.add(&h);
                 }
             }
         }
+        true
     }
-    let mut case = spec.without_runs(outcome);
-    case.mbps = Spread::of(&mbps);
-    case.runs_mbps = mbps;
-    case.cpu_seconds = Spread::of(&cpu).map(|s| s.median);
-    case.peak_rss_bytes = peak;
-    case.rss_start_bytes = rss_start;
-    case.ack_latency_us = latency.as_ref().and_then(Percentiles::of);
-    case
+
+    /// The case with every figure gathered so far.
+    pub fn finish(self) -> Case {
+        let mut case = self.spec.without_runs(self.outcome);
+        case.mbps = Spread::of(&self.mbps);
+        case.runs_mbps = self.mbps;
+        case.cpu_seconds = Spread::of(&self.cpu).map(|s| s.median);
+        case.peak_rss_bytes = self.peak;
+        case.rss_start_bytes = self.rss_start;
+        case.ack_latency_us = self.latency.as_ref().and_then(Percentiles::of);
+        case
+    }
+
+    /// The case's id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
 }
 
 #[cfg(test)]

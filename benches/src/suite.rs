@@ -2,16 +2,33 @@
 //! they are judged against. [`run`] is what the `transfer` binary and `xft bench` call.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::ceiling::{self, CpuPath};
 use crate::machine::{self, Machine};
-use crate::measure::{self, Run, Spec};
+use crate::measure::{self, Accumulator, Run, Spec};
 use crate::report::{Case, Goal, LoadAverage, Outcome, Report, Verdict, Versions};
 use crate::transfer::{self, IbbParams, Window};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
+
+/// The fewest rounds the socket cases (raw TCP, relay hop, S5B direct and proxied) run
+/// outside `--quick`: a run takes well under a second, and on this shared machine single
+/// runs of them varied by 2x within a minute.
+pub const SOCKET_ROUNDS: usize = 7;
+
+/// One run of a case, boxed so that cases of different kinds can run in rounds.
+type RunFn = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<Run, String>>>>>;
+
+fn boxed<F, Fut>(mut f: F) -> RunFn
+where
+    F: FnMut() -> Fut + 'static,
+    Fut: Future<Output = Result<Run, String>> + 'static,
+{
+    Box::new(move || Box::pin(f()))
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -150,6 +167,28 @@ impl Runner {
         self.cases.push(case);
     }
 
+    /// Runs the wanted `cases` in `rounds` rounds, one run of each case per round in the
+    /// order given, so that the ceiling and the cases judged against it see the same
+    /// machine: on a shared machine the speed drifts over seconds, and timing all runs of one
+    /// case before the next skewed ratios by more than the goals' margins.
+    async fn interleaved(&mut self, rounds: usize, cases: Vec<(Spec, RunFn)>) {
+        let mut cases: Vec<(Accumulator, RunFn)> = cases
+            .into_iter()
+            .filter(|(spec, _)| self.opts.wants(&spec.id))
+            .map(|(spec, run)| (Accumulator::new(spec, rounds), run))
+            .collect();
+        for _ in 0..rounds {
+            for (acc, run) in &mut cases {
+                acc.run_once(self.opts.budget, run()).await;
+            }
+        }
+        for (acc, _) in cases {
+            let case = acc.finish();
+            self.log(&case);
+            self.cases.push(case);
+        }
+    }
+
     fn skip(&mut self, spec: Spec, reason: &str) {
         if !self.opts.wants(&spec.id) {
             return;
@@ -253,64 +292,66 @@ pub async fn run_async(opts: Options) -> Report {
         cases: Vec::new(),
     };
 
-    // Sockets: ceilings and S5B at every size.
+    // Sockets: ceilings and S5B at every size, in interleaved rounds.
+    let rounds = if opts.quick {
+        opts.runs
+    } else {
+        opts.runs.max(SOCKET_ROUNDS)
+    };
     for &size in &opts.sizes {
         let sl = size_label(size);
         let tcp = raw_tcp_id(size);
-        r.case(
-            spec(
-                tcp.clone(),
-                "ceiling",
-                "raw loopback TCP",
-                "tcp",
-                "loopback",
-                None,
-                size,
-                None,
-            ),
-            || ceiling::raw_tcp(size),
-        )
-        .await;
-        r.case(
-            spec(
-                format!("ceiling/relay-hop/{sl}"),
-                "ceiling",
-                "plain copy relay hop",
-                "tcp",
-                "loopback relay",
-                None,
-                size,
-                Some(tcp.clone()),
-            ),
-            || ceiling::relay_hop(size),
-        )
-        .await;
-        r.case(
-            spec(
-                format!("s5b/direct/{sl}"),
-                "s5b",
-                "S5B direct",
-                "xft",
-                "hub + loopback",
-                None,
-                size,
-                Some(tcp.clone()),
-            ),
-            || transfer::s5b(size, false),
-        )
-        .await;
-        r.case(
-            spec(
-                format!("s5b/xft-proxy/{sl}"),
-                "s5b",
-                "S5B through our proxy",
-                "xft",
-                "xft proxy",
-                None,
-                size,
-                Some(tcp.clone()),
-            ),
-            || transfer::s5b(size, true),
+        let sock = |id: String, group, method, implementation, path, ceiling| {
+            spec(id, group, method, implementation, path, None, size, ceiling)
+        };
+        r.interleaved(
+            rounds,
+            vec![
+                (
+                    sock(
+                        tcp.clone(),
+                        "ceiling",
+                        "raw loopback TCP",
+                        "tcp",
+                        "loopback",
+                        None,
+                    ),
+                    boxed(move || ceiling::raw_tcp(size)),
+                ),
+                (
+                    sock(
+                        format!("ceiling/relay-hop/{sl}"),
+                        "ceiling",
+                        "plain copy relay hop",
+                        "tcp",
+                        "loopback relay",
+                        Some(tcp.clone()),
+                    ),
+                    boxed(move || ceiling::relay_hop(size)),
+                ),
+                (
+                    sock(
+                        format!("s5b/direct/{sl}"),
+                        "s5b",
+                        "S5B direct",
+                        "xft",
+                        "hub + loopback",
+                        Some(tcp.clone()),
+                    ),
+                    boxed(move || transfer::s5b(size, false)),
+                ),
+                (
+                    sock(
+                        format!("s5b/xft-proxy/{sl}"),
+                        "s5b",
+                        "S5B through our proxy",
+                        "xft",
+                        "xft proxy",
+                        Some(tcp.clone()),
+                    ),
+                    boxed(move || transfer::s5b(size, true)),
+                ),
+            ],
         )
         .await;
     }
