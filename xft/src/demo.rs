@@ -147,6 +147,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
     }
     if !args.json {
         print!("{}", report::table(&rows));
+        println!(
+            "total s: offer to verified file on disk; stream MB/s: the bytes over the \
+             streaming phase alone (hashing runs beside it; the sender's pre-offer hash pass \
+             and the final check are outside it)"
+        );
     }
     drop(proxy);
     Ok(if rows.iter().all(|r| r.verified) {

@@ -83,8 +83,8 @@ impl Row {
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<13} {:>12} {:>9} {:>10}  {}\n",
-        "method", "bytes", "seconds", "MB/s", "verified"
+        "{:<13} {:>12} {:>9} {:>13}  {}\n",
+        "method", "bytes", "total s", "stream MB/s", "verified"
     ));
     for r in rows {
         let verified = match (&r.error, r.verified) {
@@ -93,7 +93,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             (None, false) => "NO".to_owned(),
         };
         out.push_str(&format!(
-            "{:<13} {:>12} {:>9.3} {:>10.1}  {}\n",
+            "{:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
             r.requested, r.bytes, r.seconds, r.mb_per_s, verified
         ));
     }
