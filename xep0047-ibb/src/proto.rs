@@ -539,16 +539,7 @@ impl Session {
         }
         match self.state {
             State::Open | State::Closing { close_id: None, .. } => {
-                let id = self.fresh_id();
-                let close = Close {
-                    sid: self.sid.clone(),
-                };
-                self.transmit
-                    .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
-                self.state = State::Closing {
-                    close_id: Some(id),
-                    deadline: later(self.now, self.config.close_timeout),
-                };
+                self.send_close(later(self.now, self.config.close_timeout));
             }
             State::Opening { .. } => self.finish(None),
             State::Closing { .. } | State::Closed => {}
@@ -779,17 +770,22 @@ impl Session {
             && close_id.is_none()
         {
             let deadline = *deadline;
-            let id = self.fresh_id();
-            let close = Close {
-                sid: self.sid.clone(),
-            };
-            self.transmit
-                .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
-            self.state = State::Closing {
-                close_id: Some(id),
-                deadline,
-            };
+            self.send_close(deadline);
         }
+    }
+
+    /// Queues our `<close/>` and waits for its answer until `deadline`.
+    fn send_close(&mut self, deadline: Instant) {
+        let id = self.fresh_id();
+        let close = Close {
+            sid: self.sid.clone(),
+        };
+        self.transmit
+            .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
+        self.state = State::Closing {
+            close_id: Some(id),
+            deadline,
+        };
     }
 
     fn finish(&mut self, error: Option<Error>) {
@@ -830,16 +826,7 @@ impl Session {
         }
         match self.state {
             State::Open | State::Closing { close_id: None, .. } => {
-                let id = self.fresh_id();
-                let close = Close {
-                    sid: self.sid.clone(),
-                };
-                self.transmit
-                    .push_back(iq_set(&self.peer, id.clone(), close.to_element()));
-                self.state = State::Closing {
-                    close_id: Some(id),
-                    deadline: later(self.now, self.config.close_timeout),
-                };
+                self.send_close(later(self.now, self.config.close_timeout));
             }
             State::Opening { .. } => self.state = State::Closed,
             State::Closing { .. } | State::Closed => {}
