@@ -114,6 +114,15 @@ struct Account {
     /// IBB block size.
     #[arg(long, default_value_t = 8192)]
     block_size: u16,
+    /// How long a sent offer waits for the peer's answer (seconds, or `5m`; default 300).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    offer_timeout: Option<std::time::Duration>,
+    /// The budget for every SOCKS5 attempt together before falling back to IBB (default 20).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    s5b_budget: Option<std::time::Duration>,
+    /// Give a transfer up when no data has moved for this long (default 60).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    inactivity_timeout: Option<std::time::Duration>,
     /// Print one JSON result object per transfer.
     #[arg(long)]
     json: bool,

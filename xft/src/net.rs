@@ -63,6 +63,15 @@ pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
     if !account.local_addresses.is_empty() {
         c.s5b.listen(account.local_addresses.clone());
     }
+    if let Some(t) = account.offer_timeout {
+        c.offer_timeout = t;
+    }
+    if let Some(t) = account.s5b_budget {
+        c.s5b_budget(t);
+    }
+    if let Some(t) = account.inactivity_timeout {
+        c.inactivity_timeout = t;
+    }
     Ok(c)
 }
 
@@ -256,5 +265,63 @@ mod tests {
         assert!(is_loopback(&server("localhost:5222").unwrap()));
         assert!(!is_loopback(&server("example.org:5222").unwrap()));
         assert!(server("example.org").is_err());
+    }
+
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    fn recv_account(extra: &[&str]) -> Account {
+        let mut argv = vec![
+            "xft",
+            "recv",
+            "--server",
+            "127.0.0.1:5222",
+            "--jid",
+            "bob@localhost",
+            "--password",
+            "pw",
+        ];
+        argv.extend_from_slice(extra);
+        match crate::Cli::try_parse_from(argv).unwrap().command {
+            crate::Command::Recv(r) => r.account,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn timeout_flags_reach_the_facade_and_the_defaults_stay_otherwise() {
+        let defaults = Config::default();
+        let c = facade_config(&recv_account(&[])).unwrap();
+        assert_eq!(c.offer_timeout, defaults.offer_timeout);
+        assert_eq!(c.s5b_budget, defaults.s5b_budget);
+        assert_eq!(c.inactivity_timeout, defaults.inactivity_timeout);
+        let c = facade_config(&recv_account(&[
+            "--offer-timeout",
+            "5m",
+            "--s5b-budget",
+            "3",
+            "--inactivity-timeout",
+            "7.5s",
+        ]))
+        .unwrap();
+        assert_eq!(c.offer_timeout, Duration::from_secs(300));
+        assert_eq!(c.s5b_budget, Duration::from_secs(3));
+        assert_eq!(c.inactivity_timeout, Duration::from_millis(7500));
+        assert!(
+            crate::Cli::try_parse_from([
+                "xft",
+                "recv",
+                "--server",
+                "x:1",
+                "--jid",
+                "a@b",
+                "--password",
+                "p",
+                "--offer-timeout",
+                "0",
+            ])
+            .is_err()
+        );
     }
 }
