@@ -73,6 +73,14 @@ async fn until_bytes_flow(h: &mut TransferHandle) {
 
 /// Starts a trickling transfer by `method`; returns (sender, receiver, destination).
 async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
+    trickling_with(method, AcceptOptions::new()).await
+}
+
+/// [`trickling`], accepted with `options`.
+async fn trickling_with(
+    method: Method,
+    options: AcceptOptions,
+) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
     let hub = Hub::new();
     let alice = entity(&hub, "alice@x/a", config(&[method]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
@@ -89,7 +97,7 @@ async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile:
         .next_offer()
         .await
         .unwrap()
-        .accept_into_dir(dst.path(), AcceptOptions::new());
+        .accept_into_dir(dst.path(), options);
     (sending, receiving, dst, hub)
 }
 
@@ -388,26 +396,8 @@ async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
 
 #[tokio::test]
 async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
-    let (_sending, mut receiving, dst, _hub) = {
-        let hub = Hub::new();
-        let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
-        let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
-        let dst = tempfile::tempdir().unwrap();
-        let data = content(1_000_000, 62);
-        let info = FileInfo::new("drop.bin", data.len() as u64);
-        let sending = alice.send_reader(
-            jid("bob@x/b"),
-            Trickle::new(data, 1024, Duration::from_millis(5)),
-            info,
-            SendOptions::default(),
-        );
-        let receiving = bob
-            .next_offer()
-            .await
-            .unwrap()
-            .accept_into_dir(dst.path(), AcceptOptions::new().with_keep_partial(false));
-        (sending, receiving, dst, hub)
-    };
+    let (_sending, mut receiving, dst, _hub) =
+        trickling_with(Method::IbbIq, AcceptOptions::new().with_keep_partial(false)).await;
     until_bytes_flow(&mut receiving).await;
     receiving.cancel();
     let received = receiving.outcome().await.unwrap_err();
