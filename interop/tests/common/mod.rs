@@ -15,8 +15,9 @@ use ft_transport::xmpp::ClientTransport;
 use ft_transport::{Jid, Stanza, StanzaTransport};
 use sha2::{Digest, Sha256};
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::MessageType;
 use xmpp_parsers::minidom::Element;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -45,10 +46,14 @@ pub struct IbbSeen {
     pub data_message: u64,
     /// The largest decoded `<data/>` payload, in bytes.
     pub largest_block: usize,
+    /// Decoded `<data/>` payload bytes, all chunks together.
+    pub data_bytes: u64,
     /// `<close/>` requests.
     pub closes: u64,
     /// Every iq error: (type, condition, text).
     pub iq_errors: Vec<(ErrorType, DefinedCondition, Option<String>)>,
+    /// Every message error (a bounced data message, for example): (type, condition).
+    pub message_errors: Vec<(ErrorType, DefinedCondition)>,
 }
 
 impl IbbSeen {
@@ -60,6 +65,16 @@ impl IbbSeen {
                 error.defined_condition.clone(),
                 error.texts.values().next().cloned(),
             )),
+            Stanza::Message(m) if m.type_ == MessageType::Error => {
+                if let Some(error) = m
+                    .payloads
+                    .iter()
+                    .find_map(|p| StanzaError::try_from(p.clone()).ok())
+                {
+                    self.message_errors
+                        .push((error.type_.clone(), error.defined_condition.clone()));
+                }
+            }
             Stanza::Message(m) => {
                 for p in &m.payloads {
                     self.element(p, true);
@@ -89,7 +104,9 @@ impl IbbSeen {
                 .filter(|c| !c.is_ascii_whitespace())
                 .count();
             let pad = e.text().bytes().rev().take_while(|c| *c == b'=').count();
-            self.largest_block = self.largest_block.max(b64 / 4 * 3 - pad.min(2));
+            let decoded = (b64 / 4 * 3).saturating_sub(pad.min(2));
+            self.largest_block = self.largest_block.max(decoded);
+            self.data_bytes += decoded as u64;
         } else if e.is("close", NS_IBB) {
             self.closes += 1;
         }
