@@ -100,24 +100,31 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod cleanup;
 mod config;
 mod copy;
 mod error;
 mod event;
-mod handle;
-
-pub use config::{Config, IbbStanza, Method, Policy, ProxySource, UnknownMethod};
-pub use error::{ErrorKind, Side, Stage, TransferError};
-pub use event::{CandidateReport, Event, FileInfo, MethodUsed, Outcome, Progress};
-pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
 mod glue;
+mod handle;
 mod manager;
+mod options;
 mod recv;
 mod recv_stream;
 mod send;
+mod shared;
 
-pub use manager::{FileTransfer, SendOptions};
-pub use recv::{AcceptOptions, IncomingOffer};
+pub use config::{
+    Config, IbbOptions, Method, OfferHash, Policy, ProxySource, S5bRoute, UnknownMethod,
+};
+pub use error::{ErrorKind, Misuse, Side, Stage, TransferError};
+pub use event::{CandidateReport, Event, FallbackReason, FileInfo, MethodUsed, Outcome, Progress};
+pub use ft_transport::{InvalidSid, Sid};
+pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
+pub use manager::FileTransfer;
+pub use options::{AcceptOptions, SendOptions};
+pub use recv::IncomingOffer;
+pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).
 pub use xep0030_disco as disco;

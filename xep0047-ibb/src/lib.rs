@@ -60,7 +60,7 @@
 //!     }
 //! });
 //!
-//! let sid = Sid::from("i781hf64");
+//! let sid = Sid::new("i781hf64").unwrap();
 //! let incoming = bob.expect("alice@example.org/a".parse()?, sid.clone(), Duration::from_secs(15));
 //! let mut out = alice.open("bob@example.org/b".parse()?, sid, OpenOptions::default()).await?;
 //! let mut inc = incoming.await?;
@@ -123,7 +123,7 @@ pub mod proto;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use config::{Config, OpenOptions};
+pub use config::{Config, DEFAULT_BLOCK_SIZE, OpenOptions};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError, TimeoutKind};
 pub use payload::{Close, Data, Open, Payload, Sid, StanzaKind};
 pub use proto::{Event, Role, Session};

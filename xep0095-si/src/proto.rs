@@ -78,11 +78,7 @@ impl Offer {
         from: Option<Jid>,
         to: Option<Jid>,
     ) -> Result<Self, SiError> {
-        let sid = si
-            .id
-            .as_deref()
-            .and_then(Sid::new)
-            .ok_or(SiError::MissingId)?;
+        let sid = Sid::new(si.id.as_deref().unwrap_or_default())?;
         let profile = match si.profile.as_deref().map(str::trim) {
             Some(p) if !p.is_empty() => p.to_owned(),
             _ => return Err(SiError::MissingProfile),
