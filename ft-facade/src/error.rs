@@ -399,6 +399,69 @@ mod tests {
     }
 
     #[test]
+    fn crate_errors_arrive_typed_as_the_source() {
+        use std::error::Error as _;
+        let k = ErrorKind::from(xep0047_ibb::Error::Protocol(
+            xep0047_ibb::ProtocolError::DuplicateSid,
+        ));
+        assert!(matches!(
+            &k,
+            ErrorKind::Ibb(xep0047_ibb::Error::Protocol(
+                xep0047_ibb::ProtocolError::DuplicateSid
+            ))
+        ));
+        let source = k.source().expect("the ibb error is the source");
+        assert!(source.downcast_ref::<xep0047_ibb::Error>().is_some());
+        assert!(k.chain().starts_with("in-band bytestream failed: "));
+
+        let k = ErrorKind::from(xep0065_s5b::Error::NoStreamHost(Vec::new()));
+        let ErrorKind::S5b(e) = &k else {
+            panic!("{k:?}")
+        };
+        assert!(matches!(**e, xep0065_s5b::Error::NoStreamHost(_)));
+        assert!(
+            k.source()
+                .and_then(|s| s.downcast_ref::<Arc<xep0065_s5b::Error>>())
+                .is_some()
+                || k.source()
+                    .and_then(|s| s.downcast_ref::<xep0065_s5b::Error>())
+                    .is_some()
+        );
+
+        let k = ErrorKind::from(xep0095_si::Error::Protocol(
+            xep0095_si::SiError::NoChosenMethod,
+        ));
+        assert!(matches!(&k, ErrorKind::Si(e) if matches!(**e, xep0095_si::Error::Protocol(_))));
+
+        let k = ErrorKind::from(Misuse::NoMethod);
+        assert_eq!(k.chain(), "misuse: no method configured");
+    }
+
+    #[test]
+    fn refusals_and_timeouts_are_hoisted_whatever_the_crate() {
+        let rejected = Box::new(ft_transport::util::stanza_error(
+            xmpp_parsers::stanza_error::ErrorType::Cancel,
+            xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound,
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0065_s5b::Error::Rejected(rejected.clone())),
+            ErrorKind::Rejected(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0047_ibb::Error::Rejected(rejected)),
+            ErrorKind::Rejected(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0065_s5b::Error::Timeout(Duration::from_secs(1))),
+            ErrorKind::Timeout(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0047_ibb::Error::ClosedByPeer),
+            ErrorKind::Cancelled(Side::Peer)
+        ));
+    }
+
+    #[test]
     fn si_decline_becomes_declined_with_the_text() {
         let k = ErrorKind::from(xep0095_si::Rejection::Declined {
             text: Some("busy".into()),
