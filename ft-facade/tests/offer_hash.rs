@@ -102,5 +102,8 @@ async fn without_a_pre_offer_hash_the_sender_still_reports_the_sha256_it_sent() 
     assert_eq!(sent.sha256, sha256_hex(&data));
     assert_eq!(received.sha256, sha256_hex(&data));
     assert_eq!(sent.md5, None, "no MD5 is made when none was offered");
-    assert_eq!(sha256_file(&dst.path().join("nohash.bin")), sha256_hex(&data));
+    assert_eq!(
+        sha256_file(&dst.path().join("nohash.bin")),
+        sha256_hex(&data)
+    );
 }

@@ -1,5 +1,26 @@
 //! XEP-0047 In-Band Bytestreams (v2.0.1): strict, bidirectional, windowed.
 //!
+//! # Flow
+//!
+//! As XEP-0047 §2 draws it (over `<iq/>`; over `<message/>` the data goes without results):
+//!
+//! ```text
+//! Initiator                                          Responder
+//!     | iq set <open sid='s' block-size='4096' stanza='iq'/> |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//!     | iq set <data sid='s' seq='0'>base64 chunk</data>     |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//!     |          ... seq 1, 2, ... (65535 wraps to 0) ...    |
+//!     | iq set <close sid='s'/>                              |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//! ```
+//!
 //! # What this crate does and does not do
 //!
 //! It does:
