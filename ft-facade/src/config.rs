@@ -124,8 +124,6 @@ pub struct Config {
     /// How long the sender waits for the answer to an offer. Default 5 minutes: on most
     /// clients a person has to click "accept".
     pub offer_timeout: Duration,
-    /// Timeout of the bytestreams query to each proxy. Default 10 s.
-    pub streamhost_query_timeout: Duration,
     /// One total budget for everything S5B needs before bytes flow (the target's attempts on
     /// every streamhost, its answer, proxy activation). When it runs out and IBB was offered
     /// the transfer falls back to IBB. Default 20 s: long enough for a proxy over a slow
@@ -155,7 +153,8 @@ pub struct Config {
     /// Receive policy.
     pub policy: Policy,
     /// SOCKS5 settings: our streamhost's addresses, static proxies, the target's racing
-    /// (stagger, handshake timeout, dial policy). Its `connect_budget` is capped at
+    /// (stagger, handshake timeout, dial policy), the timeout of each bytestreams iq (the
+    /// streamhost query to a proxy among them: the facade has none of its own). Its `connect_budget` is capped at
     /// [`s5b_budget`](Self::s5b_budget). Default: `xep0065_s5b::Config::default()`.
     pub s5b: xep0065_s5b::Config,
     /// IBB settings: the window of chunks in flight, buffers, the largest block size we
@@ -180,7 +179,6 @@ impl Default for Config {
             proxies: ProxySource::Discover,
             proxy_cache_ttl: Duration::from_secs(600),
             offer_timeout: Duration::from_secs(300),
-            streamhost_query_timeout: Duration::from_secs(10),
             s5b_budget: Duration::from_secs(20),
             stream_start_timeout: Duration::from_secs(60),
             fallback_window: Duration::from_secs(30),
@@ -244,7 +242,7 @@ impl Config {
         for d in [
             &mut self.disco.timeout,
             &mut self.offer_timeout,
-            &mut self.streamhost_query_timeout,
+            &mut self.s5b.iq_timeout,
             &mut self.s5b_budget,
             &mut self.stream_start_timeout,
             &mut self.fallback_window,

@@ -76,19 +76,14 @@ impl<T: StanzaTransport + Clone> Shared<T> {
                 self.disco.find_proxies(&server).await?
             }
         };
+        // Each query times out by the S5B crate's own `iq_timeout`.
         let queries = jids.iter().map(|j| async move {
-            let r = tokio::time::timeout(
-                self.config.streamhost_query_timeout,
-                self.s5b.query_proxy(j.clone()),
-            )
-            .await;
-            match r {
-                Ok(Ok(hosts)) => hosts,
-                Ok(Err(e)) => {
+            match self.s5b.query_proxy(j.clone()).await {
+                Ok(hosts) => hosts,
+                Err(e) => {
                     tracing::debug!("ft-facade: proxy {j}: {e}");
                     Vec::new()
                 }
-                Err(_) => Vec::new(),
             }
         });
         let mut hosts = Vec::new();
