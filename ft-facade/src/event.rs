@@ -279,7 +279,9 @@ pub struct Outcome {
     /// path), lower-case hex.
     pub sha256: String,
     /// MD5 of the whole file, lower-case hex, when it was computed: the sender computes it
-    /// for the offer; the receiver only to check an offered one (whole files only).
+    /// for the offer (files within [`Config::offer_hash`](crate::Config::offer_hash), and
+    /// readers whose whole content it sent); the receiver only to check an offered one
+    /// (whole files only).
     pub md5: Option<String>,
     /// Where the receiver put the file (`None` when received into a writer).
     pub path: Option<PathBuf>,

@@ -328,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn open_with_a_sid_that_is_not_an_nmtoken_is_a_bad_sid() {
+        // BAD-INPUT F2: bad-request, like every malformed payload.
+        let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='a b' block-size='4096'/>");
+        let err = Open::parse(&e).unwrap_err();
+        assert_eq!(
+            err,
+            PayloadError::BadSid(ft_transport::InvalidSid::BadChar(' '))
+        );
+        let long = format!(
+            "<open xmlns='http://jabber.org/protocol/ibb' sid='{}' block-size='4096'/>",
+            "x".repeat(129)
+        );
+        assert_eq!(
+            Open::parse(&el(&long)),
+            Err(PayloadError::BadSid(ft_transport::InvalidSid::TooLong(129)))
+        );
+        let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='' block-size='4096'/>");
+        assert_eq!(Open::parse(&e), Err(PayloadError::MissingSid));
+    }
+
+    #[test]
     fn open_with_block_size_zero_is_out_of_range() {
         let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='s' block-size='0'/>");
         assert_eq!(Open::parse(&e), Err(PayloadError::BlockSizeOutOfRange(0)));

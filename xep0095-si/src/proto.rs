@@ -364,6 +364,19 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_whose_id_is_not_a_valid_sid_is_bad_request() {
+        let iq = offer_elem(&format!(
+            "<si xmlns='http://jabber.org/protocol/si' id='a&lt;b' profile='urn:p'><file xmlns='urn:p'/>{FORM}</si>"
+        ));
+        let err = Offer::from_iq(&iq).unwrap_err();
+        assert_eq!(err, SiError::BadId(ft_transport::InvalidSid::BadChar('<')));
+        assert_eq!(
+            condition(&err),
+            (ErrorType::Modify, DefinedCondition::BadRequest, None)
+        );
+    }
+
+    #[test]
     fn invalid_offer_without_id_is_missing_id_bad_request() {
         let iq = offer_elem(&format!(
             "<si xmlns='http://jabber.org/protocol/si' profile='urn:p'><file xmlns='urn:p'/>{FORM}</si>"
