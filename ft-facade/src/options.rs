@@ -93,7 +93,7 @@ pub struct AcceptOptions {
     /// It is always deleted when its content is known to be wrong (too many bytes, hash
     /// mismatch) or when it is empty. Default `true`.
     pub keep_partial: bool,
-    /// For [`IncomingOffer::accept_into`]: the offset the writer already holds (the bytes
+    /// For [`IncomingOffer::accept_into`](crate::IncomingOffer::accept_into): the offset the writer already holds (the bytes
     /// before it are not sent). Default 0.
     pub offset: u64,
 }
