@@ -23,7 +23,7 @@ fn data_iq(seq: u16, sid: &Sid, chunk: &[u8]) -> Stanza {
 }
 
 fn bench(c: &mut Criterion) {
-    let sid = Sid::from("i781hf64");
+    let sid = Sid::new("i781hf64").unwrap();
     let mut g = c.benchmark_group("ibb_chunker");
     g.measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));

@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));
 
-    let sid = Sid::from("i781hf64");
+    let sid = Sid::new("i781hf64").unwrap();
     let open = Open {
         block_size: 4096,
         sid: sid.clone(),

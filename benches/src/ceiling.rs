@@ -110,7 +110,7 @@ pub enum CpuPath {
 /// Runs the IBB data path's CPU work for `bytes` in `block`-byte chunks on one core, every
 /// chunk checked; no I/O.
 pub fn cpu_path(path: CpuPath, bytes: u64, block: usize) -> Result<Run, String> {
-    let sid = Sid::from("bench");
+    let sid = Sid::new("bench").unwrap();
     let from: jid::Jid = "a@bench.invalid/a".parse().map_err(|e| format!("{e}"))?;
     let to: jid::Jid = "b@bench.invalid/b".parse().map_err(|e| format!("{e}"))?;
     let mut verifier = Verifier::default();
@@ -175,7 +175,7 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
     let t0 = Instant::now();
     let transport = pa.transport;
     set.spawn(async move {
-        let sid = Sid::from("pump");
+        let sid = Sid::new("pump").unwrap();
         let mut off = 0u64;
         let mut seq = 0u16;
         while off < bytes {

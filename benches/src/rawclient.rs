@@ -188,7 +188,7 @@ pub async fn relay(
         }
         Ok::<_, String>((v.received(), t0.elapsed(), rb, wb))
     });
-    let sid = Sid::from("raw");
+    let sid = Sid::new("raw").unwrap();
     let mut off = 0u64;
     let mut seq = 0u16;
     let mut outstanding = 0usize;

@@ -354,7 +354,7 @@ where
         });
         pump_ibb(&mut set, rb, ib.clone());
     }
-    let sid = xep0047_ibb::Sid::from("bench-ibb");
+    let sid = xep0047_ibb::Sid::new("bench-ibb").unwrap();
     let expect = ib.expect(a, sid.clone(), NEGOTIATE);
     let (sa, sb) = tokio::join!(ia.open(b, sid, params.options()), expect);
     let sa = sa.map_err(|e| format!("open: {e}"))?;

@@ -7,55 +7,32 @@ use jid::{BareJid, Jid};
 
 /// A way to carry the bytes, in the order of preference given to [`Config::methods`].
 ///
-/// [`S5b`](Self::S5b) and [`Ibb`](Self::Ibb) are what a user normally names; the finer
-/// choices restrict what is offered or opened (the `xft --method` flag maps to these).
+/// A method is a method: how S5B picks its streamhosts is [`S5bRoute`] (with
+/// [`ProxySource`]), how IBB frames its chunks is [`IbbOptions`]. The `xft --method`
+/// names (`s5b-direct`, `ibb-message`, …) are a method plus one of those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Method {
-    /// XEP-0065 SOCKS5 Bytestreams: our own streamhost and any proxies.
+    /// XEP-0065 SOCKS5 Bytestreams, through the streamhosts [`Config::s5b_route`] allows.
     S5b,
-    /// XEP-0065 through our own streamhost only (no proxy offered).
-    S5bDirect,
-    /// XEP-0065 through proxies only (our own streamhost not offered).
-    S5bProxy,
-    /// XEP-0047 In-Band Bytestreams, over iq unless [`Config::ibb_stanza`] says message.
+    /// XEP-0047 In-Band Bytestreams, framed as [`Config::ibb_options`] says.
     Ibb,
-    /// XEP-0047 over `<iq/>` stanzas (acknowledged chunks).
-    IbbIq,
-    /// XEP-0047 over `<message/>` stanzas (no acknowledgements).
-    IbbMessage,
 }
 
 impl Method {
-    /// Whether this is one of the SOCKS5 variants.
-    pub fn is_s5b(self) -> bool {
-        matches!(self, Self::S5b | Self::S5bDirect | Self::S5bProxy)
-    }
-
-    /// Whether this is one of the in-band variants.
-    pub fn is_ibb(self) -> bool {
-        !self.is_s5b()
-    }
-
     /// The SI stream-method namespace this method is offered under.
     pub fn namespace(self) -> &'static str {
-        if self.is_s5b() {
-            xep0095_si::method::BYTESTREAMS
-        } else {
-            xep0095_si::method::IBB
+        match self {
+            Self::S5b => xep0095_si::method::BYTESTREAMS,
+            Self::Ibb => xep0095_si::method::IBB,
         }
     }
 
-    /// The name the `xft` command uses (`s5b`, `s5b-direct`, `s5b-proxy`, `ibb`, `ibb-iq`,
-    /// `ibb-message`).
+    /// The name: `s5b` or `ibb`.
     pub fn name(self) -> &'static str {
         match self {
             Self::S5b => "s5b",
-            Self::S5bDirect => "s5b-direct",
-            Self::S5bProxy => "s5b-proxy",
             Self::Ibb => "ibb",
-            Self::IbbIq => "ibb-iq",
-            Self::IbbMessage => "ibb-message",
         }
     }
 }
@@ -66,11 +43,7 @@ impl std::str::FromStr for Method {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "s5b" => Self::S5b,
-            "s5b-direct" => Self::S5bDirect,
-            "s5b-proxy" => Self::S5bProxy,
             "ibb" => Self::Ibb,
-            "ibb-iq" => Self::IbbIq,
-            "ibb-message" => Self::IbbMessage,
             other => return Err(UnknownMethod(other.to_owned())),
         })
     }
@@ -84,18 +57,28 @@ impl std::fmt::Display for Method {
 
 /// A method name that is not one of [`Method`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown method {0:?} (expected s5b, s5b-direct, s5b-proxy, ibb, ibb-iq or ibb-message)")]
+#[error("unknown method {0:?} (expected s5b or ibb)")]
 pub struct UnknownMethod(pub String);
 
-/// Which stanza IBB data goes in when [`Method::Ibb`] is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IbbStanza {
-    /// `<iq/>`: every chunk acknowledged, the XEP's default.
+/// Which streamhosts [`Method::S5b`] offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum S5bRoute {
+    /// Our own streamhost and the proxies of [`Config::proxies`]. The default.
     #[default]
-    Iq,
-    /// `<message/>`: no acknowledgements.
-    Message,
+    Any,
+    /// Our own streamhost only: no proxy is looked for or offered.
+    Direct,
+    /// Proxies only: our own streamhost is not offered (the transfer fails with
+    /// [`ErrorKind::NoProxy`](crate::ErrorKind::NoProxy) when none is found).
+    Proxy,
 }
+
+/// How IBB opens its sessions: the block size and the stanza kind, in one value with one
+/// default. It is the IBB crate's own [`xep0047_ibb::OpenOptions`]:
+/// `block_size` [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (4096), `stanza`
+/// [`StanzaKind::Iq`](xep0047_ibb::StanzaKind::Iq).
+pub use xep0047_ibb::OpenOptions as IbbOptions;
 
 /// Where SOCKS5 proxies come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,13 +106,12 @@ pub struct Config {
     /// Methods in order of preference. Default `[S5b, Ibb]`: S5B is orders of magnitude
     /// faster, IBB always works through the server; both are offered so fallback is possible.
     pub methods: Vec<Method>,
-    /// The stanza IBB uses for [`Method::Ibb`]. Default [`IbbStanza::Iq`], the XEP's default,
-    /// which has flow control.
-    pub ibb_stanza: IbbStanza,
-    /// The IBB block size we open with, in bytes before base64. Default 8192: the largest
-    /// slixmpp accepts out of the box; the IBB driver retries smaller on
-    /// `resource-constraint`.
-    pub block_size: u16,
+    /// How [`Method::S5b`] picks its streamhosts. Default [`S5bRoute::Any`].
+    pub s5b_route: S5bRoute,
+    /// How [`Method::Ibb`] opens: block size and stanza kind. Default
+    /// [`IbbOptions::default()`]: block size [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (4096, see
+    /// there why) over `<iq/>`, the XEP's default, which has flow control.
+    pub ibb_options: IbbOptions,
     /// Whether to ask the peer's disco#info before offering and refuse early (stage `Disco`)
     /// when it lacks SI file transfer. Default `false`: several clients (Spark, old Pidgin)
     /// answer disco slowly or not at all for some resources, and the offer itself tells.
@@ -139,22 +121,15 @@ pub struct Config {
     /// How long discovered proxy streamhosts are kept. Default 10 minutes: proxies rarely
     /// move, and discovery costs two round trips per proxy.
     pub proxy_cache_ttl: Duration,
-    /// Timeout of each disco request. Default 10 s: servers answer in milliseconds; a
-    /// client that does not answer in 10 s will not.
-    pub disco_timeout: Duration,
     /// How long the sender waits for the answer to an offer. Default 5 minutes: on most
     /// clients a person has to click "accept".
     pub offer_timeout: Duration,
-    /// Timeout of the bytestreams query to each proxy. Default 10 s.
-    pub streamhost_query_timeout: Duration,
     /// One total budget for everything S5B needs before bytes flow (the target's attempts on
     /// every streamhost, its answer, proxy activation). When it runs out and IBB was offered
     /// the transfer falls back to IBB. Default 20 s: long enough for a proxy over a slow
     /// link, short enough that a dead streamhost list does not hold the user for minutes
     /// (Spark waits 15 s for the answer, then opens IBB).
     pub s5b_budget: Duration,
-    /// Timeout of the IBB `<open/>` answer. Default 15 s.
-    pub ibb_open_timeout: Duration,
     /// How long the target waits for a bytestream (S5B offer or IBB open) after accepting.
     /// Default 60 s: the sender may discover proxies and query them first.
     pub stream_start_timeout: Duration,
@@ -178,28 +153,33 @@ pub struct Config {
     /// Receive policy.
     pub policy: Policy,
     /// SOCKS5 settings: our streamhost's addresses, static proxies, the target's racing
-    /// (stagger, handshake timeout, dial policy). Its `connect_budget` is capped at
+    /// (stagger, handshake timeout, dial policy), the timeout of each bytestreams iq (the
+    /// streamhost query to a proxy among them: the facade has none of its own). Its `connect_budget` is capped at
     /// [`s5b_budget`](Self::s5b_budget). Default: `xep0065_s5b::Config::default()`.
     pub s5b: xep0065_s5b::Config,
     /// IBB settings: the window of chunks in flight, buffers, the largest block size we
-    /// accept. Default: `xep0047_ibb::Config::default()`.
+    /// accept, and the timeout of the `<open/>` answer (the facade has none of its own).
+    /// Default: `xep0047_ibb::Config::default()`.
     pub ibb: xep0047_ibb::Config,
+    /// XEP-0030 settings: the timeout of each disco query (the feature check, proxy
+    /// discovery) and how long answers are cached. Default: `DiscoConfig::default()`.
+    pub disco: xep0030_disco::DiscoConfig,
+    /// How the sender makes the offer's MD5 (XEP-0096 `hash`). Default
+    /// [`OfferHash::default()`]: see there.
+    pub offer_hash: OfferHash,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             methods: vec![Method::S5b, Method::Ibb],
-            ibb_stanza: IbbStanza::Iq,
-            block_size: 8192,
+            s5b_route: S5bRoute::Any,
+            ibb_options: IbbOptions::default(),
             check_features: false,
             proxies: ProxySource::Discover,
             proxy_cache_ttl: Duration::from_secs(600),
-            disco_timeout: Duration::from_secs(10),
             offer_timeout: Duration::from_secs(300),
-            streamhost_query_timeout: Duration::from_secs(10),
             s5b_budget: Duration::from_secs(20),
-            ibb_open_timeout: Duration::from_secs(15),
             stream_start_timeout: Duration::from_secs(60),
             fallback_window: Duration::from_secs(30),
             inactivity_timeout: Duration::from_secs(60),
@@ -208,6 +188,8 @@ impl Default for Config {
             policy: Policy::default(),
             s5b: xep0065_s5b::Config::default(),
             ibb: xep0047_ibb::Config::default(),
+            disco: xep0030_disco::DiscoConfig::default(),
+            offer_hash: OfferHash::default(),
         }
     }
 }
@@ -219,9 +201,21 @@ impl Config {
         self
     }
 
-    /// Sets the IBB block size.
+    /// Sets the IBB block size (of [`ibb_options`](Self::ibb_options)).
     pub fn block_size(&mut self, block_size: u16) -> &mut Self {
-        self.block_size = block_size;
+        self.ibb_options.block_size = block_size;
+        self
+    }
+
+    /// Sets the IBB stanza kind (of [`ibb_options`](Self::ibb_options)).
+    pub fn ibb_stanza(&mut self, stanza: xep0047_ibb::StanzaKind) -> &mut Self {
+        self.ibb_options.stanza = stanza;
+        self
+    }
+
+    /// Sets how S5B picks its streamhosts.
+    pub fn s5b_route(&mut self, route: S5bRoute) -> &mut Self {
+        self.s5b_route = route;
         self
     }
 
@@ -246,11 +240,10 @@ impl Config {
     /// Shortens every timeout to `t` at most (tests, the demo).
     pub fn cap_timeouts(&mut self, t: Duration) -> &mut Self {
         for d in [
-            &mut self.disco_timeout,
+            &mut self.disco.timeout,
             &mut self.offer_timeout,
-            &mut self.streamhost_query_timeout,
+            &mut self.s5b.iq_timeout,
             &mut self.s5b_budget,
-            &mut self.ibb_open_timeout,
             &mut self.stream_start_timeout,
             &mut self.fallback_window,
             &mut self.inactivity_timeout,
@@ -258,6 +251,7 @@ impl Config {
         ] {
             *d = (*d).min(t);
         }
+        self.ibb.cap_open_timeout(t);
         self
     }
 
@@ -266,9 +260,9 @@ impl Config {
         namespaces(&self.methods)
     }
 
-    /// The first configured IBB variant resolved to a stanza kind, if any.
-    pub(crate) fn ibb_variant(&self) -> Option<IbbStanza> {
-        ibb_variant(&self.methods, self.ibb_stanza)
+    /// Whether IBB is among the methods.
+    pub(crate) fn has_ibb(&self) -> bool {
+        self.methods.contains(&Method::Ibb)
     }
 }
 
@@ -283,14 +277,39 @@ pub(crate) fn namespaces(methods: &[Method]) -> Vec<&'static str> {
     out
 }
 
-/// The first IBB variant of `methods` as a stanza kind ([`Method::Ibb`] means `default`).
-pub(crate) fn ibb_variant(methods: &[Method], default: IbbStanza) -> Option<IbbStanza> {
-    methods.iter().find_map(|m| match m {
-        Method::Ibb => Some(default),
-        Method::IbbIq => Some(IbbStanza::Iq),
-        Method::IbbMessage => Some(IbbStanza::Message),
-        _ => None,
-    })
+/// How the sender makes the MD5 its offer carries (XEP-0096's optional `hash` attribute).
+///
+/// The offer waits for it: hashing a 4 GiB file at disk speed would hold the offer for
+/// tens of seconds. So the sender hashes before the offer only what fits a budget, and
+/// offers without `hash` when the file is larger (XEP-0096 §2.3 makes `hash` optional; the
+/// receiver then checks the size, and the sender still reports the SHA-256 of the bytes it
+/// sent, hashed while streaming). A receiver verifies the MD5 whenever one was offered.
+///
+/// Default: files up to [`OfferHash::DEFAULT_MAX_SIZE`] (64 MiB, well under a second at
+/// the 1–2 GB/s MD5 runs on one core, and about that from a page cache) are hashed before
+/// the offer; larger ones are offered without `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OfferHash {
+    /// Files up to this many bytes are hashed before the offer; `0` never hashes before the
+    /// offer, `u64::MAX` always does (the behaviour before this setting).
+    pub max_size: u64,
+}
+
+impl OfferHash {
+    /// 64 MiB: see [`OfferHash`].
+    pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
+
+    /// Hash files up to `max_size` bytes before the offer.
+    pub fn up_to(max_size: u64) -> Self {
+        Self { max_size }
+    }
+}
+
+impl Default for OfferHash {
+    fn default() -> Self {
+        Self::up_to(Self::DEFAULT_MAX_SIZE)
+    }
 }
 
 /// What the receiving side does with offers before the application sees them.
@@ -342,34 +361,29 @@ mod tests {
 
     #[test]
     fn method_names_round_trip_through_from_str() {
-        for m in [
-            Method::S5b,
-            Method::S5bDirect,
-            Method::S5bProxy,
-            Method::Ibb,
-            Method::IbbIq,
-            Method::IbbMessage,
-        ] {
+        for m in [Method::S5b, Method::Ibb] {
             assert_eq!(m.name().parse::<Method>(), Ok(m));
         }
         assert!("auto".parse::<Method>().is_err());
+        assert!("ibb-iq".parse::<Method>().is_err());
     }
 
     #[test]
-    fn default_offers_bytestreams_then_ibb() {
+    fn default_offers_bytestreams_then_ibb_over_iq_at_the_one_block_size() {
         let c = Config::default();
         assert_eq!(
             c.offered_namespaces(),
             [xep0095_si::method::BYTESTREAMS, xep0095_si::method::IBB]
         );
-        assert_eq!(c.ibb_variant(), Some(IbbStanza::Iq));
+        assert!(c.has_ibb());
+        assert_eq!(c.ibb_options.block_size, xep0047_ibb::DEFAULT_BLOCK_SIZE);
+        assert_eq!(c.ibb_options.stanza, xep0047_ibb::StanzaKind::Iq);
     }
 
     #[test]
-    fn ibb_message_only_offers_ibb_over_message() {
+    fn ibb_only_offers_ibb() {
         let mut c = Config::default();
-        c.methods(&[Method::IbbMessage]);
+        c.methods(&[Method::Ibb]);
         assert_eq!(c.offered_namespaces(), [xep0095_si::method::IBB]);
-        assert_eq!(c.ibb_variant(), Some(IbbStanza::Message));
     }
 }

@@ -188,7 +188,11 @@ mod tests {
 
     #[tokio::test]
     async fn send_hashes_what_it_sends() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 3);
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            3,
+        );
         let mut src: &[u8] = b"abc";
         let (mut ours, mut theirs) = tokio::io::duplex(64);
         let sent = send(

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use xmpp_parsers::stanza_error::StanzaError;
@@ -53,10 +54,17 @@ pub enum Side {
     Peer,
 }
 
-/// Why a transfer failed. Grouped by who is at fault, like every xft error.
+/// Why a transfer failed. Grouped by who is at fault, like every xft error; what a crate
+/// below reported keeps its own type as the [`source`](std::error::Error::source).
+///
+/// The peer's refusals and timeouts of any crate are hoisted into [`Rejected`](Self::Rejected),
+/// [`Declined`](Self::Declined), [`NoCommonMethod`](Self::NoCommonMethod) and
+/// [`Timeout`](Self::Timeout), so an application matches those once whatever the method;
+/// everything else a crate reports arrives typed in that crate's variant.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
+    // The peer said no.
     /// The peer declined the offer (`forbidden`, or `not-acceptable` from old Smack/Spark).
     #[error("the peer declined{}", text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
     Declined {
@@ -73,6 +81,8 @@ pub enum ErrorKind {
     /// Cancelled on purpose.
     #[error("cancelled by {}", match .0 { Side::Local => "us", Side::Peer => "the peer" })]
     Cancelled(Side),
+
+    // The peer's bytes are wrong.
     /// The bytestream ended before the offered number of bytes arrived.
     #[error("the stream ended after {got} of {expected} bytes")]
     Truncated {
@@ -95,6 +105,8 @@ pub enum ErrorKind {
         /// The hash of what arrived.
         received: String,
     },
+
+    // Local policy.
     /// The file is larger than [`Policy::max_size`](crate::Policy::max_size).
     #[error("offered size {size} exceeds the limit {limit}")]
     TooLarge {
@@ -109,24 +121,142 @@ pub enum ErrorKind {
     /// No answer or no progress within the stage's timeout.
     #[error("nothing within {0:?}")]
     Timeout(Duration),
-    /// Every S5B candidate failed and no fallback was possible.
-    #[error("socks5 bytestream failed: {0}")]
-    S5b(String),
-    /// IBB failed.
-    #[error("in-band bytestream failed: {0}")]
-    Ibb(String),
-    /// The peer broke a protocol (a malformed answer, a method never offered).
-    #[error("protocol violation by the peer: {0}")]
-    Protocol(String),
+    /// [`S5bRoute::Proxy`](crate::S5bRoute::Proxy) was asked for and no proxy was found.
+    #[error("no socks5 proxy found")]
+    NoProxy,
+
+    // What a crate below reported, typed.
+    /// XEP-0065: every S5B candidate failed, the peer broke the protocol, the SOCKS5
+    /// exchange failed.
+    #[error("socks5 bytestream failed")]
+    S5b(#[source] Arc<xep0065_s5b::Error>),
+    /// XEP-0047: the IBB session failed.
+    #[error("in-band bytestream failed")]
+    Ibb(#[source] xep0047_ibb::Error),
+    /// XEP-0095: the peer's SI answer is malformed or breaks the XEP, or the offer could not
+    /// be sent.
+    #[error("stream initiation failed")]
+    Si(#[source] Arc<xep0095_si::Error>),
+    /// XEP-0096: the offer's or the answer's `<file/>` / `<range/>` is malformed.
+    #[error("bad file-transfer payload")]
+    File(#[source] xep0096_file::FileError),
+    /// XEP-0096: receiving into the `.part` file failed (naming, locking, writing, placing).
+    #[error("storing the file failed")]
+    Write(#[source] Arc<xep0096_file::WriteError>),
+    /// XEP-0030: the feature check failed.
+    #[error("service discovery failed")]
+    Disco(#[source] Arc<xep0030_disco::Error>),
+    /// A digest thread stopped.
+    #[error("hashing failed")]
+    Hash(#[source] xep0096_file::LaneGone),
+
+    // Ours.
     /// The caller asked for something impossible (no method configured, resume past the end).
-    #[error("misuse: {0}")]
-    Misuse(String),
+    #[error("misuse")]
+    Misuse(#[source] Misuse),
     /// Sending a stanza failed (the connection is gone).
-    #[error("could not send a stanza: {0}")]
-    Transport(String),
+    #[error("could not send a stanza")]
+    Transport(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// A local or socket I/O error.
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] io::Error),
+}
+
+/// What the application did wrong ([`ErrorKind::Misuse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// No method was configured or given in [`SendOptions`](crate::SendOptions).
+    #[error("no method configured")]
+    NoMethod,
+    /// [`FileInfo::md5`](crate::FileInfo::md5) is not 32 hex digits.
+    #[error("md5 {0:?} is not 32 hex digits")]
+    BadMd5(String),
+    /// [`SendOptions::sid`](crate::SendOptions::sid) is not a valid stream id.
+    #[error("bad sid")]
+    BadSid(#[source] ft_transport::InvalidSid),
+    /// The reader of [`send_reader`](crate::FileTransfer::send_reader) ended before the
+    /// resume offset the peer asked for.
+    #[error("the reader ended before the resume offset {0}")]
+    ShortReader(u64),
+    /// A file changed size while it was read.
+    #[error("{path} changed while being read ({read} of {size} bytes)")]
+    FileChanged {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Bytes read.
+        read: u64,
+        /// The size it had when the offer was made.
+        size: u64,
+    },
+    /// The offer was already answered.
+    #[error("this offer was already answered")]
+    AlreadyAnswered,
+    /// The receive target was lost (its writer task died).
+    #[error("the receive target was lost")]
+    TargetLost,
+    /// The transfer's task ended without a result (a panic, or the runtime shut down).
+    #[error("the transfer task ended without a result")]
+    TaskEnded,
+}
+
+impl ErrorKind {
+    /// This error, with every source below it, joined with `": "` (what `--json` prints).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    /// A copy for the event stream: typed sources are shared, io errors keep their kind
+    /// and message.
+    pub(crate) fn copy(&self) -> Self {
+        match self {
+            Self::Declined { text } => Self::Declined { text: text.clone() },
+            Self::NoCommonMethod => Self::NoCommonMethod,
+            Self::Rejected(e) => Self::Rejected(e.clone()),
+            Self::Cancelled(s) => Self::Cancelled(*s),
+            Self::Truncated { expected, got } => Self::Truncated {
+                expected: *expected,
+                got: *got,
+            },
+            Self::TooLong { expected } => Self::TooLong {
+                expected: *expected,
+            },
+            Self::HashMismatch { offered, received } => Self::HashMismatch {
+                offered: offered.clone(),
+                received: received.clone(),
+            },
+            Self::TooLarge { size, limit } => Self::TooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Self::Exists(p) => Self::Exists(p.clone()),
+            Self::Timeout(d) => Self::Timeout(*d),
+            Self::NoProxy => Self::NoProxy,
+            Self::S5b(e) => Self::S5b(e.clone()),
+            Self::Ibb(e) => Self::Ibb(e.clone()),
+            Self::Si(e) => Self::Si(e.clone()),
+            Self::File(e) => Self::File(e.clone()),
+            Self::Write(e) => Self::Write(e.clone()),
+            Self::Disco(e) => Self::Disco(e.clone()),
+            Self::Hash(e) => Self::Hash(*e),
+            Self::Misuse(e) => Self::Misuse(e.clone()),
+            Self::Transport(e) => Self::Transport(e.clone()),
+            Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+impl From<Misuse> for ErrorKind {
+    fn from(m: Misuse) -> Self {
+        Self::Misuse(m)
+    }
 }
 
 /// A transfer that did not complete: the stage and the reason.
@@ -160,7 +290,7 @@ impl From<xep0095_si::Rejection> for ErrorKind {
                 Self::NoCommonMethod
             }
             xep0095_si::Rejection::Other(e) => Self::Rejected(e),
-            other => Self::Protocol(other.to_string()),
+            other => Self::Si(Arc::new(xep0095_si::Error::Rejected(other))),
         }
     }
 }
@@ -170,10 +300,69 @@ impl From<xep0095_si::Error> for ErrorKind {
         match e {
             xep0095_si::Error::Rejected(r) => r.into(),
             xep0095_si::Error::Timeout(d) => Self::Timeout(d),
-            xep0095_si::Error::Protocol(p) => Self::Protocol(p.to_string()),
-            xep0095_si::Error::Send(s) => Self::Transport(s.to_string()),
-            other => Self::Misuse(other.to_string()),
+            other => Self::Si(Arc::new(other)),
         }
+    }
+}
+
+impl From<xep0065_s5b::Error> for ErrorKind {
+    fn from(e: xep0065_s5b::Error) -> Self {
+        match e {
+            xep0065_s5b::Error::Rejected(se) => Self::Rejected(se),
+            xep0065_s5b::Error::Timeout(d) => Self::Timeout(d),
+            other => Self::S5b(Arc::new(other)),
+        }
+    }
+}
+
+impl From<xep0047_ibb::Error> for ErrorKind {
+    fn from(e: xep0047_ibb::Error) -> Self {
+        match e {
+            xep0047_ibb::Error::Rejected(se) => Self::Rejected(se),
+            xep0047_ibb::Error::ClosedByPeer => Self::Cancelled(Side::Peer),
+            other => Self::Ibb(other),
+        }
+    }
+}
+
+impl From<xep0096_file::FileError> for ErrorKind {
+    fn from(e: xep0096_file::FileError) -> Self {
+        Self::File(e)
+    }
+}
+
+impl From<xep0096_file::WriteError> for ErrorKind {
+    /// The outcomes an application matches on (too long, truncated, hash mismatch, exists,
+    /// i/o) are hoisted; the rest stays typed in [`ErrorKind::Write`].
+    fn from(e: xep0096_file::WriteError) -> Self {
+        use xep0096_file::WriteError as W;
+        match e {
+            W::TooManyBytes { expected, .. } => Self::TooLong { expected },
+            W::SizeMismatch { expected, received } => Self::Truncated {
+                expected,
+                got: received,
+            },
+            W::HashMismatch {
+                expected, actual, ..
+            } => Self::HashMismatch {
+                offered: expected,
+                received: actual,
+            },
+            W::Exists(p) => Self::Exists(p),
+            other => Self::Write(Arc::new(other)),
+        }
+    }
+}
+
+impl From<xep0030_disco::Error> for ErrorKind {
+    fn from(e: xep0030_disco::Error) -> Self {
+        Self::Disco(Arc::new(e))
+    }
+}
+
+impl From<xep0096_file::LaneGone> for ErrorKind {
+    fn from(e: xep0096_file::LaneGone) -> Self {
+        Self::Hash(e)
     }
 }
 
@@ -182,7 +371,7 @@ impl From<ft_transport::iq::IqError> for ErrorKind {
         match e {
             ft_transport::iq::IqError::Rejected(e) => Self::Rejected(e),
             ft_transport::iq::IqError::Timeout(d) => Self::Timeout(d),
-            other => Self::Transport(other.to_string()),
+            other => Self::Transport(Arc::new(other)),
         }
     }
 }
@@ -207,6 +396,69 @@ mod tests {
         let e = TransferError::new(Stage::Offer, ErrorKind::Cancelled(Side::Peer));
         assert!(e.is_cancelled_by(Side::Peer));
         assert_eq!(e.kind.to_string(), "cancelled by the peer");
+    }
+
+    #[test]
+    fn crate_errors_arrive_typed_as_the_source() {
+        use std::error::Error as _;
+        let k = ErrorKind::from(xep0047_ibb::Error::Protocol(
+            xep0047_ibb::ProtocolError::DuplicateSid,
+        ));
+        assert!(matches!(
+            &k,
+            ErrorKind::Ibb(xep0047_ibb::Error::Protocol(
+                xep0047_ibb::ProtocolError::DuplicateSid
+            ))
+        ));
+        let source = k.source().expect("the ibb error is the source");
+        assert!(source.downcast_ref::<xep0047_ibb::Error>().is_some());
+        assert!(k.chain().starts_with("in-band bytestream failed: "));
+
+        let k = ErrorKind::from(xep0065_s5b::Error::NoStreamHost(Vec::new()));
+        let ErrorKind::S5b(e) = &k else {
+            panic!("{k:?}")
+        };
+        assert!(matches!(**e, xep0065_s5b::Error::NoStreamHost(_)));
+        assert!(
+            k.source()
+                .and_then(|s| s.downcast_ref::<Arc<xep0065_s5b::Error>>())
+                .is_some()
+                || k.source()
+                    .and_then(|s| s.downcast_ref::<xep0065_s5b::Error>())
+                    .is_some()
+        );
+
+        let k = ErrorKind::from(xep0095_si::Error::Protocol(
+            xep0095_si::SiError::NoChosenMethod,
+        ));
+        assert!(matches!(&k, ErrorKind::Si(e) if matches!(**e, xep0095_si::Error::Protocol(_))));
+
+        let k = ErrorKind::from(Misuse::NoMethod);
+        assert_eq!(k.chain(), "misuse: no method configured");
+    }
+
+    #[test]
+    fn refusals_and_timeouts_are_hoisted_whatever_the_crate() {
+        let rejected = Box::new(ft_transport::util::stanza_error(
+            xmpp_parsers::stanza_error::ErrorType::Cancel,
+            xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound,
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0065_s5b::Error::Rejected(rejected.clone())),
+            ErrorKind::Rejected(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0047_ibb::Error::Rejected(rejected)),
+            ErrorKind::Rejected(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0065_s5b::Error::Timeout(Duration::from_secs(1))),
+            ErrorKind::Timeout(_)
+        ));
+        assert!(matches!(
+            ErrorKind::from(xep0047_ibb::Error::ClosedByPeer),
+            ErrorKind::Cancelled(Side::Peer)
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ft_transport::Sid;
 use jid::Jid;
 
 use crate::error::{Stage, TransferError};
@@ -97,10 +98,10 @@ impl MethodUsed {
     }
 
     /// IBB over `kind`.
-    pub(crate) fn ibb(kind: crate::config::IbbStanza) -> Self {
+    pub(crate) fn ibb(kind: xep0047_ibb::StanzaKind) -> Self {
         match kind {
-            crate::config::IbbStanza::Iq => Self::IbbIq,
-            crate::config::IbbStanza::Message => Self::IbbMessage,
+            xep0047_ibb::StanzaKind::Message => Self::IbbMessage,
+            _ => Self::IbbIq,
         }
     }
 
@@ -145,10 +146,54 @@ pub struct CandidateReport {
     pub jid: Jid,
     /// `host:port`.
     pub address: String,
-    /// `won`, `lost`, `not-tried`, `refused: …` or `failed: …`.
-    pub outcome: String,
+    /// Won, lost, not tried, refused by the dial policy, or failed (with the reason), as the
+    /// S5B crate reports it.
+    pub outcome: xep0065_s5b::Outcome,
     /// How long the attempt took.
     pub duration: Duration,
+}
+
+impl CandidateReport {
+    /// The report of one attempt.
+    pub(crate) fn new(a: &xep0065_s5b::Attempt) -> Self {
+        Self {
+            jid: a.streamhost.jid.clone(),
+            address: format!("{}:{}", a.streamhost.host, a.streamhost.port),
+            outcome: a.outcome.clone(),
+            duration: a.duration,
+        }
+    }
+
+    /// The outcome in words: `won`, `lost`, `not-tried`, `refused: …`, `failed: …`.
+    pub fn outcome_text(&self) -> String {
+        match &self.outcome {
+            xep0065_s5b::Outcome::Won => "won".to_owned(),
+            xep0065_s5b::Outcome::Lost => "lost".to_owned(),
+            xep0065_s5b::Outcome::NotTried => "not-tried".to_owned(),
+            xep0065_s5b::Outcome::Refused(r) => format!("refused: {r}"),
+            xep0065_s5b::Outcome::Failed(r) => format!("failed: {r}"),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// Why a transfer left S5B for IBB ([`Event::Fallback`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FallbackReason {
+    /// S5B failed (every candidate, the budget, the peer's `item-not-found`).
+    S5bFailed(std::sync::Arc<crate::ErrorKind>),
+    /// The peer opened IBB while S5B was still being tried (Spark, seed 004).
+    PeerOpenedIbb,
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S5bFailed(e) => f.write_str(&e.chain()),
+            Self::PeerOpenedIbb => f.write_str("the peer opened in-band bytestreams instead"),
+        }
+    }
 }
 
 /// A structured diagnostic event. Every event carries the time since the transfer began.
@@ -189,8 +234,8 @@ pub enum Event {
     Candidate(CandidateReport),
     /// S5B failed and the transfer moves to IBB on the same sid.
     Fallback {
-        /// Why S5B failed.
-        reason: String,
+        /// Why.
+        reason: FallbackReason,
         /// Since start.
         at: Duration,
     },
@@ -216,7 +261,7 @@ pub struct Outcome {
     /// The peer.
     pub peer: Jid,
     /// The stream id.
-    pub sid: String,
+    pub sid: Sid,
     /// How the bytes went.
     pub method: MethodUsed,
     /// Whether S5B failed and IBB carried the file.
@@ -234,7 +279,9 @@ pub struct Outcome {
     /// path), lower-case hex.
     pub sha256: String,
     /// MD5 of the whole file, lower-case hex, when it was computed: the sender computes it
-    /// for the offer; the receiver only to check an offered one (whole files only).
+    /// for the offer (files within [`Config::offer_hash`](crate::Config::offer_hash), and
+    /// readers whose whole content it sent); the receiver only to check an offered one
+    /// (whole files only).
     pub md5: Option<String>,
     /// Where the receiver put the file (`None` when received into a writer).
     pub path: Option<PathBuf>,

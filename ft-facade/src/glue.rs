@@ -5,12 +5,10 @@ use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::time::Duration;
 
-use ft_transport::{Stanza, StanzaTransport};
+use ft_transport::{Sid, Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncRead, AsyncWrite};
 use xep0047_ibb::{OpenOptions, StanzaKind};
-
-use crate::config::IbbStanza;
 
 /// Either bytestream, as the copy loops see it.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
@@ -51,13 +49,6 @@ impl<T: StanzaTransport> Drop for Ibb<T> {
     }
 }
 
-fn kind(k: StanzaKind) -> IbbStanza {
-    match k {
-        StanzaKind::Message => IbbStanza::Message,
-        _ => IbbStanza::Iq,
-    }
-}
-
 impl<T: StanzaTransport + Clone> Ibb<T> {
     pub(crate) fn new(transport: T, config: xep0047_ibb::Config) -> Self {
         let ibb = xep0047_ibb::Ibb::new(transport, config);
@@ -85,22 +76,19 @@ impl<T: StanzaTransport + Clone> Ibb<T> {
         self.ibb.ready().await;
     }
 
-    /// Opens an IBB session to `peer` on `sid`.
+    /// Opens an IBB session to `peer` on `sid`. The driver times the open out itself
+    /// ([`xep0047_ibb::Config::open_timeout`]).
     pub(crate) async fn open(
         &self,
         peer: Jid,
-        sid: &str,
-        block_size: u16,
-        stanza: IbbStanza,
+        sid: Sid,
+        options: OpenOptions,
     ) -> Result<BoxStream, xep0047_ibb::Error> {
         let options = OpenOptions {
-            block_size: block_size.max(1),
-            stanza: match stanza {
-                IbbStanza::Iq => StanzaKind::Iq,
-                IbbStanza::Message => StanzaKind::Message,
-            },
+            block_size: options.block_size.max(1),
+            ..options
         };
-        let s = self.ibb.open(peer, sid.into(), options).await?;
+        let s = self.ibb.open(peer, sid, options).await?;
         Ok(Box::pin(s))
     }
 
@@ -108,14 +96,14 @@ impl<T: StanzaTransport + Clone> Ibb<T> {
     pub(crate) fn expect(
         &self,
         peer: Jid,
-        sid: &str,
+        sid: Sid,
         within: Duration,
-    ) -> impl Future<Output = Result<(BoxStream, IbbStanza), xep0047_ibb::Error>> + Send + 'static
+    ) -> impl Future<Output = Result<(BoxStream, StanzaKind), xep0047_ibb::Error>> + Send + 'static
     {
-        let f = self.ibb.expect(peer, sid.into(), within);
+        let f = self.ibb.expect(peer, sid, within);
         async move {
             let s = f.await?;
-            let k = kind(s.stanza());
+            let k = s.stanza();
             Ok((Box::pin(s) as BoxStream, k))
         }
     }

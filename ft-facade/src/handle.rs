@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ft_transport::Sid;
 use jid::Jid;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::error::{ErrorKind, Side, Stage, TransferError};
+use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
 use crate::event::{Event, Outcome, Progress};
 
 /// One transfer in progress, sending or receiving.
@@ -16,7 +17,7 @@ use crate::event::{Event, Outcome, Progress};
 /// emitted at most every [`PROGRESS_INTERVAL`], so an unread handle costs little.
 #[derive(Debug)]
 pub struct TransferHandle {
-    sid: String,
+    sid: Sid,
     peer: Jid,
     events: mpsc::UnboundedReceiver<Event>,
     progress: watch::Receiver<Progress>,
@@ -29,7 +30,7 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 impl TransferHandle {
     /// The stream id (the SI `id`, reused by the bytestream).
-    pub fn sid(&self) -> &str {
+    pub fn sid(&self) -> &Sid {
         &self.sid
     }
 
@@ -75,7 +76,7 @@ impl TransferHandle {
             Ok(r) => r,
             Err(_) => Err(TransferError::new(
                 Stage::Stream,
-                ErrorKind::Misuse("the transfer task ended without a result".into()),
+                ErrorKind::Misuse(Misuse::TaskEnded),
             )),
         }
     }
@@ -182,7 +183,7 @@ impl TaskSide {
         match &result {
             Ok(o) => self.reporter.emit(Event::Completed(Box::new(o.clone()))),
             Err(e) => {
-                let copy = TransferError::new(e.stage, copy_kind(&e.kind));
+                let copy = TransferError::new(e.stage, e.kind.copy());
                 self.reporter.emit(Event::Failed(Arc::new(copy)));
             }
         }
@@ -190,41 +191,8 @@ impl TaskSide {
     }
 }
 
-/// A copy of an error kind for the event stream (io errors keep kind and message).
-fn copy_kind(k: &ErrorKind) -> ErrorKind {
-    match k {
-        ErrorKind::Declined { text } => ErrorKind::Declined { text: text.clone() },
-        ErrorKind::NoCommonMethod => ErrorKind::NoCommonMethod,
-        ErrorKind::Rejected(e) => ErrorKind::Rejected(e.clone()),
-        ErrorKind::Cancelled(s) => ErrorKind::Cancelled(*s),
-        ErrorKind::Truncated { expected, got } => ErrorKind::Truncated {
-            expected: *expected,
-            got: *got,
-        },
-        ErrorKind::TooLong { expected } => ErrorKind::TooLong {
-            expected: *expected,
-        },
-        ErrorKind::HashMismatch { offered, received } => ErrorKind::HashMismatch {
-            offered: offered.clone(),
-            received: received.clone(),
-        },
-        ErrorKind::TooLarge { size, limit } => ErrorKind::TooLarge {
-            size: *size,
-            limit: *limit,
-        },
-        ErrorKind::Exists(p) => ErrorKind::Exists(p.clone()),
-        ErrorKind::Timeout(d) => ErrorKind::Timeout(*d),
-        ErrorKind::S5b(s) => ErrorKind::S5b(s.clone()),
-        ErrorKind::Ibb(s) => ErrorKind::Ibb(s.clone()),
-        ErrorKind::Protocol(s) => ErrorKind::Protocol(s.clone()),
-        ErrorKind::Misuse(s) => ErrorKind::Misuse(s.clone()),
-        ErrorKind::Transport(s) => ErrorKind::Transport(s.clone()),
-        ErrorKind::Io(e) => ErrorKind::Io(std::io::Error::new(e.kind(), e.to_string())),
-    }
-}
-
 /// A new handle and the task side that goes with it.
-pub(crate) fn pair(sid: String, peer: Jid, total: u64) -> (TransferHandle, TaskSide) {
+pub(crate) fn pair(sid: Sid, peer: Jid, total: u64) -> (TransferHandle, TaskSide) {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (progress_tx, progress_rx) = watch::channel(Progress {
         bytes: 0,

@@ -1,6 +1,32 @@
-//! The complete XMPP file transfer: XEP-0096 SI File Transfer (v1.3.1) negotiated with
-//! XEP-0095 Stream Initiation (v1.2), carried by XEP-0065 SOCKS5 Bytestreams (v1.8.2) or
-//! XEP-0047 In-Band Bytestreams (v2.0.1), with XEP-0030 for features and proxies.
+//! The complete XMPP file transfer: XEP-0096 over XEP-0095, carried by XEP-0065 or XEP-0047.
+//!
+//! XEP-0096 SI File Transfer (v1.3.1) negotiated with XEP-0095 Stream Initiation (v1.2),
+//! carried by XEP-0065 SOCKS5 Bytestreams (v1.8.2) or XEP-0047 In-Band Bytestreams
+//! (v2.0.1), with XEP-0030 (v2.5.0) for features and proxies.
+//!
+//! # Flow
+//!
+//! One transfer, as XEP-0096 §2 and XEP-0065 §5.3 / XEP-0047 §2 draw it together:
+//!
+//! ```text
+//! Sender (FileTransfer::send_file)                   Receiver (IncomingOffer)
+//!   |  [disco#info: does the peer do si file transfer?]    |
+//!   | iq set <si><file name size [hash]/> methods </si>    |
+//!   |----------------------------------------------------->|  next_offer()
+//!   |        iq result <si> chosen method [<range/>]       |  accept_into_dir()
+//!   |<-----------------------------------------------------|
+//!   | S5B: iq set <query sid><streamhost/>…</query>        |
+//!   |----------------------------------------------------->|  connects, SOCKS5
+//!   |        iq result <streamhost-used jid/>              |
+//!   |<-----------------------------------------------------|
+//!   |  [proxy: iq set <activate/> to the proxy]            |
+//!   |     or, when S5B fails or IBB was chosen:            |
+//!   | IBB: iq set <open sid block-size/>, <data/>…         |
+//!   |----------------------------------------------------->|
+//!   |   the file's bytes; then S5B half-close / IBB close  |
+//!   |=====================================================>|  size, MD5 checked,
+//!   |                                                      |  .part renamed
+//! ```
 //!
 //! # What this crate does and does not do
 //!
@@ -8,7 +34,9 @@
 //! [`ft_transport::StanzaTransport`]):
 //!
 //! * **Sending**: [`FileTransfer::send_file`] / [`FileTransfer::send_reader`] offer a file
-//!   with its size, date and MD5 (computed before the offer), stream it by the first method
+//!   with its size, date and, for files within [`Config::offer_hash`] (64 MiB by default),
+//!   the MD5 computed before the offer (larger files are offered at once without it and
+//!   hashed while streaming), stream it by the first method
 //!   of the preference the peer accepts, and half-close at the end (Prosody's proxy holds
 //!   the last 4 KiB until then).
 //! * **Receiving**: [`FileTransfer::next_offer`] yields [`IncomingOffer`]s to accept into a
@@ -100,24 +128,31 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod cleanup;
 mod config;
 mod copy;
 mod error;
 mod event;
-mod handle;
-
-pub use config::{Config, IbbStanza, Method, Policy, ProxySource, UnknownMethod};
-pub use error::{ErrorKind, Side, Stage, TransferError};
-pub use event::{CandidateReport, Event, FileInfo, MethodUsed, Outcome, Progress};
-pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
 mod glue;
+mod handle;
 mod manager;
+mod options;
 mod recv;
 mod recv_stream;
 mod send;
+mod shared;
 
-pub use manager::{FileTransfer, SendOptions};
-pub use recv::{AcceptOptions, IncomingOffer};
+pub use config::{
+    Config, IbbOptions, Method, OfferHash, Policy, ProxySource, S5bRoute, UnknownMethod,
+};
+pub use error::{ErrorKind, Misuse, Side, Stage, TransferError};
+pub use event::{CandidateReport, Event, FallbackReason, FileInfo, MethodUsed, Outcome, Progress};
+pub use ft_transport::{InvalidSid, Sid};
+pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
+pub use manager::FileTransfer;
+pub use options::{AcceptOptions, SendOptions};
+pub use recv::IncomingOffer;
+pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).
 pub use xep0030_disco as disco;

@@ -1,90 +1,33 @@
 //! The receiver: an incoming offer, accepted into a directory or a writer, or declined.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
-use ft_transport::{Stanza, StanzaTransport};
+use std::sync::Arc;
+
+use ft_transport::{Sid, Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use xep0095_si::method;
 use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range, WriteError};
 
-use crate::error::{ErrorKind, Side, Stage, TransferError};
+use crate::cleanup::PartCleanup;
+use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
 use crate::event::{Event, FileInfo, Outcome};
 use crate::handle::{TaskSide, TransferHandle, pair};
-use crate::manager::{FileTransfer, lock};
+use crate::options::AcceptOptions;
 use crate::recv_stream::{self, Sink, wait_stream};
-
-/// How to accept an offer.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct AcceptOptions {
-    /// Resume from an existing `<name>.part` in the directory (asks the sender for a
-    /// `<range offset/>`; senders that do not announce ranges send the whole file, and the
-    /// part is then started over). Default `true` via [`AcceptOptions::new`].
-    pub resume: bool,
-    /// Replace an existing file with the final name. Default `false`: a free
-    /// `name (1).ext` is picked instead.
-    pub overwrite: bool,
-    /// Keep the `.part` when the transfer is cut, cancelled or fails in any other way (so a
-    /// later accept resumes). Honoured also when the writer hangs and has to be abandoned.
-    /// It is always deleted when its content is known to be wrong (too many bytes, hash
-    /// mismatch) or when it is empty. Default `true`.
-    pub keep_partial: bool,
-    /// For [`IncomingOffer::accept_into`]: the offset the writer already holds (the bytes
-    /// before it are not sent). Default 0.
-    pub offset: u64,
-}
-
-impl AcceptOptions {
-    /// Resume on, overwrite off, keep partial files.
-    pub fn new() -> Self {
-        Self {
-            resume: true,
-            overwrite: false,
-            keep_partial: true,
-            offset: 0,
-        }
-    }
-
-    /// Sets overwrite.
-    #[must_use]
-    pub fn with_overwrite(mut self, overwrite: bool) -> Self {
-        self.overwrite = overwrite;
-        self
-    }
-
-    /// Sets resume.
-    #[must_use]
-    pub fn with_resume(mut self, resume: bool) -> Self {
-        self.resume = resume;
-        self
-    }
-
-    /// Sets whether a cut or cancelled transfer keeps its `.part`.
-    #[must_use]
-    pub fn with_keep_partial(mut self, keep_partial: bool) -> Self {
-        self.keep_partial = keep_partial;
-        self
-    }
-
-    /// Sets the writer's offset (resume into a writer).
-    #[must_use]
-    pub fn with_offset(mut self, offset: u64) -> Self {
-        self.offset = offset;
-        self
-    }
-}
+use crate::shared::{Shared, lock, spawn_send};
 
 /// An offer the application has not answered yet (or one the policy auto-accepted: see
 /// [`take_auto_accepted`](Self::take_auto_accepted)). Dropping it unanswered declines it.
 pub struct IncomingOffer<T: StanzaTransport + Clone> {
-    ft: FileTransfer<T>,
+    shared: Arc<Shared<T>>,
     offer: Option<FileOffer>,
     from: Jid,
-    key: (Jid, String),
+    key: (Jid, Sid),
     info: FileInfo,
     auto: Option<TransferHandle>,
 }
@@ -102,10 +45,10 @@ impl<T: StanzaTransport + Clone> fmt::Debug for IncomingOffer<T> {
 
 impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     pub(crate) fn new(
-        ft: FileTransfer<T>,
+        shared: Arc<Shared<T>>,
         offer: FileOffer,
         from: Jid,
-        key: (Jid, String),
+        key: (Jid, Sid),
     ) -> Self {
         let f = &offer.file;
         let info = FileInfo {
@@ -117,7 +60,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
             mime_type: Some(offer.offer.mime_type.clone()),
         };
         Self {
-            ft,
+            shared,
             offer: Some(offer),
             from,
             key,
@@ -132,7 +75,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     }
 
     /// The stream id.
-    pub fn sid(&self) -> &str {
+    pub fn sid(&self) -> &Sid {
         &self.key.1
     }
 
@@ -164,7 +107,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     pub fn decline(mut self, reason: Option<&str>) {
         // An auto-accepted offer is the running transfer's: cancel its handle instead.
         if let Some(offer) = self.offer.take() {
-            self.ft.spawn_send(Stanza::Iq(offer.decline(reason)));
+            spawn_send(&self.shared, Stanza::Iq(offer.decline(reason)));
             self.release();
         }
     }
@@ -178,13 +121,13 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
             );
             let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
             *iq.to_mut() = offer.offer.from;
-            self.ft.spawn_send(Stanza::Iq(iq));
+            spawn_send(&self.shared, Stanza::Iq(iq));
             self.release();
         }
     }
 
     fn release(&self) {
-        lock(&self.ft.inner.incoming).remove(&self.key);
+        lock(&self.shared.incoming).remove(&self.key);
     }
 
     /// Accepts into `dir`: the peer's name made safe, written to `<name>.part`, checked
@@ -217,7 +160,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         let (handle, side) = pair(self.key.1.clone(), self.from.clone(), self.info.size);
         side.finish(Err(TransferError::new(
             Stage::Offer,
-            ErrorKind::Misuse("this offer was already answered".into()),
+            ErrorKind::Misuse(Misuse::AlreadyAnswered),
         )));
         handle
     }
@@ -229,13 +172,13 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         options: AcceptOptions,
     ) -> TransferHandle {
         let (handle, side) = pair(self.key.1.clone(), self.from.clone(), self.info.size);
-        let ft = self.ft.clone();
+        let shared = self.shared.clone();
         let from = self.from.clone();
         let key = self.key.clone();
         tokio::spawn(async move {
             let mut side = side;
-            let r = receive(&ft, &mut side, offer, from, sink, options).await;
-            lock(&ft.inner.incoming).remove(&key);
+            let r = receive(&shared, &mut side, offer, from, sink, options).await;
+            lock(&shared.incoming).remove(&key);
             side.finish(r);
         });
         handle
@@ -245,7 +188,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
     fn drop(&mut self) {
         if let Some(offer) = self.offer.take() {
-            self.ft.spawn_send(Stanza::Iq(offer.decline(None)));
+            spawn_send(&self.shared, Stanza::Iq(offer.decline(None)));
             self.release();
         }
     }
@@ -257,27 +200,8 @@ enum Destination {
     Writer(Pin<Box<dyn AsyncWrite + Send>>),
 }
 
-pub(crate) fn write_error(e: WriteError) -> ErrorKind {
-    match e {
-        WriteError::TooManyBytes { expected, .. } => ErrorKind::TooLong { expected },
-        WriteError::SizeMismatch { expected, received } => ErrorKind::Truncated {
-            expected,
-            got: received,
-        },
-        WriteError::HashMismatch {
-            expected, actual, ..
-        } => ErrorKind::HashMismatch {
-            offered: expected,
-            received: actual,
-        },
-        WriteError::Exists(p) => ErrorKind::Exists(p),
-        WriteError::Io { source, .. } => ErrorKind::Io(source),
-        other => ErrorKind::Io(std::io::Error::other(other.to_string())),
-    }
-}
-
 async fn receive<T: StanzaTransport + Clone>(
-    ft: &FileTransfer<T>,
+    shared: &Arc<Shared<T>>,
     side: &mut TaskSide,
     offer: FileOffer,
     from: Jid,
@@ -290,7 +214,7 @@ async fn receive<T: StanzaTransport + Clone>(
     });
     let expected = offer
         .expected()
-        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Protocol(e.to_string())))?;
+        .map_err(|e| TransferError::new(Stage::Offer, e.into()))?;
 
     // Prepare the target.
     side.reporter.stage(Stage::Prepare);
@@ -307,11 +231,14 @@ async fn receive<T: StanzaTransport + Clone>(
                 Err(WriteError::PartTooLong { .. }) => {
                     PartFile::create(&dir, &offer.file.name, size)
                         .await
-                        .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?
+                        .map_err(|e| TransferError::new(Stage::Prepare, e.into()))?
                 }
                 Err(e) => {
-                    ft.spawn_send(Stanza::Iq(offer.decline(Some("cannot store the file"))));
-                    return Err(TransferError::new(Stage::Prepare, write_error(e)));
+                    spawn_send(
+                        shared,
+                        Stanza::Iq(offer.decline(Some("cannot store the file"))),
+                    );
+                    return Err(TransferError::new(Stage::Prepare, e.into()));
                 }
             };
             let offset = if offer.file.supports_ranges() {
@@ -323,7 +250,7 @@ async fn receive<T: StanzaTransport + Clone>(
                 // The sender cannot resume: start the part over (still holding it).
                 part.start_over()
                     .await
-                    .map_err(|e| TransferError::new(Stage::Prepare, write_error(e)))?;
+                    .map_err(|e| TransferError::new(Stage::Prepare, e.into()))?;
             }
             if expected.md5.is_none() {
                 // Nothing to check it against (most clients offer no hash): MD5, the
@@ -355,7 +282,7 @@ async fn receive<T: StanzaTransport + Clone>(
     };
     let mut target = Some(target);
     let r = deliver(
-        ft,
+        shared,
         side,
         &offer,
         &from,
@@ -383,7 +310,7 @@ async fn receive<T: StanzaTransport + Clone>(
 /// put back unless it was lost), then verifies and places the file.
 #[allow(clippy::too_many_arguments)]
 async fn deliver<T: StanzaTransport + Clone>(
-    ft: &FileTransfer<T>,
+    shared: &Arc<Shared<T>>,
     side: &mut TaskSide,
     offer: &FileOffer,
     from: &Jid,
@@ -392,9 +319,9 @@ async fn deliver<T: StanzaTransport + Clone>(
     expected: &Expected,
     options: &AcceptOptions,
 ) -> Result<Outcome, TransferError> {
-    let inner = &ft.inner;
+    let inner = &**shared;
     let config = &inner.config;
-    let sid = offer.offer.sid.as_str().to_owned();
+    let sid = offer.offer.sid.clone();
     let size = offer.file.size;
     let length = size - offset;
     side.reporter.total(length);
@@ -402,40 +329,35 @@ async fn deliver<T: StanzaTransport + Clone>(
     // Choose a method and get ready for the bytestream before answering.
     let ours = config.offered_namespaces();
     let Some(chosen) = offer.offer.choose(&ours) else {
-        ft.spawn_send(Stanza::Iq(offer.offer.no_valid_streams()));
+        spawn_send(shared, Stanza::Iq(offer.offer.no_valid_streams()));
         return Err(TransferError::new(Stage::Offer, ErrorKind::NoCommonMethod));
     };
-    let ibb_ok = offer.offer.is_offered(method::IBB) && config.ibb_variant().is_some();
+    let ibb_ok = offer.offer.is_offered(method::IBB) && config.has_ibb();
     // `expect` registers the pre-authorisation when it is called, not when its future is
     // first polled: call it now, before the answer goes out, or a peer that sends its
     // bytestreams offer right after our answer (slixmpp does) finds no session.
     let s5b_wait = (chosen == method::BYTESTREAMS).then(|| {
-        let expected = xep0065_s5b::Sid::new(sid.clone()).ok().map(|s| {
-            inner
-                .s5b
-                .expect(from.clone(), s, config.stream_start_timeout)
-        });
-        async move {
-            match expected {
-                Some(f) => f.await.map_err(Some),
-                None => Err(None),
-            }
-        }
+        inner
+            .s5b
+            .expect(from.clone(), sid.clone(), config.stream_start_timeout)
     });
     // IBB is awaited even when S5B was chosen: the libpurple fallback after item-not-found,
     // and Spark's open without any earlier error (seed 004).
     let ibb_window = config.stream_start_timeout + config.s5b_budget + config.fallback_window;
-    let ibb_wait = ibb_ok.then(|| inner.ibb.expect(from.clone(), &sid, ibb_window));
+    let ibb_wait = ibb_ok.then(|| inner.ibb.expect(from.clone(), sid.clone(), ibb_window));
 
     let range = (offset > 0).then(|| Range::from_offset(offset));
-    let answer = offer
-        .accept(chosen, range)
-        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Misuse(e.to_string())))?;
+    let answer = offer.accept(chosen, range).map_err(|e| {
+        TransferError::new(
+            Stage::Offer,
+            ErrorKind::Si(Arc::new(xep0095_si::Error::Misuse(e))),
+        )
+    })?;
     inner
         .transport
         .send(Stanza::Iq(answer))
         .await
-        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Transport(e.to_string())))?;
+        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Transport(Arc::new(e))))?;
     side.reporter.emit(Event::Accepted {
         method: chosen.to_owned(),
         offset,
@@ -444,7 +366,7 @@ async fn deliver<T: StanzaTransport + Clone>(
 
     // Connect.
     side.reporter.stage(Stage::Connect);
-    let (mut stream, used, fallback) = wait_stream(ft, side, from, s5b_wait, ibb_wait).await?;
+    let (mut stream, used, fallback) = wait_stream(inner, side, from, s5b_wait, ibb_wait).await?;
     side.reporter.emit(Event::Connected {
         method: used.clone(),
         at: side.reporter.at(),
@@ -478,7 +400,7 @@ async fn deliver<T: StanzaTransport + Clone>(
             let digests = part
                 .digests()
                 .await
-                .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
             let collision = if options.overwrite {
                 Collision::Replace
             } else {
@@ -487,13 +409,14 @@ async fn deliver<T: StanzaTransport + Clone>(
             let path = part
                 .finish(expected, collision)
                 .await
-                .map_err(|e| TransferError::new(Stage::Verify, write_error(e)))?;
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
             (Some(path), digests.sha256_hex(), digests.md5_hex())
         }
         Some(Sink::Writer(_, lanes)) => {
-            let digests = lanes.digests().await.map_err(|e| {
-                TransferError::new(Stage::Verify, ErrorKind::Io(std::io::Error::other(e)))
-            })?;
+            let digests = lanes
+                .digests()
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
             let md5 = digests.md5_hex();
             if let Some(md5) = &md5 {
                 check_md5(expected, md5)?;
@@ -517,76 +440,7 @@ async fn deliver<T: StanzaTransport + Clone>(
 }
 
 fn lost_target() -> TransferError {
-    TransferError::new(
-        Stage::Stream,
-        ErrorKind::Misuse("the receive target was lost".into()),
-    )
-}
-
-/// The `.part` of a transfer that failed: removed unless the policy keeps partial files,
-/// and always when its content is known to be wrong or it is empty (nothing to resume).
-/// Works from the path, so it also applies when the part file itself was lost (a hung
-/// writer abandoned after a cancel); on Unix it removes the path only while it still names
-/// the same file. Dropped while armed (the receiving task itself was dropped), it applies
-/// the policy too.
-#[derive(Debug)]
-struct PartCleanup {
-    path: PathBuf,
-    keep: bool,
-    id: Option<FileId>,
-    armed: bool,
-}
-
-impl PartCleanup {
-    fn new(path: &Path, keep: bool) -> Self {
-        Self {
-            path: path.to_owned(),
-            keep,
-            id: file_id(path),
-            armed: true,
-        }
-    }
-
-    /// The transfer failed; `wrong` when the content is known to be bad.
-    fn failed(&mut self, wrong: bool) {
-        if !self.armed {
-            return;
-        }
-        self.armed = false;
-        let empty = std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0);
-        if (wrong || !self.keep || empty) && file_id(&self.path) == self.id {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for PartCleanup {
-    fn drop(&mut self) {
-        if self.armed {
-            self.failed(false);
-        }
-    }
-}
-
-#[cfg(unix)]
-type FileId = (u64, u64);
-
-#[cfg(unix)]
-fn file_id(path: &Path) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-type FileId = ();
-
-#[cfg(not(unix))]
-fn file_id(path: &Path) -> Option<FileId> {
-    path.exists().then_some(())
+    TransferError::new(Stage::Stream, ErrorKind::Misuse(Misuse::TargetLost))
 }
 
 fn check_md5(expected: &Expected, md5: &str) -> Result<(), TransferError> {

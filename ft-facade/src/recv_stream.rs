@@ -11,14 +11,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use xep0096_file::{HashLanes, PartFile};
 
-use crate::config::IbbStanza;
+use std::sync::Arc;
+
+use xep0047_ibb::StanzaKind;
+
 use crate::copy;
 use crate::error::{ErrorKind, Side, Stage, TransferError};
-use crate::event::{Event, MethodUsed};
+use crate::event::{CandidateReport, Event, FallbackReason, MethodUsed};
 use crate::glue::BoxStream;
 use crate::handle::TaskSide;
-use crate::manager::FileTransfer;
-use crate::recv::write_error;
+use crate::shared::Shared;
 
 /// Where received bytes go: the `.part` file (which counts, hashes and refuses excess
 /// bytes itself), or the application's writer with the digest threads beside it.
@@ -30,13 +32,10 @@ pub(crate) enum Sink {
 impl Sink {
     async fn put(&mut self, chunk: Bytes) -> Result<(), ErrorKind> {
         match self {
-            Self::Part(part) => part.write_bytes(chunk).await.map_err(write_error),
+            Self::Part(part) => part.write_bytes(chunk).await.map_err(ErrorKind::from),
             Self::Writer(w, lanes) => {
                 w.write_all(&chunk).await?;
-                lanes
-                    .update(chunk)
-                    .await
-                    .map_err(|e| ErrorKind::Io(std::io::Error::other(e)))
+                lanes.update(chunk).await.map_err(ErrorKind::from)
             }
         }
     }
@@ -185,7 +184,7 @@ const CANCEL_GRACE: Duration = Duration::from_secs(2);
 /// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
 /// opens IBB without waiting for S5B to fail).
 pub(crate) async fn wait_stream<T, S, I>(
-    ft: &FileTransfer<T>,
+    shared: &Shared<T>,
     side: &mut TaskSide,
     from: &Jid,
     s5b: Option<S>,
@@ -193,12 +192,12 @@ pub(crate) async fn wait_stream<T, S, I>(
 ) -> Result<(BoxStream, MethodUsed, bool), TransferError>
 where
     T: StanzaTransport + Clone,
-    S: Future<Output = Result<xep0065_s5b::Connected, Option<xep0065_s5b::Error>>>,
-    I: Future<Output = Result<(BoxStream, IbbStanza), xep0047_ibb::Error>>,
+    S: Future<Output = Result<xep0065_s5b::Connected, xep0065_s5b::Error>>,
+    I: Future<Output = Result<(BoxStream, StanzaKind), xep0047_ibb::Error>>,
 {
-    let config = &ft.inner.config;
+    let config = &shared.config;
     let cancel = side.cancel.clone();
-    let ibb_used = MethodUsed::ibb;
+    let connect = |kind: ErrorKind| TransferError::new(Stage::Connect, kind);
     let mut ibb = ibb.map(Box::pin);
     if let Some(s5b) = s5b {
         let s5b = std::pin::pin!(s5b);
@@ -218,32 +217,24 @@ where
             Ok(Ok(c)) => {
                 for a in &c.attempts {
                     side.reporter
-                        .emit(Event::Candidate(crate::send::candidate(a)));
+                        .emit(Event::Candidate(CandidateReport::new(a)));
                 }
                 let used = MethodUsed::s5b(&c.streamhost, from);
                 return Ok((Box::pin(c.stream), used, false));
             }
             Ok(Err(e)) => {
-                let reason = match &e {
-                    Some(xep0065_s5b::Error::NoStreamHost(attempts)) => {
-                        for a in attempts {
-                            side.reporter
-                                .emit(Event::Candidate(crate::send::candidate(a)));
-                        }
-                        format!("no streamhost worked ({} tried)", attempts.len())
+                if let xep0065_s5b::Error::NoStreamHost(attempts) = &e {
+                    for a in attempts {
+                        side.reporter
+                            .emit(Event::Candidate(CandidateReport::new(a)));
                     }
-                    Some(e) => e.to_string(),
-                    None => "the sid is not usable for socks5".to_owned(),
-                };
+                }
+                let kind = ErrorKind::from(e);
                 let Some(ibb) = ibb.take() else {
-                    let kind = match e {
-                        Some(e) => crate::send::s5b_error(e),
-                        None => ErrorKind::S5b(reason),
-                    };
-                    return Err(TransferError::new(Stage::Connect, kind));
+                    return Err(connect(kind));
                 };
                 side.reporter.emit(Event::Fallback {
-                    reason,
+                    reason: FallbackReason::S5bFailed(Arc::new(kind)),
                     at: side.reporter.at(),
                 });
                 let r = tokio::select! {
@@ -252,37 +243,23 @@ where
                     r = tokio::time::timeout(config.fallback_window, ibb) => r,
                 };
                 return match r {
-                    Ok(Ok((s, k))) => Ok((s, ibb_used(k), true)),
-                    Ok(Err(e)) => Err(TransferError::new(
-                        Stage::Connect,
-                        crate::send::ibb_error(e),
-                    )),
-                    Err(_) => Err(TransferError::new(
-                        Stage::Connect,
-                        ErrorKind::Timeout(config.fallback_window),
-                    )),
+                    Ok(Ok((s, k))) => Ok((s, MethodUsed::ibb(k), true)),
+                    Ok(Err(e)) => Err(connect(e.into())),
+                    Err(_) => Err(connect(ErrorKind::Timeout(config.fallback_window))),
                 };
             }
             Err(Ok((s, k))) => {
                 side.reporter.emit(Event::Fallback {
-                    reason: "the peer opened in-band bytestreams instead".into(),
+                    reason: FallbackReason::PeerOpenedIbb,
                     at: side.reporter.at(),
                 });
-                return Ok((s, ibb_used(k), true));
+                return Ok((s, MethodUsed::ibb(k), true));
             }
-            Err(Err(e)) => {
-                return Err(TransferError::new(
-                    Stage::Connect,
-                    crate::send::ibb_error(e),
-                ));
-            }
+            Err(Err(e)) => return Err(connect(e.into())),
         }
     }
     let Some(ibb) = ibb else {
-        return Err(TransferError::new(
-            Stage::Connect,
-            ErrorKind::NoCommonMethod,
-        ));
+        return Err(connect(ErrorKind::NoCommonMethod));
     };
     let r = tokio::select! {
         biased;
@@ -290,11 +267,8 @@ where
         r = ibb => r,
     };
     match r {
-        Ok((s, k)) => Ok((s, ibb_used(k), false)),
-        Err(e) => Err(TransferError::new(
-            Stage::Connect,
-            crate::send::ibb_error(e),
-        )),
+        Ok((s, k)) => Ok((s, MethodUsed::ibb(k), false)),
+        Err(e) => Err(connect(e.into())),
     }
 }
 
@@ -310,7 +284,11 @@ mod tests {
 
     #[tokio::test]
     async fn receive_refuses_a_byte_beyond_the_offered_size_and_never_writes_it() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 4);
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            4,
+        );
         let mut src: &[u8] = b"12345";
         let (sink, mut out) = writer_sink();
         let (sink, r) = receive(&mut src, sink, 4, &mut side, Duration::from_secs(5)).await;
@@ -324,7 +302,11 @@ mod tests {
 
     #[tokio::test]
     async fn receive_of_fewer_bytes_than_offered_is_truncated() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 10);
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            10,
+        );
         let mut src: &[u8] = b"123";
         let (sink, _out) = writer_sink();
         let (_sink, r) = receive(&mut src, sink, 10, &mut side, Duration::from_secs(5)).await;
@@ -339,7 +321,11 @@ mod tests {
 
     #[tokio::test]
     async fn receive_into_a_writer_hashes_what_it_wrote() {
-        let (_h, mut side) = pair("s".into(), "a@x/1".parse().unwrap(), 3);
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            3,
+        );
         let mut src: &[u8] = b"abc";
         let (sink, mut out) = writer_sink();
         let (sink, r) = receive(&mut src, sink, 3, &mut side, Duration::from_secs(5)).await;

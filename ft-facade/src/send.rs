@@ -1,97 +1,100 @@
 //! The sender's run: prepare, (disco), offer, connect (S5B, fallback to IBB), stream, close.
 
 use std::io::SeekFrom;
+use std::sync::Arc;
 
-use ft_transport::StanzaTransport;
+use ft_transport::{Sid, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
 use xep0030_disco::features;
 use xep0065_s5b::{Attempt, Connected};
-use xep0095_si::{Sid, method};
+use xep0095_si::method;
 use xep0096_file::{File, FileMeta, FileOffer, HashLanes, answer_range};
 
-use crate::config::{IbbStanza, Method};
+use crate::config::{IbbOptions, Method, S5bRoute};
 use crate::copy::{self, guarded};
-use crate::error::{ErrorKind, Side, Stage, TransferError};
-use crate::event::{CandidateReport, Event, FileInfo, MethodUsed, Outcome};
+use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
+use crate::event::{CandidateReport, Event, FallbackReason, FileInfo, MethodUsed, Outcome};
 use crate::glue::BoxStream;
 use crate::handle::TaskSide;
-use crate::manager::{FileTransfer, SendOptions, Source};
+use crate::options::{SendOptions, Source};
+use crate::shared::Shared;
 
-fn err(stage: Stage, kind: ErrorKind) -> TransferError {
-    TransferError::new(stage, kind)
+fn err(stage: Stage, kind: impl Into<ErrorKind>) -> TransferError {
+    TransferError::new(stage, kind.into())
 }
 
 /// What is being sent, once prepared.
 struct Prepared {
     reader: Box<dyn AsyncRead + Send + Unpin>,
     info: FileInfo,
-    /// The whole file's SHA-256, when it was read in full before the offer (a path).
+    /// The whole file's SHA-256, when it was read in full before the offer (a path within
+    /// [`OfferHash::max_size`](crate::OfferHash::max_size)).
     sha256: Option<String>,
     seekable: Option<tokio::fs::File>,
 }
 
-async fn prepare(source: Source) -> Result<Prepared, TransferError> {
-    match source {
-        Source::Reader(reader, info) => Ok(Prepared {
-            reader,
-            info,
-            sha256: None,
-            seekable: None,
-        }),
-        Source::Path(path) => {
-            let meta = FileMeta::from_path(&path).map_err(|e| err(Stage::Prepare, e.into()))?;
-            let mut file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| err(Stage::Prepare, e.into()))?;
-            // The offer carries the MD5 (QXmpp checks it), so the whole file is read once
-            // before offering; MD5 and SHA-256 run side by side on their own threads.
-            let mut hashes = HashLanes::new();
-            let n = copy::hash_reader(&mut file, None, &mut hashes)
-                .await
-                .map_err(|e| err(Stage::Prepare, e.into()))?;
-            if n != meta.size {
-                return Err(err(
-                    Stage::Prepare,
-                    ErrorKind::Io(std::io::Error::other(format!(
-                        "{} changed while being read ({n} of {} bytes)",
-                        path.display(),
-                        meta.size
-                    ))),
-                ));
-            }
-            let digests = hashes
-                .digests()
-                .await
-                .map_err(|e| err(Stage::Prepare, ErrorKind::Io(std::io::Error::other(e))))?;
-            let sha256 = digests.sha256_hex();
-            let mut info = FileInfo::new(meta.name.clone(), meta.size);
-            info.md5 = digests.md5_hex();
-            info.date = meta.to_file(None).date;
-            info.mime_type = Some(meta.mime_type.to_owned());
-            file.seek(SeekFrom::Start(0))
-                .await
-                .map_err(|e| err(Stage::Prepare, e.into()))?;
-            Ok(Prepared {
-                reader: Box::new(tokio::io::empty()),
+/// Reads the metadata; hashes the file before the offer only when it is within
+/// `hash_limit` bytes (see [`OfferHash`](crate::OfferHash)), so a large file's offer goes
+/// out at once, without `hash`.
+async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferError> {
+    let path = match source {
+        Source::Reader(reader, info) => {
+            return Ok(Prepared {
+                reader,
                 info,
-                sha256: Some(sha256),
-                seekable: Some(file),
-            })
+                sha256: None,
+                seekable: None,
+            });
         }
+        Source::Path(path) => path,
+    };
+    let meta = FileMeta::from_path(&path).map_err(|e| err(Stage::Prepare, e))?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| err(Stage::Prepare, e))?;
+    let mut info = FileInfo::new(meta.name.clone(), meta.size);
+    info.date = meta.to_file(None).date;
+    info.mime_type = Some(meta.mime_type.to_owned());
+    let mut sha256 = None;
+    if meta.size <= hash_limit {
+        // The offer carries the MD5 (QXmpp checks it): the file is read once before
+        // offering, MD5 and SHA-256 side by side on their own threads.
+        let mut hashes = HashLanes::new();
+        let n = copy::hash_reader(&mut file, None, &mut hashes)
+            .await
+            .map_err(|e| err(Stage::Prepare, e))?;
+        if n != meta.size {
+            return Err(err(
+                Stage::Prepare,
+                Misuse::FileChanged {
+                    path,
+                    read: n,
+                    size: meta.size,
+                },
+            ));
+        }
+        let digests = hashes.digests().await.map_err(|e| err(Stage::Prepare, e))?;
+        sha256 = Some(digests.sha256_hex());
+        info.md5 = digests.md5_hex();
+        file.seek(SeekFrom::Start(0))
+            .await
+            .map_err(|e| err(Stage::Prepare, e))?;
     }
+    Ok(Prepared {
+        reader: Box::new(tokio::io::empty()),
+        info,
+        sha256,
+        seekable: Some(file),
+    })
 }
 
 fn file_element(info: &FileInfo, ranged: bool) -> Result<File, TransferError> {
     let mut f = File::new(info.name.clone(), info.size);
     if let Some(md5) = &info.md5 {
         let mut raw = [0u8; 16];
-        hex::decode_to_slice(md5, &mut raw).map_err(|_| {
-            err(
-                Stage::Prepare,
-                ErrorKind::Misuse(format!("md5 {md5:?} is not 32 hex digits")),
-            )
-        })?;
+        hex::decode_to_slice(md5, &mut raw)
+            .map_err(|_| err(Stage::Prepare, Misuse::BadMd5(md5.clone())))?;
         f = f.with_md5(raw);
     }
     f.date = info.date.clone();
@@ -105,33 +108,29 @@ fn file_element(info: &FileInfo, ranged: bool) -> Result<File, TransferError> {
 }
 
 pub(crate) async fn run<T: StanzaTransport + Clone>(
-    ft: &FileTransfer<T>,
+    shared: &Arc<Shared<T>>,
     side: &mut TaskSide,
     to: Jid,
-    sid: String,
+    sid: Sid,
     source: Source,
     options: SendOptions,
 ) -> Result<Outcome, TransferError> {
-    let inner = &ft.inner;
-    let config = &inner.config;
+    let config = &shared.config;
     let methods: Vec<Method> = options
         .methods
         .clone()
         .unwrap_or_else(|| config.methods.clone());
     if methods.is_empty() {
-        return Err(err(
-            Stage::Prepare,
-            ErrorKind::Misuse("no method configured".into()),
-        ));
+        return Err(err(Stage::Prepare, Misuse::NoMethod));
     }
     let cancel = side.cancel.clone();
 
-    // Prepare: metadata and the MD5 the offer carries.
+    // Prepare: metadata, and the MD5 the offer carries when the file is small enough.
     side.reporter.stage(Stage::Prepare);
     let mut prepared = tokio::select! {
         biased;
         () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Prepare)),
-        p = prepare(source) => p?,
+        p = prepare(source, config.offer_hash.max_size) => p?,
     };
     if let Some(desc) = options.desc.clone() {
         prepared.info.desc = Some(desc);
@@ -142,12 +141,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     // Disco (optional).
     if config.check_features {
         side.reporter.stage(Stage::Disco);
-        let supported = guarded(Stage::Disco, &cancel, config.disco_timeout, async {
-            inner
-                .disco
-                .supports(&to, features::SI_FILE_TRANSFER)
-                .await
-                .map_err(|e| ErrorKind::Protocol(e.to_string()))
+        let supported = guarded(Stage::Disco, &cancel, config.disco.timeout, async {
+            shared.disco.supports(&to, features::SI_FILE_TRANSFER).await
         })
         .await?;
         side.reporter.emit(Event::Disco {
@@ -162,15 +157,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     // Offer.
     side.reporter.stage(Stage::Offer);
     let namespaces = crate::config::namespaces(&methods);
-    let si_sid = Sid::new(sid.clone())
-        .ok_or_else(|| err(Stage::Prepare, ErrorKind::Misuse("empty sid".into())))?;
     let file = file_element(&prepared.info, prepared.seekable.is_some())?;
-    let si = FileOffer::si(
-        &si_sid,
-        file,
-        prepared.info.mime_type.as_deref(),
-        &namespaces,
-    );
+    let si = FileOffer::si(&sid, file, prepared.info.mime_type.as_deref(), &namespaces);
     side.reporter.emit(Event::Offered {
         methods: namespaces.iter().map(|s| (*s).to_owned()).collect(),
         at: side.reporter.at(),
@@ -178,16 +166,13 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     let accepted = tokio::select! {
         biased;
         () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Offer)),
-        r = xep0095_si::offer(&inner.tracker, &inner.transport, to.clone(), si, config.offer_timeout) => {
-            r.map_err(|e| err(Stage::Offer, e.into()))?
+        r = xep0095_si::offer(&shared.tracker, &shared.transport, to.clone(), si, config.offer_timeout) => {
+            r.map_err(|e| err(Stage::Offer, e))?
         }
     };
-    let range = answer_range(&accepted)
-        .map_err(|e| err(Stage::Offer, ErrorKind::Protocol(e.to_string())))?;
+    let range = answer_range(&accepted).map_err(|e| err(Stage::Offer, e))?;
     let (offset, length) = match range {
-        Some(r) => r
-            .span(size)
-            .map_err(|e| err(Stage::Offer, ErrorKind::Protocol(e.to_string())))?,
+        Some(r) => r.span(size).map_err(|e| err(Stage::Offer, e))?,
         None => (0, size),
     };
     side.reporter.emit(Event::Accepted {
@@ -199,47 +184,59 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
 
     // Connect.
     side.reporter.stage(Stage::Connect);
-    let ibb_kind = crate::config::ibb_variant(&methods, config.ibb_stanza);
-    let block_size = options.block_size.unwrap_or(config.block_size);
+    let ibb_offered = methods.contains(&Method::Ibb);
+    let ibb = options.ibb.unwrap_or(config.ibb_options);
     let mut fallback = false;
     let (mut stream, used): (BoxStream, MethodUsed) = if accepted.method == method::BYTESTREAMS {
-        let variant = methods
-            .iter()
-            .copied()
-            .find(|m| m.is_s5b())
-            .unwrap_or(Method::S5b);
-        match connect_s5b(ft, side, &to, &sid, variant).await {
+        let route = options.s5b_route.unwrap_or(config.s5b_route);
+        match connect_s5b(shared, side, &to, &sid, route).await {
             Ok(c) => c,
             Err(e) if e.is_cancelled_by(Side::Local) => return Err(e),
             Err(e) => {
                 // XEP-0096 §4 / libpurple: IBB on the same sid when it was offered.
-                let Some(kind) = ibb_kind else {
+                if !ibb_offered {
                     return Err(e);
-                };
+                }
                 side.reporter.emit(Event::Fallback {
-                    reason: e.kind.to_string(),
+                    reason: FallbackReason::S5bFailed(Arc::new(e.kind)),
                     at: side.reporter.at(),
                 });
                 fallback = true;
-                open_ibb(ft, side, &to, &sid, block_size, kind).await?
+                open_ibb(shared, side, &to, &sid, ibb).await?
             }
         }
     } else {
-        let kind = ibb_kind.unwrap_or(config.ibb_stanza);
-        open_ibb(ft, side, &to, &sid, block_size, kind).await?
+        open_ibb(shared, side, &to, &sid, ibb).await?
     };
     side.reporter.emit(Event::Connected {
         method: used.clone(),
         at: side.reporter.at(),
     });
 
-    // Stream. A path was hashed in full before the offer; a reader is hashed as it goes.
-    let mut hashes = prepared.sha256.is_none().then(HashLanes::new);
+    // Stream. A path hashed before the offer is not hashed again; otherwise the bytes are
+    // hashed as they go (and, when resuming, the part before them first), so the sender
+    // always reports the SHA-256 of the whole file.
+    let mut hashes = prepared.sha256.is_none().then(|| {
+        let mut lanes = HashLanes::new();
+        if prepared.info.md5.is_none() && prepared.seekable.is_some() {
+            // Nobody checks an MD5 that was not offered: SHA-256 only.
+            lanes.skip_md5();
+        }
+        lanes
+    });
     let mut reader: Box<dyn AsyncRead + Send + Unpin> = match prepared.seekable.take() {
         Some(mut f) => {
+            if let Some(h) = hashes.as_mut().filter(|_| offset > 0) {
+                let n = copy::hash_reader(&mut f, Some(offset), h)
+                    .await
+                    .map_err(|e| err(Stage::Stream, e))?;
+                if n != offset {
+                    return Err(err(Stage::Stream, Misuse::ShortReader(offset)));
+                }
+            }
             f.seek(SeekFrom::Start(offset))
                 .await
-                .map_err(|e| err(Stage::Stream, e.into()))?;
+                .map_err(|e| err(Stage::Stream, e))?;
             Box::new(f)
         }
         None => {
@@ -248,14 +245,9 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 let hashes = hashes.get_or_insert_with(HashLanes::new);
                 let skipped = copy::hash_reader(&mut r, Some(offset), hashes)
                     .await
-                    .map_err(|e| err(Stage::Stream, e.into()))?;
+                    .map_err(|e| err(Stage::Stream, e))?;
                 if skipped != offset {
-                    return Err(err(
-                        Stage::Stream,
-                        ErrorKind::Misuse(format!(
-                            "the reader ended before the resume offset {offset}"
-                        )),
-                    ));
+                    return Err(err(Stage::Stream, Misuse::ShortReader(offset)));
                 }
             }
             r
@@ -298,10 +290,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
-            let d = h
-                .digests()
-                .await
-                .map_err(|e| err(Stage::Close, ErrorKind::Io(std::io::Error::other(e))))?;
+            let d = h.digests().await.map_err(|e| err(Stage::Close, e))?;
             (d.sha256_hex(), d.md5_hex().filter(|_| offset == 0))
         }
         (None, None) => (String::new(), None),
@@ -323,50 +312,34 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
 
 fn report_attempts(side: &TaskSide, attempts: &[Attempt]) {
     for a in attempts {
-        side.reporter.emit(Event::Candidate(candidate(a)));
-    }
-}
-
-pub(crate) fn candidate(a: &Attempt) -> CandidateReport {
-    CandidateReport {
-        jid: a.streamhost.jid.clone(),
-        address: format!("{}:{}", a.streamhost.host, a.streamhost.port),
-        outcome: match &a.outcome {
-            xep0065_s5b::Outcome::Won => "won".to_owned(),
-            xep0065_s5b::Outcome::Lost => "lost".to_owned(),
-            xep0065_s5b::Outcome::NotTried => "not-tried".to_owned(),
-            xep0065_s5b::Outcome::Refused(r) => format!("refused: {r}"),
-            xep0065_s5b::Outcome::Failed(r) => format!("failed: {r}"),
-            other => format!("{other:?}"),
-        },
-        duration: a.duration,
+        side.reporter
+            .emit(Event::Candidate(CandidateReport::new(a)));
     }
 }
 
 async fn connect_s5b<T: StanzaTransport + Clone>(
-    ft: &FileTransfer<T>,
+    shared: &Shared<T>,
     side: &mut TaskSide,
     to: &Jid,
-    sid: &str,
-    variant: Method,
+    sid: &Sid,
+    route: S5bRoute,
 ) -> Result<(BoxStream, MethodUsed), TransferError> {
-    let inner = &ft.inner;
-    let config = &inner.config;
+    let config = &shared.config;
     let cancel = side.cancel.clone();
     let deadline = tokio::time::Instant::now() + config.s5b_budget;
-    let proxies = if variant == Method::S5bDirect {
+    let proxies = if route == S5bRoute::Direct {
         Vec::new()
     } else {
         side.reporter.stage(Stage::Proxies);
         let found = tokio::select! {
             biased;
             () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Proxies)),
-            r = tokio::time::timeout_at(deadline, ft.proxies()) => r,
+            r = tokio::time::timeout_at(deadline, shared.proxies()) => r,
         };
         match found {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                tracing::debug!("ft-facade: {e}");
+                tracing::debug!("ft-facade: proxy discovery: {e}");
                 Vec::new()
             }
             Err(_) => Vec::new(),
@@ -379,21 +352,19 @@ async fn connect_s5b<T: StanzaTransport + Clone>(
             .collect(),
         at: side.reporter.at(),
     });
-    if variant == Method::S5bProxy && proxies.is_empty() && config.s5b.proxies.is_empty() {
-        return Err(err(Stage::Proxies, ErrorKind::S5b("no proxy found".into())));
+    if route == S5bRoute::Proxy && proxies.is_empty() && config.s5b.proxies.is_empty() {
+        return Err(err(Stage::Proxies, ErrorKind::NoProxy));
     }
     side.reporter.stage(Stage::Connect);
-    let s5b = if variant == Method::S5bProxy {
-        &inner.s5b_proxy_only
+    let s5b = if route == S5bRoute::Proxy {
+        &shared.s5b_proxy_only
     } else {
-        &inner.s5b
+        &shared.s5b
     };
-    let s5b_sid = xep0065_s5b::Sid::new(sid.to_owned())
-        .map_err(|e| err(Stage::Connect, ErrorKind::Misuse(e.to_string())))?;
     let r = tokio::select! {
         biased;
         () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
-        r = tokio::time::timeout_at(deadline, s5b.connect(to.clone(), s5b_sid, &proxies)) => r,
+        r = tokio::time::timeout_at(deadline, s5b.connect(to.clone(), sid.clone(), &proxies)) => r,
     };
     let connected: Connected = match r {
         Err(_) => {
@@ -403,53 +374,29 @@ async fn connect_s5b<T: StanzaTransport + Clone>(
             if let xep0065_s5b::Error::NoStreamHost(a) = &e {
                 report_attempts(side, a);
             }
-            return Err(err(Stage::Connect, s5b_error(e)));
+            return Err(err(Stage::Connect, e));
         }
         Ok(Ok(c)) => c,
     };
     report_attempts(side, &connected.attempts);
-    let used = MethodUsed::s5b(&connected.streamhost, inner.transport.jid());
+    let used = MethodUsed::s5b(&connected.streamhost, shared.transport.jid());
     Ok((Box::pin(connected.stream), used))
 }
 
-pub(crate) fn s5b_error(e: xep0065_s5b::Error) -> ErrorKind {
-    match e {
-        xep0065_s5b::Error::Rejected(se) => ErrorKind::Rejected(se),
-        xep0065_s5b::Error::Timeout(d) => ErrorKind::Timeout(d),
-        other => ErrorKind::S5b(other.to_string()),
-    }
-}
-
+/// Opens IBB; the open's timeout is the IBB driver's own
+/// ([`xep0047_ibb::Config::open_timeout`]), only a cancel cuts it short.
 async fn open_ibb<T: StanzaTransport + Clone>(
-    ft: &FileTransfer<T>,
+    shared: &Shared<T>,
     side: &mut TaskSide,
     to: &Jid,
-    sid: &str,
-    block_size: u16,
-    kind: IbbStanza,
+    sid: &Sid,
+    options: IbbOptions,
 ) -> Result<(BoxStream, MethodUsed), TransferError> {
-    let config = &ft.inner.config;
     side.reporter.stage(Stage::Connect);
-    let stream = guarded(
-        Stage::Connect,
-        &side.cancel,
-        config.ibb_open_timeout,
-        async {
-            ft.inner
-                .ibb
-                .open(to.clone(), sid, block_size, kind)
-                .await
-                .map_err(ibb_error)
-        },
-    )
-    .await?;
-    Ok((stream, MethodUsed::ibb(kind)))
-}
-
-pub(crate) fn ibb_error(e: xep0047_ibb::Error) -> ErrorKind {
-    match e {
-        xep0047_ibb::Error::Rejected(se) => ErrorKind::Rejected(se),
-        xep0047_ibb::Error::ClosedByPeer => ErrorKind::Cancelled(Side::Peer),
-        other => ErrorKind::Ibb(other.to_string()),
-    }
+    let stream = tokio::select! {
+        biased;
+        () = side.cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
+        r = shared.ibb.open(to.clone(), sid.clone(), options) => r.map_err(|e| err(Stage::Connect, e))?,
+    };
+    Ok((stream, MethodUsed::ibb(options.stanza)))
 }

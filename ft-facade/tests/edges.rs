@@ -144,29 +144,29 @@ async fn receiver_cancels_mid_transfer(method: Method) {
 
 #[tokio::test]
 async fn sender_cancel_mid_ibb_transfer_is_truncated_on_the_receiver() {
-    sender_cancels_mid_transfer(Method::IbbIq).await;
+    sender_cancels_mid_transfer(Method::Ibb).await;
 }
 
 #[tokio::test]
 async fn sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
-    sender_cancels_mid_transfer(Method::S5bDirect).await;
+    sender_cancels_mid_transfer(Method::S5b).await;
 }
 
 #[tokio::test]
 async fn receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
-    receiver_cancels_mid_transfer(Method::IbbIq).await;
+    receiver_cancels_mid_transfer(Method::Ibb).await;
 }
 
 #[tokio::test]
 async fn receiver_cancel_mid_s5b_transfer_is_cancelled_by_peer_on_the_sender() {
-    receiver_cancels_mid_transfer(Method::S5bDirect).await;
+    receiver_cancels_mid_transfer(Method::S5b).await;
 }
 
 #[tokio::test]
 async fn a_cut_transfer_resumes_from_the_part_file_into_an_identical_file() {
     use rand::Rng;
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
@@ -203,7 +203,7 @@ async fn a_cut_transfer_resumes_from_the_part_file_into_an_identical_file() {
 #[tokio::test]
 async fn a_peer_name_with_dot_dot_lands_inside_the_directory() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
     let root = tempfile::tempdir().unwrap();
     let dst = root.path().join("inbox");
@@ -276,7 +276,7 @@ async fn more_bytes_than_offered_is_too_long_and_leaves_no_file() {
     let mut stream = ibb
         .open(
             jid("bob@x/b"),
-            "too-long".into(),
+            ft_facade::Sid::new("too-long").unwrap(),
             xep0047_ibb::OpenOptions::default(),
         )
         .await
@@ -300,7 +300,7 @@ async fn more_bytes_than_offered_is_too_long_and_leaves_no_file() {
 async fn accepting_into_a_writer_with_an_offset_gets_only_the_rest() {
     use tokio::io::AsyncReadExt;
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let data = content(70_000, 14);
@@ -334,7 +334,7 @@ fn md5_hex(data: &[u8]) -> String {
 #[tokio::test]
 async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
@@ -397,7 +397,7 @@ async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
 #[tokio::test]
 async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
     let (_sending, mut receiving, dst, _hub) =
-        trickling_with(Method::IbbIq, AcceptOptions::new().with_keep_partial(false)).await;
+        trickling_with(Method::Ibb, AcceptOptions::new().with_keep_partial(false)).await;
     until_bytes_flow(&mut receiving).await;
     receiving.cancel();
     let received = receiving.outcome().await.unwrap_err();
@@ -411,7 +411,7 @@ async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_cancel_while_the_disk_hangs_honours_keep_partial_off() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();

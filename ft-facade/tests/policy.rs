@@ -174,7 +174,7 @@ async fn a_bytestreams_offer_without_an_accepted_offer_is_refused_not_acceptable
 #[tokio::test]
 async fn offers_from_an_auto_accepted_account_land_without_asking() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
     let dst = tempfile::tempdir().unwrap();
     let mut c = config(&[Method::S5b, Method::Ibb]);
     c.policy(Policy::auto_accept(
@@ -198,7 +198,7 @@ async fn offers_from_an_auto_accepted_account_land_without_asking() {
 #[tokio::test]
 async fn an_offer_dropped_unanswered_is_declined() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::IbbIq]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let path = write_file(src.path(), "x.bin", &content(10, 13));

@@ -123,7 +123,7 @@ const SPARK_000: &str = "lxy2@user-20160421db/Spark";
 const US_000: &str = "lxy@user-20160421db/8xz8uslghx";
 
 fn sender_000(hub: &Hub) -> ft_facade::FileTransfer<HubTransport> {
-    let mut c = config(&[Method::IbbIq]);
+    let mut c = config(&[Method::Ibb]);
     c.block_size(4096);
     entity(hub, US_000, c)
 }
@@ -138,7 +138,7 @@ async fn seed_000_spark_refusal_with_a_mangled_406_is_a_decline() {
     let sending = us.send_file(
         jid(SPARK_000),
         &path,
-        SendOptions::default().with_sid("jsi_33fe4dbdf2313"),
+        SendOptions::default().with_sid(ft_facade::Sid::new("jsi_33fe4dbdf2313").unwrap()),
     );
     let offer = spark.next_iq().await;
     let si = set_payload(&offer);
@@ -253,7 +253,7 @@ async fn seed_000_spark_accepts_ibb_and_gets_every_byte_chunk_by_chunk() {
     let sending = us.send_file(
         jid(SPARK_000),
         &path,
-        SendOptions::default().with_sid("jsi_33fe66c647209"),
+        SendOptions::default().with_sid(ft_facade::Sid::new("jsi_33fe66c647209").unwrap()),
     );
     let (got, _) = spark_000_receive(&mut spark, None).await;
     let sent = sending.outcome().await.unwrap();
@@ -272,7 +272,7 @@ async fn seed_000_sender_cancel_mid_transfer_sends_an_ibb_close_spark_acknowledg
     let mut sending = us.send_file(
         jid(SPARK_000),
         &path,
-        SendOptions::default().with_sid("jsi_33fe66c647209"),
+        SendOptions::default().with_sid(ft_facade::Sid::new("jsi_33fe66c647209").unwrap()),
     );
     let canceller = sending.canceller();
     let spark_task = tokio::spawn(async move { spark_000_receive(&mut spark, None).await });
@@ -297,7 +297,7 @@ async fn seed_000_spark_cancels_with_an_ibb_close_and_the_sender_reports_the_pee
     let sending = us.send_file(
         jid(SPARK_000),
         &path,
-        SendOptions::default().with_sid("jsi_33fe66c647209"),
+        SendOptions::default().with_sid(ft_facade::Sid::new("jsi_33fe66c647209").unwrap()),
     );
     let (_, answer) = spark_000_receive(&mut spark, Some(3)).await;
     let answer = answer.unwrap();
@@ -345,7 +345,7 @@ async fn seed_001_xiff_sends_through_the_proxy_after_spark_names_both_methods() 
             let _ = p2.handle_stanza(s);
         }
     });
-    let mut c = config(&[Method::S5bProxy, Method::Ibb]);
+    let mut c = proxy_only(config(&[Method::S5b, Method::Ibb]));
     c.proxies(ProxySource::Discover);
     let us = entity(&hub, XIFF, c);
     let mut spark = Scripted::new(&hub, SPARK);
@@ -356,7 +356,9 @@ async fn seed_001_xiff_sends_through_the_proxy_after_spark_names_both_methods() 
     let sending = us.send_file(
         jid(SPARK),
         &path,
-        SendOptions::default().with_sid(sid).with_desc("send"),
+        SendOptions::default()
+            .with_sid(ft_facade::Sid::new(sid).unwrap())
+            .with_desc("send"),
     );
 
     let offer = spark.next_iq().await;
@@ -605,7 +607,7 @@ async fn qxmpp_003(
     let mut s = ibb
         .open(
             jid(US),
-            "MsVtTkTuwqKQhMBxUsuM66qLgEG9r4Cr".into(),
+            ft_facade::Sid::new("MsVtTkTuwqKQhMBxUsuM66qLgEG9r4Cr").unwrap(),
             xep0047_ibb::OpenOptions::default(),
         )
         .await

@@ -11,7 +11,7 @@ use ft_transport::hub::Hub;
 #[tokio::test]
 async fn s5b_direct_transfer_lands_with_identical_sha256() {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::S5bDirect]));
+    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
@@ -86,9 +86,21 @@ async fn transfer_by(
     Vec<u8>,
     tempfile::TempDir,
 ) {
+    transfer_with(config(sender_methods), size, seed).await
+}
+
+async fn transfer_with(
+    mut sc: ft_facade::Config,
+    size: usize,
+    seed: u64,
+) -> (
+    ft_facade::Outcome,
+    ft_facade::Outcome,
+    Vec<u8>,
+    tempfile::TempDir,
+) {
     let hub = Hub::new();
-    let mut sc = config(sender_methods);
-    sc.block_size = 4096;
+    sc.block_size(4096);
     let alice = entity(&hub, "alice@x/a", sc);
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
@@ -104,7 +116,7 @@ async fn transfer_by(
 
 #[tokio::test]
 async fn ibb_over_iq_transfer_lands_with_identical_sha256() {
-    let (sent, received, data, dst) = transfer_by(&[Method::IbbIq], 100_000, 4).await;
+    let (sent, received, data, dst) = transfer_by(&[Method::Ibb], 100_000, 4).await;
     assert_eq!(sent.method, MethodUsed::IbbIq);
     assert_eq!(received.method, MethodUsed::IbbIq);
     assert_eq!(sha256_file(&dst.path().join("data.bin")), sha256_hex(&data));
@@ -113,7 +125,8 @@ async fn ibb_over_iq_transfer_lands_with_identical_sha256() {
 
 #[tokio::test]
 async fn ibb_over_message_transfer_lands_with_identical_sha256() {
-    let (sent, received, data, dst) = transfer_by(&[Method::IbbMessage], 100_000, 5).await;
+    let (sent, received, data, dst) =
+        transfer_with(over_message(config(&[Method::Ibb])), 100_000, 5).await;
     assert_eq!(sent.method, MethodUsed::IbbMessage);
     assert_eq!(received.method, MethodUsed::IbbMessage);
     assert_eq!(sha256_file(&dst.path().join("data.bin")), sha256_hex(&data));
@@ -121,7 +134,7 @@ async fn ibb_over_message_transfer_lands_with_identical_sha256() {
 
 #[tokio::test]
 async fn an_empty_file_transfers_by_ibb() {
-    let (_sent, received, _data, dst) = transfer_by(&[Method::IbbIq], 0, 6).await;
+    let (_sent, received, _data, dst) = transfer_by(&[Method::Ibb], 0, 6).await;
     assert_eq!(received.bytes, 0);
     assert_eq!(std::fs::read(dst.path().join("data.bin")).unwrap(), b"");
 }
@@ -142,7 +155,7 @@ async fn s5b_through_a_discovered_proxy_lands_with_identical_sha256() {
             let _ = p2.handle_stanza(s);
         }
     });
-    let mut sc = config(&[Method::S5bProxy]);
+    let mut sc = proxy_only(config(&[Method::S5b]));
     sc.proxies(ft_facade::ProxySource::Discover);
     let alice = entity(&hub, "alice@x/a", sc);
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
@@ -193,7 +206,7 @@ async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_bud
             held.push(s);
         }
     });
-    let mut sc = config(&[Method::S5bDirect, Method::IbbIq]);
+    let mut sc = config(&[Method::S5b, Method::Ibb]);
     sc.s5b.listen(Vec::new());
     sc.s5b.external = vec![(LOOPBACK.into(), silent_port)];
     sc.s5b_budget(Duration::from_secs(3));
@@ -209,7 +222,7 @@ async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_bud
     let sending = alice.send_file(
         jid("bob@x/b"),
         &path,
-        SendOptions::default().with_sid("same-sid-1"),
+        SendOptions::default().with_sid(ft_facade::Sid::new("same-sid-1").unwrap()),
     );
     let mut receiving = bob
         .next_offer()
@@ -236,10 +249,18 @@ async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_bud
     assert_eq!(sent.method, MethodUsed::IbbIq);
     assert_eq!(sent.sid, "same-sid-1");
     assert_eq!(received.sid, "same-sid-1");
-    assert!(fallback_reason.is_some());
+    assert!(
+        matches!(
+            fallback_reason,
+            Some(
+                ft_facade::FallbackReason::S5bFailed(_) | ft_facade::FallbackReason::PeerOpenedIbb
+            )
+        ),
+        "{fallback_reason:?}"
+    );
     assert_eq!(candidates.len(), 1, "{candidates:?}");
     assert!(
-        candidates[0].outcome.starts_with("failed"),
+        matches!(candidates[0].outcome, xep0065_s5b::Outcome::Failed(_)),
         "{candidates:?}"
     );
     assert_eq!(
@@ -255,18 +276,24 @@ async fn several_transfers_at_once_by_different_methods_all_land_intact() {
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
-    let methods = [Method::S5bDirect, Method::IbbIq, Method::IbbMessage];
+    let message = ft_facade::IbbOptions {
+        stanza: ft_facade::StanzaKind::Message,
+        ..ft_facade::IbbOptions::default()
+    };
+    let methods = [
+        (Method::S5b, None),
+        (Method::Ibb, None),
+        (Method::Ibb, Some(message)),
+    ];
     let mut sends = Vec::new();
     let mut datas = Vec::new();
-    for (i, m) in methods.iter().enumerate() {
+    for (i, (m, ibb)) in methods.iter().enumerate() {
         let data = content(150_000 + i * 1000, 20 + i as u64);
         let path = write_file(src.path(), &format!("f{i}.bin"), &data);
         datas.push(data);
-        sends.push(alice.send_file(
-            jid("bob@x/b"),
-            &path,
-            SendOptions::default().with_methods(&[*m]),
-        ));
+        let mut options = SendOptions::default().with_methods(&[*m]);
+        options.ibb = *ibb;
+        sends.push(alice.send_file(jid("bob@x/b"), &path, options));
     }
     let mut receives = Vec::new();
     for _ in 0..methods.len() {
@@ -290,7 +317,7 @@ async fn several_transfers_at_once_by_different_methods_all_land_intact() {
 #[tokio::test]
 async fn the_optional_feature_check_reports_disco_and_refuses_a_peer_without_si() {
     let hub = Hub::new();
-    let mut c = config(&[Method::IbbIq]);
+    let mut c = config(&[Method::Ibb]);
     c.check_features = true;
     let alice = entity(&hub, "alice@x/a", c);
     let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
@@ -356,7 +383,7 @@ async fn a_receiver_cancel_while_s5b_connects_ends_both_sides_with_typed_reasons
             held.push(s);
         }
     });
-    let mut sc = config(&[Method::S5bDirect]);
+    let mut sc = config(&[Method::S5b]);
     sc.s5b.listen(Vec::new());
     sc.s5b.external = vec![(LOOPBACK.into(), port)];
     sc.s5b_budget(Duration::from_secs(3));
@@ -425,8 +452,8 @@ impl tokio::io::AsyncWrite for SlowWriter {
 #[tokio::test]
 async fn ibb_over_message_into_a_slow_writer_is_paced_by_the_pump_and_lands_intact() {
     let hub = Hub::new();
-    let mut sc = config(&[Method::IbbMessage]);
-    sc.block_size = 4096;
+    let mut sc = over_message(config(&[Method::Ibb]));
+    sc.block_size(4096);
     let alice = entity(&hub, "alice@x/a", sc);
     // Without backpressure, 1 MiB sent at memory speed into a writer that takes ~1 ms per
     // 4 KiB would overrun a 64 KiB message buffer many times over.
@@ -499,8 +526,8 @@ async fn stalled_ibb_transfer(
     ft_facade::TransferHandle,
     tempfile::TempDir,
 ) {
-    let mut sc = config(&[Method::IbbIq]);
-    sc.block_size = 4096;
+    let mut sc = config(&[Method::Ibb]);
+    sc.block_size(4096);
     // A close that goes unanswered would be waited for up to the whole budget.
     sc.close_timeout = Duration::from_secs(30);
     let alice = entity(hub, "alice@x/a", sc);
@@ -562,7 +589,7 @@ async fn a_receiver_cancel_while_s5b_connects_answers_the_sender_at_once() {
             held.push(s);
         }
     });
-    let mut sc = config(&[Method::S5bDirect]);
+    let mut sc = config(&[Method::S5b]);
     sc.s5b.listen(Vec::new());
     sc.s5b.external = vec![(LOOPBACK.into(), port)];
     // A long budget: without an answer the sender would wait all of it.

@@ -57,7 +57,9 @@ pub use xmpp_parsers::stanza::Stanza;
 pub mod hub;
 #[cfg(feature = "tokio")]
 pub mod iq;
+pub mod sid;
 pub mod util;
+pub use sid::{InvalidSid, MAX_SID_LEN, Sid};
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
 

@@ -15,8 +15,8 @@ use common::*;
 use ft_facade::file::{File, FileOffer};
 use ft_facade::si::{Rejection, Sid};
 use ft_facade::{
-    AcceptOptions, ErrorKind, FileInfo, Method, Policy, ProxySource, SendOptions, Side, Stage,
-    TransferHandle,
+    AcceptOptions, ErrorKind, FileInfo, Method, Policy, ProxySource, S5bRoute, SendOptions, Side,
+    Stage, TransferHandle,
 };
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
 use ft_transport::iq::IqTracker;
@@ -175,6 +175,8 @@ async fn ours_cancels_while_sending(method: Method, prefer: &str) -> (serde_json
         .unwrap();
     let proxies = ProxySource::Jids(vec![jid("proxy.localhost")]);
     let mut c = config(&[method], proxies);
+    // S5B here goes through the proxy: our own streamhost is not offered.
+    c.s5b_route(S5bRoute::Proxy);
     c.block_size(4096);
     let alice = ours(&prosody, "alice", c).await;
     let info = FileInfo::new("cut.bin", MIB as u64);
@@ -207,7 +209,7 @@ async fn our_cancel_mid_ibb_send_closes_slixmpps_stream_short_of_the_offered_siz
     if !ft_testkit::interop_enabled() {
         return;
     }
-    let (got, alice) = ours_cancels_while_sending(Method::IbbIq, "ibb").await;
+    let (got, alice) = ours_cancels_while_sending(Method::Ibb, "ibb").await;
     assert_eq!(got["method"], "ibb");
     let (out, _) = alice.seen();
     assert_eq!(out.closes, 1, "the cancel is an IBB <close/>");
@@ -218,7 +220,7 @@ async fn our_cancel_mid_s5b_send_through_proxy65_ends_slixmpps_stream_short_of_t
     if !ft_testkit::interop_enabled() {
         return;
     }
-    let (got, _) = ours_cancels_while_sending(Method::S5bProxy, "s5b").await;
+    let (got, _) = ours_cancels_while_sending(Method::S5b, "s5b").await;
     assert_eq!(got["method"], "s5b");
 }
 
@@ -529,6 +531,8 @@ async fn slixmpp_cancels_while_receiving(
     .unwrap();
     let proxies = ProxySource::Jids(vec![jid("proxy.localhost")]);
     let mut c = config(&[method], proxies);
+    // S5B here goes through the proxy: our own streamhost is not offered.
+    c.s5b_route(S5bRoute::Proxy);
     c.block_size(4096);
     let alice = ours(&prosody, "alice", c).await;
     let sending = alice.ft.send_reader(
@@ -553,7 +557,7 @@ async fn a_slixmpp_receiver_closing_ibb_mid_stream_fails_our_send_as_cancelled_b
     if !ft_testkit::interop_enabled() {
         return;
     }
-    let (err, cancelled, alice) = slixmpp_cancels_while_receiving(Method::IbbIq, "ibb").await;
+    let (err, cancelled, alice) = slixmpp_cancels_while_receiving(Method::Ibb, "ibb").await;
     assert_eq!(cancelled["method"], "ibb");
     assert_eq!(err.stage, Stage::Stream, "{err}");
     assert!(err.is_cancelled_by(Side::Peer), "{err}");
@@ -574,7 +578,7 @@ async fn a_slixmpp_receiver_closing_its_s5b_socket_through_proxy65_fails_our_sen
     if !ft_testkit::interop_enabled() {
         return;
     }
-    let (err, cancelled, _) = slixmpp_cancels_while_receiving(Method::S5bProxy, "s5b").await;
+    let (err, cancelled, _) = slixmpp_cancels_while_receiving(Method::S5b, "s5b").await;
     assert_eq!(cancelled["method"], "s5b");
     assert_eq!(err.stage, Stage::Stream, "{err}");
     assert!(err.is_cancelled_by(Side::Peer), "{err}");

@@ -10,12 +10,15 @@
 mod common;
 
 use common::*;
-use ft_facade::{AcceptOptions, ErrorKind, Method, MethodUsed, ProxySource, SendOptions, Stage};
+use ft_facade::{
+    AcceptOptions, ErrorKind, IbbOptions, Method, MethodUsed, ProxySource, SendOptions, Stage,
+    StanzaKind,
+};
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 /// Ours sends `size` bytes by `method` at `block` bytes to a slixmpp receiver.
-async fn ours_to_slixmpp(method: Method, block: u16, size: usize, seed: u64) {
+async fn ours_to_slixmpp(stanza_kind: StanzaKind, block: u16, size: usize, seed: u64) {
     let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
@@ -28,13 +31,15 @@ async fn ours_to_slixmpp(method: Method, block: u16, size: usize, seed: u64) {
     let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &extra)
         .await
         .unwrap();
-    let alice = ours(&prosody, "alice", config(&[method], ProxySource::None)).await;
+    let alice = ours(&prosody, "alice", config(&[Method::Ibb], ProxySource::None)).await;
     let data = content(size, seed);
     let want = sha256_hex(&data);
     let path = write_file(dir.path(), "to-slixmpp.bin", &data);
 
-    let mut options = SendOptions::default();
-    options.block_size = Some(block);
+    let options = SendOptions::default().with_ibb(IbbOptions {
+        block_size: block,
+        stanza: stanza_kind,
+    });
     let sending = alice.ft.send_file(peer_jid(&bob), &path, options);
     let sent = outcome(sending).await.expect("our send completes");
     let got = peer_event(&mut bob, "file").await;
@@ -47,8 +52,8 @@ async fn ours_to_slixmpp(method: Method, block: u16, size: usize, seed: u64) {
     assert_eq!(got["from"], "alice@localhost/rust", "{got}");
     assert_eq!(sha256_file(&inbox.join("to-slixmpp.bin")), want);
 
-    let (stanza, expected) = match method {
-        Method::IbbMessage => ("message", MethodUsed::IbbMessage),
+    let (stanza, expected) = match stanza_kind {
+        StanzaKind::Message => ("message", MethodUsed::IbbMessage),
         _ => ("iq", MethodUsed::IbbIq),
     };
     assert_eq!(sent.method, expected);
@@ -185,13 +190,13 @@ macro_rules! cases {
 
 cases! {
     ours_sends_1_mib_to_slixmpp_over_iq_in_4096_byte_blocks =>
-        ours_to_slixmpp(Method::IbbIq, 4096, MIB, 1);
+        ours_to_slixmpp(StanzaKind::Iq, 4096, MIB, 1);
     ours_sends_1_mib_to_slixmpp_over_iq_in_65535_byte_blocks =>
-        ours_to_slixmpp(Method::IbbIq, 65535, MIB, 2);
+        ours_to_slixmpp(StanzaKind::Iq, 65535, MIB, 2);
     ours_sends_1_mib_to_slixmpp_over_message_in_4096_byte_blocks =>
-        ours_to_slixmpp(Method::IbbMessage, 4096, MIB, 3);
+        ours_to_slixmpp(StanzaKind::Message, 4096, MIB, 3);
     ours_sends_1_mib_to_slixmpp_over_message_in_65535_byte_blocks =>
-        ours_to_slixmpp(Method::IbbMessage, 65535, MIB, 4);
+        ours_to_slixmpp(StanzaKind::Message, 65535, MIB, 4);
     slixmpp_sends_1_mib_to_ours_over_iq_in_4096_byte_blocks =>
         slixmpp_to_ours("ibb-iq", 4096, MIB, 5);
     slixmpp_sends_1_mib_to_ours_over_iq_in_65535_byte_blocks =>
@@ -201,9 +206,9 @@ cases! {
     slixmpp_sends_1_mib_to_ours_over_message_in_65535_byte_blocks =>
         slixmpp_to_ours("ibb-message", 65535, MIB, 8);
     ours_sends_32_mib_to_slixmpp_over_iq_in_65535_byte_blocks =>
-        ours_to_slixmpp(Method::IbbIq, 65535, 32 * MIB, 9);
+        ours_to_slixmpp(StanzaKind::Iq, 65535, 32 * MIB, 9);
     ours_sends_32_mib_to_slixmpp_over_message_in_65535_byte_blocks =>
-        ours_to_slixmpp(Method::IbbMessage, 65535, 32 * MIB, 10);
+        ours_to_slixmpp(StanzaKind::Message, 65535, 32 * MIB, 10);
     slixmpp_sends_32_mib_to_ours_over_iq_in_65535_byte_blocks =>
         slixmpp_to_ours("ibb-iq", 65535, 32 * MIB, 11);
     slixmpp_sends_32_mib_to_ours_over_message_in_65535_byte_blocks =>
@@ -227,15 +232,12 @@ async fn ours_at_65535_to_stock_slixmpp_fails_at_connect_because_its_retry_is_no
     let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &[])
         .await
         .unwrap();
-    let alice = ours(
-        &prosody,
-        "alice",
-        config(&[Method::IbbIq], ProxySource::None),
-    )
-    .await;
+    let alice = ours(&prosody, "alice", config(&[Method::Ibb], ProxySource::None)).await;
     let path = write_file(dir.path(), "retry.bin", &content(MIB, 13));
-    let mut options = SendOptions::default();
-    options.block_size = Some(65535);
+    let options = SendOptions::default().with_ibb(IbbOptions {
+        block_size: 65535,
+        ..IbbOptions::default()
+    });
     let sending = alice.ft.send_file(peer_jid(&bob), &path, options);
     let err = outcome(sending).await.unwrap_err();
 

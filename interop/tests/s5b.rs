@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 
 use common::*;
-use ft_facade::{AcceptOptions, Event, Method, MethodUsed, ProxySource, SendOptions};
+use ft_facade::{AcceptOptions, Event, Method, MethodUsed, ProxySource, S5bRoute, SendOptions};
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
 use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::{Stanza, StanzaTransport};
@@ -73,11 +73,11 @@ async fn ours_to_slixmpp(prosody: &Prosody, seed: u64, proxy_jid: &str, port: u1
     let mut bob = SlixPeer::recv(prosody, "bob", &inbox, 1, &["--prefer", "s5b"])
         .await
         .unwrap();
-    let alice = ours(
-        prosody,
-        "alice",
-        config(&[Method::S5bProxy], ProxySource::Discover),
-    )
+    let alice = ours(prosody, "alice", {
+        let mut c = config(&[Method::S5b], ProxySource::Discover);
+        c.s5b_route(S5bRoute::Proxy);
+        c
+    })
     .await;
     let data = content(SIZE, seed);
     let want = sha256_hex(&data);
@@ -250,11 +250,11 @@ async fn slixmpp_as_target_connects_straight_to_our_own_loopback_streamhost() {
     let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &["--prefer", "s5b"])
         .await
         .unwrap();
-    let alice = ours(
-        &prosody,
-        "alice",
-        config(&[Method::S5bDirect], ProxySource::None),
-    )
+    let alice = ours(&prosody, "alice", {
+        let mut c = config(&[Method::S5b], ProxySource::None);
+        c.s5b_route(S5bRoute::Direct);
+        c
+    })
     .await;
     let data = content(SIZE, 26);
     let want = sha256_hex(&data);

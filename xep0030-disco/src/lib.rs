@@ -1,5 +1,31 @@
-//! XEP-0030 Service Discovery (v2.5.0) for XMPP file transfer: feature checks, proxy
-//! discovery, disco#info answers.
+//! XEP-0030 Service Discovery (v2.5.0) for file transfer: features, proxies, answers.
+//!
+//! Feature checks of a peer, discovery of the server's SOCKS5 proxies, and our own
+//! disco#info answers.
+//!
+//! # Flow
+//!
+//! As XEP-0030 §3–4 draw it, for what file transfer needs (a peer's features, the server's
+//! SOCKS5 proxies):
+//!
+//! ```text
+//! Requester                                          Entity
+//!   | iq get <query xmlns='…disco#info'/>                  |
+//!   |----------------------------------------------------->|
+//!   | iq result <identity category='client' type='pc'/>    |
+//!   |           <feature var='…si'/> <feature var='…ibb'/> |
+//!   |<-----------------------------------------------------|
+//!
+//! Requester                                          Our server
+//!   | iq get <query xmlns='…disco#items'/>                 |
+//!   |----------------------------------------------------->|
+//!   | iq result <item jid='proxy.example.org'/> …          |
+//!   |<-----------------------------------------------------|
+//!   | iq get disco#info  to proxy.example.org              |
+//!   |----------------------------------------------------->|
+//!   | iq result <identity category='proxy' type='bytestreams'/>
+//!   |<-----------------------------------------------------|
+//! ```
 //!
 //! # What this crate does and does not do
 //!

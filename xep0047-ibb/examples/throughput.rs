@@ -41,7 +41,7 @@ async fn run(mib: usize, block_size: u16, stanza: StanzaKind, window: u16) -> f6
     let b = Ibb::new(bt, config);
     pump(a.clone(), arx);
     pump(b.clone(), brx);
-    let sid = Sid::from("bench");
+    let sid = Sid::new("bench").unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let (sa, sb) = tokio::join!(
         a.open(b_jid, sid, OpenOptions { block_size, stanza }),

@@ -4,6 +4,17 @@ use std::time::Duration;
 
 use crate::payload::{MAX_BLOCK_SIZE, StanzaKind};
 
+/// The block size an initiator proposes unless told otherwise, in bytes before base64: the
+/// one default of every xft crate and tool (`OpenOptions`, the facade, `xft`, its demo).
+///
+/// 4096 is XEP-0047 §7's recommendation and the largest block size every peer we test
+/// accepts without a retry: QXmpp caps IBB receive at 4096 (`modify/resource-constraint`
+/// above), slixmpp at 8192, Smack and Spark send 4096 themselves (PEERS.md). Larger is
+/// faster over a fast server (see `max_in_flight`), and the initiator halves its proposal
+/// after `resource-constraint` anyway, but a default that needs a retry against a common
+/// client costs every transfer to it a round trip.
+pub const DEFAULT_BLOCK_SIZE: u16 = 4096;
+
 /// Settings shared by every session of one endpoint. `Default` gives the documented values.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -156,6 +167,13 @@ impl Config {
         self
     }
 
+    /// Shortens [`open_timeout`](Self::open_timeout) to `t` at most (tests, demos: the
+    /// facade's `cap_timeouts`).
+    pub fn cap_open_timeout(&mut self, t: Duration) -> &mut Self {
+        self.open_timeout = self.open_timeout.min(t);
+        self
+    }
+
     /// Incoming opens that wait for `next_incoming` before being rejected
     /// (`cancel/not-acceptable`). Default 16.
     pub fn max_pending_incoming(&mut self, v: usize) -> &mut Self {
@@ -175,10 +193,10 @@ pub struct OpenOptions {
 }
 
 impl Default for OpenOptions {
-    /// 4096 over iq, the XEP's recommendation (§7) and what every client accepts.
+    /// [`DEFAULT_BLOCK_SIZE`] (4096) over iq.
     fn default() -> Self {
         Self {
-            block_size: 4096,
+            block_size: DEFAULT_BLOCK_SIZE,
             stanza: StanzaKind::Iq,
         }
     }

@@ -9,6 +9,9 @@ pub enum PayloadError {
     /// The `sid` attribute is absent or empty.
     #[error("ibb element has no sid")]
     MissingSid,
+    /// The `sid` is not a valid stream id (overlong, or not an NMTOKEN).
+    #[error("bad sid")]
+    BadSid(#[source] ft_transport::InvalidSid),
     /// `<open/>` has no `block-size`.
     #[error("ibb open has no block-size")]
     MissingBlockSize,
@@ -181,6 +184,16 @@ impl Error {
             Self::Rejected(e) => Some(e.defined_condition.clone()),
             Self::Protocol(p) => Some(StanzaError::from(p).defined_condition),
             _ => None,
+        }
+    }
+}
+
+impl From<ft_transport::InvalidSid> for PayloadError {
+    /// An empty sid is a missing one; anything else a bad one.
+    fn from(e: ft_transport::InvalidSid) -> Self {
+        match e {
+            ft_transport::InvalidSid::Empty => Self::MissingSid,
+            other => Self::BadSid(other),
         }
     }
 }

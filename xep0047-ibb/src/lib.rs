@@ -1,5 +1,26 @@
 //! XEP-0047 In-Band Bytestreams (v2.0.1): strict, bidirectional, windowed.
 //!
+//! # Flow
+//!
+//! As XEP-0047 §2 draws it (over `<iq/>`; over `<message/>` the data goes without results):
+//!
+//! ```text
+//! Initiator                                          Responder
+//!     | iq set <open sid='s' block-size='4096' stanza='iq'/> |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//!     | iq set <data sid='s' seq='0'>base64 chunk</data>     |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//!     |          ... seq 1, 2, ... (65535 wraps to 0) ...    |
+//!     | iq set <close sid='s'/>                              |
+//!     |----------------------------------------------------->|
+//!     |                      iq result                       |
+//!     |<-----------------------------------------------------|
+//! ```
+//!
 //! # What this crate does and does not do
 //!
 //! It does:
@@ -60,7 +81,7 @@
 //!     }
 //! });
 //!
-//! let sid = Sid::from("i781hf64");
+//! let sid = Sid::new("i781hf64").unwrap();
 //! let incoming = bob.expect("alice@example.org/a".parse()?, sid.clone(), Duration::from_secs(15));
 //! let mut out = alice.open("bob@example.org/b".parse()?, sid, OpenOptions::default()).await?;
 //! let mut inc = incoming.await?;
@@ -123,7 +144,7 @@ pub mod proto;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use config::{Config, OpenOptions};
+pub use config::{Config, DEFAULT_BLOCK_SIZE, OpenOptions};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError, TimeoutKind};
 pub use payload::{Close, Data, Open, Payload, Sid, StanzaKind};
 pub use proto::{Event, Role, Session};

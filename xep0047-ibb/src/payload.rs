@@ -17,8 +17,6 @@
 //! carry a covert channel that survives XML canonicalisation anyway. Most clients send none,
 //! and for them the fast path decodes the text in place without copying it first.
 
-use std::fmt;
-
 use minidom::Element;
 
 use crate::error::PayloadError;
@@ -29,36 +27,11 @@ pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
 /// The largest block-size the XEP allows (§2.1: "MUST NOT be greater than 65535").
 pub const MAX_BLOCK_SIZE: u16 = u16::MAX;
 
-/// A session id, the `sid` attribute that ties `<open/>`, `<data/>` and `<close/>` together.
+/// A session id, the `sid` attribute that ties `<open/>`, `<data/>` and `<close/>` together:
+/// the one [`ft_transport::Sid`] every xft crate shares (an NMTOKEN of 1 to 128 bytes).
 ///
 /// See [XEP-0047 §2.1](https://xmpp.org/extensions/xep-0047.html#create).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sid(String);
-
-impl Sid {
-    /// The sid as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Sid {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl From<&str> for Sid {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
-impl fmt::Display for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use ft_transport::Sid;
 
 /// Which stanza carries the `<data/>` chunks (the `stanza` attribute of `<open/>`).
 ///
@@ -168,13 +141,13 @@ pub fn peek_sid(elem: &Element) -> Option<Sid> {
     if !elem.has_ns(NS_IBB) {
         return None;
     }
-    elem.attr("sid").map(Sid::from)
+    elem.attr("sid").and_then(|s| Sid::new(s).ok())
 }
 
 fn sid_of(elem: &Element) -> Result<Sid, PayloadError> {
     match elem.attr("sid") {
-        Some(s) if !s.is_empty() => Ok(Sid::from(s)),
-        _ => Err(PayloadError::MissingSid),
+        Some(s) => Ok(Sid::new(s)?),
+        None => Err(PayloadError::MissingSid),
     }
 }
 
@@ -355,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn open_with_a_sid_that_is_not_an_nmtoken_is_a_bad_sid() {
+        // BAD-INPUT F2: bad-request, like every malformed payload.
+        let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='a b' block-size='4096'/>");
+        let err = Open::parse(&e).unwrap_err();
+        assert_eq!(
+            err,
+            PayloadError::BadSid(ft_transport::InvalidSid::BadChar(' '))
+        );
+        let long = format!(
+            "<open xmlns='http://jabber.org/protocol/ibb' sid='{}' block-size='4096'/>",
+            "x".repeat(129)
+        );
+        assert_eq!(
+            Open::parse(&el(&long)),
+            Err(PayloadError::BadSid(ft_transport::InvalidSid::TooLong(129)))
+        );
+        let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='' block-size='4096'/>");
+        assert_eq!(Open::parse(&e), Err(PayloadError::MissingSid));
+    }
+
+    #[test]
     fn open_with_block_size_zero_is_out_of_range() {
         let e = el("<open xmlns='http://jabber.org/protocol/ibb' sid='s' block-size='0'/>");
         assert_eq!(Open::parse(&e), Err(PayloadError::BlockSizeOutOfRange(0)));
@@ -392,7 +386,7 @@ mod tests {
     #[test]
     fn data_round_trips_bytes() {
         let bytes: Vec<u8> = (0..=255).collect();
-        let e = Data::encode(7, &Sid::from("s"), &bytes);
+        let e = Data::encode(7, &Sid::new("s").unwrap(), &bytes);
         let d = Data::parse(&e).unwrap();
         assert_eq!((d.seq, d.sid.as_str(), &d.data[..]), (7, "s", &bytes[..]));
     }

@@ -255,7 +255,7 @@ fn a_responder_session_takes_spark_fallback_as_captured() {
     };
     assert_eq!(id, "vrC08-130");
     assert!(s.is_eof());
-    assert_eq!(s.sid(), &Sid::from("jsi_5471441136722873260"));
+    assert_eq!(s.sid(), &Sid::new("jsi_5471441136722873260").unwrap());
 }
 
 // --- XEP-0047 v2.0.1 examples ---
@@ -344,6 +344,6 @@ fn xep_example_11_data_in_message_equals_example_6() {
     let i = data_of(&fixture!("xep0047/ex06-data-iq.xml"));
     assert_eq!(m, i);
     // Our own encoding of those bytes parses back to the same chunk.
-    let e = Data::encode(i.1, &Sid::from(i.0.as_str()), &i.2);
+    let e = Data::encode(i.1, &Sid::new(i.0.as_str()).unwrap(), &i.2);
     assert_eq!(Data::parse(&e).unwrap().data, i.2);
 }

@@ -39,7 +39,7 @@ fn data(n: usize, salt: u8) -> Vec<u8> {
 
 async fn both_ways(block_size: u16, stanza: StanzaKind) {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
-    let sid = Sid::from(format!("s-{block_size}-{}", stanza.as_str()));
+    let sid = Sid::new(format!("s-{block_size}-{}", stanza.as_str())).unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let opened = a.open(b_jid, sid, OpenOptions { block_size, stanza });
     let (sa, sb) = tokio::join!(opened, accept);
@@ -107,7 +107,7 @@ async fn an_incoming_open_is_offered_and_accepted_then_eof_after_shutdown() {
         got
     });
     let mut s = a
-        .open(b_jid, Sid::from("offered"), OpenOptions::default())
+        .open(b_jid, Sid::new("offered").unwrap(), OpenOptions::default())
         .await
         .unwrap();
     s.write_all(b"hello, juliet").await.unwrap();
@@ -122,7 +122,7 @@ async fn a_rejected_open_fails_with_not_acceptable() {
         b.next_incoming().await.unwrap().reject();
     });
     let err = a
-        .open(b_jid, Sid::from("nope"), OpenOptions::default())
+        .open(b_jid, Sid::new("nope").unwrap(), OpenOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(&err, Error::Rejected(e)
@@ -134,10 +134,10 @@ async fn the_initiator_halves_the_block_size_after_resource_constraint() {
     let mut cb = Config::default();
     cb.max_block_size(8192);
     let (a, b, a_jid, b_jid) = peers(Config::default(), cb);
-    let accept = b.expect(a_jid, Sid::from("rc"), Duration::from_secs(5));
+    let accept = b.expect(a_jid, Sid::new("rc").unwrap(), Duration::from_secs(5));
     let opened = a.open(
         b_jid,
-        Sid::from("rc"),
+        Sid::new("rc").unwrap(),
         OpenOptions {
             block_size: 65535,
             stanza: StanzaKind::Iq,
@@ -152,7 +152,7 @@ async fn the_initiator_halves_the_block_size_after_resource_constraint() {
 async fn an_expected_open_that_never_comes_times_out() {
     let (_a, b, a_jid, _b_jid) = peers(Config::default(), Config::default());
     let r = b
-        .expect(a_jid, Sid::from("late"), Duration::from_secs(15))
+        .expect(a_jid, Sid::new("late").unwrap(), Duration::from_secs(15))
         .await;
     assert!(matches!(r, Err(Error::Timeout(TimeoutKind::Expect))));
 }
@@ -160,7 +160,11 @@ async fn an_expected_open_that_never_comes_times_out() {
 #[tokio::test]
 async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
-    let expecting = b.expect(a_jid.clone(), Sid::from("gone"), Duration::from_secs(30));
+    let expecting = b.expect(
+        a_jid.clone(),
+        Sid::new("gone").unwrap(),
+        Duration::from_secs(30),
+    );
     assert_eq!(b.pending_expectations(), 1);
     drop(expecting);
     assert_eq!(b.pending_expectations(), 0, "nothing left in the registry");
@@ -168,11 +172,11 @@ async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused(
     let b2 = b.clone();
     let refuser = tokio::spawn(async move {
         let inc = b2.next_incoming().await.unwrap();
-        assert_eq!(inc.sid(), &Sid::from("gone"));
+        assert_eq!(inc.sid(), &Sid::new("gone").unwrap());
         inc.reject();
     });
     let err = a
-        .open(b_jid, Sid::from("gone"), OpenOptions::default())
+        .open(b_jid, Sid::new("gone").unwrap(), OpenOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(&err, Error::Rejected(e)
@@ -185,12 +189,16 @@ async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused(
 async fn an_expect_that_times_out_or_succeeds_leaves_nothing_in_the_registry() {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
     let r = b
-        .expect(a_jid.clone(), Sid::from("late"), Duration::from_secs(1))
+        .expect(
+            a_jid.clone(),
+            Sid::new("late").unwrap(),
+            Duration::from_secs(1),
+        )
         .await;
     assert!(matches!(r, Err(Error::Timeout(TimeoutKind::Expect))));
     assert_eq!(b.pending_expectations(), 0);
-    let accept = b.expect(a_jid, Sid::from("ok"), Duration::from_secs(5));
-    let opened = a.open(b_jid, Sid::from("ok"), OpenOptions::default());
+    let accept = b.expect(a_jid, Sid::new("ok").unwrap(), Duration::from_secs(5));
+    let opened = a.open(b_jid, Sid::new("ok").unwrap(), OpenOptions::default());
     let (sa, sb) = tokio::join!(opened, accept);
     let (_sa, _sb) = (sa.unwrap(), sb.unwrap());
     assert_eq!(b.pending_expectations(), 0);
@@ -199,14 +207,18 @@ async fn an_expect_that_times_out_or_succeeds_leaves_nothing_in_the_registry() {
 #[tokio::test]
 async fn a_second_expect_on_the_same_sid_replaces_the_first_and_dropping_the_first_keeps_it() {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
-    let first = b.expect(a_jid.clone(), Sid::from("twice"), Duration::from_secs(5));
-    let second = b.expect(a_jid, Sid::from("twice"), Duration::from_secs(5));
+    let first = b.expect(
+        a_jid.clone(),
+        Sid::new("twice").unwrap(),
+        Duration::from_secs(5),
+    );
+    let second = b.expect(a_jid, Sid::new("twice").unwrap(), Duration::from_secs(5));
     assert!(matches!(
         first.await,
         Err(Error::Timeout(TimeoutKind::Expect))
     ));
     assert_eq!(b.pending_expectations(), 1, "the second still waits");
-    let opened = a.open(b_jid, Sid::from("twice"), OpenOptions::default());
+    let opened = a.open(b_jid, Sid::new("twice").unwrap(), OpenOptions::default());
     let (sa, sb) = tokio::join!(opened, second);
     let (_sa, _sb) = (sa.unwrap(), sb.unwrap());
 }
@@ -217,7 +229,7 @@ async fn opening_a_peer_that_is_not_there_is_service_unavailable() {
     let err = a
         .open(
             "nobody@example.org/x".parse().unwrap(),
-            Sid::from("x"),
+            Sid::new("x").unwrap(),
             OpenOptions::default(),
         )
         .await
@@ -282,7 +294,7 @@ async fn slow_reader_over_message(gated: bool) -> Result<Vec<u8>, std::io::Error
             let _ = bp.handle_stanza(st);
         }
     });
-    let sid = Sid::from(format!("slow-{gated}"));
+    let sid = Sid::new(format!("slow-{gated}")).unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let opened = a.open(
         b_jid,

@@ -597,7 +597,7 @@ mod window {
             cfg.max_in_flight(max).initial_window(1);
             let now = Instant::now();
             let peer: jid::Jid = "b@x/y".parse().unwrap();
-            let mut s = Session::new_initiator(&cfg, Sid::from("p"), peer.clone(), iq_opts(16), now).unwrap();
+            let mut s = Session::new_initiator(&cfg, Sid::new("p").unwrap(), peer.clone(), iq_opts(16), now).unwrap();
             let Some(Stanza::Iq(open)) = s.poll_transmit() else { panic!() };
             let ack = |id: String| Stanza::Iq(Iq::Result { from: Some(peer.clone()), to: None, id, payload: None });
             let _ = s.handle_stanza(now, ack(open.id().to_owned()));

@@ -26,6 +26,9 @@ pub enum PayloadError {
     /// An offer or activation has no (or an empty) `sid` attribute.
     #[error("query has no sid attribute")]
     MissingSid,
+    /// The `sid` is not a valid stream id (overlong, or not an NMTOKEN).
+    #[error("bad sid")]
+    BadSid(#[source] ft_transport::InvalidSid),
     /// The `mode` attribute is neither `tcp` nor `udp`.
     #[error("unknown mode {0:?} (expected tcp or udp)")]
     UnknownMode(String),
@@ -180,4 +183,14 @@ impl Error {
 /// A stanza error with no text.
 pub(crate) fn stanza_error(type_: ErrorType, condition: DefinedCondition) -> StanzaError {
     StanzaError::new(type_, condition, "en", "")
+}
+
+impl From<ft_transport::InvalidSid> for PayloadError {
+    /// An empty sid is a missing one; anything else a bad one.
+    fn from(e: ft_transport::InvalidSid) -> Self {
+        match e {
+            ft_transport::InvalidSid::Empty => Self::MissingSid,
+            other => Self::BadSid(other),
+        }
+    }
 }

@@ -38,38 +38,9 @@ pub const DEFAULT_PORT: u16 = 1080;
 /// Cutting keeps an odd but honest peer working while bounding what a hostile list costs.
 pub const MAX_STREAMHOSTS: usize = 16;
 
-/// A bytestream's Stream ID (the `sid` attribute): non-empty.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sid(String);
-
-impl Sid {
-    /// A sid from any non-empty string.
-    pub fn new(sid: impl Into<String>) -> Result<Self, PayloadError> {
-        let sid = sid.into();
-        if sid.is_empty() {
-            return Err(PayloadError::MissingSid);
-        }
-        Ok(Self(sid))
-    }
-
-    /// The sid as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Sid {
-    type Err = PayloadError;
-    fn from_str(s: &str) -> Result<Self, PayloadError> {
-        Self::new(s)
-    }
-}
+/// A bytestream's Stream ID (the `sid` attribute): the one [`ft_transport::Sid`] every xft
+/// crate shares (an NMTOKEN of 1 to 128 bytes).
+pub use ft_transport::Sid;
 
 /// The SOCKS5 DST.ADDR of a bytestream ([XEP-0065 §5.3.2]): the lowercase hex SHA-1 of
 /// `sid + requester JID + target JID`, 40 ASCII characters.
@@ -80,7 +51,7 @@ impl FromStr for Sid {
 /// [XEP-0065 §5.3.2]: https://xmpp.org/extensions/xep-0065.html#direct-proto-establish
 pub fn dst_addr(sid: &Sid, requester: &Jid, target: &Jid) -> String {
     let mut h = Sha1::new();
-    h.update(sid.0.as_bytes());
+    h.update(sid.as_str().as_bytes());
     h.update(requester.to_string().as_bytes());
     h.update(target.to_string().as_bytes());
     hex::encode(h.finalize())
@@ -229,7 +200,7 @@ fn check_query(el: &Element) -> Result<(), PayloadError> {
 }
 
 fn parse_sid(el: &Element) -> Result<Sid, PayloadError> {
-    Sid::new(el.attr("sid").unwrap_or_default())
+    Sid::new(el.attr("sid").unwrap_or_default()).map_err(PayloadError::from)
 }
 
 fn parse_streamhosts(el: &Element) -> Result<Vec<StreamHost>, PayloadError> {

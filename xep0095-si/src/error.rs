@@ -33,6 +33,9 @@ pub enum SiError {
     /// The offer has no (or an empty) `id` attribute.
     #[error("si offer without an id attribute")]
     MissingId,
+    /// The offer's `id` is not a valid stream id (overlong, or not an NMTOKEN).
+    #[error("si offer with a bad id")]
+    BadId(#[source] ft_transport::InvalidSid),
     /// The offer has no `profile` attribute.
     #[error("si offer without a profile attribute")]
     MissingProfile,
@@ -83,6 +86,16 @@ impl SiError {
             | Self::NoOptions
             | Self::NoValidStreams(_) => Some(AppCondition::NoValidStreams),
             _ => None,
+        }
+    }
+}
+
+impl From<ft_transport::InvalidSid> for SiError {
+    /// An empty id is a missing one; anything else a bad one.
+    fn from(e: ft_transport::InvalidSid) -> Self {
+        match e {
+            ft_transport::InvalidSid::Empty => Self::MissingId,
+            other => Self::BadId(other),
         }
     }
 }

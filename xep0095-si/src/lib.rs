@@ -1,5 +1,25 @@
 //! XEP-0095 Stream Initiation (v1.2): offer, stream-method negotiation, SI errors.
 //!
+//! # Flow
+//!
+//! As XEP-0095 §3 draws it:
+//!
+//! ```text
+//! Sender                                             Receiver
+//!   | iq set <si id='s' profile='…file-transfer'>          |
+//!   |          <file/> <feature><x type='form'>            |
+//!   |            stream-method: bytestreams, ibb           |
+//!   |----------------------------------------------------->|
+//!   |         iq result <si><feature><x type='submit'>     |
+//!   |                     stream-method: ibb               |
+//!   |<-----------------------------------------------------|
+//!   |   (or iq error: forbidden = declined,                |
+//!   |    bad-request + no-valid-streams / bad-profile)     |
+//!   |                                                      |
+//!   |     the chosen bytestream, with sid = the si id      |
+//!   |=====================================================>|
+//! ```
+//!
 //! # What this crate does and does not do
 //!
 //! It reads and writes `<si/>` ([`Si`]), negotiates the stream method through the XEP-0020

@@ -5,9 +5,6 @@
 //! wire and nothing more; the rules (an offer MUST carry an id and a profile, an answer MUST
 //! name exactly one method) are checked in [`crate::proto`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_};
 use xmpp_parsers::iq::{IqResultPayload, IqSetPayload};
@@ -31,48 +28,12 @@ pub mod method {
     pub const IBB: &str = "http://jabber.org/protocol/ibb";
 }
 
-/// A stream id, the `id` attribute of an offer's `<si/>`: opaque, non-empty, and reused as
-/// the `sid` of the bytestream that follows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sid(String);
-
-impl Sid {
-    /// A sid from a string; `None` if it is empty.
-    pub fn new(s: impl Into<String>) -> Option<Self> {
-        let s = s.into();
-        if s.is_empty() { None } else { Some(Self(s)) }
-    }
-
-    /// The sid as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The sid as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Sid {
-    type Err = SiError;
-
-    fn from_str(s: &str) -> Result<Self, SiError> {
-        Self::new(s).ok_or(SiError::MissingId)
-    }
-}
-
-impl AsRef<str> for Sid {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+/// A stream id, the `id` attribute of an offer's `<si/>`, reused as the `sid` of the
+/// bytestream that follows: the one [`ft_transport::Sid`] every xft crate shares (an
+/// NMTOKEN of 1 to 128 bytes).
+///
+/// See [XEP-0095 §3.1](https://xmpp.org/extensions/xep-0095.html#protocol).
+pub use ft_transport::Sid;
 
 /// `<feature xmlns='http://jabber.org/protocol/feature-neg'>` around a data form.
 ///
@@ -420,7 +381,7 @@ mod tests {
 
     #[test]
     fn empty_sid_is_refused() {
-        assert!(Sid::new("").is_none());
-        assert!(matches!("".parse::<Sid>(), Err(SiError::MissingId)));
+        assert!(Sid::new("").is_err());
+        assert!("".parse::<Sid>().is_err());
     }
 }

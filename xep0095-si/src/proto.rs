@@ -78,11 +78,7 @@ impl Offer {
         from: Option<Jid>,
         to: Option<Jid>,
     ) -> Result<Self, SiError> {
-        let sid = si
-            .id
-            .as_deref()
-            .and_then(Sid::new)
-            .ok_or(SiError::MissingId)?;
+        let sid = Sid::new(si.id.as_deref().unwrap_or_default())?;
         let profile = match si.profile.as_deref().map(str::trim) {
             Some(p) if !p.is_empty() => p.to_owned(),
             _ => return Err(SiError::MissingProfile),
@@ -365,6 +361,19 @@ mod tests {
             e.defined_condition.clone(),
             AppCondition::of(&e),
         )
+    }
+
+    #[test]
+    fn an_offer_whose_id_is_not_a_valid_sid_is_bad_request() {
+        let iq = offer_elem(&format!(
+            "<si xmlns='http://jabber.org/protocol/si' id='a&lt;b' profile='urn:p'><file xmlns='urn:p'/>{FORM}</si>"
+        ));
+        let err = Offer::from_iq(&iq).unwrap_err();
+        assert_eq!(err, SiError::BadId(ft_transport::InvalidSid::BadChar('<')));
+        assert_eq!(
+            condition(&err),
+            (ErrorType::Modify, DefinedCondition::BadRequest, None)
+        );
     }
 
     #[test]

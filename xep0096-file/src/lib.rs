@@ -1,5 +1,26 @@
 //! XEP-0096 SI File Transfer (v1.3.1): file metadata, range, hashing, safe naming.
 //!
+//! # Flow
+//!
+//! As XEP-0096 §2–3 draw it (the SI exchange of `xep0095-si`, with this profile):
+//!
+//! ```text
+//! Sender                                             Receiver
+//!   | iq set <si id='s' profile='…/file-transfer'>         |
+//!   |   <file name='a.txt' size='1022' hash='552d…'        |
+//!   |         date='…'><desc/><range/></file>              |
+//!   |   <feature> stream-method options </feature>         |
+//!   |----------------------------------------------------->|
+//!   |            iq result <si><file><range offset='512'/> |
+//!   |              </file><feature> chosen method          |
+//!   |<-----------------------------------------------------|
+//!   |   bytes offset..size over the chosen bytestream      |
+//!   |=====================================================>|
+//!   |                       receiver checks size (and MD5  |
+//!   |                       when `hash` was offered), then |
+//!   |                       renames `<name>.part` in place |
+//! ```
+//!
 //! # What this crate does and does not do
 //!
 //! * Wire types: `<file name size date hash desc>` ([`File`]) with `<range offset length>`

@@ -6,22 +6,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ft_facade::s5b::{Proxy, ProxyConfig};
-use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, SendOptions};
+use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource};
 use ft_transport::hub::{Hub, HubTransport};
 use jid::Jid;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::method::MethodSpec;
 use crate::report::{self, Row};
 use crate::{BoxError, DemoArgs};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const METHODS: [Method; 4] = [
-    Method::S5bDirect,
-    Method::S5bProxy,
-    Method::IbbIq,
-    Method::IbbMessage,
-];
+const METHODS: [&str; 4] = ["s5b-direct", "s5b-proxy", "ibb-iq", "ibb-message"];
 
 fn jid(s: &str) -> Result<Jid, BoxError> {
     Ok(s.parse()?)
@@ -92,12 +88,15 @@ fn config(block_size: u16) -> Config {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
-    let methods: Vec<Method> = if args.methods.is_empty() {
-        METHODS.to_vec()
+    let methods: Vec<MethodSpec> = if args.methods.is_empty() {
+        METHODS
+            .iter()
+            .map(|m| MethodSpec::parse(m))
+            .collect::<Result<_, _>>()?
     } else {
         args.methods
             .iter()
-            .map(|m| m.parse::<Method>())
+            .map(|m| MethodSpec::parse(m))
             .collect::<Result<_, _>>()?
     };
     let hub = Hub::new();
@@ -137,7 +136,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
 
     let mut rows = Vec::new();
     for m in methods {
-        let dst = work.path().join(m.name());
+        let dst = work.path().join(m.name);
         tokio::fs::create_dir_all(&dst).await?;
         let row = one(&alice, &bob, m, &src, &dst, &want).await;
         if args.json {
@@ -164,17 +163,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
 async fn one(
     alice: &FileTransfer<HubTransport>,
     bob: &FileTransfer<HubTransport>,
-    method: Method,
+    method: MethodSpec,
     src: &Path,
     dst: &Path,
     want: &str,
 ) -> Row {
     let started = Instant::now();
-    let sending = alice.send_file(
-        bob.jid().clone(),
-        src,
-        SendOptions::default().with_methods(&[method]),
-    );
+    let sending = alice.send_file(bob.jid().clone(), src, method.send_options(alice.config()));
     let receiving = match tokio::time::timeout(Duration::from_secs(30), bob.next_offer()).await {
         Ok(Some(offer)) => offer.accept_into_dir(dst, AcceptOptions::new()),
         _ => {
@@ -183,12 +178,12 @@ async fn one(
                 ft_facade::Stage::Offer,
                 ft_facade::ErrorKind::Timeout(Duration::from_secs(30)),
             );
-            return Row::from_result(method.name(), "demo.bin", started, &Err(waited));
+            return Row::from_result(method.name, "demo.bin", started, &Err(waited));
         }
     };
     let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
     let r = sent.and(received);
-    let mut row = Row::from_result(method.name(), "demo.bin", started, &r);
+    let mut row = Row::from_result(method.name, "demo.bin", started, &r);
     if let Ok(o) = &r {
         // Verified means: the file on disk has the source's SHA-256, read back here.
         let on_disk = match &o.path {

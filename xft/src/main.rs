@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod demo;
+mod method;
 mod net;
 mod proxy;
 mod report;
@@ -78,8 +79,8 @@ struct DemoArgs {
     /// Only these methods (repeatable): s5b-direct, s5b-proxy, ibb-iq, ibb-message.
     #[arg(long = "method")]
     methods: Vec<String>,
-    /// IBB block size.
-    #[arg(long, default_value_t = 65535)]
+    /// IBB block size (default: the one IBB default, 4096).
+    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
     block_size: u16,
     /// Print one JSON object per transfer instead of the table.
     #[arg(long)]
@@ -111,8 +112,9 @@ struct Account {
     /// host's non-loopback addresses).
     #[arg(long = "local-address")]
     local_addresses: Vec<IpAddr>,
-    /// IBB block size.
-    #[arg(long, default_value_t = 8192)]
+    /// IBB block size (default: the one IBB default, 4096; larger opens that the peer
+    /// refuses are retried at half the size).
+    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
     block_size: u16,
     /// How long a sent offer waits for the peer's answer (seconds, or `5m`; default 300).
     #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ft_facade::{
-    AcceptOptions, Config, Event, FileTransfer, Method, Outcome, Policy, ProxySource, SendOptions,
+    AcceptOptions, Config, Event, FileTransfer, Outcome, Policy, ProxySource, SendOptions,
     TransferError, TransferHandle,
 };
 use ft_transport::util::{iq_error_reply, stanza_error};
@@ -15,6 +15,7 @@ use ft_transport::{Stanza, StanzaTransport};
 use jid::Jid;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
+use crate::method::MethodSpec;
 use crate::report::{self, Row};
 use crate::{Account, BoxError, RecvArgs, SendArgs};
 
@@ -50,11 +51,7 @@ fn is_loopback(server: &Server) -> bool {
 /// The facade's config from the command line.
 pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
     let mut c = Config::default();
-    let methods: Vec<Method> = match account.method.as_str() {
-        "auto" => vec![Method::S5b, Method::Ibb],
-        other => vec![other.parse::<Method>()?],
-    };
-    c.methods(&methods);
+    MethodSpec::parse(&account.method)?.apply_to_config(&mut c);
     c.block_size(account.block_size);
     c.proxies(match &account.proxy {
         Some(p) => ProxySource::Jids(vec![p.parse::<Jid>()?]),

@@ -66,7 +66,7 @@ impl Row {
                 row.streamhost = o.method.streamhost().map(str::to_owned);
                 row.fallback = o.fallback;
             }
-            Err(e) => row.fail(&e.stage.to_string(), e.kind.to_string()),
+            Err(e) => row.fail(&e.stage.to_string(), e.kind.chain()),
         }
         row
     }

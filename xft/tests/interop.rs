@@ -277,3 +277,54 @@ async fn xft_recv_declines_a_sender_it_does_not_accept_from() {
     assert!(!inbox.join("unwanted.bin").exists());
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn xft_send_of_a_4_gib_file_puts_its_offer_on_the_wire_at_once_without_hash() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    // bob declines everyone but carol: alice's offer is answered as soon as it arrives.
+    let mut args = vec!["recv".to_owned()];
+    args.extend(account(&prosody, "bob", "xft"));
+    args.extend([
+        "--dir".into(),
+        inbox.to_string_lossy().into_owned(),
+        "--from".into(),
+        prosody.jid("carol").to_string(),
+    ]);
+    let mut bob = xft(&args);
+    wait_online(&mut bob).await;
+    // Sparse: no disk space; hashing it before the offer would read 4 GiB.
+    let file = dir.path().join("big.iso");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let mut args = vec!["send".to_owned()];
+    args.extend(account(&prosody, "alice", "xft"));
+    args.extend([
+        "--to".into(),
+        format!("{}/xft", prosody.jid("bob")),
+        file.to_string_lossy().into_owned(),
+    ]);
+    let mut alice = xft(&args);
+    let row = json_row(&mut alice).await;
+    assert_eq!(row["stage"], "offer", "{row}");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("declined"),
+        "{row}"
+    );
+    // From send_file to the peer's decline: offer out, answer back. With a hash pass over
+    // 4 GiB first this is seconds; without, one round trip through Prosody.
+    let seconds = row["seconds"].as_f64().unwrap();
+    eprintln!("xft send 4 GiB: offer out and declined after {seconds:.3} s");
+    assert!(seconds < 5.0, "{row}");
+    let _ = alice.wait().await;
+    bob.kill().await.unwrap();
+}

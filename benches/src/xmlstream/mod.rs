@@ -597,7 +597,7 @@ mod tests {
     use xmpp_parsers::message::MessageType;
 
     fn data_el(n: usize, sid: &str) -> Element {
-        Data::encode(7, &Sid::from(sid), crate::pattern::slice_at(0, n))
+        Data::encode(7, &Sid::new(sid).unwrap(), crate::pattern::slice_at(0, n))
     }
 
     fn data_iq(n: usize) -> Stanza {

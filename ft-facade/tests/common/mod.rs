@@ -29,6 +29,18 @@ pub fn config(methods: &[Method]) -> Config {
     c
 }
 
+/// `c` with IBB over `<message/>` (what `xft --method ibb-message` asks for).
+pub fn over_message(mut c: Config) -> Config {
+    c.ibb_stanza(ft_facade::StanzaKind::Message);
+    c
+}
+
+/// `c` with S5B through proxies only (what `xft --method s5b-proxy` asks for).
+pub fn proxy_only(mut c: Config) -> Config {
+    c.s5b_route(ft_facade::S5bRoute::Proxy);
+    c
+}
+
 /// Feeds every stanza of `rx` to `ft`; answers unhandled requests with service-unavailable.
 pub fn pump(ft: FileTransfer<HubTransport>, transport: HubTransport, mut rx: HubReceiver) {
     tokio::spawn(async move {

@@ -187,7 +187,7 @@ impl Pair {
     pub fn open(&mut self, sid: &str, options: OpenOptions) {
         let s = Session::new_initiator(
             &self.a.config,
-            Sid::from(sid),
+            Sid::new(sid).unwrap(),
             self.b.jid.clone(),
             options,
             self.now,
