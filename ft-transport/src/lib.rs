@@ -53,10 +53,13 @@ use std::sync::Arc;
 pub use jid::{BareJid, FullJid, Jid};
 pub use xmpp_parsers::stanza::Stanza;
 
+#[cfg(feature = "codec")]
+pub mod codec;
 #[cfg(feature = "hub")]
 pub mod hub;
 #[cfg(feature = "tokio")]
 pub mod iq;
+pub mod lenient;
 pub mod util;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
