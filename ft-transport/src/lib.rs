@@ -48,6 +48,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 pub use jid::{BareJid, FullJid, Jid};
@@ -63,6 +64,11 @@ pub mod lenient;
 pub mod util;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
+
+#[cfg(feature = "tokio")]
+mod pump;
+#[cfg(feature = "tokio")]
+pub use pump::{StanzaSource, pump};
 
 /// What the async drivers need from an XMPP connection: a way to send a stanza, and the
 /// connection's own JID.
@@ -90,5 +96,75 @@ impl<T: StanzaTransport> StanzaTransport for Arc<T> {
 
     fn jid(&self) -> &Jid {
         (**self).jid()
+    }
+}
+
+/// Something that takes the inbound stanzas that are its own and hands back the rest, so
+/// that handlers chain: `FileTransfer`, `IqTracker`, the protocol drivers, closures.
+///
+/// `Break(())` means the stanza was taken; `Continue(stanza)` hands it, unchanged, to the
+/// next handler.
+pub trait StanzaHandler {
+    /// Takes `stanza` if it is this handler's, or hands it back.
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza>;
+}
+
+/// Any closure or function with the handler's signature.
+impl<F: Fn(Stanza) -> ControlFlow<(), Stanza>> StanzaHandler for F {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self(stanza)
+    }
+}
+
+/// A shared handler.
+impl<H: StanzaHandler + ?Sized> StanzaHandler for Arc<H> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        (**self).handle_stanza(stanza)
+    }
+}
+
+/// A chain: the first handler, then the second for what the first hands back.
+impl<A: StanzaHandler, B: StanzaHandler> StanzaHandler for (A, B) {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.1.handle_stanza(self.0.handle_stanza(stanza)?)
+    }
+}
+
+/// A chain of three.
+impl<A: StanzaHandler, B: StanzaHandler, C: StanzaHandler> StanzaHandler for (A, B, C) {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.2
+            .handle_stanza(self.1.handle_stanza(self.0.handle_stanza(stanza)?)?)
+    }
+}
+
+/// A chain of four.
+impl<A, B, C, D> StanzaHandler for (A, B, C, D)
+where
+    A: StanzaHandler,
+    B: StanzaHandler,
+    C: StanzaHandler,
+    D: StanzaHandler,
+{
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        let stanza = self.1.handle_stanza(self.0.handle_stanza(stanza)?)?;
+        self.3.handle_stanza(self.2.handle_stanza(stanza)?)
+    }
+}
+
+/// Handlers in order, each seeing what the ones before handed back.
+impl<H: StanzaHandler> StanzaHandler for [H] {
+    fn handle_stanza(&self, mut stanza: Stanza) -> ControlFlow<(), Stanza> {
+        for h in self {
+            stanza = h.handle_stanza(stanza)?;
+        }
+        ControlFlow::Continue(stanza)
+    }
+}
+
+/// [`StanzaHandler`] for a `Vec` of handlers, in order.
+impl<H: StanzaHandler> StanzaHandler for Vec<H> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.as_slice().handle_stanza(stanza)
     }
 }

@@ -5,6 +5,7 @@ use minidom::{Element, Node};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::MessageType;
 use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stream_error::{DefinedCondition, StreamError};
 
 use super::frame::all_b64;
 use super::{NS_CLIENT, NS_IBB, fast::FAST_MIN};
@@ -71,6 +72,19 @@ impl EncodedStanza {
         // Writing to a Vec cannot fail on I/O; minidom only fails on invalid names, which a
         // parsed or built Element does not have.
         let _ = element.write_to(&mut out);
+        Self(Encoded::Bytes(out))
+    }
+
+    /// `<stream:error/>` with `condition` (what we close a broken stream with).
+    pub(crate) fn stream_error(condition: DefinedCondition) -> Self {
+        let error = StreamError {
+            condition,
+            texts: Default::default(),
+            application_specific: Vec::new(),
+        };
+        let mut out = Vec::new();
+        // See [`Self::element`]. Written unprefixed in the streams namespace.
+        let _ = Element::from(error).write_to(&mut out);
         Self(Encoded::Bytes(out))
     }
 
@@ -297,4 +311,3 @@ pub(super) fn serialize_empty_result(stanza: &Stanza, ns: &str, out: &mut Vec<u8
     out.extend_from_slice(b"/>");
     true
 }
-

@@ -51,7 +51,11 @@ fn parse(bytes: &[u8], fast: bool) -> Result<Stanza, CodecError> {
         .parse_stanza(bytes)
 }
 
-fn decode_all(codec: &mut XmlCodec, input: &[u8], chunk: usize) -> Result<Vec<Incoming>, CodecError> {
+fn decode_all(
+    codec: &mut XmlCodec,
+    input: &[u8],
+    chunk: usize,
+) -> Result<Vec<Incoming>, CodecError> {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for part in input.chunks(chunk.max(1)) {
@@ -109,7 +113,12 @@ fn a_direct_acknowledgement_parses_to_the_stanza_minidom_writes() {
 
 #[test]
 fn encode_parts_and_both_encoders_write_the_same_bytes() {
-    for stanza in [data_iq(65535), data_message(100), data_iq(10), Stanza::Iq(Iq::empty_result("b@x/r".parse::<jid::Jid>().unwrap(), "r"))] {
+    for stanza in [
+        data_iq(65535),
+        data_message(100),
+        data_iq(10),
+        Stanza::Iq(Iq::empty_result("b@x/r".parse::<jid::Jid>().unwrap(), "r")),
+    ] {
         let mut codec = XmlCodec::client();
         let parts: Vec<u8> = codec.encode_parts(clone_stanza(&stanza)).parts().concat();
         let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
@@ -137,7 +146,11 @@ fn fast_stanza_parse_yields_exactly_the_general_stanza() {
     for stanza in [data_iq(65535), data_iq(100), data_message(65535)] {
         let mut bytes = Vec::new();
         serialize(&stanza, &mut bytes);
-        assert!(parse_fast_stanza(&bytes, &client_prefixes()).unwrap().is_some());
+        assert!(
+            parse_fast_stanza(&bytes, &client_prefixes())
+                .unwrap()
+                .is_some()
+        );
         let fast = parse(&bytes, true).unwrap();
         assert_eq!(fast, parse(&bytes, false).unwrap());
         assert_eq!(fast, stanza);
@@ -149,24 +162,104 @@ fn the_parserless_data_iq_path_yields_exactly_the_general_stanza() {
     let run = b64(300);
     let ibb = NS_IBB;
     for (head, attrs, data_attrs, taken) in [
-        ("<iq xmlns='jabber:client' type='set'", " id='ibb1-s' from='a@x/r' to='b@x/r'", " seq='0' sid='s'", true),
-        ("<iq xmlns='jabber:client' type='set'", " to='b@x/r' id='i d' ", " sid='s' seq='65535'", false),
-        ("<iq xmlns='jabber:client' type='set'", " to='b@x/r' id='i d'", " sid='s' seq='65535'", true),
-        ("<iq xmlns='jabber:client' type='set'", " id='1'", " seq='7' sid='s 1'", true),
-        ("<iq xmlns='jabber:client' type='set'", " id=''", " seq='' sid=''", true),
-        ("<iq xmlns='jabber:client' type='set'", " id='1' id='2'", " seq='7' sid='s'", false),
-        ("<iq xmlns='jabber:client' type='set'", " id='1'", " seq='7' sid='s' seq='8'", false),
-        ("<iq xmlns='jabber:client' type='set'", " id='1&amp;'", " seq='7' sid='s'", false),
-        ("<iq xmlns='jabber:client' type='set'", " id='1' from='not a jid@'", " seq='7' sid='s'", false),
-        ("<iq xmlns='jabber:client' type='set'", " id='1' xml:lang='en'", " seq='7' sid='s'", false),
-        ("<iq xmlns='jabber:client' type='set'", " id=\"1\"", " seq='7' sid='s'", false),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='ibb1-s' from='a@x/r' to='b@x/r'",
+            " seq='0' sid='s'",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " to='b@x/r' id='i d' ",
+            " sid='s' seq='65535'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " to='b@x/r' id='i d'",
+            " sid='s' seq='65535'",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1'",
+            " seq='7' sid='s 1'",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id=''",
+            " seq='' sid=''",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1' id='2'",
+            " seq='7' sid='s'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1'",
+            " seq='7' sid='s' seq='8'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1&amp;'",
+            " seq='7' sid='s'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1' from='not a jid@'",
+            " seq='7' sid='s'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1' xml:lang='en'",
+            " seq='7' sid='s'",
+            false,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id=\"1\"",
+            " seq='7' sid='s'",
+            false,
+        ),
         // What Prosody relays: no xmlns on the iq (the stream's), attributes in its order.
-        ("<iq type='set'", " to='b@x/r' id='1' from='a@x/r'", " seq='7' sid='s'", true),
-        ("<iq id='1' type='set'", " from='a@x/r'", " sid='s' seq='7'", true),
-        ("<iq xmlns='jabber:client' id='1'", " type='set'", " seq='7' sid='s'", true),
-        ("<iq xmlns='urn:other' type='set'", " id='1'", " seq='7' sid='s'", false),
+        (
+            "<iq type='set'",
+            " to='b@x/r' id='1' from='a@x/r'",
+            " seq='7' sid='s'",
+            true,
+        ),
+        (
+            "<iq id='1' type='set'",
+            " from='a@x/r'",
+            " sid='s' seq='7'",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' id='1'",
+            " type='set'",
+            " seq='7' sid='s'",
+            true,
+        ),
+        (
+            "<iq xmlns='urn:other' type='set'",
+            " id='1'",
+            " seq='7' sid='s'",
+            false,
+        ),
         ("<iq type='get'", " id='1'", " seq='7' sid='s'", false),
-        ("<iq type='set' type='set'", " id='1'", " seq='7' sid='s'", false),
+        (
+            "<iq type='set' type='set'",
+            " id='1'",
+            " seq='7' sid='s'",
+            false,
+        ),
     ] {
         for data_ns in [format!(" xmlns='{ibb}'"), " xmlns='urn:x'".to_owned()] {
             let xml = format!("{head}{attrs}><data{data_ns}{data_attrs}>{run}</data></iq>");
@@ -185,7 +278,8 @@ fn the_parserless_data_iq_path_yields_exactly_the_general_stanza() {
         }
     }
     // Without `jabber:client` as the default namespace, an iq without xmlns is not taken.
-    let xml = format!("<iq type='set' id='1'><data xmlns='{ibb}' seq='7' sid='s'>{run}</data></iq>");
+    let xml =
+        format!("<iq type='set' id='1'><data xmlns='{ibb}' seq='7' sid='s'>{run}</data></iq>");
     assert!(parse_data_iq(xml.as_bytes(), false).is_none());
     // What the sending side writes takes it.
     let mut bytes = Vec::new();
@@ -212,7 +306,11 @@ fn a_data_run_the_stanza_does_not_keep_as_its_payload_is_parsed_the_general_way(
         let fast = parse(xml.as_bytes(), true);
         let general = parse(xml.as_bytes(), false);
         assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{first}");
-        assert!(parse_fast_stanza(xml.as_bytes(), &client_prefixes()).unwrap().is_none());
+        assert!(
+            parse_fast_stanza(xml.as_bytes(), &client_prefixes())
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -224,8 +322,13 @@ fn text_with_other_characters_keeps_them_in_order() {
         "<iq xmlns='jabber:client' type='set' id='1'><data xmlns='{NS_IBB}' seq='0' \
          sid='s'>&amp; \n{run}</data></iq>"
     );
-    let fast = parse_fast(xml.as_bytes(), &client_prefixes()).unwrap().unwrap();
-    assert_eq!(fast, parse_general(xml.as_bytes(), &client_prefixes()).unwrap());
+    let fast = parse_fast(xml.as_bytes(), &client_prefixes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fast,
+        parse_general(xml.as_bytes(), &client_prefixes()).unwrap()
+    );
     assert_eq!(fast.children().next().unwrap().text(), format!("& \n{run}"));
 }
 
@@ -234,7 +337,12 @@ fn the_cut_is_the_whole_alphabet_run_whatever_precedes_it() {
     // A `>` in the text, base64 that is not valid (length), and valid base64 directly
     // after the start tag: each parses as the general path does.
     let run = b64(300);
-    for text in [format!("a>{run}"), format!("{run}A"), run.clone(), format!("{run}\n")] {
+    for text in [
+        format!("a>{run}"),
+        format!("{run}A"),
+        run.clone(),
+        format!("{run}\n"),
+    ] {
         let xml = format!(
             "<iq xmlns='jabber:client' type='set' id='1'><data xmlns='{NS_IBB}' seq='0' \
              sid='s'>{}</data></iq>",
@@ -291,8 +399,16 @@ fn an_element_nested_past_the_limit_is_a_policy_violation() {
         )
     };
     let mut codec = XmlCodec::client().with_max_depth(8);
-    assert_eq!(decode_all(&mut codec, deep(7).as_bytes(), 5).unwrap().len(), 1);
-    let err = decode_all(&mut XmlCodec::client().with_max_depth(8), deep(8).as_bytes(), 5).unwrap_err();
+    assert_eq!(
+        decode_all(&mut codec, deep(7).as_bytes(), 5).unwrap().len(),
+        1
+    );
+    let err = decode_all(
+        &mut XmlCodec::client().with_max_depth(8),
+        deep(8).as_bytes(),
+        5,
+    )
+    .unwrap_err();
     assert!(matches!(err, CodecError::TooDeep { limit: 8 }));
     assert_eq!(err.condition(), Some(DefinedCondition::PolicyViolation));
 }
@@ -345,7 +461,12 @@ fn a_stream_error_ends_the_stream_and_a_bad_header_is_refused() {
     assert!(matches!(err, CodecError::StreamError(ref c) if c == "conflict"));
     let err = decode_all(&mut XmlCodec::client(), b"<html>", 9).unwrap_err();
     assert!(matches!(err, CodecError::BadHeader));
-    let err = decode_all(&mut XmlCodec::component(), stream_header(None).as_bytes(), 9).unwrap_err();
+    let err = decode_all(
+        &mut XmlCodec::component(),
+        stream_header(None).as_bytes(),
+        9,
+    )
+    .unwrap_err();
     assert!(matches!(err, CodecError::BadHeader));
 }
 
@@ -367,7 +488,10 @@ fn after_a_restart_the_new_header_is_read_and_the_bytes_after_it_kept() {
     );
     let mut codec = XmlCodec::client().header_received();
     let mut buf = BytesMut::from(input.as_bytes());
-    assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Incoming::Element(_))));
+    assert!(matches!(
+        codec.decode(&mut buf).unwrap(),
+        Some(Incoming::Element(_))
+    ));
     codec.restart();
     assert!(matches!(
         codec.decode(&mut buf).unwrap(),
@@ -384,7 +508,11 @@ fn a_component_stream_reads_and_writes_client_stanzas_in_its_own_namespace() {
                 <iq xmlns='jabber:component:accept' type='result' id='2' from='a@b/c' to='p.b'/>";
     let mut codec = XmlCodec::component();
     let got = decode_all(&mut codec, wire.as_bytes(), 11).unwrap();
-    let [Incoming::Stanza(Stanza::Iq(Iq::Error { error, .. })), Incoming::Stanza(Stanza::Iq(Iq::Result { id, .. }))] = &got[..] else {
+    let [
+        Incoming::Stanza(Stanza::Iq(Iq::Error { error, .. })),
+        Incoming::Stanza(Stanza::Iq(Iq::Result { id, .. })),
+    ] = &got[..]
+    else {
         panic!("{got:?}")
     };
     assert_eq!(error.defined_condition, StanzaCondition::ItemNotFound);
@@ -398,12 +526,18 @@ fn a_component_stream_reads_and_writes_client_stanzas_in_its_own_namespace() {
         let bytes = codec.encode_parts(clone_stanza(&stanza)).parts().concat();
         let el: Element = String::from_utf8(bytes).unwrap().parse().unwrap();
         assert_eq!(el.ns(), NS_COMPONENT);
-        assert_eq!(Stanza::try_from(renamespace(el, NS_COMPONENT, NS_CLIENT)).unwrap(), stanza);
+        assert_eq!(
+            Stanza::try_from(renamespace(el, NS_COMPONENT, NS_CLIENT)).unwrap(),
+            stanza
+        );
     }
 }
 
 fn classify_xml(xml: &str) -> Incoming {
-    XmlCodec::client().header_received().decode_element(xml.as_bytes()).unwrap()
+    XmlCodec::client()
+        .header_received()
+        .decode_element(xml.as_bytes())
+        .unwrap()
 }
 
 #[test]
@@ -412,7 +546,10 @@ fn sparks_upper_case_modify_refusal_is_repaired_into_a_typed_iq_error() {
     let xml = "<iq xmlns='jabber:client' id='file_33fe4dbdf2364' to='lxy@user-20160421db/8xz8uslghx' from='lxy2@user-20160421db/Spark' type='error'>\n\t<error code='406' type='MODIFY'>\n\t\tnot-acceptable xmlns=\"urn:ietf:params:xml:ns:xmpp-stanzas\"/>\n\t</error>\n</iq>";
     let el: Element = xml.parse().unwrap();
     assert!(Stanza::try_from(el).is_err(), "strict parser refuses it");
-    let Incoming::Stanza(Stanza::Iq(Iq::Error { id, from, error, .. })) = classify_xml(xml) else {
+    let Incoming::Stanza(Stanza::Iq(Iq::Error {
+        id, from, error, ..
+    })) = classify_xml(xml)
+    else {
         panic!("not repaired")
     };
     assert_eq!(id, "file_33fe4dbdf2364");
