@@ -66,19 +66,30 @@ fn pump<R: StanzaSource + 'static>(
 /// lags behind a message-mode sender slows the sender down instead of overrunning.
 fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
     set: &mut JoinSet<Result<(), String>>,
-    mut rx: R,
+    rx: R,
     ibb: Ibb<T>,
 ) {
+    let unhandled = |other| {
+        tracing_free_log(&format!("unhandled stanza: {other:?}"));
+        ControlFlow::Break(())
+    };
     set.spawn(async move {
-        // Not `ft_transport::pump`: this one waits for the reader before each stanza.
-        while let Some(st) = rx.next_stanza().await {
-            ibb.ready().await;
-            if let ControlFlow::Continue(other) = ibb.handle_stanza(st) {
-                tracing_free_log(&format!("unhandled stanza: {other:?}"));
-            }
-        }
+        ft_transport::pump(rx, (Ready(ibb), unhandled)).await;
         Ok(())
     });
+}
+
+/// An [`Ibb`] as a handler that makes the pump wait for [`Ibb::ready`].
+struct Ready<T: StanzaTransport>(Ibb<T>);
+
+impl<T: StanzaTransport> ft_transport::StanzaHandler for Ready<T> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.0.handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        self.0.ready()
+    }
 }
 
 /// Writes the pattern on `w` and reads it back verified on `r`; returns the time from the

@@ -68,7 +68,7 @@ pub mod xmpp;
 #[cfg(feature = "tokio")]
 mod pump;
 #[cfg(feature = "tokio")]
-pub use pump::{StanzaSource, pump};
+pub use pump::{StanzaSource, pump, pump_refusing};
 
 /// What the async drivers need from an XMPP connection: a way to send a stanza, and the
 /// connection's own JID.
@@ -100,13 +100,21 @@ impl<T: StanzaTransport> StanzaTransport for Arc<T> {
 }
 
 /// Something that takes the inbound stanzas that are its own and hands back the rest, so
-/// that handlers chain: `FileTransfer`, `IqTracker`, the protocol drivers, closures.
+/// that handlers chain: `FileTransfer`, [`IqTracker`](iq::IqTracker), the protocol drivers,
+/// closures. [`pump`] feeds a chain from an inbound stream.
 ///
 /// `Break(())` means the stanza was taken; `Continue(stanza)` hands it, unchanged, to the
 /// next handler.
 pub trait StanzaHandler {
     /// Takes `stanza` if it is this handler's, or hands it back.
     fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza>;
+
+    /// Resolves once the handler can take another stanza: a handler whose reader lags (an
+    /// IBB-over-message receiver) makes the pump stop reading the socket, so TCP flow
+    /// control slows the sender. Resolves at once unless overridden.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// Any closure or function with the handler's signature.
@@ -121,12 +129,24 @@ impl<H: StanzaHandler + ?Sized> StanzaHandler for Arc<H> {
     fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
         (**self).handle_stanza(stanza)
     }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        (**self).ready()
+    }
 }
 
 /// A chain: the first handler, then the second for what the first hands back.
 impl<A: StanzaHandler, B: StanzaHandler> StanzaHandler for (A, B) {
     fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
         self.1.handle_stanza(self.0.handle_stanza(stanza)?)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let (a, b) = (self.0.ready(), self.1.ready());
+        async move {
+            a.await;
+            b.await;
+        }
     }
 }
 
@@ -136,19 +156,14 @@ impl<A: StanzaHandler, B: StanzaHandler, C: StanzaHandler> StanzaHandler for (A,
         self.2
             .handle_stanza(self.1.handle_stanza(self.0.handle_stanza(stanza)?)?)
     }
-}
 
-/// A chain of four.
-impl<A, B, C, D> StanzaHandler for (A, B, C, D)
-where
-    A: StanzaHandler,
-    B: StanzaHandler,
-    C: StanzaHandler,
-    D: StanzaHandler,
-{
-    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
-        let stanza = self.1.handle_stanza(self.0.handle_stanza(stanza)?)?;
-        self.3.handle_stanza(self.2.handle_stanza(stanza)?)
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let (a, b, c) = (self.0.ready(), self.1.ready(), self.2.ready());
+        async move {
+            a.await;
+            b.await;
+            c.await;
+        }
     }
 }
 
@@ -160,11 +175,24 @@ impl<H: StanzaHandler> StanzaHandler for [H] {
         }
         ControlFlow::Continue(stanza)
     }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let all: Vec<_> = self.iter().map(StanzaHandler::ready).collect();
+        async move {
+            for r in all {
+                r.await;
+            }
+        }
+    }
 }
 
 /// [`StanzaHandler`] for a `Vec` of handlers, in order.
 impl<H: StanzaHandler> StanzaHandler for Vec<H> {
     fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
         self.as_slice().handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        self.as_slice().ready()
     }
 }

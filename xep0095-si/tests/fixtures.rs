@@ -3,7 +3,7 @@
 //! and parsed again to the same value.
 
 use minidom::Element;
-use xep0095_si::compat::parse_iq_lenient;
+use ft_transport::lenient::parse_iq_lenient;
 use xep0095_si::{Answer, Offer, Rejection, method, parse_answer};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::iq::Iq;
