@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use base64::Engine as _;
-use ft_transport::codec::{self as xmlstream, XmlCodec};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ft_transport::codec::{self as xmlstream, XmlCodec};
 use xep0047_ibb::payload::{self, Data, Sid};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;

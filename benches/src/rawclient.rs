@@ -87,7 +87,10 @@ pub async fn login(
     w.write_all(stream_header(Some(domain)).as_bytes())
         .await
         .map_err(io)?;
-    element(expect(&mut reader, "stream features").await?, "stream features")?;
+    element(
+        expect(&mut reader, "stream features").await?,
+        "stream features",
+    )?;
     let auth = B64.encode_to_string(format!("\0{user}\0{password}"));
     w.write_all(format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{auth}</auth>").as_bytes())
         .await

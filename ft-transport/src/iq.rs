@@ -285,6 +285,6 @@ mod tests {
 impl crate::StanzaHandler for IqTracker {
     /// [`IqTracker::handle_stanza`].
     fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
-        IqTracker::handle_stanza(self, stanza)
+        Self::handle_stanza(self, stanza)
     }
 }

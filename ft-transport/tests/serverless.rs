@@ -112,7 +112,7 @@ async fn dropping_every_transport_closes_the_stream_for_both_sides() {
             .unwrap()
             .is_none()
     );
-    let _ = tokio::time::timeout(WAIT, async {
+    tokio::time::timeout(WAIT, async {
         while b.send(data_iq(10, "x")).await.is_ok() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

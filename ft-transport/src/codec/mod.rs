@@ -182,6 +182,10 @@ pub fn stream_header(to: Option<&str>) -> String {
 /// One top-level element of the stream, as the decoder hands it on.
 #[derive(Debug, PartialEq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a stanza is nearly every item; boxing it would cost an allocation each"
+)]
 pub enum Incoming {
     /// A stanza (repaired by [`lenient`](crate::lenient) if it needed it). On a component
     /// stream, in `jabber:client` like every xmpp-parsers type.

@@ -76,7 +76,7 @@ impl EncodedStanza {
     }
 
     /// `<stream:error/>` with `condition` (what we close a broken stream with).
-    pub(crate) fn stream_error(condition: DefinedCondition) -> Self {
+    pub fn stream_error(condition: DefinedCondition) -> Self {
         let error = StreamError {
             condition,
             texts: Default::default(),
