@@ -45,6 +45,8 @@ fn spec(
 struct Ctx<'a> {
     opts: &'a Options,
     cases: &'a mut Vec<Case>,
+    /// Prosody's pid, whose CPU seconds each case records beside ours.
+    server_pid: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -62,7 +64,8 @@ impl Ctx<'_> {
         {
             return;
         }
-        let case = measure::measure(spec, runs, self.opts.budget, run).await;
+        let case =
+            measure::measure_with_server(spec, runs, self.opts.budget, self.server_pid, run).await;
         eprintln!(
             "{:<44} {:>9} {}",
             case.id,
@@ -122,7 +125,11 @@ pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versi
         }
     };
     versions.prosody = prosody_version().map(|v| format!("{v} (Debian package)"));
-    let mut ctx = Ctx { opts, cases };
+    let mut ctx = Ctx {
+        opts,
+        cases,
+        server_pid: prosody.pid(),
+    };
     server_ceiling(&mut ctx, &prosody).await;
     ours_ibb(&mut ctx, &prosody).await;
     proxy65(&mut ctx, &prosody).await;
