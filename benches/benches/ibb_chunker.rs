@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use base64::Engine as _;
-use benches::xmlstream::{self, ChunkParser};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ft_transport::codec::{self as xmlstream, XmlCodec};
 use xep0047_ibb::payload::{self, Data, Sid};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
@@ -91,15 +91,15 @@ fn bench(c: &mut Criterion) {
         );
         let mut wire = Vec::new();
         xmlstream::serialize(&data_iq(7, &sid, &chunk), &mut wire);
-        let parser = ChunkParser::new();
         for (name, fast) in [
             ("stanza/parse+decode-fast", true),
             ("stanza/parse+decode-dom", false),
         ] {
+            let mut parser = XmlCodec::client().header_received().with_fast_path(fast);
             g.bench_with_input(BenchmarkId::new(name, size), &wire, |b, wire| {
                 b.iter(|| {
                     let Stanza::Iq(Iq::Set { payload, .. }) =
-                        parser.parse(black_box(wire), fast).unwrap()
+                        parser.parse_stanza(black_box(wire)).unwrap()
                     else {
                         unreachable!()
                     };

@@ -12,7 +12,7 @@ use xmpp_parsers::stanza::Stanza;
 
 use crate::measure::Run;
 use crate::pattern::{self, IO_BUF, Verifier};
-use crate::xmlstream;
+use ft_transport::codec::{self, XmlCodec};
 
 /// Where every listener of the suite binds.
 pub const LOOPBACK: &str = "127.0.0.1:0";
@@ -103,7 +103,7 @@ pub enum CpuPath {
     /// Build the `<data/>` iq, serialize and parse it through minidom (general path),
     /// decode: the cost a general DOM parser puts on IBB.
     XmlDom,
-    /// The same with the suite's `<data/>` fast path for serialize and parse.
+    /// The same with the shipped codec's `<data/>` fast path for serialize and parse.
     XmlFast,
 }
 
@@ -115,7 +115,9 @@ pub fn cpu_path(path: CpuPath, bytes: u64, block: usize) -> Result<Run, String> 
     let to: jid::Jid = "b@bench.invalid/b".parse().map_err(|e| format!("{e}"))?;
     let mut verifier = Verifier::default();
     let mut wire = Vec::with_capacity(block * 2 + 512);
-    let reader = xmlstream::ChunkParser::new();
+    let mut reader = XmlCodec::client()
+        .header_received()
+        .with_fast_path(path == CpuPath::XmlFast);
     let t0 = Instant::now();
     let mut off = 0u64;
     let mut seq = 0u16;
@@ -135,14 +137,13 @@ pub fn cpu_path(path: CpuPath, bytes: u64, block: usize) -> Result<Run, String> 
                     payload: Data::encode(seq, &sid, chunk),
                 });
                 wire.clear();
-                let fast = path == CpuPath::XmlFast;
-                if fast {
-                    xmlstream::serialize(&stanza, &mut wire);
+                if path == CpuPath::XmlFast {
+                    codec::serialize(&stanza, &mut wire);
                 } else {
-                    xmlstream::serialize_general(&stanza, &mut wire);
+                    codec::serialize_general(&stanza, &mut wire);
                 }
                 let Stanza::Iq(Iq::Set { payload, .. }) =
-                    reader.parse(&wire, fast).map_err(|e| e.to_string())?
+                    reader.parse_stanza(&wire).map_err(|e| e.to_string())?
                 else {
                     return Err("parsed stanza is not an iq set".to_owned());
                 };
@@ -168,12 +169,11 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
     use ft_transport::StanzaTransport;
     let a: jid::Jid = "a@bench.invalid/a".parse().map_err(|e| format!("{e}"))?;
     let b: jid::Jid = "b@bench.invalid/b".parse().map_err(|e| format!("{e}"))?;
-    let (pa, mut pb) = xmlstream::pair(a, b.clone())
+    let ((transport, _a_in), (_b, mut b_in)) = crate::transfer::serverless_pair(a, b.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut set = JoinSet::new();
     let t0 = Instant::now();
-    let transport = pa.transport;
     set.spawn(async move {
         let sid = Sid::new("pump").unwrap();
         let mut off = 0u64;
@@ -201,7 +201,7 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
     });
     let mut verifier = Verifier::default();
     while verifier.received() < bytes {
-        match pb.reader.next_stanza().await.map_err(|e| e.to_string())? {
+        match b_in.next().await {
             Some(Stanza::Iq(Iq::Set { payload, .. })) => {
                 let data = Data::parse(&payload).map_err(|e| e.to_string())?;
                 verifier.check(&data.data).map_err(|e| e.to_string())?;
@@ -212,8 +212,6 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
     }
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
-    pa.writer.abort();
-    pb.writer.abort();
     Ok(Run {
         bytes: verifier.finish(bytes).map_err(|e| e.to_string())?,
         elapsed: Some(elapsed),

@@ -13,20 +13,12 @@ use ft_transport::StanzaTransport;
 use ft_transport::xmpp::{ClientInbound, ClientTransport};
 use tokio::task::JoinSet;
 use xep0065_s5b::{Config as S5bConfig, S5b};
-use xmpp_parsers::stanza::Stanza;
 
 use crate::measure::{self, Run, Spec};
 use crate::rawclient::{self, RawMode};
 use crate::report::{Case, Outcome, Versions};
 use crate::suite::{Options, size_label};
-use crate::transfer::{self, Inbound};
-use crate::xmlstream::XmlStreamTransport;
-
-impl Inbound for ClientInbound {
-    fn next_stanza(&mut self) -> impl Future<Output = Option<Stanza>> + Send {
-        self.next()
-    }
-}
+use crate::transfer;
 
 fn spec(
     id: String,
@@ -53,6 +45,8 @@ fn spec(
 struct Ctx<'a> {
     opts: &'a Options,
     cases: &'a mut Vec<Case>,
+    /// Prosody's pid, whose CPU seconds each case records beside ours.
+    server_pid: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -70,7 +64,8 @@ impl Ctx<'_> {
         {
             return;
         }
-        let case = measure::measure(spec, runs, self.opts.budget, run).await;
+        let case =
+            measure::measure_with_server(spec, runs, self.opts.budget, self.server_pid, run).await;
         eprintln!(
             "{:<44} {:>9} {}",
             case.id,
@@ -130,10 +125,13 @@ pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versi
         }
     };
     versions.prosody = prosody_version().map(|v| format!("{v} (Debian package)"));
-    let mut ctx = Ctx { opts, cases };
+    let mut ctx = Ctx {
+        opts,
+        cases,
+        server_pid: prosody.pid(),
+    };
     server_ceiling(&mut ctx, &prosody).await;
     ours_ibb(&mut ctx, &prosody).await;
-    ours_ibb_raw_login(&mut ctx, &prosody).await;
     proxy65(&mut ctx, &prosody).await;
     versions.slixmpp = slixmpp_version();
     slixmpp(&mut ctx, &prosody).await;
@@ -231,49 +229,6 @@ async fn ours_ibb(ctx: &mut Ctx<'_>, prosody: &Prosody) {
     }
 }
 
-/// Our IBB through Prosody on the suite's own XML stream (raw login, `<data/>` fast path)
-/// instead of tokio-xmpp: separates the client library's cost from the IBB driver's.
-async fn ours_ibb_raw_login(ctx: &mut Ctx<'_>, prosody: &Prosody) {
-    let size = ctx.opts.ibb_size;
-    for (params, mode, name) in crate::suite::ibb_modes() {
-        if !matches!(mode, "iq-default" | "iq-w64") {
-            continue;
-        }
-        let block = params.block_size;
-        let mut s = spec(
-            format!("ibb/prosody-rawxml/{mode}/{block}/{}", size_label(size)),
-            "ibb",
-            &format!("{name} (raw XML stream login)"),
-            "xft",
-            Some(block),
-            size,
-            Some(raw_id("iq-32", block, size)),
-        );
-        s.note = Some(
-            "our Ibb over the suite's XmlStreamTransport logged in with SASL PLAIN, \
-             instead of tokio-xmpp"
-                .to_owned(),
-        );
-        ctx.case(s, ctx.opts.runs, move || async move {
-            let addr = prosody.c2s_addr();
-            let d = prosody.domain().to_owned();
-            let pw = ft_testkit::PASSWORD;
-            let (a, b) = tokio::join!(
-                rawclient::login(addr, "raw1", &d, pw, "x"),
-                rawclient::login(addr, "raw2", &d, pw, "x")
-            );
-            let (a, b) = (a?, b?);
-            let (ta, wa) = XmlStreamTransport::spawn(a.jid, false, a.writer, None);
-            let (tb, wb) = XmlStreamTransport::spawn(b.jid, false, b.writer, None);
-            let run = transfer::ibb((ta, a.reader), (tb, b.reader), params, size).await;
-            wa.abort();
-            wb.abort();
-            run
-        })
-        .await;
-    }
-}
-
 async fn proxy65(ctx: &mut Ctx<'_>, prosody: &Prosody) {
     for &size in &ctx.opts.sizes.clone() {
         let s = Spec {
@@ -306,12 +261,11 @@ async fn s5b_proxy65(prosody: &Prosody, size: u64) -> Result<Run, String> {
     let b_jid = tb.jid().clone();
     let sa = S5b::new(ta, ac);
     let sb = S5b::new(tb, bc);
-    for (s, mut r) in [(sa.clone(), ra), (sb.clone(), rb)] {
-        set.spawn(async move {
-            while let Some(st) = r.next().await {
-                if let ControlFlow::Continue(_) = s.handle_stanza(st) {}
-            }
-        });
+    for (s, r) in [(sa.clone(), ra), (sb.clone(), rb)] {
+        set.spawn(ft_transport::pump(r, move |st| {
+            let _ = s.handle_stanza(st);
+            ControlFlow::Break(())
+        }));
     }
     let proxy_jid: ft_transport::Jid = prosody.proxy_jid().into();
     let hosts = sa

@@ -11,8 +11,9 @@
 //!   never hangs the suite. Figures: MB/s (MB = 10^6 bytes, median and range), per-chunk
 //!   acknowledgement latency for IBB over iq, peak RSS and CPU seconds of this process, and
 //!   each as a ratio to the ceiling measured in the same run ([`ceiling`]).
-//! * [`xmlstream`] is a minimal XML stream over TCP, a real `StanzaTransport` for IBB without
-//!   a server, with a strict fast path for `<data/>` stanzas.
+//! * The raw-XML cases run the shipped client transport (`ft_transport::xmpp`, over
+//!   `ft_transport::codec`) on a loopback stream with no server
+//!   ([`transfer::serverless_pair`]); the suite carries no transport of its own.
 //! * The external cases ([`external`]) run Prosody and slixmpp when they are installed.
 //!
 //! It does not gate anything on timings: no figure is asserted anywhere, and the tests only
@@ -47,4 +48,3 @@ pub mod render;
 pub mod report;
 pub mod suite;
 pub mod transfer;
-pub mod xmlstream;

@@ -67,7 +67,16 @@ pub fn load_average() -> Option<[f64; 3]> {
 /// `/proc/self/stat`. Resolution is one clock tick (10 ms): fine for cases that run for a
 /// second or more, coarse for `--quick`.
 pub fn cpu_seconds() -> Option<f64> {
-    let s = read("/proc/self/stat")?;
+    stat_cpu_seconds("/proc/self/stat")
+}
+
+/// [`cpu_seconds`] of another process (a server the suite started), by its pid.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let s = read(path)?;
     // The command name (field 2) may contain spaces; fields after its closing ')' are fixed.
     let rest = &s[s.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -146,6 +155,7 @@ mod tests {
     #[test]
     fn process_figures_are_readable_on_linux() {
         assert!(cpu_seconds().is_some());
+        assert!(cpu_seconds_of(std::process::id()).is_some());
         assert!(rss_bytes().unwrap() > 0);
         assert!(peak_rss_bytes().unwrap() >= rss_bytes().unwrap() / 2);
         assert!(Machine::detect().cores >= 1);

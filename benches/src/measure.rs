@@ -53,6 +53,7 @@ impl Spec {
             rss_start_bytes: None,
             peak_rss_ratio: None,
             cpu_seconds: None,
+            server_cpu_seconds: None,
             cpu_per_mb_ratio: None,
             note: self.note,
         }
@@ -91,12 +92,28 @@ pub fn latency_histogram() -> Histogram<u64> {
 
 /// Runs `runs` times (stopping at the first failure), each bounded by `budget`, and
 /// gathers the figures into a [`Case`].
-pub async fn measure<F, Fut>(spec: Spec, runs: usize, budget: Duration, mut run: F) -> Case
+pub async fn measure<F, Fut>(spec: Spec, runs: usize, budget: Duration, run: F) -> Case
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Run, String>>,
 {
-    let mut acc = Accumulator::new(spec, runs);
+    measure_with_server(spec, runs, budget, None, run).await
+}
+
+/// [`measure`], also recording the CPU seconds of the server process `server_pid` (the
+/// Prosody the case runs through) around each run.
+pub async fn measure_with_server<F, Fut>(
+    spec: Spec,
+    runs: usize,
+    budget: Duration,
+    server_pid: Option<u32>,
+    mut run: F,
+) -> Case
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Run, String>>,
+{
+    let mut acc = Accumulator::new(spec, runs).with_server(server_pid);
     for _ in 0..runs {
         if !acc.run_once(budget, run()).await {
             break;
@@ -115,6 +132,8 @@ pub struct Accumulator {
     done: usize,
     mbps: Vec<f64>,
     cpu: Vec<f64>,
+    server_pid: Option<u32>,
+    server_cpu: Vec<f64>,
     peak: Option<u64>,
     latency: Option<Histogram<u64>>,
     outcome: Outcome,
@@ -130,11 +149,20 @@ impl Accumulator {
             done: 0,
             mbps: Vec::new(),
             cpu: Vec::new(),
+            server_pid: None,
+            server_cpu: Vec::new(),
             peak: None,
             latency: None,
             outcome: Outcome::Ok,
             rss_start: machine::rss_bytes(),
         }
+    }
+
+    /// Also records the CPU seconds of the server process `pid` around each run.
+    #[must_use]
+    pub fn with_server(mut self, pid: Option<u32>) -> Self {
+        self.server_pid = pid;
+        self
     }
 
     /// Whether the case failed (no further run is useful).
@@ -153,11 +181,14 @@ impl Accumulator {
         self.done += 1;
         let (i, runs) = (self.done, self.runs);
         machine::reset_peak_rss();
+        let server = |pid: Option<u32>| pid.and_then(machine::cpu_seconds_of);
+        let server0 = server(self.server_pid);
         let cpu0 = machine::cpu_seconds();
         let t0 = Instant::now();
         let result = tokio::time::timeout(budget, run).await;
         let wall = t0.elapsed();
         let cpu1 = machine::cpu_seconds();
+        let server1 = server(self.server_pid);
         self.peak = self.peak.max(machine::peak_rss_bytes());
         let r = match result {
             Err(_) => {
@@ -185,6 +216,9 @@ impl Accumulator {
         if let (Some(a), Some(b)) = (cpu0, cpu1) {
             self.cpu.push(b - a);
         }
+        if let (Some(a), Some(b)) = (server0, server1) {
+            self.server_cpu.push(b - a);
+        }
         if let Some(h) = r.latency {
             match &mut self.latency {
                 None => self.latency = Some(h),
@@ -203,6 +237,7 @@ impl Accumulator {
         case.mbps = Spread::of(&self.mbps);
         case.runs_mbps = self.mbps;
         case.cpu_seconds = Spread::of(&self.cpu).map(|s| s.median);
+        case.server_cpu_seconds = Spread::of(&self.server_cpu).map(|s| s.median);
         case.peak_rss_bytes = self.peak;
         case.rss_start_bytes = self.rss_start;
         case.ack_latency_us = self.latency.as_ref().and_then(Percentiles::of);

@@ -17,9 +17,15 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::stanza::Stanza;
 
+use ft_transport::codec::{self, Incoming, NS_IBB, XmlCodec, escape, stream_header};
+use futures_util::StreamExt;
+use tokio_util::codec::FramedRead;
+
 use crate::measure::Run;
 use crate::pattern::{self, Verifier};
-use crate::xmlstream::{self, XmlReader, escape, stream_header};
+
+/// The server's side of the stream, read with the shipped codec.
+pub type Reader = FramedRead<OwnedReadHalf, XmlCodec>;
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -30,17 +36,33 @@ pub struct RawClient {
     /// The bound full JID.
     pub jid: Jid,
     /// Reads the server's elements.
-    pub reader: XmlReader<OwnedReadHalf>,
+    pub reader: Reader,
     /// Writes raw bytes.
     pub writer: OwnedWriteHalf,
 }
 
-async fn expect(reader: &mut XmlReader<OwnedReadHalf>, what: &str) -> Result<Element, String> {
-    match tokio::time::timeout(Duration::from_secs(15), reader.next_element()).await {
-        Ok(Ok(Some(e))) => Ok(e),
-        Ok(Ok(None)) => Err(format!("stream closed waiting for {what}")),
+/// The next top-level element or stanza; an error once the stream is over.
+async fn next(reader: &mut Reader) -> Result<Incoming, String> {
+    match reader.next().await {
+        Some(Ok(Incoming::End)) | None => Err("stream closed".to_owned()),
+        Some(Ok(item)) => Ok(item),
+        Some(Err(e)) => Err(e.to_string()),
+    }
+}
+
+async fn expect(reader: &mut Reader, what: &str) -> Result<Incoming, String> {
+    match tokio::time::timeout(Duration::from_secs(15), next(reader)).await {
+        Ok(Ok(item)) => Ok(item),
         Ok(Err(e)) => Err(format!("waiting for {what}: {e}")),
         Err(_) => Err(format!("no {what} within 15 s")),
+    }
+}
+
+/// A non-stanza element (features, SASL), or an error naming what came instead.
+fn element(item: Incoming, what: &str) -> Result<Element, String> {
+    match item {
+        Incoming::Element(e) => Ok(e),
+        other => Err(format!("expected {what}, got {other:?}")),
     }
 }
 
@@ -60,26 +82,31 @@ pub async fn login(
         .map_err(|e| format!("connect {addr}: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let (r, mut w) = tcp.into_split();
-    let mut reader = XmlReader::new(r);
+    let mut reader = FramedRead::new(r, XmlCodec::client());
     let io = |e: std::io::Error| e.to_string();
     w.write_all(stream_header(Some(domain)).as_bytes())
         .await
         .map_err(io)?;
-    reader.read_header().await.map_err(|e| e.to_string())?;
-    expect(&mut reader, "stream features").await?;
+    element(
+        expect(&mut reader, "stream features").await?,
+        "stream features",
+    )?;
     let auth = B64.encode_to_string(format!("\0{user}\0{password}"));
     w.write_all(format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{auth}</auth>").as_bytes())
         .await
         .map_err(io)?;
-    let answer = expect(&mut reader, "sasl answer").await?;
+    let answer = element(expect(&mut reader, "sasl answer").await?, "sasl answer")?;
     if answer.name() != "success" {
         return Err(format!("sasl: {}", answer_text(&answer)));
     }
+    reader.decoder_mut().restart();
     w.write_all(stream_header(Some(domain)).as_bytes())
         .await
         .map_err(io)?;
-    reader.read_header().await.map_err(|e| e.to_string())?;
-    expect(&mut reader, "stream features after sasl").await?;
+    element(
+        expect(&mut reader, "stream features after sasl").await?,
+        "stream features after sasl",
+    )?;
     w.write_all(
         format!(
             "<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>",
@@ -89,9 +116,15 @@ pub async fn login(
     )
     .await
     .map_err(io)?;
-    let bound = expect(&mut reader, "bind result").await?;
-    let jid = bound
-        .get_child("bind", NS_BIND)
+    let Incoming::Stanza(Stanza::Iq(Iq::Result {
+        payload: Some(bound),
+        ..
+    })) = expect(&mut reader, "bind result").await?
+    else {
+        return Err("bind refused".to_owned());
+    };
+    let jid = Some(&bound)
+        .filter(|b| b.is("bind", NS_BIND))
         .and_then(|b| b.get_child("jid", NS_BIND))
         .map(Element::text)
         .ok_or_else(|| "bind result without a jid".to_owned())?;
@@ -136,7 +169,7 @@ fn stanza_bytes(mode: RawMode, to: &Jid, seq: u16, sid: &Sid, chunk: &[u8]) -> V
         }
     };
     let mut out = Vec::new();
-    xmlstream::serialize(&stanza, &mut out);
+    codec::serialize(&stanza, &mut out);
     out
 }
 
@@ -164,22 +197,30 @@ pub async fn relay(
     let receiver = tokio::spawn(async move {
         let mut v = Verifier::default();
         while v.received() < bytes {
-            let Some(e) = rb.next_element().await.map_err(|e| e.to_string())? else {
-                return Err("receiver's stream closed".to_owned());
+            let Incoming::Stanza(stanza) = next(&mut rb).await? else {
+                continue;
             };
-            let Some(data) = e.get_child("data", xmlstream::NS_IBB) else {
+            let (data, ack_to) = match &stanza {
+                Stanza::Iq(Iq::Set {
+                    payload, id, from, ..
+                }) => (Some(payload), Some((id, from))),
+                Stanza::Message(m) => (m.payloads.first(), None),
+                _ => (None, None),
+            };
+            let Some(data) = data.filter(|d| d.is("data", NS_IBB)) else {
                 continue;
             };
             let d = Data::parse(data).map_err(|e| e.to_string())?;
             v.check(&d.data).map_err(|e| e.to_string())?;
-            if e.name() == "iq" {
-                let (Some(id), Some(from)) = (e.attr("id"), e.attr("from")) else {
-                    return Err("iq without id or from".to_owned());
+            if let Some((id, from)) = ack_to {
+                let Some(from) = from else {
+                    return Err("iq without from".to_owned());
                 };
+                let from = from.to_string();
                 let ack = format!(
                     "<iq type='result' id='{}' to='{}'/>",
                     escape(id),
-                    escape(from)
+                    escape(&from)
                 );
                 wb.write_all(ack.as_bytes())
                     .await
@@ -209,28 +250,23 @@ pub async fn relay(
             }
         }
         if outstanding >= window || (off >= bytes && outstanding > 0) {
-            let e = ra
-                .next_element()
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "sender's stream closed".to_owned())?;
-            if e.name() == "iq" && e.attr("type") == Some("error") {
-                return Err(format!(
-                    "server answered a chunk with an error: {}",
-                    answer_text(&e)
-                ));
-            }
-            if e.name() == "iq" && e.attr("type") == Some("result") {
-                outstanding -= 1;
+            match next(&mut ra).await.map_err(|e| format!("sender: {e}"))? {
+                Incoming::Stanza(Stanza::Iq(Iq::Error { error, .. })) => {
+                    return Err(format!(
+                        "server answered a chunk with an error: {:?}",
+                        error.defined_condition
+                    ));
+                }
+                Incoming::Stanza(Stanza::Iq(Iq::Result { .. })) => outstanding -= 1,
+                _ => {}
             }
         }
     }
     while outstanding > 0 {
-        let e = ra.next_element().await.map_err(|e| e.to_string())?;
-        match e {
-            Some(e) if e.name() == "iq" && e.attr("type") == Some("result") => outstanding -= 1,
-            Some(_) => {}
-            None => return Err("sender's stream closed".to_owned()),
+        if let Incoming::Stanza(Stanza::Iq(Iq::Result { .. })) =
+            next(&mut ra).await.map_err(|e| format!("sender: {e}"))?
+        {
+            outstanding -= 1;
         }
     }
     let (got, elapsed, _rb, _wb) = receiver

@@ -447,11 +447,11 @@ pub fn html(r: &Report) -> String {
     ));
     s.push_str(&latency_chart(r));
 
-    s.push_str("<h2>Every case</h2><table><tr><th>case</th><th>method</th><th>by</th><th>path</th><th>MB/s median (min–max)</th><th>× ceiling</th><th>ack µs P50/P90/P99/max</th><th>RSS MiB start → peak</th><th>× ceiling RSS</th><th>CPU s</th><th>× ceiling CPU/MB</th><th>status</th></tr>");
+    s.push_str("<h2>Every case</h2><table><tr><th>case</th><th>method</th><th>by</th><th>path</th><th>MB/s median (min–max)</th><th>× ceiling</th><th>ack µs P50/P90/P99/max</th><th>RSS MiB start → peak</th><th>× ceiling RSS</th><th>CPU s</th><th>server CPU s</th><th>× ceiling CPU/MB</th><th>status</th></tr>");
     for c in &r.cases {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.id),
             esc(&c.method),
             esc(&c.implementation),
@@ -462,13 +462,14 @@ pub fn html(r: &Report) -> String {
             fmt_rss(c),
             fmt_opt(c.peak_rss_ratio, 2),
             fmt_opt(c.cpu_seconds, 2),
+            fmt_opt(c.server_cpu_seconds, 2),
             fmt_opt(c.cpu_per_mb_ratio, 2),
             esc(&status(c)),
         );
         if let Some(n) = &c.note {
             let _ = write!(
                 s,
-                "<tr><td></td><td colspan=11 class=note>{}</td></tr>",
+                "<tr><td></td><td colspan=12 class=note>{}</td></tr>",
                 esc(n)
             );
         }
@@ -518,6 +519,7 @@ mod tests {
             rss_start_bytes: Some(6 << 20),
             peak_rss_ratio: None,
             cpu_seconds: Some(0.5),
+            server_cpu_seconds: None,
             cpu_per_mb_ratio: None,
             note: None,
         }

@@ -110,6 +110,10 @@ pub struct Case {
     pub peak_rss_ratio: Option<f64>,
     /// CPU seconds (user + system, all threads) of this process per run, median.
     pub cpu_seconds: Option<f64>,
+    /// CPU seconds of the server the case went through (Prosody, by its pid) per run,
+    /// median; `None` for cases without a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_seconds: Option<f64>,
     /// CPU seconds per MB divided by the ceiling's.
     pub cpu_per_mb_ratio: Option<f64>,
     /// Anything a reader should know (tuning, what stood in for what).

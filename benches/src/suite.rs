@@ -620,8 +620,62 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
         &ibb_tcp_id(opts.ibb_size),
         0.4,
     ));
+    for (block, today) in [
+        (4096, TODAY_CPU_PER_MB_4096),
+        (65535, TODAY_CPU_PER_MB_65535),
+    ] {
+        g.push(cpu_goal(
+            report,
+            &format!("ibb/prosody/iq-default/{block}/{isl}"),
+            block,
+            today,
+        ));
+    }
     g.push(memory_goal(report, opts));
     g
+}
+
+/// xft's CPU seconds per MB through Prosody (IBB over iq, sender and receiver together)
+/// before the codec shipped in the client, at block size 4096 (issue 13).
+pub const TODAY_CPU_PER_MB_4096: f64 = 0.077;
+/// The same at block size 65535.
+pub const TODAY_CPU_PER_MB_65535: f64 = 0.038;
+
+/// xft's own CPU per MB in case `id` (both ends run in this process) at most a quarter of
+/// `today`, with Prosody's CPU per MB from the same runs beside it.
+fn cpu_goal(report: &Report, id: &str, block: u32, today: f64) -> Goal {
+    let limit = today / 4.0;
+    let name = format!(
+        "xft CPU through Prosody ≤ ¼ of {today} s/MB (IBB iq, {block}; both ends, Prosody beside)"
+    );
+    let case = report
+        .case(id)
+        .filter(|c| c.outcome == Outcome::Ok && c.bytes > 0);
+    let Some((case, cpu)) = case.and_then(|c| c.cpu_seconds.map(|s| (c, s))) else {
+        return Goal {
+            name,
+            verdict: Verdict::NotMeasured,
+            detail: format!("needs {id} with CPU seconds"),
+        };
+    };
+    let mb = case.bytes as f64 / crate::report::MB;
+    let ours = cpu / mb;
+    let server = case.server_cpu_seconds.map_or_else(
+        || "not measured".to_owned(),
+        |s| format!("{:.4} s/MB", s / mb),
+    );
+    Goal {
+        name,
+        verdict: if ours <= limit {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        },
+        detail: format!(
+            "xft {ours:.4} s/MB (sender + receiver), Prosody {server}; goal ≤ {limit:.4} s/MB \
+             (CPU ticks are 10 ms: coarse on short runs)"
+        ),
+    }
 }
 
 /// Memory is bounded when, for every transfer case that ran at both the smallest and the

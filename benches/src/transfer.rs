@@ -9,11 +9,12 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ft_transport::hub::{Hub, HubReceiver, HubTransport};
-use ft_transport::{Jid, StanzaTransport};
+use ft_transport::hub::{Hub, HubTransport};
+use ft_transport::xmpp::{Inbound, XmppTransport, open_serverless};
+use ft_transport::{Jid, StanzaSource, StanzaTransport};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use xep0047_ibb::{Config as IbbConfig, Ibb, OpenOptions, StanzaKind};
 use xep0065_s5b::{Config as S5bConfig, Proxy, ProxyConfig, S5b};
@@ -22,7 +23,6 @@ use xmpp_parsers::stanza::Stanza;
 
 use crate::measure::{Run, latency_histogram};
 use crate::pattern;
-use crate::xmlstream::{self, XmlReader};
 
 /// The domain of every in-process entity.
 pub const DOMAIN: &str = "bench.example";
@@ -40,30 +40,6 @@ fn loopback() -> IpAddr {
     IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
-/// Something inbound stanzas come from, one at a time, until the stream ends.
-pub trait Inbound: Send + 'static {
-    /// The next stanza, `None` at the end.
-    fn next_stanza(&mut self) -> impl Future<Output = Option<Stanza>> + Send;
-}
-
-impl Inbound for HubReceiver {
-    fn next_stanza(&mut self) -> impl Future<Output = Option<Stanza>> + Send {
-        self.recv()
-    }
-}
-
-impl Inbound for XmlReader<OwnedReadHalf> {
-    async fn next_stanza(&mut self) -> Option<Stanza> {
-        match Self::next_stanza(self).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing_free_log(&format!("xml stream reader stopped: {e}"));
-                None
-            }
-        }
-    }
-}
-
 fn tracing_free_log(msg: &str) {
     if std::env::var_os("XFT_BENCH_DEBUG").is_some() {
         eprintln!("{msg}");
@@ -71,37 +47,49 @@ fn tracing_free_log(msg: &str) {
 }
 
 /// Feeds every stanza from `rx` to `handle` until the stream ends.
-fn pump<R: Inbound>(
+fn pump<R: StanzaSource + 'static>(
     set: &mut JoinSet<Result<(), String>>,
-    mut rx: R,
+    rx: R,
     handle: impl Fn(Stanza) -> ControlFlow<(), Stanza> + Send + 'static,
 ) {
+    let unhandled = |other| {
+        tracing_free_log(&format!("unhandled stanza: {other:?}"));
+        ControlFlow::Break(())
+    };
     set.spawn(async move {
-        while let Some(st) = rx.next_stanza().await {
-            if let ControlFlow::Continue(other) = handle(st) {
-                tracing_free_log(&format!("unhandled stanza: {other:?}"));
-            }
-        }
+        ft_transport::pump(rx, (handle, unhandled)).await;
         Ok(())
     });
 }
 
 /// [`pump`] for an IBB receiver: awaits [`Ibb::ready`] before each stanza, so a reader that
 /// lags behind a message-mode sender slows the sender down instead of overrunning.
-fn pump_ibb<R: Inbound, T: StanzaTransport>(
+fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
     set: &mut JoinSet<Result<(), String>>,
-    mut rx: R,
+    rx: R,
     ibb: Ibb<T>,
 ) {
+    let unhandled = |other| {
+        tracing_free_log(&format!("unhandled stanza: {other:?}"));
+        ControlFlow::Break(())
+    };
     set.spawn(async move {
-        while let Some(st) = rx.next_stanza().await {
-            ibb.ready().await;
-            if let ControlFlow::Continue(other) = ibb.handle_stanza(st) {
-                tracing_free_log(&format!("unhandled stanza: {other:?}"));
-            }
-        }
+        ft_transport::pump(rx, (Ready(ibb), unhandled)).await;
         Ok(())
     });
+}
+
+/// An [`Ibb`] as a handler that makes the pump wait for [`Ibb::ready`].
+struct Ready<T: StanzaTransport>(Ibb<T>);
+
+impl<T: StanzaTransport> ft_transport::StanzaHandler for Ready<T> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.0.handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        self.0.ready()
+    }
 }
 
 /// Writes the pattern on `w` and reads it back verified on `r`; returns the time from the
@@ -276,7 +264,7 @@ impl Default for AckClock {
 impl AckClock {
     fn sent(&self, stanza: &Stanza) {
         if let Stanza::Iq(Iq::Set { id, payload, .. }) = stanza
-            && payload.is("data", xmlstream::NS_IBB)
+            && payload.is("data", ft_transport::codec::NS_IBB)
         {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.0.insert(id.clone(), Instant::now());
@@ -335,9 +323,9 @@ pub async fn ibb<T, R, U, Q>(
 ) -> Result<Run, String>
 where
     T: StanzaTransport,
-    R: Inbound,
+    R: StanzaSource + 'static,
     U: StanzaTransport,
-    Q: Inbound,
+    Q: StanzaSource + 'static,
 {
     let mut set = JoinSet::new();
     let a = ta.jid().clone();
@@ -376,25 +364,31 @@ pub async fn ibb_hub(params: IbbParams, bytes: u64) -> Result<Run, String> {
     ibb(a, b, params, bytes).await
 }
 
-/// IBB over a raw XML stream between two entities on loopback TCP (no server).
+/// Two entities joined by one loopback TCP connection (`TCP_NODELAY`) running the shipped
+/// client session ([`open_serverless`]: our codec, reader and writer tasks), no server.
+pub async fn serverless_pair(
+    a: Jid,
+    b: Jid,
+) -> std::io::Result<((XmppTransport, Inbound), (XmppTransport, Inbound))> {
+    let listener = TcpListener::bind((loopback(), 0)).await?;
+    let addr = listener.local_addr()?;
+    let (ca, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let (ca, cb) = (ca?, accepted?.0);
+    ca.set_nodelay(true)?;
+    cb.set_nodelay(true)?;
+    Ok((open_serverless(ca, a), open_serverless(cb, b)))
+}
+
+/// IBB over a raw XML stream between two entities on loopback TCP (no server), through the
+/// shipped client transport.
 pub async fn ibb_raw_xml(params: IbbParams, bytes: u64) -> Result<Run, String> {
-    let (pa, pb) = xmlstream::pair(
+    let (a, b) = serverless_pair(
         jid(&format!("alice@{DOMAIN}/a"))?,
         jid(&format!("bob@{DOMAIN}/b"))?,
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (wa, wb) = (pa.writer, pb.writer);
-    let run = ibb(
-        (pa.transport, pa.reader),
-        (pb.transport, pb.reader),
-        params,
-        bytes,
-    )
-    .await;
-    wa.abort();
-    wb.abort();
-    run
+    ibb(a, b, params, bytes).await
 }
 
 #[cfg(test)]

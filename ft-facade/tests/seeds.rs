@@ -44,7 +44,7 @@ fn load(xml: &str, rewrites: &[(&str, &str)]) -> Stanza {
     }
     let el: Element = s.trim().parse().expect("fixture parses as xml");
     match el.name() {
-        "iq" => Stanza::Iq(xep0095_si::compat::parse_iq_lenient(el).expect("fixture iq")),
+        "iq" => Stanza::Iq(ft_transport::lenient::parse_iq_lenient(el).expect("fixture iq")),
         "message" => Stanza::Message(Message::try_from(el).expect("fixture message")),
         other => panic!("unexpected fixture root {other}"),
     }

@@ -19,15 +19,13 @@ const NS_BYTESTREAMS: &str = "http://jabber.org/protocol/bytestreams";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Feeds every inbound stanza to the tracker; hands the rest to the returned channel.
-fn pump(mut inbound: ClientInbound, tracker: Arc<IqTracker>) -> mpsc::UnboundedReceiver<Stanza> {
+fn pump(inbound: ClientInbound, tracker: Arc<IqTracker>) -> mpsc::UnboundedReceiver<Stanza> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            if let ControlFlow::Continue(other) = tracker.handle_stanza(stanza) {
-                let _ = tx.send(other);
-            }
-        }
-    });
+    let rest = move |other| {
+        let _ = tx.send(other);
+        ControlFlow::Break(())
+    };
+    tokio::spawn(ft_transport::pump(inbound, (tracker, rest)));
     rx
 }
 

@@ -281,3 +281,10 @@ mod tests {
         assert_eq!(tracker.pending(), 1);
     }
 }
+
+impl crate::StanzaHandler for IqTracker {
+    /// [`IqTracker::handle_stanza`].
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        Self::handle_stanza(self, stanza)
+    }
+}

@@ -48,20 +48,29 @@
 #![doc(test(attr(deny(warnings))))]
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 pub use jid::{BareJid, FullJid, Jid};
 pub use xmpp_parsers::stanza::Stanza;
 
+#[cfg(feature = "codec")]
+pub mod codec;
 #[cfg(feature = "hub")]
 pub mod hub;
 #[cfg(feature = "tokio")]
 pub mod iq;
+pub mod lenient;
 pub mod sid;
 pub mod util;
 pub use sid::{InvalidSid, MAX_SID_LEN, Sid};
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
+
+#[cfg(feature = "tokio")]
+mod pump;
+#[cfg(feature = "tokio")]
+pub use pump::{StanzaSource, pump, pump_refusing};
 
 /// What the async drivers need from an XMPP connection: a way to send a stanza, and the
 /// connection's own JID.
@@ -89,5 +98,103 @@ impl<T: StanzaTransport> StanzaTransport for Arc<T> {
 
     fn jid(&self) -> &Jid {
         (**self).jid()
+    }
+}
+
+/// Something that takes the inbound stanzas that are its own and hands back the rest, so
+/// that handlers chain: `FileTransfer`, [`IqTracker`](iq::IqTracker), the protocol drivers,
+/// closures. [`pump`] feeds a chain from an inbound stream.
+///
+/// `Break(())` means the stanza was taken; `Continue(stanza)` hands it, unchanged, to the
+/// next handler.
+pub trait StanzaHandler {
+    /// Takes `stanza` if it is this handler's, or hands it back.
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza>;
+
+    /// Resolves once the handler can take another stanza: a handler whose reader lags (an
+    /// IBB-over-message receiver) makes the pump stop reading the socket, so TCP flow
+    /// control slows the sender. Resolves at once unless overridden.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+/// Any closure or function with the handler's signature.
+impl<F: Fn(Stanza) -> ControlFlow<(), Stanza>> StanzaHandler for F {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self(stanza)
+    }
+}
+
+/// A shared handler.
+impl<H: StanzaHandler + ?Sized> StanzaHandler for Arc<H> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        (**self).handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        (**self).ready()
+    }
+}
+
+/// A chain: the first handler, then the second for what the first hands back.
+impl<A: StanzaHandler, B: StanzaHandler> StanzaHandler for (A, B) {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.1.handle_stanza(self.0.handle_stanza(stanza)?)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let (a, b) = (self.0.ready(), self.1.ready());
+        async move {
+            a.await;
+            b.await;
+        }
+    }
+}
+
+/// A chain of three.
+impl<A: StanzaHandler, B: StanzaHandler, C: StanzaHandler> StanzaHandler for (A, B, C) {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.2
+            .handle_stanza(self.1.handle_stanza(self.0.handle_stanza(stanza)?)?)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let (a, b, c) = (self.0.ready(), self.1.ready(), self.2.ready());
+        async move {
+            a.await;
+            b.await;
+            c.await;
+        }
+    }
+}
+
+/// Handlers in order, each seeing what the ones before handed back.
+impl<H: StanzaHandler> StanzaHandler for [H] {
+    fn handle_stanza(&self, mut stanza: Stanza) -> ControlFlow<(), Stanza> {
+        for h in self {
+            stanza = h.handle_stanza(stanza)?;
+        }
+        ControlFlow::Continue(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        let all: Vec<_> = self.iter().map(StanzaHandler::ready).collect();
+        async move {
+            for r in all {
+                r.await;
+            }
+        }
+    }
+}
+
+/// [`StanzaHandler`] for a `Vec` of handlers, in order.
+impl<H: StanzaHandler> StanzaHandler for Vec<H> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.as_slice().handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        self.as_slice().ready()
     }
 }

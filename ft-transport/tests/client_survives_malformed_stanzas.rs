@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ft_testkit::{Prosody, ProsodyOptions};
 use ft_transport::iq::IqTracker;
-use ft_transport::xmpp::ClientInbound;
+use ft_transport::xmpp::Inbound;
 use ft_transport::{Jid, Stanza, StanzaTransport};
 use minidom::Element;
 use tokio::sync::mpsc;
@@ -18,15 +18,13 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Feeds every inbound stanza to the tracker; hands the rest to the returned channel.
-fn pump(mut inbound: ClientInbound, tracker: Arc<IqTracker>) -> mpsc::UnboundedReceiver<Stanza> {
+fn pump(inbound: Inbound, tracker: Arc<IqTracker>) -> mpsc::UnboundedReceiver<Stanza> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            if let ControlFlow::Continue(other) = tracker.handle_stanza(stanza) {
-                let _ = tx.send(other);
-            }
-        }
-    });
+    let rest = move |other| {
+        let _ = tx.send(other);
+        ControlFlow::Break(())
+    };
+    tokio::spawn(ft_transport::pump(inbound, (tracker, rest)));
     rx
 }
 

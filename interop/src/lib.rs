@@ -49,16 +49,12 @@
 //!     return;
 //! }
 //! let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
-//! let (bob, mut inbound) = prosody.connect("bob", "rust").await.unwrap();
+//! let (bob, inbound) = prosody.connect("bob", "rust").await.unwrap();
 //! let mut config = Config::default();
 //! config.methods(&[Method::Ibb]).proxies(ProxySource::None);
 //! let ft = FileTransfer::new(bob, config);
 //! let pumped = ft.clone();
-//! tokio::spawn(async move {
-//!     while let Some(stanza) = inbound.next().await {
-//!         let _not_ours = pumped.handle_stanza(stanza);
-//!     }
-//! });
+//! tokio::spawn(ft_transport::pump(inbound, move |stanza| pumped.handle_stanza(stanza)));
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let file = dir.path().join("hello.txt");

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,17 +118,12 @@ async fn slixmpp_refusals_reach_our_si_driver_as_typed_no_valid_streams_and_bad_
     // The facade only offers methods slixmpp has, so this drives the XEP-0095 crate itself.
     let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
     let mut bob = SlixPeer::serve(&prosody, "bob").await.unwrap();
-    let (alice, mut inbound) = tokio::time::timeout(SHORT, prosody.connect("alice", "rust"))
+    let (alice, inbound) = tokio::time::timeout(SHORT, prosody.connect("alice", "rust"))
         .await
         .expect("our client logs in within its budget")
         .unwrap();
     let tracker = Arc::new(IqTracker::new("si"));
-    let pumped = tracker.clone();
-    tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            if let ControlFlow::Continue(_) = pumped.handle_stanza(stanza) {}
-        }
-    });
+    tokio::spawn(ft_transport::pump(inbound, tracker.clone()));
     let to = peer_jid(&bob);
 
     let sid = Sid::new("interop-no-valid-streams").unwrap();

@@ -7,16 +7,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::ops::ControlFlow;
 
 use common::*;
 use ft_facade::{AcceptOptions, Event, Method, MethodUsed, ProxySource, S5bRoute, SendOptions};
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
-use ft_transport::util::{iq_error_reply, stanza_error};
-use ft_transport::{Stanza, StanzaTransport};
 use xep0065_s5b::{Proxy, ProxyConfig};
-use xmpp_parsers::iq::Iq;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 /// 4 MiB: a few hundred of Prosody's 4 KiB relay reads, so a held-back tail (PEERS.md)
 /// would show, while the case stays well under a second of streaming.
@@ -38,24 +33,15 @@ async fn our_proxy(prosody: &Prosody) -> Proxy {
     pc.listen = vec![SocketAddr::from((LOOPBACK, 0))];
     pc.allowed_domains = vec![prosody.domain().to_owned()];
     let proxy = Proxy::bind(pc).await.unwrap();
-    let (transport, mut inbound) = tokio::time::timeout(SHORT, prosody.connect_component())
+    let (transport, inbound) = tokio::time::timeout(SHORT, prosody.connect_component())
         .await
         .expect("the component connects within its budget")
         .expect("the component connects");
     proxy.serve(transport.clone());
     let handler = proxy.clone();
     tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            if let ControlFlow::Continue(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) =
-                handler.handle_stanza(stanza)
-            {
-                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
-                if let Some(mut r) = iq_error_reply(&iq, e) {
-                    *r.from_mut() = iq.to().cloned();
-                    let _ = transport.send(Stanza::Iq(r)).await;
-                }
-            }
-        }
+        let handle = move |s| handler.handle_stanza(s);
+        ft_transport::pump_refusing(inbound, handle, &transport).await
     });
     proxy
 }

@@ -13,7 +13,7 @@ pub fn fuzz_si_stanza(data: &[u8]) {
     let Ok(elem) = text.parse::<Element>() else {
         return;
     };
-    let Ok(iq) = crate::compat::parse_iq_lenient(elem) else {
+    let Ok(iq) = ft_transport::lenient::parse_iq_lenient(elem) else {
         return;
     };
     if let Err(e) = Offer::from_iq(&iq) {

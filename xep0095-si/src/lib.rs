@@ -76,7 +76,8 @@
 //!   *our* offer that the peer named is used ([`pick_method`]);
 //! * a refusal with `not-acceptable` (old Smack) reads as a decline like `forbidden`;
 //! * `<error type='MODIFY'>` in upper case and a missing condition element (Spark via
-//!   Openfire): xmpp-parsers refuses that iq, [`compat::parse_iq_lenient`] repairs it.
+//!   Openfire): xmpp-parsers refuses that iq; the transport repairs it before anyone parses
+//!   it (`ft_transport::lenient`, which every `ft_transport::xmpp` session applies).
 //!
 //! # Deviations
 //!
@@ -93,7 +94,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod compat;
 pub mod error;
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]

@@ -2,8 +2,8 @@
 //! every XEP-0095 example (`fixtures/xep0095/`): parsed, checked for meaning, serialized
 //! and parsed again to the same value.
 
+use ft_transport::lenient::parse_iq_lenient;
 use minidom::Element;
-use xep0095_si::compat::parse_iq_lenient;
 use xep0095_si::{Answer, Offer, Rejection, method, parse_answer};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::iq::Iq;

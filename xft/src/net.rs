@@ -9,11 +9,9 @@ use ft_facade::{
     AcceptOptions, Config, Event, FileTransfer, Outcome, Policy, ProxySource, SendOptions,
     TransferError, TransferHandle,
 };
-use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::xmpp::{ClientInbound, ClientOptions, ClientTransport, Server, connect_client};
-use ft_transport::{Stanza, StanzaTransport};
+use ft_transport::{Stanza, StanzaHandler, pump_refusing};
 use jid::Jid;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use crate::method::MethodSpec;
 use crate::report::{self, Row};
@@ -86,22 +84,25 @@ async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), Bo
     Ok(connect_client(options).await?)
 }
 
+/// The facade as a [`StanzaHandler`], with its backpressure: a lagging IBB-over-message
+/// receiver pauses reading the socket, so TCP flow control slows the sender instead of us
+/// overrunning.
+struct Facade(FileTransfer<ClientTransport>);
+
+impl StanzaHandler for Facade {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.0.handle_stanza(stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        self.0.ready()
+    }
+}
+
 /// Feeds inbound stanzas to the facade; answers requests nobody handles with
 /// `service-unavailable`, as a client should.
-fn pump(ft: FileTransfer<ClientTransport>, transport: ClientTransport, mut inbound: ClientInbound) {
-    tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            // The pump contract: a lagging IBB-over-message receiver pauses reading the
-            // socket, so TCP flow control slows the sender instead of us overrunning.
-            ft.ready().await;
-            if let ControlFlow::Continue(Stanza::Iq(iq)) = ft.handle_stanza(stanza) {
-                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
-                if let Some(reply) = iq_error_reply(&iq, e) {
-                    let _ = transport.send(Stanza::Iq(reply)).await;
-                }
-            }
-        }
-    });
+fn pump(ft: FileTransfer<ClientTransport>, transport: ClientTransport, inbound: ClientInbound) {
+    tokio::spawn(async move { pump_refusing(inbound, Facade(ft), &transport).await });
 }
 
 /// Follows a transfer's events, drawing a progress line on a terminal, then returns its

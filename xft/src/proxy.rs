@@ -1,14 +1,11 @@
 //! `xft proxy`: the XEP-0065 proxy as a XEP-0114 component.
 
-use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use ft_facade::s5b::{Proxy, ProxyConfig};
-use ft_transport::util::{iq_error_reply, stanza_error};
+use ft_transport::pump_refusing;
 use ft_transport::xmpp::connect_component;
-use ft_transport::{Stanza, StanzaTransport};
 use jid::BareJid;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use crate::{BoxError, ProxyArgs};
 
@@ -38,7 +35,7 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
     }
     pc.bandwidth_limit = args.rate;
     let proxy = Proxy::bind(pc.clone()).await?;
-    let (transport, mut inbound) = connect_component(&jid, &args.secret, addr).await?;
+    let (transport, inbound) = connect_component(&jid, &args.secret, addr).await?;
     proxy.serve(transport.clone());
     eprintln!(
         "xft proxy: {} online at {addr}, streamhosts {}, allowed domains {}",
@@ -51,15 +48,9 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
             .join(", "),
         pc.allowed_domains.join(", ")
     );
-    while let Some(stanza) = inbound.next().await {
-        if let ControlFlow::Continue(Stanza::Iq(iq)) = proxy.handle_stanza(stanza) {
-            let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
-            if let Some(mut reply) = iq_error_reply(&iq, e) {
-                *reply.from_mut() = iq.to().cloned();
-                let _ = transport.send(Stanza::Iq(reply)).await;
-            }
-        }
-    }
+    // Requests the proxy does not take are refused `service-unavailable`, from the JID
+    // they were sent to.
+    pump_refusing(inbound, |s| proxy.handle_stanza(s), &transport).await;
     Err("the component stream closed".into())
 }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use ft_facade::{Config, FileTransfer, Method, ProxySource, TransferError, TransferHandle};
 use ft_testkit::{Prosody, SlixPeer};
-use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::xmpp::ClientTransport;
 use ft_transport::{Jid, Stanza, StanzaTransport};
 use sha2::{Digest, Sha256};
@@ -164,7 +163,7 @@ impl Ours {
 /// Logs `user/rust` in and pumps every inbound stanza into the facade (recording IBB on the
 /// way); requests nobody takes get `service-unavailable`, as a server-side client would.
 pub async fn ours(prosody: &Prosody, user: &str, config: Config) -> Ours {
-    let (transport, mut inbound) = tokio::time::timeout(SHORT, prosody.connect(user, "rust"))
+    let (transport, inbound) = tokio::time::timeout(SHORT, prosody.connect(user, "rust"))
         .await
         .expect("our client logs in within its budget")
         .expect("our client logs in");
@@ -176,19 +175,12 @@ pub async fn ours(prosody: &Prosody, user: &str, config: Config) -> Ours {
     let ft = FileTransfer::new(tap.clone(), config);
     let pumped = ft.clone();
     let log = wire.clone();
-    tokio::spawn(async move {
-        while let Some(stanza) = inbound.next().await {
-            lock(&log).inb.record(&stanza);
-            if let ControlFlow::Continue(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) =
-                pumped.handle_stanza(stanza)
-            {
-                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
-                if let Some(r) = iq_error_reply(&iq, e) {
-                    let _ = tap.send(Stanza::Iq(r)).await;
-                }
-            }
-        }
-    });
+    let record = move |stanza: Stanza| {
+        lock(&log).inb.record(&stanza);
+        ControlFlow::Continue(stanza)
+    };
+    let handle = move |stanza| pumped.handle_stanza(stanza);
+    tokio::spawn(async move { ft_transport::pump_refusing(inbound, (record, handle), &tap).await });
     Ours { ft, wire }
 }
 

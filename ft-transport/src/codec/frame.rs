@@ -2,11 +2,11 @@
 //! quoted attribute values and CDATA are skipped over; comments, processing instructions and
 //! DTDs are refused.
 
-use super::XmlStreamError;
+use super::CodecError as XmlStreamError;
 
 /// Where the scanner stands in the buffer, kept across reads so a large element is scanned
 /// once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Scan {
     /// Where the current element starts, once its `<` was seen.
     pub(super) start: Option<usize>,
@@ -78,7 +78,14 @@ pub(super) fn tag_end(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-pub(super) fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, XmlStreamError> {
+/// Finds the next top-level element in `buf`, continuing where `st` stopped; an element
+/// nested deeper than `max_depth` is refused.
+pub(super) fn scan(
+    buf: &[u8],
+    st: &mut Scan,
+    consumed: u64,
+    max_depth: usize,
+) -> Result<Found, XmlStreamError> {
     loop {
         if st.start.is_none() {
             let ws = buf[st.pos..]
@@ -157,6 +164,9 @@ pub(super) fn scan(buf: &[u8], st: &mut Scan, consumed: u64) -> Result<Found, Xm
                     }
                 } else {
                     st.depth += 1;
+                    if st.depth > max_depth {
+                        return Err(XmlStreamError::TooDeep { limit: max_depth });
+                    }
                 }
             }
         }

@@ -1,14 +1,13 @@
-//! The strict `<data/>` fast paths (see the [module docs](super)).
+//! The strict `<data/>` fast paths of the parse (see the [module docs](super)).
 
 use std::collections::BTreeMap;
 
 use minidom::Element;
 use xmpp_parsers::iq::Iq;
-use xmpp_parsers::message::MessageType;
 use xmpp_parsers::stanza::Stanza;
 
 use super::frame::{all_b64, is_b64};
-use super::{NS_CLIENT, NS_IBB, XmlStreamError, escape, parse_general, stanza_from_element};
+use super::{CodecError as XmlStreamError, NS_CLIENT, NS_IBB, parse_general, stanza_from_element};
 
 /// Shortest base64 run worth the fast path; shorter text costs nothing to parse normally.
 pub(super) const FAST_MIN: usize = 64;
@@ -78,6 +77,7 @@ fn rfind_byte(needle: u8, hay: &[u8]) -> Option<usize> {
 
 /// The fast path as an element: [`parse_fast_parts`] with the run appended to the root's
 /// last child.
+#[cfg(test)]
 pub(super) fn parse_fast(
     bytes: &[u8],
     prefixes: &BTreeMap<Option<String>, String>,
@@ -104,7 +104,8 @@ pub(super) fn parse_fast_stanza(
     bytes: &[u8],
     prefixes: &BTreeMap<Option<String>, String>,
 ) -> Result<Option<Stanza>, XmlStreamError> {
-    if let Some(stanza) = parse_data_iq(bytes) {
+    let default_client = prefixes.get(&None).is_some_and(|ns| ns == NS_CLIENT);
+    if let Some(stanza) = parse_data_iq(bytes, default_client) {
         return Ok(Some(stanza));
     }
     let Some((root, text)) = parse_fast_parts(bytes, prefixes)? else {
@@ -139,185 +140,34 @@ pub(super) fn parse_fast_stanza(
     Ok(Some(stanza))
 }
 
-/// The IBB `<data/>` payload and its text, if `e` is one with alphabet-only text and no
-/// child elements.
-pub(super) fn fast_data(e: &Element) -> Option<&str> {
-    if !e.is("data", NS_IBB) || e.children().next().is_some() {
-        return None;
-    }
-    // Borrow the single text node rather than concatenating a copy.
-    let mut texts = e.texts();
-    let text = texts.next()?;
-    // Valid base64 is alphabet-only, and the SIMD check is several times faster than
-    // testing the alphabet byte by byte; other alphabet-only text is tested the slow way.
-    let b = text.as_bytes();
-    (texts.next().is_none()
-        && text.len() >= FAST_MIN
-        && (base64_simd::STANDARD.check(b).is_ok() || all_b64(b)))
-    .then_some(text)
-}
-
-pub(super) fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"='");
-    out.extend_from_slice(escape(value).as_bytes());
-    out.extend_from_slice(b"'");
-}
-
-/// Serializes `stanza` with the fast path, if it applies: `false` (and `out` untouched) if not.
-pub(super) fn serialize_fast(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
-    let Some((text, tail)) = serialize_fast_head(stanza, out) else {
-        return false;
-    };
-    out.reserve(text.len() + tail.len());
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(tail);
-    true
-}
-
-/// The fast path in three parts: writes to `head` everything before the `<data/>` text and
-/// returns the text (borrowed from the stanza) and the closing tags, so that a writer can
-/// send the three with one vectored write and never copy the text. `None` (and `head`
-/// untouched) when the fast path does not apply.
-pub(super) fn serialize_fast_head<'a>(
-    stanza: &'a Stanza,
-    out: &mut Vec<u8>,
-) -> Option<(&'a str, &'static [u8])> {
-    let (root, type_, id, from, to, payload) = match stanza {
-        Stanza::Iq(Iq::Set {
-            from,
-            to,
-            id,
-            payload,
-        }) => ("iq", "set", Some(id.as_str()), from, to, payload),
-        Stanza::Message(m)
-            if m.bodies.is_empty()
-                && m.subjects.is_empty()
-                && m.thread.is_none()
-                && m.payloads.len() == 1 =>
-        {
-            let type_ = match m.type_ {
-                MessageType::Chat => "chat",
-                MessageType::Error => "error",
-                MessageType::Groupchat => "groupchat",
-                MessageType::Headline => "headline",
-                // The default, which minidom leaves out too.
-                MessageType::Normal => "",
-            };
-            let id = m.id.as_ref().map(|i| i.0.as_str());
-            ("message", type_, id, &m.from, &m.to, &m.payloads[0])
-        }
-        _ => return None,
-    };
-    let text = fast_data(payload)?;
-    if payload.attrs().iter().any(|((ns, _), _)| !ns.is_none()) {
-        return None;
-    }
-    out.extend_from_slice(b"<");
-    out.extend_from_slice(root.as_bytes());
-    push_attr(out, "xmlns", NS_CLIENT);
-    if !type_.is_empty() {
-        push_attr(out, "type", type_);
-    }
-    if let Some(id) = id {
-        push_attr(out, "id", id);
-    }
-    if let Some(from) = from {
-        push_attr(out, "from", &from.to_string());
-    }
-    if let Some(to) = to {
-        push_attr(out, "to", &to.to_string());
-    }
-    out.extend_from_slice(b"><data");
-    push_attr(out, "xmlns", NS_IBB);
-    for ((_, name), value) in payload.attrs().iter() {
-        push_attr(out, name.as_str(), value);
-    }
-    out.extend_from_slice(b">");
-    let tail: &'static [u8] = if root == "iq" {
-        b"</data></iq>"
-    } else {
-        b"</data></message>"
-    };
-    Some((text, tail))
-}
-
-/// The `<data/>` text of a stanza that [`serialize_fast_head`] accepted (without checking
-/// it again).
-pub(super) fn fast_text(stanza: &Stanza) -> &str {
-    let payload = match stanza {
-        Stanza::Iq(Iq::Set { payload, .. }) => Some(payload),
-        Stanza::Message(m) => m.payloads.first(),
-        _ => None,
-    };
-    payload.and_then(|p| p.texts().next()).unwrap_or("")
-}
-
-/// An `<iq type='result'/>` without payload (an IBB acknowledgement, one per chunk) written
-/// directly rather than through minidom; `false` (and `out` untouched) for anything else.
-pub(super) fn serialize_empty_result(stanza: &Stanza, out: &mut Vec<u8>) -> bool {
-    let Stanza::Iq(Iq::Result {
-        from,
-        to,
-        id,
-        payload: None,
-    }) = stanza
-    else {
-        return false;
-    };
-    out.extend_from_slice(b"<iq");
-    push_attr(out, "xmlns", NS_CLIENT);
-    push_attr(out, "type", "result");
-    push_attr(out, "id", id);
-    if let Some(from) = from {
-        push_attr(out, "from", &from.to_string());
-    }
-    if let Some(to) = to {
-        push_attr(out, "to", &to.to_string());
-    }
-    out.extend_from_slice(b"/>");
-    true
-}
-
 /// The narrowest fast path, with no XML parser at all: an IBB data iq in exactly the shape
-/// [`serialize_fast`] writes, `<iq xmlns='jabber:client' type='set' id='…' from='…'
-/// to='…'><data xmlns='http://jabber.org/protocol/ibb' seq='…' sid='…'>RUN</data></iq>`
-/// (`from` and `to` optional, attributes in any order, each at most once), where every
-/// attribute value is printable ASCII without `& < > ' "` (so it has no entity, no
-/// normalization and no markup meaning) and RUN is valid base64. The stanza is built
-/// directly. Anything else, and any JID that does not parse, is `None`: the caller takes the
-/// parser-based paths, which give the general path's result or error.
-pub(super) fn parse_data_iq(bytes: &[u8]) -> Option<Stanza> {
+/// [`serialize_fast`](super::serialize) writes or a server such as Prosody relays,
+/// `<iq xmlns='jabber:client' type='set' id='…' from='…' to='…'><data
+/// xmlns='http://jabber.org/protocol/ibb' seq='…' sid='…'>RUN</data></iq>` (`xmlns` of the
+/// iq optional when the stream's default namespace is `jabber:client`, `from` and `to`
+/// optional, attributes in any order, each at most once, one space before each), where every
+/// attribute value is single-quoted printable ASCII without `& < > ' "` (so it has no
+/// entity, no normalization and no markup meaning) and RUN is valid base64. The stanza is
+/// built directly. Anything else, and any JID that does not parse, is `None`: the caller
+/// takes the parser-based paths, which give the general path's result or error.
+pub(super) fn parse_data_iq(bytes: &[u8], default_client: bool) -> Option<Stanza> {
     const TAIL: &[u8] = b"</data></iq>";
     let body = bytes.strip_suffix(TAIL)?;
     let mut c = Cursor(body);
-    c.literal(b"<iq xmlns='jabber:client' type='set'")?;
-    let (mut id, mut from, mut to) = (None, None, None);
-    while c.literal(b">").is_none() {
-        let (name, value) = c.attr()?;
-        let slot = match name {
-            b"id" => &mut id,
-            b"from" => &mut from,
-            b"to" => &mut to,
-            _ => return None,
-        };
-        if slot.replace(value).is_some() {
-            return None;
-        }
+    c.literal(b"<iq")?;
+    let [xmlns, type_, id, from, to] = c.attrs([b"xmlns", b"type", b"id", b"from", b"to"])?;
+    match xmlns {
+        Some(NS_CLIENT) => {}
+        None if default_client => {}
+        _ => return None,
     }
-    c.literal(b"<data xmlns='http://jabber.org/protocol/ibb'")?;
-    let (mut seq, mut sid) = (None, None);
-    while c.literal(b">").is_none() {
-        let (name, value) = c.attr()?;
-        let slot = match name {
-            b"seq" => &mut seq,
-            b"sid" => &mut sid,
-            _ => return None,
-        };
-        if slot.replace(value).is_some() {
-            return None;
-        }
+    if type_? != "set" {
+        return None;
+    }
+    c.literal(b"<data")?;
+    let [xmlns, seq, sid] = c.attrs([b"xmlns", b"seq", b"sid"])?;
+    if xmlns? != NS_IBB {
+        return None;
     }
     let run = c.0;
     if run.len() < FAST_MIN || base64_simd::STANDARD.check(run).is_err() {
@@ -345,6 +195,20 @@ pub(super) fn parse_data_iq(bytes: &[u8]) -> Option<Stanza> {
 struct Cursor<'a>(&'a [u8]);
 
 impl<'a> Cursor<'a> {
+    /// The attributes up to and including the tag's `>`, each one of `names` at most once;
+    /// `None` for any other attribute or a repeated one.
+    fn attrs<const N: usize>(&mut self, names: [&[u8]; N]) -> Option<[Option<&'a str>; N]> {
+        let mut values = [None; N];
+        while self.literal(b">").is_none() {
+            let (name, value) = self.attr()?;
+            let slot = names.iter().position(|n| *n == name)?;
+            if values[slot].replace(value).is_some() {
+                return None;
+            }
+        }
+        Some(values)
+    }
+
     fn literal(&mut self, lit: &[u8]) -> Option<()> {
         self.0 = self.0.strip_prefix(lit)?;
         Some(())

@@ -1,21 +1,22 @@
-//! Lenient reading of what real clients send, for stanzas strict xmpp-parsers refuses.
+//! Repair of the `<error/>` elements real clients send and strict xmpp-parsers refuses.
 //!
-//! Spark/Openfire refuse an offer with `<error code="406" type="MODIFY">` (upper case type)
-//! and, in the captured seed 000, the condition element mangled into text
-//! (`not-acceptable xmlns="…"/>` without its `<`). xmpp-parsers 0.23 rejects both: the
-//! error `type` is matched case-sensitively and a defined condition is required. The
-//! functions here repair the `<error/>` before handing the iq to xmpp-parsers:
+//! Spark/Openfire refuse a file offer with `<error code="406" type="MODIFY">` (upper-case
+//! type) and, in captured traffic, the condition element mangled into text
+//! (`not-acceptable xmlns="…"/>` without its `<`). xmpp-parsers 0.23 matches the error
+//! `type` case-sensitively and requires a defined condition, so such a stanza would not
+//! parse at all. The transport repairs such stanzas before anyone parses them (the
+//! [`codec`](crate::codec) does it for every inbound element); the functions are public for
+//! readers of stanzas that did not come through it (captured traffic, fuzzing):
 //!
-//! * the `type` attribute is lower-cased;
+//! * the `type` attribute is lower-cased (a missing one comes from the legacy `code`);
 //! * stray text inside `<error/>` is dropped;
-//! * a missing defined condition is derived from the legacy `code` with the
-//!   [XEP-0086](https://xmpp.org/extensions/xep-0086.html) table (`406` → `not-acceptable`),
-//!   or `undefined-condition` when there is no usable code.
-//!
-//! Everything else is left to the strict parser.
+//! * a missing defined condition is derived from the legacy `code` with the XEP-0086 table
+//!   (`406` → `not-acceptable`), or `undefined-condition` when there is no usable code.
 
 use minidom::{Element, Node};
+use xmpp_parsers::FromElementError;
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::StanzaError;
 
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -60,8 +61,7 @@ pub fn condition_for_code(code: u16) -> Option<&'static str> {
         409 => "conflict",
         500 => "internal-server-error",
         501 => "feature-not-implemented",
-        502 => "service-unavailable",
-        503 => "service-unavailable",
+        502 | 503 => "service-unavailable",
         _ => return None,
     })
 }
@@ -82,53 +82,63 @@ pub fn repair_error_element(error: &mut Element) {
         .attr("code")
         .and_then(|c| c.trim().parse::<u16>().ok());
     let mut has_type = false;
-    for ((ns, name), value) in error.attrs_mut().iter_mut() {
+    for ((ns, name), value) in error.attrs_mut() {
         if ns.is_none() && name.as_str() == "type" {
             has_type = true;
-            let lower = value.trim().to_ascii_lowercase();
-            *value = lower;
+            *value = value.trim().to_ascii_lowercase();
         }
     }
-    let nodes = error.take_nodes();
-    for node in nodes {
-        if let Node::Element(e) = node {
-            error.append_child(e);
-        }
-    }
-    let has_condition = error
-        .children()
+    let elements: Vec<Element> = error
+        .take_nodes()
+        .into_iter()
+        .filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+        .collect();
+    let has_condition = elements
+        .iter()
         .any(|c| c.ns() == NS_STANZAS && CONDITIONS.contains(&c.name()));
     if !has_condition {
+        // The condition comes first for readers that look at the first child.
         let name = code
             .and_then(condition_for_code)
             .unwrap_or("undefined-condition");
-        let condition = Element::bare(name, NS_STANZAS);
-        // The condition must come first for readers that look at the first child.
-        let rest: Vec<Element> = error
-            .take_nodes()
-            .into_iter()
-            .filter_map(|n| match n {
-                Node::Element(e) => Some(e),
-                Node::Text(_) => None,
-            })
-            .collect();
-        error.append_child(condition);
-        for e in rest {
-            error.append_child(e);
-        }
+        error.append_child(Element::bare(name, NS_STANZAS));
+    }
+    for e in elements {
+        error.append_child(e);
     }
     if !has_type {
-        let t = type_for_code(code.unwrap_or(0));
         error.set_attr(
             minidom::rxml::Namespace::NONE,
             minidom::rxml::xml_ncname!("type").to_owned(),
-            t,
+            type_for_code(code.unwrap_or(0)),
         );
     }
 }
 
-/// Parses an iq, first strictly and then, if that fails, with its `<error/>` repaired.
-pub fn parse_iq_lenient(elem: Element) -> Result<Iq, xso::error::FromElementError> {
+/// Parses a stanza, first strictly and then, if that fails and it has an `<error/>` child,
+/// with that `<error/>` repaired.
+pub fn parse_stanza_lenient(elem: Element) -> Result<Stanza, FromElementError> {
+    // Cloned only when a repair may be needed: error stanzas are rare and small.
+    let ns = elem.ns();
+    let repairable = elem.get_child("error", ns.as_str()).map(|_| elem.clone());
+    let strict = match Stanza::try_from(elem) {
+        Ok(stanza) => return Ok(stanza),
+        Err(e) => e,
+    };
+    let Some(mut elem) = repairable else {
+        return Err(strict);
+    };
+    if let Some(error) = elem.get_child_mut("error", ns.as_str()) {
+        repair_error_element(error);
+    }
+    Stanza::try_from(elem).map_err(|_| strict)
+}
+
+/// [`parse_stanza_lenient`] for an iq.
+pub fn parse_iq_lenient(elem: Element) -> Result<Iq, FromElementError> {
     match Iq::try_from(elem.clone()) {
         Ok(iq) => Ok(iq),
         Err(strict) => {
@@ -144,9 +154,7 @@ pub fn parse_iq_lenient(elem: Element) -> Result<Iq, xso::error::FromElementErro
 }
 
 /// Parses an `<error/>` element leniently (see the module docs).
-pub fn parse_error_lenient(
-    mut error: Element,
-) -> Result<StanzaError, xso::error::FromElementError> {
+pub fn parse_error_lenient(mut error: Element) -> Result<StanzaError, FromElementError> {
     match StanzaError::try_from(error.clone()) {
         Ok(e) => Ok(e),
         Err(_) => {
@@ -168,11 +176,15 @@ mod tests {
             Iq::try_from(elem.clone()).is_err(),
             "strict parser refuses it"
         );
-        let Iq::Error { error, .. } = parse_iq_lenient(elem).unwrap() else {
+        let Iq::Error { error, .. } = parse_iq_lenient(elem.clone()).unwrap() else {
             panic!()
         };
         assert_eq!(error.type_, ErrorType::Modify);
         assert_eq!(error.defined_condition, DefinedCondition::NotAcceptable);
+        assert!(matches!(
+            parse_stanza_lenient(elem),
+            Ok(Stanza::Iq(Iq::Error { .. }))
+        ));
     }
 
     #[test]
@@ -198,5 +210,15 @@ mod tests {
         let elem: Element = "<error xmlns='jabber:client' type='cancel'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>".parse().unwrap();
         let e = parse_error_lenient(elem).unwrap();
         assert_eq!(e.defined_condition, DefinedCondition::Forbidden);
+    }
+
+    #[test]
+    fn repair_keeps_the_error_children_and_derives_missing_type_and_condition() {
+        let mut error: Element = "<error xmlns='jabber:client' code='404'><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>gone</text></error>".parse().unwrap();
+        repair_error_element(&mut error);
+        let parsed = StanzaError::try_from(error).unwrap();
+        assert_eq!(parsed.type_, ErrorType::Cancel);
+        assert_eq!(parsed.defined_condition, DefinedCondition::ItemNotFound);
+        assert_eq!(parsed.texts.get("").map(String::as_str), Some("gone"));
     }
 }

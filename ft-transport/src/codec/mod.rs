@@ -1,0 +1,614 @@
+//! The XML stream of an XMPP session as a [tokio-util codec](tokio_util::codec): a strict,
+//! bounded [`Decoder`] yielding [`Incoming`] stanzas and an [`Encoder`] of [`Stanza`]s, with
+//! a parser-less path for IBB `<data/>` in both directions (feature `codec`).
+//!
+//! The [`xmpp`](crate::xmpp) adapters run it on the connection once tokio-xmpp has logged
+//! in; it works on any byte stream (a raw loopback stream without a server, for one).
+//!
+//! # Framing
+//!
+//! After the `<stream:stream>` header, a byte scanner finds where each top-level element
+//! ends (tags, quoted attribute values, CDATA); the element's bytes are then parsed on their
+//! own with the stream's namespaces in scope. The stream is strict and bounded:
+//!
+//! * comments, processing instructions and DTDs are refused (`restricted-xml`, RFC 6120
+//!   §11.1), and so is text between stanzas (`not-well-formed`);
+//! * an element larger than [`XmlCodec::with_max_element`] (default
+//!   [`DEFAULT_MAX_ELEMENT`], 1 MiB) or nested deeper than [`XmlCodec::with_max_depth`]
+//!   (default [`DEFAULT_MAX_DEPTH`]) is refused (`policy-violation`) before it is parsed,
+//!   so a peer that never closes an element cannot make the reader buffer without bound;
+//! * a `<stream:error/>` from the peer ends the stream as [`CodecError::StreamError`],
+//!   `</stream:stream>` as [`Incoming::End`].
+//!
+//! Every error is fatal to the stream: [`CodecError::condition`] gives the stream error to
+//! close it with. A single stanza that is well-formed XML but not a stanza xmpp-parsers
+//! accepts is not: [`Incoming::Malformed`] hands it on for an answer
+//! ([`Malformed::bad_request`]), after the repair of [`lenient`](crate::lenient) (Spark's
+//! `type='MODIFY'` errors) was tried.
+//!
+//! # The `<data/>` fast path
+//!
+//! A general DOM parse validates and copies every character of text, which caps an IBB
+//! stream near 130 MB/s. The IBB payload is almost all base64 text, so both directions have
+//! a strict fast path:
+//!
+//! * **parse**: a data iq in exactly the shape the serializer writes (or Prosody relays),
+//!   with plain attribute values and valid base64, is read without any XML parser. Failing
+//!   that, when an element ends exactly in `</data></iq>` or `</data></message>`, the run of
+//!   base64-alphabet bytes (`A–Z a–z 0–9 + / =`) just before `</data>` is cut out, the rest
+//!   (a few hundred bytes) goes through the ordinary parser and conversion, and the cut text
+//!   is appended to the `<data/>` payload afterwards, so the conversion never copies the
+//!   text. Alphabet bytes have no markup, entity or normalization meaning in XML, and the
+//!   `</data>` right before the root's end tag closes the root's last child, so the result is
+//!   the stanza the general parser builds, well-formedness checks included. Where the stanza
+//!   would not keep that child as its payload, or anything else differs, it parses the
+//!   general way.
+//! * **serialize**: an iq `set` or a message whose only payload is an IBB `<data/>` with
+//!   alphabet-only text is written directly, with attribute values escaped
+//!   ([`XmlCodec::encode_parts`] keeps its text in the stanza, for one vectored write); an
+//!   `<iq type='result'/>` without payload (the acknowledgement) is written directly too;
+//!   anything else goes through minidom.
+//!
+//! The unit tests check that every accepted fast-path variant gives the general path's
+//! stanza, and that everything else takes the general path.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use ft_transport::codec::{Incoming, XmlCodec, stream_header};
+//! use tokio_util::codec::{Decoder, Encoder};
+//! use xmpp_parsers::{iq::Iq, ping::Ping, stanza::Stanza};
+//!
+//! let mut codec = XmlCodec::client();
+//! let mut wire = BytesMut::from(stream_header(None).as_str());
+//! let ping = Stanza::Iq(Iq::from_get("p1", Ping));
+//! codec.encode(&ping, &mut wire).unwrap();
+//! let Some(Incoming::Stanza(got)) = codec.decode(&mut wire).unwrap() else { panic!() };
+//! assert_eq!(got, ping);
+//! ```
+
+use std::collections::BTreeMap;
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use minidom::Element;
+use tokio_util::codec::{Decoder, Encoder};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition as StanzaCondition, ErrorType, StanzaError};
+use xmpp_parsers::stream_error::DefinedCondition;
+
+mod fast;
+mod frame;
+mod serialize;
+#[cfg(test)]
+mod tests;
+
+use fast::parse_fast_stanza;
+use frame::{Found, Scan, find_seq, scan, tag_end};
+pub use serialize::{EncodedStanza, escape, serialize, serialize_general};
+use serialize::{renamespace, serialize_to};
+
+/// Namespace of the stream element.
+pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+/// Default namespace of a client stream, and of every [`Stanza`] xmpp-parsers builds.
+pub const NS_CLIENT: &str = "jabber:client";
+/// Default namespace of a XEP-0114 component stream.
+pub const NS_COMPONENT: &str = "jabber:component:accept";
+/// The IBB namespace, whose `<data/>` has the fast path.
+pub const NS_IBB: &str = "http://jabber.org/protocol/ibb";
+
+/// Largest top-level element accepted by default: 1 MiB, room for an IBB `<data/>` at the
+/// maximum block size (about 87 kB) many times over.
+pub const DEFAULT_MAX_ELEMENT: usize = 1 << 20;
+
+/// Deepest nesting inside a top-level element accepted by default (the stanza itself is
+/// depth 1). Real stanzas stay under 10; this leaves room for forms and forwarded stanzas.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// Spare room the decoder asks for while an element is incomplete, so that a 64 KiB IBB
+/// chunk arrives in a few large reads.
+const READ_RESERVE: usize = 256 * 1024;
+
+/// What decoding or encoding the stream can fail with. Every variant ends the stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The socket failed.
+    #[error("xml stream i/o failed")]
+    Io(#[from] io::Error),
+    /// The stream ended in the middle of an element or before its header.
+    #[error("xml stream ended inside an element")]
+    UnexpectedEof,
+    /// An element grew past the size limit (the `FrameTooLong` of this codec).
+    #[error("top-level element larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An element nests deeper than the limit.
+    #[error("element nested deeper than {limit}")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A comment, processing instruction or DTD, which RFC 6120 §11.1 forbids.
+    #[error("restricted xml (comment, processing instruction or dtd) at byte {offset}")]
+    Restricted {
+        /// Offset in the stream.
+        offset: u64,
+    },
+    /// The bytes are not well-formed XML.
+    #[error("malformed xml: {0}")]
+    NotWellFormed(String),
+    /// The stream did not open with a `<stream:stream>` header in the streams namespace
+    /// and the expected default namespace.
+    #[error("missing or invalid stream header")]
+    BadHeader,
+    /// A top-level element is not an iq, message or presence the parsers accept (only
+    /// from [`XmlCodec::parse_stanza`]; the decoder hands such elements on as
+    /// [`Incoming::Malformed`]).
+    #[error("top-level element is not a valid stanza: {0}")]
+    NotAStanza(String),
+    /// The peer sent a stream error (its condition's element name).
+    #[error("peer sent a stream error: {0}")]
+    StreamError(String),
+}
+
+impl CodecError {
+    /// The RFC 6120 stream error condition this failure calls for, where one applies.
+    pub fn condition(&self) -> Option<DefinedCondition> {
+        Some(match self {
+            Self::TooLarge { .. } | Self::TooDeep { .. } => DefinedCondition::PolicyViolation,
+            Self::Restricted { .. } => DefinedCondition::RestrictedXml,
+            Self::NotWellFormed(_) => DefinedCondition::NotWellFormed,
+            Self::BadHeader => DefinedCondition::InvalidNamespace,
+            Self::NotAStanza(_) => DefinedCondition::UnsupportedStanzaType,
+            Self::Io(_) | Self::UnexpectedEof | Self::StreamError(_) => return None,
+        })
+    }
+}
+
+/// The header a client stream opens with (`to` the server's domain, if given).
+pub fn stream_header(to: Option<&str>) -> String {
+    let to = to.map_or_else(String::new, |t| format!(" to='{}'", escape(t)));
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}' \
+         version='1.0'{to}>"
+    )
+}
+
+/// One top-level element of the stream, as the decoder hands it on.
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a stanza is nearly every item; boxing it would cost an allocation each"
+)]
+pub enum Incoming {
+    /// A stanza (repaired by [`lenient`](crate::lenient) if it needed it). On a component
+    /// stream, in `jabber:client` like every xmpp-parsers type.
+    Stanza(Stanza),
+    /// An iq, message or presence (or another element in the stanza namespace) that does
+    /// not parse even after repair.
+    Malformed(Malformed),
+    /// A top-level element in another namespace: stream features, SASL, a handshake.
+    Element(Element),
+    /// `</stream:stream>`: the peer closed the stream. Nothing follows.
+    End,
+}
+
+/// A top-level element in the stanza namespace that is not a valid stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// The element's name (`iq`, `message`, …).
+    pub name: String,
+    /// Its `type` attribute.
+    pub type_: Option<String>,
+    /// Its `id` attribute.
+    pub id: Option<String>,
+    /// Its `from` attribute, as it was.
+    pub from: Option<String>,
+    /// Why xmpp-parsers refused it.
+    pub reason: String,
+}
+
+impl Malformed {
+    fn new(el: &Element, reason: String) -> Self {
+        let attr = |n: &str| el.attr(n).map(str::to_owned);
+        Self {
+            name: el.name().to_owned(),
+            type_: attr("type"),
+            id: attr("id"),
+            from: attr("from"),
+            reason,
+        }
+    }
+
+    /// The `modify`/`bad-request` error RFC 6120 §8.3.3.1 answers a malformed iq request
+    /// with, addressed to its sender; `None` for anything else (a message, a presence, an
+    /// iq result or error, a request without `id` or from a `from` that is no JID), which
+    /// is dropped without an answer.
+    pub fn bad_request(&self) -> Option<Iq> {
+        if self.name != "iq" || !matches!(self.type_.as_deref(), Some("get" | "set")) {
+            return None;
+        }
+        let to = match self.from.as_deref().map(str::parse::<jid::Jid>) {
+            Some(Ok(jid)) => Some(jid),
+            None => None,
+            Some(Err(_)) => return None,
+        };
+        let mut reply = Iq::from_error(
+            self.id.clone()?,
+            StanzaError::new(
+                ErrorType::Modify,
+                StanzaCondition::BadRequest,
+                "en",
+                "malformed stanza",
+            ),
+        );
+        *reply.to_mut() = to;
+        Some(reply)
+    }
+}
+
+/// Where the decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the peer's `<stream:stream>` header.
+    Header,
+    /// Between top-level elements.
+    Body,
+    /// After `</stream:stream>`.
+    Ended,
+}
+
+/// The codec: decodes the peer's stream into [`Incoming`] elements and encodes our
+/// [`Stanza`]s. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct XmlCodec {
+    state: State,
+    scan: Scan,
+    consumed: u64,
+    max_element: usize,
+    max_depth: usize,
+    prefixes: BTreeMap<Option<String>, String>,
+    /// The stream's default namespace (what stanzas are written in).
+    wire_ns: &'static str,
+    fast: bool,
+    fast_hits: u64,
+}
+
+impl XmlCodec {
+    fn new(wire_ns: &'static str) -> Self {
+        Self {
+            state: State::Header,
+            scan: Scan::default(),
+            consumed: 0,
+            max_element: DEFAULT_MAX_ELEMENT,
+            max_depth: DEFAULT_MAX_DEPTH,
+            prefixes: BTreeMap::new(),
+            wire_ns,
+            fast: true,
+            fast_hits: 0,
+        }
+    }
+
+    /// A codec for a client stream (`jabber:client`), which expects the peer's stream
+    /// header first.
+    pub fn client() -> Self {
+        Self::new(NS_CLIENT)
+    }
+
+    /// A codec for a XEP-0114 component stream (`jabber:component:accept`), which expects
+    /// the peer's stream header first. Stanzas are read into and written from
+    /// xmpp-parsers' `jabber:client` types.
+    pub fn component() -> Self {
+        Self::new(NS_COMPONENT)
+    }
+
+    /// The peer's stream header was already read (by tokio-xmpp's login, say): decode
+    /// top-level elements from the first byte on, with the stream's default namespace and
+    /// the `stream` prefix in scope.
+    #[must_use]
+    pub fn header_received(mut self) -> Self {
+        self.prefixes = [
+            (None, self.wire_ns.to_owned()),
+            (Some("stream".to_owned()), NS_STREAM.to_owned()),
+        ]
+        .into();
+        self.alias_component();
+        self.state = State::Body;
+        self
+    }
+
+    /// The largest top-level element accepted, in bytes.
+    #[must_use]
+    pub fn with_max_element(mut self, limit: usize) -> Self {
+        self.max_element = limit;
+        self
+    }
+
+    /// The deepest nesting accepted inside a top-level element (the element is depth 1).
+    #[must_use]
+    pub fn with_max_depth(mut self, limit: usize) -> Self {
+        self.max_depth = limit.max(1);
+        self
+    }
+
+    /// Whether the `<data/>` fast path of the parse may be taken (default `true`; `false`
+    /// for comparisons). The serializer's fast paths are always on.
+    #[must_use]
+    pub fn with_fast_path(mut self, fast: bool) -> Self {
+        self.fast = fast;
+        self
+    }
+
+    /// Expects a new stream header from the peer (the stream restart after SASL or
+    /// STARTTLS, RFC 6120 §4.3.3). Bytes already buffered stay and are read as its start.
+    pub fn restart(&mut self) {
+        self.state = State::Header;
+        self.scan = Scan::default();
+        self.prefixes.clear();
+    }
+
+    /// How many stanzas took the `<data/>` fast path of the parse so far.
+    pub fn fast_hits(&self) -> u64 {
+        self.fast_hits
+    }
+
+    /// Serializes `stanza` for this stream with the fast paths, keeping an IBB `<data/>`
+    /// text inside the stanza (see [`EncodedStanza::parts`]).
+    pub fn encode_parts(&self, stanza: Stanza) -> EncodedStanza {
+        EncodedStanza::new(stanza, self.wire_ns)
+    }
+
+    /// Serializes `element` as it is, in its own namespace (for tests that must put what a
+    /// broken peer sends on the wire).
+    pub fn encode_element(&self, element: &Element) -> EncodedStanza {
+        EncodedStanza::element(element)
+    }
+
+    /// Parses one complete top-level element (its bytes, as the decoder would frame them)
+    /// the way [`Decoder::decode`] does, for benchmarks of the parse step alone.
+    pub fn decode_element(&mut self, bytes: &[u8]) -> Result<Incoming, CodecError> {
+        if self.state == State::Header {
+            let codec = std::mem::replace(self, Self::client());
+            *self = codec.header_received();
+        }
+        if self.fast
+            && let Some(stanza) = parse_fast_stanza(bytes, &self.prefixes)?
+        {
+            self.fast_hits += 1;
+            return Ok(Incoming::Stanza(stanza));
+        }
+        let el = check_stream_error(parse_general(bytes, &self.prefixes)?)?;
+        Ok(classify(el))
+    }
+
+    /// [`Self::decode_element`] for an element that must be a valid stanza.
+    pub fn parse_stanza(&mut self, bytes: &[u8]) -> Result<Stanza, CodecError> {
+        match self.decode_element(bytes)? {
+            Incoming::Stanza(s) => Ok(s),
+            Incoming::Malformed(m) => Err(CodecError::NotAStanza(format!(
+                "<{}/>: {}",
+                m.name, m.reason
+            ))),
+            Incoming::Element(e) => Err(CodecError::NotAStanza(format!("<{}/>", e.name()))),
+            Incoming::End => Err(CodecError::NotAStanza("</stream:stream>".to_owned())),
+        }
+    }
+
+    /// On a component stream, stanzas are parsed as `jabber:client` (what xmpp-parsers
+    /// reads).
+    fn alias_component(&mut self) {
+        if let Some(ns) = self.prefixes.get_mut(&None)
+            && ns == NS_COMPONENT
+        {
+            *ns = NS_CLIENT.to_owned();
+        }
+    }
+
+    fn advance(&mut self, buf: &mut BytesMut, n: usize) {
+        buf.advance(n);
+        self.consumed += n as u64;
+        self.scan = Scan::default();
+    }
+
+    fn reserve(buf: &mut BytesMut) {
+        if buf.capacity() - buf.len() < READ_RESERVE / 4 {
+            buf.reserve(READ_RESERVE);
+        }
+    }
+
+    /// Reads the peer's `<?xml?>` declaration (optional) and `<stream:stream>` header;
+    /// `false` while incomplete.
+    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<bool, CodecError> {
+        loop {
+            let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            self.advance(buf, ws);
+            if buf.starts_with(b"<?xml") {
+                if let Some(end) = find_seq(buf, b"?>") {
+                    self.advance(buf, end + 2);
+                    continue;
+                }
+            } else if !buf.is_empty() && buf[0] != b'<' {
+                return Err(CodecError::BadHeader);
+            } else if buf.len() >= 2
+                && let Some(end) = tag_end(buf, 1)
+            {
+                let tag = std::str::from_utf8(&buf[..=end])
+                    .map_err(|_| CodecError::BadHeader)?
+                    .to_owned();
+                self.advance(buf, end + 1);
+                self.accept_header(&tag)?;
+                return Ok(true);
+            }
+            if buf.len() > self.max_element {
+                return Err(CodecError::TooLarge {
+                    limit: self.max_element,
+                });
+            }
+            return Ok(false);
+        }
+    }
+
+    fn accept_header(&mut self, tag: &str) -> Result<(), CodecError> {
+        if !tag.starts_with("<stream:stream") {
+            return Err(CodecError::BadHeader);
+        }
+        // Parse the header as an empty element to read its namespace declarations.
+        let closed = format!("{tag}</stream:stream>");
+        let elem: Element = closed
+            .parse()
+            .map_err(|e: minidom::Error| CodecError::NotWellFormed(e.to_string()))?;
+        if elem.name() != "stream" || elem.ns() != NS_STREAM {
+            return Err(CodecError::BadHeader);
+        }
+        let mut prefixes = BTreeMap::new();
+        for (prefix, ns) in elem.prefixes.declared_prefixes() {
+            prefixes.insert(prefix.clone(), ns.clone());
+        }
+        match prefixes.get(&None) {
+            None => {
+                prefixes.insert(None, self.wire_ns.to_owned());
+            }
+            Some(ns) if ns == self.wire_ns => {}
+            Some(_) => return Err(CodecError::BadHeader),
+        }
+        self.prefixes = prefixes;
+        self.alias_component();
+        self.state = State::Body;
+        Ok(())
+    }
+}
+
+impl Decoder for XmlCodec {
+    type Item = Incoming;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        match self.state {
+            State::Header => {
+                if !self.decode_header(buf)? {
+                    Self::reserve(buf);
+                    return Ok(None);
+                }
+            }
+            State::Body => {}
+            State::Ended => {
+                let n = buf.len();
+                self.advance(buf, n);
+                return Ok(None);
+            }
+        }
+        match scan(buf, &mut self.scan, self.consumed, self.max_depth)? {
+            Found::Element(start, end) => {
+                let item = self.decode_element(&buf[start..end]);
+                self.advance(buf, end);
+                item.map(Some)
+            }
+            Found::StreamEnd(end) => {
+                self.advance(buf, end);
+                self.state = State::Ended;
+                Ok(Some(Incoming::End))
+            }
+            Found::Incomplete => {
+                match self.scan.start {
+                    // Only whitespace so far (keepalives): drop it.
+                    None => {
+                        let n = self.scan.pos;
+                        self.advance(buf, n);
+                    }
+                    Some(start) if buf.len() - start > self.max_element => {
+                        return Err(CodecError::TooLarge {
+                            limit: self.max_element,
+                        });
+                    }
+                    Some(_) => Self::reserve(buf),
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        match self.decode(buf)? {
+            Some(item) => Ok(Some(item)),
+            None if buf.iter().all(u8::is_ascii_whitespace) => Ok(None),
+            None => Err(CodecError::UnexpectedEof),
+        }
+    }
+}
+
+impl Encoder<&Stanza> for XmlCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, stanza: &Stanza, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let mut out = Vec::new();
+        serialize_to(stanza, self.wire_ns, &mut out);
+        dst.extend_from_slice(&out);
+        Ok(())
+    }
+}
+
+impl Encoder<Stanza> for XmlCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, stanza: Stanza, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let encoded = self.encode_parts(stanza);
+        dst.reserve(encoded.len());
+        for part in encoded.parts() {
+            dst.extend_from_slice(part);
+        }
+        Ok(())
+    }
+}
+
+/// A stream error from the peer as an error; any other element unchanged.
+fn check_stream_error(elem: Element) -> Result<Element, CodecError> {
+    if elem.name() == "error" && elem.ns() == NS_STREAM {
+        let cond = elem
+            .children()
+            .next()
+            .map_or_else(|| "undefined".to_owned(), |c| c.name().to_owned());
+        return Err(CodecError::StreamError(cond));
+    }
+    Ok(elem)
+}
+
+/// Converts a parsed top-level element to a stanza, strictly (for the fast path's rest).
+fn stanza_from_element(elem: Element) -> Result<Stanza, CodecError> {
+    let name = elem.name().to_owned();
+    Stanza::try_from(elem).map_err(|e| CodecError::NotAStanza(format!("<{name}/>: {e}")))
+}
+
+/// What a parsed top-level element is: a stanza (strict, or after the lenient repair), a
+/// malformed one, or an element of another namespace.
+fn classify(el: Element) -> Incoming {
+    let el = if el.ns() == NS_COMPONENT {
+        renamespace(el, NS_COMPONENT, NS_CLIENT)
+    } else {
+        el
+    };
+    if el.ns() != NS_CLIENT {
+        return Incoming::Element(el);
+    }
+    let probe = Malformed::new(&el, String::new());
+    match crate::lenient::parse_stanza_lenient(el) {
+        Ok(stanza) => Incoming::Stanza(stanza),
+        Err(e) => Incoming::Malformed(Malformed {
+            reason: e.to_string(),
+            ..probe
+        }),
+    }
+}
+
+fn parse_general(
+    bytes: &[u8],
+    prefixes: &BTreeMap<Option<String>, String>,
+) -> Result<Element, CodecError> {
+    Element::from_reader_with_prefixes(bytes, prefixes.clone())
+        .map_err(|e| CodecError::NotWellFormed(e.to_string()))
+}

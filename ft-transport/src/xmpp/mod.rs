@@ -1,0 +1,267 @@
+//! tokio-xmpp adapters: a client and a XEP-0114 component as [`StanzaTransport`]s
+//! (feature `tokio-xmpp`).
+//!
+//! * [`connect_client`] logs an account in (STARTTLS, or plaintext when asked and only to a
+//!   loopback server), waits until the session is online, and returns an [`XmppTransport`]
+//!   for sending and an [`Inbound`] yielding every inbound stanza.
+//! * [`connect_component`] connects a XEP-0114 component and returns the same two types.
+//! * [`open_serverless`] runs the same session on a stream with no server at its other end
+//!   (a loopback pair of entities; the benchmarks' raw-XML path).
+//!
+//! Iq results come through [`Inbound::next`] as plain stanzas, so
+//! [`IqTracker`](crate::iq::IqTracker) and the protocol drivers match their own iq ids;
+//! [`pump`](crate::pump) feeds them to a chain of [`StanzaHandler`](crate::StanzaHandler)s.
+//!
+//! # How the client is driven
+//!
+//! The adapter logs in with tokio-xmpp's building blocks (its connectors for STARTTLS or
+//! plaintext, stream header and features, SASL via `tokio_xmpp::client_login`, the stream
+//! restart), then binds the resource itself (RFC 6120 §7; no RFC 3921 session, which
+//! RFC 6120 servers mark optional). Then it takes the connection (TLS or TCP, with any
+//! bytes tokio-xmpp had buffered) out of tokio-xmpp's XML stream and runs our own
+//! [`XmlCodec`](crate::codec::XmlCodec) on it for the rest of the session, starting right
+//! after the bind result (the stream header is already consumed, so the codec starts with
+//! the stream's namespaces in scope). The codec reads IBB `<data/>` stanzas without a DOM
+//! parse and writes them and their acknowledgements directly (see [`codec`](crate::codec)).
+//! tokio-xmpp's `StanzaStream` is not used: it answers one element that does not parse with
+//! a stream error, tearing the whole connection (and every transfer on it) down because of
+//! one peer's bad stanza.
+//!
+//! Each inbound element is converted on its own:
+//!
+//! * a stanza xmpp-parsers accepts is handed on unchanged;
+//! * one with an `<error/>` child it refuses is repaired and parsed again
+//!   ([`lenient`](crate::lenient)): Spark/Openfire's `<error code='406' type='MODIFY'>`
+//!   (upper-case type, mangled condition) becomes a typed `modify`/`not-acceptable` error;
+//! * an iq request that still does not parse is answered `modify`/`bad-request` to its
+//!   sender (RFC 6120 §8.3.3.1);
+//! * anything else that does not parse is dropped with a `tracing` warning.
+//!
+//! The stream itself only ends on a stream error or footer from the server, XML that is not
+//! well-formed or breaks the codec's bounds (answered with a stream error), an I/O error or
+//! the read timeout, or when every [`XmppTransport`] is dropped.
+//!
+//! Two background tasks run the session. The reader hands inbound stanzas on through a
+//! bounded queue; while it is full it stops reading (backpressure to the server). The writer
+//! serializes nothing itself (the sending task did), coalesces small stanzas into one write
+//! and sends large `<data/>` stanzas with one vectored write. Plaintext client connections
+//! and components set `TCP_NODELAY`, so stop-and-wait exchanges (IBB over iq) do not stall on Nagle's
+//! algorithm.
+//!
+//! What `StanzaStream` did and this adapter keeps or drops:
+//!
+//! * **Keepalive: kept.** After 5 min of silence (`Timeouts::default().read_timeout`) the
+//!   client sends an XEP-0199 ping to the server; its answer is swallowed. A server silent
+//!   for another 5 min ends the stream.
+//! * **Server pings: answered.** An XEP-0199 ping from the server (no `from`, our domain or
+//!   our bare JID) is answered by the adapter and not handed on; pings from other entities
+//!   go to the handlers like any iq.
+//! * **Login retries: kept** until [`ClientOptions::online_timeout`]: failed attempts
+//!   (refused credentials, unreachable server, TLS failure) are retried with backoff, then
+//!   reported as [`Error::OnlineTimeout`].
+//! * **Reconnect: dropped.** A lost connection ends [`Inbound`] (`next` returns `None`) and
+//!   sends fail with [`Error::Closed`]; the application reconnects if it wants to.
+//!   (Transfers break on a disconnect either way, and a silent reconnect could bind a
+//!   different JID under a running transfer.)
+//! * **Stream management (XEP-0198): dropped**, as before in practice: nothing here resumes
+//!   a session.
+//!
+//! # How the component is driven
+//!
+//! tokio-xmpp's own `Component` needs its `component` feature, which turns on xmpp-parsers'
+//! `component` feature: that switches *every* stanza of the whole build to the
+//! `jabber:component:accept` namespace, so a client built alongside (any workspace test
+//! run) sends stanzas the server rejects. The adapter therefore does the XEP-0114 handshake
+//! itself over tokio-xmpp's XML stream reader, then runs the codec in component mode, which
+//! reads and writes the wire's component namespace as xmpp-parsers' client types.
+//!
+//! ```no_run
+//! use ft_transport::StanzaTransport;
+//! use ft_transport::xmpp::{ClientOptions, Server, connect_client};
+//!
+//! # #[allow(dead_code)]
+//! # async fn demo() -> Result<(), ft_transport::xmpp::Error> {
+//! let options = ClientOptions::new(
+//!     "alice@localhost".parse().unwrap(),
+//!     "password",
+//!     Server::Addr("127.0.0.1:5222".parse().unwrap()),
+//! )
+//! .with_plaintext(true);
+//! let (transport, inbound) = connect_client(options).await?;
+//! println!("online as {}", transport.jid());
+//! // Hand every stanza to the handlers (FileTransfer, IqTracker, closures, …) in turn.
+//! ft_transport::pump(inbound, |stanza| {
+//!     println!("unhandled: {stanza:?}");
+//!     std::ops::ControlFlow::Break(())
+//! })
+//! .await;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jid::Jid;
+
+use tokio_xmpp::connect::DnsConfig;
+
+#[cfg(doc)]
+use crate::StanzaTransport;
+
+mod client;
+mod component;
+mod inbound;
+mod outbound;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use client::connect_client;
+pub use component::connect_component;
+pub use session::{Inbound, XmppTransport, open_serverless};
+
+/// The client's sending side (the same type as a component's).
+pub type ClientTransport = XmppTransport;
+/// A component's sending side (the same type as a client's).
+pub type ComponentTransport = XmppTransport;
+/// The client's inbound stanzas (the same type as a component's).
+pub type ClientInbound = Inbound;
+/// A component's inbound stanzas (the same type as a client's).
+pub type ComponentInbound = Inbound;
+
+/// Where the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Server {
+    /// A socket address (no DNS).
+    Addr(SocketAddr),
+    /// A host name and port, resolved with A/AAAA records (no SRV).
+    HostPort {
+        /// Host name or address literal.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// RFC 6120 SRV lookup on the JID's domain (`_xmpp-client._tcp`), falling back to the
+    /// domain on port 5222.
+    Srv,
+}
+
+impl Server {
+    pub(crate) fn is_loopback(&self) -> bool {
+        match self {
+            Self::Addr(addr) => addr.ip().is_loopback(),
+            Self::HostPort { host, .. } => {
+                host == "localhost"
+                    || host
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            Self::Srv => false,
+        }
+    }
+
+    pub(crate) fn dns_config(&self, domain: &str) -> DnsConfig {
+        match self {
+            Self::Addr(addr) => DnsConfig::addr(&addr.to_string()),
+            Self::HostPort { host, port } => DnsConfig::no_srv(host, *port),
+            Self::Srv => DnsConfig::srv_default_client(domain),
+        }
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(addr) => write!(f, "{addr}"),
+            Self::HostPort { host, port } => write!(f, "{host}:{port}"),
+            Self::Srv => f.write_str("(SRV lookup)"),
+        }
+    }
+}
+
+/// How [`connect_client`] logs in.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// The account: a bare JID (the server picks the resource) or a full JID (asks for that
+    /// resource).
+    pub jid: Jid,
+    /// The account's password.
+    pub password: String,
+    /// Where the server is.
+    pub server: Server,
+    /// Plaintext TCP, no TLS. Default `false` (STARTTLS, certificate checked against the
+    /// system's roots). Only allowed to a loopback [`Server`], for tests and local setups.
+    pub plaintext: bool,
+    /// How long to wait until the session is online (authenticated and bound). Default 15 s:
+    /// a loopback login takes milliseconds, a remote one with TLS well under a second; past
+    /// that, the adapter is retrying (wrong password, unreachable server, TLS failure).
+    pub online_timeout: Duration,
+    /// Depth of the outbound command queue and of the inbound queue. Default 64:
+    /// enough for an IBB window of outstanding chunks plus their acknowledgements.
+    pub queue_depth: usize,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("jid", &self.jid)
+            .field("password", &"<redacted>")
+            .field("server", &self.server)
+            .field("plaintext", &self.plaintext)
+            .field("online_timeout", &self.online_timeout)
+            .field("queue_depth", &self.queue_depth)
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// Options with the defaults documented on each field.
+    pub fn new(jid: Jid, password: impl Into<String>, server: Server) -> Self {
+        Self {
+            jid,
+            password: password.into(),
+            server,
+            plaintext: false,
+            online_timeout: Duration::from_secs(15),
+            queue_depth: 64,
+        }
+    }
+
+    /// Plaintext TCP (loopback only) instead of STARTTLS.
+    #[must_use]
+    pub fn with_plaintext(mut self, plaintext: bool) -> Self {
+        self.plaintext = plaintext;
+        self
+    }
+
+    /// How long to wait for the session to be online.
+    #[must_use]
+    pub fn with_online_timeout(mut self, timeout: Duration) -> Self {
+        self.online_timeout = timeout;
+        self
+    }
+}
+
+/// What connecting or sending can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Plaintext was asked for a server that is not on loopback.
+    #[error("plaintext refused for non-loopback server {0}")]
+    PlaintextNotLoopback(String),
+    /// The session did not come online in time (wrong password, unreachable server, TLS
+    /// failure, refused resource binding: the adapter retries with backoff until the
+    /// timeout and logs each failed attempt with `tracing`). The attempt in progress is
+    /// abandoned and its connection closed.
+    #[error("not online within {0:?} (wrong credentials, unreachable server or tls failure)")]
+    OnlineTimeout(Duration),
+    /// The stream ended (closed by either side, or its socket failed) before the stanza
+    /// could be queued.
+    #[error("xmpp stream closed")]
+    Closed,
+    /// The component could not connect or authenticate.
+    #[error("component connection failed: {0}")]
+    Component(#[source] tokio_xmpp::Error),
+}
