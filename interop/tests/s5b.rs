@@ -1,6 +1,6 @@
 //! XEP-0065 SOCKS5 Bytestreams between our facade and slixmpp 1.17 through a real Prosody
 //! 0.12, always through a proxy (slixmpp's S5B is proxy-only): Prosody's `mod_proxy65`, and
-//! our own `xep0065_s5b::proxy::Proxy` attached to Prosody as a XEP-0114 component. Every
+//! our own `xep0065_proxy::Proxy` attached to Prosody as a XEP-0114 component. Every
 //! streamhost is on 127.0.0.1; SHA-256 equal on both sides, and the proxy that carried the
 //! bytes is the one each side reports.
 
@@ -14,7 +14,7 @@ use ft_facade::{AcceptOptions, Event, Method, MethodUsed, ProxySource, SendOptio
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
 use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::{Stanza, StanzaTransport};
-use xep0065_s5b::{Proxy, ProxyConfig};
+use xep0065_proxy::{Proxy, ProxyConfig};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 

@@ -114,66 +114,31 @@
 //!   parser), which is what Prosody, ejabberd and slixmpp do.
 //! * The proxy ignores bytes a client sends before activation that arrived together with
 //!   its SOCKS5 request (XEP-0065 §9.1 "ignore"); later ones are relayed.
-#![cfg_attr(not(feature = "tokio"), forbid(unsafe_code))]
-#![cfg_attr(feature = "tokio", deny(unsafe_code))]
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod codec;
+mod config;
 pub mod error;
 pub mod payload;
+pub mod proto;
 pub mod wire;
 
 #[cfg(feature = "tokio")]
-mod dial;
-#[cfg(feature = "tokio")]
-mod proxy;
-#[cfg(feature = "tokio")]
-mod relay;
-#[cfg(all(feature = "tokio", target_os = "linux"))]
-#[allow(unsafe_code)]
-mod splice;
-#[cfg(feature = "tokio")]
-mod stream;
+pub mod stream;
 #[cfg(feature = "tokio")]
 mod tokio;
 
+pub use crate::config::{Config, DialPolicy};
+pub use crate::proto::{Attempt, Failure, Outcome, Refusal, Socks5Fault};
 #[cfg(feature = "tokio")]
-pub use crate::proxy::{Proxy, ProxyConfig};
+pub use crate::stream::S5bStream;
 #[cfg(feature = "tokio")]
-pub use crate::tokio::{Config, Connected, DialPolicy, S5b, S5bStream};
+pub use crate::tokio::{Connected, S5b};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError};
 pub use payload::{Host, Mode, Sid, StreamHost, dst_addr};
-
-use std::time::Duration;
-
-/// One streamhost the target tried, for diagnostics and the `item-not-found` reasons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// The streamhost.
-    pub streamhost: StreamHost,
-    /// What happened.
-    pub outcome: Outcome,
-    /// From the start of this attempt to its outcome.
-    pub duration: Duration,
-}
-
-/// The outcome of one [`Attempt`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// This streamhost carries the bytestream.
-    Won,
-    /// Still connecting (or connected) when another streamhost won; closed.
-    Lost,
-    /// Never started: another streamhost won or the budget ran out first.
-    NotTried,
-    /// The dial policy refused to connect there.
-    Refused(String),
-    /// Connecting or the SOCKS5 handshake failed.
-    Failed(String),
-}
 
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]

@@ -3,11 +3,11 @@
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 
-use ft_facade::s5b::{Proxy, ProxyConfig};
 use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::xmpp::connect_component;
 use ft_transport::{Stanza, StanzaTransport};
 use jid::BareJid;
+use xep0065_proxy::{Proxy, ProxyConfig};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use crate::{BoxError, ProxyArgs};
