@@ -78,6 +78,12 @@ impl AttemptId {
     pub fn index(self) -> usize {
         self.0
     }
+
+    /// The attempt at the streamhost with this index (for drivers and tests that key
+    /// their sockets by index).
+    pub fn from_index(index: usize) -> Self {
+        Self(index)
+    }
 }
 
 /// Socket work the driver must do for a core.
