@@ -17,7 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use xep0047_ibb::{Config as IbbConfig, Ibb, OpenOptions, StanzaKind};
-use xep0065_s5b::{Config as S5bConfig, Proxy, ProxyConfig, S5b};
+use xep0065_proxy::{Proxy, ProxyConfig};
+use xep0065_s5b::{Config as S5bConfig, S5b};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 

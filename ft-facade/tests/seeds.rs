@@ -333,10 +333,10 @@ async fn seed_001_xiff_sends_through_the_proxy_after_spark_names_both_methods() 
     const XIFF: &str = "iphone@192.168.1.113/xiff";
     const SPARK: &str = "android@192.168.1.113/Spark 2.6.3";
     let hub = Hub::new();
-    let mut pc = xep0065_s5b::ProxyConfig::new(jid("proxy.192.168.1.113"));
+    let mut pc = xep0065_proxy::ProxyConfig::new(jid("proxy.192.168.1.113"));
     pc.listen = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))];
     pc.allowed_domains = vec!["192.168.1.113".into()];
-    let proxy = xep0065_s5b::Proxy::bind(pc).await.unwrap();
+    let proxy = xep0065_proxy::Proxy::bind(pc).await.unwrap();
     let (pt, mut prx) = hub.connect(jid("proxy.192.168.1.113"));
     proxy.serve(pt);
     let p2 = proxy.clone();

@@ -143,10 +143,10 @@ async fn an_empty_file_transfers_by_ibb() {
 async fn s5b_through_a_discovered_proxy_lands_with_identical_sha256() {
     let hub = Hub::new();
     // Our proxy on the hub as proxy.x, its listener on 127.0.0.1.
-    let mut pc = xep0065_s5b::ProxyConfig::new(jid("proxy.x"));
+    let mut pc = xep0065_proxy::ProxyConfig::new(jid("proxy.x"));
     pc.listen = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))];
     pc.allowed_domains = vec!["x".into()];
-    let proxy = xep0065_s5b::Proxy::bind(pc).await.unwrap();
+    let proxy = xep0065_proxy::Proxy::bind(pc).await.unwrap();
     let (pt, mut prx) = hub.connect(jid("proxy.x"));
     proxy.serve(pt);
     let p2 = proxy.clone();

@@ -16,7 +16,7 @@
 //!   (slixmpp picks IBB); a 65535 open against slixmpp's stock 8192 limit (its refusal and
 //!   our smaller retry, which slixmpp then refuses `not-acceptable`, typed on our side).
 //! * `tests/s5b.rs`: both directions through Prosody's `mod_proxy65`, and through our own
-//!   `xep0065_s5b::Proxy` attached as the XEP-0114 component (found by slixmpp's and our
+//!   `xep0065_proxy::Proxy` attached as the XEP-0114 component (found by slixmpp's and our
 //!   discovery, or named with `--proxy`); slixmpp as target dialling our own streamhost.
 //!   All streamhosts are on 127.0.0.1.
 //! * `tests/complete.rs`: our decline (and our size policy's) as `cancel/forbidden` with the

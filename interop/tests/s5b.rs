@@ -1,6 +1,6 @@
 //! XEP-0065 SOCKS5 Bytestreams between our facade and slixmpp 1.17 through a real Prosody
 //! 0.12, always through a proxy (slixmpp's S5B is proxy-only): Prosody's `mod_proxy65`, and
-//! our own `xep0065_s5b::proxy::Proxy` attached to Prosody as a XEP-0114 component. Every
+//! our own `xep0065_proxy::Proxy` attached to Prosody as a XEP-0114 component. Every
 //! streamhost is on 127.0.0.1; SHA-256 equal on both sides, and the proxy that carried the
 //! bytes is the one each side reports.
 
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use common::*;
 use ft_facade::{AcceptOptions, Event, Method, MethodUsed, ProxySource, S5bRoute, SendOptions};
 use ft_testkit::{Prosody, ProsodyOptions, SlixPeer};
-use xep0065_s5b::{Proxy, ProxyConfig};
+use xep0065_proxy::{Proxy, ProxyConfig};
 
 /// 4 MiB: a few hundred of Prosody's 4 KiB relay reads, so a held-back tail (PEERS.md)
 /// would show, while the case stays well under a second of streaming.

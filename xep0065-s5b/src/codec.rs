@@ -198,6 +198,16 @@ impl Reply {
             port: 0,
         }
     }
+
+    /// The success reply XEP-0065 asks for: BND.ADDR and BND.PORT echo DST.ADDR and
+    /// port 0 ([XEP-0065 §5.3.3](https://xmpp.org/extensions/xep-0065.html#direct-proto-connect)).
+    pub fn success_s5b(dst_addr: &str) -> Self {
+        Self {
+            code: ReplyCode::Succeeded,
+            addr: Addr::Domain(dst_addr.as_bytes().to_vec()),
+            port: 0,
+        }
+    }
 }
 
 /// What a server receives.

@@ -1,5 +1,23 @@
-//! XEP-0065 SOCKS5 Bytestreams (version 1.8.2): payloads, the SOCKS5 codec, direct and
-//! mediated streams, and a proxy service.
+//! XEP-0065 SOCKS5 Bytestreams (version 1.8.2): payloads, the SOCKS5 codec, the sans-IO
+//! negotiation of requester and target, and its tokio driver for direct and mediated
+//! streams.
+//!
+//! # The flow, as XEP-0065 draws it
+//!
+//! ```text
+//! Requester                         Target                       Proxy (mediated only)
+//!    | -- offer: iq set <query sid>       |                              |
+//!    |    <streamhost/> own first,        |                              |
+//!    |    proxies last ---------------->  |                              |
+//!    |                                    | SOCKS5 CONNECT, DST.ADDR =   |
+//!    | <-- (direct) SOCKS5 CONNECT ------ | SHA1(sid + requester + target), port 0
+//!    |                                    | -- (mediated) CONNECT -----> |
+//!    | <-- iq result <streamhost-used jid/> (or cancel/item-not-found)   |
+//!    | -- (mediated) SOCKS5 CONNECT, same DST.ADDR ------------------->  |
+//!    | -- (mediated) iq set <activate>target</activate> -------------->  |
+//!    | <-- (mediated) iq result ---------------------------------------  |
+//!    | <================== bytes (the file) ===========================> |
+//! ```
 //!
 //! # What this crate does and does not do
 //!
@@ -8,10 +26,16 @@
 //!   No I/O.
 //! * [`codec`] / [`wire`]: RFC 1928 framing (no-auth CONNECT subset) for both ends, as
 //!   tokio-util codecs. No I/O either.
+//! * [`proto`]: the negotiation, sans IO: [`proto::Requester`] (offer, streamhost-used,
+//!   dialing and activating the proxy) and [`proto::Target`] (the staggered race over the
+//!   offered streamhosts under one budget, the dial policy, streamhost-used or
+//!   `item-not-found`), with every timeout, and typed per-attempt outcomes ([`Outcome`],
+//!   [`Failure`]). No sockets, no resolver, no clock.
 //! * `tokio` (feature `tokio`, default): [`S5b`], the requester and target over any
-//!   `ft_transport::StanzaTransport`, handing back an [`S5bStream`] (a `TcpStream` plus the
-//!   bytes that came with the SOCKS5 reply); [`Proxy`], a XEP-0065 proxy (streamhost)
-//!   service.
+//!   `ft_transport::StanzaTransport`: it drives the cores with sockets and timers and hands
+//!   back an [`S5bStream`] (a `TcpStream` plus the bytes that came with the SOCKS5 reply).
+//!
+//! The proxy (streamhost) service is the `xep0065-proxy` crate.
 //!
 //! It does not discover proxies (that is disco, `xep0030-disco`; [`S5b::query_proxy`] asks a
 //! known proxy for its address), does not implement UDP mode (offers with `mode='udp'` are
@@ -80,18 +104,64 @@
 //!
 //! # Cargo features
 //!
-//! * `tokio` (default): the async driver ([`S5b`], [`S5bStream`], [`Proxy`]) over tokio and
-//!   `ft-transport`. Without it the crate is the pure payload and codec parts.
+//! * `tokio` (default): the async driver ([`S5b`], [`S5bStream`], [`stream`]'s SOCKS5
+//!   handshakes) over tokio and `ft-transport`. Without it the crate is the pure payload,
+//!   codec and [`proto`] parts.
 //! * `__fuzzing`: private fuzzing entry points. Don't rely on this.
 //!
 //! # Run loop
 //!
-//! SOCKS5 is a short sequential exchange, so this crate has no sans-IO state machine of
-//! its own: the codec is pure, and the `tokio` layer runs each exchange as an `async fn`
-//! (STYLE §2). The application's only duty is to offer every inbound stanza to
-//! [`S5b::handle_stanza`] (and [`Proxy::handle_stanza`] when it hosts a proxy), inside a
-//! tokio runtime: the error replies it owes are sent from spawned tasks. A stanza that is not
-//! ours comes back as `ControlFlow::Continue(stanza)`, unchanged.
+//! The SOCKS5 handshake itself is a short sequential exchange (an `async fn` over the codec,
+//! [`stream`]); the negotiation around it is not, and lives in [`proto`]. Each core is fed
+//! inputs (`handle_stanza(now, stanza)`, `handle_timeout(now)`, and socket events:
+//! `handle_resolved`, `handle_connected`, `handle_connect_failed`, and on the requester
+//! `handle_inbound` / `handle_inbound_ready`), and after each input the driver drains
+//! `poll_action` (dial streamhost N, close attempt N, accept inbound connections with
+//! DST.ADDR h), then `poll_transmit` (stanzas, in order), reads `poll_timeout`, and drains
+//! `poll_event` up to a terminal `Connected` or `Failed`. See [`proto`] for the details.
+//!
+//! With the tokio driver the application's only duty is to offer every inbound stanza to
+//! [`S5b::handle_stanza`] inside a tokio runtime (the error replies it owes are sent from
+//! spawned tasks). A stanza that is not ours comes back as `ControlFlow::Continue(stanza)`,
+//! unchanged.
+//!
+//! The cores alone, with the caller playing the network:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use xep0065_s5b::proto::{Action, Event, Requester, Target, Via};
+//! use xep0065_s5b::{Config, Sid, StreamHost};
+//! use xmpp_parsers::stanza::Stanza;
+//!
+//! let (alice, bob): (jid::Jid, jid::Jid) =
+//!     ("alice@example.org/a".parse().unwrap(), "bob@example.org/b".parse().unwrap());
+//! let config = Config::default();
+//! let sid = Sid::new("s1").unwrap();
+//! let now = Instant::now();
+//! let mine = StreamHost::new(alice.clone(), "192.0.2.1".parse::<std::net::IpAddr>().unwrap(), 7000);
+//! let mut req = Requester::new(&config, alice.clone(), bob.clone(), sid.clone(), vec![mine], now).unwrap();
+//! let mut tgt = Target::new(&config, bob.clone(), alice.clone(), sid, now, Duration::from_secs(60));
+//!
+//! // The requester's listener must know the DST.ADDR before the offer goes out.
+//! assert!(matches!(req.poll_action(), Some(Action::Accept { .. })));
+//! let Some(Stanza::Iq(mut offer)) = req.poll_transmit() else { panic!() };
+//! *offer.from_mut() = Some(alice.clone()); // what the server does
+//! assert!(tgt.handle_stanza(now, Stanza::Iq(offer)).is_break());
+//!
+//! // The target dials streamhost 0 ...
+//! let Some(Action::Connect { attempt, dst_addr, .. }) = tgt.poll_action() else { panic!() };
+//! assert_eq!(dst_addr, req.dst_addr());
+//! // ... our listener accepts it, and its SOCKS5 handshake completes on both ends.
+//! req.handle_inbound(now, 7000).unwrap();
+//! req.handle_inbound_ready(now);
+//! tgt.handle_connected(now, attempt);
+//! assert!(matches!(tgt.poll_event(), Some(Event::Connected { .. })));
+//!
+//! let Some(Stanza::Iq(mut used)) = tgt.poll_transmit() else { panic!() };
+//! *used.from_mut() = Some(bob);
+//! assert!(req.handle_stanza(now, Stanza::Iq(used)).is_break());
+//! assert!(matches!(req.poll_event(), Some(Event::Connected { via: Via::Inbound, .. })));
+//! ```
 //!
 //! # Data path
 //!
@@ -112,68 +182,33 @@
 //!   characters; otherwise the hash is computed from the iq's JIDs.
 //! * The JIDs are hashed in the form [`jid::Jid`] holds them (already stringprep'd by the
 //!   parser), which is what Prosody, ejabberd and slixmpp do.
-//! * The proxy ignores bytes a client sends before activation that arrived together with
-//!   its SOCKS5 request (XEP-0065 §9.1 "ignore"); later ones are relayed.
-#![cfg_attr(not(feature = "tokio"), forbid(unsafe_code))]
-#![cfg_attr(feature = "tokio", deny(unsafe_code))]
+//! * One [`Config::handshake_timeout`] covers a whole attempt (resolution, TCP connect to
+//!   each resolved address in turn, and the SOCKS5 handshake), not each address.
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod codec;
+mod config;
 pub mod error;
 pub mod payload;
+pub mod proto;
 pub mod wire;
 
 #[cfg(feature = "tokio")]
-mod dial;
-#[cfg(feature = "tokio")]
-mod proxy;
-#[cfg(feature = "tokio")]
-mod relay;
-#[cfg(all(feature = "tokio", target_os = "linux"))]
-#[allow(unsafe_code)]
-mod splice;
-#[cfg(feature = "tokio")]
-mod stream;
+pub mod stream;
 #[cfg(feature = "tokio")]
 mod tokio;
 
+pub use crate::config::{Config, DialPolicy};
+pub use crate::proto::{Attempt, Failure, Outcome, Refusal, Socks5Fault};
 #[cfg(feature = "tokio")]
-pub use crate::proxy::{Proxy, ProxyConfig};
+pub use crate::stream::S5bStream;
 #[cfg(feature = "tokio")]
-pub use crate::tokio::{Config, Connected, DialPolicy, S5b, S5bStream};
+pub use crate::tokio::{Connected, S5b};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError};
 pub use payload::{Host, Mode, Sid, StreamHost, dst_addr};
-
-use std::time::Duration;
-
-/// One streamhost the target tried, for diagnostics and the `item-not-found` reasons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// The streamhost.
-    pub streamhost: StreamHost,
-    /// What happened.
-    pub outcome: Outcome,
-    /// From the start of this attempt to its outcome.
-    pub duration: Duration,
-}
-
-/// The outcome of one [`Attempt`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// This streamhost carries the bytestream.
-    Won,
-    /// Still connecting (or connected) when another streamhost won; closed.
-    Lost,
-    /// Never started: another streamhost won or the budget ran out first.
-    NotTried,
-    /// The dial policy refused to connect there.
-    Refused(String),
-    /// Connecting or the SOCKS5 handshake failed.
-    Failed(String),
-}
 
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]

@@ -95,9 +95,9 @@ impl AsyncWrite for S5bStream {
     }
 }
 
-/// The client handshake the strict way (ejabberd): greeting, wait for the method
+/// The SOCKS5 client handshake (XEP-0065 CONNECT to `dst_addr`, port 0), the strict way (ejabberd): greeting, wait for the method
 /// selection, then the whole CONNECT in one write; then wait for the reply.
-pub(crate) async fn client_handshake<T>(
+pub async fn client_handshake<T>(
     io: T,
     dst_addr: &str,
     timeout: Duration,
@@ -130,7 +130,7 @@ where
 
 /// The server side up to the request: answers the greeting, reads the CONNECT and returns
 /// its DST.ADDR. Every defect gets the reply RFC 1928 names before the error is returned.
-pub(crate) async fn server_handshake<T>(
+pub async fn server_handshake<T>(
     io: T,
     max_domain_len: usize,
     timeout: Duration,
@@ -181,13 +181,4 @@ where
     tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| Socks5Error::Timeout(timeout))?
-}
-
-/// The success reply XEP-0065 asks for: BND.ADDR and BND.PORT echo DST.ADDR and port 0.
-pub(crate) fn success_reply(dst: &str) -> Reply {
-    Reply {
-        code: ReplyCode::Succeeded,
-        addr: Addr::Domain(dst.as_bytes().to_vec()),
-        port: 0,
-    }
 }

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ft_facade::s5b::{Proxy, ProxyConfig};
-use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource};
+use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, SendOptions};
 use ft_transport::hub::{Hub, HubTransport};
 use jid::Jid;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use xep0065_proxy::{Proxy, ProxyConfig};
 
 use crate::method::MethodSpec;
 use crate::report::{self, Row};

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use ft_facade::s5b::{Proxy, ProxyConfig};
 use ft_transport::pump_refusing;
 use ft_transport::xmpp::connect_component;
 use jid::BareJid;
+use xep0065_proxy::{Proxy, ProxyConfig};
 
 use crate::{BoxError, ProxyArgs};
 

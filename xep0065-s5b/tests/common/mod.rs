@@ -9,7 +9,7 @@ use ft_transport::hub::{Hub, HubReceiver, HubTransport};
 use ft_transport::{Jid, StanzaTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xep0065_s5b::{Config, Proxy, ProxyConfig, S5b};
+use xep0065_s5b::{Config, S5b};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
@@ -39,24 +39,6 @@ pub fn peer(hub: &Hub, who: &str, config: Config) -> S5b<HubTransport> {
         }
     });
     s5b
-}
-
-/// Our proxy at `proxy.example.org` on 127.0.0.1, serving example.org users.
-pub async fn proxy(hub: &Hub, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
-    let mut c = ProxyConfig::new(jid("proxy.example.org"));
-    c.listen = vec![SocketAddr::new(LOCALHOST, 0)];
-    c.allowed_domains = vec!["example.org".into()];
-    tweak(&mut c);
-    let p = Proxy::bind(c).await.unwrap();
-    let (t, mut rx) = hub.connect(jid("proxy.example.org"));
-    p.serve(t);
-    let p2 = p.clone();
-    tokio::spawn(async move {
-        while let Some(st) = rx.recv().await {
-            let _ = p2.handle_stanza(st);
-        }
-    });
-    p
 }
 
 /// A plain hub client that sends iqs and reads what comes back.

@@ -16,7 +16,7 @@ use xmpp_parsers::disco::DiscoInfoResult;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
-fn proxy_addr(p: &xep0065_s5b::Proxy) -> SocketAddr {
+fn proxy_addr(p: &xep0065_proxy::Proxy) -> SocketAddr {
     let sh = &p.streamhosts()[0];
     let Host::Ip(ip) = sh.host else { panic!() };
     SocketAddr::new(ip, sh.port)

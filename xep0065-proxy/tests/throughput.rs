@@ -1,7 +1,7 @@
 //! A quick throughput figure, not a benchmark and never asserted:
 //!
 //! ```text
-//! cargo test -p xep0065-s5b --release --test throughput -- --ignored --nocapture
+//! cargo test -p xep0065-proxy --release --test throughput -- --ignored --nocapture
 //! ```
 //!
 //! Moves `S5B_MIB` MiB (default 256) one way on 127.0.0.1: raw TCP, direct S5B to our

@@ -1,0 +1,280 @@
+//! The tokio service: [`Proxy`] binds the listeners, runs each SOCKS5 handshake, and
+//! drives the [`Broker`] (pairing, activation, timeouts) with its sockets and one timer.
+//!
+//! Bind it, feed it the stanzas addressed to its JID with [`Proxy::handle_stanza`], and
+//! send what it wants to send: either pass a transport to [`Proxy::serve`] (a task forwards
+//! every outbound stanza to it), or take the outbound queue with [`Proxy::outbound`] and
+//! send its stanzas yourself.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ft_transport::StanzaTransport;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::codec::Encoder;
+use xep0065_s5b::StreamHost;
+use xep0065_s5b::codec::Reply;
+use xep0065_s5b::stream::server_handshake;
+use xmpp_parsers::stanza::Stanza;
+
+use crate::ProxyConfig;
+use crate::proto::{Action, Broker, ConnId};
+
+struct State {
+    broker: Broker,
+    /// Connections waiting for activation.
+    conns: HashMap<ConnId, TcpStream>,
+    next_conn: u64,
+}
+
+struct Inner {
+    config: ProxyConfig,
+    streamhosts: Vec<StreamHost>,
+    state: Mutex<State>,
+    /// Wakes the timer task when the next deadline may have moved (a new slot).
+    timer: Arc<Notify>,
+    out_tx: mpsc::UnboundedSender<Stanza>,
+    out_rx: Mutex<Option<mpsc::UnboundedReceiver<Stanza>>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        lock(&self.tasks).abort_all();
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// A XEP-0065 proxy. Cheap to clone; the listeners and relays stop when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("jid", &self.inner.config.jid)
+            .field("streamhosts", &self.inner.streamhosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Binds the listeners and starts accepting SOCKS5 connections.
+    pub async fn bind(config: ProxyConfig) -> io::Result<Self> {
+        let mut listeners = Vec::new();
+        for a in &config.listen {
+            listeners.push(TcpListener::bind(a).await?);
+        }
+        let streamhosts = if config.announce.is_empty() {
+            listeners
+                .iter()
+                .map(|l| {
+                    l.local_addr()
+                        .map(|a| StreamHost::new(config.jid.clone(), a.ip(), a.port()))
+                })
+                .collect::<io::Result<Vec<_>>>()?
+        } else {
+            config
+                .announce
+                .iter()
+                .map(|(h, p)| StreamHost::new(config.jid.clone(), h.clone(), *p))
+                .collect()
+        };
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                broker: Broker::new(&config, streamhosts.clone()),
+                conns: HashMap::new(),
+                next_conn: 0,
+            }),
+            config,
+            streamhosts,
+            timer: Arc::new(Notify::new()),
+            out_tx,
+            out_rx: Mutex::new(Some(out_rx)),
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        for l in listeners {
+            let weak = Arc::downgrade(&inner);
+            lock(&inner.tasks).spawn(accept_loop(l, weak));
+        }
+        let timer = inner.timer.clone();
+        lock(&inner.tasks).spawn(timer_loop(Arc::downgrade(&inner), timer));
+        Ok(Self { inner })
+    }
+
+    /// The streamhosts this proxy announces.
+    pub fn streamhosts(&self) -> &[StreamHost] {
+        &self.inner.streamhosts
+    }
+
+    /// The outbound stanzas (iq answers), once: `None` after the first call or after
+    /// [`serve`](Self::serve).
+    pub fn outbound(&self) -> Option<mpsc::UnboundedReceiver<Stanza>> {
+        lock(&self.inner.out_rx).take()
+    }
+
+    /// Sends every outbound stanza through `transport` from a task that lives as long as
+    /// the proxy. Does nothing if [`outbound`](Self::outbound) was taken already.
+    pub fn serve<T: StanzaTransport>(&self, transport: T) {
+        let Some(mut rx) = self.outbound() else {
+            return;
+        };
+        lock(&self.inner.tasks).spawn(async move {
+            while let Some(s) = rx.recv().await {
+                if let Err(e) = transport.send(s).await {
+                    tracing::debug!("proxy: cannot send: {e}");
+                }
+            }
+        });
+    }
+
+    /// How many connections wait for activation.
+    pub fn pending(&self) -> usize {
+        lock(&self.inner.state).broker.pending()
+    }
+
+    /// Takes disco#info and bytestreams iqs; hands back everything else. Call it inside a
+    /// tokio runtime (an activation starts a relay task).
+    pub fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        let mut st = lock(&self.inner.state);
+        let flow = st.broker.handle_stanza(now(), stanza);
+        drive(&self.inner, &mut st);
+        flow
+    }
+}
+
+/// Sends the broker's stanzas and performs its actions (under the state lock).
+fn drive(inner: &Arc<Inner>, st: &mut State) {
+    while let Some(s) = st.broker.poll_transmit() {
+        let _ = inner.out_tx.send(s);
+    }
+    while let Some(a) = st.broker.poll_action() {
+        match a {
+            Action::Close(c) => {
+                if st.conns.remove(&c).is_some() {
+                    tracing::debug!("proxy: connection {c:?} never activated, closed");
+                }
+            }
+            Action::Relay {
+                dst_addr,
+                target,
+                requester,
+            } => {
+                let (Some(t), Some(r)) = (st.conns.remove(&target), st.conns.remove(&requester))
+                else {
+                    st.broker.handle_relay_ended(&dst_addr);
+                    continue;
+                };
+                let weak = Arc::downgrade(inner);
+                let size = inner.config.buffer_size;
+                let rate = inner.config.bandwidth_limit;
+                lock(&inner.tasks).spawn(async move {
+                    let res = crate::relay::relay(t, r, size, rate).await;
+                    tracing::debug!("proxy: relay {dst_addr} ended: {res:?}");
+                    if let Some(inner) = weak.upgrade() {
+                        lock(&inner.state).broker.handle_relay_ended(&dst_addr);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Calls the broker's `handle_timeout` at each deadline it asks for.
+async fn timer_loop(weak: Weak<Inner>, timer: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(inner) = weak.upgrade() else { return };
+            lock(&inner.state).broker.poll_timeout()
+        };
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = timer.notified() => continue,
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let mut st = lock(&inner.state);
+        st.broker.handle_timeout(now());
+        drive(&inner, &mut st);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let weak = Arc::downgrade(&strong);
+        let timeout = strong.config.handshake_timeout;
+        lock(&strong.tasks).spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Ok((framed, dst)) = server_handshake(tcp, 40, timeout).await else {
+                return;
+            };
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            // Decide, answer and register in one critical section: a peer that has read our
+            // success reply may activate at once, and its activation must find the
+            // connection already in its slot. The reply is one small write on a fresh socket
+            // whose send buffer is empty, so a non-blocking write takes it whole; anything
+            // else drops the connection.
+            let parts = framed.into_parts();
+            let mut codec = parts.codec;
+            let stream = parts.io;
+            // Bytes sent before activation are ignored (XEP-0065 §9.1): the read buffer is dropped.
+            let mut st = lock(&inner.state);
+            let conn = ConnId(st.next_conn);
+            st.next_conn += 1;
+            let decision = st.broker.handle_request(now(), conn, &dst);
+            let reply = match decision {
+                Ok(_) => Reply::success_s5b(&dst),
+                Err(code) => Reply::failure(code),
+            };
+            let mut buf = bytes::BytesMut::new();
+            let sent = codec.encode(reply, &mut buf).is_ok()
+                && matches!(stream.try_write(&buf), Ok(n) if n == buf.len());
+            if decision.is_ok() {
+                if sent {
+                    st.conns.insert(conn, stream);
+                } else {
+                    st.broker.handle_closed(conn);
+                }
+            }
+            drive(&inner, &mut st);
+            drop(st);
+            inner.timer.notify_one();
+        });
+    }
+}

@@ -1,0 +1,155 @@
+//! [`Config`] and [`DialPolicy`]: the settings shared by the sans-IO cores
+//! ([`proto`](crate::proto)) and the tokio driver.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jid::Jid;
+
+use crate::{Host, StreamHost};
+
+/// Settings of the requester and target (the cores of [`proto`](crate::proto) and the
+/// tokio `S5b`). `Default` gives the values documented on each field.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses the requester's listener binds and offers as its own streamhosts.
+    /// `None` (default): this host's non-loopback addresses, one IPv4 and one IPv6 (the
+    /// ones the system routes from), link-local left out, found when first needed.
+    pub listen: Option<Vec<IpAddr>>,
+    /// The listener's port; default 0 (any free port, one per address).
+    pub listen_port: u16,
+    /// Extra addresses offered after the local ones (for example a NAT's external
+    /// address forwarded to `listen_port`). Default: none.
+    pub external: Vec<(Host, u16)>,
+    /// Proxies offered after our own streamhosts, before those passed to
+    /// `S5b::connect`. Default: none (the facade discovers them).
+    pub proxies: Vec<StreamHost>,
+    /// How long the requester waits for the target's answer to an offer. Default 60 s:
+    /// the target's whole connect budget plus the time its user takes is not in it, but
+    /// its racing is.
+    pub offer_timeout: Duration,
+    /// Iq round trips to a proxy (address query, activation). Default 15 s, the same as
+    /// Spark's response timeout.
+    pub iq_timeout: Duration,
+    /// The target's total budget for connecting to any offered streamhost. Default 10 s.
+    pub connect_budget: Duration,
+    /// The delay between starting attempts at successive streamhosts (staggered racing,
+    /// RFC 8305 style; the next also starts at once when all running ones failed).
+    /// Default 250 ms.
+    pub stagger: Duration,
+    /// The time one SOCKS5 handshake (either side) may take. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Which addresses a peer may make us dial. Default: [`DialPolicy::allow_all`], what
+    /// deployed clients do and what same-host transfers need; a client exposed to
+    /// untrusted peers should use [`DialPolicy::no_loopback`] or its own policy.
+    pub dial_policy: DialPolicy,
+    /// The prefix of the iq ids the cores generate; each appends the sid and a counter.
+    /// Default `"s5b-"`. The tokio driver appends a random salt per connection, so ids
+    /// are not guessable; a simulation keeps it fixed for determinism.
+    pub id_prefix: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            listen_port: 0,
+            external: Vec::new(),
+            proxies: Vec::new(),
+            offer_timeout: Duration::from_secs(60),
+            iq_timeout: Duration::from_secs(15),
+            connect_budget: Duration::from_secs(10),
+            stagger: Duration::from_millis(250),
+            handshake_timeout: Duration::from_secs(10),
+            dial_policy: DialPolicy::allow_all(),
+            id_prefix: String::from("s5b-"),
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`listen`](Self::listen).
+    pub fn listen(&mut self, addrs: Vec<IpAddr>) -> &mut Self {
+        self.listen = Some(addrs);
+        self
+    }
+    /// Sets [`proxies`](Self::proxies).
+    pub fn proxies(&mut self, proxies: Vec<StreamHost>) -> &mut Self {
+        self.proxies = proxies;
+        self
+    }
+    /// Sets [`connect_budget`](Self::connect_budget).
+    pub fn connect_budget(&mut self, d: Duration) -> &mut Self {
+        self.connect_budget = d;
+        self
+    }
+    /// Sets [`stagger`](Self::stagger).
+    pub fn stagger(&mut self, d: Duration) -> &mut Self {
+        self.stagger = d;
+        self
+    }
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    pub fn handshake_timeout(&mut self, d: Duration) -> &mut Self {
+        self.handshake_timeout = d;
+        self
+    }
+    /// Sets [`id_prefix`](Self::id_prefix).
+    pub fn id_prefix(&mut self, prefix: impl Into<String>) -> &mut Self {
+        self.id_prefix = prefix.into();
+        self
+    }
+    /// Sets [`dial_policy`](Self::dial_policy).
+    pub fn dial_policy(&mut self, p: DialPolicy) -> &mut Self {
+        self.dial_policy = p;
+        self
+    }
+}
+
+/// Decides which addresses a peer may make us dial (as target): `(peer, streamhost,
+/// resolved address) -> allowed`.
+#[derive(Clone)]
+pub struct DialPolicy(Arc<PolicyFn>);
+
+type PolicyFn = dyn Fn(&Jid, &StreamHost, &SocketAddr) -> bool + Send + Sync;
+
+impl DialPolicy {
+    /// A policy from a function.
+    pub fn new(f: impl Fn(&Jid, &StreamHost, &SocketAddr) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Allows every address (what deployed clients do).
+    pub fn allow_all() -> Self {
+        Self::new(|_, _, _| true)
+    }
+
+    /// Refuses loopback, unspecified, link-local and multicast addresses, so a peer cannot
+    /// make us open connections to services on this host.
+    pub fn no_loopback() -> Self {
+        Self::new(|_, _, a| {
+            let ip = a.ip();
+            !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || is_link_local(&ip))
+        })
+    }
+
+    /// Whether `peer` may make us dial `addr` (resolved from `sh`).
+    pub fn allows(&self, peer: &Jid, sh: &StreamHost, addr: &SocketAddr) -> bool {
+        (self.0)(peer, sh, addr)
+    }
+}
+
+impl fmt::Debug for DialPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DialPolicy(..)")
+    }
+}
+
+/// Whether `ip` is link-local (169.254/16, fe80::/10).
+pub(crate) fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
