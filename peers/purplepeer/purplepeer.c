@@ -4,7 +4,7 @@
  * main loop UI ops, core UI ops, an account, a saved status).
  *
  *   common: --jid USER@HOST/RES --password PW --host 127.0.0.1 --port N [--timeout S]
- *           [--proxy JID] [--methods s5b,ibb] [--debug]
+ *           [--proxy JID] [--no-direct] [--methods s5b,ibb] [--debug]
  *   recv --dir D --count N [--decline] [--cancel-after BYTES]
  *   send --to FULLJID [--cancel-after BYTES] FILE...
  *
@@ -18,6 +18,7 @@
  *   bind {host, port, rewritten} every bind() to an internet address; the wildcard is rewritten
  *                                to 127.0.0.1 (libpurple binds its streamhost on 0.0.0.0)
  *   offer {name, size, from}     a file offer arrived (recv)
+ *   progress {name, bytes, size} each time another 256 KiB moved
  *   file {name, path, size, sha256, from}      received completely (recv)
  *   sent {name, size, sha256, to}              sent completely (send)
  *   declined {name, from}        we declined (recv --decline)
@@ -26,6 +27,7 @@
  * Exit status: 0 when every transfer ended as asked (file/sent, or cancelled by us with
  * --cancel-after, or declined with --decline); 2 when one was cancelled otherwise; 1 on error.
  *
+ * --no-direct drops our own streamhost from the offers (only proxies are offered).
  * --methods restricts what our side offers (send) or accepts (recv) by rewriting the SI
  * stream-method options in the stanza (libpurple always offers S5B and IBB, and always picks
  * S5B when it is offered). Logs (libpurple's debug, every stanza) go to stderr.
@@ -57,7 +59,7 @@
 static char *opt_jid, *opt_password, *opt_host = "127.0.0.1", *opt_proxy, *opt_methods;
 static int opt_port = 5222, opt_timeout = 120, opt_debug;
 static char *opt_mode, *opt_dir, *opt_to;
-static int opt_count = 1, opt_decline;
+static int opt_count = 1, opt_decline, opt_no_direct;
 static long long opt_cancel_after = -1;
 static GPtrArray *opt_files;
 
@@ -455,6 +457,9 @@ static void filter_streamhosts(xmlnode *packet, const char *dir)
         const char *host = xmlnode_get_attrib(sh, "host");
         const char *port = xmlnode_get_attrib(sh, "port");
         gboolean keep = is_loopback_literal(host);
+        /* --no-direct: offer only proxies, not our own listener */
+        if (opt_no_direct && strcmp(dir, "offer") == 0 && g_strcmp0(xmlnode_get_attrib(sh, "jid"), opt_jid) == 0)
+            keep = FALSE;
         next = xmlnode_get_next_twin(sh);
         emit("streamhost", "dir", 's', dir, "jid", 's', xmlnode_get_attrib(sh, "jid"), "host", 's', host,
              "port", 'i', (long long)(port ? atoi(port) : 0), "kept", 'b', keep, NULL);
@@ -568,9 +573,18 @@ static gboolean cancel_now(gpointer data)
     return FALSE;
 }
 
+static GHashTable *progress_marks; /* xfer -> last 256 KiB mark reported */
+
 static void xfer_progress(PurpleXfer *xfer, double percent)
 {
+    long long bytes = (long long)purple_xfer_get_bytes_sent(xfer);
+    long long mark = bytes / 262144;
     (void)percent;
+    if (mark > GPOINTER_TO_INT(g_hash_table_lookup(progress_marks, xfer))) {
+        g_hash_table_insert(progress_marks, xfer, GINT_TO_POINTER((int)mark));
+        emit("progress", "name", 's', purple_xfer_get_filename(xfer), "bytes", 'i', bytes, "size", 'i',
+             (long long)purple_xfer_get_size(xfer), NULL);
+    }
     if (opt_cancel_after >= 0 && xfer->ui_data == NULL &&
         (long long)purple_xfer_get_bytes_sent(xfer) >= opt_cancel_after) {
         xfer->ui_data = GINT_TO_POINTER(1); /* once */
@@ -681,7 +695,18 @@ static void send_next(void)
         }
         return;
     }
-    serv_send_file(gc, opt_to, g_ptr_array_index(opt_files, next_file));
+    /* The first file could go through serv_send_file(), but it asks the prpl's
+     * can_receive_file() first, which says no (silently) once libpurple knows a JabberBuddy
+     * for the target without presence, i.e. from the second file on: call the prpl's
+     * send_file() as serv_send_file() does after that check. */
+    {
+        PurplePluginProtocolInfo *info = PURPLE_PLUGIN_PROTOCOL_INFO(purple_connection_get_prpl(gc));
+        if (info == NULL || info->send_file == NULL) {
+            fail("prpl-jabber has no send_file");
+            return;
+        }
+        info->send_file(gc, opt_to, g_ptr_array_index(opt_files, next_file));
+    }
     next_file++;
 }
 
@@ -699,7 +724,10 @@ static void *notify_message(PurpleNotifyMsgType type, const char *title, const c
     char *msg = g_strdup_printf("%s: %s%s%s", title ? title : "notify", primary ? primary : "",
                                 secondary ? ": " : "", secondary ? secondary : "");
     fprintf(stderr, "purplepeer: notify %s\n", msg);
-    if (type == PURPLE_NOTIFY_MSG_ERROR)
+    emit("notify", "message", 's', msg, "error", 'b', type == PURPLE_NOTIFY_MSG_ERROR, NULL);
+    /* A send that never started ("Unable to send file to …") ends the run; errors about a
+     * transfer that did start are also reported by the file-*-cancel signals. */
+    if (type == PURPLE_NOTIFY_MSG_ERROR && primary && strstr(primary, "Unable to send file"))
         fail(msg);
     g_free(msg);
     return NULL;
@@ -773,6 +801,8 @@ static void parse_args(int argc, char **argv)
             opt_proxy = NEXT();
         else if (!strcmp(a, "--methods"))
             opt_methods = NEXT();
+        else if (!strcmp(a, "--no-direct"))
+            opt_no_direct = 1;
         else if (!strcmp(a, "--debug"))
             opt_debug = 1;
         else if (!strcmp(a, "--dir"))
@@ -816,6 +846,7 @@ int main(int argc, char **argv)
     g_setenv("DBUS_SESSION_BUS_ADDRESS", "disabled:", TRUE);
     dns_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     srv_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
+    progress_marks = g_hash_table_new(g_direct_hash, g_direct_equal);
     loop = g_main_loop_new(NULL, FALSE);
     if (opt_dir)
         g_mkdir_with_parents(opt_dir, 0755);

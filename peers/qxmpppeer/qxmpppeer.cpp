@@ -9,6 +9,7 @@
 // One JSON object per line on stdout, each with an "event" (as peers/purplepeer):
 //   ready {jid}, streamhost {dir: offer|received, jid, host, port, kept, rewritten},
 //   dial {host, port, allowed}, bind {host, port, rewritten}, offer {name, size, from},
+//   progress {name, bytes, size} (each 256 KiB),
 //   file {name, path, size, offered_size, sha256, from, method}, sent {name, size, sha256, to, method},
 //   declined {name, from}, cancelled {name, bytes, size, by: local|remote, error}, error {message}.
 // Exit status: 0 when every transfer ended as asked, 2 when one failed otherwise, 1 on error.
@@ -457,7 +458,12 @@ int main(int argc, char **argv)
     // Watches one job: progress (cancel-after), then its end.
     auto watch = [&](QXmppTransferJob *job, QFile *file) {
         auto *cancelled = new bool(false);
-        QObject::connect(job, &QXmppTransferJob::progress, job, [=](qint64 done, qint64) {
+        auto *mark = new qint64(0);
+        QObject::connect(job, &QXmppTransferJob::progress, job, [=](qint64 done, qint64 total) {
+            if (done / 262144 > *mark) {
+                *mark = done / 262144;
+                emitEvent("progress", {{"name", jstr(job->fileName())}, {"bytes", jnum(done)}, {"size", jnum(total)}});
+            }
             if (opt.cancelAfter >= 0 && !*cancelled && done >= opt.cancelAfter) {
                 *cancelled = true;
                 QTimer::singleShot(0, job, [job]() { job->abort(); });
