@@ -137,6 +137,11 @@ async fn purple_declines_xft() {
 }
 
 #[tokio::test]
+async fn xft_dies_sending_to_purple() {
+    xft_dies_sending::<Purple>("ibb-iq", &["--block-size", "4096"], true).await;
+}
+
+#[tokio::test]
 async fn purple_cancels_receiving_from_xft() {
     peer_cancels_receiving::<Purple>("ibb-iq", &["--block-size", "4096"], 100_000).await;
 }

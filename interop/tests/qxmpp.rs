@@ -18,7 +18,6 @@ const UNICODE: &str = "ünïcødé name ✓ with spaces.bin";
 // ---- xft → QXmpp ---------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "issue 12: libpurple never answers the IBB <close/>; xft exits 1 although the file arrived"]
 async fn xft_to_qxmpp_ibb_4096() {
     xft_to_peer::<Qxmpp>(Case {
         xft_extra: &["--block-size", "4096"],
@@ -28,19 +27,21 @@ async fn xft_to_qxmpp_ibb_4096() {
     .await;
 }
 
+/// QXmpp's IBB receiver takes at most block-size 4096 (PEERS.md): a larger `<open/>` gets
+/// `modify/resource-constraint`; xft must then still deliver the file (at a block size the
+/// peer takes).
 #[tokio::test]
-#[ignore = "issue 12: libpurple never answers the IBB <close/>; xft exits 1 although the file arrived"]
-async fn xft_to_qxmpp_ibb_65535() {
+async fn xft_to_qxmpp_ibb_8192() {
     xft_to_peer::<Qxmpp>(Case {
-        xft_extra: &["--block-size", "65535"],
+        xft_extra: &["--block-size", "8192"],
         expect_method: Some("ibb-iq"),
-        ..Case::new("IBB iq 65535", "ibb-iq")
+        ..Case::new("IBB iq 8192 (QXmpp takes 4096)", "ibb-iq")
     })
     .await;
 }
 
 #[tokio::test]
-#[ignore = "issue 12: libpurple accepts <open stanza='message'/> then drops every data message; xft claims success"]
+#[ignore = "issue 12: QXmpp accepts <open stanza='message'/>, drops every data message and answers <close/>; xft claims success"]
 async fn xft_to_qxmpp_ibb_message() {
     xft_to_peer::<Qxmpp>(Case {
         xft_extra: &["--block-size", "4096"],
@@ -113,10 +114,15 @@ async fn qxmpp_declines_xft() {
 
 #[tokio::test]
 async fn qxmpp_cancels_receiving_from_xft() {
-    peer_cancels_receiving::<Qxmpp>("s5b-proxy", &[], 200_000).await;
+    peer_cancels_receiving::<Qxmpp>("ibb-iq", &["--block-size", "4096"], 100_000).await;
 }
 
 // ---- QXmpp → xft ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn xft_dies_sending_to_qxmpp() {
+    xft_dies_sending::<Qxmpp>("ibb-iq", &["--block-size", "4096"], true).await;
+}
 
 #[tokio::test]
 async fn qxmpp_to_xft_ibb() {
@@ -124,7 +130,7 @@ async fn qxmpp_to_xft_ibb() {
         peer_common: &["--methods", "ibb"],
         files: &[("payload.bin", 300_000)],
         expect_method: Some("ibb-iq"),
-        ..Case::new("IBB iq (libpurple's 4096)", "auto")
+        ..Case::new("IBB iq (QXmpp's 4096)", "auto")
     })
     .await;
 }
@@ -142,7 +148,7 @@ async fn qxmpp_to_xft_s5b_direct() {
 #[tokio::test]
 async fn qxmpp_to_xft_s5b_proxy65() {
     peer_to_xft::<Qxmpp>(Case {
-        peer_common: &["--methods", "s5b"],
+        peer_common: &["--methods", "s5b", "--proxy", "proxy.localhost", "--proxy-only"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
     })
@@ -153,7 +159,7 @@ async fn qxmpp_to_xft_s5b_proxy65() {
 async fn qxmpp_to_xft_s5b_xft_proxy() {
     peer_to_xft::<Qxmpp>(Case {
         via: Via::XftProxy,
-        peer_common: &["--methods", "s5b"],
+        peer_common: &["--methods", "s5b", "--proxy", "xftproxy.localhost", "--proxy-only"],
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")
@@ -162,6 +168,7 @@ async fn qxmpp_to_xft_s5b_xft_proxy() {
 }
 
 #[tokio::test]
+#[ignore = "issue 12: QXmpp offers an empty file without size; xft refuses it with bad-profile and prints no row"]
 async fn qxmpp_to_xft_empty_file() {
     peer_to_xft::<Qxmpp>(Case {
         files: &[("empty.bin", 0)],
@@ -200,5 +207,5 @@ async fn qxmpp_cancels_sending_to_xft() {
 
 #[tokio::test]
 async fn xft_dies_receiving_from_qxmpp() {
-    xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"]).await;
+    xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], false).await;
 }
