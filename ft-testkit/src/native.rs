@@ -345,9 +345,7 @@ impl<K: PeerKind> NativePeer<K> {
             match ev {
                 "streamhost" if v["kept"] == true => {
                     let on_wire = v["rewritten"].as_str().unwrap_or(host);
-                    let ok = on_wire
-                        .parse::<IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
+                    let ok = on_wire.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
                     assert!(
                         ok,
                         "{} let a non-loopback streamhost through: {v}",
@@ -359,11 +357,7 @@ impl<K: PeerKind> NativePeer<K> {
                     "{} tried to reach a non-loopback address: {v}",
                     K::BINARY
                 ),
-                "bind" => assert!(
-                    loopback,
-                    "{} bound a non-loopback address: {v}",
-                    K::BINARY
-                ),
+                "bind" => assert!(loopback, "{} bound a non-loopback address: {v}", K::BINARY),
                 _ => {}
             }
         }

@@ -106,7 +106,10 @@ async fn xft_to_purple_empty_file() {
     assert_eq!(rows[0]["sha256"], sha256_hex(&[]), "{}", rows[0]);
     assert!(ok);
     let ev = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
-    assert_eq!(ev["event"], "cancelled", "libpurple's limitation changed? {ev}");
+    assert_eq!(
+        ev["event"], "cancelled",
+        "libpurple's limitation changed? {ev}"
+    );
     assert_eq!(ev["by"], "remote", "{ev}");
     assert_eq!(std::fs::metadata(inbox.join("empty.bin")).unwrap().len(), 0);
     assert_loopback(&peer, &prosody);

@@ -148,7 +148,13 @@ async fn qxmpp_to_xft_s5b_direct() {
 #[tokio::test]
 async fn qxmpp_to_xft_s5b_proxy65() {
     peer_to_xft::<Qxmpp>(Case {
-        peer_common: &["--methods", "s5b", "--proxy", "proxy.localhost", "--proxy-only"],
+        peer_common: &[
+            "--methods",
+            "s5b",
+            "--proxy",
+            "proxy.localhost",
+            "--proxy-only",
+        ],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
     })
@@ -159,7 +165,13 @@ async fn qxmpp_to_xft_s5b_proxy65() {
 async fn qxmpp_to_xft_s5b_xft_proxy() {
     peer_to_xft::<Qxmpp>(Case {
         via: Via::XftProxy,
-        peer_common: &["--methods", "s5b", "--proxy", "xftproxy.localhost", "--proxy-only"],
+        peer_common: &[
+            "--methods",
+            "s5b",
+            "--proxy",
+            "xftproxy.localhost",
+            "--proxy-only",
+        ],
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")

@@ -102,20 +102,23 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
     let outbox = r.dir.path().join("outbox");
     std::fs::create_dir_all(&outbox).unwrap();
     let files = make_files(&outbox, c.files);
-    let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
-        .await
-        .unwrap();
+    let mut peer =
+        NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
+            .await
+            .unwrap();
     let to = peer.jid().unwrap().to_string();
     let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
     let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
     let (rows, ok) = xft.finish(BUDGET).await;
-    assert_eq!(rows.len(), files.len(), "one row per file: {rows:?}\n{}", xft.stderr());
+    assert_eq!(
+        rows.len(),
+        files.len(),
+        "one row per file: {rows:?}\n{}",
+        xft.stderr()
+    );
     for ((path, sha), (x, (_, size))) in files.iter().zip(rows.iter().zip(c.files)) {
         check_xft_row(x, sha, *size, c.expect_method);
-        let got = peer
-            .wait_any(&["file", "cancelled"], BUDGET)
-            .await
-            .unwrap();
+        let got = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
         assert_eq!(got["event"], "file", "{got}\n{}", peer.stderr_tail());
         let name = path.file_name().unwrap();
         assert_eq!(got["name"].as_str(), name.to_str(), "{got}");
@@ -124,7 +127,12 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
         row.note = format!("{} via {}", x["method"].as_str().unwrap_or("?"), c.method);
     }
     assert!(ok, "xft send exits 0: {rows:?}\n{}", xft.stderr());
-    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0), "{}", peer.stderr_tail());
+    assert_eq!(
+        peer.finish(BUDGET).await.unwrap(),
+        Some(0),
+        "{}",
+        peer.stderr_tail()
+    );
     assert_loopback(&peer, &r.prosody);
 }
 
@@ -148,10 +156,7 @@ pub async fn peer_to_xft<K: PeerKind>(c: Case<'_>) {
         .await
         .unwrap();
     for ((path, sha), (_, size)) in files.iter().zip(c.files) {
-        let sent = peer
-            .wait_any(&["sent", "cancelled"], BUDGET)
-            .await
-            .unwrap();
+        let sent = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
         assert_eq!(sent["event"], "sent", "{sent}\n{}", peer.stderr_tail());
         assert_eq!(sent["sha256"], sha.as_str(), "{sent}");
         let x = xft
@@ -161,12 +166,17 @@ pub async fn peer_to_xft<K: PeerKind>(c: Case<'_>) {
         check_xft_row(&x, sha, *size, c.expect_method);
         let name = path.file_name().unwrap();
         assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {x}");
-        row.note = format!("{}", x["method"].as_str().unwrap_or("?"));
+        row.note = x["method"].as_str().unwrap_or("?").to_owned();
     }
     let (rest, ok) = xft.finish(BUDGET).await;
     assert!(rest.is_empty(), "{rest:?}");
     assert!(ok, "xft recv exits 0: {}", xft.stderr());
-    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0), "{}", peer.stderr_tail());
+    assert_eq!(
+        peer.finish(BUDGET).await.unwrap(),
+        Some(0),
+        "{}",
+        peer.stderr_tail()
+    );
     assert_loopback(&peer, &r.prosody);
 }
 
@@ -186,7 +196,11 @@ pub async fn peer_declines<K: PeerKind>(method: &str) {
     let mut xft = xft_send(&r.prosody, &to, method, &[], &[&file]);
     let (rows, ok) = xft.finish(BUDGET).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(!rows[0]["error"].is_null(), "the decline is reported: {}", rows[0]);
+    assert!(
+        !rows[0]["error"].is_null(),
+        "the decline is reported: {}",
+        rows[0]
+    );
     assert!(!ok, "xft send exits 1 after a decline");
     peer.wait_event("declined").await.unwrap();
     assert!(!inbox.join("unwanted.bin").exists());
@@ -210,10 +224,7 @@ pub async fn xft_declines<K: PeerKind>() {
     let mut peer = NativePeer::<K>::send(&r.prosody, "alice", &[], &to, &[&file], &[])
         .await
         .unwrap();
-    let ev = peer
-        .wait_any(&["sent", "cancelled"], BUDGET)
-        .await
-        .unwrap();
+    let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
     assert_eq!(ev["event"], "cancelled", "{ev}");
     assert_eq!(ev["by"], "remote", "{ev}");
     assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
@@ -233,21 +244,28 @@ pub async fn peer_cancels_receiving<K: PeerKind>(method: &str, xft_extra: &[&str
     let size = 3_000_000;
     let file = write(r.dir.path(), "cancelled.bin", &content(size, 7));
     let after_s = after.to_string();
-    let mut peer =
-        NativePeer::<K>::recv(&r.prosody, "bob", &[], &inbox, 1, &["--cancel-after", &after_s])
-            .await
-            .unwrap();
+    let mut peer = NativePeer::<K>::recv(
+        &r.prosody,
+        "bob",
+        &[],
+        &inbox,
+        1,
+        &["--cancel-after", &after_s],
+    )
+    .await
+    .unwrap();
     let to = peer.jid().unwrap().to_string();
     let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
-    let ev = peer
-        .wait_any(&["file", "cancelled"], BUDGET)
-        .await
-        .unwrap();
+    let ev = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
     assert_eq!(ev["event"], "cancelled", "{ev}");
     assert_eq!(ev["by"], "local", "{ev}");
     let (rows, ok) = xft.finish(BUDGET).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(!rows[0]["error"].is_null(), "xft reports the cancel: {}", rows[0]);
+    assert!(
+        !rows[0]["error"].is_null(),
+        "xft reports the cancel: {}",
+        rows[0]
+    );
     assert!(!ok, "xft send exits 1 after the peer cancelled");
     assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0));
     assert_loopback(&peer, &r.prosody);
@@ -278,10 +296,7 @@ pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64)
     )
     .await
     .unwrap();
-    let ev = peer
-        .wait_any(&["sent", "cancelled"], BUDGET)
-        .await
-        .unwrap();
+    let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
     assert_eq!(ev["event"], "cancelled", "{ev}");
     assert_eq!(ev["by"], "local", "{ev}");
     let x = xft
@@ -319,7 +334,10 @@ pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: boo
         .unwrap();
     let p = peer.wait_event("progress").await.unwrap();
     xft.kill().await;
-    assert!(p["bytes"].as_u64() < p["size"].as_u64(), "killed mid-transfer: {p}");
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
     let wait = if may_hang {
         Duration::from_secs(15)
     } else {
@@ -363,7 +381,10 @@ pub async fn xft_dies_sending<K: PeerKind>(method: &str, xft_extra: &[&str], may
     let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
     let p = peer.wait_event("progress").await.unwrap();
     xft.kill().await;
-    assert!(p["bytes"].as_u64() < p["size"].as_u64(), "killed mid-transfer: {p}");
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
     let wait = if may_hang {
         Duration::from_secs(15)
     } else {

@@ -121,7 +121,13 @@ impl Xft {
     /// Waits until the process printed `needle` on stderr (`xft recv`: " online ").
     pub async fn wait_stderr(&self, needle: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
+        while !self
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+        {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "xft printed no {needle:?} within 30 s: {}",
@@ -322,7 +328,8 @@ pub fn render_table() -> String {
             (s("result"), s("note")),
         );
     }
-    let mut out = String::from("| client | direction | case | result | note |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| client | direction | case | result | note |\n|---|---|---|---|---|\n");
     for ((client, direction, case), (result, note)) in latest {
         out.push_str(&format!(
             "| {client} | {direction} | {case} | {result} | {note} |\n"
