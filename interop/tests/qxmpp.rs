@@ -219,5 +219,5 @@ async fn qxmpp_cancels_sending_to_xft() {
 
 #[tokio::test]
 async fn xft_dies_receiving_from_qxmpp() {
-    xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], false).await;
+    xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], true).await;
 }

@@ -316,9 +316,12 @@ pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64)
 }
 
 /// `xft recv` dies mid-transfer (killed by its pid): the sending peer reports the transfer
-/// as failed instead of sent. With `may_hang`, the peer may instead stay silent (libpurple's
-/// IBB sender has no acknowledgement timeout: when the `<data/>` in flight reached the dying
-/// session, no error ever comes back) but must never say `sent`.
+/// as failed instead of sent. With `may_hang`, the peer may instead stay silent but must
+/// never say `sent`: libpurple's and QXmpp's IBB senders have no acknowledgement timeout, and
+/// the `<data/>` in flight when xft dies is written by Prosody to the closing session
+/// (`Sending[c2s]: <iq to='bob@localhost/xft' … id='qxmpp147'>` right before `Connection closed
+/// by remote`), so neither a result nor an error ever comes back. When the next `<data/>`
+/// arrives after the unbind, Prosody bounces it (`service-unavailable`) and the peer cancels.
 pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: bool) {
     if !ft_testkit::interop_enabled() {
         return;
