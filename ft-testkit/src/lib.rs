@@ -53,7 +53,9 @@ mod prosody;
 mod slix;
 
 pub use error::Error;
-pub use native::{NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, peer_binary};
+pub use native::{
+    NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, check_loopback, peer_binary,
+};
 pub use prosody::{PASSWORD, Prosody, ProsodyOptions};
 pub use slix::{DEFAULT_WAIT, SlixPeer, python, repo_root};
 

@@ -333,33 +333,8 @@ impl<K: PeerKind> NativePeer<K> {
     /// received), every address it dialled (or tried to) and every address it bound is
     /// loopback. Call it after the last [`NativePeer::wait_event`] or [`NativePeer::finish`].
     pub fn assert_loopback_only(&self) {
-        for v in &self.events {
-            let ev = v["event"].as_str().unwrap_or("");
-            let host = v["host"].as_str().unwrap_or("");
-            let loopback = host.parse::<IpAddr>().is_ok_and(|ip| match ip {
-                IpAddr::V4(a) => a.is_loopback(),
-                IpAddr::V6(a) => {
-                    a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m| m.is_loopback())
-                }
-            });
-            match ev {
-                "streamhost" if v["kept"] == true => {
-                    let on_wire = v["rewritten"].as_str().unwrap_or(host);
-                    let ok = on_wire.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-                    assert!(
-                        ok,
-                        "{} let a non-loopback streamhost through: {v}",
-                        K::BINARY
-                    );
-                }
-                "dial" => assert!(
-                    loopback && v["allowed"] == true,
-                    "{} tried to reach a non-loopback address: {v}",
-                    K::BINARY
-                ),
-                "bind" => assert!(loopback, "{} bound a non-loopback address: {v}", K::BINARY),
-                _ => {}
-            }
+        if let Err(e) = check_loopback(&self.events) {
+            panic!("{}: {e}\n--- log ---\n{}", K::BINARY, self.stderr_tail());
         }
     }
 
@@ -390,5 +365,68 @@ impl<K: PeerKind> NativePeer<K> {
             }
         }
         let _ = self.child.kill().await;
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.parse::<IpAddr>().is_ok_and(|ip| match ip {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+    })
+}
+
+/// The check behind [`NativePeer::assert_loopback_only`], over a peer's JSON events: a kept
+/// `streamhost` (as put on the wire, after any rewrite), a `dial` (allowed or refused) and a
+/// `bind` must all name a loopback address.
+pub fn check_loopback(events: &[Value]) -> Result<(), String> {
+    for v in events {
+        let host = v["host"].as_str().unwrap_or("");
+        match v["event"].as_str().unwrap_or("") {
+            "streamhost" if v["kept"] == true => {
+                let on_wire = v["rewritten"].as_str().unwrap_or(host);
+                if !is_loopback(on_wire) {
+                    return Err(format!("a non-loopback streamhost went on the wire: {v}"));
+                }
+            }
+            "dial" if !(is_loopback(host) && v["allowed"] == true) => {
+                return Err(format!("tried to reach a non-loopback address: {v}"));
+            }
+            "bind" if !is_loopback(host) => {
+                return Err(format!("bound a non-loopback address: {v}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_loopback;
+    use serde_json::json;
+
+    #[test]
+    fn loopback_only_events_pass() {
+        let events = [
+            json!({"event":"dial","host":"127.0.0.1","port":5222,"allowed":true}),
+            json!({"event":"bind","host":"::ffff:127.0.0.1","port":0,"rewritten":true}),
+            json!({"event":"streamhost","dir":"offer","host":"192.0.2.2","kept":false}),
+            json!({"event":"streamhost","dir":"offer","host":"192.0.2.2","kept":true,"rewritten":"127.0.0.1"}),
+            json!({"event":"streamhost","dir":"received","host":"::1","kept":true}),
+        ];
+        assert_eq!(check_loopback(&events), Ok(()));
+    }
+
+    #[test]
+    fn any_non_loopback_offer_dial_or_bind_fails() {
+        for bad in [
+            json!({"event":"streamhost","dir":"offer","host":"192.0.2.2","kept":true}),
+            json!({"event":"streamhost","dir":"received","host":"proxy.example","kept":true}),
+            json!({"event":"dial","host":"192.0.2.2","port":7777,"allowed":false}),
+            json!({"event":"dial","host":"fd00::2","port":7777,"allowed":true}),
+            json!({"event":"bind","host":"0.0.0.0","port":0,"rewritten":false}),
+        ] {
+            assert!(check_loopback(std::slice::from_ref(&bad)).is_err(), "{bad}");
+        }
     }
 }
