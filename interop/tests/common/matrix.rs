@@ -81,8 +81,11 @@ fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn check_xft_row(row: &Value, sha: &str, size: usize, expect_method: Option<&str>) {
-    assert!(row["error"].is_null(), "xft failed: {row}");
+fn check_xft_row(row: &Value, sha: &str, size: usize, expect_method: Option<&str>, peer_log: &str) {
+    assert!(
+        row["error"].is_null(),
+        "xft failed: {row}\n--- peer log ---\n{peer_log}"
+    );
     assert_eq!(row["sha256"], sha, "{row}");
     assert_eq!(row["bytes"].as_u64(), Some(size as u64), "{row}");
     if let Some(m) = expect_method {
@@ -117,7 +120,7 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
         xft.stderr()
     );
     for ((path, sha), (x, (_, size))) in files.iter().zip(rows.iter().zip(c.files)) {
-        check_xft_row(x, sha, *size, c.expect_method);
+        check_xft_row(x, sha, *size, c.expect_method, &peer.stderr_tail());
         let got = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
         assert_eq!(got["event"], "file", "{got}\n{}", peer.stderr_tail());
         let name = path.file_name().unwrap();
@@ -163,7 +166,7 @@ pub async fn peer_to_xft<K: PeerKind>(c: Case<'_>) {
             .row(BUDGET)
             .await
             .unwrap_or_else(|| panic!("xft recv printed no row: {}", xft.stderr()));
-        check_xft_row(&x, sha, *size, c.expect_method);
+        check_xft_row(&x, sha, *size, c.expect_method, &peer.stderr_tail());
         let name = path.file_name().unwrap();
         assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {x}");
         row.note = x["method"].as_str().unwrap_or("?").to_owned();
