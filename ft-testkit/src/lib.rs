@@ -11,6 +11,10 @@
 //! * [`SlixPeer`] runs `peers/slixpeer.py` from the repository's `.venv` (slixmpp pinned in
 //!   `peers/requirements.txt`) in one mode: `disco-info`, `serve`, `recv` or `send`, and
 //!   reads the JSON lines it prints.
+//! * [`PurplePeer`] and [`QxmppPeer`] run `peers/build/purplepeer` (libpurple 2.14) and
+//!   `peers/build/qxmpppeer` (QXmpp 1.4), built by `peers/build.sh`, in mode `recv` or
+//!   `send`, read their JSON lines and check that they only ever offered, dialled and bound
+//!   loopback addresses ([`NativePeer::assert_loopback_only`]).
 //! * It installs nothing: `scripts/test` installs the Debian package `prosody` and creates
 //!   `.venv`. A missing piece is an [`Error::NotInstalled`], never a silent skip. Only
 //!   `XFT_SKIP_INTEROP=1` skips, loudly ([`interop_enabled`]).
@@ -44,10 +48,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod native;
 mod prosody;
 mod slix;
 
 pub use error::Error;
+pub use native::{
+    NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, check_loopback, peer_binary,
+};
 pub use prosody::{PASSWORD, Prosody, ProsodyOptions};
 pub use slix::{DEFAULT_WAIT, SlixPeer, python, repo_root};
 

@@ -1,0 +1,416 @@
+//! The transfer matrix shared by `purple.rs` and `qxmpp.rs`: each case runs `xft` (the
+//! binary) against one real peer through a real Prosody, compares SHA-256 on disk, asserts
+//! the outcome of both sides and that nothing but loopback was offered or dialled, and
+//! appends an interop table row.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ft_testkit::{NativePeer, PeerKind};
+use serde_json::Value;
+
+use super::xftcli::*;
+
+/// Where the transfer goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Prosody with mod_proxy65 (`proxy.localhost`).
+    Prosody,
+    /// Prosody without mod_proxy65, and `xft proxy` attached as `xftproxy.localhost`.
+    XftProxy,
+}
+
+pub struct Case<'a> {
+    /// The table's case name.
+    pub case: &'static str,
+    pub via: Via,
+    /// `xft send`'s or `xft recv`'s `--method`.
+    pub method: &'a str,
+    /// More `xft` options.
+    pub xft_extra: &'a [&'a str],
+    /// The peer's common options (`--methods ibb`, `--proxy JID`, …).
+    pub peer_common: &'a [&'a str],
+    /// The files: (name, size).
+    pub files: &'a [(&'a str, usize)],
+    /// The method `xft` must report for each file (`None`: do not check).
+    pub expect_method: Option<&'a str>,
+}
+
+impl<'a> Case<'a> {
+    pub fn new(case: &'static str, method: &'a str) -> Self {
+        Self {
+            case,
+            via: Via::Prosody,
+            method,
+            xft_extra: &[],
+            peer_common: &[],
+            files: &[("payload.bin", 1_000_000)],
+            expect_method: None,
+        }
+    }
+}
+
+struct Rig {
+    prosody: ft_testkit::Prosody,
+    _proxy: Option<Xft>,
+    dir: tempfile::TempDir,
+}
+
+async fn rig(via: Via) -> Rig {
+    let prosody = prosody(via == Via::Prosody);
+    let proxy = match via {
+        Via::Prosody => None,
+        Via::XftProxy => Some(xft_proxy(&prosody).await),
+    };
+    Rig {
+        prosody,
+        _proxy: proxy,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, (name, size))| {
+            let data = content(*size, *size as u64 + i as u64 + 1);
+            (write(dir, name, &data), sha256_hex(&data))
+        })
+        .collect()
+}
+
+fn check_xft_row(row: &Value, sha: &str, size: usize, expect_method: Option<&str>, peer_log: &str) {
+    assert!(
+        row["error"].is_null(),
+        "xft failed: {row}\n--- peer log ---\n{peer_log}"
+    );
+    assert_eq!(row["sha256"], sha, "{row}");
+    assert_eq!(row["bytes"].as_u64(), Some(size as u64), "{row}");
+    if let Some(m) = expect_method {
+        assert_eq!(row["method"], m, "{row}");
+    }
+    assert_row_loopback(row);
+}
+
+/// `xft send` → the peer's `recv`: every file arrives whole on both counts.
+pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
+    let r = rig(c.via).await;
+    let inbox = r.dir.path().join("inbox");
+    let outbox = r.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let files = make_files(&outbox, c.files);
+    let mut peer =
+        NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
+            .await
+            .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
+    let (rows, ok) = xft.finish(BUDGET).await;
+    assert_eq!(
+        rows.len(),
+        files.len(),
+        "one row per file: {rows:?}\n{}",
+        xft.stderr()
+    );
+    for ((path, sha), (x, (_, size))) in files.iter().zip(rows.iter().zip(c.files)) {
+        check_xft_row(x, sha, *size, c.expect_method, &peer.stderr_tail());
+        let got = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
+        assert_eq!(got["event"], "file", "{got}\n{}", peer.stderr_tail());
+        let name = path.file_name().unwrap();
+        assert_eq!(got["name"].as_str(), name.to_str(), "{got}");
+        assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {got}");
+        assert_eq!(got["sha256"], sha.as_str(), "{got}");
+        row.note = format!("{} via {}", x["method"].as_str().unwrap_or("?"), c.method);
+    }
+    assert!(ok, "xft send exits 0: {rows:?}\n{}", xft.stderr());
+    assert_eq!(
+        peer.finish(BUDGET).await.unwrap(),
+        Some(0),
+        "{}",
+        peer.stderr_tail()
+    );
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// The peer's `send` → `xft recv`: every file arrives whole on both counts.
+pub async fn peer_to_xft<K: PeerKind>(c: Case<'_>) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(K::CLIENT, "peer → xft", c.case);
+    let r = rig(c.via).await;
+    let inbox = r.dir.path().join("inbox");
+    let outbox = r.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let files = make_files(&outbox, c.files);
+    let mut extra = vec!["--method", c.method];
+    extra.extend_from_slice(c.xft_extra);
+    let mut xft = xft_recv(&r.prosody, &inbox, files.len(), &extra).await;
+    let to = format!("{}/xft", r.prosody.jid("bob"));
+    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    let mut peer = NativePeer::<K>::send(&r.prosody, "alice", c.peer_common, &to, &paths, &[])
+        .await
+        .unwrap();
+    for ((path, sha), (_, size)) in files.iter().zip(c.files) {
+        let sent = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
+        assert_eq!(sent["event"], "sent", "{sent}\n{}", peer.stderr_tail());
+        assert_eq!(sent["sha256"], sha.as_str(), "{sent}");
+        let x = xft
+            .row(BUDGET)
+            .await
+            .unwrap_or_else(|| panic!("xft recv printed no row: {}", xft.stderr()));
+        check_xft_row(&x, sha, *size, c.expect_method, &peer.stderr_tail());
+        let name = path.file_name().unwrap();
+        assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {x}");
+        row.note = x["method"].as_str().unwrap_or("?").to_owned();
+    }
+    let (rest, ok) = xft.finish(BUDGET).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(ok, "xft recv exits 0: {}", xft.stderr());
+    assert_eq!(
+        peer.finish(BUDGET).await.unwrap(),
+        Some(0),
+        "{}",
+        peer.stderr_tail()
+    );
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// The peer declines `xft send`'s offer: xft reports the refusal and exits 1, nothing lands.
+pub async fn peer_declines<K: PeerKind>(method: &str) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let _row = Row::new(K::CLIENT, "xft → peer", "decline");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 5));
+    let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", &[], &inbox, 1, &["--decline"])
+        .await
+        .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let mut xft = xft_send(&r.prosody, &to, method, &[], &[&file]);
+    let (rows, ok) = xft.finish(BUDGET).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        !rows[0]["error"].is_null(),
+        "the decline is reported: {}",
+        rows[0]
+    );
+    assert!(!ok, "xft send exits 1 after a decline");
+    peer.wait_event("declined").await.unwrap();
+    assert!(!inbox.join("unwanted.bin").exists());
+    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0));
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// `xft recv` declines the peer's offer (not from an accepted sender): the peer reports the
+/// transfer as refused, nothing lands.
+pub async fn xft_declines<K: PeerKind>() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let _row = Row::new(K::CLIENT, "peer → xft", "decline");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let carol = r.prosody.jid("carol").to_string();
+    let mut xft = xft_recv(&r.prosody, &inbox, 1, &["--from", &carol]).await;
+    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 6));
+    let to = format!("{}/xft", r.prosody.jid("bob"));
+    let mut peer = NativePeer::<K>::send(&r.prosody, "alice", &[], &to, &[&file], &[])
+        .await
+        .unwrap();
+    let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
+    assert_eq!(ev["event"], "cancelled", "{ev}");
+    assert_eq!(ev["by"], "remote", "{ev}");
+    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
+    assert!(!inbox.join("unwanted.bin").exists());
+    xft.kill().await;
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// The peer, receiving, cancels once `after` bytes arrived: xft reports a failure and exits 1.
+pub async fn peer_cancels_receiving<K: PeerKind>(method: &str, xft_extra: &[&str], after: u64) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let _row = Row::new(K::CLIENT, "xft → peer", "cancel by peer");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let size = 3_000_000;
+    let file = write(r.dir.path(), "cancelled.bin", &content(size, 7));
+    let after_s = after.to_string();
+    let mut peer = NativePeer::<K>::recv(
+        &r.prosody,
+        "bob",
+        &[],
+        &inbox,
+        1,
+        &["--cancel-after", &after_s],
+    )
+    .await
+    .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
+    let ev = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
+    assert_eq!(ev["event"], "cancelled", "{ev}");
+    assert_eq!(ev["by"], "local", "{ev}");
+    let (rows, ok) = xft.finish(BUDGET).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        !rows[0]["error"].is_null(),
+        "xft reports the cancel: {}",
+        rows[0]
+    );
+    assert!(!ok, "xft send exits 1 after the peer cancelled");
+    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0));
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// The peer, sending, cancels once `after` bytes are out: xft recv reports a failure, keeps
+/// no complete file and exits 1.
+pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let _row = Row::new(K::CLIENT, "peer → xft", "cancel by peer");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let size = 3_000_000;
+    let data = content(size, 8);
+    let file = write(r.dir.path(), "cancelled.bin", &data);
+    let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
+    let to = format!("{}/xft", r.prosody.jid("bob"));
+    let after_s = after.to_string();
+    let mut peer = NativePeer::<K>::send(
+        &r.prosody,
+        "alice",
+        peer_common,
+        &to,
+        &[&file],
+        &["--cancel-after", &after_s],
+    )
+    .await
+    .unwrap();
+    let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
+    assert_eq!(ev["event"], "cancelled", "{ev}");
+    assert_eq!(ev["by"], "local", "{ev}");
+    let x = xft
+        .row(BUDGET)
+        .await
+        .unwrap_or_else(|| panic!("no row: {}", xft.stderr()));
+    assert!(!x["error"].is_null(), "xft reports the cancel: {x}");
+    let (_, ok) = xft.finish(BUDGET).await;
+    assert!(!ok, "xft recv exits 1 after the sender cancelled");
+    let landed = inbox.join("cancelled.bin");
+    assert!(
+        !landed.exists() || sha256_file(&landed) != sha256_hex(&data),
+        "no complete file after a cancel"
+    );
+    assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(0));
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// `xft recv` dies mid-transfer (killed by its pid): the sending peer reports the transfer
+/// as failed instead of sent. With `may_hang`, the peer may instead stay silent but must
+/// never say `sent`: libpurple's and QXmpp's IBB senders have no acknowledgement timeout, and
+/// the `<data/>` in flight when xft dies is written by Prosody to the closing session
+/// (`Sending[c2s]: <iq to='bob@localhost/xft' … id='qxmpp147'>` right before `Connection closed
+/// by remote`), so neither a result nor an error ever comes back. When the next `<data/>`
+/// arrives after the unbind, Prosody bounces it (`service-unavailable`) and the peer cancels.
+pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: bool) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(K::CLIENT, "peer → xft", "cancel by xft");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let file = write(r.dir.path(), "interrupted.bin", &content(3_000_000, 9));
+    let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
+    let to = format!("{}/xft", r.prosody.jid("bob"));
+    let mut peer = NativePeer::<K>::send(&r.prosody, "alice", peer_common, &to, &[&file], &[])
+        .await
+        .unwrap();
+    let p = peer.wait_event("progress").await.unwrap();
+    xft.kill().await;
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
+    let wait = if may_hang {
+        Duration::from_secs(15)
+    } else {
+        BUDGET
+    };
+    match peer.wait_any(&["sent", "cancelled"], wait).await {
+        Ok(ev) => {
+            assert_eq!(ev["event"], "cancelled", "{ev}");
+            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
+            row.note = "sender cancelled".into();
+        }
+        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
+            assert!(
+                !peer.events().iter().any(|e| e["event"] == "sent"),
+                "{:?}",
+                peer.events()
+            );
+            row.note = "sender hangs (lost IBB ack, no timeout)".into();
+        }
+        Err(e) => panic!("{e}"),
+    }
+    assert_loopback(&peer, &r.prosody);
+}
+
+/// `xft send` dies mid-transfer: the receiving peer reports the transfer as cancelled and
+/// never as a complete file. With `may_hang`, the peer may instead wait on (QXmpp's IBB
+/// receiver has no inactivity timeout and nothing tells it the sender is gone) but must never
+/// report a file.
+pub async fn xft_dies_sending<K: PeerKind>(method: &str, xft_extra: &[&str], may_hang: bool) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(K::CLIENT, "xft → peer", "cancel by xft");
+    let r = rig(Via::Prosody).await;
+    let inbox = r.dir.path().join("inbox");
+    let file = write(r.dir.path(), "interrupted.bin", &content(3_000_000, 10));
+    let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", &[], &inbox, 1, &[])
+        .await
+        .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
+    let p = peer.wait_event("progress").await.unwrap();
+    xft.kill().await;
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
+    let wait = if may_hang {
+        Duration::from_secs(15)
+    } else {
+        BUDGET
+    };
+    match peer.wait_any(&["file", "cancelled"], wait).await {
+        Ok(ev) => {
+            assert_eq!(ev["event"], "cancelled", "{ev}");
+            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
+            row.note = "receiver cancelled".into();
+        }
+        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
+            assert!(
+                !peer.events().iter().any(|e| e["event"] == "file"),
+                "{:?}",
+                peer.events()
+            );
+            row.note = "receiver waits on (no IBB inactivity timeout)".into();
+        }
+        Err(e) => panic!("{e}"),
+    }
+    assert_loopback(&peer, &r.prosody);
+}
