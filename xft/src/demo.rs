@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, SendOptions};
+use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource};
 use ft_transport::hub::{Hub, HubTransport};
 use jid::Jid;
 use sha2::{Digest, Sha256};
