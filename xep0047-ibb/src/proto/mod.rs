@@ -116,6 +116,10 @@ pub enum Event {
     Writable,
     /// The peer sent `<close/>`: the reader reaches end of file after the buffered bytes.
     PeerClosed,
+    /// Everything we wrote went out (over iq: every chunk acknowledged), but the peer did
+    /// not answer our `<close/>` within [`Config::close_grace`](crate::Config::close_grace).
+    /// [`Event::Closed`] follows: the session ends cleanly anyway.
+    CloseUnanswered,
     /// The session ended cleanly (our close answered, or the peer's close answered).
     Closed,
     /// The session ended with an error.
@@ -215,6 +219,8 @@ pub struct Session {
     peer_close: Option<(String, Instant)>,
     /// [`Session::cancel`] was called: nothing more is sent or kept.
     cancelled: bool,
+    /// Our close went unanswered after everything had gone out ([`Event::CloseUnanswered`]).
+    close_unanswered: bool,
     /// Written bytes were dropped unsent because the peer closed first.
     discarded: bool,
 }
@@ -253,6 +259,7 @@ impl Session {
             peer_closed: false,
             peer_close: None,
             cancelled: false,
+            close_unanswered: false,
             discarded: false,
         }
     }
@@ -447,6 +454,12 @@ impl Session {
             }
             State::Closing { deadline, close_id } if *deadline <= now => {
                 if close_id.is_some() && (self.error.is_some() || self.cancelled) {
+                    self.finish(None);
+                } else if close_id.is_some() && self.is_flushed() {
+                    // Every byte went out (and over iq was acknowledged); only the answer
+                    // to our close is missing (libpurple never sends it).
+                    self.close_unanswered = true;
+                    self.events.push_back(Event::CloseUnanswered);
                     self.finish(None);
                 } else {
                     self.finish(Some(Error::Timeout(TimeoutKind::Close)));

@@ -100,6 +100,14 @@ impl Session {
         self.cancelled
     }
 
+    /// Whether the session ended without an answer to our `<close/>` although everything
+    /// we wrote had gone out (over iq: every chunk acknowledged), after
+    /// [`Config::close_grace`](crate::Config::close_grace): a clean end with a warning
+    /// ([`Event::CloseUnanswered`]).
+    pub fn close_unanswered(&self) -> bool {
+        self.close_unanswered
+    }
+
     /// The error a writer should see although the session itself ended cleanly:
     /// [`Error::ClosedByPeer`] when the peer's `<close/>` came while written bytes were
     /// still unsent, and those bytes were dropped (XEP-0047 §2.3).
@@ -257,7 +265,10 @@ impl Session {
         if let State::Closing { close_id, deadline } = &self.state
             && close_id.is_none()
         {
-            let deadline = *deadline;
+            // Everything is out (and over iq acknowledged): the close's answer is the last
+            // thing we wait for, and only for the grace (a peer that never answers it still
+            // has every byte).
+            let deadline = (*deadline).min(later(self.now, self.config.close_grace));
             self.send_close(deadline);
         }
     }

@@ -96,7 +96,11 @@ impl Cell {
                         let _ = tx.send(Err(e));
                     }
                 }
-                Event::Readable | Event::Writable | Event::PeerClosed | Event::Closed => {}
+                Event::Readable
+                | Event::Writable
+                | Event::PeerClosed
+                | Event::CloseUnanswered
+                | Event::Closed => {}
             }
         }
         if changed {

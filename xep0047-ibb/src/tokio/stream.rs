@@ -92,6 +92,14 @@ impl IbbStream {
         self.shared.notify.notify_one();
     }
 
+    /// Whether the session ended without an answer to our `<close/>` although everything
+    /// we wrote had gone out (over iq: every chunk acknowledged): see
+    /// [`Session::close_unanswered`](crate::Session::close_unanswered). Meaningful once
+    /// [`poll_shutdown`](AsyncWrite::poll_shutdown) has returned `Ok`.
+    pub fn close_unanswered(&self) -> bool {
+        lock(&self.shared.cell).session.close_unanswered()
+    }
+
     /// The error the session ended with, if any.
     pub fn error(&self) -> Option<Error> {
         let c = lock(&self.shared.cell);

@@ -147,6 +147,9 @@ pub struct Pair {
     /// Drop every stanza from a to b (a dead link).
     pub drop_a_to_b: bool,
     pub filter_a_to_b: Option<Filter>,
+    /// Drop the stanzas from a to b for which this says `true`, answering nothing (a peer
+    /// that ignores them, as libpurple ignores an IBB `<close/>`).
+    pub swallow_a_to_b: Option<Box<dyn FnMut(&Stanza) -> bool>>,
     transit: Vec<InTransit>,
     order: u64,
     rng: u64,
@@ -169,6 +172,7 @@ impl Pair {
             ack_jitter: Duration::ZERO,
             drop_a_to_b: false,
             filter_a_to_b: None,
+            swallow_a_to_b: None,
             transit: Vec::new(),
             order: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -224,6 +228,11 @@ impl Pair {
         }
         if to_b {
             if self.drop_a_to_b {
+                return;
+            }
+            if let Some(f) = self.swallow_a_to_b.as_mut()
+                && f(&stanza)
+            {
                 return;
             }
             if let Some(f) = self.filter_a_to_b.as_mut()
