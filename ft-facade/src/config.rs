@@ -143,6 +143,12 @@ pub struct Config {
     /// How long the sender waits for its end-of-stream (IBB `<close/>` acknowledgement, S5B
     /// shutdown) to complete. Default 30 s.
     pub close_timeout: Duration,
+    /// S5B: after our half-close, how long the sender waits for the receiver to close its
+    /// side, the only sign over a socket that the bytes arrived ([`Delivery`](crate::Delivery)).
+    /// A receiver that has not closed by then gets the result
+    /// [`Unconfirmed`](crate::Delivery::Unconfirmed), never a failure. Default 5 s: receivers
+    /// close as soon as they have read the end (most at `size`), well within it.
+    pub receiver_close_grace: Duration,
     /// Whether [`FileTransfer::handle_stanza`](crate::FileTransfer::handle_stanza) answers
     /// disco#info requests to our JID with a `client/pc` identity and the file-transfer
     /// features (what Pidgin and others check before offering, seed 002). Default `true`;
@@ -184,6 +190,7 @@ impl Default for Config {
             fallback_window: Duration::from_secs(30),
             inactivity_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(30),
+            receiver_close_grace: Duration::from_secs(5),
             answer_disco: true,
             policy: Policy::default(),
             s5b: xep0065_s5b::Config::default(),
@@ -248,6 +255,7 @@ impl Config {
             &mut self.fallback_window,
             &mut self.inactivity_timeout,
             &mut self.close_timeout,
+            &mut self.receiver_close_grace,
         ] {
             *d = (*d).min(t);
         }

@@ -254,6 +254,81 @@ pub enum Event {
     Failed(std::sync::Arc<TransferError>),
 }
 
+/// What a completed transfer's result knows about delivery, and who confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Sender: the receiver acknowledged every byte. Over IBB/iq every `<data/>` was
+    /// answered with a result; over S5B the receiver closed the bytestream cleanly after our
+    /// last byte (through a proxy: the proxy passed that close on).
+    Acknowledged,
+    /// Sender: nothing the receiver sent says the bytes arrived. IBB over `<message/>` has no
+    /// acknowledgements at all (libpurple and QXmpp accept such an open, then drop every
+    /// data message; QXmpp even answers the `<close/>`); an S5B receiver that neither closed
+    /// within [`Config::receiver_close_grace`](crate::Config::receiver_close_grace) nor
+    /// cleanly (see [`Outcome::warnings`]).
+    Unconfirmed,
+    /// Receiver: the bytes are in place, and these checks passed.
+    Received {
+        /// The byte count equals the offered size (`false`: the offer had no size, the file
+        /// ended where the bytestream ended).
+        size_checked: bool,
+        /// The MD5 equals the offered one (`false`: the offer carried no hash, or a resume
+        /// left the prefix unhashed).
+        hash_checked: bool,
+    },
+}
+
+impl Delivery {
+    /// `acknowledged`, `unconfirmed` or `received`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Acknowledged => "acknowledged",
+            Self::Unconfirmed => "unconfirmed",
+            Self::Received { .. } => "received",
+        }
+    }
+}
+
+/// Something a completed transfer's result should not hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// IBB: every chunk went out (over iq: acknowledged), but the receiver never answered
+    /// our `<close/>` (libpurple never does).
+    CloseUnanswered,
+    /// S5B: the receiver did not close the bytestream within the grace after our last byte.
+    NoCloseFromReceiver,
+    /// S5B: the receiver reset the connection after our last byte (closed with bytes still
+    /// unread, or an error on its side).
+    ResetByReceiver,
+}
+
+impl Warning {
+    /// A short name: `close-unanswered`, `no-close-from-receiver`, `reset-by-receiver`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CloseUnanswered => "close-unanswered",
+            Self::NoCloseFromReceiver => "no-close-from-receiver",
+            Self::ResetByReceiver => "reset-by-receiver",
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::CloseUnanswered => {
+                "the receiver acknowledged every chunk but never answered the in-band close"
+            }
+            Self::NoCloseFromReceiver => {
+                "the receiver did not close the bytestream after the last byte"
+            }
+            Self::ResetByReceiver => "the receiver reset the bytestream after the last byte",
+        })
+    }
+}
+
 /// A completed transfer.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -285,6 +360,11 @@ pub struct Outcome {
     pub md5: Option<String>,
     /// Where the receiver put the file (`None` when received into a writer).
     pub path: Option<PathBuf>,
+    /// What is known about delivery: acknowledged or unconfirmed (sender), the checks that
+    /// passed (receiver).
+    pub delivery: Delivery,
+    /// What went less well than it should have, without failing the transfer.
+    pub warnings: Vec<Warning>,
 }
 
 impl Outcome {

@@ -15,6 +15,10 @@ pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
     /// Ends the stream at once, without flushing what is buffered (a cancel). Returns
     /// whether that told the peer; if not, shut the stream down instead.
     fn abort(self: Pin<&mut Self>) -> bool;
+
+    /// After a clean shutdown: `Some(unanswered)` for IBB (whether our `<close/>` went
+    /// unanswered although everything had gone out), `None` for a socket.
+    fn ibb_close_unanswered(&self) -> Option<bool>;
 }
 
 impl ByteStream for xep0047_ibb::IbbStream {
@@ -23,12 +27,20 @@ impl ByteStream for xep0047_ibb::IbbStream {
         Self::abort(&self);
         true
     }
+
+    fn ibb_close_unanswered(&self) -> Option<bool> {
+        Some(self.close_unanswered())
+    }
 }
 
 impl ByteStream for xep0065_s5b::S5bStream {
     /// A socket has nothing to drop that the shutdown would send: shut it down.
     fn abort(self: Pin<&mut Self>) -> bool {
         false
+    }
+
+    fn ibb_close_unanswered(&self) -> Option<bool> {
+        None
     }
 }
 

@@ -146,7 +146,10 @@ pub use config::{
     Config, IbbOptions, Method, OfferHash, Policy, ProxySource, S5bRoute, UnknownMethod,
 };
 pub use error::{ErrorKind, Misuse, Side, Stage, TransferError};
-pub use event::{CandidateReport, Event, FallbackReason, FileInfo, MethodUsed, Outcome, Progress};
+pub use event::{
+    CandidateReport, Delivery, Event, FallbackReason, FileInfo, MethodUsed, Outcome, Progress,
+    Warning,
+};
 pub use ft_transport::{InvalidSid, Sid};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
 pub use manager::FileTransfer;

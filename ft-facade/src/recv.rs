@@ -15,7 +15,7 @@ use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range, W
 
 use crate::cleanup::PartCleanup;
 use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
-use crate::event::{Event, FileInfo, Outcome};
+use crate::event::{Delivery, Event, FileInfo, Outcome};
 use crate::handle::{TaskSide, TransferHandle, pair};
 use crate::options::AcceptOptions;
 use crate::recv_stream::{self, Sink, wait_stream};
@@ -434,8 +434,13 @@ async fn deliver<T: StanzaTransport + Clone>(
         elapsed: side.reporter.at(),
         streaming,
         sha256,
-        md5,
+        md5: md5.clone(),
         path,
+        delivery: Delivery::Received {
+            size_checked: true,
+            hash_checked: expected.md5.is_some() && md5.is_some(),
+        },
+        warnings: Vec::new(),
     })
 }
 

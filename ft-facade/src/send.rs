@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ft_transport::{Sid, StanzaTransport};
 use jid::Jid;
-use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use xep0030_disco::features;
 use xep0065_s5b::{Attempt, Connected};
 use xep0095_si::method;
@@ -14,7 +14,9 @@ use xep0096_file::{File, FileMeta, FileOffer, HashLanes, answer_range};
 use crate::config::{IbbOptions, Method, S5bRoute};
 use crate::copy::{self, guarded};
 use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
-use crate::event::{CandidateReport, Event, FallbackReason, FileInfo, MethodUsed, Outcome};
+use crate::event::{
+    CandidateReport, Delivery, Event, FallbackReason, FileInfo, MethodUsed, Outcome, Warning,
+};
 use crate::glue::BoxStream;
 use crate::handle::TaskSide;
 use crate::options::{SendOptions, Source};
@@ -287,6 +289,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     })
     .await?;
     let streaming = side.reporter.streaming_time();
+    let (delivery, warnings) = delivery(&mut stream, &used, config.receiver_close_grace).await;
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
@@ -307,7 +310,50 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         sha256,
         md5,
         path: None,
+        delivery,
+        warnings,
     })
+}
+
+/// What the sender can honestly say about delivery once its end of the stream is shut:
+/// IBB over iq was acknowledged chunk by chunk, IBB over message never is; over S5B the
+/// receiver closing its side within `grace` (a FIN, not a reset) is the acknowledgement.
+async fn delivery(
+    stream: &mut BoxStream,
+    used: &MethodUsed,
+    grace: std::time::Duration,
+) -> (Delivery, Vec<Warning>) {
+    match stream.ibb_close_unanswered() {
+        Some(unanswered) => {
+            let warnings = if unanswered {
+                vec![Warning::CloseUnanswered]
+            } else {
+                Vec::new()
+            };
+            let delivery = if *used == MethodUsed::IbbMessage {
+                Delivery::Unconfirmed
+            } else {
+                Delivery::Acknowledged
+            };
+            (delivery, warnings)
+        }
+        None => {
+            // Whatever the receiver still writes is not ours to keep: read and drop it
+            // until its close, a reset, or the grace runs out.
+            let mut buf = [0u8; 4096];
+            let deadline = tokio::time::Instant::now() + grace;
+            loop {
+                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                    Ok(Ok(0)) => return (Delivery::Acknowledged, Vec::new()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return (Delivery::Unconfirmed, vec![Warning::ResetByReceiver]),
+                    Err(_) => {
+                        return (Delivery::Unconfirmed, vec![Warning::NoCloseFromReceiver]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn report_attempts(side: &TaskSide, attempts: &[Attempt]) {

@@ -151,15 +151,23 @@ fn print(row: &Row, json: bool) {
         );
     } else {
         eprintln!(
-            "{}: {} bytes by {} in {:.2} s ({:.1} MB/s{}), sha256 {}",
+            "{}: {} bytes by {} in {:.2} s ({:.1} MB/s{}), {}, sha256 {}",
             row.file,
             row.bytes,
             row.method.as_deref().unwrap_or("?"),
             row.seconds,
             row.mb_per_s,
             if row.fallback { ", after fallback" } else { "" },
+            match row.delivery {
+                Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)",
+                Some("acknowledged") => "acknowledged by the receiver",
+                _ => "size checked",
+            },
             row.sha256.as_deref().unwrap_or("")
         );
+        for w in &row.warnings {
+            eprintln!("{}: warning: {w}", row.file);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ft_facade::{Outcome, TransferError};
+use ft_facade::{Delivery, Outcome, TransferError};
 use serde::Serialize;
 
 /// One transfer's result as `--json` prints it.
@@ -22,8 +22,19 @@ pub(crate) struct Row {
     pub(crate) mb_per_s: f64,
     /// SHA-256 of the file.
     pub(crate) sha256: Option<String>,
-    /// Whether the received file's SHA-256 equals the sent one's.
+    /// Receiver: the byte count equals the offered size (and the MD5 the offered one, when
+    /// there was one). Sender: the receiver acknowledged every byte (`delivery` is
+    /// `acknowledged`); never `true` for an unconfirmed delivery.
     pub(crate) verified: bool,
+    /// `acknowledged` or `unconfirmed` (sender), `received` (receiver); `null` on failure.
+    pub(crate) delivery: Option<&'static str>,
+    /// Receiver: whether the size and the hash were checked against the offer.
+    pub(crate) size_checked: Option<bool>,
+    /// Receiver: see `size_checked`.
+    pub(crate) hash_checked: Option<bool>,
+    /// What went less well without failing: `close-unanswered`, `no-close-from-receiver`,
+    /// `reset-by-receiver`.
+    pub(crate) warnings: Vec<&'static str>,
     /// The S5B streamhost used.
     pub(crate) streamhost: Option<String>,
     /// Whether S5B failed and IBB took over.
@@ -51,6 +62,10 @@ impl Row {
             mb_per_s: 0.0,
             sha256: None,
             verified: false,
+            delivery: None,
+            size_checked: None,
+            hash_checked: None,
+            warnings: Vec::new(),
             streamhost: None,
             fallback: false,
             error: None,
@@ -62,7 +77,17 @@ impl Row {
                 row.bytes = o.bytes;
                 row.mb_per_s = o.rate() / 1e6;
                 row.sha256 = Some(o.sha256.clone());
-                row.verified = true;
+                row.verified = o.delivery != Delivery::Unconfirmed;
+                row.delivery = Some(o.delivery.name());
+                if let Delivery::Received {
+                    size_checked,
+                    hash_checked,
+                } = o.delivery
+                {
+                    row.size_checked = Some(size_checked);
+                    row.hash_checked = Some(hash_checked);
+                }
+                row.warnings = o.warnings.iter().map(|w| w.name()).collect();
                 row.streamhost = o.method.streamhost().map(str::to_owned);
                 row.fallback = o.fallback;
             }
@@ -90,7 +115,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
         let verified = match (&r.error, r.verified) {
             (Some(e), _) => format!("FAILED ({}: {e})", r.stage.as_deref().unwrap_or("?")),
             (None, true) => "yes (sha256)".to_owned(),
-            (None, false) => "NO".to_owned(),
+            (None, false) => format!("unconfirmed ({})", r.delivery.unwrap_or("?")),
         };
         out.push_str(&format!(
             "{:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
