@@ -373,7 +373,7 @@ impl Requester {
 
     /// Fires the deadline of the current state.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.poll_timeout().is_some_and(|d| d <= now) {
+        if self.poll_timeout().is_none_or(|d| d > now) {
             return;
         }
         let timeout = |d: Duration| Error::Timeout(d);

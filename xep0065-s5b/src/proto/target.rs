@@ -82,7 +82,7 @@ struct Race {
 #[derive(Debug)]
 enum State {
     Expecting { deadline: Instant, within: Duration },
-    Racing(Race),
+    Racing(Box<Race>),
     Done,
 }
 
@@ -201,14 +201,14 @@ impl Target {
                 phase: Phase::NotStarted,
             })
             .collect();
-        self.state = State::Racing(Race {
+        self.state = State::Racing(Box::new(Race {
             offer_iq: iq,
             hash,
             slots,
             next: 0,
             next_at: now,
             deadline: now + self.config.connect_budget,
-        });
+        }));
         self.advance(now);
     }
 
