@@ -388,16 +388,22 @@ pub(crate) fn iq_set(to: &jid::Jid, id: String, payload: Element) -> Stanza {
     })
 }
 
-/// `Some(result)` if `stanza` is the result or error of our iq `id` from `from`.
+/// `Some(result)` if `stanza` is the result or error of our iq `id` sent to `to`: the
+/// answer must come from `to`, or, when `to` is a bare JID or a domain, from any of its
+/// resources (what `ft_transport::iq::IqTracker` accepts too). An answer from a third
+/// party is not ours.
 pub(crate) fn response<'a>(
     stanza: &'a Stanza,
     id: &str,
-    from: &jid::Jid,
+    to: &jid::Jid,
 ) -> Option<Result<Option<&'a Element>, &'a StanzaError>> {
     let Stanza::Iq(iq) = stanza else {
         return None;
     };
-    if iq.id() != id || iq.from() != Some(from) {
+    let from_ok = iq
+        .from()
+        .is_some_and(|f| f == to || (to.resource().is_none() && f.to_bare() == to.to_bare()));
+    if iq.id() != id || !from_ok {
         return None;
     }
     match iq {
