@@ -495,13 +495,16 @@ mod tests {
         let fake = Stanza::Iq(Iq::Result {
             from: Some("bob@example.org/b".parse().unwrap()),
             to: None,
-            id: id.clone(),
+            id,
             payload: None,
         });
         assert!(r.handle_stanza(now, fake).is_continue());
         assert!(r.poll_event().is_none());
         r.handle_timeout(now + Duration::from_secs(15));
         assert_eq!(r.poll_action(), Some(Action::Close { attempt: PROXY }));
-        assert!(matches!(r.poll_event(), Some(Event::Failed(Error::Timeout(_)))));
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Failed(Error::Timeout(_)))
+        ));
     }
 }

@@ -535,10 +535,20 @@ mod tests {
         assert_eq!(actions.len(), 2, "{actions:?}");
         t.handle_connected(now + Duration::from_millis(300), AttemptId(1));
         assert!(matches!(t.poll_event(), Some(Event::Connected { .. })));
-        assert_eq!(t.poll_action(), Some(Action::Close { attempt: AttemptId(0) }));
+        assert_eq!(
+            t.poll_action(),
+            Some(Action::Close {
+                attempt: AttemptId(0)
+            })
+        );
         // Attempt 0's socket completes anyway: it is closed, nothing else happens.
         t.handle_connected(now + Duration::from_millis(400), AttemptId(0));
-        assert_eq!(t.poll_action(), Some(Action::Close { attempt: AttemptId(0) }));
+        assert_eq!(
+            t.poll_action(),
+            Some(Action::Close {
+                attempt: AttemptId(0)
+            })
+        );
         assert!(t.poll_event().is_none());
         assert!(t.is_done());
     }
