@@ -41,7 +41,7 @@ async fn xft_to_purple_ibb_65535() {
 }
 
 #[tokio::test]
-#[ignore = "issue 12: libpurple accepts <open stanza='message'/> then drops every data message; xft claims success"]
+#[ignore = "issue 12: libpurple accepts <open stanza='message'/> then drops every data message; the file never arrives (here xft fails at close: libpurple never answers <close/> either)"]
 async fn xft_to_purple_ibb_message() {
     xft_to_peer::<Purple>(Case {
         xft_extra: &["--block-size", "4096"],
@@ -119,8 +119,30 @@ async fn xft_to_purple_empty_file() {
 #[tokio::test]
 async fn xft_to_purple_unicode_name() {
     xft_to_peer::<Purple>(Case {
-        files: &[(UNICODE, 200_000)],
+        files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
+    })
+    .await;
+}
+
+/// Small files by S5B, which the peer reads whole and then closes the socket at once
+/// (libpurple stops at `size`). The peer gets every file complete with the right SHA-256, but xft
+/// sometimes (about 1 run in 4 for one 200 kB file here) reports `"cancelled by the peer"`
+/// at stage `stream` with `bytes: 0` and exits 1: it takes the receiver's close after the
+/// last byte for a cancel.
+#[tokio::test]
+#[ignore = "xft bug (reported with issue 12): S5B sender reports 'cancelled by the peer' when the target closes right after the last byte"]
+async fn xft_to_purple_small_files_by_s5b() {
+    xft_to_peer::<Purple>(Case {
+        files: &[
+            ("small-1.bin", 200_000),
+            ("small-2.bin", 200_000),
+            ("small-3.bin", 200_000),
+            ("small-4.bin", 200_000),
+            ("small-5.bin", 200_000),
+        ],
+        expect_method: Some("s5b-direct"),
+        ..Case::new("5 small files by S5B", "s5b-direct")
     })
     .await;
 }
@@ -230,7 +252,7 @@ async fn purple_to_xft_empty_file() {
 #[tokio::test]
 async fn purple_to_xft_unicode_name() {
     peer_to_xft::<Purple>(Case {
-        files: &[(UNICODE, 200_000)],
+        files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
     })
     .await;

@@ -119,6 +119,15 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
         "one row per file: {rows:?}\n{}",
         xft.stderr()
     );
+    if rows.iter().any(|x| !x["error"].is_null()) {
+        let _ = peer.finish(Duration::from_secs(10)).await;
+        panic!(
+            "xft failed: {rows:?}\n--- xft stderr ---\n{}\n--- peer events ---\n{:?}\n--- peer log ---\n{}",
+            xft.stderr(),
+            peer.events(),
+            peer.stderr_tail()
+        );
+    }
     for ((path, sha), (x, (_, size))) in files.iter().zip(rows.iter().zip(c.files)) {
         check_xft_row(x, sha, *size, c.expect_method, &peer.stderr_tail());
         let got = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();

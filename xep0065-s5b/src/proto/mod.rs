@@ -388,21 +388,106 @@ pub(crate) fn iq_set(to: &jid::Jid, id: String, payload: Element) -> Stanza {
     })
 }
 
-/// `Some(result)` if `stanza` is the result or error of our iq `id` from `from`.
+/// `Some(result)` if `stanza` is the result or error of our iq `id` sent to `to`: the
+/// answer must come from `to`, or, when `to` is a bare JID or a domain, from any of its
+/// resources (what `ft_transport::iq::IqTracker` accepts too). An answer from a third
+/// party is not ours.
 pub(crate) fn response<'a>(
     stanza: &'a Stanza,
     id: &str,
-    from: &jid::Jid,
+    to: &jid::Jid,
 ) -> Option<Result<Option<&'a Element>, &'a StanzaError>> {
     let Stanza::Iq(iq) = stanza else {
         return None;
     };
-    if iq.id() != id || iq.from() != Some(from) {
+    let from_ok = iq
+        .from()
+        .is_some_and(|f| f == to || (to.resource().is_none() && f.to_bare() == to.to_bare()));
+    if iq.id() != id || !from_ok {
         return None;
     }
     match iq {
         Iq::Result { payload, .. } => Some(Ok(payload.as_ref())),
         Iq::Error { error, .. } => Some(Err(error)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iq(from: Option<&str>, payload: &str) -> Stanza {
+        Stanza::Iq(Iq::Set {
+            from: from.map(|f| f.parse().unwrap()),
+            to: Some("bob@example.org/b".parse().unwrap()),
+            id: "o1".into(),
+            payload: payload.parse().unwrap(),
+        })
+    }
+
+    const OFFER: &str = "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s1'>\
+        <streamhost jid='alice@example.org/a' host='192.0.2.1' port='7000'/></query>";
+
+    fn condition(s: &Stanza) -> DefinedCondition {
+        match s {
+            Stanza::Iq(Iq::Error { error, .. }) => error.defined_condition.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_offer_nobody_expects_is_not_acceptable_and_a_malformed_one_bad_request() {
+        let r = reply_unexpected_offer(&iq(Some("alice@example.org/a"), OFFER)).unwrap();
+        assert_eq!(condition(&r), DefinedCondition::NotAcceptable);
+        let bad = "<query xmlns='http://jabber.org/protocol/bytestreams'>\
+            <streamhost jid='alice@example.org/a' host='192.0.2.1' port='7000'/></query>";
+        let r = reply_unexpected_offer(&iq(Some("alice@example.org/a"), bad)).unwrap();
+        assert_eq!(condition(&r), DefinedCondition::BadRequest);
+        let r = reply_unexpected_offer(&iq(None, OFFER)).unwrap();
+        assert_eq!(condition(&r), DefinedCondition::BadRequest);
+    }
+
+    #[test]
+    fn an_activation_is_not_an_offer() {
+        let act = "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s1'>\
+            <activate>bob@example.org/b</activate></query>";
+        assert!(IncomingOffer::parse(&iq(Some("alice@example.org/a"), act)).is_none());
+        assert!(reply_unexpected_offer(&iq(Some("alice@example.org/a"), act)).is_none());
+    }
+
+    #[test]
+    fn an_answer_to_a_bare_jid_may_come_from_its_resource_but_not_from_a_third_party() {
+        let answer = |from: &str| {
+            Stanza::Iq(Iq::Result {
+                from: Some(from.parse().unwrap()),
+                to: None,
+                id: "x1".into(),
+                payload: None,
+            })
+        };
+        let bare: jid::Jid = "bob@example.org".parse().unwrap();
+        let full: jid::Jid = "bob@example.org/b".parse().unwrap();
+        assert!(response(&answer("bob@example.org/b"), "x1", &bare).is_some());
+        assert!(response(&answer("bob@example.org/b"), "x1", &full).is_some());
+        assert!(response(&answer("bob@example.org/other"), "x1", &full).is_none());
+        assert!(response(&answer("mallory@example.org/b"), "x1", &bare).is_none());
+        assert!(response(&answer("bob@example.org/b"), "x2", &full).is_none());
+    }
+
+    #[test]
+    fn outcomes_and_failures_display_without_debug_formatting() {
+        let f = Failure::Socks5Reply {
+            addr: "192.0.2.1:7000".parse().unwrap(),
+            code: ReplyCode::HostUnreachable,
+        };
+        assert_eq!(
+            Outcome::Failed(f).to_string(),
+            "failed: 192.0.2.1:7000: socks5 reply HostUnreachable"
+        );
+        assert_eq!(
+            Outcome::Refused(Refusal::DialPolicy).to_string(),
+            "refused: the dial policy refused every address"
+        );
     }
 }

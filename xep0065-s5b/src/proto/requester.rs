@@ -373,7 +373,7 @@ impl Requester {
 
     /// Fires the deadline of the current state.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.poll_timeout().is_some_and(|d| d <= now) {
+        if self.poll_timeout().is_none_or(|d| d > now) {
             return;
         }
         let timeout = |d: Duration| Error::Timeout(d);
@@ -408,5 +408,103 @@ impl Requester {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xmpp_parsers::iq::Iq;
+
+    use super::*;
+
+    fn requester(now: Instant) -> Requester {
+        let proxy = StreamHost::new(
+            "proxy.example.org".parse().unwrap(),
+            "192.0.2.9".parse::<std::net::IpAddr>().unwrap(),
+            7777,
+        );
+        let mut config = Config::default();
+        config.id_prefix("t-");
+        let mut r = Requester::new(
+            &config,
+            "alice@example.org/a".parse().unwrap(),
+            "bob@example.org/b".parse().unwrap(),
+            Sid::new("s1").unwrap(),
+            vec![proxy],
+            now,
+        )
+        .unwrap();
+        while r.poll_transmit().is_some() {}
+        while r.poll_action().is_some() {}
+        r
+    }
+
+    fn used_from(from: &str, jid: &str) -> Stanza {
+        let used = StreamHostUsed {
+            sid: None,
+            jid: jid.parse().unwrap(),
+        };
+        Stanza::Iq(Iq::Result {
+            from: Some(from.parse().unwrap()),
+            to: None,
+            id: "t-s1-1".into(),
+            payload: Some(Element::from(&used)),
+        })
+    }
+
+    #[test]
+    fn nothing_to_offer_is_misuse() {
+        let e = Requester::new(
+            &Config::default(),
+            "alice@example.org/a".parse().unwrap(),
+            "bob@example.org/b".parse().unwrap(),
+            Sid::new("s1").unwrap(),
+            Vec::new(),
+            Instant::now(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Misuse(MisuseError::NothingToOffer)));
+    }
+
+    #[test]
+    fn a_streamhost_used_from_a_third_party_is_not_taken() {
+        let now = Instant::now();
+        let mut r = requester(now);
+        let s = used_from("mallory@example.org/m", "proxy.example.org");
+        assert!(r.handle_stanza(now, s).is_continue());
+        assert!(r.poll_action().is_none());
+    }
+
+    #[test]
+    fn the_proxy_is_dialed_then_activated_and_a_result_from_elsewhere_is_ignored() {
+        let now = Instant::now();
+        let mut r = requester(now);
+        let s = used_from("bob@example.org/b", "proxy.example.org");
+        assert!(r.handle_stanza(now, s).is_break());
+        assert!(matches!(
+            r.poll_action(),
+            Some(Action::Connect { attempt: PROXY, .. })
+        ));
+        r.handle_connected(now, PROXY);
+        let Some(Stanza::Iq(Iq::Set { to, id, .. })) = r.poll_transmit() else {
+            panic!()
+        };
+        assert_eq!(to, Some("proxy.example.org".parse().unwrap()));
+        assert_eq!(id, "t-s1-2");
+        // The target cannot answer for the proxy.
+        let fake = Stanza::Iq(Iq::Result {
+            from: Some("bob@example.org/b".parse().unwrap()),
+            to: None,
+            id,
+            payload: None,
+        });
+        assert!(r.handle_stanza(now, fake).is_continue());
+        assert!(r.poll_event().is_none());
+        r.handle_timeout(now + Duration::from_secs(15));
+        assert_eq!(r.poll_action(), Some(Action::Close { attempt: PROXY }));
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Failed(Error::Timeout(_)))
+        ));
     }
 }

@@ -82,7 +82,7 @@ struct Race {
 #[derive(Debug)]
 enum State {
     Expecting { deadline: Instant, within: Duration },
-    Racing(Race),
+    Racing(Box<Race>),
     Done,
 }
 
@@ -201,14 +201,14 @@ impl Target {
                 phase: Phase::NotStarted,
             })
             .collect();
-        self.state = State::Racing(Race {
+        self.state = State::Racing(Box::new(Race {
             offer_iq: iq,
             hash,
             slots,
             next: 0,
             next_at: now,
             deadline: now + self.config.connect_budget,
-        });
+        }));
         self.advance(now);
     }
 
@@ -481,5 +481,90 @@ impl Target {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer_stanza() -> Stanza {
+        Stanza::Iq(Iq::Set {
+            from: Some("alice@example.org/a".parse().unwrap()),
+            to: Some("bob@example.org/b".parse().unwrap()),
+            id: "o1".into(),
+            payload: "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s1'>\
+                <streamhost jid='p1.example.org' host='192.0.2.1' port='1'/>\
+                <streamhost jid='p2.example.org' host='192.0.2.2' port='2'/></query>"
+                .parse()
+                .unwrap(),
+        })
+    }
+
+    fn racing(now: Instant) -> Target {
+        let mut t = Target::new(
+            &Config::default(),
+            "bob@example.org/b".parse().unwrap(),
+            "alice@example.org/a".parse().unwrap(),
+            Sid::new("s1").unwrap(),
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(t.handle_stanza(now, offer_stanza()).is_break());
+        t
+    }
+
+    #[test]
+    fn a_second_offer_for_the_sid_while_racing_is_unexpected_request() {
+        let now = Instant::now();
+        let mut t = racing(now);
+        assert!(t.handle_stanza(now, offer_stanza()).is_break());
+        let Some(Stanza::Iq(Iq::Error { error, .. })) = t.poll_transmit() else {
+            panic!()
+        };
+        assert_eq!(error.defined_condition, DefinedCondition::UnexpectedRequest);
+        assert!(t.is_racing());
+    }
+
+    #[test]
+    fn a_handshake_completing_after_the_winner_is_closed() {
+        let now = Instant::now();
+        let mut t = racing(now);
+        t.handle_timeout(now + Duration::from_millis(250));
+        let actions: Vec<_> = std::iter::from_fn(|| t.poll_action()).collect();
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        t.handle_connected(now + Duration::from_millis(300), AttemptId(1));
+        assert!(matches!(t.poll_event(), Some(Event::Connected { .. })));
+        assert_eq!(
+            t.poll_action(),
+            Some(Action::Close {
+                attempt: AttemptId(0)
+            })
+        );
+        // Attempt 0's socket completes anyway: it is closed, nothing else happens.
+        t.handle_connected(now + Duration::from_millis(400), AttemptId(0));
+        assert_eq!(
+            t.poll_action(),
+            Some(Action::Close {
+                attempt: AttemptId(0)
+            })
+        );
+        assert!(t.poll_event().is_none());
+        assert!(t.is_done());
+    }
+
+    #[test]
+    fn an_offer_from_another_jid_or_for_another_sid_is_not_ours() {
+        let now = Instant::now();
+        let mut t = Target::new(
+            &Config::default(),
+            "bob@example.org/b".parse().unwrap(),
+            "carol@example.org/c".parse().unwrap(),
+            Sid::new("s1").unwrap(),
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(t.handle_stanza(now, offer_stanza()).is_continue());
+        assert!(!t.is_racing());
     }
 }

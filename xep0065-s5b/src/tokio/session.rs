@@ -160,8 +160,9 @@ pub(super) async fn run<C: Core, T: StanzaTransport>(
         for s in transmits {
             transport.send(s).await.map_err(send_err)?;
         }
-        for e in events {
-            match e {
+        // Only a terminal event (Connected, Failed) comes out of these cores.
+        if let Some(e) = events.into_iter().next() {
+            return match e {
                 Event::Connected {
                     via,
                     streamhost,
@@ -172,14 +173,14 @@ pub(super) async fn run<C: Core, T: StanzaTransport>(
                         Via::Inbound => lock(&session.inbound).take(),
                     };
                     let stream = stream.ok_or(Error::Timeout(handshake_timeout))?;
-                    return Ok(Done {
+                    Ok(Done {
                         stream,
                         streamhost,
                         attempts,
-                    });
+                    })
                 }
-                Event::Failed(e) => return Err(e),
-            }
+                Event::Failed(e) => Err(e),
+            };
         }
         let sleep = async {
             match timeout {

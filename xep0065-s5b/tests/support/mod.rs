@@ -66,7 +66,7 @@ pub enum Who {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver(Who, Stanza),
+    Deliver(Who, Box<Stanza>),
     Dialed(Who, AttemptId, Result<(), Failure>),
     Resolved(Who, AttemptId, Result<Vec<SocketAddr>, io::ErrorKind>),
     /// The SOCKS5 request reached the listener at `addr`: whoever listens there decides.
@@ -147,7 +147,7 @@ pub struct Pair<P: ProxyPeer = NoProxy> {
 
 impl Pair<NoProxy> {
     pub fn new() -> Self {
-        Pair::with_proxy(NoProxy)
+        Self::with_proxy(NoProxy)
     }
 }
 
@@ -236,7 +236,7 @@ impl<P: ProxyPeer> Pair<P> {
             return;
         }
         let at = self.now + self.latency;
-        self.schedule(at, Ev::Deliver(who, stanza));
+        self.schedule(at, Ev::Deliver(who, Box::new(stanza)));
     }
 
     /// Drains every core's output; true if anything came out.
@@ -433,7 +433,7 @@ impl<P: ProxyPeer> Pair<P> {
             }
             let ev = entry.remove();
             match ev {
-                Ev::Deliver(who, st) => self.deliver(who, st),
+                Ev::Deliver(who, st) => self.deliver(who, *st),
                 Ev::Handshake(who, at, a, dst) => self.handshake(who, at, a, dst),
                 Ev::Dialed(who, at, r) => match (who, r) {
                     (Who::Requester, Ok(())) => {
