@@ -175,6 +175,10 @@ pub enum Misuse {
     /// [`SendOptions::sid`](crate::SendOptions::sid) is not a valid stream id.
     #[error("bad sid")]
     BadSid(#[source] ft_transport::InvalidSid),
+    /// [`send_reader`](crate::FileTransfer::send_reader) was given a [`FileInfo`](crate::FileInfo)
+    /// without a size: an SI offer must carry one (XEP-0096 §3).
+    #[error("a file to send needs a size")]
+    UnknownSize,
     /// The reader of [`send_reader`](crate::FileTransfer::send_reader) ended before the
     /// resume offset the peer asked for.
     #[error("the reader ended before the resume offset {0}")]

@@ -14,8 +14,11 @@ use crate::error::{Stage, TransferError};
 pub struct FileInfo {
     /// The file name as offered (the receiver sanitises it before use).
     pub name: String,
-    /// The full size in bytes.
-    pub size: u64,
+    /// The full size in bytes. `None` only in an offer that left it out (QXmpp offers an
+    /// empty file that way): the file then ends where the bytestream ends, progress has no
+    /// total, the size policy applies to the bytes as they arrive, and nothing is resumed.
+    /// A sender always knows it.
+    pub size: Option<u64>,
     /// The MD5 of the whole file, lower-case hex (XEP-0096's `hash`), if known.
     pub md5: Option<String>,
     /// Last modification time, XEP-0082 format (`2009-07-14T04:52:25.650Z`).
@@ -31,7 +34,7 @@ impl FileInfo {
     pub fn new(name: impl Into<String>, size: u64) -> Self {
         Self {
             name: name.into(),
-            size,
+            size: Some(size),
             ..Self::default()
         }
     }
@@ -130,8 +133,9 @@ impl MethodUsed {
 pub struct Progress {
     /// Bytes carried so far in this session (from the range offset on).
     pub bytes: u64,
-    /// Bytes this session carries (the size, or the range length).
-    pub total: u64,
+    /// Bytes this session carries (the size, or the range length); `None` when the offer
+    /// had no size (show bytes, no percentage).
+    pub total: Option<u64>,
     /// Average rate since bytes started flowing, bytes per second.
     pub rate: f64,
     /// The current stage.

@@ -131,7 +131,7 @@ impl Reporter {
         self.progress.send_modify(|p| p.stage = stage);
     }
 
-    pub(crate) fn total(&mut self, total: u64) {
+    pub(crate) fn total(&mut self, total: Option<u64>) {
         self.progress.send_modify(|p| p.total = total);
     }
 
@@ -192,7 +192,7 @@ impl TaskSide {
 }
 
 /// A new handle and the task side that goes with it.
-pub(crate) fn pair(sid: Sid, peer: Jid, total: u64) -> (TransferHandle, TaskSide) {
+pub(crate) fn pair(sid: Sid, peer: Jid, total: Option<u64>) -> (TransferHandle, TaskSide) {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (progress_tx, progress_rx) = watch::channel(Progress {
         bytes: 0,

@@ -181,14 +181,13 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             incoming.insert(key.clone());
         }
         let policy = &inner.config.policy;
+        // An offer without a size is held to the limit as its bytes arrive.
         if let Some(limit) = policy.max_size
-            && offer.file.size > limit
+            && let Some(size) = offer.file.size
+            && size > limit
         {
             lock(&inner.incoming).remove(&key);
-            let text = format!(
-                "file of {} bytes exceeds the limit of {limit}",
-                offer.file.size
-            );
+            let text = format!("file of {size} bytes exceeds the limit of {limit}");
             self.spawn_send(Stanza::Iq(offer.decline(Some(&text))));
             return;
         }
@@ -245,7 +244,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let sid = options.sid.clone().unwrap_or_else(random_sid);
         let total = match &source {
             Source::Reader(_, info) => info.size,
-            Source::Path(_) => 0,
+            Source::Path(_) => None,
         };
         let (handle, side) = pair(sid.clone(), to.clone(), total);
         let shared = self.shared.clone();

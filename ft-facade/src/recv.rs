@@ -260,10 +260,10 @@ async fn receive<T: StanzaTransport + Clone>(
             (Sink::Part(part), offset)
         }
         Destination::Writer(w) => {
-            let offset = if offer.file.supports_ranges() {
-                options.offset.min(size)
-            } else {
-                0
+            // Without a size there is nothing to resume against.
+            let offset = match size {
+                Some(size) if offer.file.supports_ranges() => options.offset.min(size),
+                _ => 0,
             };
             let mut lanes = HashLanes::new();
             if expected.md5.is_none() || offset > 0 {
@@ -322,13 +322,21 @@ async fn deliver<T: StanzaTransport + Clone>(
     let inner = &**shared;
     let config = &inner.config;
     let sid = offer.offer.sid.clone();
-    let size = offer.file.size;
-    let length = size - offset;
+    let length = offer.file.size.map(|size| size - offset);
     side.reporter.total(length);
 
     // Choose a method and get ready for the bytestream before answering.
     let ours = config.offered_namespaces();
-    let Some(chosen) = offer.offer.choose(&ours) else {
+    // Without a size the file ends where the bytestream ends: IBB's <close/> says so
+    // explicitly, while an S5B sender of a size-less (empty) file may wait for us to close
+    // (QXmpp does): prefer IBB when it was offered.
+    let chosen =
+        if offer.file.size.is_none() && offer.offer.is_offered(method::IBB) && config.has_ibb() {
+            Some(method::IBB)
+        } else {
+            offer.offer.choose(&ours)
+        };
+    let Some(chosen) = chosen else {
         spawn_send(shared, Stanza::Iq(offer.offer.no_valid_streams()));
         return Err(TransferError::new(Stage::Offer, ErrorKind::NoCommonMethod));
     };
@@ -376,8 +384,14 @@ async fn deliver<T: StanzaTransport + Clone>(
     let Some(sink) = target.take() else {
         return Err(lost_target());
     };
-    let (back, result) =
-        recv_stream::receive(&mut stream, sink, length, side, config.inactivity_timeout).await;
+    let (back, result) = recv_stream::receive(
+        &mut stream,
+        sink,
+        recv_stream::Length::new(length, config.policy.max_size),
+        side,
+        config.inactivity_timeout,
+    )
+    .await;
     *target = back;
     let bytes = match result {
         Ok(r) => r,
@@ -437,7 +451,7 @@ async fn deliver<T: StanzaTransport + Clone>(
         md5: md5.clone(),
         path,
         delivery: Delivery::Received {
-            size_checked: true,
+            size_checked: expected.size.is_some(),
             hash_checked: expected.md5.is_some() && md5.is_some(),
         },
         warnings: Vec::new(),

@@ -55,13 +55,13 @@ impl Sink {
 /// at most [`QUEUE`] of [`copy::BUF_SIZE`] wait for the writer, and the digest queues are
 /// bounded too, so memory does not depend on the file size.
 ///
-/// More than `expected` bytes is [`ErrorKind::TooLong`] (the excess is never written);
+/// More than `length` bytes is [`ErrorKind::TooLong`] (the excess is never written);
 /// fewer is [`ErrorKind::Truncated`]. The sink comes back unless the writer task died or
 /// was abandoned (a writer that hangs after a cancel).
 pub(crate) async fn receive<S: AsyncRead + Unpin>(
     stream: &mut S,
     sink: Sink,
-    expected: u64,
+    length: Length,
     side: &mut TaskSide,
     inactivity: Duration,
 ) -> (Option<Sink>, Result<u64, TransferError>) {
@@ -100,11 +100,24 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
             if n == 0 {
                 return Ok(());
             }
-            if n as u64 > expected - done {
-                return Err(TransferError::new(
-                    Stage::Stream,
-                    ErrorKind::TooLong { expected },
-                ));
+            match length {
+                Length::Exactly(expected) if n as u64 > expected - done => {
+                    return Err(TransferError::new(
+                        Stage::Stream,
+                        ErrorKind::TooLong { expected },
+                    ));
+                }
+                Length::Unknown { limit: Some(limit) } if done + n as u64 > limit => {
+                    // No size offered: the size policy holds the bytes as they arrive.
+                    return Err(TransferError::new(
+                        Stage::Stream,
+                        ErrorKind::TooLarge {
+                            size: done + n as u64,
+                            limit,
+                        },
+                    ));
+                }
+                _ => {}
             }
             let chunk = buf.split().freeze();
             // A writer that hangs stops taking chunks: a cancel must still get through.
@@ -158,7 +171,9 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
         return (sink, Err(TransferError::new(Stage::Stream, kind)));
     }
     side.reporter.bytes(done, true);
-    if done < expected {
+    if let Length::Exactly(expected) = length
+        && done < expected
+    {
         return (
             sink,
             Err(TransferError::new(
@@ -171,6 +186,26 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
         );
     }
     (sink, Ok(done))
+}
+
+/// How many bytes a bytestream must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Length {
+    /// The offered size (less the resume offset): fewer is truncated, more is refused.
+    Exactly(u64),
+    /// The offer had no size: the stream's end is the file's end; at most `limit` bytes
+    /// (the size policy) are taken.
+    Unknown { limit: Option<u64> },
+}
+
+impl Length {
+    /// `Exactly(n)` for a known length, `Unknown` with the policy's `limit` otherwise.
+    pub(crate) fn new(length: Option<u64>, limit: Option<u64>) -> Self {
+        match length {
+            Some(n) => Self::Exactly(n),
+            None => Self::Unknown { limit },
+        }
+    }
 }
 
 /// Chunks in flight between the reading and the writing task.
@@ -287,11 +322,18 @@ mod tests {
         let (_h, mut side) = pair(
             ft_transport::Sid::new("s").unwrap(),
             "a@x/1".parse().unwrap(),
-            4,
+            Some(4),
         );
         let mut src: &[u8] = b"12345";
         let (sink, mut out) = writer_sink();
-        let (sink, r) = receive(&mut src, sink, 4, &mut side, Duration::from_secs(5)).await;
+        let (sink, r) = receive(
+            &mut src,
+            sink,
+            Length::Exactly(4),
+            &mut side,
+            Duration::from_secs(5),
+        )
+        .await;
         let err = r.unwrap_err();
         assert!(matches!(err.kind, ErrorKind::TooLong { expected: 4 }));
         drop(sink);
@@ -305,11 +347,18 @@ mod tests {
         let (_h, mut side) = pair(
             ft_transport::Sid::new("s").unwrap(),
             "a@x/1".parse().unwrap(),
-            10,
+            Some(10),
         );
         let mut src: &[u8] = b"123";
         let (sink, _out) = writer_sink();
-        let (_sink, r) = receive(&mut src, sink, 10, &mut side, Duration::from_secs(5)).await;
+        let (_sink, r) = receive(
+            &mut src,
+            sink,
+            Length::Exactly(10),
+            &mut side,
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(matches!(
             r.unwrap_err().kind,
             ErrorKind::Truncated {
@@ -324,11 +373,18 @@ mod tests {
         let (_h, mut side) = pair(
             ft_transport::Sid::new("s").unwrap(),
             "a@x/1".parse().unwrap(),
-            3,
+            Some(3),
         );
         let mut src: &[u8] = b"abc";
         let (sink, mut out) = writer_sink();
-        let (sink, r) = receive(&mut src, sink, 3, &mut side, Duration::from_secs(5)).await;
+        let (sink, r) = receive(
+            &mut src,
+            sink,
+            Length::Exactly(3),
+            &mut side,
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(r.unwrap(), 3);
         let Some(Sink::Writer(w, lanes)) = sink else {
             panic!("the writer comes back")

@@ -92,7 +92,10 @@ async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferEr
 }
 
 fn file_element(info: &FileInfo, ranged: bool) -> Result<File, TransferError> {
-    let mut f = File::new(info.name.clone(), info.size);
+    let size = info
+        .size
+        .ok_or_else(|| err(Stage::Prepare, Misuse::UnknownSize))?;
+    let mut f = File::new(info.name.clone(), size);
     if let Some(md5) = &info.md5 {
         let mut raw = [0u8; 16];
         hex::decode_to_slice(md5, &mut raw)
@@ -137,8 +140,11 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
     if let Some(desc) = options.desc.clone() {
         prepared.info.desc = Some(desc);
     }
-    let size = prepared.info.size;
-    side.reporter.total(size);
+    let size = prepared
+        .info
+        .size
+        .ok_or_else(|| err(Stage::Prepare, Misuse::UnknownSize))?;
+    side.reporter.total(Some(size));
 
     // Disco (optional).
     if config.check_features {
@@ -182,7 +188,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         offset,
         at: side.reporter.at(),
     });
-    side.reporter.total(length);
+    side.reporter.total(Some(length));
 
     // Connect.
     side.reporter.stage(Stage::Connect);

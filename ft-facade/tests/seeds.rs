@@ -439,7 +439,7 @@ async fn seed_002_pidgin_five_streamhost_offer_is_answered_with_its_own_direct_s
         .await;
     let offer = us.next_offer().await.unwrap();
     assert_eq!(offer.file().name, "sery-lvs-cluster.pdf");
-    assert_eq!(offer.file().size, 532_473);
+    assert_eq!(offer.file().size, Some(532_473));
     let dst = tempfile::tempdir().unwrap();
     let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
     let answer = pidgin.next_iq().await;
@@ -732,5 +732,118 @@ async fn seed_004_spark_opens_ibb_while_we_still_try_s5b_and_the_file_arrives_by
     assert_eq!(
         std::fs::read(dst.path().join("RunSpark.lnk")).unwrap(),
         expected
+    );
+}
+
+// -------------------------------- captured: QXmpp 1.4 offers an empty file without size
+
+/// QXmpp (`peers/qxmpppeer`) as sender of `data` with its captured size-less offer: the
+/// facade must take it as "size unknown", pick IBB (its close ends the file explicitly),
+/// and hold the bytes to `max_size` as they arrive.
+async fn qxmpp_sizeless(
+    data: &[u8],
+    max_size: Option<u64>,
+) -> (
+    Result<ft_facade::Outcome, ft_facade::TransferError>,
+    tempfile::TempDir,
+    ft_facade::Progress,
+) {
+    const QXMPP: &str = "alice@localhost/qxmpp";
+    const US: &str = "bob@localhost/xft";
+    let hub = Hub::new();
+    let mut cfg = config(&[Method::S5b, Method::Ibb]);
+    if let Some(max) = max_size {
+        cfg.policy(ft_facade::Policy::default().with_max_size(max));
+    }
+    let us = entity(&hub, US, cfg);
+    let (qt, mut qrx) = hub.connect(jid(QXMPP));
+    let ibb = xep0047_ibb::Ibb::new(qt.clone(), xep0047_ibb::Config::default());
+    let mut answers = {
+        let ibb = ibb.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(s) = qrx.recv().await {
+                ibb.ready().await;
+                if let std::ops::ControlFlow::Continue(s) = ibb.handle_stanza(s) {
+                    let _ = tx.send(s);
+                }
+            }
+        });
+        rx
+    };
+    let md5 = hex::encode(md5_of(data));
+    qt.send(load(
+        include_str!("fixtures/captured/qxmpp-1.4-empty-file-offer.xml"),
+        &[("d41d8cd98f00b204e9800998ecf8427e", &md5)],
+    ))
+    .await
+    .unwrap();
+    let offer = us.next_offer().await.unwrap();
+    assert_eq!(offer.file().name, "empty.bin");
+    assert_eq!(offer.file().size, None, "no size offered: unknown, not 0");
+    let dst = tempfile::tempdir().unwrap();
+    let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
+    let Some(Stanza::Iq(Iq::Result {
+        id,
+        payload: Some(answer),
+        ..
+    })) = answers.recv().await
+    else {
+        panic!("an accept")
+    };
+    assert_eq!(id, "qxmpp9");
+    assert!(
+        String::from(&answer).contains(NS_IBB),
+        "IBB chosen for a size-less offer: {}",
+        String::from(&answer)
+    );
+    let mut s = ibb
+        .open(
+            jid(US),
+            ft_facade::Sid::new("df16548c-d02f-4b80-9a54-b8c089c4a32a").unwrap(),
+            xep0047_ibb::OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+    s.write_all(data).await.unwrap();
+    let _ = s.shutdown().await;
+    let progress = receiving.progress();
+    (receiving.outcome().await, dst, progress)
+}
+
+#[tokio::test]
+async fn captured_qxmpp_empty_file_without_size_is_received_as_size_unknown() {
+    let (r, dst, progress) = qxmpp_sizeless(b"", None).await;
+    let got = r.expect("the empty file is received");
+    assert_eq!(got.bytes, 0);
+    assert_eq!(
+        got.delivery,
+        ft_facade::Delivery::Received {
+            size_checked: false,
+            hash_checked: true
+        }
+    );
+    assert_eq!(listing(dst.path()), ["empty.bin"]);
+    assert_eq!(
+        std::fs::metadata(dst.path().join("empty.bin"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(progress.total, None, "no total without a size");
+}
+
+#[tokio::test]
+async fn a_size_less_offer_is_held_to_the_size_limit_as_its_bytes_arrive() {
+    let data = content(20_000, 9);
+    let (r, dst, _) = qxmpp_sizeless(&data, Some(10_000)).await;
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::TooLarge { limit: 10_000, .. }),
+        "{e}"
+    );
+    assert!(
+        listing(dst.path()).iter().all(|n| n != "empty.bin"),
+        "nothing under the final name"
     );
 }

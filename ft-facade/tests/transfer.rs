@@ -21,7 +21,7 @@ async fn s5b_direct_transfer_lands_with_identical_sha256() {
     let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
     let offer = bob.next_offer().await.unwrap();
     assert_eq!(offer.file().name, "report.pdf");
-    assert_eq!(offer.file().size, 300_000);
+    assert_eq!(offer.file().size, Some(300_000));
     assert!(offer.file().md5.is_some(), "the offer carries the md5");
     let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
 

@@ -137,7 +137,7 @@ async fn slixmpp_to_ours(method: &str, block: u16, size: usize, seed: u64) {
         .expect("slixmpp's offer arrives")
         .expect("the manager lives");
     assert_eq!(offer.file().name, "from-slixmpp.bin");
-    assert_eq!(offer.file().size, size as u64);
+    assert_eq!(offer.file().size, Some(size as u64));
     assert_eq!(offer.from().to_string(), "alice@localhost/slix");
     let receiving = offer.accept_into_dir(&inbox, AcceptOptions::new());
     let received = outcome(receiving).await.expect("our receive completes");

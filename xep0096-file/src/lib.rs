@@ -57,7 +57,7 @@
 //!
 //! // The receiver reads it; the name is made safe before it touches the disk.
 //! let offer = FileOffer::from_iq(&iq).unwrap();
-//! assert_eq!(offer.file.size, 5);
+//! assert_eq!(offer.file.size, Some(5));
 //! assert_eq!(offer.safe_name().unwrap(), "notes.txt");
 //! assert_eq!(safe_file_name("C:\\Windows\\..\\CON.txt").unwrap(), "_CON.txt");
 //!

@@ -21,8 +21,9 @@ use crate::payload::{File, FileAnswer, NS_FILE_TRANSFER, Range};
 /// What the received content must match: the offered size and the offered digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Expected {
-    /// The whole file's size.
-    pub size: u64,
+    /// The whole file's size; `None` when the offer had none (the file ends where the
+    /// bytestream ends, and nothing checks its length).
+    pub size: Option<u64>,
     /// The MD5 (from the offer's `hash`), checked if present.
     pub md5: Option<[u8; 16]>,
     /// A SHA-256 learnt some other way (for example XEP-0300 hashes), checked if present.
@@ -154,7 +155,7 @@ mod tests {
         assert_eq!(o.file.name, "a.txt");
         assert_eq!(o.offer.methods, [method::BYTESTREAMS, method::IBB]);
         let e = o.expected().unwrap();
-        assert_eq!(e.size, 10);
+        assert_eq!(e.size, Some(10));
         assert_eq!(
             hex::encode(e.md5.unwrap()),
             "552da749930852c69ae5d2141d3766b1"

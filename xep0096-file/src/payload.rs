@@ -73,7 +73,9 @@ impl Range {
 /// as an offer carries it.
 ///
 /// `name` and `size` MUST be present in an offer (XEP-0096 §3); the element in an answer
-/// has neither and is read with [`FileAnswer`].
+/// has neither and is read with [`FileAnswer`]. A missing `size` is read as "unknown"
+/// (QXmpp 1.4 offers an empty file without it, PEERS.md; BAD-INPUT B1): the file then ends
+/// where the bytestream ends. A `size` that is there must be a plain decimal `u64`.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
 #[xml(namespace = NS_FILE_TRANSFER, name = "file")]
 pub struct File {
@@ -81,9 +83,9 @@ pub struct File {
     /// [`safe_file_name`](crate::safe_file_name).
     #[xml(attribute)]
     pub name: String,
-    /// The size in bytes.
-    #[xml(attribute)]
-    pub size: u64,
+    /// The size in bytes; `None` when the offer left it out (see above).
+    #[xml(attribute(default))]
+    pub size: Option<u64>,
     /// The last modification time as sent (an XEP-0082 date-time; read it with
     /// [`File::parsed_date`], which also accepts the seconds-less form XEP-0096's own
     /// examples use). Kept as text so a date a peer got wrong never costs the transfer.
@@ -105,7 +107,7 @@ impl File {
     pub fn new(name: impl Into<String>, size: u64) -> Self {
         Self {
             name: name.into(),
-            size,
+            size: Some(size),
             date: None,
             hash: None,
             desc: None,
@@ -214,7 +216,7 @@ mod tests {
         );
         let f = File::try_from(&e).unwrap();
         assert_eq!(f.name, "test.txt");
-        assert_eq!(f.size, 1022);
+        assert_eq!(f.size, Some(1022));
         assert_eq!(f.desc.as_deref(), Some("hi"));
         assert_eq!(
             f.parsed_date(),
@@ -235,14 +237,18 @@ mod tests {
             "<file xmlns='http://jabber.org/protocol/si/profile/file-transfer' name='big' size='18446744073709551615'><range offset='8589934592'/></file>",
         );
         let f = File::try_from(&e).unwrap();
-        assert_eq!(f.size, u64::MAX);
+        assert_eq!(f.size, Some(u64::MAX));
         assert_eq!(f.range.unwrap().offset, Some(8_589_934_592));
     }
 
     #[test]
-    fn invalid_file_without_size_is_malformed() {
+    fn a_file_without_size_has_an_unknown_size() {
+        // QXmpp 1.4 offers an empty file this way (BAD-INPUT B1).
         let e = el("<file xmlns='http://jabber.org/protocol/si/profile/file-transfer' name='a'/>");
-        assert!(matches!(File::try_from(&e), Err(FileError::Malformed(_))));
+        let f = File::try_from(&e).unwrap();
+        assert_eq!(f.size, None);
+        let back = Element::from(f);
+        assert_eq!(back.attr("size"), None);
     }
 
     #[test]

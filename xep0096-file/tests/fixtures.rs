@@ -40,13 +40,13 @@ fn check_offer(text: &str, want: Want<'_>) -> FileOffer {
     let iq = one_iq(text);
     let o = FileOffer::from_iq(&iq).expect("file offer");
     assert_eq!(o.file.name, want.name);
-    assert_eq!(o.file.size, want.size);
+    assert_eq!(o.file.size, Some(want.size));
     assert_eq!(o.file.hash.as_deref(), want.hash);
     assert_eq!(o.file.parsed_date(), want.date.map(|d| d.parse().unwrap()));
     assert_eq!(o.file.desc.as_deref(), want.desc);
     assert_eq!(o.offer.methods, want.methods);
     let e = o.expected().unwrap();
-    assert_eq!(e.size, want.size);
+    assert_eq!(e.size, Some(want.size));
     assert_eq!(e.md5.map(hex::encode).as_deref(), want.hash);
     // Serialize the iq and the file, parse again.
     let back = Iq::try_from(Element::from(iq.clone())).unwrap();
@@ -282,7 +282,7 @@ fn xep0096_example10_sipub_file_with_a_date_without_seconds() {
     let f = sipub_file(include_str!(
         "fixtures/xep0096/ex10-sending-a-file-resulting-stanza.xml"
     ));
-    assert_eq!((f.name.as_str(), f.size), ("missive.txt", 1024));
+    assert_eq!((f.name.as_str(), f.size), ("missive.txt", Some(1024)));
     assert_eq!(f.date.as_deref(), Some("2005-11-29T11:21Z"));
     assert_eq!(
         f.parsed_date(),
@@ -295,5 +295,5 @@ fn xep0096_example12_sipub_file() {
     let f = sipub_file(include_str!(
         "fixtures/xep0096/ex12-receiving-a-file-equivalent-stanza.xml"
     ));
-    assert_eq!((f.name.as_str(), f.size), ("reply.txt", 2048));
+    assert_eq!((f.name.as_str(), f.size), ("reply.txt", Some(2048)));
 }

@@ -114,19 +114,22 @@ async fn follow(
 ) -> Result<Outcome, TransferError> {
     while let Some(ev) = handle.next_event().await {
         match ev {
-            Event::Progress(p) if show => {
-                let pct = if p.total > 0 {
-                    p.bytes as f64 * 100.0 / p.total as f64
-                } else {
-                    100.0
-                };
-                eprint!(
-                    "\r{name}: {}/{} bytes {pct:5.1}% {:8.2} MB/s",
-                    p.bytes,
-                    p.total,
-                    p.rate / 1e6
-                );
-            }
+            Event::Progress(p) if show => match p.total {
+                Some(total) => {
+                    let pct = if total > 0 {
+                        p.bytes as f64 * 100.0 / total as f64
+                    } else {
+                        100.0
+                    };
+                    eprint!(
+                        "\r{name}: {}/{total} bytes {pct:5.1}% {:8.2} MB/s",
+                        p.bytes,
+                        p.rate / 1e6
+                    );
+                }
+                // No size offered: bytes so far, no percentage.
+                None => eprint!("\r{name}: {} bytes {:8.2} MB/s", p.bytes, p.rate / 1e6),
+            },
             Event::Fallback { reason, .. } if show => {
                 eprintln!("\r{name}: socks5 failed ({reason}), falling back to in-band");
             }

@@ -91,6 +91,12 @@ fn check_xft_row(row: &Value, sha: &str, size: usize, expect_method: Option<&str
     if let Some(m) = expect_method {
         assert_eq!(row["method"], m, "{row}");
     }
+    // Either side: what was checked or acknowledged, never an unconfirmed claim.
+    assert!(
+        matches!(row["delivery"].as_str(), Some("acknowledged" | "received")),
+        "{row}"
+    );
+    assert_eq!(row["verified"], true, "{row}");
     assert_row_loopback(row);
 }
 
@@ -146,6 +152,59 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
         peer.stderr_tail()
     );
     assert_loopback(&peer, &r.prosody);
+}
+
+/// `xft send --method ibb-message` → a peer that accepts `<open stanza='message'/>` and
+/// then drops every data message (libpurple, QXmpp: PEERS.md). Over message nothing is
+/// acknowledged, so xft must not claim delivery: its row says `unconfirmed`, `verified` is
+/// false, and the peer has no file.
+pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
+    let r = rig(c.via).await;
+    let inbox = r.dir.path().join("inbox");
+    let outbox = r.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let files = make_files(&outbox, c.files);
+    let mut peer =
+        NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
+            .await
+            .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
+    let (rows, _ok) = xft.finish(BUDGET).await;
+    assert_eq!(rows.len(), files.len(), "{rows:?}\n{}", xft.stderr());
+    for x in &rows {
+        assert_eq!(x["method"], "ibb-message", "{x}");
+        if x["error"].is_null() {
+            assert_eq!(x["delivery"], "unconfirmed", "{x}");
+        }
+        assert_eq!(x["verified"], false, "never a claim of delivery: {x}");
+        assert_row_loopback(x);
+    }
+    // The peer never has the file: it cancels (its size check) or gets nothing at all.
+    if let Ok(got) = peer
+        .wait_any(&["file", "cancelled"], Duration::from_secs(10))
+        .await
+    {
+        assert_eq!(got["event"], "cancelled", "{got}\n{}", peer.stderr_tail());
+    }
+    for (path, _) in &files {
+        let on_disk = std::fs::metadata(inbox.join(path.file_name().unwrap()));
+        assert!(
+            on_disk.map_or(true, |m| m.len() == 0),
+            "the peer dropped the data messages"
+        );
+    }
+    let _ = peer.finish(Duration::from_secs(10)).await;
+    assert_loopback(&peer, &r.prosody);
+    row.note = format!(
+        "peer limit: {} drops IBB data messages; xft reports unconfirmed",
+        K::CLIENT
+    );
 }
 
 /// The peer's `send` → `xft recv`: every file arrives whole on both counts.

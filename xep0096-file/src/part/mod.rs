@@ -75,7 +75,7 @@ const REHASH_CHUNK: usize = 256 * 1024;
 /// part.write(b"hello ").await.unwrap();
 /// part.write(b"world").await.unwrap();
 /// let md5 = part.digests().await.unwrap().md5.unwrap();
-/// let expected = Expected { size: 11, md5: Some(md5), sha256: None };
+/// let expected = Expected { size: Some(11), md5: Some(md5), sha256: None };
 /// let path = part.finish(&expected, Collision::Replace).await.unwrap();
 /// assert_eq!(path, dir.join("report.txt"));
 /// assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
@@ -90,7 +90,8 @@ pub struct PartFile {
     slot: u32,
     part_path: PathBuf,
     file: fs::File,
-    size: u64,
+    /// `None`: the offer gave no size (nothing is resumed, any length is taken).
+    size: Option<u64>,
     written: u64,
     lanes: HashLanes,
     poisoned: bool,
@@ -98,13 +99,16 @@ pub struct PartFile {
 
 impl PartFile {
     /// Starts receiving `peer_name` (made safe with [`safe_file_name`]) of `size` bytes
-    /// into `dir`, resuming from an existing `.part` if there is one nobody holds.
+    /// into `dir`, resuming from an existing `.part` if there is one nobody holds. A size of
+    /// `None` (an offer without one) never resumes: without a size nobody can tell a
+    /// `.part` of this file from another.
     pub async fn open(
         dir: impl AsRef<Path>,
         peer_name: &str,
-        size: u64,
+        size: impl Into<Option<u64>>,
     ) -> Result<Self, WriteError> {
-        Self::open_inner(dir.as_ref(), peer_name, size, false).await
+        let size = size.into();
+        Self::open_inner(dir.as_ref(), peer_name, size, size.is_none()).await
     }
 
     /// Like [`open`](Self::open) but discards the content of the `.part` it takes and
@@ -112,23 +116,23 @@ impl PartFile {
     pub async fn create(
         dir: impl AsRef<Path>,
         peer_name: &str,
-        size: u64,
+        size: impl Into<Option<u64>>,
     ) -> Result<Self, WriteError> {
-        Self::open_inner(dir.as_ref(), peer_name, size, true).await
+        Self::open_inner(dir.as_ref(), peer_name, size.into(), true).await
     }
 
     /// Starts receiving what `offer` offers into `dir`: resumes an existing `.part` when the
     /// sender announced ranged transfers (then ask for [`range`](Self::range) in the
     /// answer), and starts over otherwise (the sender will send the whole file).
     pub async fn for_offer(dir: impl AsRef<Path>, offer: &FileOffer) -> Result<Self, WriteError> {
-        let truncate = !offer.file.supports_ranges();
+        let truncate = !offer.file.supports_ranges() || offer.file.size.is_none();
         Self::open_inner(dir.as_ref(), &offer.file.name, offer.file.size, truncate).await
     }
 
     async fn open_inner(
         dir: &Path,
         peer_name: &str,
-        size: u64,
+        size: Option<u64>,
         truncate: bool,
     ) -> Result<Self, WriteError> {
         let name = safe_file_name(peer_name)?;
@@ -145,7 +149,9 @@ impl PartFile {
             .await
             .map_err(|e| WriteError::io("stat", &part_path, e))?
             .len();
-        if len > size {
+        if let Some(size) = size
+            && len > size
+        {
             return Err(WriteError::PartTooLong {
                 path: part_path,
                 len,
@@ -215,8 +221,8 @@ impl PartFile {
         (self.written > 0).then(|| Range::from_offset(self.written))
     }
 
-    /// The offered size.
-    pub fn size(&self) -> u64 {
+    /// The offered size (`None`: the offer had none).
+    pub fn size(&self) -> Option<u64> {
         self.size
     }
 
@@ -261,9 +267,11 @@ impl PartFile {
             return Err(poisoned(&self.part_path));
         }
         let received = self.written.saturating_add(buf.len() as u64);
-        if received > self.size {
+        if let Some(size) = self.size
+            && received > size
+        {
             return Err(WriteError::TooManyBytes {
-                expected: self.size,
+                expected: size,
                 received,
             });
         }
@@ -297,11 +305,13 @@ impl PartFile {
             .sync_all()
             .await
             .map_err(|e| WriteError::io("sync", &self.part_path, e))?;
-        if self.written != expected.size || self.written != self.size {
-            return Err(WriteError::SizeMismatch {
-                expected: expected.size,
-                received: self.written,
-            });
+        for size in [expected.size, self.size].into_iter().flatten() {
+            if self.written != size {
+                return Err(WriteError::SizeMismatch {
+                    expected: size,
+                    received: self.written,
+                });
+            }
         }
         let digests = self.digests().await?;
         if expected.md5.is_some() && digests.md5.is_none() {

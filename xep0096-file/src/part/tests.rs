@@ -10,7 +10,7 @@ fn expected_for(data: &[u8]) -> Expected {
     h.update(data);
     let d = h.finish();
     Expected {
-        size: data.len() as u64,
+        size: Some(data.len() as u64),
         md5: Some(d.md5),
         sha256: Some(d.sha256),
     }
@@ -189,7 +189,7 @@ async fn a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
         None => p
             .finish(
                 &Expected {
-                    size: 1 << 20,
+                    size: Some(1 << 20),
                     md5: None,
                     sha256: None,
                 },
