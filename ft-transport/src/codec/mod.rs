@@ -87,15 +87,15 @@ mod serialize;
 #[cfg(test)]
 mod tests;
 
+pub use error::CodecError;
 use fast::parse_fast_stanza;
 use frame::{Found, Scan, find_seq, scan, tag_end};
-pub use error::CodecError;
-pub use incoming::{Incoming, Malformed};
 use incoming::classify;
-pub use serialize::{EncodedStanza, escape, serialize, serialize_general};
-use serialize::serialize_to;
+pub use incoming::{Incoming, Malformed};
 #[cfg(test)]
 use serialize::renamespace;
+use serialize::serialize_to;
+pub use serialize::{EncodedStanza, escape, serialize, serialize_general};
 #[cfg(test)]
 use xmpp_parsers::stanza_error::{DefinedCondition as StanzaCondition, ErrorType};
 
