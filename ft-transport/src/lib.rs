@@ -28,6 +28,7 @@
 //! (Feature `hub`.)
 //!
 //! ```
+//! # #[cfg(feature = "hub")] {
 //! use ft_transport::{StanzaTransport, hub::Hub};
 //! use xmpp_parsers::{iq::Iq, stanza::Stanza, ping::Ping};
 //!
@@ -43,6 +44,7 @@
 //! // The hub stamps `from` like a server does.
 //! assert_eq!(got.from().unwrap().to_string(), "alice@example.org/a");
 //! # });
+//! # }
 //! ```
 //!
 //! # Cargo features

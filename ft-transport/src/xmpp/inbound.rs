@@ -99,6 +99,10 @@ impl Drop for Inbound {
 }
 
 /// What became of one decoded item.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value at once; boxing would cost an allocation per stanza"
+)]
 enum Taken {
     /// A stanza for the handlers.
     Stanza(Stanza),
