@@ -11,14 +11,24 @@
 //!
 //! Implementations:
 //!
-//! * [`hub::Hub`] (feature `hub`, on by default): several entities in one process, routing
-//!   by JID the way a server does. The embedded default for the demo and for tests.
-//! * `xmpp::ClientTransport` / `xmpp::ComponentTransport` (feature `tokio-xmpp`): a real
-//!   account on a real server, and a XEP-0114 component.
+//! * [`hub::Hub`] (feature `hub`): several entities in one process, routing by JID the way a
+//!   server does. The embedded default for the demo and for tests.
+//! * `xmpp::XmppTransport` (feature `tokio-xmpp`): a real account on a real server, or a
+//!   XEP-0114 component, logged in by tokio-xmpp and then run on our own `codec::XmlCodec`
+//!   (feature `codec`), with its parser-less IBB `<data/>` path.
+//!
+//! Inbound, one trait and one loop: [`StanzaHandler`] (implemented for closures,
+//! [`iq::IqTracker`], tuples and slices of handlers) and `pump` / `pump_refusing` (feature
+//! `tokio`), which feed a handler chain from any `StanzaSource`. [`lenient`] repairs the
+//! malformed `<error/>`s real clients send (Spark's `type='MODIFY'`); every `xmpp` session
+//! applies it before anyone parses a stanza.
 //!
 //! # Example
 //!
+//! (Feature `hub`.)
+//!
 //! ```
+//! # #[cfg(feature = "hub")] {
 //! use ft_transport::{StanzaTransport, hub::Hub};
 //! use xmpp_parsers::{iq::Iq, stanza::Stanza, ping::Ping};
 //!
@@ -34,14 +44,20 @@
 //! // The hub stamps `from` like a server does.
 //! assert_eq!(got.from().unwrap().to_string(), "alice@example.org/a");
 //! # });
+//! # }
 //! ```
 //!
 //! # Cargo features
 //!
-//! * `tokio`: [`iq::IqTracker`], request/response matching for iqs a driver sends itself.
-//! * `hub` (default, implies `tokio`): the in-memory hub.
-//! * `tokio-xmpp`: adapters over tokio-xmpp 6 (client with STARTTLS or loopback plaintext,
-//!   and XEP-0114 component).
+//! None is on by default: a protocol crate needs only the trait (and `tokio`).
+//!
+//! * `tokio`: [`iq::IqTracker`], request/response matching for iqs a driver sends itself,
+//!   and the `pump`s.
+//! * `hub` (implies `tokio`): the in-memory hub, for tests and demos.
+//! * `codec` (implies `tokio`): `codec::XmlCodec`, the XMPP stream as a tokio-util
+//!   `Decoder`/`Encoder`, strict and bounded, with the `<data/>` fast path.
+//! * `tokio-xmpp` (implies `codec`): adapters over tokio-xmpp 6 (client with STARTTLS or
+//!   loopback plaintext, XEP-0114 component, and a serverless loopback session).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -156,14 +156,16 @@ async fn a_malformed_request_is_answered_and_the_stream_survives_it_but_not_a_co
     )
     .await
     .unwrap();
+    // The stream is read as `inbound` is polled: the malformed request is answered on the
+    // way to the repaired error.
+    let Stanza::Iq(Iq::Error { id, error, .. }) = next(&mut inbound).await else {
+        panic!("the repaired error first")
+    };
     let wire = read_until(&mut peer, "bad-request").await;
     assert!(
         wire.contains("id='bad1'") || wire.contains("id=\"bad1\""),
         "{wire}"
     );
-    let Stanza::Iq(Iq::Error { id, error, .. }) = next(&mut inbound).await else {
-        panic!("the repaired error first")
-    };
     assert_eq!(id, "e1");
     assert_eq!(
         (error.type_, error.defined_condition),
@@ -176,11 +178,11 @@ async fn a_malformed_request_is_answered_and_the_stream_survives_it_but_not_a_co
     ));
     // Restricted XML ends the stream with a stream error.
     peer.write_all(b"<!-- no -->").await.unwrap();
-    read_until(&mut peer, "restricted-xml").await;
     assert!(
         tokio::time::timeout(WAIT, inbound.next())
             .await
             .unwrap()
             .is_none()
     );
+    read_until(&mut peer, "restricted-xml").await;
 }

@@ -69,26 +69,35 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io;
 
 use bytes::{Buf, BytesMut};
 use minidom::Element;
 use tokio_util::codec::{Decoder, Encoder};
+#[cfg(test)]
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
-use xmpp_parsers::stanza_error::{DefinedCondition as StanzaCondition, ErrorType, StanzaError};
+#[cfg(test)]
 use xmpp_parsers::stream_error::DefinedCondition;
 
+mod error;
 mod fast;
 mod frame;
+mod incoming;
 mod serialize;
 #[cfg(test)]
 mod tests;
 
+pub use error::CodecError;
 use fast::parse_fast_stanza;
 use frame::{Found, Scan, find_seq, scan, tag_end};
+use incoming::classify;
+pub use incoming::{Incoming, Malformed};
+#[cfg(test)]
+use serialize::renamespace;
+use serialize::serialize_to;
 pub use serialize::{EncodedStanza, escape, serialize, serialize_general};
-use serialize::{renamespace, serialize_to};
+#[cfg(test)]
+use xmpp_parsers::stanza_error::{DefinedCondition as StanzaCondition, ErrorType};
 
 /// Namespace of the stream element.
 pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
@@ -111,65 +120,6 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// chunk arrives in a few large reads.
 const READ_RESERVE: usize = 256 * 1024;
 
-/// What decoding or encoding the stream can fail with. Every variant ends the stream.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// The socket failed.
-    #[error("xml stream i/o failed")]
-    Io(#[from] io::Error),
-    /// The stream ended in the middle of an element or before its header.
-    #[error("xml stream ended inside an element")]
-    UnexpectedEof,
-    /// An element grew past the size limit (the `FrameTooLong` of this codec).
-    #[error("top-level element larger than {limit} bytes")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// An element nests deeper than the limit.
-    #[error("element nested deeper than {limit}")]
-    TooDeep {
-        /// The limit.
-        limit: usize,
-    },
-    /// A comment, processing instruction or DTD, which RFC 6120 §11.1 forbids.
-    #[error("restricted xml (comment, processing instruction or dtd) at byte {offset}")]
-    Restricted {
-        /// Offset in the stream.
-        offset: u64,
-    },
-    /// The bytes are not well-formed XML.
-    #[error("malformed xml: {0}")]
-    NotWellFormed(String),
-    /// The stream did not open with a `<stream:stream>` header in the streams namespace
-    /// and the expected default namespace.
-    #[error("missing or invalid stream header")]
-    BadHeader,
-    /// A top-level element is not an iq, message or presence the parsers accept (only
-    /// from [`XmlCodec::parse_stanza`]; the decoder hands such elements on as
-    /// [`Incoming::Malformed`]).
-    #[error("top-level element is not a valid stanza: {0}")]
-    NotAStanza(String),
-    /// The peer sent a stream error (its condition's element name).
-    #[error("peer sent a stream error: {0}")]
-    StreamError(String),
-}
-
-impl CodecError {
-    /// The RFC 6120 stream error condition this failure calls for, where one applies.
-    pub fn condition(&self) -> Option<DefinedCondition> {
-        Some(match self {
-            Self::TooLarge { .. } | Self::TooDeep { .. } => DefinedCondition::PolicyViolation,
-            Self::Restricted { .. } => DefinedCondition::RestrictedXml,
-            Self::NotWellFormed(_) => DefinedCondition::NotWellFormed,
-            Self::BadHeader => DefinedCondition::InvalidNamespace,
-            Self::NotAStanza(_) => DefinedCondition::UnsupportedStanzaType,
-            Self::Io(_) | Self::UnexpectedEof | Self::StreamError(_) => return None,
-        })
-    }
-}
-
 /// The header a client stream opens with (`to` the server's domain, if given).
 pub fn stream_header(to: Option<&str>) -> String {
     let to = to.map_or_else(String::new, |t| format!(" to='{}'", escape(t)));
@@ -177,80 +127,6 @@ pub fn stream_header(to: Option<&str>) -> String {
         "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}' \
          version='1.0'{to}>"
     )
-}
-
-/// One top-level element of the stream, as the decoder hands it on.
-#[derive(Debug, PartialEq)]
-#[non_exhaustive]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "a stanza is nearly every item; boxing it would cost an allocation each"
-)]
-pub enum Incoming {
-    /// A stanza (repaired by [`lenient`](crate::lenient) if it needed it). On a component
-    /// stream, in `jabber:client` like every xmpp-parsers type.
-    Stanza(Stanza),
-    /// An iq, message or presence (or another element in the stanza namespace) that does
-    /// not parse even after repair.
-    Malformed(Malformed),
-    /// A top-level element in another namespace: stream features, SASL, a handshake.
-    Element(Element),
-    /// `</stream:stream>`: the peer closed the stream. Nothing follows.
-    End,
-}
-
-/// A top-level element in the stanza namespace that is not a valid stanza.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed {
-    /// The element's name (`iq`, `message`, …).
-    pub name: String,
-    /// Its `type` attribute.
-    pub type_: Option<String>,
-    /// Its `id` attribute.
-    pub id: Option<String>,
-    /// Its `from` attribute, as it was.
-    pub from: Option<String>,
-    /// Why xmpp-parsers refused it.
-    pub reason: String,
-}
-
-impl Malformed {
-    fn new(el: &Element, reason: String) -> Self {
-        let attr = |n: &str| el.attr(n).map(str::to_owned);
-        Self {
-            name: el.name().to_owned(),
-            type_: attr("type"),
-            id: attr("id"),
-            from: attr("from"),
-            reason,
-        }
-    }
-
-    /// The `modify`/`bad-request` error RFC 6120 §8.3.3.1 answers a malformed iq request
-    /// with, addressed to its sender; `None` for anything else (a message, a presence, an
-    /// iq result or error, a request without `id` or from a `from` that is no JID), which
-    /// is dropped without an answer.
-    pub fn bad_request(&self) -> Option<Iq> {
-        if self.name != "iq" || !matches!(self.type_.as_deref(), Some("get" | "set")) {
-            return None;
-        }
-        let to = match self.from.as_deref().map(str::parse::<jid::Jid>) {
-            Some(Ok(jid)) => Some(jid),
-            None => None,
-            Some(Err(_)) => return None,
-        };
-        let mut reply = Iq::from_error(
-            self.id.clone()?,
-            StanzaError::new(
-                ErrorType::Modify,
-                StanzaCondition::BadRequest,
-                "en",
-                "malformed stanza",
-            ),
-        );
-        *reply.to_mut() = to;
-        Some(reply)
-    }
 }
 
 /// Where the decoder stands.
@@ -582,27 +458,6 @@ fn check_stream_error(elem: Element) -> Result<Element, CodecError> {
 fn stanza_from_element(elem: Element) -> Result<Stanza, CodecError> {
     let name = elem.name().to_owned();
     Stanza::try_from(elem).map_err(|e| CodecError::NotAStanza(format!("<{name}/>: {e}")))
-}
-
-/// What a parsed top-level element is: a stanza (strict, or after the lenient repair), a
-/// malformed one, or an element of another namespace.
-fn classify(el: Element) -> Incoming {
-    let el = if el.ns() == NS_COMPONENT {
-        renamespace(el, NS_COMPONENT, NS_CLIENT)
-    } else {
-        el
-    };
-    if el.ns() != NS_CLIENT {
-        return Incoming::Element(el);
-    }
-    let probe = Malformed::new(&el, String::new());
-    match crate::lenient::parse_stanza_lenient(el) {
-        Ok(stanza) => Incoming::Stanza(stanza),
-        Err(e) => Incoming::Malformed(Malformed {
-            reason: e.to_string(),
-            ..probe
-        }),
-    }
 }
 
 fn parse_general(

@@ -41,10 +41,11 @@
 //! well-formed or breaks the codec's bounds (answered with a stream error), an I/O error or
 //! the read timeout, or when every [`XmppTransport`] is dropped.
 //!
-//! Two background tasks run the session. The reader hands inbound stanzas on through a
-//! bounded queue; while it is full it stops reading (backpressure to the server). The writer
-//! serializes nothing itself (the sending task did), coalesces small stanzas into one write
-//! and sends large `<data/>` stanzas with one vectored write. Plaintext client connections
+//! The reading side, [`Inbound`], reads the socket as it is polled: no task and no queue sit
+//! between the socket and the handlers, and a handler slow to ask for the next stanza stops
+//! the reading (backpressure to the server). One background task writes: it serializes
+//! nothing itself (the sending task did), coalesces small stanzas into one write and sends
+//! large `<data/>` stanzas with one vectored write. Plaintext client connections
 //! and components set `TCP_NODELAY`, so stop-and-wait exchanges (IBB over iq) do not stall on Nagle's
 //! algorithm.
 //!
@@ -119,7 +120,8 @@ mod tests;
 
 pub use client::connect_client;
 pub use component::connect_component;
-pub use session::{Inbound, XmppTransport, open_serverless};
+pub use inbound::Inbound;
+pub use session::{XmppTransport, open_serverless};
 
 /// The client's sending side (the same type as a component's).
 pub type ClientTransport = XmppTransport;
@@ -198,7 +200,7 @@ pub struct ClientOptions {
     /// a loopback login takes milliseconds, a remote one with TLS well under a second; past
     /// that, the adapter is retrying (wrong password, unreachable server, TLS failure).
     pub online_timeout: Duration,
-    /// Depth of the outbound command queue and of the inbound queue. Default 64:
+    /// Depth of the outbound queue (stanzas serialized, not yet written). Default 64:
     /// enough for an IBB window of outstanding chunks plus their acknowledgements.
     pub queue_depth: usize,
 }

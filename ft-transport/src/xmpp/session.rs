@@ -1,18 +1,17 @@
-//! One session on a stream: the sending handle, the inbound queue, and the two tasks.
+//! One session on a stream: the sending handle and its writer task; the reading side is
+//! [`Inbound`].
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use jid::Jid;
 use minidom::Element;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
 use xmpp_parsers::stanza::Stanza;
 
 use super::Error;
-use super::{inbound, outbound};
+use super::inbound::Inbound;
+use super::outbound;
 use crate::StanzaTransport;
 use crate::codec::{EncodedStanza, XmlCodec, stream_header};
 
@@ -25,7 +24,7 @@ pub(super) struct SessionConfig {
     pub(super) client: bool,
     /// Set `from` to our JID on stanzas without one (no server does it for us).
     pub(super) stamp_from: bool,
-    /// Depth of the outbound and inbound queues.
+    /// Depth of the outbound queue.
     pub(super) queue_depth: usize,
     /// Silence after which the client pings the server.
     pub(super) read_timeout: Duration,
@@ -90,29 +89,6 @@ impl StanzaTransport for XmppTransport {
     }
 }
 
-/// The inbound stanzas of a session (a client's or a component's).
-#[derive(Debug)]
-pub struct Inbound {
-    rx: mpsc::Receiver<Stanza>,
-}
-
-/// The same stanzas as [`Inbound::next`], as a `futures` stream.
-impl futures_util::Stream for Inbound {
-    type Item = Stanza;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Stanza>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl Inbound {
-    /// The next inbound stanza; `None` once the connection is gone (closed by us, by the
-    /// server, or lost: the adapter does not reconnect).
-    pub async fn next(&mut self) -> Option<Stanza> {
-        self.rx.recv().await
-    }
-}
-
 /// Starts the session's reader and writer on `io`, decoding with `codec`; `header` is
 /// written first if given.
 pub(super) fn spawn<Io>(
@@ -128,7 +104,6 @@ where
     let (r, w) = tokio::io::split(io);
     let (tx, user_rx) = mpsc::channel(depth);
     let (own_tx, own_rx) = mpsc::channel(depth);
-    let (inbound_tx, inbound_rx) = mpsc::channel(depth);
     let transport = XmppTransport {
         jid: config.jid.clone(),
         stamp_from: config.stamp_from,
@@ -136,9 +111,7 @@ where
         tx,
     };
     tokio::spawn(outbound::run(w, user_rx, own_rx, header));
-    let frames = FramedRead::new(r, codec.clone());
-    tokio::spawn(inbound::run(frames, codec, config, own_tx, inbound_tx));
-    (transport, Inbound { rx: inbound_rx })
+    (transport, Inbound::new(r, codec, config, own_tx))
 }
 
 /// Runs a client session as `jid` on a stream with no server at its other end: writes our
