@@ -139,6 +139,7 @@ mod manager;
 mod options;
 mod recv;
 mod recv_stream;
+mod refused;
 mod send;
 mod shared;
 
@@ -152,9 +153,10 @@ pub use event::{
 };
 pub use ft_transport::{InvalidSid, Sid};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
-pub use manager::FileTransfer;
+pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
+pub use refused::{Refusal, RefusedOffer};
 pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).

@@ -19,12 +19,21 @@ use crate::event::FileInfo;
 use crate::handle::{TransferHandle, pair};
 use crate::options::{SendOptions, Source};
 use crate::recv::IncomingOffer;
+use crate::refused::{Refusal, RefusedOffer};
 use crate::shared::{Shared, lock, random_sid, spawn_send};
 
 struct Offers<T: StanzaTransport + Clone> {
     tx: mpsc::Sender<IncomingOffer<T>>,
     rx: tokio::sync::Mutex<mpsc::Receiver<IncomingOffer<T>>>,
+    /// Offers the manager refused itself; at most [`REFUSED_QUEUE`] wait to be read, later
+    /// ones are dropped (they were answered anyway).
+    refused_tx: mpsc::Sender<RefusedOffer>,
+    refused_rx: tokio::sync::Mutex<mpsc::Receiver<RefusedOffer>>,
 }
+
+/// How many refused offers wait for [`FileTransfer::next_refused`] before more are
+/// dropped: a flood of bad offers must not grow memory.
+pub const REFUSED_QUEUE: usize = 64;
 
 /// The complete file transfer over one XMPP connection: send files, receive offers.
 ///
@@ -60,11 +69,14 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// A manager sending through `transport`.
     pub fn new(transport: T, config: Config) -> Self {
         let (tx, rx) = mpsc::channel(config.policy.pending_capacity());
+        let (refused_tx, refused_rx) = mpsc::channel(REFUSED_QUEUE);
         Self {
             shared: Arc::new(Shared::new(transport, config)),
             offers: Arc::new(Offers {
                 tx,
                 rx: tokio::sync::Mutex::new(rx),
+                refused_tx,
+                refused_rx: tokio::sync::Mutex::new(refused_rx),
             }),
         }
     }
@@ -142,9 +154,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!("ft-facade: refusing an si offer: {e}");
-                if let Some(reply) = xep0096_file::error_reply(&iq, &e) {
-                    self.spawn_send(Stanza::Iq(reply));
-                }
+                let reply = xep0096_file::error_reply(&iq, &e).map(Stanza::Iq);
+                self.refused(&iq, Refusal::Malformed(Arc::new(e)), reply);
                 return ControlFlow::Break(());
             }
         };
@@ -157,25 +168,25 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let Some(from) = offer.offer.from.clone() else {
             let e =
                 ft_transport::util::stanza_error(ErrorType::Modify, DefinedCondition::BadRequest);
-            if let Some(r) = iq_error_reply(&iq, e) {
-                self.spawn_send(Stanza::Iq(r));
-            }
+            let reply = iq_error_reply(&iq, e).map(Stanza::Iq);
+            self.refused(&iq, Refusal::NoSender, reply);
             return;
         };
         let ours: Vec<&str> = inner.config.offered_namespaces();
         if offer.offer.choose(&ours).is_none() {
-            self.spawn_send(Stanza::Iq(offer.offer.no_valid_streams()));
+            let reply = Some(Stanza::Iq(offer.offer.no_valid_streams()));
+            self.refused(&iq, Refusal::NoCommonMethod, reply);
             return;
         }
         let key = (from.clone(), offer.offer.sid.clone());
         {
             let mut incoming = lock(&inner.incoming);
             if incoming.contains(&key) {
+                drop(incoming);
                 let e =
                     ft_transport::util::stanza_error(ErrorType::Cancel, DefinedCondition::Conflict);
-                if let Some(r) = iq_error_reply(&iq, e) {
-                    self.spawn_send(Stanza::Iq(r));
-                }
+                let reply = iq_error_reply(&iq, e).map(Stanza::Iq);
+                self.refused(&iq, Refusal::Duplicate, reply);
                 return;
             }
             incoming.insert(key.clone());
@@ -188,7 +199,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         {
             lock(&inner.incoming).remove(&key);
             let text = format!("file of {size} bytes exceeds the limit of {limit}");
-            self.spawn_send(Stanza::Iq(offer.decline(Some(&text))));
+            let reply = Some(Stanza::Iq(offer.decline(Some(&text))));
+            self.refused(&iq, Refusal::TooLarge { size, limit }, reply);
             return;
         }
         let mut incoming = IncomingOffer::new(self.shared.clone(), offer, from.clone(), key);
@@ -203,8 +215,39 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             let incoming = match e {
                 mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
             };
-            incoming.refuse_busy();
+            let reply = incoming.refuse_busy();
+            self.note_refused(RefusedOffer::new(&iq, Refusal::Busy, reply.as_ref()));
         }
+    }
+
+    /// Sends `reply` (the refusal) and tells [`next_refused`](Self::next_refused).
+    fn refused(&self, iq: &Iq, reason: Refusal, reply: Option<Stanza>) {
+        let refused = RefusedOffer::new(iq, reason, reply.as_ref());
+        if let Some(reply) = reply {
+            self.spawn_send(reply);
+        }
+        self.note_refused(refused);
+    }
+
+    fn note_refused(&self, refused: RefusedOffer) {
+        tracing::info!(
+            "ft-facade: refused an offer of {:?} from {:?}: {} (answered {})",
+            refused.name,
+            refused.from.as_ref().map(ToString::to_string),
+            refused.reason,
+            refused.answer_text()
+        );
+        // Full: the application does not read them; the peer was answered anyway.
+        let _ = self.offers.refused_tx.try_send(refused);
+    }
+
+    /// The next offer the manager refused itself before the application saw it (malformed,
+    /// no common method, too large for the policy, a duplicate sid, too many waiting), with
+    /// what the peer was answered: a receiver shows these so that its user learns that an
+    /// offer came and why it went nowhere. At most [`REFUSED_QUEUE`] wait; more are dropped.
+    /// `None` never happens while the manager lives.
+    pub async fn next_refused(&self) -> Option<RefusedOffer> {
+        self.offers.refused_rx.lock().await.recv().await
     }
 
     /// The next incoming offer (or auto-accepted transfer); `None` never happens while the

@@ -113,17 +113,19 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     }
 
     /// Declined because too many offers wait (`wait/resource-constraint`).
-    pub(crate) fn refuse_busy(mut self) {
-        if let Some(offer) = self.offer.take() {
-            let e = ft_transport::util::stanza_error(
-                xmpp_parsers::stanza_error::ErrorType::Wait,
-                xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
-            );
-            let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
-            *iq.to_mut() = offer.offer.from;
-            spawn_send(&self.shared, Stanza::Iq(iq));
-            self.release();
-        }
+    /// Refuses with `wait/resource-constraint`; returns the answer sent.
+    pub(crate) fn refuse_busy(mut self) -> Option<Stanza> {
+        let offer = self.offer.take()?;
+        let e = ft_transport::util::stanza_error(
+            xmpp_parsers::stanza_error::ErrorType::Wait,
+            xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
+        );
+        let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
+        *iq.to_mut() = offer.offer.from;
+        let answer = Stanza::Iq(iq.clone());
+        spawn_send(&self.shared, Stanza::Iq(iq));
+        self.release();
+        Some(answer)
     }
 
     fn release(&self) {

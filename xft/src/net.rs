@@ -147,11 +147,19 @@ fn print(row: &Row, json: bool) {
     if json {
         println!("{}", report::json(row));
     } else if let Some(e) = &row.error {
-        eprintln!(
-            "{}: failed at {}: {e}",
-            row.file,
-            row.stage.as_deref().unwrap_or("?")
-        );
+        if row.kind == "refused" {
+            eprintln!(
+                "{}: offer from {} refused: {e}",
+                row.file,
+                row.peer.as_deref().unwrap_or("?")
+            );
+        } else {
+            eprintln!(
+                "{}: failed at {}: {e}",
+                row.file,
+                row.stage.as_deref().unwrap_or("?")
+            );
+        }
     } else {
         eprintln!(
             "{}: {} bytes by {} in {:.2} s ({:.1} MB/s{}), {}, sha256 {}",
@@ -224,7 +232,26 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
     let mut done = 0usize;
     let mut ok = true;
     while args.count.is_none_or(|n| done < n) {
-        let Some(offer) = ft.next_offer().await else {
+        // An offer the manager refused itself (malformed, too large, no common method)
+        // is reported like a failed transfer, so that the user learns it came.
+        let offer = tokio::select! {
+            offer = ft.next_offer() => offer,
+            refused = ft.next_refused() => {
+                let Some(r) = refused else { break };
+                let reason = format!("{}; answered {}", r.reason, r.answer_text());
+                let row = Row::refused(
+                    &args.account.method,
+                    r.from.as_ref().map(ToString::to_string),
+                    r.name.as_deref().unwrap_or("?"),
+                    reason,
+                );
+                print(&row, args.account.json);
+                ok = false;
+                done += 1;
+                continue;
+            }
+        };
+        let Some(offer) = offer else {
             break;
         };
         let allowed = from.is_empty()
@@ -233,7 +260,16 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
                     || (j.resource().is_none() && j.to_bare() == offer.from().to_bare())
             });
         if !allowed {
-            offer.decline(Some("not accepted from this sender"));
+            const WHY: &str = "not accepted from this sender";
+            let (peer, name) = (offer.from().to_string(), offer.file().name.clone());
+            offer.decline(Some(WHY));
+            let row = Row::refused(
+                &args.account.method,
+                Some(peer),
+                &name,
+                format!("{WHY}; answered forbidden"),
+            );
+            print(&row, args.account.json);
             continue;
         }
         let name = offer.file().name.clone();

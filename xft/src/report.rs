@@ -10,6 +10,11 @@ use serde::Serialize;
 pub(crate) struct Row {
     /// The method asked for (demo) or `auto`.
     pub(crate) requested: String,
+    /// `transfer`, or `refused` for an offer `xft recv` refused (declined, or answered
+    /// with an error before any transfer began).
+    pub(crate) kind: &'static str,
+    /// The peer: the receiver (send) or the sender (recv).
+    pub(crate) peer: Option<String>,
     /// The method that carried the bytes.
     pub(crate) method: Option<String>,
     /// The file name.
@@ -55,6 +60,8 @@ impl Row {
     ) -> Self {
         let mut row = Self {
             requested: requested.to_owned(),
+            kind: "transfer",
+            peer: None,
             method: None,
             file: file.to_owned(),
             bytes: 0,
@@ -73,6 +80,7 @@ impl Row {
         };
         match r {
             Ok(o) => {
+                row.peer = Some(o.peer.to_string());
                 row.method = Some(o.method.name().to_owned());
                 row.bytes = o.bytes;
                 row.mb_per_s = o.rate() / 1e6;
@@ -93,6 +101,30 @@ impl Row {
             }
             Err(e) => row.fail(&e.stage.to_string(), e.kind.chain()),
         }
+        row
+    }
+
+    /// The row for an offer refused before any transfer: who, which file, the reason, and
+    /// the answer the sender got.
+    pub(crate) fn refused(
+        requested: &str,
+        peer: Option<String>,
+        file: &str,
+        reason: String,
+    ) -> Self {
+        let mut row = Self::from_result(
+            requested,
+            file,
+            Instant::now(),
+            &Err(TransferError::new(
+                ft_facade::Stage::Offer,
+                ft_facade::ErrorKind::Declined { text: None },
+            )),
+        );
+        row.kind = "refused";
+        row.peer = peer;
+        row.seconds = 0.0;
+        row.error = Some(reason);
         row
     }
 

@@ -275,7 +275,67 @@ async fn xft_recv_declines_a_sender_it_does_not_accept_from() {
     let r = alice.wait_event("sent").await;
     assert!(r.is_err(), "the offer is refused: {r:?}");
     assert!(!inbox.join("unwanted.bin").exists());
+    // The user learns of it: one row with who, which file, the stage and what was answered.
+    let row = json_row(&mut child).await;
+    assert_eq!(row["kind"], "refused", "{row}");
+    assert_eq!(row["file"], "unwanted.bin", "{row}");
+    assert_eq!(row["stage"], "offer", "{row}");
+    assert_eq!(
+        row["peer"],
+        format!("{}/slix", prosody.jid("alice")),
+        "{row}"
+    );
+    assert!(
+        row["error"].as_str().unwrap().contains("forbidden"),
+        "{row}"
+    );
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn xft_recv_reports_an_offer_its_size_policy_refused_and_exits_1() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut args = vec!["recv".to_owned()];
+    args.extend(account(&prosody, "bob", "xft"));
+    args.extend([
+        "--dir".into(),
+        inbox.to_string_lossy().into_owned(),
+        "--max-size".into(),
+        "1000".into(),
+        "--count".into(),
+        "1".into(),
+    ]);
+    let mut bob = xft(&args);
+    wait_online(&mut bob).await;
+    let file = write(dir.path(), "big.bin", &content(5000, 3));
+    let mut args = vec!["send".to_owned()];
+    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(["--to".into(), format!("{}/xft", prosody.jid("bob")), file]);
+    let mut alice = xft(&args);
+    let sent = json_row(&mut alice).await;
+    assert!(
+        sent["error"].as_str().unwrap().contains("declined"),
+        "{sent}"
+    );
+    let row = json_row(&mut bob).await;
+    assert_eq!(row["kind"], "refused", "{row}");
+    assert_eq!(row["file"], "big.bin", "{row}");
+    let error = row["error"].as_str().unwrap();
+    assert!(error.contains("exceeds the limit 1000"), "{row}");
+    assert!(error.contains("answered forbidden"), "{row}");
+    // --count 1: the refused offer was the one; xft recv ends, and not with success.
+    let status = tokio::time::timeout(BUDGET, bob.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(!inbox.join("big.bin").exists());
+    let _ = alice.wait().await;
 }
 
 #[tokio::test]
