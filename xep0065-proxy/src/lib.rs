@@ -104,8 +104,10 @@
 //!
 //! # Known deviations
 //!
-//! * Bytes a client sends before activation that arrived together with its SOCKS5 request
-//!   are ignored (XEP-0065 §9.1 "ignore"); later ones are relayed.
+//! * Bytes a client sends before activation are kept, not ignored as XEP-0065 §9.1 allows:
+//!   libpurple and other requesters write right after `<activate/>`, before its result. Those
+//!   that arrived together with the SOCKS5 request are held (at most one handshake read) and
+//!   relayed first; later ones wait unread in the socket until the relay starts.
 //! * Unlike Prosody's mod_proxy65, each relay direction is half-closed as soon as its
 //!   sender finishes, so the tail and the end-of-stream arrive together.
 #![cfg_attr(not(feature = "tokio"), forbid(unsafe_code))]

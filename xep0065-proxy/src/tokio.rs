@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ft_transport::StanzaTransport;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
@@ -29,7 +30,9 @@ use crate::proto::{Action, Broker, ConnId};
 struct State {
     broker: Broker,
     /// Connections waiting for activation.
-    conns: HashMap<ConnId, TcpStream>,
+    /// Paired or waiting connections, each with the bytes that arrived together with its
+    /// SOCKS5 request (bounded by the handshake's read buffer), relayed first.
+    conns: HashMap<ConnId, (TcpStream, bytes::Bytes)>,
     next_conn: u64,
 }
 
@@ -186,6 +189,15 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let size = inner.config.buffer_size;
                 let rate = inner.config.bandwidth_limit;
                 lock(&inner.tasks).spawn(async move {
+                    let ((mut t, t_early), (mut r, r_early)) = (t, r);
+                    // What each side sent with its request goes to the other side first.
+                    if r.write_all(&t_early).await.is_err() || t.write_all(&r_early).await.is_err()
+                    {
+                        if let Some(inner) = weak.upgrade() {
+                            lock(&inner.state).broker.handle_relay_ended(&dst_addr);
+                        }
+                        return;
+                    }
                     let res = crate::relay::relay(t, r, size, rate).await;
                     tracing::debug!("proxy: relay {dst_addr} ended: {res:?}");
                     if let Some(inner) = weak.upgrade() {
@@ -253,7 +265,10 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
             let parts = framed.into_parts();
             let mut codec = parts.codec;
             let stream = parts.io;
-            // Bytes sent before activation are ignored (XEP-0065 §9.1): the read buffer is dropped.
+            // Bytes that came with the request are kept and relayed first once activated,
+            // never dropped (BAD-INPUT E12: libpurple and others write at once); later ones
+            // stay unread in the socket until activation (no buffer of ours grows).
+            let early = parts.read_buf.freeze();
             let mut st = lock(&inner.state);
             let conn = ConnId(st.next_conn);
             st.next_conn += 1;
@@ -267,7 +282,7 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
                 && matches!(stream.try_write(&buf), Ok(n) if n == buf.len());
             if decision.is_ok() {
                 if sent {
-                    st.conns.insert(conn, stream);
+                    st.conns.insert(conn, (stream, early));
                 } else {
                     st.broker.handle_closed(conn);
                 }

@@ -353,3 +353,47 @@ async fn activation_right_after_the_success_reply_always_finds_both_connections(
         assert_eq!(&b, b"x");
     }
 }
+
+/// BAD-INPUT E12: a requester that writes its first bytes at once, in the same segment as
+/// its SOCKS5 request and right after `<activate/>` before the result (libpurple does),
+/// loses none of them: the target reads every byte in order.
+#[tokio::test]
+async fn bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let sid = "early-bytes";
+    let hash = dst_addr(
+        &Sid::new(sid).unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    );
+    let (mut target, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    // Greeting, CONNECT and the first file bytes in one write.
+    let mut requester = TcpStream::connect(addr).await.unwrap();
+    let mut first = vec![5u8, 1, 0, 5, 1, 0, 3, 40];
+    first.extend_from_slice(hash.as_bytes());
+    first.extend_from_slice(&[0, 0]);
+    first.extend_from_slice(b"early ");
+    requester.write_all(&first).await.unwrap();
+    let mut reply = [0u8; 2 + 5 + 40 + 2];
+    requester.read_exact(&mut reply).await.unwrap();
+    assert_eq!((reply[0], reply[1], reply[3]), (5, 0, 0), "{reply:?}");
+    // Then more, still before the activation's result is in.
+    alice
+        .send(activate_iq("e1", sid, "bob@example.org/b"))
+        .await;
+    requester.write_all(b"bird ").await.unwrap();
+    let r = alice.recv_iq().await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    requester.write_all(b"worm").await.unwrap();
+    requester.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), target.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"early bird worm");
+}
