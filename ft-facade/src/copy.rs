@@ -155,7 +155,6 @@ where
     // and libpurple close the socket as soon as they have `size` bytes). Whether it really
     // read them all is for the delivery check after our shutdown (a close with bytes
     // unread arrives as a reset there); only a failing flush is an error here.
-    drop(peer_left);
     guarded(Stage::Stream, cancel, inactivity, async {
         wr.flush().await.map_err(peer_gone)
     })

@@ -137,6 +137,9 @@ struct InTransit {
     stanza: Stanza,
 }
 
+/// Says which stanzas a peer ignores without an answer.
+pub type Swallow = Box<dyn FnMut(&Stanza) -> bool>;
+
 pub struct Pair {
     pub a: Side,
     pub b: Side,
@@ -149,7 +152,7 @@ pub struct Pair {
     pub filter_a_to_b: Option<Filter>,
     /// Drop the stanzas from a to b for which this says `true`, answering nothing (a peer
     /// that ignores them, as libpurple ignores an IBB `<close/>`).
-    pub swallow_a_to_b: Option<Box<dyn FnMut(&Stanza) -> bool>>,
+    pub swallow_a_to_b: Option<Swallow>,
     transit: Vec<InTransit>,
     order: u64,
     rng: u64,
