@@ -205,8 +205,17 @@ mod tests {
     }
 
     #[test]
-    fn invalid_file_without_size_is_bad_profile() {
+    fn an_offer_without_size_is_accepted_as_size_unknown() {
+        // QXmpp 1.4's empty file (BAD-INPUT B1): not bad-profile any more.
         let iq = offer_iq(&format!("<file xmlns='{FT}' name='a'/>"), FT);
+        let offer = FileOffer::from_iq(&iq).unwrap();
+        assert_eq!(offer.file.size, None);
+        assert_eq!(offer.expected().unwrap().size, None);
+    }
+
+    #[test]
+    fn invalid_file_without_name_is_bad_profile() {
+        let iq = offer_iq(&format!("<file xmlns='{FT}' size='3'/>"), FT);
         let err = FileOffer::from_iq(&iq).unwrap_err();
         assert!(matches!(err, FileError::Malformed(_)));
         assert_eq!(
