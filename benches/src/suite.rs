@@ -574,6 +574,13 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
             10.0,
         ),
     ];
+    g.push(ratio_goal(
+        report,
+        "S5B through our proxy ≥ 0.95× the plain relay hop",
+        &format!("s5b/xft-proxy/{sl}"),
+        &format!("ceiling/relay-hop/{sl}"),
+        0.95,
+    ));
     let proxy = format!("s5b/xft-proxy/{sl}");
     g.push(match report.median(&proxy) {
         Some(m) => Goal {
@@ -631,6 +638,14 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
             today,
         ));
     }
+    g.push(Goal {
+        name: "IBB block size chosen by the path ≥ 0.9× the best fixed size (stock and tuned Prosody)"
+            .to_owned(),
+        verdict: Verdict::NotMeasured,
+        detail: "not built yet: the block size is one fixed default (4096) or the user's \
+                 --block-size, halved after resource-constraint"
+            .to_owned(),
+    });
     g.push(memory_goal(report, opts));
     g
 }

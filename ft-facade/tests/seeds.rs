@@ -847,3 +847,71 @@ async fn a_size_less_offer_is_held_to_the_size_limit_as_its_bytes_arrive() {
         "nothing under the final name"
     );
 }
+
+// -------------------------- captured: libpurple 2.14 never answers an IBB <close/>
+
+#[tokio::test]
+async fn captured_libpurple_never_answers_the_ibb_close_and_the_send_succeeds_with_a_warning() {
+    const PIDGIN: &str = "bob@localhost/purple";
+    let hub = Hub::new();
+    let mut c = config(&[Method::Ibb]);
+    c.block_size(4096);
+    let us = entity(&hub, "alice@localhost/xft", c);
+    let mut pidgin = Scripted::new(&hub, PIDGIN);
+    let data = content(50_000, 12);
+    let sending = us.send_reader(
+        jid(PIDGIN),
+        std::io::Cursor::new(data.clone()),
+        ft_facade::FileInfo::new("payload.bin", data.len() as u64),
+        SendOptions::default(),
+    );
+    let offer = pidgin.next_iq().await;
+    pidgin
+        .send(with_id(
+            load(
+                include_str!("fixtures/captured/libpurple-2.14-si-accept-ibb.xml"),
+                &[],
+            ),
+            offer.id(),
+        ))
+        .await;
+    let ack = |id: &str| {
+        with_id(
+            load(
+                include_str!("fixtures/captured/libpurple-2.14-ibb-result.xml"),
+                &[],
+            ),
+            id,
+        )
+    };
+    let mut got = Vec::new();
+    let mut closes = 0;
+    let start = tokio::time::Instant::now();
+    let outcome = loop {
+        let iq = pidgin.next_iq().await;
+        let Iq::Set { payload, id, .. } = &iq else {
+            continue;
+        };
+        if payload.is("open", NS_IBB) {
+            pidgin.send(ack(id)).await;
+        } else if payload.is("data", NS_IBB) {
+            got.extend(xep0047_ibb::payload::decode_text(payload).unwrap());
+            pidgin.send(ack(id)).await;
+        } else if payload.is("close", NS_IBB) {
+            // libpurple: "IBB: received close", and no answer, ever.
+            closes += 1;
+            break sending.outcome().await;
+        }
+    };
+    let sent = outcome.expect("every chunk was acknowledged: a success");
+    assert_eq!(got, data);
+    assert_eq!(closes, 1);
+    assert_eq!(sent.delivery, ft_facade::Delivery::Acknowledged);
+    assert_eq!(sent.warnings, vec![ft_facade::Warning::CloseUnanswered]);
+    // The grace (3 s), not the 30 s close timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+}
