@@ -71,7 +71,7 @@ impl IbbSeen {
                     .find_map(|p| StanzaError::try_from(p.clone()).ok())
                 {
                     self.message_errors
-                        .push((error.type_.clone(), error.defined_condition.clone()));
+                        .push((error.type_.clone(), error.defined_condition));
                 }
             }
             Stanza::Message(m) => {
