@@ -325,7 +325,7 @@ impl Drop for Row {
 
 /// The README table from the rows: one line per (client, direction, case), the latest
 /// result of each, grouped by client (named on its first line) and direction (`xft → peer`
-/// first); the result column reads `ok`, `ok (note)`, `peer limitation: …` or `FAIL`.
+/// first, the peer named); the result column reads `ok`, `ok (note)`, `peer limitation: …` or `FAIL`.
 pub fn render_table() -> String {
     let text = std::fs::read_to_string(table_dir().join("rows.jsonl")).unwrap_or_default();
     // (client lower-cased, direction order, case) → (client, direction, result, note)
@@ -351,7 +351,8 @@ pub fn render_table() -> String {
             last_client.clone_from(&client);
             format!("**{client}**")
         };
-        let direction = direction.replace("peer", &client);
+        // "xft → peer" reads "xft → libpurple": the client's name without its version.
+        let direction = direction.replace("peer", client.split(' ').next().unwrap_or("peer"));
         let result = match (result.as_str(), note.is_empty()) {
             ("pass", true) => "ok".to_owned(),
             ("pass", false) => format!("ok ({note})"),
