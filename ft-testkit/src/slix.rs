@@ -256,6 +256,19 @@ impl SlixPeer {
         }
     }
 
+    /// Skips lines until one whose `"event"` is one of `events`, all within `timeout`. An
+    /// `error` event is an `Err`.
+    pub async fn wait_any(&mut self, events: &[&str], timeout: Duration) -> Result<Value, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let v = self.wait_json_for(left).await?;
+            if events.iter().any(|e| v["event"] == *e) {
+                return Ok(v);
+            }
+        }
+    }
+
     /// The peer's log so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.log_dir.path().join("stderr.log")).unwrap_or_default()

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! rm -f target/interop-table/rows.jsonl
-//! cargo test -p interop --test purple --test qxmpp
+//! cargo test -p interop --test purple --test qxmpp --test slixmpp
 //! cargo test -p interop --test interop_table -- --ignored --nocapture
 //! ```
 

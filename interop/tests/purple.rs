@@ -110,7 +110,7 @@ async fn xft_to_purple_empty_file() {
     assert_eq!(ev["by"], "remote", "{ev}");
     assert_eq!(std::fs::metadata(inbox.join("empty.bin")).unwrap().len(), 0);
     assert_loopback(&peer, &prosody);
-    row.note = "libpurple cancels an empty S5B stream at EOF (its limitation); xft ok".into();
+    row.peer_limitation("libpurple cancels an empty S5B stream at EOF; xft ok");
 }
 
 #[tokio::test]
@@ -242,7 +242,7 @@ async fn purple_to_xft_empty_file() {
     assert_eq!(std::fs::metadata(inbox.join("empty.bin")).unwrap().len(), 0);
     assert!(xft.finish(BUDGET).await.1);
     assert_loopback(&peer, &prosody);
-    row.note = "libpurple never completes an empty S5B send (its limitation); xft ok at EOF".into();
+    row.peer_limitation("libpurple never completes an empty S5B send; xft ok at EOF");
 }
 
 #[tokio::test]

@@ -51,13 +51,14 @@ impl<'a> Case<'a> {
     }
 }
 
-struct Rig {
-    prosody: ft_testkit::Prosody,
-    _proxy: Option<Xft>,
-    dir: tempfile::TempDir,
+/// One case's Prosody (with proxy65, or with `xft proxy` attached) and temporary directory.
+pub struct Rig {
+    pub prosody: ft_testkit::Prosody,
+    pub _proxy: Option<Xft>,
+    pub dir: tempfile::TempDir,
 }
 
-async fn rig(via: Via) -> Rig {
+pub async fn rig(via: Via) -> Rig {
     let prosody = prosody(via == Via::Prosody);
     let proxy = match via {
         Via::Prosody => None,
@@ -70,7 +71,8 @@ async fn rig(via: Via) -> Rig {
     }
 }
 
-fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
+/// The case's files written into `dir`: (path, SHA-256).
+pub fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
     files
         .iter()
         .enumerate()
@@ -81,7 +83,15 @@ fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn check_xft_row(row: &Value, sha: &str, size: usize, expect_method: Option<&str>, peer_log: &str) {
+/// One `xft --json` row of a transfer that must have succeeded: hash, size, method, a
+/// confirmed delivery, verified, loopback only.
+pub fn check_xft_row(
+    row: &Value,
+    sha: &str,
+    size: usize,
+    expect_method: Option<&str>,
+    peer_log: &str,
+) {
     assert!(
         row["error"].is_null(),
         "xft failed: {row}\n--- peer log ---\n{peer_log}"
@@ -154,6 +164,17 @@ pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
     assert_loopback(&peer, &r.prosody);
 }
 
+/// `xft send --method ibb-message`'s row: over message nothing is acknowledged, so no claim
+/// of delivery (`unconfirmed` when no error, `verified` false), loopback only.
+pub fn check_xft_row_unconfirmed(x: &Value) {
+    assert_eq!(x["method"], "ibb-message", "{x}");
+    if x["error"].is_null() {
+        assert_eq!(x["delivery"], "unconfirmed", "{x}");
+    }
+    assert_eq!(x["verified"], false, "never a claim of delivery: {x}");
+    assert_row_loopback(x);
+}
+
 /// `xft send --method ibb-message` → a peer that accepts `<open stanza='message'/>` and
 /// then drops every data message (libpurple, QXmpp: PEERS.md). Over message nothing is
 /// acknowledged, so xft must not claim delivery: its row says `unconfirmed`, `verified` is
@@ -178,12 +199,7 @@ pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
     let (rows, _ok) = xft.finish(BUDGET).await;
     assert_eq!(rows.len(), files.len(), "{rows:?}\n{}", xft.stderr());
     for x in &rows {
-        assert_eq!(x["method"], "ibb-message", "{x}");
-        if x["error"].is_null() {
-            assert_eq!(x["delivery"], "unconfirmed", "{x}");
-        }
-        assert_eq!(x["verified"], false, "never a claim of delivery: {x}");
-        assert_row_loopback(x);
+        check_xft_row_unconfirmed(x);
     }
     // The peer never has the file: it cancels (its size check) or gets nothing at all.
     if let Ok(got) = peer
@@ -201,10 +217,10 @@ pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
     }
     let _ = peer.finish(Duration::from_secs(10)).await;
     assert_loopback(&peer, &r.prosody);
-    row.note = format!(
-        "peer limit: {} drops IBB data messages; xft reports unconfirmed",
+    row.peer_limitation(format!(
+        "{} drops IBB data messages; xft reports unconfirmed",
         K::CLIENT
-    );
+    ));
 }
 
 /// The peer's `send` → `xft recv`: every file arrives whole on both counts.
@@ -429,7 +445,7 @@ pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: boo
                 "{:?}",
                 peer.events()
             );
-            row.note = "sender hangs (lost IBB ack, no timeout)".into();
+            row.peer_limitation("sender hangs (lost IBB ack, no timeout)");
         }
         Err(e) => panic!("{e}"),
     }
@@ -476,7 +492,7 @@ pub async fn xft_dies_sending<K: PeerKind>(method: &str, xft_extra: &[&str], may
                 "{:?}",
                 peer.events()
             );
-            row.note = "receiver waits on (no IBB inactivity timeout)".into();
+            row.peer_limitation("receiver waits on (no IBB inactivity timeout)");
         }
         Err(e) => panic!("{e}"),
     }

@@ -266,12 +266,15 @@ pub fn table_dir() -> PathBuf {
     target.join("interop-table")
 }
 
-/// Appends one row when dropped: `pass`, or `FAIL` when the test is panicking.
+/// Appends one row when dropped: `pass`, `peer limitation: …` (set with
+/// [`Row::peer_limitation`]: the case ran and proved the peer cannot do it), or `FAIL` when
+/// the test is panicking.
 pub struct Row {
     pub client: &'static str,
     pub direction: &'static str,
     pub case: &'static str,
     pub note: String,
+    pub limitation: Option<String>,
 }
 
 impl Row {
@@ -281,16 +284,24 @@ impl Row {
             direction,
             case,
             note: String::new(),
+            limitation: None,
         }
+    }
+
+    /// The row reads `peer limitation: {why}` instead of `pass` (unless the test fails).
+    pub fn peer_limitation(&mut self, why: impl Into<String>) {
+        self.limitation = Some(why.into());
     }
 }
 
 impl Drop for Row {
     fn drop(&mut self) {
         let result = if std::thread::panicking() {
-            "FAIL"
+            "FAIL".to_owned()
+        } else if let Some(why) = &self.limitation {
+            format!("peer limitation: {why}")
         } else {
-            "pass"
+            "pass".to_owned()
         };
         let dir = table_dir();
         let _ = std::fs::create_dir_all(&dir);
@@ -313,26 +324,47 @@ impl Drop for Row {
 }
 
 /// The README table from the rows: one line per (client, direction, case), the latest
-/// result of each.
+/// result of each, grouped by client (named on its first line) and direction (`xft → peer`
+/// first, the peer named); the result column reads `ok`, `ok (note)`, `peer limitation: …` or `FAIL`.
 pub fn render_table() -> String {
     let text = std::fs::read_to_string(table_dir().join("rows.jsonl")).unwrap_or_default();
-    let mut latest: std::collections::BTreeMap<(String, String, String), (String, String)> =
-        Default::default();
+    // (client lower-cased, direction order, case) → (client, direction, result, note)
+    type Key = (String, u8, String);
+    let mut latest: std::collections::BTreeMap<Key, [String; 4]> = Default::default();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
         let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+        let order = u8::from(s("direction") != "xft → peer");
         latest.insert(
-            (s("client"), s("direction"), s("case")),
-            (s("result"), s("note")),
+            (s("client").to_lowercase(), order, s("case")),
+            [s("client"), s("direction"), s("result"), s("note")],
         );
     }
-    let mut out =
-        String::from("| client | direction | case | result | note |\n|---|---|---|---|---|\n");
-    for ((client, direction, case), (result, note)) in latest {
+    let mut out = String::from("| client | direction | case | result |\n|---|---|---|---|\n");
+    let mut last_client = String::new();
+    for ((_, _, case), [client, direction, result, note]) in latest {
+        let shown = if client == last_client {
+            String::new()
+        } else {
+            last_client.clone_from(&client);
+            format!("**{client}**")
+        };
+        // "xft → peer" reads "xft → libpurple": the client's name without its version.
+        let direction = direction.replace("peer", client.split(' ').next().unwrap_or("peer"));
+        let result = match (result.as_str(), note.is_empty()) {
+            ("pass", true) => "ok".to_owned(),
+            ("pass", false) => format!("ok ({note})"),
+            (r, true) => r.to_owned(),
+            (r, false) => format!("{r} ({note})"),
+        };
+        let cell = |t: &str| t.replace('|', "\\|");
         out.push_str(&format!(
-            "| {client} | {direction} | {case} | {result} | {note} |\n"
+            "| {shown} | {} | {} | {} |\n",
+            cell(&direction),
+            cell(&case),
+            cell(&result)
         ));
     }
     out
