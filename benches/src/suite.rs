@@ -639,8 +639,9 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
         ));
     }
     g.push(Goal {
-        name: "IBB block size chosen by the path ≥ 0.9× the best fixed size (stock and tuned Prosody)"
-            .to_owned(),
+        name:
+            "IBB block size chosen by the path ≥ 0.9× the best fixed size (stock and tuned Prosody)"
+                .to_owned(),
         verdict: Verdict::NotMeasured,
         detail: "not built yet: the block size is one fixed default (4096) or the user's \
                  --block-size, halved after resource-constraint"

@@ -232,13 +232,22 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
     let mut done = 0usize;
     let mut ok = true;
     while args.count.is_none_or(|n| done < n) {
-        // An offer the manager refused itself (malformed, too large, no common method)
-        // is reported like a failed transfer, so that the user learns it came.
+        let allowed = |peer: &Jid| {
+            from.is_empty()
+                || from
+                    .iter()
+                    .any(|j| j == peer || (j.resource().is_none() && j.to_bare() == peer.to_bare()))
+        };
+        // An offer the manager refused itself (malformed, too large, no common method) is
+        // reported like a failed transfer, so that the user learns it came; from a sender
+        // `--from` accepts it also counts toward `--count` (a stranger's bad offers do not
+        // end the wait).
         let offer = tokio::select! {
             offer = ft.next_offer() => offer,
             refused = ft.next_refused() => {
                 let Some(r) = refused else { break };
                 let reason = format!("{}; answered {}", r.reason, r.answer_text());
+                let counts = r.from.as_ref().is_some_and(allowed);
                 let row = Row::refused(
                     &args.account.method,
                     r.from.as_ref().map(ToString::to_string),
@@ -246,20 +255,18 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
                     reason,
                 );
                 print(&row, args.account.json);
-                ok = false;
-                done += 1;
+                if counts {
+                    ok = false;
+                    done += 1;
+                }
                 continue;
             }
         };
         let Some(offer) = offer else {
             break;
         };
-        let allowed = from.is_empty()
-            || from.iter().any(|j| {
-                j == offer.from()
-                    || (j.resource().is_none() && j.to_bare() == offer.from().to_bare())
-            });
-        if !allowed {
+        if !allowed(offer.from()) {
+            // Not a sender we wait for: reported, not counted.
             const WHY: &str = "not accepted from this sender";
             let (peer, name) = (offer.from().to_string(), offer.file().name.clone());
             offer.decline(Some(WHY));
