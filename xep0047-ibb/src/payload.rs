@@ -151,6 +151,16 @@ fn sid_of(elem: &Element) -> Result<Sid, PayloadError> {
     }
 }
 
+/// A plain decimal number: ASCII digits only. Rust's `FromStr` also takes a leading `+`
+/// (`seq='+1'`, `block-size='+4096'`), which the XEP's `xs:unsignedShort`-style values
+/// do not allow and other implementations read differently (BAD-INPUT F1, F4).
+fn decimal<T: std::str::FromStr>(raw: &str) -> Option<T> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
 impl Open {
     /// Parses `<open/>`.
     pub fn parse(elem: &Element) -> Result<Self, PayloadError> {
@@ -158,9 +168,8 @@ impl Open {
         let raw = elem
             .attr("block-size")
             .ok_or(PayloadError::MissingBlockSize)?;
-        let value: u32 = raw
-            .parse()
-            .map_err(|_| PayloadError::InvalidBlockSize(raw.to_owned()))?;
+        let value: u32 =
+            decimal(raw).ok_or_else(|| PayloadError::InvalidBlockSize(raw.to_owned()))?;
         let block_size = match u16::try_from(value) {
             Ok(0) | Err(_) => return Err(PayloadError::BlockSizeOutOfRange(value)),
             Ok(v) => v,
@@ -206,9 +215,7 @@ impl Data {
     pub fn parse_header(elem: &Element) -> Result<(u16, Sid), PayloadError> {
         let sid = sid_of(elem)?;
         let raw = elem.attr("seq").ok_or(PayloadError::MissingSeq)?;
-        let seq = raw
-            .parse::<u16>()
-            .map_err(|_| PayloadError::InvalidSeq(raw.to_owned()))?;
+        let seq: u16 = decimal(raw).ok_or_else(|| PayloadError::InvalidSeq(raw.to_owned()))?;
         Ok((seq, sid))
     }
 
@@ -291,6 +298,29 @@ impl Close {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn invalid_seq_and_block_size_with_a_plus_sign_or_space_are_refused() {
+        for bs in ["+4096", " 4096", "4096 ", "-1", "0x10", ""] {
+            let e = el(&format!(
+                "<open xmlns='http://jabber.org/protocol/ibb' block-size='{bs}' sid='s1'/>"
+            ));
+            assert!(
+                matches!(Open::parse(&e), Err(PayloadError::InvalidBlockSize(_))),
+                "{bs:?}"
+            );
+        }
+        for seq in ["+1", " 1", "1 ", "-1", "65536", ""] {
+            let e = el(&format!(
+                "<data xmlns='http://jabber.org/protocol/ibb' seq='{seq}' sid='s1'>QUJD</data>"
+            ));
+            assert!(
+                matches!(Data::parse(&e), Err(PayloadError::InvalidSeq(_))),
+                "{seq:?}"
+            );
+        }
+    }
+
     use super::*;
 
     fn el(s: &str) -> Element {

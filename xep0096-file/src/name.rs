@@ -55,7 +55,10 @@ pub fn safe_file_name(name: &str) -> Result<String, NameError> {
     let replaced: String = last
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+            if c.is_control()
+                || is_invisible_or_bidi(c)
+                || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
+            {
                 '_'
             } else {
                 c
@@ -77,6 +80,19 @@ pub fn safe_file_name(name: &str) -> Result<String, NameError> {
         out.insert(0, '_');
     }
     Ok(shorten(out, MAX_NAME_BYTES))
+}
+
+/// Bidi controls and zero-width characters: `invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`, and invisible characters make two names look alike (BAD-INPUT G3).
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidi isolates
+        | '\u{061C}' // Arabic letter mark
+        | '\u{FEFF}' // zero-width no-break space
+    )
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -107,6 +123,25 @@ pub(crate) fn shorten(name: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidi_overrides_and_zero_width_characters_are_replaced() {
+        // U+202E makes "invoice\u{202E}fdp.exe" display as "invoiceexe.pdf".
+        assert_eq!(
+            safe_file_name("invoice\u{202E}fdp.exe").unwrap(),
+            "invoice_fdp.exe"
+        );
+        assert_eq!(
+            safe_file_name("a\u{200B}b\u{FEFF}.txt").unwrap(),
+            "a_b_.txt"
+        );
+        assert_eq!(
+            safe_file_name("x\u{2066}y\u{2069}.png").unwrap(),
+            "x_y_.png"
+        );
+        // Ordinary non-ASCII is kept.
+        assert_eq!(safe_file_name("ünïcødé ✓.bin").unwrap(), "ünïcødé ✓.bin");
+    }
 
     #[test]
     fn traversal_names_keep_only_the_last_component() {

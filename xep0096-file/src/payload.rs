@@ -186,6 +186,15 @@ impl TryFrom<&Element> for File {
                 ns: elem.ns(),
             });
         }
+        // `FromStr` for u64 takes a leading `+`: `size='+5'` is no XML Schema unsignedLong
+        // in the sense other clients read it (BAD-INPUT B2).
+        if let Some(size) = elem.attr("size")
+            && (size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(FileError::Malformed(format!(
+                "size {size:?} is not a decimal number"
+            )));
+        }
         let file = Self::try_from(elem.clone()).map_err(|e| FileError::Malformed(e.to_string()))?;
         file.md5()?;
         Ok(file)
@@ -255,6 +264,19 @@ mod tests {
     fn invalid_file_without_name_is_malformed() {
         let e = el("<file xmlns='http://jabber.org/protocol/si/profile/file-transfer' size='1'/>");
         assert!(matches!(File::try_from(&e), Err(FileError::Malformed(_))));
+    }
+
+    #[test]
+    fn invalid_size_with_a_plus_sign_or_spaces_is_malformed() {
+        for size in ["+5", " 5", "5 ", "1e6", "", "123456789012345678901"] {
+            let e = el(&format!(
+                "<file xmlns='http://jabber.org/protocol/si/profile/file-transfer' name='a' size='{size}'/>"
+            ));
+            assert!(
+                matches!(File::try_from(&e), Err(FileError::Malformed(_))),
+                "{size:?}"
+            );
+        }
     }
 
     #[test]
