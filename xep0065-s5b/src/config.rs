@@ -2,6 +2,8 @@
 //! ([`proto`](crate::proto)) and the tokio driver.
 
 use std::fmt;
+
+use crate::scope::Scope;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,9 +43,10 @@ pub struct Config {
     pub stagger: Duration,
     /// The time one SOCKS5 handshake (either side) may take. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Which addresses a peer may make us dial. Default: [`DialPolicy::allow_all`], what
-    /// deployed clients do and what same-host transfers need; a client exposed to
-    /// untrusted peers should use [`DialPolicy::no_loopback`] or its own policy.
+    /// Which addresses a peer may make us dial. Default: [`DialPolicy::public_only`]: a
+    /// stranger's offer cannot make us connect to this host, our LAN or anything but a
+    /// public address (BAD-INPUT C3). Peers on one LAN want [`DialPolicy::lan`]; tests and
+    /// same-host transfers [`DialPolicy::allow_all`].
     pub dial_policy: DialPolicy,
     /// The prefix of the iq ids the cores generate; each appends the sid and a counter.
     /// Default `"s5b-"`. The tokio driver appends a random salt per connection, so ids
@@ -63,7 +66,7 @@ impl Default for Config {
             connect_budget: Duration::from_secs(10),
             stagger: Duration::from_millis(250),
             handshake_timeout: Duration::from_secs(10),
-            dial_policy: DialPolicy::allow_all(),
+            dial_policy: DialPolicy::public_only(),
             id_prefix: String::from("s5b-"),
         }
     }
@@ -120,17 +123,33 @@ impl DialPolicy {
         Self(Arc::new(f))
     }
 
-    /// Allows every address (what deployed clients do).
+    /// Allows every address, this host's included (what deployed clients do; what tests and
+    /// same-host transfers need). Not for a client that takes offers from strangers.
     pub fn allow_all() -> Self {
         Self::new(|_, _, _| true)
     }
 
-    /// Refuses loopback, unspecified, link-local and multicast addresses, so a peer cannot
-    /// make us open connections to services on this host.
+    /// The default: only public addresses ([`Scope::Public`](crate::scope::Scope)): never
+    /// loopback, unspecified, link-local, multicast, broadcast, reserved or private ranges,
+    /// nor the IPv4-mapped, IPv4-compatible, NAT64 or 6to4 forms of them.
+    pub fn public_only() -> Self {
+        Self::new(|_, _, a| crate::scope::scope(a.ip()) == Scope::Public)
+    }
+
+    /// Public and private addresses (RFC 1918, shared 100.64/10, unique local): for peers
+    /// that share a LAN. Still never this host, link-local, multicast or reserved.
+    pub fn lan() -> Self {
+        Self::new(|_, _, a| matches!(crate::scope::scope(a.ip()), Scope::Public | Scope::Private))
+    }
+
+    /// Everything but this host: refuses loopback, unspecified, link-local and multicast
+    /// addresses (mapped forms included), allows private and reserved ones.
     pub fn no_loopback() -> Self {
         Self::new(|_, _, a| {
-            let ip = a.ip();
-            !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || is_link_local(&ip))
+            !matches!(
+                crate::scope::scope(a.ip()),
+                Scope::Loopback | Scope::Unspecified | Scope::LinkLocal | Scope::Multicast
+            )
         })
     }
 

@@ -75,6 +75,8 @@
 //! let hub = Hub::new();
 //! let mut config = Config::default();
 //! config.listen(vec!["127.0.0.1".parse().unwrap()]);
+//! // Both ends are on this host: loopback allowed on purpose (the default refuses it).
+//! config.dial_policy(xep0065_s5b::DialPolicy::allow_all());
 //! let mut s5b = Vec::new();
 //! for who in ["alice@example.org/a", "bob@example.org/b"] {
 //!     let (transport, mut inbox) = hub.connect(who.parse().unwrap());
@@ -135,7 +137,9 @@
 //!
 //! let (alice, bob): (jid::Jid, jid::Jid) =
 //!     ("alice@example.org/a".parse().unwrap(), "bob@example.org/b".parse().unwrap());
-//! let config = Config::default();
+//! let mut config = Config::default();
+//! // 192.0.2.1 is a documentation address, which the default policy never dials.
+//! config.dial_policy(xep0065_s5b::DialPolicy::allow_all());
 //! let sid = Sid::new("s1").unwrap();
 //! let now = Instant::now();
 //! let mine = StreamHost::new(alice.clone(), "192.0.2.1".parse::<std::net::IpAddr>().unwrap(), 7000);
@@ -194,6 +198,7 @@ mod config;
 pub mod error;
 pub mod payload;
 pub mod proto;
+pub mod scope;
 pub mod wire;
 
 #[cfg(feature = "tokio")]

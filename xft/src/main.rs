@@ -87,6 +87,28 @@ struct DemoArgs {
     json: bool,
 }
 
+/// Which addresses `--dial` lets a peer make us connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Dial {
+    /// Public addresses only.
+    Public,
+    /// Public and private (LAN) addresses.
+    Lan,
+    /// Every address, loopback included.
+    Any,
+}
+
+impl Dial {
+    fn policy(self) -> ft_facade::s5b::DialPolicy {
+        use ft_facade::s5b::DialPolicy;
+        match self {
+            Self::Public => DialPolicy::public_only(),
+            Self::Lan => DialPolicy::lan(),
+            Self::Any => DialPolicy::allow_all(),
+        }
+    }
+}
+
 /// Connection settings shared by `send` and `recv`.
 #[derive(Debug, Args)]
 struct Account {
@@ -112,6 +134,12 @@ struct Account {
     /// host's non-loopback addresses).
     #[arg(long = "local-address")]
     local_addresses: Vec<IpAddr>,
+    /// Which streamhost addresses a peer's offer may make us dial: `public` (default: never
+    /// this host, the LAN, link-local, multicast or reserved ranges, nor their IPv4-mapped,
+    /// NAT64 or 6to4 forms), `lan` (public and private ranges), `any` (this host too: tests,
+    /// same-host transfers).
+    #[arg(long, value_enum, default_value_t = Dial::Public)]
+    dial: Dial,
     /// IBB block size (default: the one IBB default, 4096; larger opens that the peer
     /// refuses are retried at half the size).
     #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]

@@ -58,6 +58,7 @@ pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
     if !account.local_addresses.is_empty() {
         c.s5b.listen(account.local_addresses.clone());
     }
+    c.s5b.dial_policy(account.dial.policy());
     if let Some(t) = account.offer_timeout {
         c.offer_timeout = t;
     }

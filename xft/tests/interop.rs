@@ -43,6 +43,9 @@ fn account(prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
         "--plaintext".into(),
         "--local-address".into(),
         "127.0.0.1".into(),
+        // Every streamhost here is on 127.0.0.1, which the default (public only) refuses.
+        "--dial".into(),
+        "any".into(),
         "--json".into(),
     ]
 }
@@ -387,4 +390,51 @@ async fn xft_send_of_a_4_gib_file_puts_its_offer_on_the_wire_at_once_without_has
     assert!(seconds < 5.0, "{row}");
     let _ = alice.wait().await;
     bob.kill().await.unwrap();
+}
+
+/// BAD-INPUT C3 through the command line: by default `xft recv` dials no streamhost on this
+/// host (nor the LAN), so a sender offering only its loopback listener gets `item-not-found`
+/// and the transfer fails at connect; nothing lands.
+#[tokio::test]
+async fn xft_recv_by_default_dials_no_loopback_streamhost() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let mut args = vec!["recv".to_owned()];
+    // The rig's account without its `--dial any`: the default policy.
+    let mut acct = account(&prosody, "bob", "xft");
+    let i = acct.iter().position(|a| a == "--dial").unwrap();
+    acct.drain(i..i + 2);
+    args.extend(acct);
+    args.extend([
+        "--dir".into(),
+        inbox.to_string_lossy().into_owned(),
+        "--count".into(),
+        "1".into(),
+    ]);
+    let mut bob = xft(&args);
+    wait_online(&mut bob).await;
+    let file = write(dir.path(), "probe.bin", &content(10_000, 4));
+    let mut args = vec!["send".to_owned()];
+    args.extend(account(&prosody, "alice", "xft"));
+    args.extend([
+        "--method".into(),
+        "s5b-direct".into(),
+        "--s5b-budget".into(),
+        "5".into(),
+        "--to".into(),
+        format!("{}/xft", prosody.jid("bob")),
+        file,
+    ]);
+    let mut alice = xft(&args);
+    let sent = json_row(&mut alice).await;
+    assert_eq!(sent["stage"], "connect", "{sent}");
+    let got = json_row(&mut bob).await;
+    assert!(!got["error"].is_null(), "{got}");
+    assert!(!inbox.join("probe.bin").exists());
+    let _ = alice.wait().await;
+    let _ = tokio::time::timeout(BUDGET, bob.wait()).await;
 }

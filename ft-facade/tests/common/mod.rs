@@ -26,6 +26,8 @@ pub fn config(methods: &[Method]) -> Config {
     c.cap_timeouts(Duration::from_secs(10));
     c.s5b.listen(vec![LOOPBACK]);
     c.s5b.connect_budget(Duration::from_secs(5));
+    // Every streamhost in these tests is on 127.0.0.1: allowed explicitly.
+    c.s5b.dial_policy(ft_facade::s5b::DialPolicy::allow_all());
     c
 }
 

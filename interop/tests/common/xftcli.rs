@@ -77,6 +77,9 @@ pub fn account(prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
         "--plaintext".into(),
         "--local-address".into(),
         "127.0.0.1".into(),
+        // Every streamhost here is on 127.0.0.1, which the default (public only) refuses.
+        "--dial".into(),
+        "any".into(),
         "--json".into(),
     ]
 }

@@ -23,6 +23,8 @@ pub fn jid(s: &str) -> Jid {
 pub fn config() -> Config {
     let mut c = Config::default();
     c.listen(vec![LOCALHOST]);
+    // Every streamhost in these tests is on 127.0.0.1: allowed explicitly.
+    c.dial_policy(xep0065_s5b::DialPolicy::allow_all());
     c
 }
 
