@@ -274,7 +274,7 @@ fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers(
     // BAD-INPUT C3: an offer naming this host (in every disguise) and our LAN.
     let mut p = Pair::new();
     p.config
-        .dial_policy(xep0065_s5b::Config::default().dial_policy.clone());
+        .dial_policy(xep0065_s5b::Config::default().dial_policy);
     p.own_addrs = vec![];
     p.proxy_addrs = vec![];
     // Nothing is in the simulated network: any dial would show in `p.connects`.
@@ -299,7 +299,7 @@ fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers(
             .iter()
             .all(|a| a.outcome == Outcome::Refused(Refusal::DialPolicy)),
         "{:?}",
-        outcomes(&attempts)
+        outcomes(attempts)
     );
     let errs = p.errors_to(Who::Requester);
     assert_eq!(
