@@ -57,6 +57,15 @@ fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Spawns `fut` into `tasks`, first reaping the tasks that have ended: a `JoinSet` keeps
+/// every finished task until it is joined, so without this each connection ever accepted
+/// would leave its allocation behind (issue 10, finding 5).
+fn spawn(tasks: &Mutex<JoinSet<()>>, fut: impl Future<Output = ()> + Send + 'static) {
+    let mut t = lock(tasks);
+    while t.try_join_next().is_some() {}
+    t.spawn(fut);
+}
+
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -115,10 +124,10 @@ impl Proxy {
         });
         for l in listeners {
             let weak = Arc::downgrade(&inner);
-            lock(&inner.tasks).spawn(accept_loop(l, weak));
+            spawn(&inner.tasks, accept_loop(l, weak));
         }
         let timer = inner.timer.clone();
-        lock(&inner.tasks).spawn(timer_loop(Arc::downgrade(&inner), timer));
+        spawn(&inner.tasks, timer_loop(Arc::downgrade(&inner), timer));
         Ok(Self { inner })
     }
 
@@ -139,13 +148,21 @@ impl Proxy {
         let Some(mut rx) = self.outbound() else {
             return;
         };
-        lock(&self.inner.tasks).spawn(async move {
+        spawn(&self.inner.tasks, async move {
             while let Some(s) = rx.recv().await {
                 if let Err(e) = transport.send(s).await {
                     tracing::debug!("proxy: cannot send: {e}");
                 }
             }
         });
+    }
+
+    /// How many tasks the service holds: its accept loops, its timer and outbound tasks,
+    /// and one per connection in its handshake or relay. Ended tasks count until the next
+    /// one starts, which reaps them: after a burst of short connections this is back near
+    /// its baseline, not one task per connection ever made.
+    pub fn tasks(&self) -> usize {
+        lock(&self.inner.tasks).len()
     }
 
     /// How many connections wait for activation.
@@ -188,7 +205,7 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let weak = Arc::downgrade(inner);
                 let size = inner.config.buffer_size;
                 let rate = inner.config.bandwidth_limit;
-                lock(&inner.tasks).spawn(async move {
+                spawn(&inner.tasks, async move {
                     let ((mut t, t_early), (mut r, r_early)) = (t, r);
                     // What each side sent with its request goes to the other side first.
                     if r.write_all(&t_early).await.is_err() || t.write_all(&r_early).await.is_err()
@@ -249,7 +266,7 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
         };
         let weak = Arc::downgrade(&strong);
         let timeout = strong.config.handshake_timeout;
-        lock(&strong.tasks).spawn(async move {
+        spawn(&strong.tasks, async move {
             let _ = tcp.set_nodelay(true);
             let Ok((framed, dst)) = server_handshake(tcp, 40, timeout).await else {
                 return;

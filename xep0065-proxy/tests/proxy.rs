@@ -397,3 +397,35 @@ async fn bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
         .unwrap();
     assert_eq!(got, b"early bird worm");
 }
+
+/// Issue 10, finding 5: every connection's task is reaped when it ends. After a burst of
+/// connections that never finish (or botch) their handshake, the service holds no more
+/// tasks than before it.
+#[tokio::test]
+async fn short_connections_leave_no_task_behind() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| c.handshake_timeout = Duration::from_millis(200)).await;
+    let addr = proxy_addr(&p);
+    let baseline = p.tasks();
+    for i in 0..300u32 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        match i % 3 {
+            // A wrong SOCKS version, a greeting cut short, or nothing at all.
+            0 => s.write_all(&[4, 1, 0]).await.unwrap(),
+            1 => s.write_all(&[5]).await.unwrap(),
+            _ => {}
+        }
+        drop(s);
+    }
+    // Every handshake ends (closed by the client or at the 200 ms deadline); the next
+    // connection's task reaps them all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let held = p.tasks();
+    assert!(
+        held <= baseline + 2,
+        "{held} tasks held, baseline {baseline}: left behind"
+    );
+    drop(last);
+}

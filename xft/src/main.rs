@@ -218,6 +218,11 @@ struct ProxyArgs {
     /// Bandwidth cap per relay, bytes per second (`10MB`, …).
     #[arg(long, value_parser = size::parse)]
     rate: Option<u64>,
+    /// The XEP-0114 link is plaintext (the handshake is a SHA-1 of the secret, the stanzas,
+    /// activations included, travel in the clear): it is refused to a non-loopback server
+    /// unless this says the path is protected (same host, a VPN, an SSH tunnel).
+    #[arg(long)]
+    link_is_protected: bool,
 }
 
 fn main() -> ExitCode {

@@ -17,12 +17,27 @@ fn parent_domain(component: &str) -> String {
     }
 }
 
+/// The component link carries activations in plaintext: an on-path attacker could inject
+/// them. Only loopback, or a path the user vouches for.
+fn check_link(addr: &std::net::SocketAddr, protected: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || protected {
+        Ok(())
+    } else {
+        Err(format!(
+            "--server {addr} is not loopback: the XEP-0114 link is plaintext (activations \
+             could be injected on the way); run the proxy on the server's host, or tunnel the \
+             link and pass --link-is-protected"
+        ))
+    }
+}
+
 pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
     let jid: BareJid = args.component_jid.parse()?;
     let addr = tokio::net::lookup_host(&args.server)
         .await?
         .next()
         .ok_or_else(|| format!("--server {} does not resolve", args.server))?;
+    check_link(&addr, args.link_is_protected)?;
     let mut pc = ProxyConfig::new(jid.clone().into());
     pc.listen = args.listen.clone();
     pc.allowed_domains = if args.allow_domains.is_empty() {
@@ -56,7 +71,18 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parent_domain;
+    use super::{check_link, parent_domain};
+
+    #[test]
+    fn the_component_link_is_refused_off_loopback_unless_said_protected() {
+        // A pure check: nothing is dialled.
+        let off: std::net::SocketAddr = "192.0.2.7:5347".parse().unwrap();
+        let e = check_link(&off, false).unwrap_err();
+        assert!(e.contains("--link-is-protected"), "{e}");
+        assert!(check_link(&off, true).is_ok());
+        assert!(check_link(&"127.0.0.1:5347".parse().unwrap(), false).is_ok());
+        assert!(check_link(&"[::1]:5347".parse().unwrap(), false).is_ok());
+    }
 
     #[test]
     fn the_default_allowed_domain_is_the_components_parent() {

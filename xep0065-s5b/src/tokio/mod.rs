@@ -149,6 +149,15 @@ pub(crate) fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Spawns `fut` into `tasks`, first reaping the tasks that have ended: a `JoinSet` keeps
+/// every finished task until it is joined, so without this each inbound connection and each
+/// error reply would leave its allocation behind (issue 10, finding 5).
+fn spawn(tasks: &Mutex<JoinSet<()>>, fut: impl Future<Output = ()> + Send + 'static) {
+    let mut t = lock(tasks);
+    while t.try_join_next().is_some() {}
+    t.spawn(fut);
+}
+
 /// The driver's clock (tokio's, so paused test time controls the cores too).
 pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -188,12 +197,19 @@ impl<T: StanzaTransport> S5b<T> {
         &self.inner.config
     }
 
+    /// How many background tasks this holds (listeners, inbound handshakes, replies being
+    /// sent). Ended tasks count until the next one starts, which reaps
+    /// them: after a burst of short connections this is back near its baseline.
+    pub fn tasks(&self) -> usize {
+        lock(&self.inner.tasks).len()
+    }
+
     fn spawn_send(&self, stanzas: Vec<Stanza>) {
         if stanzas.is_empty() {
             return;
         }
         let inner = self.inner.clone();
-        lock(&self.inner.tasks).spawn(async move {
+        spawn(&self.inner.tasks, async move {
             for s in stanzas {
                 if let Err(e) = inner.transport.send(s).await {
                     tracing::debug!("s5b: could not send a reply: {e}");
@@ -289,7 +305,7 @@ impl<T: StanzaTransport> S5b<T> {
                 };
             bound.push(listener.local_addr()?);
             let weak = Arc::downgrade(&self.inner);
-            lock(&self.inner.tasks).spawn(accept_loop(listener, weak));
+            spawn(&self.inner.tasks, accept_loop(listener, weak));
         }
         let mut st = lock(&self.inner.state);
         // Another connect may have raced us; keep the first set (ours serve too).
@@ -451,7 +467,7 @@ async fn accept_loop<T: StanzaTransport>(listener: TcpListener, inner: Weak<Inne
         };
         let timeout = strong.config.handshake_timeout;
         let weak = Arc::downgrade(&strong);
-        lock(&strong.tasks).spawn(async move {
+        spawn(&strong.tasks, async move {
             let _ = tcp.set_nodelay(true);
             let port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
             let Ok((mut framed, dst)) = server_handshake(tcp, 40, timeout).await else {
