@@ -116,7 +116,7 @@ impl From<&ProtocolError> for StanzaError {
 impl From<&ProtocolError> for ReplyCode {
     fn from(e: &ProtocolError) -> Self {
         match e {
-            ProtocolError::UnknownDstAddr(_) => Self::HostUnreachable,
+            ProtocolError::UnknownDstAddr(_) => Self::NotAllowed,
             _ => Self::GeneralFailure,
         }
     }

@@ -149,7 +149,13 @@ where
                 framed.send(MethodSelection(wire::METHOD_NO_AUTH)).await?;
             }
             Some(Ok(ClientMessage::Request(_))) => return Err(Socks5Error::Done),
-            Some(Err(e)) => return Err(e),
+            Some(Err(e)) => {
+                if matches!(e, Socks5Error::BadVersion(_)) {
+                    // BAD-INPUT D1: `05 FF`, then close.
+                    let _ = framed.send(MethodSelection(wire::METHOD_NONE)).await;
+                }
+                return Err(e);
+            }
             None => return Err(Socks5Error::Closed),
         }
         let req = match framed.next().await {
@@ -171,8 +177,14 @@ where
             let _ = framed.send(Reply::failure(code)).await;
             return Err(Socks5Error::Failed(code));
         };
-        let Ok(dst) = String::from_utf8(d) else {
-            let code = ReplyCode::HostUnreachable;
+        // XEP-0065's DST.ADDR is 40 hex digits (uppercase read as lowercase) and DST.PORT 0;
+        // anything else is refused with REP 02 before any lookup (BAD-INPUT D7-D9).
+        let dst = String::from_utf8(d)
+            .ok()
+            .map(|d| d.to_ascii_lowercase())
+            .filter(|d| d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (Some(dst), 0) = (dst, req.port) else {
+            let code = ReplyCode::NotAllowed;
             let _ = framed.send(Reply::failure(code)).await;
             return Err(Socks5Error::Failed(code));
         };

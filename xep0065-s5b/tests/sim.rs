@@ -355,7 +355,7 @@ fn a_wrong_dst_addr_is_host_unreachable_at_our_listener_and_a_second_connection_
     // A connection whose DST.ADDR is not ours never reaches the core (the driver routes
     // by DST.ADDR); the first with ours is accepted, any later one refused.
     assert_eq!(r.handle_inbound(now, 7001), Ok(()));
-    assert_eq!(r.handle_inbound(now, 7001), Err(ReplyCode::HostUnreachable));
+    assert_eq!(r.handle_inbound(now, 7001), Err(ReplyCode::NotAllowed));
     // Through the network: an offer whose dstaddr is not the hash of this session makes
     // the target ask our listener for a DST.ADDR nobody waits for.
     let mut q = Pair::new();
@@ -383,14 +383,14 @@ fn a_wrong_dst_addr_is_host_unreachable_at_our_listener_and_a_second_connection_
         }),
     );
     q.drive_until(|q| !q.target_events.is_empty());
-    assert_eq!(q.inbound, vec![Err(ReplyCode::HostUnreachable)]);
+    assert_eq!(q.inbound, vec![Err(ReplyCode::NotAllowed)]);
     let Event::Failed(Error::NoStreamHost(attempts)) = target_end(&q) else {
         panic!()
     };
     assert!(matches!(
         attempts[0].outcome,
         Outcome::Failed(Failure::Socks5Reply {
-            code: ReplyCode::HostUnreachable,
+            code: ReplyCode::NotAllowed,
             ..
         })
     ));

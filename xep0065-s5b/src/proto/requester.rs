@@ -172,7 +172,7 @@ impl Requester {
     pub fn handle_inbound(&mut self, now: Instant, local_port: u16) -> Result<(), ReplyCode> {
         let _ = now;
         if self.inbound != Inbound::None || self.is_done() {
-            return Err(ReplyCode::HostUnreachable);
+            return Err(ReplyCode::NotAllowed);
         }
         self.inbound = Inbound::Claimed(local_port);
         Ok(())

@@ -351,7 +351,7 @@ impl<P: ProxyPeer> Pair<P> {
                     }
                     d
                 }
-                _ => Err(ReplyCode::HostUnreachable),
+                _ => Err(ReplyCode::NotAllowed),
             }
         } else if self.proxy_addrs.contains(&a) {
             self.next_conn += 1;
