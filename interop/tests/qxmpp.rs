@@ -308,6 +308,8 @@ async fn xft_to_qxmpp_fallback_dead_streamhosts() {
         "{x}"
     );
     assert_eq!(x["stage"], "connect", "{x}");
+    // As xft 0.1 reports it: `fallback` false although its IBB `<open/>` went out (above).
+    assert_eq!(x["fallback"], false, "{x}");
     assert_eq!(x["bytes"], 0, "{x}");
     assert!(
         !f.inbox.join(f.name).exists()
@@ -315,7 +317,7 @@ async fn xft_to_qxmpp_fallback_dead_streamhosts() {
     );
     assert_loopback(&f.peer, &f.rig.prosody);
     row.peer_limitation(
-        "QXmpp receiver refuses IBB after failed S5B: <open/> on the same sid → <error type=\"cancel\"><item-not-found/></error>",
+        "QXmpp's receiver takes only S5B on the sid: after its own S5B `item-not-found` it answers xft's IBB `<open/>` with `<error type=\"cancel\"><item-not-found/></error>`; xft fails at connect, exit 1",
     );
 }
 
@@ -381,6 +383,6 @@ async fn qxmpp_to_xft_fallback_dead_streamhosts() {
     assert_eq!(x["bytes"], 0, "{x}");
     assert_loopback(&f.peer, &f.rig.prosody);
     row.peer_limitation(
-        "QXmpp sender does not fall back: after <error type='cancel'><item-not-found/></error> to its streamhosts it sends no IBB <open/> and cancels",
+        "QXmpp's sender does not fall back: to xft's `<error type='cancel'><item-not-found/></error>` on its streamhosts it sends no IBB `<open/>` and cancels; xft fails at connect (nothing within 30s)",
     );
 }
