@@ -1,7 +1,9 @@
 //! xft (the command-line binary) against a headless libpurple 2.14 peer (`peers/purplepeer`,
 //! Pidgin's library with `prpl-jabber`), through a real Prosody, both directions: IBB, S5B
 //! direct, through Prosody's proxy65 and through `xft proxy`, decline, cancel from each side,
-//! an empty file, a name with spaces and non-ASCII characters, two files in one session.
+//! an empty file, a name with spaces and non-ASCII characters, two files in one session, and
+//! the libpurple-style fallback (every streamhost dead via the peer's `--dead-streamhosts`,
+//! then IBB on the same sid).
 //! Every case compares SHA-256 on disk, asserts both sides' outcome and that only 127.0.0.1
 //! was ever offered or dialled, and appends a row to `target/interop-table/rows.jsonl`.
 
@@ -276,4 +278,85 @@ async fn purple_cancels_sending_to_xft() {
 #[tokio::test]
 async fn xft_dies_receiving_from_purple() {
     xft_dies_receiving::<Purple>(&["--methods", "ibb"], true).await;
+}
+
+// ---- the libpurple-style fallback: every streamhost dead, then IBB on the same sid -------------
+
+/// xft's streamhosts are dead from libpurple's view (`--dead-streamhosts` rewrites every
+/// received `<streamhost/>` to a port on 127.0.0.1 where nothing listens): libpurple tries each
+/// for 5 s, answers `item-not-found`, and xft opens IBB on the same sid.
+#[tokio::test]
+async fn xft_to_purple_fallback_dead_streamhosts() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(Purple::CLIENT, "xft → peer", "S5B dead → IBB fallback");
+    let f = fallback_xft_to_peer::<Purple>(true).await;
+    assert_fallback_ok(&f, "received", "file");
+    // On the wire (libpurple's debug log): its item-not-found, then xft's IBB open on the sid.
+    let log = f.peer.stderr();
+    let refusal = log_line(&log, &["jabber: Sending", "type='error'", "item-not-found"])
+        .unwrap_or_else(|| panic!("libpurple sent no item-not-found:\n{log}"));
+    assert!(
+        refusal.contains("<error code='404' type='cancel'><item-not-found"),
+        "{refusal}"
+    );
+    let si = log_line(&log, &["jabber: Recv", "<si "]).expect("the SI offer");
+    let open = log_line(
+        &log,
+        &["jabber: Recv", "<open ", "http://jabber.org/protocol/ibb"],
+    )
+    .unwrap_or_else(|| panic!("xft opened no IBB:\n{log}"));
+    assert_eq!(
+        attr_in(open, "open", "sid"),
+        attr_in(si, "si", "id"),
+        "the same sid:\n{si}\n{open}"
+    );
+    row.note = "ibb-iq after item-not-found".into();
+}
+
+/// libpurple's own offer is dead (its streamhost and proxy65's rewritten to a dead port): xft
+/// fails each within `--s5b-budget`, answers `item-not-found`, libpurple opens IBB on the sid.
+#[tokio::test]
+async fn purple_to_xft_fallback_dead_streamhosts() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(Purple::CLIENT, "peer → xft", "S5B dead → IBB fallback");
+    let f = fallback_peer_to_xft::<Purple>().await;
+    assert_fallback_ok(&f, "offer", "sent");
+    // On the wire (libpurple's debug log): xft's item-not-found, then libpurple's IBB open.
+    let log = f.peer.stderr();
+    let query = log_line(
+        &log,
+        &["jabber: Sending", "<query ", "protocol/bytestreams' sid="],
+    )
+    .unwrap_or_else(|| panic!("no bytestreams offer:\n{log}"));
+    let qid = attr_in(query, "iq", "id").expect("query id");
+    let refusal = log_line(
+        &log,
+        &["jabber: Recv", "type='error'", &format!("id='{qid}'")],
+    )
+    .unwrap_or_else(|| panic!("xft did not refuse the streamhosts:\n{log}"));
+    assert!(
+        refusal.contains("<error type='cancel'><item-not-found"),
+        "{refusal}"
+    );
+    let si = log_line(&log, &["jabber: Sending", "<si "]).expect("the SI offer");
+    let open = log_line(
+        &log,
+        &[
+            "jabber: Sending",
+            "<open ",
+            "http://jabber.org/protocol/ibb",
+        ],
+    )
+    .unwrap_or_else(|| panic!("libpurple opened no IBB:\n{log}"));
+    assert_eq!(
+        attr_in(open, "open", "sid"),
+        attr_in(si, "si", "id"),
+        "the same sid:\n{si}\n{open}"
+    );
+    assert_eq!(attr_in(query, "query", "sid"), attr_in(si, "si", "id"));
+    row.note = "ibb-iq after item-not-found".into();
 }

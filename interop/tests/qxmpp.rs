@@ -1,7 +1,9 @@
 //! xft (the command-line binary) against a headless QXmpp 1.4 peer (`peers/qxmpppeer`,
 //! Qt 5, QXmppTransferManager), through a real Prosody, both directions: IBB, S5B
 //! direct, through Prosody's proxy65 and through `xft proxy`, decline, cancel from each side,
-//! an empty file, a name with spaces and non-ASCII characters, two files in one session.
+//! an empty file, a name with spaces and non-ASCII characters, two files in one session, and
+//! the libpurple-style fallback (every streamhost dead via the peer's `--dead-streamhosts`,
+//! then IBB on the same sid).
 //! Every case compares SHA-256 on disk, asserts both sides' outcome and that only 127.0.0.1
 //! was ever offered or dialled, and appends a row to `target/interop-table/rows.jsonl`.
 
@@ -11,7 +13,8 @@ mod common {
 }
 
 use common::matrix::*;
-use ft_testkit::Qxmpp;
+use common::xftcli::*;
+use ft_testkit::{PeerKind, Qxmpp};
 
 const UNICODE: &str = "ünïcødé name ✓ with spaces.bin";
 
@@ -239,4 +242,147 @@ async fn qxmpp_cancels_sending_to_xft() {
 #[tokio::test]
 async fn xft_dies_receiving_from_qxmpp() {
     xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], true).await;
+}
+
+// ---- the libpurple-style fallback: every streamhost dead, then IBB on the same sid -------------
+
+/// QXmpp's own limitation (PEERS.md): as receiver it accepts only S5B for the sid. Every
+/// streamhost xft offers is dead from its view (`--dead-streamhosts`); it answers the
+/// bytestreams query with `cancel/item-not-found`, xft falls back and opens IBB on the same sid,
+/// and QXmpp refuses that `<open/>` with `cancel/item-not-found` too. Prosody without proxy65
+/// here, so that only xft's own streamhost is offered and QXmpp (7 s a streamhost) answers
+/// within xft's `--s5b-budget`.
+#[tokio::test]
+async fn xft_to_qxmpp_fallback_dead_streamhosts() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(Qxmpp::CLIENT, "xft → peer", "S5B dead → IBB fallback");
+    let f = fallback_xft_to_peer::<Qxmpp>(false).await;
+    let log = f.peer.stderr();
+    assert_dead_streamhosts(f.peer.events(), "received");
+    // QXmpp answered the bytestreams query item-not-found …
+    let s5b_err = log_line(
+        &log,
+        &[
+            "qxmpp SENT",
+            "bytestreams",
+            "type=\"error\"",
+            "item-not-found",
+        ],
+    )
+    .unwrap_or_else(|| panic!("no S5B item-not-found from QXmpp:\n{log}"));
+    // … xft opened IBB on the same sid …
+    let open = log_line(
+        &log,
+        &["qxmpp RECV", "<open ", "http://jabber.org/protocol/ibb"],
+    )
+    .unwrap_or_else(|| panic!("xft opened no IBB:\n{log}"));
+    let si = log_line(&log, &["qxmpp RECV", "<si "]).expect("the SI offer");
+    let sid = attr_in(open, "open", "sid").expect("open sid");
+    assert_eq!(
+        attr_in(si, "si", "id"),
+        Some(sid),
+        "the same sid:\n{open}\n{si}"
+    );
+    assert!(
+        s5b_err.contains("<error type=\"cancel\" code=\"404\"><item-not-found"),
+        "{s5b_err}"
+    );
+    // … and QXmpp refused the open: cancel/item-not-found.
+    let open_id = attr_in(open, "iq", "id").expect("open id");
+    let refusal = log_line(
+        &log,
+        &["qxmpp SENT", &format!("id=\"{open_id}\""), "type=\"error\""],
+    )
+    .unwrap_or_else(|| panic!("no answer to the open:\n{log}"));
+    assert!(
+        refusal.contains("<error type=\"cancel\"><item-not-found"),
+        "{refusal}"
+    );
+    assert_eq!(f.rows.len(), 1, "{:?}", f.rows);
+    let x = &f.rows[0];
+    assert!(!f.ok, "xft exits non-zero");
+    assert_eq!(
+        x["error"], "the peer answered with ItemNotFound (Cancel)",
+        "{x}"
+    );
+    assert_eq!(x["stage"], "connect", "{x}");
+    // As xft 0.1 reports it: `fallback` false although its IBB `<open/>` went out (above).
+    assert_eq!(x["fallback"], false, "{x}");
+    assert_eq!(x["bytes"], 0, "{x}");
+    assert!(
+        !f.inbox.join(f.name).exists()
+            || std::fs::metadata(f.inbox.join(f.name)).unwrap().len() == 0
+    );
+    assert_loopback(&f.peer, &f.rig.prosody);
+    row.peer_limitation(
+        "QXmpp's receiver takes only S5B on the sid: after its own S5B `item-not-found` it answers xft's IBB `<open/>` with `<error type=\"cancel\"><item-not-found/></error>`; xft fails at connect, exit 1",
+    );
+}
+
+/// QXmpp's own limitation as sender: its offer (its own streamhost, rewritten dead; no proxy
+/// given) fails at xft, which answers the bytestreams query `cancel/item-not-found` and waits
+/// for an IBB `<open/>` on the sid; QXmpp never sends one, it cancels the job (no fallback
+/// although it offered IBB too). xft reports nothing within its wait, stage `connect`.
+#[tokio::test]
+async fn qxmpp_to_xft_fallback_dead_streamhosts() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(Qxmpp::CLIENT, "peer → xft", "S5B dead → IBB fallback");
+    let f = fallback_peer_to_xft::<Qxmpp>().await;
+    let log = f.peer.stderr();
+    assert_dead_streamhosts(f.peer.events(), "offer");
+    let query = log_line(
+        &log,
+        &[
+            "qxmpp SENT",
+            "<query ",
+            "http://jabber.org/protocol/bytestreams",
+        ],
+    )
+    .unwrap_or_else(|| panic!("no bytestreams offer:\n{log}"));
+    let qid = attr_in(query, "iq", "id").expect("query id");
+    let answer = log_line(
+        &log,
+        &["qxmpp RECV", "type='error'", &format!("id='{qid}'")],
+    )
+    .unwrap_or_else(|| panic!("xft did not refuse the streamhosts:\n{log}"));
+    assert!(
+        answer.contains("<error type='cancel'><item-not-found"),
+        "{answer}"
+    );
+    assert!(
+        log_line(
+            &log,
+            &["qxmpp SENT", "<open ", "http://jabber.org/protocol/ibb"]
+        )
+        .is_none(),
+        "QXmpp opened IBB after all? {log}"
+    );
+    let ev = f
+        .peer
+        .events()
+        .iter()
+        .find(|e| e["event"] == "sent" || e["event"] == "cancelled")
+        .unwrap_or_else(|| panic!("QXmpp did not end the job: {:?}", f.peer.events()));
+    assert_eq!(ev["event"], "cancelled", "QXmpp's limitation changed? {ev}");
+    assert_eq!(f.rows.len(), 1, "{:?}", f.rows);
+    let x = &f.rows[0];
+    assert!(!f.ok);
+    assert!(
+        x["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("nothing within"),
+        "{x}"
+    );
+    assert_eq!(x["stage"], "connect", "{x}");
+    assert_eq!(x["fallback"], false, "{x}");
+    assert_eq!(x["bytes"], 0, "{x}");
+    assert_loopback(&f.peer, &f.rig.prosody);
+    row.peer_limitation(
+        "QXmpp's sender does not fall back: to xft's `<error type='cancel'><item-not-found/></error>` on its streamhosts it sends no IBB `<open/>` and cancels; xft fails at connect (nothing within 30s)",
+    );
 }

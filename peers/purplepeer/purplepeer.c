@@ -4,13 +4,13 @@
  * main loop UI ops, core UI ops, an account, a saved status).
  *
  *   common: --jid USER@HOST/RES --password PW --host 127.0.0.1 --port N [--timeout S]
- *           [--proxy JID] [--no-direct] [--methods s5b,ibb] [--debug]
+ *           [--proxy JID] [--no-direct] [--methods s5b,ibb] [--dead-streamhosts] [--debug]
  *   recv --dir D --count N [--decline] [--cancel-after BYTES]
  *   send --to FULLJID [--cancel-after BYTES] FILE...
  *
  * Every result is one JSON object per line on stdout, each with an "event":
  *   ready {jid}                  online
- *   streamhost {dir, jid, host, port, kept}
+ *   streamhost {dir, jid, host, port, kept, rewritten, dead}
  *                                every <streamhost/> we send ("offer") or receive ("received");
  *                                a non-loopback one is removed before libpurple sees or sends it
  *   dial {host, port, allowed}   every TCP/UDP connect() or sendto() to an internet address;
@@ -27,6 +27,10 @@
  * Exit status: 0 when every transfer ended as asked (file/sent, or cancelled by us with
  * --cancel-after, or declined with --decline); 2 when one was cancelled otherwise; 1 on error.
  *
+ * --dead-streamhosts rewrites the port of every kept <streamhost/>, received or offered, to a
+ * port on 127.0.0.1 where nothing listens (bound once at start, read, closed), so that every
+ * SOCKS5 attempt fails for real on loopback; the event then says "rewritten":"127.0.0.1" (the
+ * host put on the wire) and "dead":"127.0.0.1:PORT" (else both null).
  * --no-direct drops our own streamhost from the offers (only proxies are offered).
  * --methods restricts what our side offers (send) or accepts (recv) by rewriting the SI
  * stream-method options in the stanza (libpurple always offers S5B and IBB, and always picks
@@ -59,7 +63,8 @@
 static char *opt_jid, *opt_password, *opt_host = "127.0.0.1", *opt_proxy, *opt_methods;
 static int opt_port = 5222, opt_timeout = 120, opt_debug;
 static char *opt_mode, *opt_dir, *opt_to;
-static int opt_count = 1, opt_decline, opt_no_direct;
+static int opt_count = 1, opt_decline, opt_no_direct, opt_dead_streamhosts;
+static int dead_port; /* --dead-streamhosts: a port on 127.0.0.1 nobody listens on */
 static long long opt_cancel_after = -1;
 static GPtrArray *opt_files;
 
@@ -460,11 +465,23 @@ static void filter_streamhosts(xmlnode *packet, const char *dir)
         /* --no-direct: offer only proxies, not our own listener */
         if (opt_no_direct && strcmp(dir, "offer") == 0 && g_strcmp0(xmlnode_get_attrib(sh, "jid"), opt_jid) == 0)
             keep = FALSE;
+        int port_n = port ? atoi(port) : 0;
+        gboolean dead = keep && opt_dead_streamhosts;
+        char dead_addr[32];
+        g_snprintf(dead_addr, sizeof dead_addr, "127.0.0.1:%d", dead_port);
         next = xmlnode_get_next_twin(sh);
         emit("streamhost", "dir", 's', dir, "jid", 's', xmlnode_get_attrib(sh, "jid"), "host", 's', host,
-             "port", 'i', (long long)(port ? atoi(port) : 0), "kept", 'b', keep, NULL);
-        if (!keep)
+             "port", 'i', (long long)port_n, "kept", 'b', keep, "rewritten", 's', dead ? "127.0.0.1" : NULL,
+             "dead", 's', dead ? dead_addr : NULL, NULL);
+        if (!keep) {
             xmlnode_free(sh); /* unlinks itself from query */
+        } else if (dead) {
+            char buf[16];
+            g_snprintf(buf, sizeof buf, "%d", dead_port);
+            fprintf(stderr, "purplepeer: streamhost %s %s:%d -> dead %s\n", dir, host, port_n, dead_addr);
+            xmlnode_set_attrib(sh, "host", "127.0.0.1");
+            xmlnode_set_attrib(sh, "port", buf);
+        }
     }
 }
 
@@ -774,7 +791,7 @@ static gboolean on_term(gpointer data)
 static void usage(void)
 {
     fprintf(stderr, "usage: purplepeer --jid U@H/R --password PW [--host H] [--port N] [--timeout S]\n"
-                    "       [--proxy JID] [--methods s5b,ibb] [--debug]\n"
+                    "       [--proxy JID] [--methods s5b,ibb] [--dead-streamhosts] [--debug]\n"
                     "       recv --dir D [--count N] [--decline] [--cancel-after BYTES]\n"
                     "     | send --to FULLJID [--cancel-after BYTES] FILE...\n");
     exit(1);
@@ -803,6 +820,8 @@ static void parse_args(int argc, char **argv)
             opt_methods = NEXT();
         else if (!strcmp(a, "--no-direct"))
             opt_no_direct = 1;
+        else if (!strcmp(a, "--dead-streamhosts"))
+            opt_dead_streamhosts = 1;
         else if (!strcmp(a, "--debug"))
             opt_debug = 1;
         else if (!strcmp(a, "--dir"))
@@ -842,6 +861,23 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     parse_args(argc, argv);
+    if (opt_dead_streamhosts) {
+        /* a port on 127.0.0.1 where nothing listens: bound, read, closed */
+        struct sockaddr_in sa;
+        socklen_t len = sizeof sa;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+            fprintf(stderr, "purplepeer: cannot pick a dead port\n");
+            return 1;
+        }
+        dead_port = ntohs(sa.sin_port);
+        close(fd);
+        fprintf(stderr, "purplepeer: dead streamhost port 127.0.0.1:%d\n", dead_port);
+    }
     /* no session bus: libpurple's D-Bus support stays off */
     g_setenv("DBUS_SESSION_BUS_ADDRESS", "disabled:", TRUE);
     dns_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);

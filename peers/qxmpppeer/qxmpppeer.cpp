@@ -2,16 +2,20 @@
 // ft-testkit's `QxmppPeer`: a QCoreApplication with QXmppClient and QXmppTransferManager.
 //
 //   common: --jid USER@HOST/RES --password PW --host 127.0.0.1 --port N [--timeout S]
-//           [--proxy JID] [--proxy-only] [--methods s5b,ibb] [--debug]
+//           [--proxy JID] [--proxy-only] [--methods s5b,ibb] [--dead-streamhosts] [--debug]
 //   recv --dir D --count N [--decline] [--cancel-after BYTES]
 //   send --to FULLJID [--cancel-after BYTES] FILE...
 //
 // One JSON object per line on stdout, each with an "event" (as peers/purplepeer):
-//   ready {jid}, streamhost {dir: offer|received, jid, host, port, kept, rewritten},
+//   ready {jid}, streamhost {dir: offer|received, jid, host, port, kept, rewritten, dead},
 //   dial {host, port, allowed}, bind {host, port, rewritten}, offer {name, size, from},
 //   progress {name, bytes, size} (each 256 KiB),
 //   file {name, path, size, offered_size, sha256, from, method}, sent {name, size, sha256, to, method},
 //   declined {name, from}, cancelled {name, bytes, size, by: local|remote, error}, error {message}.
+// --dead-streamhosts: the relay also rewrites the port of every kept <streamhost/>, received
+// or offered, to a port on 127.0.0.1 where nothing listens (bound once at start, read,
+// closed), so that every SOCKS5 attempt fails for real on loopback ("rewritten":"127.0.0.1",
+// the host on the wire, and "dead":"127.0.0.1:PORT"; else "dead" is null).
 // Exit status: 0 when every transfer ended as asked, 2 when one failed otherwise, 1 on error.
 //
 // Loopback confinement (QXmpp has no setting for it):
@@ -206,17 +210,18 @@ static bool isLoopbackLiteral(const QString &host)
 struct Options {
     QString jid, password, host = "127.0.0.1", proxy, methods, mode, dir, to;
     int port = 5222, timeout = 120, count = 1;
-    bool proxyOnly = false, decline = false, debug = false;
+    bool proxyOnly = false, decline = false, debug = false, deadStreamhosts = false;
     qint64 cancelAfter = -1;
     QStringList files;
 };
 static Options opt;
+static int deadPort = 0; // --dead-streamhosts: a port on 127.0.0.1 nobody listens on
 static int exitCode = 0;
 
 [[noreturn]] static void usage()
 {
     fprintf(stderr, "usage: qxmpppeer --jid U@H/R --password PW [--host H] [--port N] [--timeout S]\n"
-                    "       [--proxy JID] [--proxy-only] [--methods s5b,ibb] [--debug]\n"
+                    "       [--proxy JID] [--proxy-only] [--methods s5b,ibb] [--dead-streamhosts] [--debug]\n"
                     "       recv --dir D [--count N] [--decline] [--cancel-after BYTES]\n"
                     "     | send --to FULLJID [--cancel-after BYTES] FILE...\n");
     exit(1);
@@ -238,6 +243,7 @@ static void parseArgs(const QStringList &args)
         else if (a == "--timeout") opt.timeout = next().toInt();
         else if (a == "--proxy") opt.proxy = next();
         else if (a == "--proxy-only") opt.proxyOnly = true;
+        else if (a == "--dead-streamhosts") opt.deadStreamhosts = true;
         else if (a == "--methods") opt.methods = next();
         else if (a == "--debug") opt.debug = true;
         else if (a == "--dir") opt.dir = next();
@@ -305,12 +311,21 @@ static QByteArray rewrite(QByteArray &buf, bool outgoing, const QString &ownJid,
         }
         if (outgoing && keep && jid == ownJid)
             *ownOffered = true;
+        QString dead;
+        if (keep && opt.deadStreamhosts) {
+            rewritten = "127.0.0.1";
+            dead = QString("127.0.0.1:%1").arg(deadPort);
+            tag.replace(QRegularExpression("\\bhost\\s*=\\s*(['\"]).*?\\1"), "host=\"127.0.0.1\"");
+            tag.replace(QRegularExpression("\\bport\\s*=\\s*(['\"]).*?\\1"), QString("port=\"%1\"").arg(deadPort));
+            fprintf(stderr, "qxmpppeer: streamhost %s:%d -> dead port %d\n", host.toUtf8().constData(), port, deadPort);
+        }
         emitEvent("streamhost", {{"dir", jstr(outgoing ? "offer" : "received")},
                                  {"jid", jstr(jid)},
                                  {"host", jstr(host)},
                                  {"port", jnum(port)},
                                  {"kept", jbool(keep)},
-                                 {"rewritten", rewritten.isEmpty() ? QByteArray("null") : jstr(rewritten)}});
+                                 {"rewritten", rewritten.isEmpty() ? QByteArray("null") : jstr(rewritten)},
+                                 {"dead", dead.isEmpty() ? QByteArray("null") : jstr(dead)}});
         if (keep)
             out += tag;
         else
@@ -392,6 +407,23 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     QCoreApplication app(argc, argv);
     parseArgs(app.arguments());
+    if (opt.deadStreamhosts) {
+        // a port on 127.0.0.1 where nothing listens: bound, read, closed
+        struct sockaddr_in sa;
+        socklen_t len = sizeof sa;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0
+            || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+            fail("cannot pick a dead port");
+            return 1;
+        }
+        deadPort = ntohs(sa.sin_port);
+        close(fd);
+        fprintf(stderr, "qxmpppeer: dead streamhost port 127.0.0.1:%d\n", deadPort);
+    }
     if (!opt.dir.isEmpty())
         QDir().mkpath(opt.dir);
 
