@@ -32,6 +32,10 @@ pub struct ProxyConfig {
     pub max_pending: usize,
     /// Per-direction rate limit of each relay, bytes per second. Default: none.
     pub bandwidth_limit: Option<u64>,
+    /// A relay on which no byte moved in either direction for this long is closed on both
+    /// sides (a peer that vanished without FIN, or stopped reading), freeing its sockets,
+    /// pipes and its per-JID slot. Default 180 s (BAD-INPUT E10); `None` never.
+    pub relay_idle_timeout: Option<Duration>,
     /// The pipe (Linux splice) or buffer size per relay direction, so a relay holds at most
     /// twice this. Default 1 MiB, Linux's default `pipe-max-size` (larger requests are
     /// capped by the kernel). On a shared 2-core loopback, 64 KiB, 256 KiB and 1 MiB pipes
@@ -53,6 +57,7 @@ impl ProxyConfig {
             max_relays_per_jid: 16,
             max_pending: 1024,
             bandwidth_limit: None,
+            relay_idle_timeout: Some(Duration::from_secs(180)),
             buffer_size: 1 << 20,
         }
     }

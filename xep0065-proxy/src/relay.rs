@@ -9,17 +9,46 @@
 
 use std::io;
 use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// A per-direction pacing to `bytes_per_sec`.
+/// When a relay last moved a byte, in either direction (for its idle timeout).
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A per-direction pacing to `bytes_per_sec`, and the relay's activity clock.
 #[derive(Debug)]
 pub(crate) struct Pacer {
     rate: Option<u64>,
     start: Instant,
     sent: u64,
+    activity: Option<Arc<Activity>>,
 }
 
 impl Pacer {
@@ -28,11 +57,22 @@ impl Pacer {
             rate: rate.filter(|&r| r > 0),
             start: Instant::now(),
             sent: 0,
+            activity: None,
+        }
+    }
+
+    fn with_activity(rate: Option<u64>, activity: Arc<Activity>) -> Self {
+        Self {
+            activity: Some(activity),
+            ..Self::new(rate)
         }
     }
 
     /// Accounts `n` bytes and sleeps until they are within the rate.
     pub(crate) async fn account(&mut self, n: usize) {
+        if let Some(a) = &self.activity {
+            a.touch();
+        }
         let Some(rate) = self.rate else {
             return;
         };
@@ -51,26 +91,70 @@ impl Pacer {
 }
 
 /// Relays `a` ⇄ `b` until both directions have ended; returns the bytes moved a→b, b→a.
+/// With `idle`, a relay on which no byte moved either way for that long (a peer that
+/// vanished without FIN, or one that stopped reading: BAD-INPUT E10, I5) is closed on both
+/// sides and ends with `TimedOut`. TCP keepalive is on for both sockets, so a dead peer is
+/// noticed by the kernel too.
 pub(crate) async fn relay(
     a: TcpStream,
     b: TcpStream,
     buffer_size: usize,
     rate: Option<u64>,
+    idle: Option<Duration>,
 ) -> io::Result<(u64, u64)> {
-    let (ab, ba) = tokio::join!(
-        direction(&a, &b, buffer_size, rate),
-        direction(&b, &a, buffer_size, rate)
-    );
-    Ok((ab?, ba?))
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
+    for s in [&a, &b] {
+        let _ = socket2::SockRef::from(s).set_tcp_keepalive(&keepalive);
+    }
+    let activity = Arc::new(Activity::new());
+    let both = async {
+        tokio::join!(
+            direction(
+                &a,
+                &b,
+                buffer_size,
+                Pacer::with_activity(rate, activity.clone())
+            ),
+            direction(
+                &b,
+                &a,
+                buffer_size,
+                Pacer::with_activity(rate, activity.clone())
+            )
+        )
+    };
+    let watchdog = async {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let left = idle.saturating_sub(activity.idle());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.max(Duration::from_millis(5))).await;
+        }
+    };
+    tokio::select! {
+        (ab, ba) = both => Ok((ab?, ba?)),
+        () = watchdog => {
+            for s in [&a, &b] {
+                let _ = socket2::SockRef::from(s).shutdown(Shutdown::Both);
+            }
+            Err(io::Error::new(io::ErrorKind::TimedOut, "relay idle"))
+        }
+    }
 }
 
 async fn direction(
     from: &TcpStream,
     to: &TcpStream,
     buffer_size: usize,
-    rate: Option<u64>,
+    pacer: Pacer,
 ) -> io::Result<u64> {
-    let res = move_bytes(from, to, buffer_size, rate).await;
+    let res = move_bytes(from, to, buffer_size, pacer).await;
     // Pass the end on at once: the receiver reads end-of-stream right after the last byte.
     let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
     if res.is_err() {
@@ -85,11 +169,11 @@ async fn move_bytes(
     from: &TcpStream,
     to: &TcpStream,
     buffer_size: usize,
-    rate: Option<u64>,
+    pacer: Pacer,
 ) -> io::Result<u64> {
     match crate::splice::Pipe::new(buffer_size) {
-        Ok(pipe) => crate::splice::copy(from, to, &pipe, Pacer::new(rate)).await,
-        Err(_) => copy_buffered(from, to, buffer_size, Pacer::new(rate)).await,
+        Ok(pipe) => crate::splice::copy(from, to, &pipe, pacer).await,
+        Err(_) => copy_buffered(from, to, buffer_size, pacer).await,
     }
 }
 
@@ -98,9 +182,9 @@ async fn move_bytes(
     from: &TcpStream,
     to: &TcpStream,
     buffer_size: usize,
-    rate: Option<u64>,
+    pacer: Pacer,
 ) -> io::Result<u64> {
-    copy_buffered(from, to, buffer_size, Pacer::new(rate)).await
+    copy_buffered(from, to, buffer_size, pacer).await
 }
 
 /// The portable relay: one bounded buffer, readiness-driven reads and writes.

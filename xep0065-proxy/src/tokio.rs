@@ -205,6 +205,7 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let weak = Arc::downgrade(inner);
                 let size = inner.config.buffer_size;
                 let rate = inner.config.bandwidth_limit;
+                let idle = inner.config.relay_idle_timeout;
                 spawn(&inner.tasks, async move {
                     let ((mut t, t_early), (mut r, r_early)) = (t, r);
                     // What each side sent with its request goes to the other side first.
@@ -215,7 +216,7 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                         }
                         return;
                     }
-                    let res = crate::relay::relay(t, r, size, rate).await;
+                    let res = crate::relay::relay(t, r, size, rate, idle).await;
                     tracing::debug!("proxy: relay {dst_addr} ended: {res:?}");
                     if let Some(inner) = weak.upgrade() {
                         lock(&inner.state).broker.handle_relay_ended(&dst_addr);

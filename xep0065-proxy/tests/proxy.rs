@@ -429,3 +429,64 @@ async fn short_connections_leave_no_task_behind() {
     );
     drop(last);
 }
+
+/// BAD-INPUT E10 / issue 10, finding 6: a relay on which nothing moves for the idle timeout
+/// is closed on both sides (its per-JID slot and sockets freed); one that keeps moving a
+/// byte now and then stays open past it.
+#[tokio::test]
+async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| {
+        c.relay_idle_timeout = Some(Duration::from_millis(400))
+    })
+    .await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut pair = |sid: &'static str| {
+        let hash = dst_addr(
+            &Sid::new(sid).unwrap(),
+            &jid("alice@example.org/a"),
+            &jid("bob@example.org/b"),
+        );
+        async move {
+            let (target, code) = socks_connect(addr, &hash).await;
+            assert_eq!(code, 0);
+            let (requester, code) = socks_connect(addr, &hash).await;
+            assert_eq!(code, 0);
+            (target, requester)
+        }
+    };
+    let (mut idle_t, mut idle_r) = pair("idle-1").await;
+    let r = alice
+        .ask(activate_iq("i1", "idle-1", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    let (mut busy_t, mut busy_r) = pair("busy-1").await;
+    let r = alice
+        .ask(activate_iq("b1", "busy-1", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    // The busy relay moves a byte every 100 ms for 1.2 s: three idle timeouts' worth.
+    let trickle = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..12 {
+            busy_r.write_all(b".").await.unwrap();
+            let mut b = [0u8; 1];
+            busy_t.read_exact(&mut b).await.unwrap();
+            got.push(b[0]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        got.len()
+    });
+    // The idle one: both ends see the close within a few timeouts.
+    let mut b = [0u8; 1];
+    let t = tokio::time::timeout(Duration::from_secs(5), idle_t.read(&mut b)).await;
+    assert!(matches!(t, Ok(Ok(0) | Err(_))), "target closed: {t:?}");
+    let r = tokio::time::timeout(Duration::from_secs(5), idle_r.read(&mut b)).await;
+    assert!(matches!(r, Ok(Ok(0) | Err(_))), "requester closed: {r:?}");
+    assert_eq!(
+        trickle.await.unwrap(),
+        12,
+        "the trickling relay stayed open"
+    );
+}
