@@ -442,7 +442,7 @@ async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
     .await;
     let addr = proxy_addr(&p);
     let mut alice = Raw::new(&hub, "alice@example.org/a");
-    let mut pair = |sid: &'static str| {
+    let pair = |sid: &'static str| {
         let hash = dst_addr(
             &Sid::new(sid).unwrap(),
             &jid("alice@example.org/a"),
