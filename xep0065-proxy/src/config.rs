@@ -30,6 +30,14 @@ pub struct ProxyConfig {
     pub max_relays_per_jid: usize,
     /// Connections waiting for activation, over all sessions. Default 1024.
     pub max_pending: usize,
+    /// Connections from one IP address that are in their SOCKS5 handshake or wait for
+    /// activation; more are closed at once, so one host cannot fill the pending table for
+    /// everyone (BAD-INPUT E8). Default 32.
+    pub max_pending_per_ip: usize,
+    /// Connections in their SOCKS5 handshake at once, over all addresses; more are closed
+    /// at once (E7, E8: together with `handshake_timeout`, a slowloris flood holds at most
+    /// this many sockets). Default 1024.
+    pub max_handshakes: usize,
     /// Per-direction rate limit of each relay, bytes per second. Default: none.
     pub bandwidth_limit: Option<u64>,
     /// A relay on which no byte moved in either direction for this long is closed on both
@@ -56,6 +64,8 @@ impl ProxyConfig {
             handshake_timeout: Duration::from_secs(10),
             max_relays_per_jid: 16,
             max_pending: 1024,
+            max_pending_per_ip: 32,
+            max_handshakes: 1024,
             bandwidth_limit: None,
             relay_idle_timeout: Some(Duration::from_secs(180)),
             buffer_size: 1 << 20,

@@ -32,8 +32,68 @@ struct State {
     /// Connections waiting for activation.
     /// Paired or waiting connections, each with the bytes that arrived together with its
     /// SOCKS5 request (bounded by the handshake's read buffer), relayed first.
-    conns: HashMap<ConnId, (TcpStream, bytes::Bytes)>,
+    conns: HashMap<ConnId, (TcpStream, bytes::Bytes, Slot)>,
     next_conn: u64,
+}
+
+/// Connections counted against the per-IP and handshake caps.
+#[derive(Debug, Default)]
+struct Counts {
+    per_ip: HashMap<std::net::IpAddr, usize>,
+    handshakes: usize,
+}
+
+/// One connection's place in [`Counts`] (its IP's pending count, and while `handshake`, the
+/// handshake count): given back when dropped. `Counts` has a lock of its own, never held
+/// with the state's, so a slot may be dropped under either.
+struct Slot {
+    ip: std::net::IpAddr,
+    handshake: bool,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl Slot {
+    /// Takes a place for a new connection from `ip`, or `None` when a cap is reached.
+    fn take(
+        counts: &Arc<Mutex<Counts>>,
+        ip: std::net::IpAddr,
+        config: &ProxyConfig,
+    ) -> Option<Self> {
+        let mut c = lock(counts);
+        let n = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if n >= config.max_pending_per_ip || c.handshakes >= config.max_handshakes {
+            return None;
+        }
+        c.per_ip.insert(ip, n + 1);
+        c.handshakes += 1;
+        Some(Self {
+            ip,
+            handshake: true,
+            counts: counts.clone(),
+        })
+    }
+
+    /// The handshake is over: the connection now only waits for activation.
+    fn handshake_done(&mut self) {
+        if std::mem::replace(&mut self.handshake, false) {
+            lock(&self.counts).handshakes -= 1;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = lock(&self.counts);
+        if self.handshake {
+            c.handshakes -= 1;
+        }
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -45,6 +105,7 @@ struct Inner {
     out_tx: mpsc::UnboundedSender<Stanza>,
     out_rx: Mutex<Option<mpsc::UnboundedReceiver<Stanza>>>,
     tasks: Mutex<JoinSet<()>>,
+    counts: Arc<Mutex<Counts>>,
 }
 
 impl Drop for Inner {
@@ -121,6 +182,7 @@ impl Proxy {
             out_tx,
             out_rx: Mutex::new(Some(out_rx)),
             tasks: Mutex::new(JoinSet::new()),
+            counts: Arc::default(),
         });
         for l in listeners {
             let weak = Arc::downgrade(&inner);
@@ -197,7 +259,8 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 target,
                 requester,
             } => {
-                let (Some(t), Some(r)) = (st.conns.remove(&target), st.conns.remove(&requester))
+                let (Some((t, te, _)), Some((r, re, _))) =
+                    (st.conns.remove(&target), st.conns.remove(&requester))
                 else {
                     st.broker.handle_relay_ended(&dst_addr);
                     continue;
@@ -207,7 +270,7 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let rate = inner.config.bandwidth_limit;
                 let idle = inner.config.relay_idle_timeout;
                 spawn(&inner.tasks, async move {
-                    let ((mut t, t_early), (mut r, r_early)) = (t, r);
+                    let ((mut t, t_early), (mut r, r_early)) = ((t, te), (r, re));
                     // What each side sent with its request goes to the other side first.
                     if r.write_all(&t_early).await.is_err() || t.write_all(&r_early).await.is_err()
                     {
@@ -253,8 +316,8 @@ async fn timer_loop(weak: Weak<Inner>, timer: Arc<Notify>) {
 
 async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
     loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match listener.accept().await {
+            Ok(a) => a,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!("proxy: accept failed: {e}");
@@ -265,6 +328,12 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        // Over its IP's cap, or too many handshakes at once: closed now, never queued.
+        let Some(mut slot) = Slot::take(&strong.counts, peer.ip(), &strong.config) else {
+            tracing::debug!("proxy: refusing a connection from {peer}: pending cap reached");
+            drop(tcp);
+            continue;
+        };
         let weak = Arc::downgrade(&strong);
         let timeout = strong.config.handshake_timeout;
         spawn(&strong.tasks, async move {
@@ -272,6 +341,7 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
             let Ok((framed, dst)) = server_handshake(tcp, 40, timeout).await else {
                 return;
             };
+            slot.handshake_done();
             let Some(inner) = weak.upgrade() else {
                 return;
             };
@@ -300,7 +370,7 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
                 && matches!(stream.try_write(&buf), Ok(n) if n == buf.len());
             if decision.is_ok() {
                 if sent {
-                    st.conns.insert(conn, (stream, early));
+                    st.conns.insert(conn, (stream, early, slot));
                 } else {
                     st.broker.handle_closed(conn);
                 }

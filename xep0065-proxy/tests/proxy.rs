@@ -490,3 +490,44 @@ async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
         "the trickling relay stayed open"
     );
 }
+
+/// BAD-INPUT E8 / issue 10, finding 4: one address cannot fill the pending table. Beyond
+/// its cap, connections from 127.0.0.1 are closed at once, while another address
+/// (127.0.0.2) still gets its SOCKS5 handshake; the cap frees as connections go.
+#[tokio::test]
+async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_served() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |c| c.max_pending_per_ip = 4).await;
+    let addr = proxy_addr(&p);
+    // Four connections that never finish their handshake.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let closed_at_once = |mut s: TcpStream| async move {
+        let mut b = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await;
+        matches!(r, Ok(Ok(0) | Err(_)))
+    };
+    let fifth = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_at_once(fifth).await,
+        "the fifth from 127.0.0.1 is refused"
+    );
+    // Another loopback address is not affected.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = sock.connect(addr).await.unwrap();
+    other.write_all(&[5, 1, 0]).await.unwrap();
+    let mut sel = [0u8; 2];
+    other.read_exact(&mut sel).await.unwrap();
+    assert_eq!(sel, [5, 0], "127.0.0.2 gets its method selection");
+    // The held ones go; 127.0.0.1 is served again.
+    held.clear();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    again.write_all(&[5, 1, 0]).await.unwrap();
+    again.read_exact(&mut sel).await.unwrap();
+    assert_eq!(sel, [5, 0]);
+}
