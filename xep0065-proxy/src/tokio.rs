@@ -32,7 +32,7 @@ struct State {
     /// Connections waiting for activation.
     /// Paired or waiting connections, each with the bytes that arrived together with its
     /// SOCKS5 request (bounded by the handshake's read buffer), relayed first.
-    conns: HashMap<ConnId, (TcpStream, bytes::Bytes, Slot)>,
+    conns: HashMap<ConnId, (TcpStream, bytes::Bytes, Slot, Watch)>,
     next_conn: u64,
 }
 
@@ -121,10 +121,23 @@ fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
 /// Spawns `fut` into `tasks`, first reaping the tasks that have ended: a `JoinSet` keeps
 /// every finished task until it is joined, so without this each connection ever accepted
 /// would leave its allocation behind (issue 10, finding 5).
-fn spawn(tasks: &Mutex<JoinSet<()>>, fut: impl Future<Output = ()> + Send + 'static) {
+fn spawn(
+    tasks: &Mutex<JoinSet<()>>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::AbortHandle {
     let mut t = lock(tasks);
     while t.try_join_next().is_some() {}
-    t.spawn(fut);
+    t.spawn(fut)
+}
+
+/// Aborts the task watching a waiting connection for its peer's close when the connection
+/// stops waiting (activated, timed out, or closed).
+struct Watch(tokio::task::AbortHandle);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn now() -> std::time::Instant {
@@ -259,7 +272,7 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 target,
                 requester,
             } => {
-                let (Some((t, te, _)), Some((r, re, _))) =
+                let (Some((t, te, _, _)), Some((r, re, _, _))) =
                     (st.conns.remove(&target), st.conns.remove(&requester))
                 else {
                     st.broker.handle_relay_ended(&dst_addr);
@@ -312,6 +325,32 @@ async fn timer_loop(weak: Weak<Inner>, timer: Arc<Notify>) {
         st.broker.handle_timeout(now());
         drive(&inner, &mut st);
     }
+}
+
+/// A second handle on a connection that waits for activation, read by a task of its own
+/// with `peek` (nothing is consumed): a peer that closes before activation frees its place
+/// at once (BAD-INPUT E6, issue 10 finding 4) instead of at the activation timeout. Bytes
+/// the peer sends early only end the watch: they are kept for the relay.
+fn watched(stream: TcpStream, conn: ConnId, inner: &Arc<Inner>) -> io::Result<(TcpStream, Watch)> {
+    let std = stream.into_std()?;
+    let second = std.try_clone()?;
+    let stream = TcpStream::from_std(std)?;
+    let second = TcpStream::from_std(second)?;
+    let weak = Arc::downgrade(inner);
+    let handle = spawn(&inner.tasks, async move {
+        let mut b = [0u8; 1];
+        if matches!(second.peek(&mut b).await, Ok(0) | Err(_))
+            && let Some(inner) = weak.upgrade()
+        {
+            let mut st = lock(&inner.state);
+            if st.conns.remove(&conn).is_some() {
+                tracing::debug!("proxy: connection {conn:?} closed before activation");
+                st.broker.handle_closed(conn);
+            }
+            drive(&inner, &mut st);
+        }
+    });
+    Ok((stream, Watch(handle)))
 }
 
 async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
@@ -369,10 +408,11 @@ async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
             let sent = codec.encode(reply, &mut buf).is_ok()
                 && matches!(stream.try_write(&buf), Ok(n) if n == buf.len());
             if decision.is_ok() {
-                if sent {
-                    st.conns.insert(conn, (stream, early, slot));
-                } else {
-                    st.broker.handle_closed(conn);
+                match (sent, watched(stream, conn, &inner)) {
+                    (true, Ok((stream, watch))) => {
+                        st.conns.insert(conn, (stream, early, slot, watch));
+                    }
+                    _ => st.broker.handle_closed(conn),
                 }
             }
             drive(&inner, &mut st);

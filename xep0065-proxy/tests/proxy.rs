@@ -531,3 +531,47 @@ async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_serve
     again.read_exact(&mut sel).await.unwrap();
     assert_eq!(sel, [5, 0]);
 }
+
+/// BAD-INPUT E6 / issue 10, finding 4: a connection that closes while it waits for
+/// activation frees its place at once, not at the 60 s activation timeout; one that sends
+/// bytes early keeps them for the relay.
+#[tokio::test]
+async fn a_waiting_connection_that_closes_is_freed_at_once() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let hash = dst_addr(
+        &Sid::new("gone-1").unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    );
+    let (target, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(p.pending(), 1);
+    drop(target);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while p.pending() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(p.pending(), 0, "freed long before the activation timeout");
+    // The sid is usable again, end to end, with bytes written before activation.
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let (mut target, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    let (mut requester, code) = socks_connect(addr, &hash).await;
+    assert_eq!(code, 0);
+    requester.write_all(b"early").await.unwrap();
+    let r = alice
+        .ask(activate_iq("g1", "gone-1", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    requester.write_all(b" late").await.unwrap();
+    requester.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), target.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"early late");
+}
