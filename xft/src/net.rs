@@ -3,15 +3,19 @@
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ft_facade::{
     AcceptOptions, Config, Event, FileTransfer, Outcome, Policy, ProxySource, SendOptions,
     TransferError, TransferHandle,
 };
+use ft_transport::iq::IqTracker;
 use ft_transport::xmpp::{ClientInbound, ClientOptions, ClientTransport, Server, connect_client};
-use ft_transport::{Stanza, StanzaHandler, pump_refusing};
+use ft_transport::{Stanza, StanzaHandler, StanzaTransport, pump_refusing};
 use jid::Jid;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::ping::Ping;
 
 use crate::method::MethodSpec;
 use crate::report::{self, Row};
@@ -100,10 +104,32 @@ impl StanzaHandler for Facade {
     }
 }
 
-/// Feeds inbound stanzas to the facade; answers requests nobody handles with
-/// `service-unavailable`, as a client should.
-fn pump(ft: FileTransfer<ClientTransport>, transport: ClientTransport, inbound: ClientInbound) {
-    tokio::spawn(async move { pump_refusing(inbound, Facade(ft), &transport).await });
+/// Feeds inbound stanzas to the facade (and our own iq tracker, for [`drain`]); answers
+/// requests nobody handles with `service-unavailable`, as a client should.
+fn pump(
+    ft: FileTransfer<ClientTransport>,
+    transport: ClientTransport,
+    inbound: ClientInbound,
+) -> Arc<IqTracker> {
+    let tracker = Arc::new(IqTracker::new("xft-drain-"));
+    let handlers = (Facade(ft), tracker.clone());
+    tokio::spawn(async move { pump_refusing(inbound, handlers, &transport).await });
+    tracker
+}
+
+/// Before the process exits: every reply the facade queued (a decline, the answer to a
+/// close) is written and has reached the server. Replies are sent from tasks of their own
+/// and the writer is a task too, so returning from `main` at once could drop a refusal
+/// that was already reported (the sender then waited out its offer timeout). A ping to
+/// our server, queued after them, comes back only once they are on the wire (the stream is
+/// one ordered queue); bounded by `DRAIN_TIMEOUT`.
+async fn drain(tracker: &IqTracker, transport: &ClientTransport) {
+    const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+    // Let the reply tasks spawned just before queue their stanzas first.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let server = transport.jid().domain().to_owned();
+    let ping = Iq::from_get(String::new(), Ping).with_to(Jid::from(server));
+    let _ = tracker.request(transport, ping, DRAIN_TIMEOUT).await;
 }
 
 /// Follows a transfer's events, drawing a progress line on a terminal, then returns its
@@ -188,7 +214,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     let to: Jid = args.to.parse()?;
     let (transport, inbound) = login(&args.account).await?;
     let ft = FileTransfer::new(transport.clone(), config);
-    pump(ft.clone(), transport, inbound);
+    let tracker = pump(ft.clone(), transport.clone(), inbound);
     let show = std::io::stderr().is_terminal() && !args.account.json;
     let mut ok = true;
     for path in &args.files {
@@ -202,6 +228,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
             args.account.json,
         );
     }
+    drain(&tracker, &transport).await;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -222,7 +249,7 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
     std::fs::create_dir_all(&args.dir)?;
     let (transport, inbound) = login(&args.account).await?;
     let ft = FileTransfer::new(transport.clone(), config);
-    pump(ft.clone(), transport, inbound);
+    let tracker = pump(ft.clone(), transport.clone(), inbound);
     // On stderr even with --json: scripts wait for this line before sending.
     eprintln!(
         "xft recv: online as {}, saving into {}",
@@ -297,6 +324,7 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         print(&row, args.account.json);
         done += 1;
     }
+    drain(&tracker, &transport).await;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
