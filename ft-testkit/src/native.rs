@@ -352,19 +352,7 @@ impl<K: PeerKind> NativePeer<K> {
 
     /// Stops the peer by its pid (SIGTERM; SIGKILL after 5 s) and waits for it.
     pub async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stdin(Stdio::null())
-                .status();
-            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-        let _ = self.child.kill().await;
+        crate::slix::stop_child(&mut self.child).await;
     }
 }
 

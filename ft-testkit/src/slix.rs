@@ -277,20 +277,7 @@ impl SlixPeer {
     /// Stops the peer by its pid (SIGTERM: it logs out cleanly; SIGKILL after 5 s) and
     /// waits for it.
     pub async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The crate forbids unsafe code (libc::kill), so signal through kill(1).
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stdin(Stdio::null())
-                .status();
-            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-        let _ = self.child.kill().await;
+        stop_child(&mut self.child).await;
     }
 
     /// Waits for the peer to exit by itself (modes `disco-info`, `recv`, `send`) and
@@ -306,4 +293,23 @@ impl SlixPeer {
             }),
         }
     }
+}
+
+/// Stops a peer process by its pid: SIGTERM (it logs out cleanly), SIGKILL after 5 s, and
+/// waits for it. Shared by every peer launcher.
+pub(crate) async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // The crate forbids unsafe code (libc::kill), so signal through kill(1).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdin(Stdio::null())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }
