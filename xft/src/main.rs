@@ -65,8 +65,12 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout: `xft man > xft.1; man ./xft.1`.
-    Man,
+    /// Print the man page (roff) on stdout: `xft man > xft.1; man ./xft.1`; `xft man recv`
+    /// prints xft-recv(1).
+    Man {
+        /// A subcommand's page instead of xft(1).
+        subcommand: Option<String>,
+    },
 }
 
 /// `xft bench`.
@@ -140,7 +144,7 @@ fn main() -> ExitCode {
     // Neither needs a runtime nor a network.
     match &cli.command {
         Command::Completions { shell } => return completions(*shell),
-        Command::Man => return man(),
+        Command::Man { subcommand } => return man(subcommand.as_deref()),
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -160,7 +164,7 @@ fn main() -> ExitCode {
             Command::Recv(args) => net::recv(args).await,
             Command::Proxy(args) => proxy::run(args).await,
             Command::Bench(args) => bench(args),
-            Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
+            Command::Completions { .. } | Command::Man { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
@@ -178,9 +182,25 @@ fn completions(shell: clap_complete::Shell) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `xft man`.
-fn man() -> ExitCode {
-    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+/// `xft man [SUBCOMMAND]`.
+fn man(subcommand: Option<&str>) -> ExitCode {
+    let mut cmd = Cli::command();
+    // Built, so that global flags show on the subcommands' pages too.
+    cmd.build();
+    let page = match subcommand {
+        None => clap_mangen::Man::new(cmd),
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => {
+                let sub = sub.clone().version(env!("CARGO_PKG_VERSION"));
+                clap_mangen::Man::new(sub).title(format!("xft-{name}"))
+            }
+            None => {
+                eprintln!("xft: no subcommand {name:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match page.render(&mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xft: cannot write the man page: {e}");

@@ -133,7 +133,8 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
         let handle = ft.send_file(to.clone(), path, SendOptions::default());
         let (r, timeline) = follow(handle, &name, show).await;
         ok &= r.is_ok();
-        let row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
+        let mut row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
+        row.peer.get_or_insert_with(|| to.to_string());
         print(&row, json);
     }
     drain(&tracker, &transport).await;
@@ -221,13 +222,14 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
             print(&row, json);
             continue;
         }
-        let name = offer.file().name.clone();
+        let (name, peer) = (offer.file().name.clone(), offer.from().to_string());
         let started = Instant::now();
         let handle =
             offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
         let (r, timeline) = follow(handle, &name, show).await;
         ok &= r.is_ok();
         let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
+        row.peer.get_or_insert(peer);
         if let Ok(o) = &r
             && let Some(p) = &o.path
         {

@@ -253,3 +253,58 @@ pub(crate) fn table(rows: &[Row]) -> String {
 pub(crate) fn json(row: &Row) -> String {
     serde_json::to_string(row).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The fields docs/json.md describes: the first cell of each table row.
+    fn documented() -> BTreeSet<String> {
+        include_str!("../../docs/json.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    fn keys(row: &Row) -> BTreeSet<String> {
+        match serde_json::to_value(row).unwrap() {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn docs_json_md_describes_every_field_of_every_row_kind_and_nothing_else() {
+        let failed = Row::from_result(
+            "send",
+            "auto",
+            "f.bin",
+            Instant::now(),
+            &Timeline::default(),
+            &Err(TransferError::new(
+                ft_facade::Stage::Connect,
+                ft_facade::ErrorKind::Timeout(Duration::from_secs(20)),
+            )),
+        );
+        let refused = Row::refused("s5b,ibb", Some("a@b/c".into()), "f.bin", "x".into());
+        assert_eq!(refused.kind, "refused");
+        let docs = documented();
+        for row in [&failed, &refused] {
+            let emitted = keys(row);
+            let undocumented: Vec<_> = emitted.difference(&docs).collect();
+            let stale: Vec<_> = docs.difference(&emitted).collect();
+            assert!(undocumented.is_empty(), "not in docs/json.md: {undocumented:?}");
+            assert!(stale.is_empty(), "in docs/json.md, never emitted: {stale:?}");
+        }
+        // Every kind and side value the code can emit is named there too.
+        let text = include_str!("../../docs/json.md");
+        for word in ["`transfer`", "`refused`", "`send`", "`recv`", "`demo`"] {
+            assert!(text.contains(word), "{word}");
+        }
+    }
+}
