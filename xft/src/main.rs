@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Login settings come from the flags, then the environment (`XFT_PASSWORD`), then the
-//! config file (`~/.config/xft/config.toml`: see [`settings`]); `--plaintext` is refused
+//! config file (`~/.config/xft/config.toml`, see the `settings` module); `--plaintext` is refused
 //! unless the server address is loopback. `--json` prints one result object per transfer,
 //! described field by field in `docs/json.md`. `xft completions SHELL` and `xft man` print
 //! shell completions and a man page generated from these definitions.

@@ -298,8 +298,14 @@ mod tests {
             let emitted = keys(row);
             let undocumented: Vec<_> = emitted.difference(&docs).collect();
             let stale: Vec<_> = docs.difference(&emitted).collect();
-            assert!(undocumented.is_empty(), "not in docs/json.md: {undocumented:?}");
-            assert!(stale.is_empty(), "in docs/json.md, never emitted: {stale:?}");
+            assert!(
+                undocumented.is_empty(),
+                "not in docs/json.md: {undocumented:?}"
+            );
+            assert!(
+                stale.is_empty(),
+                "in docs/json.md, never emitted: {stale:?}"
+            );
         }
         // Every kind and side value the code can emit is named there too.
         let text = include_str!("../../docs/json.md");

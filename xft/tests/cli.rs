@@ -27,7 +27,7 @@ fn flags(sub: &str) -> BTreeSet<String> {
         .map(str::trim_start)
         .filter(|l| l.starts_with('-'))
         .filter_map(|l| {
-            l.split(|c: char| c == ' ' || c == ',' || c == '=' || c == '<')
+            l.split([' ', ',', '=', '<'])
                 .find(|w| w.starts_with("--"))
                 .map(str::to_owned)
         })
@@ -101,7 +101,15 @@ fn send_help_lists_the_senders_flags_and_none_of_the_receivers() {
 
 #[test]
 fn completions_for_each_shell_and_the_man_page_name_every_subcommand() {
-    let subs = ["demo", "send", "recv", "proxy", "bench", "completions", "man"];
+    let subs = [
+        "demo",
+        "send",
+        "recv",
+        "proxy",
+        "bench",
+        "completions",
+        "man",
+    ];
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = xft().args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}");
@@ -126,8 +134,19 @@ fn completions_for_each_shell_and_the_man_page_name_every_subcommand() {
     assert!(page.contains(".TH xft-recv 1"), "{page}");
     assert!(page.contains("\\-\\-max\\-block\\-size"), "{page}");
     assert!(!page.contains("\\-\\-block\\-size"), "{page}");
-    assert_eq!(xft().args(["man", "nope"]).output().unwrap().status.code(), Some(2));
-    assert_eq!(xft().args(["completions", "cmd.exe"]).output().unwrap().status.code(), Some(2));
+    assert_eq!(
+        xft().args(["man", "nope"]).output().unwrap().status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        xft()
+            .args(["completions", "cmd.exe"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -181,5 +200,8 @@ fn without_any_password_source_and_no_terminal_xft_says_so_at_once() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no password"), "{err}");
-    assert!(err.contains("--password-file") && err.contains("XFT_PASSWORD"), "{err}");
+    assert!(
+        err.contains("--password-file") && err.contains("XFT_PASSWORD"),
+        "{err}"
+    );
 }

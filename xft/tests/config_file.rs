@@ -56,7 +56,10 @@ async fn wait_stderr(child: &mut Child, needle: &str) -> Vec<String> {
         false
     })
     .await;
-    assert!(matches!(found, Ok(true)), "no {needle:?} on stderr: {seen:?}");
+    assert!(
+        matches!(found, Ok(true)),
+        "no {needle:?} on stderr: {seen:?}"
+    );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     seen
 }
@@ -85,7 +88,14 @@ async fn send_to_a_jid_and_a_file_is_enough_with_a_config_file() {
     .unwrap();
     let no_xdg = dir.path().join("empty-xdg");
     let mut bob = xft(
-        &["recv", "--config", bob_cfg.to_str().unwrap(), "--count", "1", "--json"],
+        &[
+            "recv",
+            "--config",
+            bob_cfg.to_str().unwrap(),
+            "--count",
+            "1",
+            "--json",
+        ],
         &no_xdg,
     );
     wait_stderr(&mut bob, " online ").await;
@@ -132,20 +142,35 @@ async fn send_to_a_jid_and_a_file_is_enough_with_a_config_file() {
     );
     let (sent, got) = (&sent[0], &got[0]);
     assert!(sent["error"].is_null(), "{sent}");
-    assert_eq!(got["file"], dir.path().join("inbox/from-config.bin").to_str().unwrap());
-    assert_eq!(std::fs::read(dir.path().join("inbox/from-config.bin")).unwrap(), data);
+    assert_eq!(
+        got["file"],
+        dir.path().join("inbox/from-config.bin").to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("inbox/from-config.bin")).unwrap(),
+        data
+    );
     assert_eq!(sent["sha256"], got["sha256"]);
     // One meaning of `verified` on both sides, and the stage times of a completed transfer.
-    assert_eq!((&sent["side"], &got["side"]), (&"send".into(), &"recv".into()));
+    assert_eq!(
+        (&sent["side"], &got["side"]),
+        (&"send".into(), &"recv".into())
+    );
     assert_eq!(sent["delivery"], "acknowledged", "{sent}");
     assert_eq!(sent["verified"], true, "{sent}");
     assert_eq!(got["size_checked"], true, "{got}");
-    assert_eq!(got["hash_checked"], true, "xft offers the MD5 of a small file: {got}");
+    assert_eq!(
+        got["hash_checked"], true,
+        "xft offers the MD5 of a small file: {got}"
+    );
     assert_eq!(got["verified"], true, "{got}");
     for row in [sent, got] {
         for k in ["prepare_s", "offer_s", "connect_s", "stream_s", "finish_s"] {
             let t = row[k].as_f64().unwrap_or_else(|| panic!("{k}: {row}"));
-            assert!(t >= 0.0 && t <= row["seconds"].as_f64().unwrap() + 0.01, "{k}: {row}");
+            assert!(
+                t >= 0.0 && t <= row["seconds"].as_f64().unwrap() + 0.01,
+                "{k}: {row}"
+            );
         }
         assert!(row["mb_per_s"].as_f64().unwrap() > 0.0, "{row}");
     }
