@@ -196,6 +196,7 @@ pub(crate) async fn login(
         warnings.push(PASSWORD_FLAG_WARNING.to_owned());
         (p.clone(), PasswordSource::Flag)
     } else if let Some(f) = &account.password_file {
+        warnings.extend(readable_by_others(f));
         (read_password_file(f)?, PasswordSource::FlagFile(f.clone()))
     } else if let Some(p) = &env.password {
         (p.clone(), PasswordSource::Env)
@@ -203,16 +204,17 @@ pub(crate) async fn login(
         match (&cfg.password_command, &cfg.password_file) {
             (Some(_), Some(_)) => {
                 return Err(
-                    "the config file sets both password_command and password_file: \
-                            keep one"
-                        .into(),
+                    "the config file sets both password_command and password_file: keep one".into(),
                 );
             }
             (Some(cmd), None) => (run_password_command(cmd).await?, PasswordSource::Command),
-            (None, Some(f)) => (
-                read_password_file(f)?,
-                PasswordSource::ConfigFile(f.clone()),
-            ),
+            (None, Some(f)) => {
+                warnings.extend(readable_by_others(f));
+                (
+                    read_password_file(f)?,
+                    PasswordSource::ConfigFile(f.clone()),
+                )
+            }
             (None, None) if std::io::stdin().is_terminal() => {
                 let prompt = format!("password for {jid}: ");
                 let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
@@ -257,6 +259,27 @@ pub(crate) fn dir(flag: Option<&Path>, cfg: &FileConfig) -> PathBuf {
     flag.map(Path::to_owned)
         .or_else(|| cfg.dir.clone())
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A warning when other local users may read the password file (as ssh warns about keys).
+fn readable_by_others(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "password file {} is readable by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The first line of `path`, without its line end.

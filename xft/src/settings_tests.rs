@@ -24,6 +24,15 @@ fn write_config(dir: &Path, text: &str) -> PathBuf {
     p
 }
 
+/// Mode 600, as a password file should be (no warning).
+fn private(p: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 fn env_in(xdg: &Path) -> Env {
     Env {
         password: None,
@@ -47,6 +56,7 @@ async fn the_config_file_in_xdg_config_home_is_enough_for_send_to_a_jid_and_a_fi
     );
     // Relative to the config file's directory; the trailing newline is not the password's.
     std::fs::write(tmp.path().join("xft/secret"), "hunter2\n").unwrap();
+    private(&tmp.path().join("xft/secret"));
     let l = resolve(&send_account(&[]), &env_in(tmp.path()))
         .await
         .unwrap();
@@ -87,6 +97,7 @@ async fn flags_beat_the_environment_which_beats_the_config_file() {
     );
     let pwfile = tmp.path().join("pw");
     std::fs::write(&pwfile, "from-file\r\n").unwrap();
+    private(&pwfile);
     let mut env = env_in(tmp.path());
 
     // The config file alone.
@@ -238,4 +249,32 @@ fn the_login_debug_output_never_shows_the_password() {
         warnings: Vec::new(),
     };
     assert!(!format!("{l:?}").contains("hunter2"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_password_file_other_users_may_read_earns_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("pw");
+    std::fs::write(&f, "pw\n").unwrap();
+    let flag = [
+        "--password-file",
+        f.to_str().unwrap(),
+        "--server",
+        "h:1",
+        "--jid",
+        "a@h",
+    ];
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let l = resolve(&send_account(&flag), &env_in(tmp.path()))
+        .await
+        .unwrap();
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("mode 644"), "{:?}", l.warnings);
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let l = resolve(&send_account(&flag), &env_in(tmp.path()))
+        .await
+        .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
