@@ -194,7 +194,7 @@ async fn one(
     // The receiver's events time the stages (no bar: the demo prints a table).
     let (sent, (received, timeline)) = tokio::join!(
         sending.outcome(),
-        crate::progress::follow(receiving, "demo.bin", false)
+        crate::progress::follow(receiving, "demo.bin", false, false)
     );
     let r = sent.and(received);
     let mut row = Row::from_result("demo", method.name, "demo.bin", started, &timeline, &r);

@@ -131,7 +131,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
         let name = path.display().to_string();
         let started = Instant::now();
         let handle = ft.send_file(to.clone(), path, SendOptions::default());
-        let (r, timeline) = follow(handle, &name, show).await;
+        let (r, timeline) = follow(handle, &name, show, true).await;
         ok &= r.is_ok();
         let mut row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
         row.peer.get_or_insert_with(|| to.to_string());
@@ -226,7 +226,7 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         let started = Instant::now();
         let handle =
             offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
-        let (r, timeline) = follow(handle, &name, show).await;
+        let (r, timeline) = follow(handle, &name, show, false).await;
         ok &= r.is_ok();
         let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
         row.peer.get_or_insert(peer);
