@@ -307,6 +307,22 @@ mod tests {
                 "in docs/json.md, never emitted: {stale:?}"
             );
         }
+        // A refused offer: who and why, nothing timed, nothing verified.
+        assert_eq!(
+            (refused.side, refused.stage.as_deref()),
+            ("recv", Some("offer"))
+        );
+        assert_eq!(refused.peer.as_deref(), Some("a@b/c"));
+        assert_eq!(refused.seconds, 0.0);
+        assert!(!refused.verified && refused.delivery.is_none());
+        let times = [
+            refused.prepare_s,
+            refused.offer_s,
+            refused.connect_s,
+            refused.stream_s,
+            refused.finish_s,
+        ];
+        assert_eq!(times, [None; 5]);
         // Every kind and side value the code can emit is named there too.
         let text = include_str!("../../docs/json.md");
         for word in ["`transfer`", "`refused`", "`send`", "`recv`", "`demo`"] {
