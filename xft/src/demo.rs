@@ -14,6 +14,7 @@ use xep0065_proxy::{Proxy, ProxyConfig};
 
 use crate::method::MethodSpec;
 use crate::report::{self, Row};
+use crate::timeline::Timeline;
 use crate::{BoxError, DemoArgs};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -180,19 +181,31 @@ async fn one(
                 ft_facade::Stage::Offer,
                 ft_facade::ErrorKind::Timeout(Duration::from_secs(30)),
             );
-            return Row::from_result(method.name, "demo.bin", started, &Err(waited));
+            return Row::from_result(
+                "demo",
+                method.name,
+                "demo.bin",
+                started,
+                &Timeline::default(),
+                &Err(waited),
+            );
         }
     };
-    let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+    // The receiver's events time the stages (no bar: the demo prints a table).
+    let (sent, (received, timeline)) = tokio::join!(
+        sending.outcome(),
+        crate::progress::follow(receiving, "demo.bin", false, false)
+    );
     let r = sent.and(received);
-    let mut row = Row::from_result(method.name, "demo.bin", started, &r);
+    let mut row = Row::from_result("demo", method.name, "demo.bin", started, &timeline, &r);
     if let Ok(o) = &r {
-        // Verified means: the file on disk has the source's SHA-256, read back here.
+        // Verified means here: the file on disk has the source's SHA-256, read back.
         let on_disk = match &o.path {
             Some(p) => sha256_of(p).await.ok(),
             None => None,
         };
-        if on_disk.as_deref() != Some(want) {
+        row.verified = on_disk.as_deref() == Some(want);
+        if !row.verified {
             row.fail("verify", "sha-256 on disk differs".into());
         }
         row.sha256 = on_disk;

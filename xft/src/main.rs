@@ -9,24 +9,32 @@
 //! xft bench --quick                                       # with --features bench
 //! ```
 //!
-//! The password comes from `--password` or `XFT_PASSWORD`; `--plaintext` is refused unless
-//! the server address is loopback. `--json` prints one result object per transfer (method,
-//! bytes, seconds, MB/s, sha256, streamhost, fallback, error and stage).
+//! Login settings come from the flags, then the environment (`XFT_PASSWORD`), then the
+//! config file (`~/.config/xft/config.toml`, see the `settings` module); `--plaintext` is refused
+//! unless the server address is loopback. `--json` prints one result object per transfer,
+//! described field by field in `docs/json.md`. `xft completions SHELL` and `xft man` print
+//! shell completions and a man page generated from these definitions.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+mod args;
 mod demo;
 mod method;
 mod net;
+mod progress;
 mod proxy;
 mod report;
+mod settings;
 mod size;
+mod timeline;
+
+use args::{RecvArgs, SendArgs};
 
 /// An error for the command's top level.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,6 +59,18 @@ enum Command {
     Proxy(ProxyArgs),
     /// The throughput benchmarks (the benches crate's suite; build with `--features bench`).
     Bench(BenchArgs),
+    /// Print shell completions for SHELL on stdout (for example
+    /// `xft completions bash > ~/.local/share/bash-completion/completions/xft`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `xft man > xft.1; man ./xft.1`; `xft man recv`
+    /// prints xft-recv(1).
+    Man {
+        /// A subcommand's page instead of xft(1).
+        subcommand: Option<String>,
+    },
 }
 
 /// `xft bench`.
@@ -87,112 +107,6 @@ struct DemoArgs {
     json: bool,
 }
 
-/// Which addresses `--dial` lets a peer make us connect to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Dial {
-    /// Public addresses only.
-    Public,
-    /// Public and private (LAN) addresses.
-    Lan,
-    /// Every address, loopback included.
-    Any,
-}
-
-impl Dial {
-    fn policy(self) -> ft_facade::s5b::DialPolicy {
-        use ft_facade::s5b::DialPolicy;
-        match self {
-            Self::Public => DialPolicy::public_only(),
-            Self::Lan => DialPolicy::lan(),
-            Self::Any => DialPolicy::allow_all(),
-        }
-    }
-}
-
-/// Connection settings shared by `send` and `recv`.
-#[derive(Debug, Args)]
-struct Account {
-    /// The server's address, `HOST:PORT`.
-    #[arg(long)]
-    server: String,
-    /// Our JID (a resource is added by the server if none is given).
-    #[arg(long)]
-    jid: String,
-    /// The password (or the environment variable `XFT_PASSWORD`).
-    #[arg(long, env = "XFT_PASSWORD", hide_env_values = true)]
-    password: String,
-    /// Log in without TLS; refused unless the server address is loopback.
-    #[arg(long)]
-    plaintext: bool,
-    /// Method: auto, s5b, s5b-direct, s5b-proxy, ibb, ibb-iq, ibb-message.
-    #[arg(long, default_value = "auto")]
-    method: String,
-    /// A SOCKS5 proxy JID to use (default: discover on our server).
-    #[arg(long)]
-    proxy: Option<String>,
-    /// Addresses our own streamhost listens on and offers (repeatable; default: this
-    /// host's non-loopback addresses).
-    #[arg(long = "local-address")]
-    local_addresses: Vec<IpAddr>,
-    /// Which streamhost addresses a peer's offer may make us dial: `public` (default: never
-    /// this host, the LAN, link-local, multicast or reserved ranges, nor their IPv4-mapped,
-    /// NAT64 or 6to4 forms), `lan` (public and private ranges), `any` (this host too: tests,
-    /// same-host transfers).
-    #[arg(long, value_enum, default_value_t = Dial::Public)]
-    dial: Dial,
-    /// IBB block size (default: the one IBB default, 4096; larger opens that the peer
-    /// refuses are retried at half the size).
-    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
-    block_size: u16,
-    /// How long a sent offer waits for the peer's answer (seconds, or `5m`; default 300).
-    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
-    offer_timeout: Option<std::time::Duration>,
-    /// The budget for every SOCKS5 attempt together before falling back to IBB (default 20).
-    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
-    s5b_budget: Option<std::time::Duration>,
-    /// Give a transfer up when no data has moved for this long (default 60).
-    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
-    inactivity_timeout: Option<std::time::Duration>,
-    /// Print one JSON result object per transfer.
-    #[arg(long)]
-    json: bool,
-}
-
-/// `xft send`.
-#[derive(Debug, Args)]
-struct SendArgs {
-    #[command(flatten)]
-    account: Account,
-    /// The receiver's full JID.
-    #[arg(long)]
-    to: String,
-    /// Files to send.
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-}
-
-/// `xft recv`.
-#[derive(Debug, Args)]
-struct RecvArgs {
-    #[command(flatten)]
-    account: Account,
-    /// Where received files go.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Stop after this many transfers (default: run until interrupted).
-    #[arg(long)]
-    count: Option<usize>,
-    /// Accept offers only from these JIDs (repeatable; default: anyone).
-    #[arg(long = "from")]
-    from: Vec<String>,
-    /// Decline offers larger than this (`1GiB`, …).
-    #[arg(long, value_parser = size::parse)]
-    max_size: Option<u64>,
-    /// Overwrite existing files.
-    #[arg(long)]
-    overwrite: bool,
-}
-
 /// `xft proxy`.
 #[derive(Debug, Args)]
 struct ProxyArgs {
@@ -227,6 +141,12 @@ struct ProxyArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Neither needs a runtime nor a network.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { subcommand } => return man(subcommand.as_deref()),
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -244,12 +164,46 @@ fn main() -> ExitCode {
             Command::Recv(args) => net::recv(args).await,
             Command::Proxy(args) => proxy::run(args).await,
             Command::Bench(args) => bench(args),
+            Command::Completions { .. } | Command::Man { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("xft: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xft completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    clap_complete::generate(shell, &mut Cli::command(), "xft", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+/// `xft man [SUBCOMMAND]`.
+fn man(subcommand: Option<&str>) -> ExitCode {
+    let mut cmd = Cli::command();
+    // Built, so that global flags show on the subcommands' pages too.
+    cmd.build();
+    let page = match subcommand {
+        None => clap_mangen::Man::new(cmd),
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => {
+                let sub = sub.clone().version(env!("CARGO_PKG_VERSION"));
+                clap_mangen::Man::new(sub).title(format!("xft-{name}"))
+            }
+            None => {
+                eprintln!("xft: no subcommand {name:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xft: cannot write the man page: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,15 +1,11 @@
 //! `xft send` / `xft recv` against a real server.
 
-use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ft_facade::{
-    AcceptOptions, Config, Event, FileTransfer, Outcome, Policy, ProxySource, SendOptions,
-    TransferError, TransferHandle,
-};
+use ft_facade::{AcceptOptions, FileTransfer, SendOptions};
 use ft_transport::iq::IqTracker;
 use ft_transport::xmpp::{ClientInbound, ClientOptions, ClientTransport, Server, connect_client};
 use ft_transport::{Stanza, StanzaHandler, StanzaTransport, pump_refusing};
@@ -17,9 +13,11 @@ use jid::Jid;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::ping::Ping;
 
-use crate::method::MethodSpec;
-use crate::report::{self, Row};
-use crate::{Account, BoxError, RecvArgs, SendArgs};
+use crate::BoxError;
+use crate::args::{Account, RecvArgs, SendArgs};
+use crate::progress::{self, follow};
+use crate::report::{Row, print};
+use crate::settings::{self, Env, Login};
 
 /// `HOST:PORT` (an address literal or a host name).
 pub(crate) fn server(s: &str) -> Result<Server, BoxError> {
@@ -50,42 +48,29 @@ fn is_loopback(server: &Server) -> bool {
     }
 }
 
-/// The facade's config from the command line.
-pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
-    let mut c = Config::default();
-    MethodSpec::parse(&account.method)?.apply_to_config(&mut c);
-    c.block_size(account.block_size);
-    c.proxies(match &account.proxy {
-        Some(p) => ProxySource::Jids(vec![p.parse::<Jid>()?]),
-        None => ProxySource::Discover,
-    });
-    if !account.local_addresses.is_empty() {
-        c.s5b.listen(account.local_addresses.clone());
+/// The login settings from the flags, the environment and the config file (its warnings
+/// printed), and the config file's contents for the rest.
+async fn settings(account: &Account) -> Result<(Login, settings::FileConfig), BoxError> {
+    let env = Env::from_process();
+    let loaded = settings::load(account.config.as_deref(), &env)?;
+    let login = settings::login(account, &loaded, &env).await?;
+    for w in &login.warnings {
+        eprintln!("xft: warning: {w}");
     }
-    c.s5b.dial_policy(account.dial.policy());
-    if let Some(t) = account.offer_timeout {
-        c.offer_timeout = t;
-    }
-    if let Some(t) = account.s5b_budget {
-        c.s5b_budget(t);
-    }
-    if let Some(t) = account.inactivity_timeout {
-        c.inactivity_timeout = t;
-    }
-    Ok(c)
+    Ok((login, loaded.file))
 }
 
-async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), BoxError> {
-    let server = server(&account.server)?;
-    if account.plaintext && !is_loopback(&server) {
+async fn login(login: &Login) -> Result<(ClientTransport, ClientInbound), BoxError> {
+    let server = server(&login.server)?;
+    if login.plaintext && !is_loopback(&server) {
         return Err(format!(
             "--plaintext is refused for {}: only a loopback server may be used without TLS",
-            account.server
+            login.server
         )
         .into());
     }
-    let options = ClientOptions::new(account.jid.parse()?, account.password.clone(), server)
-        .with_plaintext(account.plaintext);
+    let options = ClientOptions::new(login.jid.parse()?, login.password.clone(), server)
+        .with_plaintext(login.plaintext);
     Ok(connect_client(options).await?)
 }
 
@@ -132,101 +117,25 @@ async fn drain(tracker: &IqTracker, transport: &ClientTransport) {
     let _ = tracker.request(transport, ping, DRAIN_TIMEOUT).await;
 }
 
-/// Follows a transfer's events, drawing a progress line on a terminal, then returns its
-/// outcome.
-async fn follow(
-    mut handle: TransferHandle,
-    name: &str,
-    show: bool,
-) -> Result<Outcome, TransferError> {
-    while let Some(ev) = handle.next_event().await {
-        match ev {
-            Event::Progress(p) if show => match p.total {
-                Some(total) => {
-                    let pct = if total > 0 {
-                        p.bytes as f64 * 100.0 / total as f64
-                    } else {
-                        100.0
-                    };
-                    eprint!(
-                        "\r{name}: {}/{total} bytes {pct:5.1}% {:8.2} MB/s",
-                        p.bytes,
-                        p.rate / 1e6
-                    );
-                }
-                // No size offered: bytes so far, no percentage.
-                None => eprint!("\r{name}: {} bytes {:8.2} MB/s", p.bytes, p.rate / 1e6),
-            },
-            Event::Fallback { reason, .. } if show => {
-                eprintln!("\r{name}: socks5 failed ({reason}), falling back to in-band");
-            }
-            Event::Completed(_) | Event::Failed(_) => break,
-            _ => {}
-        }
-    }
-    if show {
-        eprintln!();
-    }
-    handle.outcome().await
-}
-
-fn print(row: &Row, json: bool) {
-    if json {
-        println!("{}", report::json(row));
-    } else if let Some(e) = &row.error {
-        if row.kind == "refused" {
-            eprintln!(
-                "{}: offer from {} refused: {e}",
-                row.file,
-                row.peer.as_deref().unwrap_or("?")
-            );
-        } else {
-            eprintln!(
-                "{}: failed at {}: {e}",
-                row.file,
-                row.stage.as_deref().unwrap_or("?")
-            );
-        }
-    } else {
-        eprintln!(
-            "{}: {} bytes by {} in {:.2} s ({:.1} MB/s{}), {}, sha256 {}",
-            row.file,
-            row.bytes,
-            row.method.as_deref().unwrap_or("?"),
-            row.seconds,
-            row.mb_per_s,
-            if row.fallback { ", after fallback" } else { "" },
-            match row.delivery {
-                Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)",
-                Some("acknowledged") => "acknowledged by the receiver",
-                _ => "size checked",
-            },
-            row.sha256.as_deref().unwrap_or("")
-        );
-        for w in &row.warnings {
-            eprintln!("{}: warning: {w}", row.file);
-        }
-    }
-}
-
 pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
-    let config = facade_config(&args.account)?;
+    let config = args.facade_config()?;
     let to: Jid = args.to.parse()?;
-    let (transport, inbound) = login(&args.account).await?;
+    let (account, _) = settings(&args.account).await?;
+    let (transport, inbound) = login(&account).await?;
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
-    let show = std::io::stderr().is_terminal() && !args.account.json;
+    let json = args.account.json;
+    let show = progress::wanted(json);
     let mut ok = true;
     for path in &args.files {
         let name = path.display().to_string();
         let started = Instant::now();
         let handle = ft.send_file(to.clone(), path, SendOptions::default());
-        let r = follow(handle, &name, show).await;
+        let (r, timeline) = follow(handle, &name, show, true).await;
         ok &= r.is_ok();
-        print(
-            &Row::from_result(&args.account.method, &name, started, &r),
-            args.account.json,
-        );
+        let mut row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
+        row.peer.get_or_insert_with(|| to.to_string());
+        print(&row, json);
     }
     drain(&tracker, &transport).await;
     Ok(if ok {
@@ -237,26 +146,32 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
 }
 
 pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
-    let mut config = facade_config(&args.account)?;
-    if let Some(max) = args.max_size {
-        config.policy(Policy::default().with_max_size(max));
-    }
+    let (account, file) = settings(&args.account).await?;
+    let config = args.facade_config(settings::dial(args.dial, &file)?);
+    let dir = settings::dir(args.dir.as_deref(), &file);
+    let requested = args
+        .methods()
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(",");
     let from: Vec<Jid> = args
         .from
         .iter()
         .map(|j| j.parse::<Jid>())
         .collect::<Result<_, _>>()?;
-    std::fs::create_dir_all(&args.dir)?;
-    let (transport, inbound) = login(&args.account).await?;
+    std::fs::create_dir_all(&dir)?;
+    let (transport, inbound) = login(&account).await?;
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
     // On stderr even with --json: scripts wait for this line before sending.
     eprintln!(
         "xft recv: online as {}, saving into {}",
         ft.jid(),
-        args.dir.display()
+        dir.display()
     );
-    let show = std::io::stderr().is_terminal() && !args.account.json;
+    let json = args.account.json;
+    let show = progress::wanted(json);
     let mut done = 0usize;
     let mut ok = true;
     while args.count.is_none_or(|n| done < n) {
@@ -277,12 +192,12 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
                 let reason = format!("{}; answered {}", r.reason, r.answer_text());
                 let counts = r.from.as_ref().is_some_and(allowed);
                 let row = Row::refused(
-                    &args.account.method,
+                    &requested,
                     r.from.as_ref().map(ToString::to_string),
                     r.name.as_deref().unwrap_or("?"),
                     reason,
                 );
-                print(&row, args.account.json);
+                print(&row, json);
                 if counts {
                     ok = false;
                     done += 1;
@@ -299,29 +214,28 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
             let (peer, name) = (offer.from().to_string(), offer.file().name.clone());
             offer.decline(Some(WHY));
             let row = Row::refused(
-                &args.account.method,
+                &requested,
                 Some(peer),
                 &name,
                 format!("{WHY}; answered forbidden"),
             );
-            print(&row, args.account.json);
+            print(&row, json);
             continue;
         }
-        let name = offer.file().name.clone();
+        let (name, peer) = (offer.file().name.clone(), offer.from().to_string());
         let started = Instant::now();
-        let handle = offer.accept_into_dir(
-            &args.dir,
-            AcceptOptions::new().with_overwrite(args.overwrite),
-        );
-        let r = follow(handle, &name, show).await;
+        let handle =
+            offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
+        let (r, timeline) = follow(handle, &name, show, false).await;
         ok &= r.is_ok();
-        let mut row = Row::from_result(&args.account.method, &name, started, &r);
+        let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
+        row.peer.get_or_insert(peer);
         if let Ok(o) = &r
             && let Some(p) = &o.path
         {
             row.file = p.display().to_string();
         }
-        print(&row, args.account.json);
+        print(&row, json);
         done += 1;
     }
     drain(&tracker, &transport).await;
@@ -346,63 +260,5 @@ mod tests {
         assert!(is_loopback(&server("localhost:5222").unwrap()));
         assert!(!is_loopback(&server("example.org:5222").unwrap()));
         assert!(server("example.org").is_err());
-    }
-
-    use std::time::Duration;
-
-    use clap::Parser;
-
-    fn recv_account(extra: &[&str]) -> Account {
-        let mut argv = vec![
-            "xft",
-            "recv",
-            "--server",
-            "127.0.0.1:5222",
-            "--jid",
-            "bob@localhost",
-            "--password",
-            "pw",
-        ];
-        argv.extend_from_slice(extra);
-        match crate::Cli::try_parse_from(argv).unwrap().command {
-            crate::Command::Recv(r) => r.account,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn timeout_flags_reach_the_facade_and_the_defaults_stay_otherwise() {
-        let defaults = Config::default();
-        let c = facade_config(&recv_account(&[])).unwrap();
-        assert_eq!(c.offer_timeout, defaults.offer_timeout);
-        assert_eq!(c.s5b_budget, defaults.s5b_budget);
-        assert_eq!(c.inactivity_timeout, defaults.inactivity_timeout);
-        let c = facade_config(&recv_account(&[
-            "--offer-timeout",
-            "5m",
-            "--s5b-budget",
-            "3",
-            "--inactivity-timeout",
-            "7.5s",
-        ]))
-        .unwrap();
-        assert_eq!(c.offer_timeout, Duration::from_secs(300));
-        assert_eq!(c.s5b_budget, Duration::from_secs(3));
-        assert_eq!(c.inactivity_timeout, Duration::from_millis(7500));
-        assert!(
-            crate::Cli::try_parse_from([
-                "xft",
-                "recv",
-                "--server",
-                "x:1",
-                "--jid",
-                "a@b",
-                "--password",
-                "p",
-                "--offer-timeout",
-                "0",
-            ])
-            .is_err()
-        );
     }
 }

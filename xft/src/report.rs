@@ -5,14 +5,20 @@ use std::time::Instant;
 use ft_facade::{Delivery, Outcome, TransferError};
 use serde::Serialize;
 
-/// One transfer's result as `--json` prints it.
+use crate::timeline::Timeline;
+
+/// One transfer's result as `--json` prints it; every field is described in docs/json.md
+/// (a test checks both ways).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Row {
-    /// The method asked for (demo) or `auto`.
-    pub(crate) requested: String,
     /// `transfer`, or `refused` for an offer `xft recv` refused (declined, or answered
     /// with an error before any transfer began).
     pub(crate) kind: &'static str,
+    /// `send`, `recv` or `demo` (the demo's row is its receiver's, checked by SHA-256).
+    pub(crate) side: &'static str,
+    /// The method asked for: `send --method`, the receiver's accepted methods, or the
+    /// demo's method.
+    pub(crate) requested: String,
     /// The peer: the receiver (send) or the sender (recv).
     pub(crate) peer: Option<String>,
     /// The method that carried the bytes.
@@ -21,15 +27,26 @@ pub(crate) struct Row {
     pub(crate) file: String,
     /// Bytes carried.
     pub(crate) bytes: u64,
-    /// Seconds from offer to end.
+    /// Seconds from the start to the end (xft's own clock).
     pub(crate) seconds: f64,
-    /// Megabytes (10^6) per second while streaming.
+    /// Seconds per stage (see [`crate::timeline`]).
+    pub(crate) prepare_s: Option<f64>,
+    /// See `prepare_s`.
+    pub(crate) offer_s: Option<f64>,
+    /// See `prepare_s`.
+    pub(crate) connect_s: Option<f64>,
+    /// See `prepare_s`.
+    pub(crate) stream_s: Option<f64>,
+    /// See `prepare_s`.
+    pub(crate) finish_s: Option<f64>,
+    /// Megabytes (10^6) per second over the streaming phase (`bytes / stream_s`).
     pub(crate) mb_per_s: f64,
     /// SHA-256 of the file.
     pub(crate) sha256: Option<String>,
-    /// Receiver: the byte count equals the offered size (and the MD5 the offered one, when
-    /// there was one). Sender: the receiver acknowledged every byte (`delivery` is
-    /// `acknowledged`); never `true` for an unconfirmed delivery.
+    /// The side reporting has the other side's word that the receiver holds every byte:
+    /// the sender the receiver's acknowledgement (`delivery` `acknowledged`), the receiver
+    /// the sender's offered size or hash matching what is on disk (`size_checked` or
+    /// `hash_checked`), the demo the source's SHA-256 read back from disk.
     pub(crate) verified: bool,
     /// `acknowledged` or `unconfirmed` (sender), `received` (receiver); `null` on failure.
     pub(crate) delivery: Option<&'static str>,
@@ -51,21 +68,32 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// The row for one transfer that started at `started` and ended with `r`.
+    /// The row for one transfer on `side` that started at `started`, whose events
+    /// `timeline` saw, and that ended with `r`.
     pub(crate) fn from_result(
+        side: &'static str,
         requested: &str,
         file: &str,
         started: Instant,
+        timeline: &Timeline,
         r: &Result<Outcome, TransferError>,
     ) -> Self {
+        let total = started.elapsed();
+        let times = timeline.times(r, total);
         let mut row = Self {
-            requested: requested.to_owned(),
             kind: "transfer",
+            side,
+            requested: requested.to_owned(),
             peer: None,
             method: None,
             file: file.to_owned(),
             bytes: 0,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: total.as_secs_f64(),
+            prepare_s: times.prepare,
+            offer_s: times.offer,
+            connect_s: times.connect,
+            stream_s: times.stream,
+            finish_s: times.finish,
             mb_per_s: 0.0,
             sha256: None,
             verified: false,
@@ -85,16 +113,19 @@ impl Row {
                 row.bytes = o.bytes;
                 row.mb_per_s = o.rate() / 1e6;
                 row.sha256 = Some(o.sha256.clone());
-                row.verified = o.delivery != Delivery::Unconfirmed;
                 row.delivery = Some(o.delivery.name());
-                if let Delivery::Received {
-                    size_checked,
-                    hash_checked,
-                } = o.delivery
-                {
-                    row.size_checked = Some(size_checked);
-                    row.hash_checked = Some(hash_checked);
-                }
+                row.verified = match o.delivery {
+                    Delivery::Acknowledged => true,
+                    Delivery::Received {
+                        size_checked,
+                        hash_checked,
+                    } => {
+                        row.size_checked = Some(size_checked);
+                        row.hash_checked = Some(hash_checked);
+                        size_checked || hash_checked
+                    }
+                    _ => false,
+                };
                 row.warnings = o.warnings.iter().map(|w| w.name()).collect();
                 row.streamhost = o.method.streamhost().map(str::to_owned);
                 row.fallback = o.fallback;
@@ -104,8 +135,8 @@ impl Row {
         row
     }
 
-    /// The row for an offer refused before any transfer: who, which file, the reason, and
-    /// the answer the sender got.
+    /// The row for an offer `xft recv` refused before any transfer: who, which file, the
+    /// reason, and the answer the sender got.
     pub(crate) fn refused(
         requested: &str,
         peer: Option<String>,
@@ -113,9 +144,11 @@ impl Row {
         reason: String,
     ) -> Self {
         let mut row = Self::from_result(
+            "recv",
             requested,
             file,
             Instant::now(),
+            &Timeline::default(),
             &Err(TransferError::new(
                 ft_facade::Stage::Offer,
                 ft_facade::ErrorKind::Declined { text: None },
@@ -124,6 +157,7 @@ impl Row {
         row.kind = "refused";
         row.peer = peer;
         row.seconds = 0.0;
+        row.offer_s = None;
         row.error = Some(reason);
         row
     }
@@ -134,6 +168,64 @@ impl Row {
         self.error = Some(error);
         self.stage = Some(stage.to_owned());
     }
+}
+
+/// Prints a row: as one JSON line on stdout with `--json`, else as words on stderr.
+pub(crate) fn print(row: &Row, json: bool) {
+    if json {
+        println!("{}", self::json(row));
+    } else if let Some(e) = &row.error {
+        if row.kind == "refused" {
+            eprintln!(
+                "{}: offer from {} refused: {e}",
+                row.file,
+                row.peer.as_deref().unwrap_or("?")
+            );
+        } else {
+            eprintln!(
+                "{}: failed at {}: {e}",
+                row.file,
+                row.stage.as_deref().unwrap_or("?")
+            );
+        }
+    } else {
+        eprintln!(
+            "{}: {} bytes by {} in {:.2} s ({}; {:.1} MB/s streaming{}), {}, sha256 {}",
+            row.file,
+            row.bytes,
+            row.method.as_deref().unwrap_or("?"),
+            row.seconds,
+            stages(row),
+            row.mb_per_s,
+            if row.fallback { ", after fallback" } else { "" },
+            match row.delivery {
+                Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)",
+                Some("acknowledged") => "acknowledged by the receiver",
+                _ if row.hash_checked == Some(true) => "size and hash checked",
+                _ if row.size_checked == Some(true) => "size checked (no hash offered)",
+                _ => "nothing to check against (no size or hash offered)",
+            },
+            row.sha256.as_deref().unwrap_or("")
+        );
+        for w in &row.warnings {
+            eprintln!("{}: warning: {w}", row.file);
+        }
+    }
+}
+
+/// `offer 0.01 s, connect 0.20 s, stream 1.50 s, finish 0.01 s` (the stages timed).
+fn stages(row: &Row) -> String {
+    [
+        ("prepare", row.prepare_s),
+        ("offer", row.offer_s),
+        ("connect", row.connect_s),
+        ("stream", row.stream_s),
+        ("finish", row.finish_s),
+    ]
+    .iter()
+    .filter_map(|(name, t)| t.map(|t| format!("{name} {t:.2} s")))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// Prints rows as the demo's table.
@@ -160,4 +252,81 @@ pub(crate) fn table(rows: &[Row]) -> String {
 /// Prints a row as one JSON line.
 pub(crate) fn json(row: &Row) -> String {
     serde_json::to_string(row).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The fields docs/json.md describes: the first cell of each table row.
+    fn documented() -> BTreeSet<String> {
+        include_str!("../../docs/json.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    fn keys(row: &Row) -> BTreeSet<String> {
+        match serde_json::to_value(row).unwrap() {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn docs_json_md_describes_every_field_of_every_row_kind_and_nothing_else() {
+        let failed = Row::from_result(
+            "send",
+            "auto",
+            "f.bin",
+            Instant::now(),
+            &Timeline::default(),
+            &Err(TransferError::new(
+                ft_facade::Stage::Connect,
+                ft_facade::ErrorKind::Timeout(Duration::from_secs(20)),
+            )),
+        );
+        let refused = Row::refused("s5b,ibb", Some("a@b/c".into()), "f.bin", "x".into());
+        assert_eq!(refused.kind, "refused");
+        let docs = documented();
+        for row in [&failed, &refused] {
+            let emitted = keys(row);
+            let undocumented: Vec<_> = emitted.difference(&docs).collect();
+            let stale: Vec<_> = docs.difference(&emitted).collect();
+            assert!(
+                undocumented.is_empty(),
+                "not in docs/json.md: {undocumented:?}"
+            );
+            assert!(
+                stale.is_empty(),
+                "in docs/json.md, never emitted: {stale:?}"
+            );
+        }
+        // A refused offer: who and why, nothing timed, nothing verified.
+        assert_eq!(
+            (refused.side, refused.stage.as_deref()),
+            ("recv", Some("offer"))
+        );
+        assert_eq!(refused.peer.as_deref(), Some("a@b/c"));
+        assert_eq!(refused.seconds, 0.0);
+        assert!(!refused.verified && refused.delivery.is_none());
+        let times = [
+            refused.prepare_s,
+            refused.offer_s,
+            refused.connect_s,
+            refused.stream_s,
+            refused.finish_s,
+        ];
+        assert_eq!(times, [None; 5]);
+        // Every kind and side value the code can emit is named there too.
+        let text = include_str!("../../docs/json.md");
+        for word in ["`transfer`", "`refused`", "`send`", "`recv`", "`demo`"] {
+            assert!(text.contains(word), "{word}");
+        }
+    }
 }

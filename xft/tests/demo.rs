@@ -50,9 +50,21 @@ fn demo_json_prints_one_verified_object_per_method() {
     assert_eq!(rows[0]["requested"], "ibb-iq");
     assert_eq!(rows[0]["method"], "ibb-iq");
     assert_eq!(rows[1]["method"], "s5b-direct");
+    let docs = include_str!("../../docs/json.md");
     for r in &rows {
         assert_eq!(r["bytes"], 100_000);
         assert_eq!(r["verified"], true);
+        assert_eq!(r["side"], "demo");
         assert!(r["error"].is_null());
+        // The stages of a completed transfer are all timed, within the whole.
+        let total = r["seconds"].as_f64().unwrap();
+        for k in ["prepare_s", "offer_s", "connect_s", "stream_s", "finish_s"] {
+            let t = r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+            assert!((0.0..=total).contains(&t), "{k}: {r}");
+        }
+        // Every field a real run emits is described in docs/json.md.
+        for key in r.as_object().unwrap().keys() {
+            assert!(docs.contains(&format!("| `{key}` |")), "{key} undocumented");
+        }
     }
 }

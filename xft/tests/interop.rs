@@ -32,22 +32,40 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn account(prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
-    vec![
+/// The login and `--json` for `xft send` or `xft recv` (`side`), with the one flag each side
+/// needs on loopback: the sender's own streamhost on 127.0.0.1, the receiver allowed to dial
+/// it (the default, public only, refuses it).
+fn account(side: &str, prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
         "--server".into(),
         prosody.c2s_addr().to_string(),
         "--jid".into(),
         format!("{}/{resource}", prosody.jid(user)),
-        "--password".into(),
-        PASSWORD.into(),
+        "--password-file".into(),
+        password_file().to_string_lossy().into_owned(),
         "--plaintext".into(),
-        "--local-address".into(),
-        "127.0.0.1".into(),
-        // Every streamhost here is on 127.0.0.1, which the default (public only) refuses.
-        "--dial".into(),
-        "any".into(),
         "--json".into(),
-    ]
+    ];
+    match side {
+        "send" => args.extend(["--local-address".into(), "127.0.0.1".into()]),
+        _ => args.extend(["--dial".into(), "any".into()]),
+    }
+    args
+}
+
+/// A file holding the rig's password (with a line end, as an editor leaves it), in cargo's
+/// scratch directory for integration tests.
+fn password_file() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let p = dir.join("xft-interop-password");
+    let want = format!("{PASSWORD}\n");
+    if std::fs::read_to_string(&p).ok().as_deref() != Some(want.as_str()) {
+        // Written aside and renamed: a test running beside never reads it half-written.
+        let tmp = tempfile::NamedTempFile::new_in(dir).unwrap();
+        std::fs::write(tmp.path(), &want).unwrap();
+        tmp.persist(&p).unwrap();
+    }
+    p
 }
 
 fn xft(args: &[String]) -> Child {
@@ -115,7 +133,7 @@ async fn xft_sends_to_slixmpp(method: &str, slix_extra: &[&str], xft_extra: &[&s
     let data = content(size, size as u64);
     let file = write(dir.path(), "to-slixmpp.bin", &data);
     let mut args = vec!["send".to_owned()];
-    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(account("send", &prosody, "alice", "xft"));
     args.extend(["--to".into(), bob_jid, "--method".into(), method.into()]);
     args.extend(xft_extra.iter().map(|s| (*s).to_owned()));
     args.push(file);
@@ -176,7 +194,7 @@ async fn xft_send_to_slixmpp_through_xft_proxy() {
     let data = content(1 << 20, 3);
     let file = write(dir.path(), "via-xft-proxy.bin", &data);
     let mut args = vec!["send".to_owned()];
-    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(account("send", &prosody, "alice", "xft"));
     args.extend([
         "--to".into(),
         bob.jid().unwrap().to_string(),
@@ -203,7 +221,7 @@ async fn slixmpp_sends_to_xft(method: &str, slix_extra: &[&str], size: usize) {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     let mut args = vec!["recv".to_owned()];
-    args.extend(account(&prosody, "bob", "xft"));
+    args.extend(account("recv", &prosody, "bob", "xft"));
     args.extend([
         "--dir".into(),
         inbox.to_string_lossy().into_owned(),
@@ -260,7 +278,7 @@ async fn xft_recv_declines_a_sender_it_does_not_accept_from() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     let mut args = vec!["recv".to_owned()];
-    args.extend(account(&prosody, "bob", "xft"));
+    args.extend(account("recv", &prosody, "bob", "xft"));
     args.extend([
         "--dir".into(),
         inbox.to_string_lossy().into_owned(),
@@ -304,7 +322,7 @@ async fn xft_recv_reports_an_offer_its_size_policy_refused_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     let mut args = vec!["recv".to_owned()];
-    args.extend(account(&prosody, "bob", "xft"));
+    args.extend(account("recv", &prosody, "bob", "xft"));
     args.extend([
         "--dir".into(),
         inbox.to_string_lossy().into_owned(),
@@ -317,7 +335,7 @@ async fn xft_recv_reports_an_offer_its_size_policy_refused_and_exits_1() {
     wait_online(&mut bob).await;
     let file = write(dir.path(), "big.bin", &content(5000, 3));
     let mut args = vec!["send".to_owned()];
-    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(account("send", &prosody, "alice", "xft"));
     args.extend(["--to".into(), format!("{}/xft", prosody.jid("bob")), file]);
     let mut alice = xft(&args);
     let sent = json_row(&mut alice).await;
@@ -351,7 +369,7 @@ async fn xft_send_of_a_4_gib_file_puts_its_offer_on_the_wire_at_once_without_has
     let inbox = dir.path().join("inbox");
     // bob declines everyone but carol: alice's offer is answered as soon as it arrives.
     let mut args = vec!["recv".to_owned()];
-    args.extend(account(&prosody, "bob", "xft"));
+    args.extend(account("recv", &prosody, "bob", "xft"));
     args.extend([
         "--dir".into(),
         inbox.to_string_lossy().into_owned(),
@@ -367,7 +385,7 @@ async fn xft_send_of_a_4_gib_file_puts_its_offer_on_the_wire_at_once_without_has
         .set_len(4 << 30)
         .unwrap();
     let mut args = vec!["send".to_owned()];
-    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(account("send", &prosody, "alice", "xft"));
     args.extend([
         "--to".into(),
         format!("{}/xft", prosody.jid("bob")),
@@ -405,7 +423,7 @@ async fn xft_recv_by_default_dials_no_loopback_streamhost() {
     let inbox = dir.path().join("inbox");
     let mut args = vec!["recv".to_owned()];
     // The rig's account without its `--dial any`: the default policy.
-    let mut acct = account(&prosody, "bob", "xft");
+    let mut acct = account("recv", &prosody, "bob", "xft");
     let i = acct.iter().position(|a| a == "--dial").unwrap();
     acct.drain(i..i + 2);
     args.extend(acct);
@@ -419,7 +437,7 @@ async fn xft_recv_by_default_dials_no_loopback_streamhost() {
     wait_online(&mut bob).await;
     let file = write(dir.path(), "probe.bin", &content(10_000, 4));
     let mut args = vec!["send".to_owned()];
-    args.extend(account(&prosody, "alice", "xft"));
+    args.extend(account("send", &prosody, "alice", "xft"));
     args.extend([
         "--method".into(),
         "s5b-direct".into(),

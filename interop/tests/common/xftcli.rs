@@ -65,23 +65,50 @@ pub fn xft_bin() -> PathBuf {
     p
 }
 
-/// `--server … --jid user@domain/resource --password … --plaintext --local-address 127.0.0.1 --json`.
-pub fn account(prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
-    vec![
+/// `--server … --jid user@domain/resource --plaintext --json`, the password in the
+/// environment (`XFT_PASSWORD`, set by [`Xft::spawn`]), and the one flag each side needs
+/// on loopback: `send` offers its own streamhost on 127.0.0.1 (`--local-address`), `recv`
+/// may dial it (`--dial any`: the default, public only, refuses it).
+pub fn account(side: &str, prosody: &Prosody, user: &str, resource: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
         "--server".into(),
         prosody.c2s_addr().to_string(),
         "--jid".into(),
         format!("{}/{resource}", prosody.jid(user)),
-        "--password".into(),
-        PASSWORD.into(),
         "--plaintext".into(),
-        "--local-address".into(),
-        "127.0.0.1".into(),
-        // Every streamhost here is on 127.0.0.1, which the default (public only) refuses.
-        "--dial".into(),
-        "any".into(),
         "--json".into(),
-    ]
+    ];
+    match side {
+        "send" => args.extend(["--local-address".into(), "127.0.0.1".into()]),
+        _ => args.extend(["--dial".into(), "any".into()]),
+    }
+    args
+}
+
+/// The cases give one set of `xft` options for both directions; `xft recv` takes only the
+/// receiver's. `--method M` becomes `--accept-method` with M's methods (`auto`: `s5b,ibb`);
+/// `--block-size` and `--proxy` say how a sender offers and never acted on `recv`: dropped.
+fn recv_flags(extra: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = extra.iter();
+    while let Some(&flag) = it.next() {
+        match flag {
+            "--method" => {
+                let m = it.next().copied().unwrap_or("auto");
+                let accept = match m {
+                    "auto" => "s5b,ibb",
+                    m if m.starts_with("s5b") => "s5b",
+                    _ => "ibb",
+                };
+                out.extend(["--accept-method".to_owned(), accept.to_owned()]);
+            }
+            "--block-size" | "--proxy" => {
+                it.next();
+            }
+            other => out.push(other.to_owned()),
+        }
+    }
+    out
 }
 
 /// A running `xft` process; killed on drop.
@@ -95,6 +122,7 @@ impl Xft {
     pub fn spawn(args: &[String]) -> Self {
         let mut child = Command::new(xft_bin())
             .args(args)
+            .env("XFT_PASSWORD", PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -176,7 +204,7 @@ impl Xft {
 /// `xft send` as `alice/xft` to `to`.
 pub fn xft_send(prosody: &Prosody, to: &str, method: &str, extra: &[&str], files: &[&Path]) -> Xft {
     let mut args = vec!["send".to_owned()];
-    args.extend(account(prosody, "alice", "xft"));
+    args.extend(account("send", prosody, "alice", "xft"));
     args.extend(["--to".into(), to.into(), "--method".into(), method.into()]);
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
@@ -186,14 +214,14 @@ pub fn xft_send(prosody: &Prosody, to: &str, method: &str, extra: &[&str], files
 /// `xft recv` as `bob/xft` into `dir`, online when this returns.
 pub async fn xft_recv(prosody: &Prosody, dir: &Path, count: usize, extra: &[&str]) -> Xft {
     let mut args = vec!["recv".to_owned()];
-    args.extend(account(prosody, "bob", "xft"));
+    args.extend(account("recv", prosody, "bob", "xft"));
     args.extend([
         "--dir".into(),
         dir.to_string_lossy().into_owned(),
         "--count".into(),
         count.to_string(),
     ]);
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend(recv_flags(extra));
     let x = Xft::spawn(&args);
     x.wait_stderr(" online ").await;
     x

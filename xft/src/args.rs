@@ -1,0 +1,212 @@
+//! The arguments of `xft send` and `xft recv`: each takes only the flags that act in it.
+//!
+//! Shared by both ([`Account`]): how to log in (server, JID, the password's sources,
+//! `--plaintext`, `--config`), the S5B budget, the inactivity timeout and `--json`. Only the
+//! sender offers streamhosts, picks the method, the proxy, the IBB block size and waits for
+//! an answer ([`SendArgs`]); only the receiver dials streamhosts (`--dial`), accepts methods,
+//! caps the IBB block size and the file size, filters senders and stores files
+//! ([`RecvArgs`]). In SI file transfer the receiver is the S5B target: it offers no
+//! streamhost of its own, so it has no `--local-address`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use ft_facade::Method;
+
+use crate::size;
+
+/// Which addresses `--dial` lets a peer make us connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Dial {
+    /// Public addresses only.
+    Public,
+    /// Public and private (LAN) addresses.
+    Lan,
+    /// Every address, loopback included.
+    Any,
+}
+
+impl Dial {
+    pub(crate) fn policy(self) -> ft_facade::s5b::DialPolicy {
+        use ft_facade::s5b::DialPolicy;
+        match self {
+            Self::Public => DialPolicy::public_only(),
+            Self::Lan => DialPolicy::lan(),
+            Self::Any => DialPolicy::allow_all(),
+        }
+    }
+}
+
+/// How to log in, and what acts on both sides. Every login setting may come from the
+/// config file instead (flag > environment > config file).
+#[derive(Debug, Args)]
+pub(crate) struct Account {
+    /// The server's address, `HOST:PORT` (default: `server` in the config file).
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Our JID; a resource is added by the server if none is given (default: `jid` in the
+    /// config file).
+    #[arg(long)]
+    pub(crate) jid: Option<String>,
+    /// The password as an argument: visible to every local user in `ps`, so xft warns;
+    /// prefer --password-file, XFT_PASSWORD, the config file or the prompt.
+    #[arg(long, conflicts_with = "password_file")]
+    pub(crate) password: Option<String>,
+    /// Read the password from FILE (its first line; the line end is not part of it).
+    /// Then XFT_PASSWORD, then the config file's `password_command` or `password_file`,
+    /// then a prompt on a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Log in without TLS; refused unless the server address is loopback.
+    #[arg(long)]
+    pub(crate) plaintext: bool,
+    /// The config file (default: `$XDG_CONFIG_HOME/xft/config.toml`, else
+    /// `~/.config/xft/config.toml`, read when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The budget for every SOCKS5 attempt together before falling back to IBB (default 20;
+    /// the sender's proxy discovery and activation, the receiver's dials).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    pub(crate) s5b_budget: Option<Duration>,
+    /// Give a transfer up when no data has moved for this long (default 60).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    pub(crate) inactivity_timeout: Option<Duration>,
+    /// Print one JSON object per transfer on stdout (docs/json.md); no progress bar.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `xft send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) account: Account,
+    /// The receiver's full JID.
+    #[arg(long)]
+    pub(crate) to: String,
+    /// Method: auto, s5b, s5b-direct, s5b-proxy, ibb, ibb-iq, ibb-message.
+    #[arg(long, default_value = "auto")]
+    pub(crate) method: String,
+    /// A SOCKS5 proxy JID to offer (default: discover on our server).
+    #[arg(long)]
+    pub(crate) proxy: Option<String>,
+    /// Addresses our own streamhost listens on and offers (repeatable; default: this
+    /// host's non-loopback addresses).
+    #[arg(long = "local-address")]
+    pub(crate) local_addresses: Vec<IpAddr>,
+    /// IBB block size (default: the one IBB default, 4096; larger opens that the peer
+    /// refuses are retried at half the size).
+    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
+    pub(crate) block_size: u16,
+    /// How long a sent offer waits for the peer's answer (seconds, or `5m`; default 300).
+    #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
+    pub(crate) offer_timeout: Option<Duration>,
+    /// Files to send.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// `xft recv`.
+#[derive(Debug, Args)]
+pub(crate) struct RecvArgs {
+    #[command(flatten)]
+    pub(crate) account: Account,
+    /// Where received files go (default: `dir` in the config file, else `.`).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Stop after this many transfers (default: run until interrupted).
+    #[arg(long)]
+    pub(crate) count: Option<usize>,
+    /// Accept offers only from these JIDs (repeatable; a bare JID takes any resource;
+    /// default: anyone).
+    #[arg(long = "from")]
+    pub(crate) from: Vec<String>,
+    /// Decline offers larger than this (`1GiB`, …) with `forbidden`.
+    #[arg(long, value_parser = size::parse)]
+    pub(crate) max_size: Option<u64>,
+    /// Overwrite existing files (default: a free name next to them).
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+    /// The methods we accept, in order of preference (`s5b,ibb`, the default; `ibb`
+    /// alone never dials a streamhost).
+    #[arg(long = "accept-method", value_name = "METHOD", value_delimiter = ',', value_parser = parse_method)]
+    pub(crate) accept_methods: Vec<Method>,
+    /// The largest IBB block size we accept; a larger `<open/>` is answered
+    /// `resource-constraint` so the sender retries smaller (default 65535).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_block_size: Option<u16>,
+    /// Which streamhost addresses a sender's offer may make us dial: `public` (default:
+    /// never this host, the LAN, link-local, multicast or reserved ranges, nor their
+    /// IPv4-mapped, NAT64 or 6to4 forms), `lan` (public and private ranges), `any` (this
+    /// host too: tests, same-host transfers). Default: `dial` in the config file, else public.
+    #[arg(long, value_enum)]
+    pub(crate) dial: Option<Dial>,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse::<Method>().map_err(|e| e.to_string())
+}
+
+/// What both sides set from [`Account`].
+fn shared_config(account: &Account) -> ft_facade::Config {
+    let mut c = ft_facade::Config::default();
+    if let Some(t) = account.s5b_budget {
+        c.s5b_budget(t);
+    }
+    if let Some(t) = account.inactivity_timeout {
+        c.inactivity_timeout = t;
+    }
+    c
+}
+
+impl SendArgs {
+    /// The facade's config for sending.
+    pub(crate) fn facade_config(&self) -> Result<ft_facade::Config, crate::BoxError> {
+        use ft_facade::ProxySource;
+        let mut c = shared_config(&self.account);
+        crate::method::MethodSpec::parse(&self.method)?.apply_to_config(&mut c);
+        c.block_size(self.block_size);
+        c.proxies(match &self.proxy {
+            Some(p) => ProxySource::Jids(vec![p.parse::<jid::Jid>()?]),
+            None => ProxySource::Discover,
+        });
+        if !self.local_addresses.is_empty() {
+            c.s5b.listen(self.local_addresses.clone());
+        }
+        if let Some(t) = self.offer_timeout {
+            c.offer_timeout = t;
+        }
+        Ok(c)
+    }
+}
+
+impl RecvArgs {
+    /// The methods we accept, in order (default `s5b,ibb`).
+    pub(crate) fn methods(&self) -> Vec<Method> {
+        if self.accept_methods.is_empty() {
+            vec![Method::S5b, Method::Ibb]
+        } else {
+            self.accept_methods.clone()
+        }
+    }
+
+    /// The facade's config for receiving; `dial` is `--dial` or the config file's.
+    pub(crate) fn facade_config(&self, dial: Dial) -> ft_facade::Config {
+        let mut c = shared_config(&self.account);
+        c.methods(&self.methods());
+        if let Some(max) = self.max_size {
+            c.policy(ft_facade::Policy::default().with_max_size(max));
+        }
+        if let Some(b) = self.max_block_size {
+            c.ibb.max_block_size(b);
+        }
+        c.s5b.dial_policy(dial.policy());
+        c
+    }
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;
