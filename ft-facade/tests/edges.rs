@@ -148,12 +148,12 @@ async fn sender_cancel_mid_ibb_transfer_is_truncated_on_the_receiver() {
 }
 
 #[tokio::test]
-async fn sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
+async fn h1_sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
     sender_cancels_mid_transfer(Method::S5b).await;
 }
 
 #[tokio::test]
-async fn receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
+async fn h4_receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
     receiver_cancels_mid_transfer(Method::Ibb).await;
 }
 
@@ -395,7 +395,7 @@ async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
 }
 
 #[tokio::test]
-async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
+async fn h3_a_receiver_cancel_without_keep_partial_leaves_no_part() {
     let (_sending, mut receiving, dst, _hub) =
         trickling_with(Method::Ibb, AcceptOptions::new().with_keep_partial(false)).await;
     until_bytes_flow(&mut receiving).await;

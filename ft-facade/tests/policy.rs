@@ -69,7 +69,7 @@ async fn an_si_offer_with_another_profile_gets_bad_profile() {
 }
 
 #[tokio::test]
-async fn an_offer_with_no_method_we_know_gets_no_valid_streams() {
+async fn b5_an_offer_with_no_method_we_know_or_no_stream_method_gets_no_valid_streams() {
     let hub = Hub::new();
     let _bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let (t, mut rx) = hub.connect(jid("mallory@x/m"));

@@ -266,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_from_a_third_party_is_not_taken() {
+    fn a1_an_answer_from_a_third_party_is_not_taken() {
         let tracker = IqTracker::new("t");
         let (tx, _rx) = oneshot::channel();
         tracker.pending.lock().unwrap().insert(

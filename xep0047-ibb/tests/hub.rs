@@ -158,7 +158,7 @@ async fn an_expected_open_that_never_comes_times_out() {
 }
 
 #[tokio::test]
-async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
+async fn h6_dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
     let expecting = b.expect(
         a_jid.clone(),

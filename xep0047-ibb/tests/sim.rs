@@ -41,7 +41,7 @@ fn e(t: &str, c: &str) -> (String, String) {
 }
 
 #[test]
-fn a_transfer_of_more_than_65536_chunks_wraps_seq_and_keeps_every_byte() {
+fn f7_a_transfer_of_more_than_65536_chunks_wraps_seq_and_keeps_every_byte() {
     let mut p = Pair::new();
     p.a.log = false;
     p.b.log = false;
@@ -72,7 +72,7 @@ fn message_mode_transfer_past_the_seq_wrap_keeps_every_byte() {
 }
 
 #[test]
-fn responder_above_its_limit_gets_resource_constraint_and_initiator_retries_at_half() {
+fn f1_responder_above_its_limit_gets_resource_constraint_and_initiator_retries_at_half() {
     let mut p = Pair::new();
     p.b.config.max_block_size(1500);
     p.open("rc", iq_opts(4096));
@@ -119,7 +119,7 @@ fn an_open_the_app_refuses_is_not_acceptable() {
 }
 
 #[test]
-fn an_open_for_a_sid_in_use_is_not_acceptable() {
+fn f2_an_open_for_a_sid_in_use_is_not_acceptable_and_a_bad_sid_bad_request() {
     let mut p = Pair::established(iq_opts(4096));
     let to = p.b.jid.clone();
     p.inject_to_b(iq_set(
@@ -354,7 +354,7 @@ fn reordered_acks_still_deliver_every_byte() {
 }
 
 #[test]
-fn data_for_an_unknown_sid_is_item_not_found() {
+fn f3_data_for_an_unknown_sid_or_from_another_jid_is_item_not_found() {
     let mut p = Pair::established(iq_opts(4096));
     let to = p.b.jid.clone();
     p.inject_to_b(iq_set(
@@ -404,7 +404,7 @@ fn assert_closed_with(p: &mut Pair, cond: (&str, &str), err: impl Fn(&ProtocolEr
 }
 
 #[test]
-fn a_seq_gap_is_unexpected_request_and_closes_the_stream() {
+fn f6_a_seq_gap_is_unexpected_request_and_closes_the_stream() {
     let mut p = Pair::established(iq_opts(4096));
     inject_data(&mut p, "0", "QUJD");
     inject_data(&mut p, "2", "REVG");
@@ -429,7 +429,7 @@ fn a_seq_gap_is_unexpected_request_and_closes_the_stream() {
 }
 
 #[test]
-fn a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
+fn f5_a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
     let mut p = Pair::established(iq_opts(4096));
     inject_data(&mut p, "0", "QUJD");
     p.drive();
@@ -447,7 +447,7 @@ fn a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
 }
 
 #[test]
-fn invalid_base64_is_bad_request_and_closes_the_stream() {
+fn f8_invalid_base64_is_bad_request_and_closes_the_stream() {
     let mut p = Pair::established(iq_opts(4096));
     inject_data(&mut p, "0", "QU=D");
     assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
@@ -456,7 +456,7 @@ fn invalid_base64_is_bad_request_and_closes_the_stream() {
 }
 
 #[test]
-fn a_chunk_larger_than_the_block_size_is_bad_request_and_closes_the_stream() {
+fn f9_a_chunk_larger_than_the_block_size_is_bad_request_and_an_empty_one_advances_seq() {
     let mut p = Pair::established(iq_opts(2));
     inject_data(&mut p, "0", "QUJD");
     assert_closed_with(&mut p, ("modify", "bad-request"), |e| {
@@ -471,7 +471,7 @@ fn a_chunk_larger_than_the_block_size_is_bad_request_and_closes_the_stream() {
 }
 
 #[test]
-fn data_before_the_open_is_answered_is_item_not_found() {
+fn f10_data_before_the_open_is_answered_is_item_not_found() {
     let mut p = Pair::new();
     p.latency = Duration::from_millis(100);
     p.open("early", iq_opts(4096));
@@ -489,7 +489,7 @@ fn data_before_the_open_is_answered_is_item_not_found() {
 }
 
 #[test]
-fn data_after_close_is_item_not_found() {
+fn f10_data_after_close_is_item_not_found() {
     let mut p = Pair::established(iq_opts(4096));
     p.a.s().close();
     p.drive();
@@ -512,7 +512,7 @@ fn an_unanswered_open_times_out() {
 }
 
 #[test]
-fn an_unacknowledged_chunk_times_out_and_the_stream_closes() {
+fn f13_an_unacknowledged_chunk_times_out_and_the_stream_closes() {
     let mut p = Pair::established(iq_opts(4096));
     p.drop_a_to_b = true;
     p.a.write(b"hello", false);
@@ -525,7 +525,7 @@ fn an_unacknowledged_chunk_times_out_and_the_stream_closes() {
 }
 
 #[test]
-fn a_wait_error_halves_the_window_and_the_chunk_is_retried() {
+fn f12_a_wait_error_halves_the_window_and_the_chunk_is_retried() {
     let mut p = Pair::established(iq_opts(100));
     let mut refused = false;
     p.filter_a_to_b = Some(Box::new(move |st| {
@@ -558,7 +558,7 @@ fn a_wait_error_halves_the_window_and_the_chunk_is_retried() {
 }
 
 #[test]
-fn a_cancel_error_on_a_chunk_fails_and_closes() {
+fn f12_a_cancel_error_on_a_chunk_fails_and_closes() {
     let mut p = Pair::established(iq_opts(100));
     p.filter_a_to_b = Some(Box::new(|st| match st {
         Stanza::Iq(Iq::Set { id, payload, .. }) if payload.name() == "data" => {

@@ -89,7 +89,7 @@ async fn no_working_streamhost_is_item_not_found_for_the_peer_with_the_reasons_k
 }
 
 #[tokio::test]
-async fn a_wrong_dst_addr_is_refused_by_our_listener() {
+async fn d10_a_wrong_dst_addr_is_refused_by_our_listener() {
     let hub = Hub::new();
     let a = peer(&hub, "alice@example.org/a", config());
     let mut bob = Raw::new(&hub, "bob@example.org/b");

@@ -27,7 +27,7 @@ fn condition(iq: &Iq) -> (ErrorType, DefinedCondition) {
 }
 
 #[tokio::test]
-async fn an_offer_without_sid_is_bad_request() {
+async fn c1_an_offer_without_sid_is_bad_request_and_one_nobody_expects_not_acceptable() {
     let hub = Hub::new();
     let _b = peer(&hub, "bob@example.org/b", config());
     let mut a = Raw::new(&hub, "alice@example.org/a");
@@ -104,7 +104,7 @@ async fn an_expected_sid_from_another_jid_is_not_acceptable() {
 }
 
 #[tokio::test]
-async fn a_udp_offer_is_refused_with_not_acceptable() {
+async fn c9_a_udp_offer_is_refused_with_not_acceptable() {
     let hub = Hub::new();
     let b = peer(&hub, "bob@example.org/b", config());
     let target = tokio::spawn(b.expect(

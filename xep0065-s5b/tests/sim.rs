@@ -270,7 +270,7 @@ fn the_dial_policy_refuses_before_any_dial_and_the_next_starts_at_once() {
 }
 
 #[test]
-fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers() {
+fn c3_the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers() {
     // BAD-INPUT C3: an offer naming this host (in every disguise) and our LAN.
     let mut p = Pair::new();
     p.config
@@ -309,7 +309,7 @@ fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers(
 }
 
 #[test]
-fn a_host_name_is_resolved_then_checked_against_the_policy() {
+fn c4_a_host_name_is_resolved_then_checked_against_the_policy() {
     let mut p = Pair::new();
     p.config.dial_policy(DialPolicy::no_loopback());
     p.names
@@ -397,7 +397,7 @@ fn a_wrong_dst_addr_is_host_unreachable_at_our_listener_and_a_second_connection_
 }
 
 #[test]
-fn streamhost_used_naming_a_host_never_offered_fails_the_requester() {
+fn c7_streamhost_used_naming_a_host_never_offered_fails_the_requester() {
     let mut q = Pair::new();
     q.drop_to_target = true;
     q.offer(vec![own(7001)]);
