@@ -460,3 +460,64 @@ async fn a_receiver_cancel_while_the_disk_hangs_honours_keep_partial_off() {
         while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
     });
 }
+
+/// BAD-INPUT H2: when the XMPP stream drops, an S5B transfer goes on over its socket (its
+/// end needs no stanza) and the file lands intact; an IBB transfer fails, and its `.part`
+/// stays for a resume.
+#[tokio::test]
+async fn h2_the_xmpp_stream_dropping_mid_s5b_does_not_stop_the_data() {
+    let (sending, mut receiving, dst, hub) = trickling(Method::S5b).await;
+    until_bytes_flow(&mut receiving).await;
+    hub.disconnect(&jid("alice@x/a"));
+    hub.disconnect(&jid("bob@x/b"));
+    let (sent, received) = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_util::future::join(sending.outcome(), receiving.outcome()),
+    )
+    .await
+    .expect("the socket finishes on its own");
+    sent.unwrap();
+    let received = received.unwrap();
+    assert_eq!(received.bytes, 1_000_000);
+    assert_eq!(
+        sha256_file(&dst.path().join("cut.bin")),
+        sha256_hex(&content(1_000_000, 9))
+    );
+
+    // IBB: every chunk is a stanza; the receiver's inactivity timeout ends it.
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let mut c = config(&[Method::Ibb]);
+    c.inactivity_timeout = Duration::from_secs(1);
+    let bob = entity(&hub, "bob@x/b", c);
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(1_000_000, 9);
+    let sending = alice.send_reader(
+        jid("bob@x/b"),
+        Trickle::new(data.clone(), 1024, Duration::from_millis(5)),
+        FileInfo::new("cut.bin", data.len() as u64),
+        SendOptions::default(),
+    );
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    until_bytes_flow(&mut receiving).await;
+    hub.disconnect(&jid("alice@x/a"));
+    hub.disconnect(&jid("bob@x/b"));
+    let received = tokio::time::timeout(Duration::from_secs(30), receiving.outcome())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(received.stage, Stage::Stream, "{received}");
+    assert!(!dst.path().join("cut.bin").exists(), "never complete");
+    let part = std::fs::read(dst.path().join("cut.bin.part")).expect("the .part is kept");
+    assert!(!part.is_empty() && part.len() < data.len());
+    assert_eq!(
+        part[..],
+        data[..part.len()],
+        "what is kept is the file's prefix"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), sending.outcome()).await;
+}
