@@ -90,6 +90,28 @@ async fn b5_an_offer_with_no_method_we_know_or_no_stream_method_gets_no_valid_st
         xep0095_si::AppCondition::of(e),
         Some(xep0095_si::AppCondition::NoValidStreams)
     );
+    // A form without the stream-method field: the same answer.
+    let answer = ask(
+        &t,
+        &mut rx,
+        &format!(
+            "<iq xmlns='jabber:client' type='set' id='o2' to='bob@x/b'>\
+             <si xmlns='{NS_SI}' id='s2' profile='{FT}'><file xmlns='{FT}' name='a' size='1'/>\
+             <feature xmlns='http://jabber.org/protocol/feature-neg'><x xmlns='jabber:x:data' type='form'>\
+             <field var='other' type='list-single'><option><value>x</value></option></field>\
+             </x></feature></si></iq>"
+        ),
+    )
+    .await;
+    let e = error_of(&answer);
+    assert_eq!(
+        (e.type_.clone(), e.defined_condition.clone()),
+        (ErrorType::Cancel, DefinedCondition::BadRequest)
+    );
+    assert_eq!(
+        xep0095_si::AppCondition::of(e),
+        Some(xep0095_si::AppCondition::NoValidStreams)
+    );
 }
 
 #[tokio::test]
