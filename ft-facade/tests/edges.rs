@@ -521,3 +521,64 @@ async fn h2_the_xmpp_stream_dropping_mid_s5b_does_not_stop_the_data() {
     );
     let _ = tokio::time::timeout(Duration::from_secs(10), sending.outcome()).await;
 }
+
+/// BAD-INPUT H4: a cancel from both sides racing the end of a transfer leaves each side in
+/// one terminal state that agrees with the disk: a receiver that reports success has the
+/// whole file under its name, one that reports a failure has no file under it.
+#[tokio::test]
+async fn h4_cancel_racing_completion_ends_in_one_consistent_state() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let (mut ok, mut cancelled) = (0, 0);
+    for round in 0..12u64 {
+        let data = content(40_000, round);
+        let name = format!("race{round}.bin");
+        let dst = tempfile::tempdir().unwrap();
+        let sending = alice.send_reader(
+            jid("bob@x/b"),
+            Trickle::new(data.clone(), 2048, Duration::from_millis(2)),
+            FileInfo::new(&name, data.len() as u64),
+            SendOptions::default(),
+        );
+        let receiving = bob
+            .next_offer()
+            .await
+            .unwrap()
+            .accept_into_dir(dst.path(), AcceptOptions::new().with_keep_partial(false));
+        // Cancel both around the time the last bytes arrive (about 40 ms in): earlier in
+        // the first rounds, later in the last.
+        tokio::time::sleep(Duration::from_millis(round * 8)).await;
+        sending.cancel();
+        receiving.cancel();
+        let (sent, received) = tokio::time::timeout(
+            Duration::from_secs(20),
+            futures_util::future::join(sending.outcome(), receiving.outcome()),
+        )
+        .await
+        .expect("both sides end");
+        match &received {
+            Ok(o) => {
+                ok += 1;
+                assert_eq!(o.bytes, 40_000);
+                assert_eq!(listing(dst.path()), [name.clone()]);
+                assert_eq!(sha256_file(&dst.path().join(&name)), sha256_hex(&data));
+            }
+            Err(e) => {
+                cancelled += 1;
+                assert!(
+                    matches!(
+                        e.kind,
+                        ErrorKind::Cancelled(_) | ErrorKind::Truncated { .. }
+                    ),
+                    "{e}"
+                );
+                assert!(!dst.path().join(&name).exists(), "no file after {e}");
+            }
+        }
+        if let Err(e) = &sent {
+            assert!(matches!(e.kind, ErrorKind::Cancelled(_)), "{e}");
+        }
+    }
+    eprintln!("received whole: {ok}, ended by the cancel: {cancelled}");
+}
