@@ -561,7 +561,7 @@ async fn h4_cancel_racing_completion_ends_in_one_consistent_state() {
             Ok(o) => {
                 ok += 1;
                 assert_eq!(o.bytes, 40_000);
-                assert_eq!(listing(dst.path()), [name.clone()]);
+                assert_eq!(listing(dst.path()), std::slice::from_ref(&name));
                 assert_eq!(sha256_file(&dst.path().join(&name)), sha256_hex(&data));
             }
             Err(e) => {
