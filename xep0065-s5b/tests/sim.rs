@@ -340,6 +340,11 @@ fn c4_a_host_name_is_resolved_then_checked_against_the_policy() {
         })
     );
     assert!(p.connects.is_empty());
+    let errs = p.errors_to(Who::Requester);
+    assert_eq!(
+        (errs[0].0.as_str(), errs[0].1.as_str(), errs[0].2.as_str()),
+        ("cancel", "item-not-found", "no streamhost could be reached")
+    );
 }
 
 #[test]
