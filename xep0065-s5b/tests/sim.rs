@@ -366,6 +366,33 @@ fn a_wrong_dst_addr_is_host_unreachable_at_our_listener_and_a_second_connection_
 }
 
 #[test]
+fn c4_a_name_is_resolved_once_and_only_its_checked_addresses_are_dialled() {
+    // DNS rebinding: the name resolves to this host and to a public address; only the
+    // public one is dialled, from the one lookup (the driver never resolves again: a
+    // Connect carries addresses, not names).
+    let mut p = Pair::new();
+    p.config.dial_policy(DialPolicy::public_only());
+    p.names.insert(
+        "rebind.example.org".into(),
+        vec![
+            addr("127.0.0.1:0"),
+            addr("93.184.216.34:0"),
+            addr("[::ffff:127.0.0.1]:0"),
+            addr("10.0.0.1:0"),
+        ],
+    );
+    p.expect();
+    p.offer(vec![StreamHost::new(
+        jid("p.example.org"),
+        xep0065_s5b::Host::Name("rebind.example.org".into()),
+        7777,
+    )]);
+    p.drive();
+    assert_eq!(p.resolves, 1);
+    assert_eq!(p.connect_addrs, vec![vec![addr("93.184.216.34:7777")]]);
+}
+
+#[test]
 fn c7_streamhost_used_naming_a_host_never_offered_fails_the_requester() {
     let mut q = Pair::new();
     q.drop_to_target = true;
