@@ -152,21 +152,32 @@ async fn d3_a_handshake_written_one_byte_at_a_time_succeeds() {
 #[tokio::test]
 async fn d4_greeting_connect_and_data_in_one_segment_succeed_and_keep_the_data() {
     let l = listener("d4", config()).await;
-    let mut s = TcpStream::connect(l.addr).await.unwrap();
+    let s = TcpStream::connect(l.addr).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let payload = data(1 << 20);
     let mut all = vec![5, 1, 0];
     all.extend(request(1, l.right.as_bytes(), 0));
-    all.extend_from_slice(b"first bytes");
-    s.write_all(&all).await.unwrap();
+    all.extend_from_slice(&payload);
+    // Everything in one write, more than any handshake buffer: what the server does not
+    // need for the handshake stays in the socket (back-pressure), and none of it is lost.
+    let writer = tokio::spawn(async move {
+        w.write_all(&all).await.unwrap();
+        w
+    });
     let mut head = [0u8; 2 + 5 + 40 + 2];
-    s.read_exact(&mut head).await.unwrap();
+    r.read_exact(&mut head).await.unwrap();
     assert_eq!(head[..4], [5, 0, 5, 0], "method 00, then REP 00");
     let mut conn = l.used().await;
-    let mut got = [0u8; 11];
+    let mut got = vec![0u8; payload.len()];
     tokio::time::timeout(WAIT, conn.stream.read_exact(&mut got))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(&got, b"first bytes");
+    assert!(
+        got == payload,
+        "every byte after the request arrives, in order"
+    );
+    drop(writer.await.unwrap());
 }
 
 #[tokio::test]
