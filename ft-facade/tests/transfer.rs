@@ -59,7 +59,7 @@ async fn a_declined_offer_is_declined_on_the_sender_with_the_reason() {
 }
 
 #[tokio::test]
-async fn cancel_while_the_offer_is_pending_ends_the_sender_at_stage_offer() {
+async fn h3_cancel_while_the_offer_is_pending_ends_the_sender_at_stage_offer() {
     let hub = Hub::new();
     let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
