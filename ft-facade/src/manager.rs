@@ -230,9 +230,10 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     }
 
     fn note_refused(&self, refused: RefusedOffer) {
+        // A peer's name goes into the log capped (BAD-INPUT B11: 300 bytes, as Prosody).
         tracing::info!(
             "ft-facade: refused an offer of {:?} from {:?}: {} (answered {})",
-            refused.name,
+            refused.name.as_deref().map(|n| crate::recv::cap(n, 300)),
             refused.from.as_ref().map(ToString::to_string),
             refused.reason,
             refused.answer_text()

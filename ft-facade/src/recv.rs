@@ -51,12 +51,20 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         key: (Jid, Sid),
     ) -> Self {
         let f = &offer.file;
+        if f.md5().is_err() {
+            // BAD-INPUT B10: not 32 hex digits; treated as absent.
+            tracing::warn!(
+                "ft-facade: the offer's hash {:?} is not an MD5; ignored",
+                cap(f.hash.as_deref().unwrap_or_default(), 64)
+            );
+        }
         let info = FileInfo {
             name: f.name.clone(),
             size: f.size,
             md5: f.md5().ok().flatten().map(hex::encode),
             date: f.date.clone(),
-            desc: f.desc.clone(),
+            // BAD-INPUT B11: a description is for display; more than 1 KiB is cut.
+            desc: f.desc.as_deref().map(|d| cap(d, MAX_DESC).to_owned()),
             mime_type: Some(offer.offer.mime_type.clone()),
         };
         Self {
@@ -194,6 +202,21 @@ impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
             self.release();
         }
     }
+}
+
+/// The longest offer description kept for display (BAD-INPUT B11), in bytes.
+pub(crate) const MAX_DESC: usize = 1024;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn cap(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Where an accepted file goes.

@@ -148,12 +148,12 @@ async fn sender_cancel_mid_ibb_transfer_is_truncated_on_the_receiver() {
 }
 
 #[tokio::test]
-async fn sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
+async fn h1_sender_cancel_mid_s5b_transfer_is_truncated_on_the_receiver() {
     sender_cancels_mid_transfer(Method::S5b).await;
 }
 
 #[tokio::test]
-async fn receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
+async fn h4_receiver_cancel_mid_ibb_transfer_is_cancelled_by_peer_on_the_sender() {
     receiver_cancels_mid_transfer(Method::Ibb).await;
 }
 
@@ -395,7 +395,7 @@ async fn two_offers_of_one_name_at_once_land_intact_under_two_names() {
 }
 
 #[tokio::test]
-async fn a_receiver_cancel_without_keep_partial_leaves_no_part() {
+async fn h3_a_receiver_cancel_without_keep_partial_leaves_no_part() {
     let (_sending, mut receiving, dst, _hub) =
         trickling_with(Method::Ibb, AcceptOptions::new().with_keep_partial(false)).await;
     until_bytes_flow(&mut receiving).await;
@@ -459,4 +459,126 @@ async fn a_receiver_cancel_while_the_disk_hangs_honours_keep_partial_off() {
         let mut buf = vec![0u8; 1 << 16];
         while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
     });
+}
+
+/// BAD-INPUT H2: when the XMPP stream drops, an S5B transfer goes on over its socket (its
+/// end needs no stanza) and the file lands intact; an IBB transfer fails, and its `.part`
+/// stays for a resume.
+#[tokio::test]
+async fn h2_the_xmpp_stream_dropping_mid_s5b_does_not_stop_the_data() {
+    let (sending, mut receiving, dst, hub) = trickling(Method::S5b).await;
+    until_bytes_flow(&mut receiving).await;
+    hub.disconnect(&jid("alice@x/a"));
+    hub.disconnect(&jid("bob@x/b"));
+    let (sent, received) = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_util::future::join(sending.outcome(), receiving.outcome()),
+    )
+    .await
+    .expect("the socket finishes on its own");
+    sent.unwrap();
+    let received = received.unwrap();
+    assert_eq!(received.bytes, 1_000_000);
+    assert_eq!(
+        sha256_file(&dst.path().join("cut.bin")),
+        sha256_hex(&content(1_000_000, 9))
+    );
+
+    // IBB: every chunk is a stanza; the receiver's inactivity timeout ends it.
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let mut c = config(&[Method::Ibb]);
+    c.inactivity_timeout = Duration::from_secs(1);
+    let bob = entity(&hub, "bob@x/b", c);
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(1_000_000, 9);
+    let sending = alice.send_reader(
+        jid("bob@x/b"),
+        Trickle::new(data.clone(), 1024, Duration::from_millis(5)),
+        FileInfo::new("cut.bin", data.len() as u64),
+        SendOptions::default(),
+    );
+    let mut receiving = bob
+        .next_offer()
+        .await
+        .unwrap()
+        .accept_into_dir(dst.path(), AcceptOptions::new());
+    until_bytes_flow(&mut receiving).await;
+    hub.disconnect(&jid("alice@x/a"));
+    hub.disconnect(&jid("bob@x/b"));
+    let received = tokio::time::timeout(Duration::from_secs(30), receiving.outcome())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(received.stage, Stage::Stream, "{received}");
+    assert!(!dst.path().join("cut.bin").exists(), "never complete");
+    let part = std::fs::read(dst.path().join("cut.bin.part")).expect("the .part is kept");
+    assert!(!part.is_empty() && part.len() < data.len());
+    assert_eq!(
+        part[..],
+        data[..part.len()],
+        "what is kept is the file's prefix"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), sending.outcome()).await;
+}
+
+/// BAD-INPUT H4: a cancel from both sides racing the end of a transfer leaves each side in
+/// one terminal state that agrees with the disk: a receiver that reports success has the
+/// whole file under its name, one that reports a failure has no file under it.
+#[tokio::test]
+async fn h4_cancel_racing_completion_ends_in_one_consistent_state() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let (mut ok, mut cancelled) = (0, 0);
+    for round in 0..12u64 {
+        let data = content(40_000, round);
+        let name = format!("race{round}.bin");
+        let dst = tempfile::tempdir().unwrap();
+        let sending = alice.send_reader(
+            jid("bob@x/b"),
+            Trickle::new(data.clone(), 2048, Duration::from_millis(2)),
+            FileInfo::new(&name, data.len() as u64),
+            SendOptions::default(),
+        );
+        let receiving = bob
+            .next_offer()
+            .await
+            .unwrap()
+            .accept_into_dir(dst.path(), AcceptOptions::new().with_keep_partial(false));
+        // Cancel both around the time the last bytes arrive (about 40 ms in): earlier in
+        // the first rounds, later in the last.
+        tokio::time::sleep(Duration::from_millis(round * 8)).await;
+        sending.cancel();
+        receiving.cancel();
+        let (sent, received) = tokio::time::timeout(
+            Duration::from_secs(20),
+            futures_util::future::join(sending.outcome(), receiving.outcome()),
+        )
+        .await
+        .expect("both sides end");
+        match &received {
+            Ok(o) => {
+                ok += 1;
+                assert_eq!(o.bytes, 40_000);
+                assert_eq!(listing(dst.path()), std::slice::from_ref(&name));
+                assert_eq!(sha256_file(&dst.path().join(&name)), sha256_hex(&data));
+            }
+            Err(e) => {
+                cancelled += 1;
+                assert!(
+                    matches!(
+                        e.kind,
+                        ErrorKind::Cancelled(_) | ErrorKind::Truncated { .. }
+                    ),
+                    "{e}"
+                );
+                assert!(!dst.path().join(&name).exists(), "no file after {e}");
+            }
+        }
+        if let Err(e) = &sent {
+            assert!(matches!(e.kind, ErrorKind::Cancelled(_)), "{e}");
+        }
+    }
+    eprintln!("received whole: {ok}, ended by the cancel: {cancelled}");
 }

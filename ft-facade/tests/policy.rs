@@ -69,7 +69,7 @@ async fn an_si_offer_with_another_profile_gets_bad_profile() {
 }
 
 #[tokio::test]
-async fn an_offer_with_no_method_we_know_gets_no_valid_streams() {
+async fn b5_an_offer_with_no_method_we_know_or_no_stream_method_gets_no_valid_streams() {
     let hub = Hub::new();
     let _bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
     let (t, mut rx) = hub.connect(jid("mallory@x/m"));
@@ -86,6 +86,28 @@ async fn an_offer_with_no_method_we_know_gets_no_valid_streams() {
     let e = error_of(&answer);
     assert_eq!(e.type_, ErrorType::Cancel);
     assert_eq!(e.defined_condition, DefinedCondition::BadRequest);
+    assert_eq!(
+        xep0095_si::AppCondition::of(e),
+        Some(xep0095_si::AppCondition::NoValidStreams)
+    );
+    // A form without the stream-method field: the same answer.
+    let answer = ask(
+        &t,
+        &mut rx,
+        &format!(
+            "<iq xmlns='jabber:client' type='set' id='o2' to='bob@x/b'>\
+             <si xmlns='{NS_SI}' id='s2' profile='{FT}'><file xmlns='{FT}' name='a' size='1'/>\
+             <feature xmlns='http://jabber.org/protocol/feature-neg'><x xmlns='jabber:x:data' type='form'>\
+             <field var='other' type='list-single'><option><value>x</value></option></field>\
+             </x></feature></si></iq>"
+        ),
+    )
+    .await;
+    let e = error_of(&answer);
+    assert_eq!(
+        (e.type_.clone(), e.defined_condition.clone()),
+        (ErrorType::Cancel, DefinedCondition::BadRequest)
+    );
     assert_eq!(
         xep0095_si::AppCondition::of(e),
         Some(xep0095_si::AppCondition::NoValidStreams)

@@ -59,7 +59,7 @@ async fn a_declined_offer_is_declined_on_the_sender_with_the_reason() {
 }
 
 #[tokio::test]
-async fn cancel_while_the_offer_is_pending_ends_the_sender_at_stage_offer() {
+async fn h3_cancel_while_the_offer_is_pending_ends_the_sender_at_stage_offer() {
     let hub = Hub::new();
     let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
     let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
@@ -133,7 +133,7 @@ async fn ibb_over_message_transfer_lands_with_identical_sha256() {
 }
 
 #[tokio::test]
-async fn an_empty_file_transfers_by_ibb() {
+async fn b3_an_empty_file_transfers_by_ibb() {
     let (_sent, received, _data, dst) = transfer_by(&[Method::Ibb], 0, 6).await;
     assert_eq!(received.bytes, 0);
     assert_eq!(std::fs::read(dst.path().join("data.bin")).unwrap(), b"");
@@ -195,7 +195,7 @@ async fn s5b_through_a_discovered_proxy_lands_with_identical_sha256() {
 }
 
 #[tokio::test]
-async fn a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_budget() {
+async fn c8_a_dead_streamhost_list_falls_back_to_ibb_on_the_same_sid_within_the_budget() {
     let hub = Hub::new();
     // A streamhost that accepts TCP and then says nothing: the worst case for a target.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -266,9 +266,9 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_from_a_third_party_is_not_taken() {
+    fn a1_an_answer_from_a_third_party_is_not_taken() {
         let tracker = IqTracker::new("t");
-        let (tx, _rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         tracker.pending.lock().unwrap().insert(
             "t0".into(),
             Pending {
@@ -278,7 +278,19 @@ mod tests {
         );
         let forged = Iq::empty_result(jid("a@x/1"), "t0").with_from(jid("mallory@x/1"));
         assert!(tracker.handle_iq(forged).is_continue());
-        assert_eq!(tracker.pending(), 1);
+        let e = crate::util::stanza_error(ErrorType::Cancel, DefinedCondition::ItemNotFound);
+        let forged_error = Iq::from_error("t0", e).with_from(jid("mallory@x/1"));
+        assert!(tracker.handle_iq(forged_error).is_continue());
+        // The wrong type: a request with the pending id, even from the right peer, is no
+        // answer.
+        let request = Iq::from_get("t0", Ping).with_from(jid("b@x/1"));
+        assert!(tracker.handle_iq(request).is_continue());
+        assert_eq!(tracker.pending(), 1, "the request still waits");
+        assert!(rx.try_recv().is_err(), "nothing was delivered");
+        // The real answer is still taken.
+        let real = Iq::empty_result(jid("a@x/1"), "t0").with_from(jid("b@x/1"));
+        assert!(tracker.handle_iq(real).is_break());
+        assert!(matches!(rx.try_recv(), Ok(Ok(None))));
     }
 }
 

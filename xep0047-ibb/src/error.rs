@@ -60,10 +60,12 @@ pub enum ProtocolError {
     /// A chunk that is not valid base64 or lacks `seq` (XEP-0047 §2.2: `cancel/bad-request`).
     #[error("malformed ibb data: {0}")]
     Malformed(PayloadError),
-    /// A chunk larger than the negotiated block-size (`modify/bad-request`).
+    /// A chunk larger than the negotiated block-size (`cancel/bad-request`, BAD-INPUT A5 and
+    /// F9), found from the text's length before decoding or after it.
     #[error("ibb chunk of {len} bytes exceeds block-size {block_size}")]
     ChunkTooLarge {
-        /// The decoded chunk length.
+        /// The decoded chunk length (when refused from the text: the least it would decode
+        /// to).
         len: usize,
         /// The negotiated block-size.
         block_size: u16,
@@ -92,7 +94,7 @@ impl From<&ProtocolError> for StanzaError {
             }
             ProtocolError::Malformed(_) => (ErrorType::Cancel, DefinedCondition::BadRequest),
             ProtocolError::ChunkTooLarge { .. } => {
-                (ErrorType::Modify, DefinedCondition::BadRequest)
+                (ErrorType::Cancel, DefinedCondition::BadRequest)
             }
             ProtocolError::BlockSizeTooLarge { .. } => {
                 (ErrorType::Modify, DefinedCondition::ResourceConstraint)

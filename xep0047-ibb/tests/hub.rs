@@ -158,7 +158,7 @@ async fn an_expected_open_that_never_comes_times_out() {
 }
 
 #[tokio::test]
-async fn dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
+async fn h6_dropping_an_expect_withdraws_it_so_a_later_open_on_that_sid_is_refused() {
     let (a, b, a_jid, b_jid) = peers(Config::default(), Config::default());
     let expecting = b.expect(
         a_jid.clone(),
@@ -269,6 +269,58 @@ async fn ibb_data_for_a_sid_nobody_opened_is_answered_item_not_found() {
         xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound
     );
     assert_eq!(error.type_, xmpp_parsers::stanza_error::ErrorType::Cancel);
+}
+
+/// BAD-INPUT F3: data on a live sid from a JID other than the session's peer is answered
+/// `cancel/item-not-found` and never reaches the reader; the session goes on.
+#[tokio::test]
+async fn f3_data_from_a_jid_other_than_the_session_peer_is_item_not_found_and_not_read() {
+    use ft_transport::StanzaTransport;
+    use xmpp_parsers::{iq::Iq, stanza::Stanza};
+    let hub = Hub::new();
+    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (at, arx) = hub.connect(a_jid.clone());
+    let (bt, brx) = hub.connect(b_jid.clone());
+    let (raw, mut raw_rx) = hub.connect("mallory@example.org/m".parse().unwrap());
+    let a = Ibb::new(at, Config::default());
+    let b = Ibb::new(bt, Config::default());
+    pump(a.clone(), arx);
+    pump(b.clone(), brx);
+    let sid = Sid::new("live").unwrap();
+    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
+    let (sa, sb) = tokio::join!(a.open(b_jid.clone(), sid, OpenOptions::default()), accept);
+    let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
+    let data: minidom::Element =
+        "<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='live'>QUJD</data>"
+            .parse()
+            .unwrap();
+    raw.send(Stanza::Iq(Iq::Set {
+        from: None,
+        to: Some(b_jid),
+        id: "m1".into(),
+        payload: data,
+    }))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), raw_rx.recv()).await;
+    let Ok(Some(Stanza::Iq(Iq::Error { id, error, .. }))) = answer else {
+        panic!("no error reply: {answer:?}")
+    };
+    assert_eq!(id, "m1");
+    assert_eq!(error.type_, xmpp_parsers::stanza_error::ErrorType::Cancel);
+    assert_eq!(
+        error.defined_condition,
+        xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound
+    );
+    sa.write_all(b"from alice").await.unwrap();
+    sa.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sb.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"from alice", "only the peer's bytes");
 }
 
 /// Message mode has no acks: a reader slower than the sender used to end the session at

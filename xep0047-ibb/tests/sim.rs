@@ -41,14 +41,15 @@ fn e(t: &str, c: &str) -> (String, String) {
 }
 
 #[test]
-fn a_transfer_of_more_than_65536_chunks_wraps_seq_and_keeps_every_byte() {
+fn f7_a_transfer_of_more_than_65536_chunks_wraps_seq_and_keeps_every_byte() {
     let mut p = Pair::new();
     p.a.log = false;
     p.b.log = false;
     p.latency = Duration::from_micros(50);
-    p.open("wrap", iq_opts(8));
+    // Block-size 1, as the catalogue asks (BAD-INPUT F7): 70 003 chunks, seq wraps once.
+    p.open("wrap", iq_opts(1));
     p.drive();
-    let data = pattern(8 * 70_000 + 3);
+    let data = pattern(70_003);
     p.a.write(&data, true);
     p.drive();
     assert_eq!(p.b.read.len(), data.len());
@@ -72,7 +73,7 @@ fn message_mode_transfer_past_the_seq_wrap_keeps_every_byte() {
 }
 
 #[test]
-fn responder_above_its_limit_gets_resource_constraint_and_initiator_retries_at_half() {
+fn f1_responder_above_its_limit_gets_resource_constraint_and_initiator_retries_at_half() {
     let mut p = Pair::new();
     p.b.config.max_block_size(1500);
     p.open("rc", iq_opts(4096));
@@ -119,7 +120,7 @@ fn an_open_the_app_refuses_is_not_acceptable() {
 }
 
 #[test]
-fn an_open_for_a_sid_in_use_is_not_acceptable() {
+fn f2_an_open_for_a_sid_in_use_is_not_acceptable_and_a_bad_sid_bad_request() {
     let mut p = Pair::established(iq_opts(4096));
     let to = p.b.jid.clone();
     p.inject_to_b(iq_set(
@@ -129,6 +130,68 @@ fn an_open_for_a_sid_in_use_is_not_acceptable() {
     ));
     p.drive();
     assert_eq!(pair_errs(&p.a), vec![e("cancel", "not-acceptable")]);
+    // The existing stream is unaffected.
+    p.a.write(b"still open", false);
+    p.drive();
+    assert_eq!(p.b.read, b"still open");
+    assert!(p.b.read_error.is_none());
+    // A sid that is no NMTOKEN (or too long) opens nothing.
+    for sid in ["a b", "a/b", "<x>", &"s".repeat(129)] {
+        let mut q = Pair::new();
+        let to = q.b.jid.clone();
+        q.inject_to_b(iq_set(
+            "bad",
+            &to,
+            &format!(
+                "<open xmlns='http://jabber.org/protocol/ibb' block-size='4096' sid='{}'/>",
+                sid.replace('<', "&lt;").replace('>', "&gt;")
+            ),
+        ));
+        q.drive();
+        assert_eq!(pair_errs(&q.a), vec![e("modify", "bad-request")], "{sid}");
+        assert!(q.b.session.is_none(), "{sid}");
+    }
+}
+
+fn inject_open_to_fresh_b(attrs: &str) -> Pair {
+    let mut p = Pair::new();
+    let to = p.b.jid.clone();
+    p.inject_to_b(iq_set(
+        "o1",
+        &to,
+        &format!("<open xmlns='http://jabber.org/protocol/ibb' {attrs}/>"),
+    ));
+    p.drive();
+    p
+}
+
+#[test]
+fn a2_an_open_without_sid_or_block_size_is_modify_bad_request_and_opens_nothing() {
+    for attrs in ["block-size='4096'", "sid='s1'", "", "stanza='iq'"] {
+        let p = inject_open_to_fresh_b(attrs);
+        assert_eq!(pair_errs(&p.a), vec![e("modify", "bad-request")], "{attrs}");
+        assert!(p.b.session.is_none(), "{attrs}: no session");
+    }
+}
+
+#[test]
+fn f1_an_open_with_a_block_size_missing_zero_signed_or_too_big_is_bad_request() {
+    for bs in [
+        "0",
+        "-1",
+        "+4096",
+        " 4096",
+        "4096 ",
+        "abc",
+        "65536",
+        "99999999999",
+        "1e3",
+        "",
+    ] {
+        let p = inject_open_to_fresh_b(&format!("sid='s1' block-size='{bs}'"));
+        assert_eq!(pair_errs(&p.a), vec![e("modify", "bad-request")], "{bs:?}");
+        assert!(p.b.session.is_none(), "{bs:?}: no session");
+    }
 }
 
 #[test]
@@ -354,7 +417,7 @@ fn reordered_acks_still_deliver_every_byte() {
 }
 
 #[test]
-fn data_for_an_unknown_sid_is_item_not_found() {
+fn f3_data_for_an_unknown_sid_is_item_not_found() {
     let mut p = Pair::established(iq_opts(4096));
     let to = p.b.jid.clone();
     p.inject_to_b(iq_set(
@@ -404,7 +467,33 @@ fn assert_closed_with(p: &mut Pair, cond: (&str, &str), err: impl Fn(&ProtocolEr
 }
 
 #[test]
-fn a_seq_gap_is_unexpected_request_and_closes_the_stream() {
+fn f4_a_seq_missing_signed_spaced_or_past_65535_is_bad_request_and_closes() {
+    for seq in ["-1", "+1", " 1", "1 ", "65536", "x", "", "0x1"] {
+        let mut p = Pair::established(iq_opts(4096));
+        inject_data(&mut p, "0", "QUJD");
+        p.drive();
+        inject_data(&mut p, seq, "REVG");
+        assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
+            matches!(e, ProtocolError::Malformed(_))
+        });
+        assert_eq!(p.b.read, b"ABC", "{seq:?}: nothing of that chunk is used");
+    }
+    // No seq at all.
+    let mut p = Pair::established(iq_opts(4096));
+    let to = p.b.jid.clone();
+    p.inject_to_b(iq_set(
+        "noseq",
+        &to,
+        "<data xmlns='http://jabber.org/protocol/ibb' sid='i781hf64'>QUJD</data>",
+    ));
+    assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
+        matches!(e, ProtocolError::Malformed(_))
+    });
+    assert!(p.b.read.is_empty());
+}
+
+#[test]
+fn f6_a_seq_gap_is_unexpected_request_and_closes_the_stream() {
     let mut p = Pair::established(iq_opts(4096));
     inject_data(&mut p, "0", "QUJD");
     inject_data(&mut p, "2", "REVG");
@@ -429,7 +518,7 @@ fn a_seq_gap_is_unexpected_request_and_closes_the_stream() {
 }
 
 #[test]
-fn a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
+fn f5_a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
     let mut p = Pair::established(iq_opts(4096));
     inject_data(&mut p, "0", "QUJD");
     p.drive();
@@ -447,19 +536,24 @@ fn a_replayed_seq_is_unexpected_request_and_closes_the_stream() {
 }
 
 #[test]
-fn invalid_base64_is_bad_request_and_closes_the_stream() {
-    let mut p = Pair::established(iq_opts(4096));
-    inject_data(&mut p, "0", "QU=D");
-    assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
-        matches!(e, ProtocolError::Malformed(_))
-    });
+fn f8_invalid_base64_is_bad_request_and_closes_the_stream() {
+    for text in [
+        "QU=D", "=AAA", "BBBB=CCC", "QUI", "QUI==", "QQ===", "QU*D", "QUJD!", "QU-D", "QU_D",
+    ] {
+        let mut p = Pair::established(iq_opts(4096));
+        inject_data(&mut p, "0", text);
+        assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
+            matches!(e, ProtocolError::Malformed(_))
+        });
+        assert!(p.b.read.is_empty(), "{text}: nothing written");
+    }
 }
 
 #[test]
-fn a_chunk_larger_than_the_block_size_is_bad_request_and_closes_the_stream() {
+fn f9_a_chunk_larger_than_the_block_size_is_bad_request_and_an_empty_one_advances_seq() {
     let mut p = Pair::established(iq_opts(2));
     inject_data(&mut p, "0", "QUJD");
-    assert_closed_with(&mut p, ("modify", "bad-request"), |e| {
+    assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
         matches!(
             e,
             ProtocolError::ChunkTooLarge {
@@ -468,10 +562,62 @@ fn a_chunk_larger_than_the_block_size_is_bad_request_and_closes_the_stream() {
             }
         )
     });
+    assert!(p.b.read.is_empty());
+    // An empty chunk is accepted and advances seq.
+    let mut p = Pair::established(iq_opts(4096));
+    inject_data(&mut p, "0", "");
+    inject_data(&mut p, "1", "QUJD");
+    p.drive();
+    assert!(pair_errs(&p.a).is_empty(), "{:?}", pair_errs(&p.a));
+    assert_eq!(p.b.read, b"ABC");
 }
 
 #[test]
-fn data_before_the_open_is_answered_is_item_not_found() {
+fn a5_ibb_text_longer_than_the_block_size_allows_is_refused_before_decoding() {
+    // block-size 3: at most 4 characters. Eight characters that are not even base64 are
+    // refused for their length, so they were never decoded.
+    let mut p = Pair::established(iq_opts(3));
+    inject_data(&mut p, "0", "QUJD");
+    p.drive();
+    inject_data(&mut p, "1", "!!!!!!!!");
+    assert_closed_with(&mut p, ("cancel", "bad-request"), |e| {
+        matches!(e, ProtocolError::ChunkTooLarge { block_size: 3, .. })
+    });
+    assert_eq!(p.b.read, b"ABC", "the bytes before it are kept");
+    // Whitespace (wrapped lines) does not count against the bound.
+    let mut p = Pair::established(iq_opts(3));
+    inject_data(&mut p, "0", "\n  QU\n  JD\n  ");
+    p.drive();
+    assert!(pair_errs(&p.a).is_empty(), "{:?}", pair_errs(&p.a));
+    assert_eq!(p.b.read, b"ABC");
+}
+
+#[test]
+fn f14_a_close_is_answered_and_ends_the_stream_and_one_for_an_unknown_sid_is_item_not_found() {
+    let mut p = Pair::established(iq_opts(4096));
+    p.a.write(b"all of it", true);
+    p.drive();
+    assert_eq!(p.b.read, b"all of it");
+    assert!(p.b.s().is_eof(), "the receiver sees the end of the stream");
+    assert!(pair_errs(&p.a).is_empty(), "{:?}", pair_errs(&p.a));
+    assert!(
+        p.a.events.iter().any(|e| matches!(e, Event::Closed)),
+        "{:?}",
+        p.a.events
+    );
+    // A close for a sid nobody opened.
+    let to = p.b.jid.clone();
+    p.inject_to_b(iq_set(
+        "c9",
+        &to,
+        "<close xmlns='http://jabber.org/protocol/ibb' sid='nobody'/>",
+    ));
+    p.drive();
+    assert_eq!(pair_errs(&p.a), vec![e("cancel", "item-not-found")]);
+}
+
+#[test]
+fn f10_data_before_the_open_is_answered_is_item_not_found() {
     let mut p = Pair::new();
     p.latency = Duration::from_millis(100);
     p.open("early", iq_opts(4096));
@@ -489,7 +635,7 @@ fn data_before_the_open_is_answered_is_item_not_found() {
 }
 
 #[test]
-fn data_after_close_is_item_not_found() {
+fn f10_data_after_close_is_item_not_found() {
     let mut p = Pair::established(iq_opts(4096));
     p.a.s().close();
     p.drive();
@@ -512,7 +658,7 @@ fn an_unanswered_open_times_out() {
 }
 
 #[test]
-fn an_unacknowledged_chunk_times_out_and_the_stream_closes() {
+fn f13_an_unacknowledged_chunk_times_out_and_the_stream_closes() {
     let mut p = Pair::established(iq_opts(4096));
     p.drop_a_to_b = true;
     p.a.write(b"hello", false);
@@ -525,7 +671,7 @@ fn an_unacknowledged_chunk_times_out_and_the_stream_closes() {
 }
 
 #[test]
-fn a_wait_error_halves_the_window_and_the_chunk_is_retried() {
+fn f12_a_wait_error_halves_the_window_and_the_chunk_is_retried() {
     let mut p = Pair::established(iq_opts(100));
     let mut refused = false;
     p.filter_a_to_b = Some(Box::new(move |st| {
@@ -558,7 +704,7 @@ fn a_wait_error_halves_the_window_and_the_chunk_is_retried() {
 }
 
 #[test]
-fn a_cancel_error_on_a_chunk_fails_and_closes() {
+fn f12_a_cancel_error_on_a_chunk_fails_and_closes() {
     let mut p = Pair::established(iq_opts(100));
     p.filter_a_to_b = Some(Box::new(|st| match st {
         Stanza::Iq(Iq::Set { id, payload, .. }) if payload.name() == "data" => {

@@ -126,7 +126,7 @@ fn through_the_proxy_the_requester_activates_and_only_then_is_connected() {
 }
 
 #[test]
-fn an_activation_error_fails_the_requester_with_the_proxy_condition_and_closes_its_socket() {
+fn c10_an_activation_error_fails_the_requester_with_the_proxy_condition_and_closes_its_socket() {
     let mut c = proxy_config();
     c.allowed_domains = vec!["example.net".into()];
     let mut p = mediated(c);

@@ -85,6 +85,9 @@ impl From<&Socks5Error> for ReplyCode {
             })
             | Socks5Error::UnsupportedCommand(_) => Self::CommandNotSupported,
             Socks5Error::Failed(code) => *code,
+            // A DST.ADDR length other than XEP-0065's 40 (BAD-INPUT D7): the same REP 02 as
+            // every other DST.ADDR we refuse.
+            Socks5Error::FrameTooLong { .. } => Self::NotAllowed,
             _ => Self::GeneralFailure,
         }
     }

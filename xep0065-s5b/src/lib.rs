@@ -182,8 +182,9 @@
 //! * Offers longer than [`payload::MAX_STREAMHOSTS`] are cut to that many streamhosts.
 //! * The target races streamhosts (staggered) instead of trying them strictly one after the
 //!   other; the order of the offer is kept as the order of starting attempts.
-//! * An offer's optional `dstaddr` (XEP-0065 §6, MUC) is used as DST.ADDR when it is 40 hex
-//!   characters; otherwise the hash is computed from the iq's JIDs.
+//! * An offer's optional `dstaddr` (XEP-0065 §6, MUC) is ignored: DST.ADDR is always the
+//!   hash of the sid and the iq's JIDs, so that a requester cannot make us present another
+//!   session's hash at a proxy (BAD-INPUT C6).
 //! * The JIDs are hashed in the form [`jid::Jid`] holds them (already stringprep'd by the
 //!   parser), which is what Prosody, ejabberd and slixmpp do.
 //! * One [`Config::handshake_timeout`] covers a whole attempt (resolution, TCP connect to

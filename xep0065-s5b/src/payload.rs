@@ -463,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn c5_ipv6_literals_parse_with_or_without_brackets_and_a_zone_id_is_refused() {
+        let ip = Host::Ip("2001:db8::1".parse().unwrap());
+        assert_eq!("2001:db8::1".parse::<Host>(), Ok(ip.clone()));
+        assert_eq!("[2001:db8::1]".parse::<Host>(), Ok(ip));
+        // Never split on ':' (no host:port reading), and a zone id (Openfire can advertise
+        // one) is no host: link-local is never dialled.
+        for bad in [
+            "fe80::1%eth0",
+            "[fe80::1%eth0]",
+            "2001:db8::1:80x",
+            "[2001:db8::1]:80",
+        ] {
+            assert!(
+                matches!(bad.parse::<Host>(), Err(PayloadError::BadHost(_))),
+                "{bad}"
+            );
+        }
+        let e = el(
+            "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s'>\
+            <streamhost jid='a@x/r' host='[2001:db8::1]' port='1346'/></query>",
+        );
+        let o = Offer::try_from(&e).unwrap();
+        assert_eq!(o.streamhosts[0].host, "2001:db8::1".parse().unwrap());
+        assert_eq!(o.streamhosts[0].port, 1346);
+    }
+
+    #[test]
     fn streamhost_without_port_means_1080() {
         let e = el(
             "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s'>\

@@ -27,7 +27,7 @@ fn condition(iq: &Iq) -> (ErrorType, DefinedCondition) {
 }
 
 #[tokio::test]
-async fn an_offer_without_sid_is_bad_request() {
+async fn c1_an_offer_without_sid_is_bad_request_and_one_nobody_expects_not_acceptable() {
     let hub = Hub::new();
     let _b = peer(&hub, "bob@example.org/b", config());
     let mut a = Raw::new(&hub, "alice@example.org/a");
@@ -41,6 +41,18 @@ async fn an_offer_without_sid_is_bad_request() {
     assert_eq!(
         condition(&r),
         (ErrorType::Modify, DefinedCondition::BadRequest)
+    );
+    // A sid no SI negotiation announced (nobody expects it): not-acceptable.
+    let r = a
+        .ask(offer(
+            "o2",
+            "<query xmlns='http://jabber.org/protocol/bytestreams' sid='unknown'>\
+            <streamhost jid='alice@example.org/a' host='127.0.0.1' port='9'/></query>",
+        ))
+        .await;
+    assert_eq!(
+        condition(&r),
+        (ErrorType::Modify, DefinedCondition::NotAcceptable)
     );
 }
 
@@ -59,24 +71,6 @@ async fn an_offer_with_a_bad_port_is_bad_request() {
     assert_eq!(
         condition(&r),
         (ErrorType::Modify, DefinedCondition::BadRequest)
-    );
-}
-
-#[tokio::test]
-async fn an_offer_nobody_expects_is_not_acceptable() {
-    let hub = Hub::new();
-    let _b = peer(&hub, "bob@example.org/b", config());
-    let mut a = Raw::new(&hub, "alice@example.org/a");
-    let r = a
-        .ask(offer(
-            "o1",
-            "<query xmlns='http://jabber.org/protocol/bytestreams' sid='unknown'>\
-            <streamhost jid='alice@example.org/a' host='127.0.0.1' port='9'/></query>",
-        ))
-        .await;
-    assert_eq!(
-        condition(&r),
-        (ErrorType::Modify, DefinedCondition::NotAcceptable)
     );
 }
 
@@ -104,7 +98,7 @@ async fn an_expected_sid_from_another_jid_is_not_acceptable() {
 }
 
 #[tokio::test]
-async fn a_udp_offer_is_refused_with_not_acceptable() {
+async fn c9_a_udp_offer_is_refused_with_not_acceptable() {
     let hub = Hub::new();
     let b = peer(&hub, "bob@example.org/b", config());
     let target = tokio::spawn(b.expect(

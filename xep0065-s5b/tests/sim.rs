@@ -270,7 +270,7 @@ fn the_dial_policy_refuses_before_any_dial_and_the_next_starts_at_once() {
 }
 
 #[test]
-fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers() {
+fn c3_the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers() {
     // BAD-INPUT C3: an offer naming this host (in every disguise) and our LAN.
     let mut p = Pair::new();
     p.config
@@ -309,7 +309,7 @@ fn the_default_policy_dials_no_loopback_private_or_mapped_address_a_peer_offers(
 }
 
 #[test]
-fn a_host_name_is_resolved_then_checked_against_the_policy() {
+fn c4_a_host_name_is_resolved_then_checked_against_the_policy() {
     let mut p = Pair::new();
     p.config.dial_policy(DialPolicy::no_loopback());
     p.names
@@ -340,6 +340,11 @@ fn a_host_name_is_resolved_then_checked_against_the_policy() {
         })
     );
     assert!(p.connects.is_empty());
+    let errs = p.errors_to(Who::Requester);
+    assert_eq!(
+        (errs[0].0.as_str(), errs[0].1.as_str(), errs[0].2.as_str()),
+        ("cancel", "item-not-found", "no streamhost could be reached")
+    );
 }
 
 #[test]
@@ -356,48 +361,39 @@ fn a_wrong_dst_addr_is_host_unreachable_at_our_listener_and_a_second_connection_
     // by DST.ADDR); the first with ours is accepted, any later one refused.
     assert_eq!(r.handle_inbound(now, 7001), Ok(()));
     assert_eq!(r.handle_inbound(now, 7001), Err(ReplyCode::NotAllowed));
-    // Through the network: an offer whose dstaddr is not the hash of this session makes
-    // the target ask our listener for a DST.ADDR nobody waits for.
-    let mut q = Pair::new();
-    q.own_addrs = vec![addr("127.0.0.1:7001")];
-    q.network
-        .insert(addr("127.0.0.1:7001"), Dial::Answer(5 * MS));
-    q.drop_to_target = true;
-    q.offer(vec![own(7001)]);
-    q.step();
-    q.drop_to_target = false;
-    q.expect();
-    let offer = xep0065_s5b::payload::Offer {
-        sid: sid(),
-        mode: xep0065_s5b::Mode::Tcp,
-        dstaddr: Some("0123456789012345678901234567890123456789".into()),
-        streamhosts: vec![own(7001)],
-    };
-    q.send(
-        Who::Requester,
-        Stanza::Iq(Iq::Set {
-            from: None,
-            to: Some(jid(BOB)),
-            id: "w1".into(),
-            payload: (&offer).into(),
-        }),
-    );
-    q.drive_until(|q| !q.target_events.is_empty());
-    assert_eq!(q.inbound, vec![Err(ReplyCode::NotAllowed)]);
-    let Event::Failed(Error::NoStreamHost(attempts)) = target_end(&q) else {
-        panic!()
-    };
-    assert!(matches!(
-        attempts[0].outcome,
-        Outcome::Failed(Failure::Socks5Reply {
-            code: ReplyCode::NotAllowed,
-            ..
-        })
-    ));
+    // An offer's `dstaddr` can no longer make our target send a foreign DST.ADDR: it is
+    // ignored (BAD-INPUT C6, `tests/socks5.rs::c6_...`).
 }
 
 #[test]
-fn streamhost_used_naming_a_host_never_offered_fails_the_requester() {
+fn c4_a_name_is_resolved_once_and_only_its_checked_addresses_are_dialled() {
+    // DNS rebinding: the name resolves to this host and to a public address; only the
+    // public one is dialled, from the one lookup (the driver never resolves again: a
+    // Connect carries addresses, not names).
+    let mut p = Pair::new();
+    p.config.dial_policy(DialPolicy::public_only());
+    p.names.insert(
+        "rebind.example.org".into(),
+        vec![
+            addr("127.0.0.1:0"),
+            addr("93.184.216.34:0"),
+            addr("[::ffff:127.0.0.1]:0"),
+            addr("10.0.0.1:0"),
+        ],
+    );
+    p.expect();
+    p.offer(vec![StreamHost::new(
+        jid("p.example.org"),
+        xep0065_s5b::Host::Name("rebind.example.org".into()),
+        7777,
+    )]);
+    p.drive();
+    assert_eq!(p.resolves, 1);
+    assert_eq!(p.connect_addrs, vec![vec![addr("93.184.216.34:7777")]]);
+}
+
+#[test]
+fn c7_streamhost_used_naming_a_host_never_offered_fails_the_requester() {
     let mut q = Pair::new();
     q.drop_to_target = true;
     q.offer(vec![own(7001)]);

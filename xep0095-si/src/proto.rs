@@ -25,6 +25,10 @@ use crate::payload::{Si, Sid, chosen_methods, offered_methods};
 /// The MIME type assumed when an offer carries none (XEP-0095 §4.1).
 pub const DEFAULT_MIME_TYPE: &str = "application/octet-stream";
 
+/// The decline's text when the application gives none: what Spark, Pidgin and Psi send
+/// (BAD-INPUT B12).
+pub const DECLINED_TEXT: &str = "Offer Declined";
+
 /// An SI offer as the target sees it, checked against XEP-0095 §4.1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offer {
@@ -136,9 +140,14 @@ impl Offer {
         Ok(self.reply(Iq::from_result(self.iq_id.clone(), Some(si))))
     }
 
-    /// The decline: `cancel/forbidden`, with `reason` as the error text if given.
+    /// The decline: `cancel/forbidden`, with `reason` as the error text, or
+    /// [`DECLINED_TEXT`] when none is given (BAD-INPUT B12).
     pub fn decline(&self, reason: Option<&str>) -> Iq {
-        self.reply(Iq::from_error(self.iq_id.clone(), decline_error(reason)))
+        let text = reason.unwrap_or(DECLINED_TEXT);
+        self.reply(Iq::from_error(
+            self.iq_id.clone(),
+            decline_error(Some(text)),
+        ))
     }
 
     /// The answer when none of the offered methods is usable: `bad-request` +

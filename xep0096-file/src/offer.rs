@@ -41,9 +41,10 @@ pub struct FileOffer {
 
 impl FileOffer {
     /// Reads an SI file-transfer offer. A profile other than file-transfer is
-    /// [`SiError::UnsupportedProfile`] and a bad `<file/>` is [`FileError::Malformed`] or
-    /// [`FileError::BadHash`]; all three map to `bad-request` + `<bad-profile/>`. The other
-    /// errors are [`Offer::from_iq`]'s.
+    /// [`SiError::UnsupportedProfile`] and a bad `<file/>` is [`FileError::Malformed`]; both
+    /// map to `bad-request` + `<bad-profile/>`. A `hash` that is not 32 hex digits does not
+    /// refuse the offer: it is treated as absent (BAD-INPUT B10; [`Self::expected`]). The
+    /// other errors are [`Offer::from_iq`]'s.
     pub fn from_iq(iq: &Iq) -> Result<Self, FileError> {
         Self::from_offer(Offer::from_iq(iq)?)
     }
@@ -67,11 +68,13 @@ impl FileOffer {
         }
     }
 
-    /// What the content must match (size and the offered MD5).
+    /// What the content must match (size and the offered MD5). A `hash` that is not 32 hex
+    /// digits is treated as absent (BAD-INPUT B10): nothing to check against, as when the
+    /// sender offers none (the caller may warn, see [`File::md5`]).
     pub fn expected(&self) -> Result<Expected, FileError> {
         Ok(Expected {
             size: self.file.size,
-            md5: self.file.md5()?,
+            md5: self.file.md5().unwrap_or(None),
             sha256: None,
         })
     }
@@ -225,17 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn invalid_hash_is_bad_profile() {
+    fn a_hash_that_is_not_32_hex_digits_is_treated_as_absent() {
         let iq = offer_iq(
             &format!("<file xmlns='{FT}' name='a' size='1' hash='nothex'/>"),
             FT,
         );
-        let err = FileOffer::from_iq(&iq).unwrap_err();
-        assert_eq!(err, FileError::BadHash("nothex".into()));
-        assert_eq!(
-            AppCondition::of(&StanzaError::from(&err)),
-            Some(AppCondition::BadProfile)
-        );
+        let offer = FileOffer::from_iq(&iq).unwrap();
+        assert_eq!(offer.expected().unwrap().md5, None);
+        assert_eq!(offer.file.md5(), Err(FileError::BadHash("nothex".into())));
     }
 
     #[test]

@@ -600,3 +600,54 @@ fn well_formed_stanzas_pass_unchanged() {
     };
     assert_eq!(Element::from(stanza), xml.parse::<Element>().unwrap());
 }
+
+/// BAD-INPUT A4 (RFC 6120 §11.1): a DTD is restricted XML, an entity reference XML does not
+/// predefine is not well-formed, and depth and size are bounded (the size bound is also what
+/// bounds the number of attributes): each ends the stream with its stream error.
+#[test]
+fn a4_dtd_entities_depth_and_attribute_floods_are_refused_by_the_xml_layer() {
+    let header = stream_header(None);
+    let dtd = format!("{header}<!DOCTYPE iq [<!ENTITY x 'y'>]><iq/>");
+    let err = decode_all(&mut XmlCodec::client(), dtd.as_bytes(), 7).unwrap_err();
+    assert_eq!(
+        err.condition(),
+        Some(DefinedCondition::RestrictedXml),
+        "{err}"
+    );
+
+    let pi = format!("{header}<?evil x?><iq/>");
+    let err = decode_all(&mut XmlCodec::client(), pi.as_bytes(), 7).unwrap_err();
+    assert_eq!(
+        err.condition(),
+        Some(DefinedCondition::RestrictedXml),
+        "{err}"
+    );
+
+    let entity = format!(
+        "{header}<message xmlns='jabber:client' to='b@x' id='1'><body>&xxe;</body></message>"
+    );
+    let err = decode_all(&mut XmlCodec::client(), entity.as_bytes(), 7).unwrap_err();
+    assert_eq!(
+        err.condition(),
+        Some(DefinedCondition::NotWellFormed),
+        "{err}"
+    );
+
+    let deep = format!(
+        "{header}<message>{}{}</message>",
+        "<x xmlns='urn:x'>".repeat(DEFAULT_MAX_DEPTH + 1),
+        "</x>".repeat(DEFAULT_MAX_DEPTH + 1)
+    );
+    let err = decode_all(&mut XmlCodec::client(), deep.as_bytes(), 4096).unwrap_err();
+    assert_eq!(
+        err.condition(),
+        Some(DefinedCondition::PolicyViolation),
+        "{err}"
+    );
+
+    let attributes: String = (0..150_000).map(|i| format!(" a{i}='v'")).collect();
+    let flood = format!("{header}<message{attributes}/>");
+    let err = decode_all(&mut XmlCodec::client(), flood.as_bytes(), 65536).unwrap_err();
+    assert!(matches!(err, CodecError::TooLarge { .. }), "{err}");
+    assert_eq!(err.condition(), Some(DefinedCondition::PolicyViolation));
+}

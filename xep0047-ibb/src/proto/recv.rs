@@ -249,6 +249,23 @@ impl Session {
                 got: seq,
             });
         }
+        // Text longer than a block of `block_size` bytes can encode to is refused from its
+        // length, before anything is decoded or allocated for it (BAD-INPUT A5). XML
+        // whitespace, which some senders wrap lines with, does not count.
+        let limit = 4 * usize::from(self.block_size).div_ceil(3);
+        if elem.texts().map(str::len).sum::<usize>() > limit {
+            let chars = elem
+                .texts()
+                .flat_map(str::bytes)
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
+            if chars > limit {
+                return Err(ProtocolError::ChunkTooLarge {
+                    len: chars.div_ceil(4) * 3,
+                    block_size: self.block_size,
+                });
+            }
+        }
         // Decoded straight into a drained buffer when there is one.
         let mut chunk = self.recv_spare.pop().unwrap_or_default();
         if let Err(e) = decode_text_into(elem, &mut chunk) {

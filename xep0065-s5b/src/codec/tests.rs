@@ -291,7 +291,7 @@ fn overlong_domain_is_frame_too_long_and_the_frame_is_discarded() {
     b.extend_from_slice(&[b'a'; 100]);
     let e = s.decode(&mut b).unwrap_err();
     assert!(matches!(e, Socks5Error::FrameTooLong { len: 200, max: 40 }));
-    assert_eq!(ReplyCode::from(&e), ReplyCode::GeneralFailure);
+    assert_eq!(ReplyCode::from(&e), ReplyCode::NotAllowed);
     assert!(
         b.is_empty(),
         "the part that arrived is dropped, not buffered"

@@ -181,12 +181,10 @@ impl Target {
             self.fail(Error::Protocol(e));
             return;
         }
-        let hash = inc
-            .offer
-            .dstaddr
-            .clone()
-            .filter(|d| d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()))
-            .unwrap_or_else(|| dst_addr(&inc.offer.sid, &inc.from, &self.me));
+        // The offer's `dstaddr` (XEP-0065 §6, for MUC occupants, which we never address) is
+        // ignored: a requester could otherwise make us present another session's hash at a
+        // proxy (BAD-INPUT C6). DST.ADDR is always computed from the iq's JIDs.
+        let hash = dst_addr(&inc.offer.sid, &inc.from, &self.me);
         let slots = inc
             .offer
             .streamhosts

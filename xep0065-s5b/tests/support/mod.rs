@@ -133,6 +133,10 @@ pub struct Pair<P: ProxyPeer = NoProxy> {
     order: u64,
     /// Attempts that got `Action::Connect`, with the time since t0: (who, attempt, t).
     pub connects: Vec<(Who, AttemptId, Duration)>,
+    /// The addresses of each `Action::Connect`, in order.
+    pub connect_addrs: Vec<Vec<SocketAddr>>,
+    /// How many `Action::Resolve` the cores asked for.
+    pub resolves: usize,
     /// Attempts that got `Action::Close`.
     pub closed: Vec<(Who, AttemptId)>,
     pub requester_events: Vec<(Duration, Event)>,
@@ -176,6 +180,8 @@ impl<P: ProxyPeer> Pair<P> {
             queue: BTreeMap::new(),
             order: 0,
             connects: Vec::new(),
+            connect_addrs: Vec::new(),
+            resolves: 0,
             closed: Vec::new(),
             requester_events: Vec::new(),
             target_events: Vec::new(),
@@ -287,6 +293,7 @@ impl<P: ProxyPeer> Pair<P> {
                 name,
                 port,
             } => {
+                self.resolves += 1;
                 let r = self
                     .names
                     .get(&name)
@@ -305,6 +312,7 @@ impl<P: ProxyPeer> Pair<P> {
                 dst_addr,
             } => {
                 self.connects.push((who, attempt, self.elapsed()));
+                self.connect_addrs.push(addrs.clone());
                 self.dst_addrs.insert((who, attempt), dst_addr.clone());
                 let a = addrs[0];
                 match self
