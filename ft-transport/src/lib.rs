@@ -70,6 +70,8 @@ use std::sync::Arc;
 pub use jid::{BareJid, FullJid, Jid};
 pub use xmpp_parsers::stanza::Stanza;
 
+#[cfg(feature = "tokio")]
+pub mod channel;
 #[cfg(feature = "codec")]
 pub mod codec;
 #[cfg(feature = "hub")]
