@@ -281,6 +281,55 @@ mod tests {
         );
     }
 
+    fn report(date: &str, ratio: f64) -> Report {
+        Report {
+            schema: 1,
+            date: date.into(),
+            command: "transfer".into(),
+            quick: false,
+            machine: crate::machine::Machine::detect(),
+            versions: crate::report::Versions::default(),
+            load_average: crate::report::LoadAverage::default(),
+            peak_rss_per_case: true,
+            cases: Vec::new(),
+            goals: vec![Goal {
+                name: "direct S5B ≥ 0.85× raw TCP".into(),
+                verdict: if ratio >= 0.85 {
+                    Verdict::Met
+                } else {
+                    Verdict::Missed
+                },
+                detail: format!("1.0 / 1.0 MB/s = {ratio:.2}× (goal 0.85×)"),
+            }],
+        }
+    }
+
+    #[test]
+    fn recorded_runs_load_back_oldest_first_and_a_rerecord_replaces_its_run() {
+        let dir = tempfile::tempdir().unwrap();
+        record(&report("2026-12-03T00:00:00Z", 0.9), "bbb", dir.path()).unwrap();
+        record(&report("2026-12-01T00:00:00Z", 0.5), "aaa", dir.path()).unwrap();
+        record(&report("2026-12-03T00:00:00Z", 0.95), "bbb", dir.path()).unwrap();
+        let runs = load(dir.path()).unwrap();
+        let seen: Vec<(&str, usize)> = runs
+            .iter()
+            .map(|r| (r.entry.commit.as_str(), r.entry.goals_met))
+            .collect();
+        assert_eq!(seen, [("aaa", 0), ("bbb", 1)]);
+        assert_eq!(figure(&runs[1].report.goals[0]).unwrap().value, 0.95);
+        assert!(
+            dir.path()
+                .join("history/2026-12-01T00-00-00Z-aaa.json")
+                .is_file()
+        );
+        // The page draws the goal across both runs.
+        let page = crate::render::html(&runs[1].report, &runs);
+        assert!(
+            page.contains("goal 0.85 ×") && page.contains("12-01 00:00"),
+            "{page}"
+        );
+    }
+
     #[test]
     fn file_names_are_safe_and_sort_by_date() {
         assert_eq!(
