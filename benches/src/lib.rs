@@ -5,7 +5,10 @@
 //!
 //! * [`suite::run`] runs every case of the suite and returns a [`report::Report`]; the
 //!   `transfer` binary (and `xft bench`) write it as `docs/bench/results.json`, a Markdown
-//!   table `latest.md` and a self-contained dashboard `index.html` ([`render`]).
+//!   table `latest.md` and a self-contained dashboard `index.html` ([`render`]); each full
+//!   run is also kept in `docs/bench/history/` ([`history`]), and the dashboard draws every
+//!   goal across the recorded runs (`dashboard` binary: re-render or record without
+//!   running the suite).
 //! * Each case moves a pattern that the receiver checks byte for byte ([`pattern`]), several
 //!   times, each run bounded by a time budget ([`measure`]): a case that stalls fails, it
 //!   never hangs the suite. Figures: MB/s (MB = 10^6 bytes, median and range), per-chunk
@@ -40,6 +43,7 @@
 
 pub mod ceiling;
 pub mod external;
+pub mod history;
 pub mod machine;
 pub mod measure;
 pub mod pattern;

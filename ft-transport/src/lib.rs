@@ -16,6 +16,8 @@
 //! * `xmpp::XmppTransport` (feature `tokio-xmpp`): a real account on a real server, or a
 //!   XEP-0114 component, logged in by tokio-xmpp and then run on our own `codec::XmlCodec`
 //!   (feature `codec`), with its parser-less IBB `<data/>` path.
+//! * [`channel::ChannelTransport`] (feature `tokio`): for an application that owns its
+//!   connection; the drivers' stanzas queue on a bounded channel it drains onto it.
 //!
 //! Inbound, one trait and one loop: [`StanzaHandler`] (implemented for closures,
 //! [`iq::IqTracker`], tuples and slices of handlers) and `pump` / `pump_refusing` (feature
@@ -70,6 +72,8 @@ use std::sync::Arc;
 pub use jid::{BareJid, FullJid, Jid};
 pub use xmpp_parsers::stanza::Stanza;
 
+#[cfg(feature = "tokio")]
+pub mod channel;
 #[cfg(feature = "codec")]
 pub mod codec;
 #[cfg(feature = "hub")]
