@@ -117,6 +117,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+#[cfg(feature = "tokio")]
+mod fdlimit;
 pub mod proto;
 
 #[cfg(feature = "tokio")]
@@ -128,5 +130,7 @@ mod splice;
 mod tokio;
 
 pub use crate::config::ProxyConfig;
+#[cfg(feature = "tokio")]
+pub use crate::fdlimit::raise_fd_limit;
 #[cfg(feature = "tokio")]
 pub use crate::tokio::Proxy;

@@ -2,37 +2,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 use ft_transport::hub::Hub;
-use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xep0065_s5b::payload::{Activate, ProxyInfo};
+use xep0065_s5b::payload::ProxyInfo;
 use xep0065_s5b::{Host, Sid, dst_addr};
 use xmpp_parsers::disco::DiscoInfoResult;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
-
-fn proxy_addr(p: &xep0065_proxy::Proxy) -> SocketAddr {
-    let sh = &p.streamhosts()[0];
-    let Host::Ip(ip) = sh.host else { panic!() };
-    SocketAddr::new(ip, sh.port)
-}
-
-fn activate_iq(id: &str, sid: &str, target: &str) -> Iq {
-    Iq::Set {
-        from: None,
-        to: Some(jid("proxy.example.org")),
-        id: id.into(),
-        payload: Element::from(&Activate {
-            sid: Sid::new(sid).unwrap(),
-            target: jid(target),
-        }),
-    }
-}
 
 fn error_of(iq: &Iq) -> (ErrorType, DefinedCondition) {
     match iq {
