@@ -82,7 +82,11 @@ async fn i5_idle_relays_hold_no_pipe_and_stay_under_the_memory_bound() {
         rss1 / 1024
     );
     assert_eq!(pipes1, pipes0, "idle relays hold no pipe");
-    assert_eq!(fds1 - fds0, 4 * n, "two sockets per relay each side, nothing else");
+    assert_eq!(
+        fds1 - fds0,
+        4 * n,
+        "two sockets per relay each side, nothing else"
+    );
     assert!(
         per_relay < BUDGET_PER_RELAY / 2,
         "{per_relay} B of user memory per idle relay, budget {BUDGET_PER_RELAY} B in all"
