@@ -55,7 +55,7 @@ async fn disco_info_names_the_bytestreams_proxy_identity_and_feature() {
 }
 
 #[tokio::test]
-async fn address_query_lists_every_configured_streamhost_and_refuses_outsiders() {
+async fn e5_address_query_lists_every_configured_streamhost_and_refuses_outsiders() {
     let hub = Hub::new();
     let _p = proxy(&hub, |c| {
         c.announce = vec![
@@ -90,47 +90,43 @@ async fn address_query_lists_every_configured_streamhost_and_refuses_outsiders()
     assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
 }
 
-#[tokio::test]
-async fn activation_rules_follow_xep_0065() {
-    let hub = Hub::new();
-    let p = proxy(&hub, |_| {}).await;
-    let addr = proxy_addr(&p);
-    let mut alice = Raw::new(&hub, "alice@example.org/a");
-    let mut mallory = Raw::new(&hub, "mallory@example.org/m");
-    let mut eve = Raw::new(&hub, "eve@evil.example/e");
-    let hash = dst_addr(
-        &Sid::new("act-1").unwrap(),
+fn hash(sid: &str) -> String {
+    dst_addr(
+        &Sid::new(sid).unwrap(),
         &jid("alice@example.org/a"),
         &jid("bob@example.org/b"),
-    );
+    )
+}
 
-    // Nobody connected: no such stream.
-    let r = alice
-        .ask(activate_iq("a0", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
-    );
-
-    // Only the target connected.
-    let (mut target, code) = socks_connect(addr, &hash).await;
+/// Target and requester connected for `sid`, not activated.
+async fn connected(p: &xep0065_proxy::Proxy, sid: &str) -> (TcpStream, TcpStream) {
+    let addr = proxy_addr(p);
+    let (target, code) = socks_connect(addr, &hash(sid)).await;
     assert_eq!(code, 0);
-    let r = alice
-        .ask(activate_iq("a1", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::NotAllowed)
-    );
-
-    let (mut requester, code) = socks_connect(addr, &hash).await;
+    let (requester, code) = socks_connect(addr, &hash(sid)).await;
     assert_eq!(code, 0);
-    // A third connection with the same DST.ADDR is refused.
-    let (_third, code) = socks_connect(addr, &hash).await;
-    assert_eq!(code, 0x02, "connection not allowed");
+    (target, requester)
+}
 
-    // A third JID computes another hash.
+async fn relays(target: &mut TcpStream, requester: &mut TcpStream, what: &[u8]) {
+    requester.write_all(what).await.unwrap();
+    let mut b = vec![0u8; what.len()];
+    tokio::time::timeout(Duration::from_secs(5), target.read_exact(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b, what);
+}
+
+/// BAD-INPUT E1: an activation from a third party (same domain, so allowed to use the
+/// proxy) computes another hash: `item-not-found`, and the pair stays for its requester.
+#[tokio::test]
+async fn e1_an_activation_by_a_third_party_is_item_not_found() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut mallory = Raw::new(&hub, "mallory@example.org/m");
+    let (mut target, mut requester) = connected(&p, "act-1").await;
     let r = mallory
         .ask(activate_iq("m1", "act-1", "bob@example.org/b"))
         .await;
@@ -138,44 +134,157 @@ async fn activation_rules_follow_xep_0065() {
         error_of(&r),
         (ErrorType::Cancel, DefinedCondition::ItemNotFound)
     );
-    // A JID outside the served domains.
-    let r = eve
-        .ask(activate_iq("e1", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
-    // A malformed activation.
     let r = alice
-        .ask(Iq::Set {
-            from: None,
-            to: Some(jid("proxy.example.org")),
-            id: "bad".into(),
-            payload: "<query xmlns='http://jabber.org/protocol/bytestreams'><activate>bob@example.org/b</activate></query>"
-                .parse()
-                .unwrap(),
-        })
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Modify, DefinedCondition::BadRequest)
-    );
-
-    // The requester's full JID activates.
-    let r = alice
-        .ask(activate_iq("a2", "act-1", "bob@example.org/b"))
+        .ask(activate_iq("a1", "act-1", "bob@example.org/b"))
         .await;
     assert!(matches!(r, Iq::Result { .. }), "{r:?}");
-    let r = alice
-        .ask(activate_iq("a3", "act-1", "bob@example.org/b"))
-        .await;
+    relays(&mut target, &mut requester, b"hello").await;
+}
+
+/// BAD-INPUT E2: no connection → `item-not-found`; only the target → `not-allowed`; both →
+/// result; again → `conflict`, and the relay is unchanged.
+#[tokio::test]
+async fn e2_activation_before_both_connect_is_not_allowed_and_a_repeat_is_conflict() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let act = |id: &str| activate_iq(id, "act-2", "bob@example.org/b");
+    let r = alice.ask(act("a0")).await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
+    );
+    let (mut target, code) = socks_connect(addr, &hash("act-2")).await;
+    assert_eq!(code, 0);
+    let r = alice.ask(act("a1")).await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::NotAllowed)
+    );
+    let (mut requester, code) = socks_connect(addr, &hash("act-2")).await;
+    assert_eq!(code, 0);
+    let r = alice.ask(act("a2")).await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    let r = alice.ask(act("a3")).await;
     assert_eq!(
         error_of(&r),
         (ErrorType::Cancel, DefinedCondition::Conflict)
     );
+    relays(&mut target, &mut requester, b"still one relay").await;
+}
 
-    requester.write_all(b"hello").await.unwrap();
-    let mut b = [0u8; 5];
-    target.read_exact(&mut b).await.unwrap();
-    assert_eq!(&b, b"hello");
+/// BAD-INPUT E3: a third connection with the same DST.ADDR gets REP 02 and is closed; it
+/// replaces neither party, before or after activation.
+#[tokio::test]
+async fn e3_a_third_connection_with_the_same_hash_is_refused_and_replaces_nobody() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let addr = proxy_addr(&p);
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let (mut target, mut requester) = connected(&p, "act-3").await;
+    let (third, code) = socks_connect(addr, &hash("act-3")).await;
+    assert_eq!(code, 0x02, "connection not allowed");
+    assert!(closes_within(third, Duration::from_secs(5)).await);
+    let r = alice
+        .ask(activate_iq("a1", "act-3", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    let (fourth, code) = socks_connect(addr, &hash("act-3")).await;
+    assert_eq!(code, 0x02, "refused once active too");
+    assert!(closes_within(fourth, Duration::from_secs(5)).await);
+    relays(&mut target, &mut requester, b"the first two").await;
+}
+
+/// BAD-INPUT E4: an `<activate/>` missing or empty, a sid missing, empty or longer than 128
+/// is `bad-request`; a target that does not parse as a JID is `jid-malformed` (it was
+/// `bad-request` before); a JID outside the served domains is `forbidden` (auth) first.
+#[tokio::test]
+async fn e4_a_malformed_activation_is_bad_request_and_a_bad_jid_jid_malformed() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let _pair = connected(&p, "act-4").await;
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut eve = Raw::new(&hub, "eve@evil.example/e");
+    let raw = |id: &str, xml: &str| Iq::Set {
+        from: None,
+        to: Some(jid("proxy.example.org")),
+        id: id.into(),
+        payload: xml.parse().unwrap(),
+    };
+    let ns = "http://jabber.org/protocol/bytestreams";
+    for (id, xml) in [
+        (
+            "no-sid",
+            format!("<query xmlns='{ns}'><activate>bob@example.org/b</activate></query>"),
+        ),
+        ("no-activate", format!("<query xmlns='{ns}' sid='act-4'/>")),
+        (
+            "empty-activate",
+            format!("<query xmlns='{ns}' sid='act-4'><activate/></query>"),
+        ),
+    ] {
+        let r = alice.ask(raw(id, &xml)).await;
+        assert_eq!(
+            error_of(&r),
+            (ErrorType::Modify, DefinedCondition::BadRequest),
+            "{id}"
+        );
+    }
+    let long = "x".repeat(129);
+    for (id, xml, want) in [
+        (
+            "bad-jid",
+            format!("<query xmlns='{ns}' sid='act-4'><activate>@bad@/</activate></query>"),
+            (ErrorType::Modify, DefinedCondition::JidMalformed),
+        ),
+        (
+            "empty-sid",
+            format!("<query xmlns='{ns}' sid=''><activate>bob@example.org/b</activate></query>"),
+            (ErrorType::Modify, DefinedCondition::BadRequest),
+        ),
+        (
+            "long-sid",
+            format!(
+                "<query xmlns='{ns}' sid='{long}'><activate>bob@example.org/b</activate></query>"
+            ),
+            (ErrorType::Modify, DefinedCondition::BadRequest),
+        ),
+    ] {
+        let r = alice.ask(raw(id, &xml)).await;
+        assert_eq!(error_of(&r), want, "{id}");
+    }
+    let r = eve
+        .ask(activate_iq("e1", "act-4", "bob@example.org/b"))
+        .await;
+    assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
+}
+
+/// BAD-INPUT E13 (hash race): whoever connects first with a hash is the target and the
+/// second the requester; a third is refused; only the requester whose JID is in the hash
+/// can activate (not the target, not an eavesdropper). The residual risk (an eavesdropper
+/// that knows the hash and connects first) is documented; end-to-end encryption covers it.
+#[tokio::test]
+async fn e13_first_is_target_second_is_requester_and_only_the_requester_activates() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let mut bob = Raw::new(&hub, "bob@example.org/b");
+    let (mut first, mut second) = connected(&p, "act-13").await;
+    let r = bob
+        .ask(activate_iq("b1", "act-13", "alice@example.org/a"))
+        .await;
+    assert_eq!(
+        error_of(&r),
+        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
+    );
+    let r = alice
+        .ask(activate_iq("a1", "act-13", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    // The first connection gets what the second sends, and the reverse.
+    relays(&mut first, &mut second, b"to the first").await;
+    relays(&mut second, &mut first, b"to the second").await;
 }
 
 async fn closes_within(mut s: TcpStream, budget: Duration) -> bool {
@@ -187,7 +296,7 @@ async fn closes_within(mut s: TcpStream, budget: Duration) -> bool {
 }
 
 #[tokio::test]
-async fn stalled_clients_are_dropped_at_the_timeouts_while_a_relay_keeps_flowing() {
+async fn e6_stalled_clients_are_dropped_at_the_timeouts_while_a_relay_keeps_flowing() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| {
         c.handshake_timeout = Duration::from_millis(300);
@@ -276,7 +385,7 @@ async fn a_bandwidth_limited_relay_still_delivers_every_byte() {
 }
 
 #[tokio::test]
-async fn a_requester_over_its_relay_cap_gets_resource_constraint() {
+async fn e9_a_requester_over_its_relay_cap_gets_resource_constraint() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| c.max_relays_per_jid = 1).await;
     let addr = proxy_addr(&p);
@@ -338,7 +447,7 @@ async fn activation_right_after_the_success_reply_always_finds_both_connections(
 /// its SOCKS5 request and right after `<activate/>` before the result (libpurple does),
 /// loses none of them: the target reads every byte in order.
 #[tokio::test]
-async fn bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
+async fn e12_bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
     let hub = Hub::new();
     let p = proxy(&hub, |_| {}).await;
     let addr = proxy_addr(&p);
@@ -414,7 +523,7 @@ async fn short_connections_leave_no_task_behind() {
 /// is closed on both sides (its per-JID slot and sockets freed); one that keeps moving a
 /// byte now and then stays open past it.
 #[tokio::test]
-async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
+async fn e10_an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| {
         c.relay_idle_timeout = Some(Duration::from_millis(400))
@@ -475,7 +584,7 @@ async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
 /// its cap, connections from 127.0.0.1 are closed at once, while another address
 /// (127.0.0.2) still gets its SOCKS5 handshake; the cap frees as connections go.
 #[tokio::test]
-async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_served() {
+async fn e8_one_address_over_its_pending_cap_is_closed_at_once_and_others_are_served() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| c.max_pending_per_ip = 4).await;
     let addr = proxy_addr(&p);
@@ -516,7 +625,7 @@ async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_serve
 /// activation frees its place at once, not at the 60 s activation timeout; one that sends
 /// bytes early keeps them for the relay.
 #[tokio::test]
-async fn a_waiting_connection_that_closes_is_freed_at_once() {
+async fn e6_a_waiting_connection_that_closes_is_freed_at_once() {
     let hub = Hub::new();
     let p = proxy(&hub, |_| {}).await;
     let addr = proxy_addr(&p);
