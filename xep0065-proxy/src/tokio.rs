@@ -182,6 +182,12 @@ impl Proxy {
         lock(&self.inner.tasks).len()
     }
 
+    /// How many connections are in their SOCKS5 handshake (at most
+    /// [`max_handshakes`](ProxyConfig::max_handshakes)).
+    pub fn handshakes(&self) -> usize {
+        lock(&self.inner.counts).handshakes()
+    }
+
     /// How many connections wait for activation.
     pub fn pending(&self) -> usize {
         lock(&self.inner.state).broker.pending()

@@ -21,7 +21,6 @@ pub(super) struct Counts {
 
 impl Counts {
     /// Connections in their SOCKS5 handshake.
-    #[cfg(test)]
     pub(super) fn handshakes(&self) -> usize {
         self.handshakes.len()
     }
