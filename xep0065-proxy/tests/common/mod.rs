@@ -10,11 +10,14 @@ use std::net::SocketAddr;
 use ft_transport::hub::Hub;
 use minidom::Element;
 pub use s5b::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xep0065_proxy::{Proxy, ProxyConfig};
 use xep0065_s5b::payload::Activate;
 use xep0065_s5b::{Host, Sid, dst_addr};
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 /// Our proxy at `proxy.example.org` on 127.0.0.1, serving example.org users.
 pub async fn proxy(hub: &Hub, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
@@ -102,4 +105,47 @@ pub async fn connect_from(src: std::net::IpAddr, addr: SocketAddr) -> std::io::R
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(SocketAddr::new(src, 0))?;
     sock.connect(addr).await
+}
+
+pub fn error_of(iq: &Iq) -> (ErrorType, DefinedCondition) {
+    match iq {
+        Iq::Error { error, .. } => (error.type_.clone(), error.defined_condition.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+pub async fn closes_within(mut s: TcpStream, budget: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(budget, s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+pub fn hash(sid: &str) -> String {
+    dst_addr(
+        &Sid::new(sid).unwrap(),
+        &jid("alice@example.org/a"),
+        &jid("bob@example.org/b"),
+    )
+}
+
+/// Target and requester connected for `sid`, not activated.
+pub async fn connected(p: &Proxy, sid: &str) -> (TcpStream, TcpStream) {
+    let addr = proxy_addr(p);
+    let (target, code) = socks_connect(addr, &hash(sid)).await;
+    assert_eq!(code, 0);
+    let (requester, code) = socks_connect(addr, &hash(sid)).await;
+    assert_eq!(code, 0);
+    (target, requester)
+}
+
+pub async fn relays(target: &mut TcpStream, requester: &mut TcpStream, what: &[u8]) {
+    requester.write_all(what).await.unwrap();
+    let mut b = vec![0u8; what.len()];
+    tokio::time::timeout(Duration::from_secs(5), target.read_exact(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b, what);
 }
