@@ -69,7 +69,7 @@ async fn i5_idle_relays_hold_no_pipe_and_stay_under_the_memory_bound() {
     }
     let (_, pipes_busy) = fds();
     // Quiet for longer than the release delay (1 s).
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let (fds1, pipes1) = fds();
     let rss1 = rss();
     let mem1 = tcp_mem_pages();
