@@ -47,8 +47,9 @@ pub struct ProxyConfig {
     pub relay_idle_timeout: Option<Duration>,
     /// The largest pipe (Linux splice) or buffer a relay direction grows to, so a relay
     /// holds at most twice this. A direction holds nothing until its first byte, starts at
-    /// the system's pipe size (64 KiB; 16 KiB for the user-space buffer elsewhere), doubles
-    /// each time one read fills it (the sender is ahead: the relay is busy), and gives it
+    /// the system's pipe size (64 KiB; 16 KiB for the user-space buffer elsewhere), grows
+    /// when one read fills it (the sender is ahead: the relay is busy; a pipe goes straight
+    /// to this size, the user-space buffer doubles towards it), and gives it
     /// back after 1 s without data: idle relays hold sockets only (BAD-INPUT I5). Default
     /// 1 MiB, Linux's default `pipe-max-size` (larger requests are capped by the kernel; a
     /// refused resize, as for a user over `pipe-user-pages-soft`, keeps the smaller pipe).

@@ -35,7 +35,7 @@
 //! # What a hostile network can make it hold
 //!
 //! * An idle relay holds its two sockets and one task: each direction's pipe (or buffer)
-//!   opens with the first byte at 64 KiB (16 KiB), doubles only while reads fill it, up to
+//!   opens with the first byte at 64 KiB (16 KiB), grows only when a read fills it, up to
 //!   [`ProxyConfig::buffer_size`], and is closed after 1 s without data. Measured: about
 //!   15 KiB per idle relay, kernel included (`docs/bench/proxy-memory.md`).
 //! * Connections in their handshake: at most [`ProxyConfig::max_handshakes`], each for at

@@ -5,8 +5,7 @@
 //!
 //! On Linux the bytes never enter user space: [`splice`](crate::splice) moves them socket →
 //! pipe → socket. Elsewhere a user-space buffer per direction is used. Either way a
-//! direction's buffer starts small, grows (doubling, up to `buffer_size`) only while reads
-//! fill it, and is given back after [`RELEASE_AFTER`] without data, so an idle relay holds
+//! direction's buffer starts small, grows (up to `buffer_size`) only when a read fills it, and is given back after [`RELEASE_AFTER`] without data, so an idle relay holds
 //! its two sockets and no buffer, and a busy one still moves large chunks (BAD-INPUT I5).
 
 use std::io;

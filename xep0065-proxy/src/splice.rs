@@ -3,9 +3,9 @@
 //! descriptors this module owns or borrows for the duration of the call.
 //!
 //! A direction holds no pipe until its first byte arrives; the pipe starts at the system's
-//! default size (64 KiB, or less when the user is over `pipe-user-pages-soft`), doubles each
-//! time one read fills it (the sender had more queued: the relay is busy) up to the
-//! configured size, and is closed again once no byte came for [`RELEASE_AFTER`]: an idle
+//! default size (64 KiB, or less when the user is over `pipe-user-pages-soft`), grows to
+//! the configured size as soon as one read fills it (the sender had more queued: the relay
+//! is busy), and is closed again once no byte came for [`RELEASE_AFTER`]: an idle
 //! relay holds two sockets and no pipe (BAD-INPUT I5).
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -100,7 +100,7 @@ pub(crate) enum Copied {
 }
 
 /// Moves everything `from` sends to `to` until end-of-stream, through a pipe that starts at
-/// the default size and grows to at most `max` bytes while busy (see the module docs).
+/// the default size and grows to `max` bytes once busy (see the module docs).
 pub(crate) async fn copy(
     from: &TcpStream,
     to: &TcpStream,
@@ -157,10 +157,11 @@ pub(crate) async fn copy(
             }
             left -= w;
         }
-        // The read filled the pipe: the sender had more queued. Grow (the pipe is empty
-        // now, so a resize cannot fail for lack of room).
+        // The read filled the pipe: the sender had more queued, the relay is busy. Grow to
+        // the full size at once, as the pipe of the old relay always was (the pipe is
+        // empty now, so a resize cannot fail for lack of room).
         if n >= p.capacity && p.capacity < max && may_grow {
-            may_grow = p.resize((p.capacity * 2).min(max));
+            may_grow = p.resize(max);
         }
         peak = peak.max(p.capacity);
         total += n as u64;
