@@ -237,10 +237,11 @@ async fn flood(
          then nothing; the legitimate pair (127.0.0.1) started once a fifth were in.\n\n\
          | | |\n|---|---|\n| legitimate pair: both SOCKS5 handshakes + activation | {:.1} ms |\n\
          | legitimate transfer ({} MiB) | {rate:.0} MB/s, {:.2}× the same relay without the \
-         flood ({quiet_rate:.0} MB/s); {:.2} s in all |\n| flood connections the proxy \
-         still holds in their handshake at the end | {} (its table: {} handshakes) |\n\
-         | handshakes held off (closed by the proxy: displaced oldest-first, or over the \
-         per-IP cap) | {} |\n| flood connections that failed to connect | {refused} |\n\
+         flood ({quiet_rate:.0} MB/s); {:.2} s in all |\n| flood connections not (yet) \
+         closed at the end (in the handshake table or the listen backlog) | {} (the proxy's \
+         table: {} handshakes) |\n\
+         | handshakes held off (closed by the proxy: displaced oldest first) | {} |\n\
+         | flood connections that failed to connect | {refused} |\n\
          | proxy RSS / descriptors at the end | {} MiB / {} |\n",
         setup.as_secs_f64() * 1e3,
         size >> 20,
