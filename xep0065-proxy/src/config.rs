@@ -34,9 +34,10 @@ pub struct ProxyConfig {
     /// activation; more are closed at once, so one host cannot fill the pending table for
     /// everyone (BAD-INPUT E8). Default 32.
     pub max_pending_per_ip: usize,
-    /// Connections in their SOCKS5 handshake at once, over all addresses; more are closed
-    /// at once (E7, E8: together with `handshake_timeout`, a slowloris flood holds at most
-    /// this many sockets). Default 1024.
+    /// Connections in their SOCKS5 handshake at once, over all addresses. When all are
+    /// taken, a new connection ends the oldest handshake (E7, E8: together with
+    /// `handshake_timeout`, a slowloris flood holds at most this many sockets, and only
+    /// displaces itself: a real client's handshake takes a round trip). Default 1024.
     pub max_handshakes: usize,
     /// Per-direction rate limit of each relay, bytes per second. Default: none.
     pub bandwidth_limit: Option<u64>,
@@ -44,11 +45,17 @@ pub struct ProxyConfig {
     /// sides (a peer that vanished without FIN, or stopped reading), freeing its sockets,
     /// pipes and its per-JID slot. Default 180 s (BAD-INPUT E10); `None` never.
     pub relay_idle_timeout: Option<Duration>,
-    /// The pipe (Linux splice) or buffer size per relay direction, so a relay holds at most
-    /// twice this. Default 1 MiB, Linux's default `pipe-max-size` (larger requests are
-    /// capped by the kernel). On a shared 2-core loopback, 64 KiB, 256 KiB and 1 MiB pipes
-    /// measured within noise of each other (1.1–2.0 GB/s); the larger pipe means fewer
-    /// system calls per byte on faster links.
+    /// The largest pipe (Linux splice) or buffer a relay direction grows to, so a relay
+    /// holds at most twice this. A direction holds nothing until its first byte, starts at
+    /// the system's pipe size (64 KiB; 16 KiB for the user-space buffer elsewhere), grows
+    /// when one read fills it (the sender is ahead: the relay is busy; a pipe goes straight
+    /// to this size, the user-space buffer doubles towards it), and gives it
+    /// back after 1 s without data: idle relays hold sockets only (BAD-INPUT I5). Default
+    /// 1 MiB, Linux's default `pipe-max-size` (larger requests are capped by the kernel; a
+    /// refused resize, as for a user over `pipe-user-pages-soft`, keeps the smaller pipe).
+    /// On a shared 2-core loopback, 64 KiB, 256 KiB and 1 MiB pipes measured within noise
+    /// of each other (1.1–2.0 GB/s); the larger pipe means fewer system calls per byte on
+    /// faster links.
     pub buffer_size: usize,
 }
 

@@ -32,6 +32,20 @@
 //!   Linux, a bounded buffer elsewhere; the crate's only `unsafe`, in one module) and the
 //!   timer that drives the broker.
 //!
+//! # What a hostile network can make it hold
+//!
+//! * An idle relay holds its two sockets and one task: each direction's pipe (or buffer)
+//!   opens with the first byte at 64 KiB (16 KiB), grows only when a read fills it, up to
+//!   [`ProxyConfig::buffer_size`], and is closed after 1 s without data. Measured: about
+//!   15 KiB per idle relay, kernel included (`docs/bench/proxy-memory.md`).
+//! * Connections in their handshake: at most [`ProxyConfig::max_handshakes`], each for at
+//!   most [`ProxyConfig::handshake_timeout`]; when the table is full the oldest is ended, so
+//!   a flood displaces itself, not the clients. Per address, at most
+//!   [`ProxyConfig::max_pending_per_ip`] in handshake or waiting.
+//! * Out of descriptors, the accept loop closes each new connection at once (a descriptor
+//!   kept in reserve takes it) instead of stalling; [`raise_fd_limit`] lifts the soft limit
+//!   at start (`xft proxy` calls it).
+//!
 //! It does not discover anything, does not implement UDP mode or SOCKS5 authentication,
 //! and is not a component connection (give it any stanza transport, for example a
 //! XEP-0114 component stream).
@@ -117,6 +131,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+#[cfg(feature = "tokio")]
+mod fdlimit;
 pub mod proto;
 
 #[cfg(feature = "tokio")]
@@ -128,5 +144,7 @@ mod splice;
 mod tokio;
 
 pub use crate::config::ProxyConfig;
+#[cfg(feature = "tokio")]
+pub use crate::fdlimit::raise_fd_limit;
 #[cfg(feature = "tokio")]
 pub use crate::tokio::Proxy;

@@ -342,6 +342,14 @@ impl Broker {
                 };
                 let activate = match Activate::try_from(payload) {
                     Ok(a) => a,
+                    // BAD-INPUT E4: a target that is there but does not parse is
+                    // `jid-malformed`; a missing or empty one, or a bad sid, `bad-request`.
+                    Err(xep0065_s5b::PayloadError::BadJid { value, .. })
+                        if !value.trim().is_empty() =>
+                    {
+                        self.reply_error(&iq, ErrorType::Modify, DefinedCondition::JidMalformed);
+                        return ControlFlow::Break(());
+                    }
                     Err(e) => {
                         let se = StanzaError::from(&e);
                         self.reply_error(&iq, se.type_, se.defined_condition);

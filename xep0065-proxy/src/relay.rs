@@ -4,8 +4,9 @@
 //! the other side closes).
 //!
 //! On Linux the bytes never enter user space: [`splice`](crate::splice) moves them socket →
-//! pipe → socket. Elsewhere a bounded buffer per direction is used. Either way the memory
-//! per relay is bounded (two pipes, or two buffers of `buffer_size`).
+//! pipe → socket. Elsewhere a user-space buffer per direction is used. Either way a
+//! direction's buffer starts small, grows (up to `buffer_size`) only when a read fills it, and is given back after [`RELEASE_AFTER`] without data, so an idle relay holds
+//! its two sockets and no buffer, and a busy one still moves large chunks (BAD-INPUT I5).
 
 use std::io;
 use std::net::Shutdown;
@@ -15,6 +16,13 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+/// A direction that received nothing for this long gives its buffer (pipe) back; the next
+/// byte opens a new one at the starting size.
+pub(crate) const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// The user-space buffer's starting size (what ejabberd and Prosody use per direction).
+pub(crate) const START_BUFFER: usize = 16 * 1024;
 
 /// When a relay last moved a byte, in either direction (for its idle timeout).
 #[derive(Debug)]
@@ -171,9 +179,15 @@ async fn move_bytes(
     buffer_size: usize,
     pacer: Pacer,
 ) -> io::Result<u64> {
-    match crate::splice::Pipe::new(buffer_size) {
-        Ok(pipe) => crate::splice::copy(from, to, &pipe, pacer).await,
-        Err(_) => copy_buffered(from, to, buffer_size, pacer).await,
+    use crate::splice::{Copied, copy};
+    match copy(from, to, buffer_size, pacer).await? {
+        Copied::Done { bytes, peak } => {
+            tracing::trace!("relay direction: {bytes} bytes, largest pipe {peak}");
+            Ok(bytes)
+        }
+        Copied::NoPipe(done, pacer) => {
+            Ok(done + copy_buffered(from, to, buffer_size, pacer).await?)
+        }
     }
 }
 
@@ -187,24 +201,40 @@ async fn move_bytes(
     copy_buffered(from, to, buffer_size, pacer).await
 }
 
-/// The portable relay: one bounded buffer, readiness-driven reads and writes.
+/// The portable relay: a user-space buffer that starts at [`START_BUFFER`], doubles each
+/// time a read fills it (up to `max`), and is freed after [`RELEASE_AFTER`] without data;
+/// readiness-driven reads and writes.
 pub(crate) async fn copy_buffered(
     from: &TcpStream,
     to: &TcpStream,
-    buffer_size: usize,
+    max: usize,
     mut pacer: Pacer,
 ) -> io::Result<u64> {
-    let mut buf = vec![0u8; buffer_size.max(1)];
+    let max = max.max(1);
+    let start = START_BUFFER.min(max);
+    let mut buf: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
-        let want = pacer.chunk(buf.len());
-        from.readable().await?;
-        let n = match from.try_read(&mut buf[..want]) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        let n = loop {
+            if !buf.is_empty() {
+                let want = pacer.chunk(buf.len());
+                match from.try_read(&mut buf[..want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                match tokio::time::timeout(RELEASE_AFTER, from.readable()).await {
+                    Ok(ready) => ready?,
+                    Err(_) => buf = Vec::new(),
+                }
+            } else {
+                from.readable().await?;
+                buf = vec![0u8; start];
+            }
         };
+        if n == 0 {
+            return Ok(total);
+        }
         let mut off = 0;
         while off < n {
             to.writable().await?;
@@ -214,7 +244,53 @@ pub(crate) async fn copy_buffered(
                 Err(e) => return Err(e),
             }
         }
+        if n >= buf.len() && buf.len() < max {
+            buf = vec![0u8; (buf.len() * 2).min(max)];
+        }
         total += n as u64;
         pacer.account(n).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    /// The portable path (and Linux's when no pipe can be opened): a buffer that starts at
+    /// 16 KiB and grows moves every byte, through a pause longer than `RELEASE_AFTER` that
+    /// frees it and a second burst that opens a new one.
+    #[tokio::test]
+    async fn the_growing_user_space_buffer_moves_every_byte_across_a_release() {
+        let (mut src_peer, src) = pair().await;
+        let (dst, mut dst_peer) = pair().await;
+        let data: Vec<u8> = (0..6_000_000u32).map(|i| (i * 13 % 253) as u8).collect();
+        let d2 = data.clone();
+        let writer = tokio::spawn(async move {
+            src_peer.write_all(&d2[..3_000_000]).await.unwrap();
+            tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(200)).await;
+            src_peer.write_all(&d2[3_000_000..]).await.unwrap();
+            src_peer.shutdown().await.unwrap();
+        });
+        let relay = tokio::spawn(async move {
+            let n = copy_buffered(&src, &dst, 1 << 20, Pacer::new(None))
+                .await
+                .unwrap();
+            drop(dst);
+            n
+        });
+        let mut got = Vec::new();
+        dst_peer.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(relay.await.unwrap(), data.len() as u64);
+        assert!(got == data, "identical bytes");
     }
 }

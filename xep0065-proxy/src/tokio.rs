@@ -11,21 +11,23 @@ use std::fmt;
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use ft_transport::StanzaTransport;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::codec::Encoder;
 use xep0065_s5b::StreamHost;
-use xep0065_s5b::codec::Reply;
-use xep0065_s5b::stream::server_handshake;
 use xmpp_parsers::stanza::Stanza;
 
 use crate::ProxyConfig;
 use crate::proto::{Action, Broker, ConnId};
+
+mod accept;
+mod slot;
+
+use accept::accept_loop;
+use slot::{Counts, Slot};
 
 struct State {
     broker: Broker,
@@ -34,66 +36,6 @@ struct State {
     /// SOCKS5 request (bounded by the handshake's read buffer), relayed first.
     conns: HashMap<ConnId, (TcpStream, bytes::Bytes, Slot, Watch)>,
     next_conn: u64,
-}
-
-/// Connections counted against the per-IP and handshake caps.
-#[derive(Debug, Default)]
-struct Counts {
-    per_ip: HashMap<std::net::IpAddr, usize>,
-    handshakes: usize,
-}
-
-/// One connection's place in [`Counts`] (its IP's pending count, and while `handshake`, the
-/// handshake count): given back when dropped. `Counts` has a lock of its own, never held
-/// with the state's, so a slot may be dropped under either.
-struct Slot {
-    ip: std::net::IpAddr,
-    handshake: bool,
-    counts: Arc<Mutex<Counts>>,
-}
-
-impl Slot {
-    /// Takes a place for a new connection from `ip`, or `None` when a cap is reached.
-    fn take(
-        counts: &Arc<Mutex<Counts>>,
-        ip: std::net::IpAddr,
-        config: &ProxyConfig,
-    ) -> Option<Self> {
-        let mut c = lock(counts);
-        let n = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if n >= config.max_pending_per_ip || c.handshakes >= config.max_handshakes {
-            return None;
-        }
-        c.per_ip.insert(ip, n + 1);
-        c.handshakes += 1;
-        Some(Self {
-            ip,
-            handshake: true,
-            counts: counts.clone(),
-        })
-    }
-
-    /// The handshake is over: the connection now only waits for activation.
-    fn handshake_done(&mut self) {
-        if std::mem::replace(&mut self.handshake, false) {
-            lock(&self.counts).handshakes -= 1;
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = lock(&self.counts);
-        if self.handshake {
-            c.handshakes -= 1;
-        }
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-    }
 }
 
 struct Inner {
@@ -165,7 +107,7 @@ impl Proxy {
     pub async fn bind(config: ProxyConfig) -> io::Result<Self> {
         let mut listeners = Vec::new();
         for a in &config.listen {
-            listeners.push(TcpListener::bind(a).await?);
+            listeners.push(listen(*a)?);
         }
         let streamhosts = if config.announce.is_empty() {
             listeners
@@ -199,7 +141,7 @@ impl Proxy {
         });
         for l in listeners {
             let weak = Arc::downgrade(&inner);
-            spawn(&inner.tasks, accept_loop(l, weak));
+            spawn(&inner.tasks, accept_loop(l, weak, accept::Reserve::new()));
         }
         let timer = inner.timer.clone();
         spawn(&inner.tasks, timer_loop(Arc::downgrade(&inner), timer));
@@ -240,6 +182,12 @@ impl Proxy {
         lock(&self.inner.tasks).len()
     }
 
+    /// How many connections are in their SOCKS5 handshake (at most
+    /// [`max_handshakes`](ProxyConfig::max_handshakes)).
+    pub fn handshakes(&self) -> usize {
+        lock(&self.inner.counts).handshakes()
+    }
+
     /// How many connections wait for activation.
     pub fn pending(&self) -> usize {
         lock(&self.inner.state).broker.pending()
@@ -253,6 +201,25 @@ impl Proxy {
         drive(&self.inner, &mut st);
         flow
     }
+}
+
+/// The listen backlog: connections the kernel completes before we accept them.
+/// `TcpListener::bind` gives 128 (measured with `ss`); under a connection flood a full
+/// backlog drops new SYNs, and a client then waits for its SYN retransmission (1 s, then
+/// 2 s...). The kernel caps it at `net.core.somaxconn` (4096 by default since Linux 5.4).
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`BACKLOG`] (and `SO_REUSEADDR` on Unix, as tokio's `bind`).
+fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(BACKLOG)
 }
 
 /// Sends the broker's stanzas and performs its actions (under the state lock).
@@ -284,9 +251,12 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let idle = inner.config.relay_idle_timeout;
                 spawn(&inner.tasks, async move {
                     let ((mut t, t_early), (mut r, r_early)) = ((t, te), (r, re));
-                    // What each side sent with its request goes to the other side first.
-                    if r.write_all(&t_early).await.is_err() || t.write_all(&r_early).await.is_err()
-                    {
+                    // What each side sent with its request goes to the other side first
+                    // (then the buffers are freed, not held for the relay's lifetime).
+                    let sent =
+                        r.write_all(&t_early).await.is_ok() && t.write_all(&r_early).await.is_ok();
+                    drop((t_early, r_early));
+                    if !sent {
                         if let Some(inner) = weak.upgrade() {
                             lock(&inner.state).broker.handle_relay_ended(&dst_addr);
                         }
@@ -351,73 +321,4 @@ fn watched(stream: TcpStream, conn: ConnId, inner: &Arc<Inner>) -> io::Result<(T
         }
     });
     Ok((stream, Watch(handle)))
-}
-
-async fn accept_loop(listener: TcpListener, inner: Weak<Inner>) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!("proxy: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        // Over its IP's cap, or too many handshakes at once: closed now, never queued.
-        let Some(mut slot) = Slot::take(&strong.counts, peer.ip(), &strong.config) else {
-            tracing::debug!("proxy: refusing a connection from {peer}: pending cap reached");
-            drop(tcp);
-            continue;
-        };
-        let weak = Arc::downgrade(&strong);
-        let timeout = strong.config.handshake_timeout;
-        spawn(&strong.tasks, async move {
-            let _ = tcp.set_nodelay(true);
-            let Ok((framed, dst)) = server_handshake(tcp, 40, timeout).await else {
-                return;
-            };
-            slot.handshake_done();
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            // Decide, answer and register in one critical section: a peer that has read our
-            // success reply may activate at once, and its activation must find the
-            // connection already in its slot. The reply is one small write on a fresh socket
-            // whose send buffer is empty, so a non-blocking write takes it whole; anything
-            // else drops the connection.
-            let parts = framed.into_parts();
-            let mut codec = parts.codec;
-            let stream = parts.io;
-            // Bytes that came with the request are kept and relayed first once activated,
-            // never dropped (BAD-INPUT E12: libpurple and others write at once); later ones
-            // stay unread in the socket until activation (no buffer of ours grows).
-            let early = parts.read_buf.freeze();
-            let mut st = lock(&inner.state);
-            let conn = ConnId(st.next_conn);
-            st.next_conn += 1;
-            let decision = st.broker.handle_request(now(), conn, &dst);
-            let reply = match decision {
-                Ok(_) => Reply::success_s5b(&dst),
-                Err(code) => Reply::failure(code),
-            };
-            let mut buf = bytes::BytesMut::new();
-            let sent = codec.encode(reply, &mut buf).is_ok()
-                && matches!(stream.try_write(&buf), Ok(n) if n == buf.len());
-            if decision.is_ok() {
-                match (sent, watched(stream, conn, &inner)) {
-                    (true, Ok((stream, watch))) => {
-                        st.conns.insert(conn, (stream, early, slot, watch));
-                    }
-                    _ => st.broker.handle_closed(conn),
-                }
-            }
-            drive(&inner, &mut st);
-            drop(st);
-            inner.timer.notify_one();
-        });
-    }
 }

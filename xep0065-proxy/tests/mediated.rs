@@ -67,7 +67,7 @@ async fn mediated_transfer_through_our_proxy_arrives_byte_identical() {
 }
 
 #[tokio::test]
-async fn the_tail_of_a_relay_arrives_with_the_half_close_not_at_connection_close() {
+async fn e11_the_tail_of_a_relay_arrives_with_the_half_close_not_at_connection_close() {
     let hub = Hub::new();
     let p = proxy(&hub, |_| {}).await;
     let (mut req, mut tgt) = mediated_pair(&hub, &p, "tail-1").await;

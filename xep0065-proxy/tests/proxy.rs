@@ -2,44 +2,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 use ft_transport::hub::Hub;
-use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xep0065_s5b::payload::{Activate, ProxyInfo};
+use xep0065_s5b::payload::ProxyInfo;
 use xep0065_s5b::{Host, Sid, dst_addr};
 use xmpp_parsers::disco::DiscoInfoResult;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
-
-fn proxy_addr(p: &xep0065_proxy::Proxy) -> SocketAddr {
-    let sh = &p.streamhosts()[0];
-    let Host::Ip(ip) = sh.host else { panic!() };
-    SocketAddr::new(ip, sh.port)
-}
-
-fn activate_iq(id: &str, sid: &str, target: &str) -> Iq {
-    Iq::Set {
-        from: None,
-        to: Some(jid("proxy.example.org")),
-        id: id.into(),
-        payload: Element::from(&Activate {
-            sid: Sid::new(sid).unwrap(),
-            target: jid(target),
-        }),
-    }
-}
-
-fn error_of(iq: &Iq) -> (ErrorType, DefinedCondition) {
-    match iq {
-        Iq::Error { error, .. } => (error.type_.clone(), error.defined_condition.clone()),
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn disco_info_names_the_bytestreams_proxy_identity_and_feature() {
@@ -75,7 +48,7 @@ async fn disco_info_names_the_bytestreams_proxy_identity_and_feature() {
 }
 
 #[tokio::test]
-async fn address_query_lists_every_configured_streamhost_and_refuses_outsiders() {
+async fn e5_address_query_lists_every_configured_streamhost_and_refuses_outsiders() {
     let hub = Hub::new();
     let _p = proxy(&hub, |c| {
         c.announce = vec![
@@ -111,103 +84,7 @@ async fn address_query_lists_every_configured_streamhost_and_refuses_outsiders()
 }
 
 #[tokio::test]
-async fn activation_rules_follow_xep_0065() {
-    let hub = Hub::new();
-    let p = proxy(&hub, |_| {}).await;
-    let addr = proxy_addr(&p);
-    let mut alice = Raw::new(&hub, "alice@example.org/a");
-    let mut mallory = Raw::new(&hub, "mallory@example.org/m");
-    let mut eve = Raw::new(&hub, "eve@evil.example/e");
-    let hash = dst_addr(
-        &Sid::new("act-1").unwrap(),
-        &jid("alice@example.org/a"),
-        &jid("bob@example.org/b"),
-    );
-
-    // Nobody connected: no such stream.
-    let r = alice
-        .ask(activate_iq("a0", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
-    );
-
-    // Only the target connected.
-    let (mut target, code) = socks_connect(addr, &hash).await;
-    assert_eq!(code, 0);
-    let r = alice
-        .ask(activate_iq("a1", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::NotAllowed)
-    );
-
-    let (mut requester, code) = socks_connect(addr, &hash).await;
-    assert_eq!(code, 0);
-    // A third connection with the same DST.ADDR is refused.
-    let (_third, code) = socks_connect(addr, &hash).await;
-    assert_eq!(code, 0x02, "connection not allowed");
-
-    // A third JID computes another hash.
-    let r = mallory
-        .ask(activate_iq("m1", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::ItemNotFound)
-    );
-    // A JID outside the served domains.
-    let r = eve
-        .ask(activate_iq("e1", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(error_of(&r), (ErrorType::Auth, DefinedCondition::Forbidden));
-    // A malformed activation.
-    let r = alice
-        .ask(Iq::Set {
-            from: None,
-            to: Some(jid("proxy.example.org")),
-            id: "bad".into(),
-            payload: "<query xmlns='http://jabber.org/protocol/bytestreams'><activate>bob@example.org/b</activate></query>"
-                .parse()
-                .unwrap(),
-        })
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Modify, DefinedCondition::BadRequest)
-    );
-
-    // The requester's full JID activates.
-    let r = alice
-        .ask(activate_iq("a2", "act-1", "bob@example.org/b"))
-        .await;
-    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
-    let r = alice
-        .ask(activate_iq("a3", "act-1", "bob@example.org/b"))
-        .await;
-    assert_eq!(
-        error_of(&r),
-        (ErrorType::Cancel, DefinedCondition::Conflict)
-    );
-
-    requester.write_all(b"hello").await.unwrap();
-    let mut b = [0u8; 5];
-    target.read_exact(&mut b).await.unwrap();
-    assert_eq!(&b, b"hello");
-}
-
-async fn closes_within(mut s: TcpStream, budget: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(budget, s.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    )
-}
-
-#[tokio::test]
-async fn stalled_clients_are_dropped_at_the_timeouts_while_a_relay_keeps_flowing() {
+async fn e6_stalled_clients_are_dropped_at_the_timeouts_while_a_relay_keeps_flowing() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| {
         c.handshake_timeout = Duration::from_millis(300);
@@ -296,7 +173,7 @@ async fn a_bandwidth_limited_relay_still_delivers_every_byte() {
 }
 
 #[tokio::test]
-async fn a_requester_over_its_relay_cap_gets_resource_constraint() {
+async fn e9_a_requester_over_its_relay_cap_gets_resource_constraint() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| c.max_relays_per_jid = 1).await;
     let addr = proxy_addr(&p);
@@ -358,7 +235,7 @@ async fn activation_right_after_the_success_reply_always_finds_both_connections(
 /// its SOCKS5 request and right after `<activate/>` before the result (libpurple does),
 /// loses none of them: the target reads every byte in order.
 #[tokio::test]
-async fn bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
+async fn e12_bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
     let hub = Hub::new();
     let p = proxy(&hub, |_| {}).await;
     let addr = proxy_addr(&p);
@@ -398,43 +275,11 @@ async fn bytes_a_requester_writes_before_activation_are_relayed_not_dropped() {
     assert_eq!(got, b"early bird worm");
 }
 
-/// Issue 10, finding 5: every connection's task is reaped when it ends. After a burst of
-/// connections that never finish (or botch) their handshake, the service holds no more
-/// tasks than before it.
-#[tokio::test]
-async fn short_connections_leave_no_task_behind() {
-    let hub = Hub::new();
-    let p = proxy(&hub, |c| c.handshake_timeout = Duration::from_millis(200)).await;
-    let addr = proxy_addr(&p);
-    let baseline = p.tasks();
-    for i in 0..300u32 {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        match i % 3 {
-            // A wrong SOCKS version, a greeting cut short, or nothing at all.
-            0 => s.write_all(&[4, 1, 0]).await.unwrap(),
-            1 => s.write_all(&[5]).await.unwrap(),
-            _ => {}
-        }
-        drop(s);
-    }
-    // Every handshake ends (closed by the client or at the 200 ms deadline); the next
-    // connection's task reaps them all.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let last = TcpStream::connect(addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let held = p.tasks();
-    assert!(
-        held <= baseline + 2,
-        "{held} tasks held, baseline {baseline}: left behind"
-    );
-    drop(last);
-}
-
 /// BAD-INPUT E10 / issue 10, finding 6: a relay on which nothing moves for the idle timeout
 /// is closed on both sides (its per-JID slot and sockets freed); one that keeps moving a
 /// byte now and then stays open past it.
 #[tokio::test]
-async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
+async fn e10_an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| {
         c.relay_idle_timeout = Some(Duration::from_millis(400))
@@ -495,7 +340,7 @@ async fn an_idle_relay_is_closed_at_its_timeout_and_a_trickling_one_is_not() {
 /// its cap, connections from 127.0.0.1 are closed at once, while another address
 /// (127.0.0.2) still gets its SOCKS5 handshake; the cap frees as connections go.
 #[tokio::test]
-async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_served() {
+async fn e8_one_address_over_its_pending_cap_is_closed_at_once_and_others_are_served() {
     let hub = Hub::new();
     let p = proxy(&hub, |c| c.max_pending_per_ip = 4).await;
     let addr = proxy_addr(&p);
@@ -536,7 +381,7 @@ async fn one_address_over_its_pending_cap_is_closed_at_once_and_others_are_serve
 /// activation frees its place at once, not at the 60 s activation timeout; one that sends
 /// bytes early keeps them for the relay.
 #[tokio::test]
-async fn a_waiting_connection_that_closes_is_freed_at_once() {
+async fn e6_a_waiting_connection_that_closes_is_freed_at_once() {
     let hub = Hub::new();
     let p = proxy(&hub, |_| {}).await;
     let addr = proxy_addr(&p);
@@ -574,4 +419,85 @@ async fn a_waiting_connection_that_closes_is_freed_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(got, b"early late");
+}
+
+/// BAD-INPUT E10 (back-pressure): a target that stops reading stalls the requester's
+/// writes within a bounded amount (the socket buffers on both sides and one pipe per
+/// direction), instead of the proxy reading on into memory; once the target reads again
+/// every byte arrives in order.
+#[tokio::test]
+async fn e10_a_reader_that_stops_stalls_the_sender_after_a_bounded_amount() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let mut alice = Raw::new(&hub, "alice@example.org/a");
+    let (mut target, mut requester) = connected(&p, "stall").await;
+    let r = alice
+        .ask(activate_iq("s1", "stall", "bob@example.org/b"))
+        .await;
+    assert!(matches!(r, Iq::Result { .. }), "{r:?}");
+    let chunk = data(256 * 1024);
+    let mut written = 0usize;
+    // Write until a write makes no progress for 500 ms (at most 256 MiB).
+    while written < 256 << 20 {
+        match tokio::time::timeout(Duration::from_millis(500), requester.write_all(&chunk)).await {
+            Ok(r) => {
+                r.unwrap();
+                written += chunk.len();
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < 64 << 20,
+        "{written} bytes accepted while nobody read: no back-pressure"
+    );
+    // The target reads again: everything written (and the partial chunk) arrives.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        target.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    requester.shutdown().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.len() >= written, "{} of {written}", got.len());
+    assert!(
+        got.chunks(chunk.len())
+            .take(written / chunk.len())
+            .all(|c| c == chunk),
+        "in order, intact"
+    );
+}
+
+/// BAD-INPUT E8: the listen backlog is 4096 (capped by `net.core.somaxconn`), not the 128
+/// `TcpListener::bind` gives: under a connection flood a full backlog drops new SYNs and a real client waits
+/// for its SYN retransmission (measured by `proxy-memory`: the legitimate pair's setup
+/// during a 3,000-connection flood took 1.2 s with 128, 0.1 s with 4096). Read with
+/// `ss` (its Send-Q column is a listener's backlog); skipped where `ss` is missing.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn e8_the_listen_backlog_holds_a_flood() {
+    let hub = Hub::new();
+    let p = proxy(&hub, |_| {}).await;
+    let port = proxy_addr(&p).port();
+    let Ok(out) = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+    else {
+        eprintln!("no ss: skipped");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("ss said {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    assert_eq!(backlog, 4096.min(somaxconn), "{text}");
 }

@@ -32,6 +32,13 @@ fn check_link(addr: &std::net::SocketAddr, protected: bool) -> Result<(), String
 }
 
 pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
+    // Every relay holds two sockets (and two pipes while it moves data): the common soft
+    // limit of 1024 descriptors would cap the proxy at a few hundred relays.
+    match xep0065_proxy::raise_fd_limit() {
+        Ok(Some(n)) => eprintln!("xft proxy: file descriptor limit {n}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("xft proxy: cannot raise the file descriptor limit: {e}"),
+    }
     let jid: BareJid = args.component_jid.parse()?;
     let addr = tokio::net::lookup_host(&args.server)
         .await?

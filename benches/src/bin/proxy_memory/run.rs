@@ -1,0 +1,257 @@
+//! The measurement: idle relays, busy relay beside them, then the flood.
+
+use std::fmt::Write as _;
+use std::io;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use super::*;
+
+/// Relays release their pipes after 1 s without data; wait a little longer.
+const QUIET: Duration = Duration::from_millis(2500);
+
+pub(super) async fn run(mut a: Args) -> io::Result<String> {
+    let client_fds = fd_limit(2 * a.relays as u64 + 4096);
+    let mut ctl = Ctl::start(2 * a.relays as u64 + 8192).await?;
+    let mut md = String::new();
+    // Two descriptors per relay on each side, plus a few of each process's own.
+    let most = usize::try_from((client_fds.min(ctl.limit)).saturating_sub(128) / 2).unwrap_or(0);
+    if a.relays > most {
+        let _ = writeln!(
+            md,
+            "The descriptor limit ({} here, a hard limit this process may not raise) holds \
+             at most {most} relays per process (two sockets each): measuring {most} instead \
+             of {}, and giving the per-relay figure times 10,000.\n",
+            client_fds.min(ctl.limit),
+            a.relays
+        );
+        a.relays = most;
+    }
+    let now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let _ = writeln!(md, "Run {now}; client descriptor limit {client_fds}.\n");
+
+    // Warm up: one relay through, so the baseline has the runtime at its working size.
+    let (t, r, _) = busy_relay(&mut ctl, "warm").await?;
+    pump(r, t, 8 << 20).await?;
+    tokio::time::sleep(QUIET).await;
+    let s0 = ctl.stat().await?;
+    let k0 = Kernel::now();
+
+    eprintln!("opening {} relays", a.relays);
+    let start = Instant::now();
+    let relays = open_relays(&mut ctl, a.relays, "idle").await?;
+    let opened = start.elapsed();
+    let s_busy = ctl.stat().await?;
+    tokio::time::sleep(QUIET).await;
+    let s1 = ctl.stat().await?;
+    let k1 = Kernel::now();
+    let n = a.relays as u64;
+    let rss = s1.proc.rss.saturating_sub(s0.proc.rss);
+    let slab = k1.slab.saturating_sub(k0.slab);
+    let tcpbuf = k1.tcp_buffers.saturating_sub(k0.tcp_buffers);
+    let proxy_share = rss + slab / 2 + tcpbuf / 2;
+    let _ = writeln!(
+        md,
+        "### {} idle relays\n\nOpened, activated and moved 16 KiB each way in {:.1} s, then \
+         quiet for {} s.\n",
+        a.relays,
+        opened.as_secs_f64(),
+        QUIET.as_secs_f64()
+    );
+    let _ = writeln!(md, "| | before | after | delta | per relay |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let row = |md: &mut String, what: &str, b: u64, af: u64| {
+        let _ = writeln!(
+            md,
+            "| {what} | {} MiB | {} MiB | {} MiB | {:.0} B |",
+            mib(b),
+            mib(af),
+            dmib(af, b),
+            (af as f64 - b as f64) / n as f64
+        );
+    };
+    row(&mut md, "proxy RSS", s0.proc.rss, s1.proc.rss);
+    row(&mut md, "kernel Slab (both ends)", k0.slab, k1.slab);
+    row(
+        &mut md,
+        "kernel SUnreclaim (both ends)",
+        k0.sunreclaim,
+        k1.sunreclaim,
+    );
+    row(
+        &mut md,
+        "TCP socket buffers (sockstat mem)",
+        k0.tcp_buffers,
+        k1.tcp_buffers,
+    );
+    row(
+        &mut md,
+        "MemFree (whole machine, noisy)",
+        k1.mem_free,
+        k0.mem_free,
+    );
+    let _ = writeln!(
+        md,
+        "\nProxy descriptors {} → {} ({:.2} per relay); pipes {} right after the traffic, \
+         {} once quiet; TCP sockets on the host {} → {}; proxy tasks {}, waiting connections {}.\n",
+        s0.proc.fds,
+        s1.proc.fds,
+        (s1.proc.fds as f64 - s0.proc.fds as f64) / n as f64,
+        s_busy.proc.pipes,
+        s1.proc.pipes,
+        k0.tcp_sockets,
+        k1.tcp_sockets,
+        s1.tasks,
+        s1.pending
+    );
+    let _ = writeln!(
+        md,
+        "**Memory per idle relay, the proxy's share: {:.1} KiB** (its RSS delta + half the \
+         slab and socket-buffer deltas, the other half being the clients' ends on this host); \
+         {} relays: **{} MiB**; times 10,000: **{:.0} MiB** (target: 10,000 in under \
+         256 MiB).\n",
+        proxy_share as f64 / n as f64 / 1024.0,
+        a.relays,
+        mib(proxy_share),
+        proxy_share as f64 / n as f64 * 10_000.0 / (1024.0 * 1024.0)
+    );
+
+    // One busy relay, with the idle ones present, beside raw TCP: three rounds each,
+    // alternating, medians.
+    let size = a.size;
+    let (relay1, raw1) = busy_vs_raw(&mut ctl, "busy-1", size).await?;
+    let s_peak = ctl.stat().await?;
+    drop(relays);
+    tokio::time::sleep(QUIET).await;
+    let (relay0, raw0) = busy_vs_raw(&mut ctl, "busy-0", size).await?;
+    let _ = writeln!(
+        md,
+        "### One busy relay ({} MiB, median of 3, alternating with raw TCP)\n\n| | relay MB/s | raw TCP MB/s (same moment) | ratio |\n\
+         |---|---|---|---|\n| with {} idle relays | {relay1:.0} | {raw1:.0} | {:.2} |\n\
+         | without | {relay0:.0} | {raw0:.0} | {:.2} |\n\nProxy RSS right after the busy \
+         relay: {} MiB. Other work shares this machine (six builds ran alongside): the ratios \
+         to raw TCP measured at the same moment are the figures to read.\n",
+        size >> 20,
+        a.relays,
+        relay1 / raw1,
+        relay0 / raw0,
+        mib(s_peak.proc.rss)
+    );
+
+    if a.flood > 0 {
+        flood(&mut ctl, &mut md, a.flood, size.min(256 << 20), relay0).await?;
+    }
+    ctl.quit().await;
+    Ok(md)
+}
+
+/// Three rounds of (relay, raw TCP) moving `size` bytes; the medians, MB/s.
+async fn busy_vs_raw(ctl: &mut Ctl, sid: &str, size: u64) -> io::Result<(f64, f64)> {
+    let mut relay = Vec::new();
+    let mut raw = Vec::new();
+    for i in 0..3 {
+        let (t, r, _) = busy_relay(ctl, &format!("{sid}-{i}")).await?;
+        relay.push(pump(r, t, size).await?);
+        raw.push(raw_tcp(size).await?);
+    }
+    relay.sort_by(f64::total_cmp);
+    raw.sort_by(f64::total_cmp);
+    Ok((relay[1], raw[1]))
+}
+
+/// Whether the proxy has closed `s`, without waiting.
+fn closed(s: &TcpStream) -> bool {
+    let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(socket2::SockRef::from(s).peek(&mut b), Ok(0))
+        || matches!(socket2::SockRef::from(s).take_error(), Ok(Some(_)))
+}
+
+/// `n` connections from 127.2.0.0/16 (8 per address) that send one byte of a greeting and
+/// hold on, while a legitimate relay is opened and moves `size` bytes.
+async fn flood(
+    ctl: &mut Ctl,
+    md: &mut String,
+    n: usize,
+    size: u64,
+    quiet_rate: f64,
+) -> io::Result<()> {
+    let addr = ctl.addr;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let flooder = tokio::spawn(async move {
+        let mut held = Vec::with_capacity(n);
+        let mut set = JoinSet::new();
+        let mut refused = 0usize;
+        let mut displaced = 0usize;
+        for i in 0..n {
+            // Connections the proxy closed are dropped here too, so this process holds
+            // about what the proxy holds, not every connection ever made.
+            if i % 512 == 511 {
+                let before = held.len();
+                held.retain(|s| !closed(s));
+                displaced += before - held.len();
+            }
+            if set.len() >= 256 {
+                match set.join_next().await {
+                    Some(Ok(Ok(s))) => held.push(s),
+                    _ => refused += 1,
+                }
+            }
+            if i == n / 5 {
+                let _ = tx.send(());
+            }
+            set.spawn(async move {
+                let mut s = connect_from(src(2, i / 8), addr).await?;
+                s.write_all(&[5]).await?;
+                io::Result::Ok(s)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(s)) => held.push(s),
+                _ => refused += 1,
+            }
+        }
+        (held, refused, displaced)
+    });
+    // A fifth of the flood is in: the legitimate pair comes.
+    let _ = rx.recv().await;
+    let start = Instant::now();
+    let (t, r, setup) = busy_relay(ctl, "legit").await?;
+    let rate = pump(r, t, size).await?;
+    let legit = start.elapsed();
+    let (held, refused, displaced) = flooder.await.map_err(io::Error::other)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = ctl.stat().await?;
+    let open = held.iter().filter(|s| !closed(s)).count();
+    let _ = writeln!(
+        md,
+        "### Slowloris flood during a transfer\n\n{n} connections from 127.2.0.0/16 (8 per \
+         address, under the per-IP cap of 32), each sending one byte of its greeting and \
+         then nothing; the legitimate pair (127.0.0.1) started once a fifth were in.\n\n\
+         | | |\n|---|---|\n| legitimate pair: both SOCKS5 handshakes + activation | {:.1} ms |\n\
+         | legitimate transfer ({} MiB) | {rate:.0} MB/s, {:.2}× the same relay without the \
+         flood ({quiet_rate:.0} MB/s); {:.2} s in all |\n| flood connections not (yet) \
+         closed at the end (in the handshake table or the listen backlog) | {} (the proxy's \
+         table: {} handshakes) |\n\
+         | handshakes held off (closed by the proxy: displaced oldest first) | {} |\n\
+         | flood connections that failed to connect | {refused} |\n\
+         | proxy RSS / descriptors at the end | {} MiB / {} |\n",
+        setup.as_secs_f64() * 1e3,
+        size >> 20,
+        rate / quiet_rate,
+        legit.as_secs_f64(),
+        open,
+        s.handshakes,
+        displaced + held.len() - open,
+        mib(s.proc.rss),
+        s.proc.fds
+    );
+    Ok(())
+}
