@@ -134,9 +134,9 @@ async fn case(seed: u64) -> Result<Case, String> {
         .map_err(|_| "the cut receiver did not end".to_owned())?;
     // A sender whose source has stalled learns of the receiver's cancel only at its
     // inactivity timeout (`a_sender_waiting_on_its_source_learns_of_the_receivers_cancel`):
-    // it gets 2 s, then is cancelled here, and counted.
+    // it gets 1 s, then is cancelled here, and counted.
     let canceller = sending.canceller();
-    let sent = match tokio::time::timeout(Duration::from_secs(2), sending.outcome()).await {
+    let sent = match tokio::time::timeout(Duration::from_secs(1), sending.outcome()).await {
         Ok(sent) => Some(sent),
         Err(_) => {
             canceller.cancel();
