@@ -151,7 +151,12 @@ async fn case(seed: u64) -> Result<Case, String> {
         return Err("a file under the final name after the cut".into());
     }
     let mut kept_bytes = 0;
-    for entry in listing(dst.path()) {
+    // Only `.part` files hold the file's bytes (a sidecar the receiver keeps beside one,
+    // such as `<part>.xft`, does not).
+    for entry in listing(dst.path())
+        .into_iter()
+        .filter(|e| e.ends_with(".part"))
+    {
         let kept = std::fs::read(dst.path().join(&entry)).unwrap();
         kept_bytes += kept.len() as u64;
         if kept.len() > cut || kept[..] != data[..kept.len()] {
