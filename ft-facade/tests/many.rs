@@ -84,10 +84,12 @@ async fn many_concurrent_transfers_over_the_hub_all_land_intact() {
     let (_, rss1, hwm) = proc_status();
 
     let mut failed = 0usize;
+    let mut busy = 0usize;
     for r in &sent {
         if let Err(e) = r {
             eprintln!("sender: {e}");
             failed += 1;
+            busy += usize::from(e.to_string().contains("resource-constraint"));
         }
     }
     for r in &received {
@@ -132,6 +134,12 @@ async fn many_concurrent_transfers_over_the_hub_all_land_intact() {
                 )),
             ),
         ],
+    );
+    assert_eq!(
+        busy, 0,
+        "{busy} offers refused as busy: this test means {count} at once from one account, \
+         so the receiver's Policy must admit them all (max_pending_offers, and a per-peer \
+         cap if the Policy has one)"
     );
     assert_eq!(failed, 0, "{failed} of {count} transfers failed or differ");
     assert_eq!(left, names, "exactly the files sent, no .part left");
