@@ -202,7 +202,7 @@ fn part_bytes(dir: &Path) -> u64 {
 /// What one kill point did.
 #[derive(Debug, Default)]
 struct Point {
-    /// The receiver had already finished when the kill came.
+    /// The file had already landed when the kill came.
     completed_first: bool,
     /// A file under the final name that differs from the source (must stay 0).
     bad_files: u64,
@@ -265,6 +265,9 @@ async fn kill_point(prosody: &Prosody, seed: u64, src: &Path, sha: &str) -> Resu
             eprintln!("seed {seed}: after the kill, {f} is not the source");
         }
     }
+    // The file may have landed just before the kill, the process not yet gone: the second
+    // run then stores its copy under a free name beside it.
+    point.completed_first |= files.contains(&name);
     stop(sender).await;
 
     // Second run: a new receiver on the same directory, a new sender of the same file.
