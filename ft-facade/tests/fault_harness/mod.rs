@@ -1,0 +1,510 @@
+//! The seeded fault harness: one run = two `FileTransfer`s on the hub, one transfer, the
+//! faults of [`Plan::new`]`(seed, mode)`, and the checks of [`check`]. See `tests/faults.rs`.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod plan;
+pub mod relay;
+pub mod sink;
+pub mod transport;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use ft_facade::{
+    AcceptOptions, Config, ErrorKind, Event, FileTransfer, Method, Outcome, ProxySource, S5bRoute,
+    SendOptions, Side, Stage, TransferError, TransferHandle,
+};
+use ft_transport::hub::{Hub, HubReceiver};
+use ft_transport::util::{iq_error_reply, stanza_error};
+use ft_transport::{Stanza, StanzaTransport};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+
+pub use plan::{CancelAt, Mode, Plan, Who};
+use relay::{Relay, TcpFault};
+use sink::{FaultyWriter, SinkFault};
+use transport::FaultyTransport;
+
+use crate::common::{LOOPBACK, config, content, jid, listing, sha256_file, sha256_hex, write_file};
+
+/// Real time per tick of the paused clock, and how much faster than real time it runs.
+const TICK: Duration = Duration::from_micros(100);
+const CLOCK_RATE: u32 = 20;
+
+const NAME: &str = "data.bin";
+const PART: &str = "data.bin.part";
+
+/// How one side ended.
+#[derive(Debug)]
+pub struct Ended {
+    pub outcome: Result<Outcome, TransferError>,
+    /// `Completed`/`Failed` events seen.
+    pub terminal_events: usize,
+    /// Whether the last terminal event was `Completed`.
+    pub terminal_ok: Option<bool>,
+}
+
+/// The bound of one run: the sum of every stage timeout of `c`, plus the accept delay.
+fn stage_sum(c: &Config, plan: &Plan) -> Duration {
+    c.disco.timeout
+        + c.offer_timeout
+        + c.s5b.iq_timeout
+        + c.s5b_budget
+        + c.stream_start_timeout
+        + c.fallback_window
+        + c.inactivity_timeout
+        + c.close_timeout
+        + c.receiver_close_grace
+        + plan.cap // the IBB open timeout, capped at `cap` by `cap_timeouts`
+        + plan.accept_delay
+}
+
+/// Runs one seed on a runtime of its own; `Ok(summary)` or `Err(what went wrong)`, both
+/// naming the seed and how to replay it.
+pub fn run_seed(seed: u64, mode: Mode) -> Result<String, String> {
+    let plan = Plan::new(seed, mode);
+    let mut b = tokio::runtime::Builder::new_current_thread();
+    b.enable_all();
+    if !mode.sockets() {
+        b.start_paused(true);
+    }
+    let rt = b.build().expect("runtime");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            // The clock: paused, advanced by a ticker at `CLOCK_RATE` times real time. Not
+            // tokio's auto-advance: the facade's digests run on std threads (xep0096-file
+            // `HashLanes`) that tokio cannot see, so auto-advance jumps to the next timer
+            // while a digest is still running and fires timeouts no real clock would.
+            let ticker = (!mode.sockets()).then(|| {
+                tokio::spawn(async {
+                    loop {
+                        std::thread::sleep(TICK);
+                        tokio::time::advance(TICK * CLOCK_RATE).await;
+                    }
+                })
+            });
+            let baseline = usize::from(ticker.is_some());
+            let (sc, _) = configs(&plan);
+            let bound = stage_sum(&sc, &plan) + Duration::from_secs(1);
+            let r = match tokio::time::timeout(bound, run(&plan)).await {
+                Ok(r) => r,
+                Err(_) => return Err(format!("hang: no terminal outcome within {bound:?}")),
+            };
+            // Nothing left behind: every task ends (timers included) once both facades are
+            // dropped, within one more stage bound.
+            let handle = tokio::runtime::Handle::current();
+            let until = tokio::time::Instant::now() + bound;
+            loop {
+                let n = handle.metrics().num_alive_tasks();
+                if n == baseline {
+                    break;
+                }
+                if tokio::time::Instant::now() >= until {
+                    return Err(format!(
+                        "{n} task(s) still alive {bound:?} after the end ({})",
+                        r.as_deref().unwrap_or_else(|e| e)
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if let Some(t) = ticker {
+                t.abort();
+            }
+            r
+        })
+    }));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let r = match outcome {
+        Ok(r) => r,
+        Err(p) => Err(format!(
+            "panic: {}",
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default()
+        )),
+    };
+    r.map_err(|e| {
+        format!(
+            "XFT_SEED={seed} XFT_MODE={} cargo test -p ft-facade --test faults replay -- --nocapture\n  {e}\n  plan: {plan:?}",
+            mode.name()
+        )
+    })
+}
+
+fn configs(plan: &Plan) -> (Config, Config) {
+    let (mut sc, mut rc) = match plan.mode {
+        Mode::IbbIq | Mode::IbbMessage => {
+            (config(&[Method::Ibb]), config(&[Method::S5b, Method::Ibb]))
+        }
+        Mode::S5bDirect | Mode::S5bProxy => (config(&[Method::S5b]), config(&[Method::S5b])),
+        Mode::Fallback => (
+            config(&[Method::S5b, Method::Ibb]),
+            config(&[Method::S5b, Method::Ibb]),
+        ),
+    };
+    for c in [&mut sc, &mut rc] {
+        c.cap_timeouts(plan.cap);
+        c.s5b.connect_budget(plan.cap).handshake_timeout(plan.cap);
+    }
+    if plan.mode == Mode::IbbMessage {
+        sc.ibb_stanza(ft_facade::StanzaKind::Message);
+    }
+    (sc, rc)
+}
+
+/// A free port on `ip` (bound and released: the facade's listener and the proxy need a
+/// fixed port so that the relay can forward to it).
+fn free_port(ip: Ipv4Addr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pump(ft: FileTransfer<FaultyTransport>, transport: FaultyTransport, mut rx: HubReceiver) {
+    tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            ft.ready().await;
+            if let std::ops::ControlFlow::Continue(Stanza::Iq(iq)) = ft.handle_stanza(s) {
+                let e = stanza_error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable);
+                if let Some(r) = iq_error_reply(&iq, e) {
+                    let _ = transport.send(Stanza::Iq(r)).await;
+                }
+            }
+        }
+    });
+}
+
+fn stage_index(s: Stage) -> u8 {
+    match s {
+        Stage::Prepare | Stage::Disco | Stage::Offer => 0,
+        Stage::Proxies | Stage::Connect => 1,
+        Stage::Stream => 2,
+        _ => 3, // Verify, Close
+    }
+}
+
+/// Cancels when the plan says, then reads every event and the outcome.
+async fn drive(mut h: TransferHandle, cancel: Option<CancelAt>) -> Ended {
+    if let Some(c) = cancel {
+        loop {
+            let p = h.progress();
+            if stage_index(p.stage) >= c.stage_index && p.bytes >= c.bytes {
+                break;
+            }
+            if !h.progress_changed().await {
+                break; // ended first: the cancel comes late
+            }
+        }
+        h.cancel();
+    }
+    let (mut terminal_events, mut terminal_ok) = (0, None);
+    let debug = std::env::var_os("XFT_DEBUG").is_some();
+    while let Some(ev) = h.next_event().await {
+        if debug {
+            eprintln!("{:?} {}: {ev:?}", tokio::time::Instant::now(), h.sid());
+        }
+        match ev {
+            Event::Completed(_) => {
+                (terminal_events, terminal_ok) = (terminal_events + 1, Some(true))
+            }
+            Event::Failed(_) => (terminal_events, terminal_ok) = (terminal_events + 1, Some(false)),
+            _ => {}
+        }
+    }
+    if debug {
+        eprintln!("{:?} {}: events done", tokio::time::Instant::now(), h.sid());
+    }
+    Ended {
+        outcome: h.outcome().await,
+        terminal_events,
+        terminal_ok,
+    }
+}
+
+fn cancel_of(plan: &Plan, who: Who) -> Option<CancelAt> {
+    plan.cancel.filter(|c| c.who == who)
+}
+
+/// One run: set up, transfer, tear down, check.
+async fn run(plan: &Plan) -> Result<String, String> {
+    let hub = Hub::new();
+    let (mut sc, mut rc) = configs(plan);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(plan.size, plan.seed);
+    let path = write_file(src.path(), NAME, &data);
+
+    let mut relay = None;
+    let mut proxy = None;
+    match plan.mode {
+        Mode::IbbIq | Mode::IbbMessage => {}
+        Mode::S5bDirect | Mode::Fallback => {
+            // The sender listens on 127.0.0.2 and offers the relay on 127.0.0.1 as well;
+            // the receiver may dial 127.0.0.1 only, so every byte crosses the relay.
+            let ip2 = Ipv4Addr::new(127, 0, 0, 2);
+            let port = free_port(ip2);
+            let r = Relay::start(SocketAddr::from((ip2, port)), plan.tcp.clone()).await;
+            sc.s5b.listen(vec![IpAddr::V4(ip2)]);
+            sc.s5b.listen_port = port;
+            sc.s5b.external = vec![(LOOPBACK.into(), r.addr.port())];
+            sc.s5b_route(S5bRoute::Direct);
+            rc.s5b
+                .dial_policy(ft_facade::s5b::DialPolicy::new(|_, _, a| {
+                    a.ip() == LOOPBACK
+                }));
+            relay = Some(r);
+        }
+        Mode::S5bProxy => {
+            // Our proxy on 127.0.0.3 announces the relay on 127.0.0.1: both peers cross it.
+            let ip3 = Ipv4Addr::new(127, 0, 0, 3);
+            let port = free_port(ip3);
+            let r = Relay::start(SocketAddr::from((ip3, port)), plan.tcp.clone()).await;
+            let mut pc = xep0065_proxy::ProxyConfig::new(jid("proxy.x"));
+            pc.listen = vec![SocketAddr::from((ip3, port))];
+            pc.announce = vec![(LOOPBACK.into(), r.addr.port())];
+            pc.allowed_domains = vec!["x".into()];
+            pc.activation_timeout = plan.cap;
+            pc.handshake_timeout = plan.cap;
+            let p = xep0065_proxy::Proxy::bind(pc)
+                .await
+                .map_err(|e| format!("proxy: {e}"))?;
+            let (pt, mut prx) = hub.connect(jid("proxy.x"));
+            p.serve(pt);
+            let p2 = p.clone();
+            tokio::spawn(async move {
+                while let Some(s) = prx.recv().await {
+                    let _ = p2.handle_stanza(s);
+                }
+            });
+            sc.s5b_route(S5bRoute::Proxy);
+            sc.proxies(ProxySource::Jids(vec![jid("proxy.x")]));
+            proxy = Some(p);
+            relay = Some(r);
+        }
+    }
+
+    let disc = |who| plan.disconnect.filter(|(w, _)| *w == who).map(|(_, n)| n);
+    let (at, arx) = hub.connect(jid("alice@x/a"));
+    let at = FaultyTransport::new(at, plan.sender_stanzas, disc(Who::Sender), plan.seed ^ 0xa1);
+    let alice = FileTransfer::new(at.clone(), sc.clone());
+    pump(alice.clone(), at.clone(), arx);
+    let (bt, brx) = hub.connect(jid("bob@x/b"));
+    let bt = FaultyTransport::new(
+        bt,
+        plan.receiver_stanzas,
+        disc(Who::Receiver),
+        plan.seed ^ 0xb0,
+    );
+    let bob = FileTransfer::new(bt.clone(), rc.clone());
+    pump(bob.clone(), bt.clone(), brx);
+
+    let (writer, taken) = FaultyWriter::new(plan.sink);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let send = drive(sending, cancel_of(plan, Who::Sender));
+    let offer_wait = sc.offer_timeout + plan.cap + Duration::from_secs(6);
+    let recv = async {
+        let offer = tokio::time::timeout(offer_wait, bob.next_offer())
+            .await
+            .ok()
+            .flatten()?;
+        tokio::time::sleep(plan.accept_delay).await;
+        let opts = AcceptOptions::new().with_keep_partial(plan.keep_partial);
+        let h = if plan.into_dir {
+            offer.accept_into_dir(dst.path(), opts)
+        } else {
+            offer.accept_into(writer, opts)
+        };
+        Some(drive(h, cancel_of(plan, Who::Receiver)).await)
+    };
+    let (sent, received) = tokio::join!(send, recv);
+
+    // Tear down: both XMPP streams (the pumps end), the facades, the relay, the proxy.
+    for j in ["alice@x/a", "bob@x/b", "proxy.x"] {
+        hub.disconnect(&jid(j));
+    }
+    drop((alice, bob, at, bt, proxy));
+    if let Some(r) = relay {
+        r.stop();
+    }
+    let taken = taken.lock().unwrap().clone();
+    check(plan, &data, &sent, received.as_ref(), dst.path(), &taken)?;
+    Ok(format!(
+        "sender {} / receiver {}",
+        brief(&sent),
+        received.as_ref().map_or("no offer".into(), brief)
+    ))
+}
+
+fn brief(e: &Ended) -> String {
+    match &e.outcome {
+        Ok(o) => format!(
+            "ok {:?}{} {:?}",
+            o.method,
+            if o.fallback { " (fallback)" } else { "" },
+            o.delivery
+        ),
+        Err(e) => format!("err {}: {}", e.stage, e),
+    }
+}
+
+/// Every assertion of a run.
+fn check(
+    plan: &Plan,
+    data: &[u8],
+    sent: &Ended,
+    received: Option<&Ended>,
+    dst: &Path,
+    taken: &[u8],
+) -> Result<(), String> {
+    let mut bad = Vec::new();
+    let sha = sha256_hex(data);
+    for (who, e) in [("sender", Some(sent)), ("receiver", received)] {
+        let Some(e) = e else { continue };
+        if e.terminal_events != 1 || e.terminal_ok != Some(e.outcome.is_ok()) {
+            bad.push(format!(
+                "{who}: {} terminal event(s) (last ok: {:?}) for outcome {}",
+                e.terminal_events,
+                e.terminal_ok,
+                brief(e)
+            ));
+        }
+    }
+    let s_err = sent.outcome.as_ref().err();
+    let r_err = received.and_then(|r| r.outcome.as_ref().err());
+    let r_ok = received.and_then(|r| r.outcome.as_ref().ok());
+    if received.is_none()
+        && (sent.outcome.is_ok() || s_err.is_some_and(|e| stage_index(e.stage) != 0))
+    {
+        bad.push(format!(
+            "no offer arrived, yet the sender ended with {}",
+            brief(sent)
+        ));
+    }
+    // The files: the final name only with the source's bytes, `.part` only when asked.
+    if plan.into_dir {
+        for name in listing(dst) {
+            match name.as_str() {
+                NAME => {
+                    if r_ok.is_none() {
+                        bad.push(format!("{NAME} exists but the receiver did not complete"));
+                    }
+                    if sha256_file(&dst.join(NAME)) != sha {
+                        bad.push(format!("{NAME} differs from the source"));
+                    }
+                }
+                PART if r_err.is_some() && plan.keep_partial => {}
+                other => bad.push(format!(
+                    "unexpected file {other:?} (receiver {})",
+                    received.map_or("no offer".into(), brief)
+                )),
+            }
+        }
+        if let Some(o) = r_ok
+            && (o.path.as_deref() != Some(&dst.join(NAME)) || !dst.join(NAME).exists())
+        {
+            bad.push(format!("completed, but not at {NAME}: {:?}", o.path));
+        }
+    } else if r_ok.is_some() && taken != data {
+        bad.push(format!(
+            "completed into the writer with {} bytes that differ from the source",
+            taken.len()
+        ));
+    }
+    if let Some(o) = r_ok
+        && (o.sha256 != sha || o.bytes != data.len() as u64)
+    {
+        bad.push(format!(
+            "completed with bytes {} sha {} (source {})",
+            o.bytes, o.sha256, sha
+        ));
+    }
+    // What must succeed, and at which stage a failure must be.
+    let tcp_clean = plan
+        .tcp
+        .iter()
+        .all(|f| matches!(f, TcpFault::None | TcpFault::Slow { .. }));
+    let stanzas = plan.sender_stanzas.any() || plan.receiver_stanzas.any();
+    let others_clean = plan.disconnect.is_none() && plan.cancel.is_none() && !stanzas;
+    if plan.clean()
+        || (plan.mode == Mode::Fallback && others_clean && !plan.sink.breaks(data.len() as u64))
+    {
+        if s_err.is_some() || r_ok.is_none() {
+            bad.push("a run without faults did not complete on both sides".into());
+        } else if plan.mode == Mode::Fallback && !sent.outcome.as_ref().is_ok_and(|o| o.fallback) {
+            bad.push("S5B was cut at every connection, yet no fallback".into());
+        }
+    }
+    let late = [Stage::Stream, Stage::Verify, Stage::Close];
+    if plan.sink.breaks(data.len() as u64) && others_clean && tcp_clean {
+        match r_err {
+            Some(e) if late.contains(&e.stage) => {
+                let errno = match plan.sink {
+                    SinkFault::DiskFull { .. } => Some(28),
+                    SinkFault::Eio { .. } => Some(5),
+                    _ => None,
+                };
+                let named = match &e.kind {
+                    ErrorKind::Io(io) => io.raw_os_error() == errno,
+                    ErrorKind::Write(_) => true,
+                    _ => false,
+                };
+                if errno.is_some() && !named {
+                    bad.push(format!("a failing disk reported as {e}"));
+                }
+            }
+            _ => bad.push("a failing sink, yet the receiver did not fail while streaming".into()),
+        }
+        if let Some(e) = s_err
+            && !late.contains(&e.stage)
+        {
+            bad.push(format!(
+                "a failing sink, yet the sender failed at stage {}",
+                e.stage
+            ));
+        }
+    }
+    let data_only = stanzas
+        && (!plan.sender_stanzas.any() || plan.sender_stanzas.data_only)
+        && (!plan.receiver_stanzas.any() || plan.receiver_stanzas.data_only);
+    if data_only
+        && plan.disconnect.is_none()
+        && plan.cancel.is_none()
+        && tcp_clean
+        && !plan.sink.breaks(data.len() as u64)
+    {
+        for e in s_err.into_iter().chain(r_err) {
+            if !late.contains(&e.stage) {
+                bad.push(format!(
+                    "faults only on IBB data, yet a failure at stage {}: {e}",
+                    e.stage
+                ));
+            }
+        }
+    }
+    if let Some(c) = plan.cancel
+        && plan.disconnect.is_none()
+        && !stanzas
+        && tcp_clean
+        && !plan.sink.breaks(data.len() as u64)
+    {
+        let mine = if c.who == Who::Sender { s_err } else { r_err };
+        if let Some(e) = mine
+            && !e.is_cancelled_by(Side::Local)
+        {
+            bad.push(format!("the {:?} cancelled, yet it ended with {e}", c.who));
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} (sender {}; receiver {})",
+            bad.join("; "),
+            brief(sent),
+            received.map_or("no offer".into(), brief)
+        ))
+    }
+}

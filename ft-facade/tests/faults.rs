@@ -1,0 +1,205 @@
+//! The seeded fault harness (issue 9, first bullet), end to end through `ft-facade`.
+//!
+//! One run = one seed and one mode: two `FileTransfer`s on the in-memory hub, one file, and
+//! the faults that [`fault_harness::Plan::new`] draws from the seed (a pure function of
+//! `(seed, mode)`, so a seed replays its schedule exactly):
+//!
+//! * **stanzas** (`fault_harness::transport`): each side's outbound stanzas dropped,
+//!   duplicated, delayed (up to 15 s on the paused clock, 300 ms on real time) or swapped
+//!   with the next one; either on every stanza or on IBB `<data/>` only; the XMPP stream
+//!   of one side cut (`Hub::disconnect`) after its n-th stanza;
+//! * **bytestreams** (`fault_harness::relay`, S5B modes): a TCP relay on 127.0.0.1 in
+//!   front of the sender's streamhost (on 127.0.0.2; the receiver may dial 127.0.0.1 only)
+//!   or of our proxy (on 127.0.0.3, announcing the relay); the n-th connection is reset
+//!   (RST), half-closed, stalled or slowed after a number of bytes in one direction;
+//! * **the sink** (`fault_harness::sink`): the receiver accepts into a writer that returns
+//!   ENOSPC or EIO, hangs, or crawls after a number of bytes; otherwise into a directory;
+//! * **cancels**: from either side once its progress reaches a stage and a byte count.
+//!
+//! Modes: `ibb-iq` and `ibb-message` (hub only, tokio's paused clock, stage timeouts 10 s),
+//! `s5b-direct`, `s5b-proxy` and `fallback` (S5B cut at every connection, IBB offered)
+//! (real loopback sockets, real time, stage timeouts 2 s). Every run has a runtime of its
+//! own (current-thread); runs go on a few threads at once.
+//!
+//! Each run asserts: exactly one terminal outcome (and one `Completed`/`Failed` event) per
+//! side within the sum of the stage timeouts (else "hang"); a run without faults completes
+//! on both sides (the fallback mode: by falling back); a failing sink fails the receiver
+//! while streaming (ENOSPC/EIO as a write error); faults only on IBB data fail only at
+//! stage stream/verify/close; a cancelling side reports its own cancel; the final name
+//! exists only when the receiver completed and holds the source's bytes (SHA-256); a
+//! `.part` is left only on failure with `keep_partial`; and afterwards the runtime's
+//! `num_alive_tasks()` returns to 0 (no task, socket or timer left).
+//!
+//! A failing seed prints the command that replays it:
+//! `XFT_SEED=<n> XFT_MODE=<mode> cargo test -p ft-facade --test faults replay -- --nocapture`.
+//!
+//! CI runs `ci_seeds` (a bounded set per mode) and `regression_seeds`. The long version:
+//! `XFT_SEEDS=100000 XFT_SEED_START=0 [XFT_MODES=ibb-iq,fallback] [XFT_THREADS=4]
+//! XFT_RELIABILITY_OUT=figures.jsonl cargo test --release -p ft-facade --test faults long -- --ignored --nocapture`
+//! runs that many seeds per mode and appends one JSON line per mode to
+//! `XFT_RELIABILITY_OUT`:
+//!
+//! ```json
+//! {"suite":"faults","mode":"ibb-iq","seed_start":0,"seeds":100000,"failed":0,
+//!  "failed_seeds":[],"secs":812.4,"date_unix":1765000000,"threads":4}
+//! ```
+//!
+//! (`failed_seeds` holds at most the first 100.)
+
+mod common;
+mod fault_harness;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use fault_harness::{Mode, run_seed};
+
+/// Seeds that once found a defect; each runs in CI in the mode given.
+const REGRESSION_SEEDS: &[(u64, Mode)] = &[];
+
+/// Seeds per mode in CI.
+const CI_SEEDS_PAUSED: u64 = 48;
+const CI_SEEDS_SOCKETS: u64 = 24;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Runs `seeds` of `mode` on `threads` threads; returns the failures (seed, message).
+fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Vec<(u64, String)> {
+    let next = AtomicU64::new(start);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= start + count {
+                        break;
+                    }
+                    if let Err(e) = run_seed(seed, mode) {
+                        eprintln!("FAILED {}", e);
+                        failures.lock().unwrap().push((seed, e));
+                    }
+                }
+            });
+        }
+    });
+    let mut f = failures.into_inner().unwrap();
+    f.sort_by_key(|(s, _)| *s);
+    f
+}
+
+fn threads(mode: Mode) -> usize {
+    env_u64("XFT_THREADS").map_or(if mode.sockets() { 8 } else { 2 }, |t| t as usize)
+}
+
+#[test]
+fn ci_seeds() {
+    let start = env_u64("XFT_SEED_START").unwrap_or(0);
+    let mut all = Vec::new();
+    for mode in Mode::ALL {
+        let n = if mode.sockets() {
+            CI_SEEDS_SOCKETS
+        } else {
+            CI_SEEDS_PAUSED
+        };
+        let t = Instant::now();
+        let f = run_range(mode, start, n, threads(mode));
+        eprintln!(
+            "{}: {n} seeds, {} failed, {:.1?}",
+            mode.name(),
+            f.len(),
+            t.elapsed()
+        );
+        all.extend(f);
+    }
+    assert!(
+        all.is_empty(),
+        "{} seed(s) failed:\n{}",
+        all.len(),
+        all.iter()
+            .map(|(_, e)| e.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn regression_seeds() {
+    let bad: Vec<String> = REGRESSION_SEEDS
+        .iter()
+        .filter_map(|&(seed, mode)| run_seed(seed, mode).err())
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Replays `XFT_SEED` in `XFT_MODE` (every mode when unset), printing what happened.
+#[test]
+fn replay() {
+    let Some(seed) = env_u64("XFT_SEED") else {
+        return;
+    };
+    let modes: Vec<Mode> = match std::env::var("XFT_MODE") {
+        Ok(m) => vec![
+            Mode::parse(&m)
+                .expect("XFT_MODE: one of ibb-iq ibb-message s5b-direct s5b-proxy fallback"),
+        ],
+        Err(_) => Mode::ALL.to_vec(),
+    };
+    for mode in modes {
+        eprintln!("plan: {:?}", fault_harness::Plan::new(seed, mode));
+        match run_seed(seed, mode) {
+            Ok(s) => eprintln!("seed {seed} {}: ok: {s}", mode.name()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "the long version: XFT_SEEDS, XFT_SEED_START, XFT_MODES, XFT_RELIABILITY_OUT"]
+fn long() {
+    let start = env_u64("XFT_SEED_START").unwrap_or(0);
+    let count = env_u64("XFT_SEEDS").unwrap_or(100_000);
+    let modes: Vec<Mode> = match std::env::var("XFT_MODES") {
+        Ok(m) => m
+            .split(',')
+            .map(|m| Mode::parse(m.trim()).expect("XFT_MODES"))
+            .collect(),
+        Err(_) => Mode::ALL.to_vec(),
+    };
+    let mut total = 0;
+    for mode in modes {
+        let t = Instant::now();
+        let th = threads(mode);
+        let f = run_range(mode, start, count, th);
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {count} seeds from {start}, {} failed, {secs:.1}s",
+            mode.name(),
+            f.len()
+        );
+        if let Ok(out) = std::env::var("XFT_RELIABILITY_OUT") {
+            use std::io::Write;
+            let seeds: Vec<String> = f.iter().take(100).map(|(s, _)| s.to_string()).collect();
+            let date = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let line = format!(
+                "{{\"suite\":\"faults\",\"mode\":\"{}\",\"seed_start\":{start},\"seeds\":{count},\"failed\":{},\"failed_seeds\":[{}],\"secs\":{secs:.1},\"date_unix\":{date},\"threads\":{th}}}\n",
+                mode.name(),
+                f.len(),
+                seeds.join(",")
+            );
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)
+                .and_then(|mut o| o.write_all(line.as_bytes()))
+                .expect("XFT_RELIABILITY_OUT");
+        }
+        total += f.len();
+    }
+    assert_eq!(total, 0, "failed seeds: see FAILED lines above");
+}
