@@ -56,7 +56,17 @@ use std::time::Instant;
 use fault_harness::{Mode, run_seed};
 
 /// Seeds that once found a defect; each runs in CI in the mode given.
-const REGRESSION_SEEDS: &[(u64, Mode)] = &[];
+///
+/// A receiver whose writer hangs mid-stream never ended (no timeout applied to the writer):
+/// fixed in `recv_stream.rs` (the inactivity timeout bounds each hand-over to the writer and
+/// the final wait for it).
+const REGRESSION_SEEDS: &[(u64, Mode)] = &[
+    (44, Mode::IbbIq),
+    (9, Mode::IbbMessage),
+    (25, Mode::IbbMessage),
+    (14, Mode::S5bDirect),
+    (5, Mode::S5bProxy),
+];
 
 /// Seeds per mode in CI.
 const CI_SEEDS_PAUSED: u64 = 48;
