@@ -259,7 +259,7 @@ impl Config {
         ] {
             *d = (*d).min(t);
         }
-        self.ibb.cap_open_timeout(t);
+        self.ibb.cap_timeouts(t);
         self
     }
 

@@ -56,6 +56,7 @@ fn stage_sum(c: &Config, plan: &Plan) -> Duration {
         + c.close_timeout
         + c.receiver_close_grace
         + plan.cap // the IBB open timeout, capped at `cap` by `cap_timeouts`
+        + plan.cap // the IBB ack timeout, likewise
         + plan.accept_delay
 }
 
