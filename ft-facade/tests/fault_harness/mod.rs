@@ -87,9 +87,8 @@ pub fn run_seed(seed: u64, mode: Mode) -> Result<String, String> {
             let baseline = usize::from(ticker.is_some());
             let (sc, _) = configs(&plan);
             let bound = stage_sum(&sc, &plan) + Duration::from_secs(1);
-            let r = match tokio::time::timeout(bound, run(&plan)).await {
-                Ok(r) => r,
-                Err(_) => return Err(format!("hang: no terminal outcome within {bound:?}")),
+            let Ok(r) = tokio::time::timeout(bound, run(&plan)).await else {
+                return Err(format!("hang: no terminal outcome within {bound:?}"));
             };
             // Nothing left behind: every task ends (timers included) once both facades are
             // dropped, within one more stage bound.

@@ -25,12 +25,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
-        Mode::IbbIq,
-        Mode::IbbMessage,
-        Mode::S5bDirect,
-        Mode::S5bProxy,
-        Mode::Fallback,
+    pub const ALL: [Self; 5] = [
+        Self::IbbIq,
+        Self::IbbMessage,
+        Self::S5bDirect,
+        Self::S5bProxy,
+        Self::Fallback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,7 +43,7 @@ impl Mode {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Mode> {
+    pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == s)
     }
 
@@ -104,7 +104,7 @@ impl Plan {
         } else {
             rng.gen_range(0..200_000)
         };
-        let mut p = Plan {
+        let mut p = Self {
             seed,
             mode,
             size,
