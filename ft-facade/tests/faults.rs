@@ -41,14 +41,18 @@
 //!
 //! ```json
 //! {"suite":"faults","mode":"ibb-iq","seed_start":0,"seeds":100000,"failed":0,
-//!  "failed_seeds":[],"secs":812.4,"date_unix":1765000000,"threads":4}
+//!  "failed_seeds":[],"secs":812.4,"date_unix":1765000000,"threads":4,
+//!  "outcomes":{"err@offer/no-offer":3,"err@stream/err@stream":40,"ok/ok":57}}
 //! ```
 //!
-//! (`failed_seeds` holds at most the first 100.)
+//! `failed_seeds` holds at most the first 100. `outcomes` counts the passing runs by how
+//! each side ended, `sender/receiver`: `ok`, `err@<stage>`, or `no-offer` (the offer never
+//! reached the receiver).
 
 mod common;
 mod fault_harness;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -73,17 +77,55 @@ const REGRESSION_SEEDS: &[(u64, Mode)] = &[
 ];
 
 /// Seeds per mode in CI.
-const CI_SEEDS_PAUSED: u64 = 48;
-const CI_SEEDS_SOCKETS: u64 = 24;
+const CI_SEEDS_PAUSED: u64 = 56;
+const CI_SEEDS_SOCKETS: u64 = 48;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Runs `seeds` of `mode` on `threads` threads; returns the failures (seed, message).
-fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Vec<(u64, String)> {
+/// What a range of seeds gave: the failures (seed, message) and how the runs ended
+/// (`sender/receiver` outcome → count, e.g. `ok/err@stream`).
+struct Figures {
+    failures: Vec<(u64, String)>,
+    outcomes: BTreeMap<String, u64>,
+}
+
+impl Figures {
+    fn outcomes_json(&self) -> String {
+        let kv: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        format!("{{{}}}", kv.join(","))
+    }
+}
+
+/// `sender ok … / receiver err stream: …` → `ok/err@stream`.
+fn outcome_key(summary: &str) -> String {
+    let side = |s: &str| {
+        let s = s.trim();
+        let s = s.split_once(' ').map_or(s, |(_, rest)| rest);
+        if s.starts_with("ok") {
+            "ok".to_owned()
+        } else if let Some(rest) = s.strip_prefix("err ") {
+            format!("err@{}", rest.split(':').next().unwrap_or(""))
+        } else {
+            "no-offer".to_owned()
+        }
+    };
+    let (a, b) = summary.split_once(" / ").unwrap_or((summary, ""));
+    format!("{}/{}", side(a), side(b))
+}
+
+/// Runs `count` seeds of `mode` from `start` on `threads` threads.
+fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Figures {
     let next = AtomicU64::new(start);
-    let failures = Mutex::new(Vec::new());
+    let figures = Mutex::new(Figures {
+        failures: Vec::new(),
+        outcomes: BTreeMap::new(),
+    });
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
@@ -92,16 +134,21 @@ fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Vec<(u64, St
                     if seed >= start + count {
                         break;
                     }
-                    if let Err(e) = run_seed(seed, mode) {
-                        eprintln!("FAILED {}", e);
-                        failures.lock().unwrap().push((seed, e));
+                    let r = run_seed(seed, mode);
+                    let mut f = figures.lock().unwrap();
+                    match r {
+                        Ok(summary) => *f.outcomes.entry(outcome_key(&summary)).or_default() += 1,
+                        Err(e) => {
+                            eprintln!("FAILED {e}");
+                            f.failures.push((seed, e));
+                        }
                     }
                 }
             });
         }
     });
-    let mut f = failures.into_inner().unwrap();
-    f.sort_by_key(|(s, _)| *s);
+    let mut f = figures.into_inner().unwrap();
+    f.failures.sort_by_key(|(s, _)| *s);
     f
 }
 
@@ -122,12 +169,13 @@ fn ci_seeds() {
         let t = Instant::now();
         let f = run_range(mode, start, n, threads(mode));
         eprintln!(
-            "{}: {n} seeds, {} failed, {:.1?}",
+            "{}: {n} seeds, {} failed, {:.1?}, outcomes {}",
             mode.name(),
-            f.len(),
-            t.elapsed()
+            f.failures.len(),
+            t.elapsed(),
+            f.outcomes_json()
         );
-        all.extend(f);
+        all.extend(f.failures);
     }
     assert!(
         all.is_empty(),
@@ -187,12 +235,14 @@ fn long() {
     for mode in modes {
         let t = Instant::now();
         let th = threads(mode);
-        let f = run_range(mode, start, count, th);
+        let figures = run_range(mode, start, count, th);
+        let f = &figures.failures;
         let secs = t.elapsed().as_secs_f64();
         eprintln!(
-            "{}: {count} seeds from {start}, {} failed, {secs:.1}s",
+            "{}: {count} seeds from {start}, {} failed, {secs:.1}s, outcomes {}",
             mode.name(),
-            f.len()
+            f.len(),
+            figures.outcomes_json()
         );
         if let Ok(out) = std::env::var("XFT_RELIABILITY_OUT") {
             use std::io::Write;
@@ -201,10 +251,11 @@ fn long() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let line = format!(
-                "{{\"suite\":\"faults\",\"mode\":\"{}\",\"seed_start\":{start},\"seeds\":{count},\"failed\":{},\"failed_seeds\":[{}],\"secs\":{secs:.1},\"date_unix\":{date},\"threads\":{th}}}\n",
+                "{{\"suite\":\"faults\",\"mode\":\"{}\",\"seed_start\":{start},\"seeds\":{count},\"failed\":{},\"failed_seeds\":[{}],\"secs\":{secs:.1},\"date_unix\":{date},\"threads\":{th},\"outcomes\":{}}}\n",
                 mode.name(),
                 f.len(),
-                seeds.join(",")
+                seeds.join(","),
+                figures.outcomes_json()
             );
             std::fs::OpenOptions::new()
                 .create(true)

@@ -466,6 +466,32 @@ fn check(
             ));
         }
     }
+    // S5B direct: one connection crosses the relay, the receiver's; sender → receiver is
+    // its downstream. A fault there after 256 bytes (well past the SOCKS5 handshake and
+    // its reply, under 100 bytes) hits the stream, never the set-up.
+    if plan.mode == Mode::S5bDirect
+        && !stanzas
+        && plan.disconnect.is_none()
+        && plan.cancel.is_none()
+        && !plan.sink.breaks(data.len() as u64)
+        && matches!(
+            plan.tcp.first(),
+            Some(
+                TcpFault::Reset { after, upstream: false }
+                    | TcpFault::HalfClose { after, upstream: false }
+                    | TcpFault::Stall { after, upstream: false }
+            ) if *after >= 256
+        )
+    {
+        for e in s_err.into_iter().chain(r_err) {
+            if !late.contains(&e.stage) {
+                bad.push(format!(
+                    "a bytestream fault after the handshake, yet a failure at stage {}: {e}",
+                    e.stage
+                ));
+            }
+        }
+    }
     let data_only = stanzas
         && (!plan.sender_stanzas.any() || plan.sender_stanzas.data_only)
         && (!plan.receiver_stanzas.any() || plan.receiver_stanzas.data_only);
