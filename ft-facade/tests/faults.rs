@@ -57,7 +57,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use fault_harness::{Mode, run_seed};
+use fault_harness::relay::TcpFault;
+use fault_harness::sink::SinkFault;
+use fault_harness::transport::StanzaFaults;
+use fault_harness::{Mode, Plan, Who, run_plan, run_seed};
 
 /// Seeds that once found a defect; each runs in CI in the mode given.
 ///
@@ -197,6 +200,69 @@ fn regression_seeds() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// A plan with no fault but `tweak`'s: the cases the regression seeds found, written out.
+fn plan_with(mode: Mode, size: usize, tweak: impl FnOnce(&mut Plan)) -> Plan {
+    let mut p = Plan::new(0, mode);
+    p.size = size;
+    p.sender_stanzas = StanzaFaults::default();
+    p.receiver_stanzas = StanzaFaults::default();
+    p.disconnect = None;
+    p.sink = SinkFault::None;
+    p.into_dir = true;
+    p.cancel = None;
+    p.tcp = if mode == Mode::Fallback {
+        vec![
+            TcpFault::Reset {
+                after: 0,
+                upstream: false
+            };
+            8
+        ]
+    } else {
+        Vec::new()
+    };
+    p.accept_delay = std::time::Duration::ZERO;
+    tweak(&mut p);
+    p
+}
+
+/// G9/H1: a writer that hangs mid-stream, with no cancel, fails the receiver at stage
+/// stream within its inactivity timeout (it waited forever: seeds ibb-iq 44, s5b-direct 14).
+#[test]
+fn g9_a_hung_writer_without_a_cancel_fails_the_receiver_at_its_inactivity_timeout() {
+    for mode in [
+        Mode::IbbIq,
+        Mode::IbbMessage,
+        Mode::S5bDirect,
+        Mode::S5bProxy,
+    ] {
+        for after in [0, 5000, 99_000] {
+            let plan = plan_with(mode, 100_003, |p| {
+                p.into_dir = false;
+                p.sink = SinkFault::Hang { after };
+            });
+            if let Err(e) = run_plan(&plan) {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+/// H6: the sender's XMPP stream cut in the middle of IBB; its transfer fails at its
+/// inactivity timeout and no task of its IBB session outlives the facade by more than the
+/// (capped) stage timeouts (the driver lived on for 60 s: seed fallback 19).
+#[test]
+fn h6_an_ibb_session_cut_from_its_stream_leaves_no_task_behind() {
+    for mode in [Mode::IbbIq, Mode::Fallback] {
+        for n in [6, 10, 16] {
+            let plan = plan_with(mode, 100_003, |p| p.disconnect = Some((Who::Sender, n)));
+            if let Err(e) = run_plan(&plan) {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
 /// Replays `XFT_SEED` in `XFT_MODE` (every mode when unset), printing what happened.
 #[test]
 fn replay() {
@@ -211,7 +277,7 @@ fn replay() {
         Err(_) => Mode::ALL.to_vec(),
     };
     for mode in modes {
-        eprintln!("plan: {:?}", fault_harness::Plan::new(seed, mode));
+        eprintln!("plan: {:?}", Plan::new(seed, mode));
         match run_seed(seed, mode) {
             Ok(s) => eprintln!("seed {seed} {}: ok: {s}", mode.name()),
             Err(e) => panic!("{e}"),

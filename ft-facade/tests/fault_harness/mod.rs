@@ -63,7 +63,12 @@ fn stage_sum(c: &Config, plan: &Plan) -> Duration {
 /// Runs one seed on a runtime of its own; `Ok(summary)` or `Err(what went wrong)`, both
 /// naming the seed and how to replay it.
 pub fn run_seed(seed: u64, mode: Mode) -> Result<String, String> {
-    let plan = Plan::new(seed, mode);
+    run_plan(&Plan::new(seed, mode))
+}
+
+/// Runs one plan (a seed's, or one written out by a test) on a runtime of its own.
+pub fn run_plan(plan: &Plan) -> Result<String, String> {
+    let (seed, mode) = (plan.seed, plan.mode);
     let mut b = tokio::runtime::Builder::new_current_thread();
     b.enable_all();
     if !mode.sockets() {
@@ -85,9 +90,9 @@ pub fn run_seed(seed: u64, mode: Mode) -> Result<String, String> {
                 })
             });
             let baseline = usize::from(ticker.is_some());
-            let (sc, _) = configs(&plan);
-            let bound = stage_sum(&sc, &plan) + Duration::from_secs(1);
-            let Ok(r) = tokio::time::timeout(bound, run(&plan)).await else {
+            let (sc, _) = configs(plan);
+            let bound = stage_sum(&sc, plan) + Duration::from_secs(1);
+            let Ok(r) = tokio::time::timeout(bound, run(plan)).await else {
                 return Err(format!("hang: no terminal outcome within {bound:?}"));
             };
             // Nothing left behind: every task ends (timers included) once both facades are
