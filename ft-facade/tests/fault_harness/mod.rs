@@ -9,6 +9,7 @@ pub mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ft_facade::{
@@ -182,6 +183,20 @@ fn pump(ft: FileTransfer<FaultyTransport>, transport: FaultyTransport, mut rx: H
     });
 }
 
+/// The port of the streamhost on `host` in an S5B offer (`<query xmlns=bytestreams>`).
+fn streamhost_port(s: &Stanza, host: &str) -> Option<u16> {
+    let Stanza::Iq(xmpp_parsers::iq::Iq::Set { payload, .. }) = s else {
+        return None;
+    };
+    if !payload.is("query", "http://jabber.org/protocol/bytestreams") {
+        return None;
+    }
+    payload
+        .children()
+        .filter(|c| c.name() == "streamhost" && c.attr("host") == Some(host))
+        .find_map(|c| c.attr("port")?.parse().ok())
+}
+
 fn stage_index(s: Stage) -> u8 {
     match s {
         Stage::Prepare | Stage::Disco | Stage::Offer => 0,
@@ -244,38 +259,54 @@ async fn run(plan: &Plan) -> Result<String, String> {
 
     let mut relay = None;
     let mut proxy = None;
+    let mut observer: Option<transport::Observer> = None;
     match plan.mode {
         Mode::IbbIq | Mode::IbbMessage => {}
         Mode::S5bDirect | Mode::Fallback => {
             // The sender listens on 127.0.0.2 and offers the relay on 127.0.0.1 as well;
             // the receiver may dial 127.0.0.1 only, so every byte crosses the relay.
             let ip2 = Ipv4Addr::new(127, 0, 0, 2);
-            let port = free_port(ip2);
-            let r = Relay::start(SocketAddr::from((ip2, port)), plan.tcp.clone()).await;
+            // The relay learns the listener's port from the sender's offer (no port picked
+            // beforehand: another run could take it in between).
+            let r = Relay::start(None, plan.tcp.clone()).await;
             sc.s5b.listen(vec![IpAddr::V4(ip2)]);
-            sc.s5b.listen_port = port;
             sc.s5b.external = vec![(LOOPBACK.into(), r.addr.port())];
             sc.s5b_route(S5bRoute::Direct);
             rc.s5b
                 .dial_policy(ft_facade::s5b::DialPolicy::new(|_, _, a| {
                     a.ip() == LOOPBACK
                 }));
+            let target = r.target.clone();
+            observer = Some(Arc::new(move |s: &Stanza| {
+                if let Some(port) = streamhost_port(s, "127.0.0.2") {
+                    *target.lock().unwrap() = Some(SocketAddr::from((ip2, port)));
+                }
+            }));
             relay = Some(r);
         }
         Mode::S5bProxy => {
             // Our proxy on 127.0.0.3 announces the relay on 127.0.0.1: both peers cross it.
             let ip3 = Ipv4Addr::new(127, 0, 0, 3);
-            let port = free_port(ip3);
-            let r = Relay::start(SocketAddr::from((ip3, port)), plan.tcp.clone()).await;
-            let mut pc = xep0065_proxy::ProxyConfig::new(jid("proxy.x"));
-            pc.listen = vec![SocketAddr::from((ip3, port))];
-            pc.announce = vec![(LOOPBACK.into(), r.addr.port())];
-            pc.allowed_domains = vec!["x".into()];
-            pc.activation_timeout = plan.cap;
-            pc.handshake_timeout = plan.cap;
-            let p = xep0065_proxy::Proxy::bind(pc)
-                .await
-                .map_err(|e| format!("proxy: {e}"))?;
+            let r = Relay::start(None, plan.tcp.clone()).await;
+            // A port picked beforehand may be taken in between by another run: a few tries.
+            let mut tries = 0;
+            let p = loop {
+                let port = free_port(ip3);
+                let mut pc = xep0065_proxy::ProxyConfig::new(jid("proxy.x"));
+                pc.listen = vec![SocketAddr::from((ip3, port))];
+                pc.announce = vec![(LOOPBACK.into(), r.addr.port())];
+                pc.allowed_domains = vec!["x".into()];
+                pc.activation_timeout = plan.cap;
+                pc.handshake_timeout = plan.cap;
+                match xep0065_proxy::Proxy::bind(pc).await {
+                    Ok(p) => {
+                        *r.target.lock().unwrap() = Some(SocketAddr::from((ip3, port)));
+                        break p;
+                    }
+                    Err(_) if tries < 5 => tries += 1,
+                    Err(e) => return Err(format!("proxy: {e}")),
+                }
+            };
             let (pt, mut prx) = hub.connect(jid("proxy.x"));
             p.serve(pt);
             let p2 = p.clone();
@@ -293,7 +324,10 @@ async fn run(plan: &Plan) -> Result<String, String> {
 
     let disc = |who| plan.disconnect.filter(|(w, _)| *w == who).map(|(_, n)| n);
     let (at, arx) = hub.connect(jid("alice@x/a"));
-    let at = FaultyTransport::new(at, plan.sender_stanzas, disc(Who::Sender), plan.seed ^ 0xa1);
+    let mut at = FaultyTransport::new(at, plan.sender_stanzas, disc(Who::Sender), plan.seed ^ 0xa1);
+    if let Some(o) = observer {
+        at = at.with_observer(o);
+    }
     let alice = FileTransfer::new(at.clone(), sc.clone());
     pump(alice.clone(), at.clone(), arx);
     let (bt, brx) = hub.connect(jid("bob@x/b"));

@@ -37,16 +37,23 @@ pub enum TcpFault {
     },
 }
 
-/// The relay: accepts on 127.0.0.1, forwards to `target`.
+/// Where the relay forwards to; set once known (the sender's listener port shows in its
+/// offer). A connection that comes before is closed.
+pub type Target = Arc<std::sync::Mutex<Option<SocketAddr>>>;
+
+/// The relay: accepts on 127.0.0.1, forwards to its target.
 pub struct Relay {
     pub addr: SocketAddr,
+    pub target: Target,
     tasks: JoinSet<()>,
 }
 
 impl Relay {
-    pub async fn start(target: SocketAddr, faults: Vec<TcpFault>) -> Self {
+    pub async fn start(target: Option<SocketAddr>, faults: Vec<TcpFault>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let target: Target = Arc::new(std::sync::Mutex::new(target));
+        let to = target.clone();
         let faults = Arc::new(faults);
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -58,12 +65,19 @@ impl Relay {
                 };
                 let fault = faults.get(n).copied().unwrap_or(TcpFault::None);
                 n += 1;
+                let Some(target) = *to.lock().unwrap() else {
+                    continue; // dropped: closed
+                };
                 conns.spawn(relay_one(down, target, fault));
                 // Reap finished ones so the set stays small.
                 while conns.try_join_next().is_some() {}
             }
         });
-        Self { addr, tasks }
+        Self {
+            addr,
+            target,
+            tasks,
+        }
     }
 
     /// Stops accepting and drops every relayed connection.

@@ -54,8 +54,13 @@ pub struct FaultyTransport {
     faults: StanzaFaults,
     /// Cut this entity's XMPP stream (`Hub::disconnect`) once it has sent this many stanzas.
     disconnect_after: Option<u64>,
+    /// Sees every stanza before the faults do (the harness learns the sender's streamhost).
+    observer: Option<Observer>,
     state: Arc<Mutex<State>>,
 }
+
+/// A look at each outbound stanza.
+pub type Observer = Arc<dyn Fn(&Stanza) + Send + Sync>;
 
 impl FaultyTransport {
     pub fn new(
@@ -68,6 +73,7 @@ impl FaultyTransport {
             inner,
             faults,
             disconnect_after,
+            observer: None,
             state: Arc::new(Mutex::new(State {
                 rng: StdRng::seed_from_u64(seed),
                 held: None,
@@ -75,6 +81,12 @@ impl FaultyTransport {
                 sent: 0,
             })),
         }
+    }
+
+    #[must_use]
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn hits(&self) -> u64 {
@@ -107,6 +119,9 @@ impl FaultyTransport {
     }
 
     async fn send_inner(&self, stanza: Stanza) -> Result<(), HubError> {
+        if let Some(o) = &self.observer {
+            o(&stanza);
+        }
         let sent = {
             let mut st = self.state.lock().unwrap();
             st.sent += 1;
