@@ -149,7 +149,12 @@ fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Figures {
                     let r = run_seed(seed, mode);
                     let mut f = figures.lock().unwrap();
                     match r {
-                        Ok(summary) => *f.outcomes.entry(outcome_key(&summary)).or_default() += 1,
+                        Ok(summary) => {
+                            if std::env::var_os("XFT_VERBOSE").is_some() {
+                                eprintln!("seed {seed} {}: {summary}", mode.name());
+                            }
+                            *f.outcomes.entry(outcome_key(&summary)).or_default() += 1;
+                        }
                         Err(e) => {
                             eprintln!("FAILED {e}");
                             f.failures.push((seed, e));
