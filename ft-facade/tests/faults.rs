@@ -14,7 +14,9 @@
 //!   (RST), half-closed, stalled or slowed after a number of bytes in one direction;
 //! * **the sink** (`fault_harness::sink`): the receiver accepts into a writer that returns
 //!   ENOSPC or EIO, hangs, or crawls after a number of bytes; otherwise into a directory;
-//! * **cancels**: from either side once its progress reaches a stage and a byte count.
+//! * **cancels**: from either side once its progress reaches a stage and a byte count;
+//! * **concurrency**: in 30 % of the runs one or two further transfers go at the same time
+//!   between the same facades (same stanza, stream and relay faults; checked alike).
 //!
 //! Modes: `ibb-iq` and `ibb-message` (hub only, tokio's paused clock, stage timeouts 4 s),
 //! `s5b-direct`, `s5b-proxy` and `fallback` (S5B cut at every connection, IBB offered)
@@ -236,6 +238,7 @@ fn plan_with(mode: Mode, size: usize, tweak: impl FnOnce(&mut Plan)) -> Plan {
         Vec::new()
     };
     p.accept_delay = std::time::Duration::ZERO;
+    p.also.clear();
     tweak(&mut p);
     p
 }

@@ -342,14 +342,58 @@ async fn run(plan: &Plan) -> Result<String, String> {
     pump(bob.clone(), bt.clone(), brx);
 
     let (writer, taken) = FaultyWriter::new(plan.sink);
-    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let sending = alice.send_file(
+        jid("bob@x/b"),
+        &path,
+        SendOptions::default().with_desc("t0"),
+    );
     let send = drive(sending, cancel_of(plan, Who::Sender));
     let offer_wait = sc.offer_timeout + plan.cap + Duration::from_secs(6);
+    // The further transfers: their own files and directories, told apart by `desc`.
+    let mut extras = Vec::new();
+    for (i, &size) in plan.also.iter().enumerate() {
+        let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let bytes = content(size, plan.seed ^ ((i as u64 + 1) << 40));
+        let p = write_file(s.path(), NAME, &bytes);
+        let h = alice.send_file(
+            jid("bob@x/b"),
+            &p,
+            SendOptions::default().with_desc(format!("t{}", i + 1)),
+        );
+        extras.push((s, d, bytes, Some(h)));
+    }
+    // Offers go to their transfer by `desc`; one that never comes ends its receiver with
+    // "no offer" once `offer_wait` is over.
+    let mut routes = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..=plan.also.len() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        routes.push(Some(tx));
+        inboxes.push(rx);
+    }
+    let router = async {
+        let deadline = tokio::time::Instant::now() + offer_wait;
+        let mut left = routes.len();
+        while left > 0 {
+            let Ok(Some(offer)) = tokio::time::timeout_at(deadline, bob.next_offer()).await else {
+                break;
+            };
+            let i = offer
+                .file()
+                .desc
+                .as_deref()
+                .and_then(|d| d.strip_prefix('t')?.parse::<usize>().ok());
+            if let Some(tx) = i.and_then(|i| routes.get_mut(i)?.take()) {
+                let _ = tx.send(offer);
+                left -= 1;
+            }
+        }
+        drop(routes);
+    };
+    let mut inboxes = inboxes.into_iter();
+    let main_inbox = inboxes.next().unwrap();
     let recv = async {
-        let offer = tokio::time::timeout(offer_wait, bob.next_offer())
-            .await
-            .ok()
-            .flatten()?;
+        let offer = main_inbox.await.ok()?;
         tokio::time::sleep(plan.accept_delay).await;
         let opts = AcceptOptions::new().with_keep_partial(plan.keep_partial);
         let h = if plan.into_dir {
@@ -359,8 +403,24 @@ async fn run(plan: &Plan) -> Result<String, String> {
         };
         Some(drive(h, cancel_of(plan, Who::Receiver)).await)
     };
-    let (sent, received) = tokio::join!(send, recv);
-
+    let extra_runs = futures_util::future::join_all(extras.iter_mut().zip(inboxes).map(
+        |((_, d, _, h), inbox)| {
+            let h = h.take();
+            let dir = d.path().to_path_buf();
+            let keep = plan.keep_partial;
+            async move {
+                let sent = drive(h?, None);
+                let recv = async {
+                    let offer = inbox.await.ok()?;
+                    let opts = AcceptOptions::new().with_keep_partial(keep);
+                    Some(drive(offer.accept_into_dir(dir, opts), None).await)
+                };
+                Some(tokio::join!(sent, recv))
+            }
+        },
+    ));
+    let ((sent, received), (), extra_ended) =
+        tokio::join!(async { tokio::join!(send, recv) }, router, extra_runs);
     // Tear down: both XMPP streams (the pumps end), the facades, the relay, the proxy.
     for j in ["alice@x/a", "bob@x/b", "proxy.x"] {
         hub.disconnect(&jid(j));
@@ -371,6 +431,17 @@ async fn run(plan: &Plan) -> Result<String, String> {
     }
     let taken = taken.lock().unwrap().clone();
     check(plan, &data, &sent, received.as_ref(), dst.path(), &taken)?;
+    for (i, ((_, d, bytes, _), ended)) in extras.iter().zip(extra_ended).enumerate() {
+        let (sent, received) = ended.expect("every extra transfer started");
+        let mut sub = plan.clone();
+        sub.size = bytes.len();
+        sub.sink = sink::SinkFault::None;
+        sub.into_dir = true;
+        sub.cancel = None;
+        sub.also.clear();
+        check(&sub, bytes, &sent, received.as_ref(), d.path(), &[])
+            .map_err(|e| format!("further transfer {} ({} bytes): {e}", i + 1, bytes.len()))?;
+    }
     Ok(format!(
         "sender {} / receiver {}",
         brief(&sent),
