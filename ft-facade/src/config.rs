@@ -137,8 +137,9 @@ pub struct Config {
     /// same sid (the libpurple fallback). Default 30 s: Spark opens IBB after a 15 s timeout
     /// of its own.
     pub fallback_window: Duration,
-    /// While streaming, how long without a single byte before the transfer fails. Default
-    /// 60 s.
+    /// While streaming, how long without a single byte before the transfer fails; on the
+    /// receiver also how long its writer (the disk, the application's `AsyncWrite`) may take
+    /// nothing before it counts as hung and the transfer fails. Default 60 s.
     pub inactivity_timeout: Duration,
     /// How long the sender waits for its end-of-stream (IBB `<close/>` acknowledgement, S5B
     /// shutdown) to complete. Default 30 s.
@@ -259,7 +260,7 @@ impl Config {
         ] {
             *d = (*d).min(t);
         }
-        self.ibb.cap_open_timeout(t);
+        self.ibb.cap_timeouts(t);
         self
     }
 

@@ -124,9 +124,14 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
-                sent = full_tx.send(chunk) => if sent.is_err() {
+                sent = tokio::time::timeout(inactivity, full_tx.send(chunk)) => match sent {
                     // The writer stopped on an error; it is collected below.
-                    return Ok(());
+                    Ok(Err(_)) => return Ok(()),
+                    Ok(Ok(())) => {}
+                    // A writer that takes nothing for the whole inactivity timeout has hung
+                    // (fault harness, ibb-iq seed 44): the transfer fails instead of waiting
+                    // forever.
+                    Err(_) => return Err(TransferError::new(Stage::Stream, ErrorKind::Timeout(inactivity))),
                 },
             }
             done += n as u64;
@@ -136,7 +141,14 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     .await;
     drop(full_tx);
     let mut writer = writer;
-    let joined = if read.as_ref().is_err_and(|e| e.is_cancelled_by(Side::Local)) {
+    let hung = read
+        .as_ref()
+        .is_err_and(|e| matches!(e.kind, ErrorKind::Timeout(_)));
+    let joined = if hung {
+        // The writer hung: it is abandoned at once, like after a cancel's grace.
+        writer.abort();
+        return (None, read.map(|()| done));
+    } else if read.as_ref().is_err_and(|e| e.is_cancelled_by(Side::Local)) {
         // Cancelled: give the writer a moment to finish what it holds, no more (a hung
         // disk or application writer must not hold a cancel up).
         match tokio::time::timeout(CANCEL_GRACE, &mut writer).await {
@@ -147,7 +159,21 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
             }
         }
     } else {
-        writer.await
+        // The bytes are all read; the writer has at most the queue left to write. One that
+        // takes nothing more for the inactivity timeout has hung (seed 9, ibb-message).
+        match tokio::time::timeout(inactivity, &mut writer).await {
+            Ok(r) => r,
+            Err(_) => {
+                writer.abort();
+                return (
+                    None,
+                    Err(TransferError::new(
+                        Stage::Stream,
+                        ErrorKind::Timeout(inactivity),
+                    )),
+                );
+            }
+        }
     };
     let (sink, written) = match joined {
         Ok(r) => r,

@@ -189,6 +189,16 @@ impl Config {
         self
     }
 
+    /// Shortens the open, ack and close timeouts to `t` at most (tests, demos: the
+    /// facade's `cap_timeouts`). Without the ack and close timeouts, a session whose
+    /// transfer the facade had already failed kept its driver task for up to 60 s.
+    pub fn cap_timeouts(&mut self, t: Duration) -> &mut Self {
+        self.open_timeout = self.open_timeout.min(t);
+        self.ack_timeout = self.ack_timeout.min(t);
+        self.close_timeout = self.close_timeout.min(t);
+        self
+    }
+
     /// Incoming opens that wait for `next_incoming` before being rejected
     /// (`cancel/not-acceptable`). Default 16.
     pub fn max_pending_incoming(&mut self, v: usize) -> &mut Self {
