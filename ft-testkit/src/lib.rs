@@ -51,6 +51,7 @@ mod error;
 mod native;
 mod prosody;
 mod slix;
+mod tls;
 
 pub use error::Error;
 pub use native::{
@@ -58,6 +59,7 @@ pub use native::{
 };
 pub use prosody::{PASSWORD, Prosody, ProsodyOptions};
 pub use slix::{DEFAULT_WAIT, SlixPeer, python, repo_root};
+pub use tls::{IssuedCert, TestCa};
 
 /// Whether the interoperability tests should run: `false` only when `XFT_SKIP_INTEROP=1`,
 /// and then it says so on stderr, loudly. Call it first in every test that needs Prosody or
