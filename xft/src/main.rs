@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod demo;
+mod log;
 mod method;
 mod net;
 mod proxy;
@@ -37,6 +38,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: log::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +230,10 @@ struct ProxyArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.log.init() {
+        eprintln!("xft: {e}");
+        return ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -75,6 +75,25 @@ pub(crate) fn facade_config(account: &Account) -> Result<Config, BoxError> {
     Ok(c)
 }
 
+/// Exit status when the login failed (1: a transfer failed, 2: bad usage).
+const EXIT_LOGIN: u8 = 3;
+
+/// A login the server or the network refused (exit status [`EXIT_LOGIN`]).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot log in: {0}")]
+struct LoginFailed(#[source] ft_transport::xmpp::Error);
+
+/// A failed [`login`] as the command's result: a refused login is said in one line and
+/// exits with [`EXIT_LOGIN`]; anything else (bad flags) is the usual error.
+fn login_failed(e: BoxError) -> Result<ExitCode, BoxError> {
+    if e.is::<LoginFailed>() {
+        eprintln!("xft: {e}");
+        Ok(ExitCode::from(EXIT_LOGIN))
+    } else {
+        Err(e)
+    }
+}
+
 async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), BoxError> {
     let server = server(&account.server)?;
     if account.plaintext && !is_loopback(&server) {
@@ -85,8 +104,16 @@ async fn login(account: &Account) -> Result<(ClientTransport, ClientInbound), Bo
         .into());
     }
     let options = ClientOptions::new(account.jid.parse()?, account.password.clone(), server)
-        .with_plaintext(account.plaintext);
-    Ok(connect_client(options).await?)
+        .with_plaintext(account.plaintext)
+        .with_xml_log(crate::log::xml_log());
+    tracing::debug!(jid = %options.jid, server = %options.server, tls = !options.plaintext, "logging in");
+    connect_client(options).await.map_err(|e| {
+        if e.is_login_failure() {
+            LoginFailed(e).into()
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// The facade as a [`StanzaHandler`], with its backpressure: a lagging IBB-over-message
@@ -212,7 +239,10 @@ fn print(row: &Row, json: bool) {
 pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     let config = facade_config(&args.account)?;
     let to: Jid = args.to.parse()?;
-    let (transport, inbound) = login(&args.account).await?;
+    let (transport, inbound) = match login(&args.account).await {
+        Ok(online) => online,
+        Err(e) => return login_failed(e),
+    };
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
     let show = std::io::stderr().is_terminal() && !args.account.json;
@@ -247,7 +277,10 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         .map(|j| j.parse::<Jid>())
         .collect::<Result<_, _>>()?;
     std::fs::create_dir_all(&args.dir)?;
-    let (transport, inbound) = login(&args.account).await?;
+    let (transport, inbound) = match login(&args.account).await {
+        Ok(online) => online,
+        Err(e) => return login_failed(e),
+    };
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
     // On stderr even with --json: scripts wait for this line before sending.
