@@ -159,7 +159,23 @@ async fn login(
 
     *stage = LoginStage::Authentication;
     let offered = features.sasl_mechanisms.clone();
-    let mechanism = OUR_MECHANISMS.iter().find(|m| offered.contains(**m));
+    // With channel-binding data, tokio-xmpp asks for SCRAM-*-PLUS only: when the server
+    // offers no -PLUS mechanism it would then fall to PLAIN and send the password. Plain
+    // SCRAM ("n", no binding) keeps the password off the wire.
+    if !offered.iter().any(|m| m.ends_with("-PLUS")) {
+        binding = ChannelBinding::None;
+    }
+    let plus = !matches!(binding, ChannelBinding::None);
+    let mechanism = OUR_MECHANISMS
+        .iter()
+        .map(|m| {
+            if plus && m.starts_with("SCRAM") {
+                format!("{m}-PLUS")
+            } else {
+                (*m).to_owned()
+            }
+        })
+        .find(|m| offered.contains(m));
     tracing::debug!(?offered, ?mechanism, "authenticating");
     let creds = Credentials::default()
         .with_username(node.as_str())

@@ -96,8 +96,8 @@ pub(super) fn certificate_reason(e: &rustls::Error) -> String {
     };
     match e {
         CertificateError::UnknownIssuer => "it is issued by a certificate authority that is not \
-                                            trusted here (not among the system's roots; \
-                                            SSL_CERT_FILE can name a CA file)"
+                                            trusted here (not among the roots: the system's, \
+                                            or the file SSL_CERT_FILE names)"
             .to_owned(),
         CertificateError::BadSignature => "its signature does not verify".to_owned(),
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
