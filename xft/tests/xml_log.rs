@@ -39,10 +39,10 @@ fn collect_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, oneshot::Recei
     tokio::spawn(async move {
         let mut online = Some(tx);
         while let Ok(Some(l)) = reader.next_line().await {
-            if l.contains("online as") {
-                if let Some(tx) = online.take() {
-                    let _ = tx.send(());
-                }
+            if l.contains("online as")
+                && let Some(tx) = online.take()
+            {
+                let _ = tx.send(());
             }
             sink.lock().unwrap().push(l);
         }

@@ -55,6 +55,10 @@ impl fmt::Display for Direction {
 ///         self.0.lock().unwrap().push(format!("{} {xml}", direction.arrow()));
 ///     }
 /// }
+///
+/// let log = Collect::default();
+/// log.record(Direction::Out, "<presence/>");
+/// assert_eq!(log.0.lock().unwrap()[0], ">> <presence/>");
 /// ```
 pub trait XmlLog: Send + Sync + fmt::Debug {
     /// One element (or stream header, or `</stream:stream>`) went `direction`.
@@ -78,8 +82,9 @@ const SECRET: &[&str] = &[
     "digest",
 ];
 
-/// The text of `xml` (one element, or several) for a log: the text content of every element
-/// in [`SECRET`] replaced by `[redacted]`, and a `<data/>` holding base64 (IBB, XEP-0231)
+/// The text of `xml` (one element, or several) for a log: the text content of every SASL
+/// `<auth/>`, `<response/>`, `<challenge/>` and `<success/>`, XEP-0114 `<handshake/>`, and
+/// `<password/>` or `<digest/>` (XEP-0077, XEP-0078) replaced by `[redacted]`, and a `<data/>` holding base64 (IBB, XEP-0231)
 /// shortened to `[N base64 chars]`. Elements with child elements keep their text (their
 /// children are looked at on their own). Invalid UTF-8 is replaced, not refused.
 ///
