@@ -41,8 +41,6 @@ async fn recv_once(
         server,
         "--jid",
         &format!("{user}@localhost/login"),
-        "--password",
-        password,
         "--count",
         "0",
         "--json",
@@ -56,8 +54,12 @@ async fn recv_once(
         Some(f) => cmd.env("SSL_CERT_FILE", f),
         None => cmd.env_remove("SSL_CERT_FILE"),
     };
+    // The password from the environment (a --password flag earns a warning line), and no
+    // config file of the user running the tests.
     let dir = tempfile::tempdir().unwrap();
-    cmd.args(["--dir", &dir.path().to_string_lossy()]);
+    cmd.env("XFT_PASSWORD", password)
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["--dir", &dir.path().to_string_lossy()]);
     let started = Instant::now();
     let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
         .await

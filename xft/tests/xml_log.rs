@@ -18,10 +18,14 @@ const BUDGET: Duration = Duration::from_secs(120);
 /// 4 blocks of 4096 bytes and a last one of 3616: base64 5464 and 4824 characters.
 const SIZE: usize = 4 * 4096 + 3616;
 
+/// `xft` trusting the test CA, the password from the environment (a `--password` flag earns
+/// a warning), and no config file of the user running the tests.
 fn xft(prosody: &Prosody, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_xft"))
         .args(args)
         .env("SSL_CERT_FILE", prosody.ca_file())
+        .env("XFT_PASSWORD", PASSWORD)
+        .env("XDG_CONFIG_HOME", prosody.dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -90,8 +94,6 @@ async fn xml_log_of_an_ibb_transfer_over_starttls_is_complete_shortened_and_reda
             &server,
             "--jid",
             "bob@localhost/xft",
-            "--password",
-            PASSWORD,
             "--dir",
             &inbox.to_string_lossy(),
             "--count",
@@ -117,8 +119,6 @@ async fn xml_log_of_an_ibb_transfer_over_starttls_is_complete_shortened_and_reda
             &server,
             "--jid",
             "alice@localhost/xft",
-            "--password",
-            PASSWORD,
             "--method",
             "ibb-iq",
             "--block-size",
