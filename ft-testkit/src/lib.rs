@@ -6,7 +6,9 @@
 //! * [`Prosody::start`] writes a config into a temporary directory (data, pid file and log
 //!   there too), picks free loopback ports for c2s, XEP-0114 components and `mod_proxy65`,
 //!   registers accounts with `prosodyctl`, runs `prosody -F` as the `prosody` user and waits
-//!   until its ports are open. Dropping it kills the process by its pid and removes the
+//!   until its ports are open. With [`ProsodyOptions::tls`] it serves and requires STARTTLS
+//!   with a certificate issued by a [`TestCa`] the test makes ([`Prosody::ca_file`] for
+//!   `SSL_CERT_FILE`, [`Prosody::tls_client_options`] for our adapter). Dropping it kills the process by its pid and removes the
 //!   directory; a panicking test prints the tail of Prosody's log.
 //! * [`SlixPeer`] runs `peers/slixpeer.py` from the repository's `.venv` (slixmpp pinned in
 //!   `peers/requirements.txt`) in one mode: `disco-info`, `serve`, `recv` or `send`, and
