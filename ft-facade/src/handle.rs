@@ -123,7 +123,12 @@ impl Reporter {
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        tracing::debug!(?event, "transfer event");
+        // Progress comes ten times a second: trace (`-vv`), the stages debug (`-v`).
+        if matches!(event, Event::Progress(_)) {
+            tracing::trace!(?event, "transfer event");
+        } else {
+            tracing::debug!(?event, "transfer event");
+        }
         let _ = self.events.send(event);
     }
 

@@ -69,6 +69,9 @@ pub enum Error {
         /// Its log.
         stderr: String,
     },
+    /// Making a test certificate failed.
+    #[error("test certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
     /// Logging in through the tokio-xmpp adapter failed.
     #[error("tokio-xmpp adapter: {0}")]
     Transport(#[from] ft_transport::xmpp::Error),

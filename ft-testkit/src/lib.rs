@@ -6,7 +6,9 @@
 //! * [`Prosody::start`] writes a config into a temporary directory (data, pid file and log
 //!   there too), picks free loopback ports for c2s, XEP-0114 components and `mod_proxy65`,
 //!   registers accounts with `prosodyctl`, runs `prosody -F` as the `prosody` user and waits
-//!   until its ports are open. Dropping it kills the process by its pid and removes the
+//!   until its ports are open. With [`ProsodyOptions::tls`] it serves and requires STARTTLS
+//!   with a certificate issued by a [`TestCa`] the test makes ([`Prosody::ca_file`] for
+//!   `SSL_CERT_FILE`, [`Prosody::tls_client_options`] for our adapter). Dropping it kills the process by its pid and removes the
 //!   directory; a panicking test prints the tail of Prosody's log.
 //! * [`SlixPeer`] runs `peers/slixpeer.py` from the repository's `.venv` (slixmpp pinned in
 //!   `peers/requirements.txt`) in one mode: `disco-info`, `serve`, `recv` or `send`, and
@@ -51,6 +53,7 @@ mod error;
 mod native;
 mod prosody;
 mod slix;
+mod tls;
 
 pub use error::Error;
 pub use native::{
@@ -58,6 +61,7 @@ pub use native::{
 };
 pub use prosody::{PASSWORD, Prosody, ProsodyOptions};
 pub use slix::{DEFAULT_WAIT, SlixPeer, python, repo_root};
+pub use tls::{IssuedCert, TestCa};
 
 /// Whether the interoperability tests should run: `false` only when `XFT_SKIP_INTEROP=1`,
 /// and then it says so on stderr, loudly. Call it first in every test that needs Prosody or

@@ -17,6 +17,7 @@ use jid::{BareJid, Jid};
 use tempfile::TempDir;
 
 use crate::error::{Error, io};
+use crate::tls::TestCa;
 
 /// The password every account gets unless [`ProsodyOptions::with_account`] says otherwise.
 pub const PASSWORD: &str = "xft-password";
@@ -43,6 +44,10 @@ pub struct ProsodyOptions {
     /// How long Prosody may take to open its ports. Default 20 s: it takes about half a
     /// second here, but the machine is shared with parallel builds.
     pub startup_timeout: Duration,
+    /// Serve STARTTLS with a certificate for the domain issued by a fresh [`TestCa`]
+    /// ([`Prosody::ca`]), and require it (`c2s_require_encryption`, no plain auth without
+    /// TLS). Default `false`: plaintext only, no STARTTLS offered.
+    pub tls: bool,
 }
 
 impl Default for ProsodyOptions {
@@ -58,6 +63,7 @@ impl Default for ProsodyOptions {
             extra_global_config: String::new(),
             debug_log: false,
             startup_timeout: Duration::from_secs(20),
+            tls: false,
         }
     }
 }
@@ -84,6 +90,13 @@ impl ProsodyOptions {
         self.debug_log = debug;
         self
     }
+
+    /// Serves and requires STARTTLS with a certificate from a test CA (see [`Self::tls`]).
+    #[must_use]
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
 }
 
 /// A running Prosody, stopped (by its pid) and removed when dropped.
@@ -95,6 +108,7 @@ impl ProsodyOptions {
 pub struct Prosody {
     options: ProsodyOptions,
     child: Option<Child>,
+    ca: Option<TestCa>,
     c2s_port: u16,
     component_port: u16,
     proxy65_port: u16,
@@ -156,9 +170,15 @@ impl Prosody {
             .map_err(io("creating prosody's temporary directory"))
             .map_err(StartAttempt::Fatal)?;
         let [c2s_port, component_port, proxy65_port] = free_ports().map_err(StartAttempt::Fatal)?;
+        let ca = if options.tls {
+            Some(TestCa::new("xft test ca").map_err(StartAttempt::Fatal)?)
+        } else {
+            None
+        };
         let mut me = Self {
             options: options.clone(),
             child: None,
+            ca,
             c2s_port,
             component_port,
             proxy65_port,
@@ -211,10 +231,19 @@ impl Prosody {
             fs::create_dir_all(root.join(sub)).map_err(io(format!("creating {sub}")))?;
         }
         fs::write(self.config_path(), self.config()).map_err(io("writing prosody.cfg.lua"))?;
+        if let Some(ca) = &self.ca {
+            let issued = ca.issue(&self.options.domain)?;
+            let (cert, key) = self.cert_paths();
+            fs::write(&cert, issued.cert_pem).map_err(io("writing the server certificate"))?;
+            fs::write(&key, issued.key_pem).map_err(io("writing the server key"))?;
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+                .map_err(io("chmod the server key"))?;
+            ca.write_pem(&self.ca_file())?;
+        }
         if !is_root() {
             return Ok(());
         }
-        // Prosody runs as its own user: the directory must be its own.
+        // Prosody runs as its own user: the directory (the key included) must be its own.
         fs::set_permissions(root, fs::Permissions::from_mode(0o755))
             .map_err(io("chmod prosody dir"))?;
         let status = Command::new("chown")
@@ -258,19 +287,19 @@ component_interfaces = {{ "127.0.0.1" }}
 proxy65_ports = {{ {proxy65} }}
 proxy65_interfaces = {{ "127.0.0.1" }}
 -- no "limits": mod_limits would throttle c2s (Debian's config says 10 kB/s)
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "iq"; "presence"; "message" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "iq"; "presence"; "message"{tls_module} }}
 modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 storage = "internal"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-allow_registration = false
+{tls}allow_registration = false
 network_settings = {{ nagle = false }}
 network_default_read_size = 65536
 "#,
             c2s = self.c2s_port,
             component = self.component_port,
             proxy65 = self.proxy65_port,
+            tls = self.tls_config(),
+            tls_module = if self.ca.is_some() { r#"; "tls""# } else { "" },
         );
         c.push_str(&o.extra_global_config);
         c.push_str(&format!("\nVirtualHost \"{}\"\n", o.domain));
@@ -286,6 +315,38 @@ network_default_read_size = 65536
             o.component.1
         ));
         c
+    }
+
+    fn cert_paths(&self) -> (PathBuf, PathBuf) {
+        let certs = self.dir.path().join("certs");
+        (
+            certs.join(format!("{}.crt", self.options.domain)),
+            certs.join(format!("{}.key", self.options.domain)),
+        )
+    }
+
+    fn tls_config(&self) -> String {
+        if self.ca.is_none() {
+            return "c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n"
+                .to_owned();
+        }
+        let (cert, key) = self.cert_paths();
+        format!(
+            "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\n\
+             ssl = {{ certificate = \"{}\"; key = \"{}\"; }}\n",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    /// The CA that issued the server's certificate (with [`ProsodyOptions::tls`]).
+    pub fn ca(&self) -> Option<&TestCa> {
+        self.ca.as_ref()
+    }
+
+    /// Where the CA certificate is, PEM (for `SSL_CERT_FILE`; with [`ProsodyOptions::tls`]).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("certs").join("test-ca.pem")
     }
 
     fn wait_started(&mut self) -> Result<(), StartAttempt> {
@@ -465,6 +526,22 @@ network_default_read_size = 65536
             .parse()
             .expect("valid full jid");
         ClientOptions::new(jid, password, Server::Addr(self.c2s_addr())).with_plaintext(true)
+    }
+
+    /// Options to log in as `user/resource` over STARTTLS, trusting [`Prosody::ca`].
+    ///
+    /// # Panics
+    ///
+    /// When the server was started without [`ProsodyOptions::tls`], or as
+    /// [`Prosody::client_options`].
+    pub fn tls_client_options(&self, user: &str, resource: &str) -> ClientOptions {
+        let ca = self
+            .ca
+            .as_ref()
+            .expect("tls_client_options needs a prosody started with tls");
+        self.client_options(user, resource)
+            .with_plaintext(false)
+            .with_root_certificate_der(ca.cert_der())
     }
 
     /// Logs `user/resource` in through our tokio-xmpp adapter.

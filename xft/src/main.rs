@@ -25,6 +25,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 mod args;
 mod demo;
+mod log;
 mod method;
 mod net;
 mod progress;
@@ -45,6 +46,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: log::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +149,10 @@ fn main() -> ExitCode {
         Command::Completions { shell } => return completions(*shell),
         Command::Man { subcommand } => return man(subcommand.as_deref()),
         _ => {}
+    }
+    if let Err(e) = cli.log.init() {
+        eprintln!("xft: {e}");
+        return ExitCode::FAILURE;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -60,6 +60,25 @@ async fn settings(account: &Account) -> Result<(Login, settings::FileConfig), Bo
     Ok((login, loaded.file))
 }
 
+/// Exit status when the login failed (1: a transfer failed, 2: bad usage).
+const EXIT_LOGIN: u8 = 3;
+
+/// A login the server or the network refused (exit status [`EXIT_LOGIN`]).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot log in: {0}")]
+struct LoginFailed(#[source] ft_transport::xmpp::Error);
+
+/// A failed [`login`] as the command's result: a refused login is said in one line and
+/// exits with [`EXIT_LOGIN`]; anything else (bad flags) is the usual error.
+fn login_failed(e: BoxError) -> Result<ExitCode, BoxError> {
+    if e.is::<LoginFailed>() {
+        eprintln!("xft: {e}");
+        Ok(ExitCode::from(EXIT_LOGIN))
+    } else {
+        Err(e)
+    }
+}
+
 async fn login(login: &Login) -> Result<(ClientTransport, ClientInbound), BoxError> {
     let server = server(&login.server)?;
     if login.plaintext && !is_loopback(&server) {
@@ -70,8 +89,16 @@ async fn login(login: &Login) -> Result<(ClientTransport, ClientInbound), BoxErr
         .into());
     }
     let options = ClientOptions::new(login.jid.parse()?, login.password.clone(), server)
-        .with_plaintext(login.plaintext);
-    Ok(connect_client(options).await?)
+        .with_plaintext(login.plaintext)
+        .with_xml_log(crate::log::xml_log());
+    tracing::debug!(jid = %options.jid, server = %options.server, tls = !options.plaintext, "logging in");
+    connect_client(options).await.map_err(|e| {
+        if e.is_login_failure() {
+            LoginFailed(e).into()
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// The facade as a [`StanzaHandler`], with its backpressure: a lagging IBB-over-message
@@ -121,7 +148,10 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     let config = args.facade_config()?;
     let to: Jid = args.to.parse()?;
     let (account, _) = settings(&args.account).await?;
-    let (transport, inbound) = login(&account).await?;
+    let (transport, inbound) = match login(&account).await {
+        Ok(online) => online,
+        Err(e) => return login_failed(e),
+    };
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
     let json = args.account.json;
@@ -161,7 +191,10 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         .map(|j| j.parse::<Jid>())
         .collect::<Result<_, _>>()?;
     std::fs::create_dir_all(&dir)?;
-    let (transport, inbound) = login(&account).await?;
+    let (transport, inbound) = match login(&account).await {
+        Ok(online) => online,
+        Err(e) => return login_failed(e),
+    };
     let ft = FileTransfer::new(transport.clone(), config);
     let tracker = pump(ft.clone(), transport.clone(), inbound);
     // On stderr even with --json: scripts wait for this line before sending.

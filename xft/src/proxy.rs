@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use ft_transport::pump_refusing;
-use ft_transport::xmpp::connect_component;
+use ft_transport::xmpp::{ComponentOptions, connect_component_with};
 use jid::BareJid;
 use xep0065_proxy::{Proxy, ProxyConfig};
 
@@ -57,7 +57,9 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<ExitCode, BoxError> {
     }
     pc.bandwidth_limit = args.rate;
     let proxy = Proxy::bind(pc.clone()).await?;
-    let (transport, inbound) = connect_component(&jid, &args.secret, addr).await?;
+    let mut options = ComponentOptions::new(jid.clone(), args.secret.clone(), addr);
+    options.xml_log = crate::log::xml_log();
+    let (transport, inbound) = connect_component_with(options).await?;
     proxy.serve(transport.clone());
     eprintln!(
         "xft proxy: {} online at {addr}, streamhosts {}, allowed domains {}",

@@ -69,6 +69,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use minidom::Element;
@@ -86,6 +87,7 @@ mod incoming;
 mod serialize;
 #[cfg(test)]
 mod tests;
+mod xml_log;
 
 pub use error::CodecError;
 use fast::parse_fast_stanza;
@@ -96,6 +98,8 @@ pub use incoming::{Incoming, Malformed};
 use serialize::renamespace;
 use serialize::serialize_to;
 pub use serialize::{EncodedStanza, escape, serialize, serialize_general};
+pub(crate) use xml_log::Framer;
+pub use xml_log::{Direction, XmlLog, redact};
 #[cfg(test)]
 use xmpp_parsers::stanza_error::{DefinedCondition as StanzaCondition, ErrorType};
 
@@ -154,6 +158,8 @@ pub struct XmlCodec {
     wire_ns: &'static str,
     fast: bool,
     fast_hits: u64,
+    /// Where every decoded element is logged, if anywhere.
+    log: Option<Arc<dyn XmlLog>>,
 }
 
 impl XmlCodec {
@@ -168,6 +174,7 @@ impl XmlCodec {
             wire_ns,
             fast: true,
             fast_hits: 0,
+            log: None,
         }
     }
 
@@ -218,6 +225,14 @@ impl XmlCodec {
     #[must_use]
     pub fn with_fast_path(mut self, fast: bool) -> Self {
         self.fast = fast;
+        self
+    }
+
+    /// Hands every element the decoder reads (and the peer's stream header and end) to
+    /// `log`, [`redact`]ed, as [`Direction::In`]. Off by default; when off nothing is copied.
+    #[must_use]
+    pub fn with_xml_log(mut self, log: Option<Arc<dyn XmlLog>>) -> Self {
+        self.log = log;
         self
     }
 
@@ -318,6 +333,9 @@ impl XmlCodec {
                     .map_err(|_| CodecError::BadHeader)?
                     .to_owned();
                 self.advance(buf, end + 1);
+                if let Some(log) = &self.log {
+                    log.record(Direction::In, &tag);
+                }
                 self.accept_header(&tag)?;
                 return Ok(true);
             }
@@ -381,11 +399,17 @@ impl Decoder for XmlCodec {
         }
         match scan(buf, &mut self.scan, self.consumed, self.max_depth)? {
             Found::Element(start, end) => {
+                if let Some(log) = &self.log {
+                    log.record(Direction::In, &redact(&buf[start..end]));
+                }
                 let item = self.decode_element(&buf[start..end]);
                 self.advance(buf, end);
                 item.map(Some)
             }
             Found::StreamEnd(end) => {
+                if let Some(log) = &self.log {
+                    log.record(Direction::In, "</stream:stream>");
+                }
                 self.advance(buf, end);
                 self.state = State::Ended;
                 Ok(Some(Incoming::End))

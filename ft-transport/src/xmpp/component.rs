@@ -5,12 +5,13 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::{SinkExt, StreamExt};
 use jid::{BareJid, Jid};
 use minidom::Element;
-use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_xmpp::error::AuthError;
 use tokio_xmpp::xmlstream::{ReadError, StreamHeader, Timeouts, XmlStream, initiate_stream};
@@ -18,10 +19,48 @@ use xmpp_parsers::component::Handshake;
 use xmpp_parsers::ns;
 
 use super::session::{self, SessionConfig};
+use super::tap::Tap;
 use super::{ComponentInbound, ComponentTransport, Error};
-use crate::codec::XmlCodec;
+use crate::codec::{XmlCodec, XmlLog};
 
-type ComponentStream = XmlStream<BufStream<VersionedHeader<TcpStream>>, Element>;
+type ComponentStream = XmlStream<Tap<VersionedHeader<TcpStream>>, Element>;
+
+/// How [`connect_component_with`] connects.
+#[derive(Clone)]
+pub struct ComponentOptions {
+    /// The component's JID, a domain such as `proxy.example.org`.
+    pub jid: BareJid,
+    /// The shared secret.
+    pub secret: String,
+    /// The server's component port.
+    pub addr: SocketAddr,
+    /// Where every element in and out is logged (the handshake digest redacted). Default
+    /// none.
+    pub xml_log: Option<Arc<dyn XmlLog>>,
+}
+
+impl std::fmt::Debug for ComponentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentOptions")
+            .field("jid", &self.jid)
+            .field("secret", &"<redacted>")
+            .field("addr", &self.addr)
+            .field("xml_log", &self.xml_log.is_some())
+            .finish()
+    }
+}
+
+impl ComponentOptions {
+    /// Options without an XML log.
+    pub fn new(jid: BareJid, secret: impl Into<String>, addr: SocketAddr) -> Self {
+        Self {
+            jid,
+            secret: secret.into(),
+            addr,
+            xml_log: None,
+        }
+    }
+}
 
 /// Connects a XEP-0114 component `jid` (a domain such as `proxy.example.org`) with the
 /// shared `secret` to the server's component port at `addr`, over plaintext TCP with
@@ -40,10 +79,30 @@ pub async fn connect_component(
     secret: &str,
     addr: SocketAddr,
 ) -> Result<(ComponentTransport, ComponentInbound), Error> {
+    connect_component_with(ComponentOptions::new(jid.clone(), secret, addr)).await
+}
+
+/// [`connect_component`] with all its options (an XML log).
+pub async fn connect_component_with(
+    options: ComponentOptions,
+) -> Result<(ComponentTransport, ComponentInbound), Error> {
+    let ComponentOptions {
+        jid,
+        secret,
+        addr,
+        xml_log,
+    } = options;
     let full: Jid = jid.clone().into();
     let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|e| Error::Component(e.into()))?;
+        .map_err(|source| Error::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tracing::debug!(%jid, %addr, "component connected, opening the stream");
+    if let Some(log) = &xml_log {
+        log.note(&format!("connected to {addr}"));
+    }
     tcp.set_nodelay(true)
         .map_err(|e| Error::Component(e.into()))?;
     let header = StreamHeader {
@@ -52,7 +111,7 @@ pub async fn connect_component(
         id: None,
     };
     let mut pending = initiate_stream(
-        BufStream::new(VersionedHeader::new(tcp)),
+        Tap::new(VersionedHeader::new(tcp), xml_log.clone()),
         ns::COMPONENT,
         header,
         Timeouts::default(),
@@ -70,7 +129,7 @@ pub async fn connect_component(
         ));
     };
     let mut stream: ComponentStream = pending.skip_features();
-    let handshake = Handshake::from_stream_id_and_password(stream_id.into_owned(), secret);
+    let handshake = Handshake::from_stream_id_and_password(stream_id.into_owned(), &secret);
     stream
         .send(&Element::from(handshake))
         .await
@@ -91,12 +150,16 @@ pub async fn connect_component(
             }
         }
     }
+    tracing::debug!(%jid, "component handshake accepted");
     // The handshake is done: the rest of the session runs on our codec, in component mode.
-    let io = stream.into_inner();
+    let mut io = stream.into_inner();
+    io.stop_logging();
+    let mut config = SessionConfig::new(full, false);
+    config.xml_log = xml_log;
     Ok(session::spawn(
         io,
         XmlCodec::component().header_received(),
-        SessionConfig::new(full, false),
+        config,
         None,
     ))
 }

@@ -3,7 +3,13 @@
 //!
 //! * [`connect_client`] logs an account in (STARTTLS, or plaintext when asked and only to a
 //!   loopback server), waits until the session is online, and returns an [`XmppTransport`]
-//!   for sending and an [`Inbound`] yielding every inbound stanza.
+//!   for sending and an [`Inbound`] yielding every inbound stanza. A failed login says what
+//!   happened at once ([`Error`]: the SASL condition, the untrusted certificate and why, the
+//!   refused address, no STARTTLS offered).
+//! * Every element in and out, the login included, can be logged to an [`XmlLog`]
+//!   ([`ClientOptions::with_xml_log`], [`ComponentOptions::xml_log`]): a stanza console with
+//!   SASL payloads, passwords and the component handshake redacted and IBB payloads
+//!   shortened to their length. Without one nothing is formatted.
 //! * [`connect_component`] connects a XEP-0114 component and returns the same two types.
 //! * [`open_serverless`] runs the same session on a stream with no server at its other end
 //!   (a loopback pair of entities; the benchmarks' raw-XML path).
@@ -14,11 +20,13 @@
 //!
 //! # How the client is driven
 //!
-//! The adapter logs in with tokio-xmpp's building blocks (its connectors for STARTTLS or
-//! plaintext, stream header and features, SASL via `tokio_xmpp::client_login`, the stream
-//! restart), then binds the resource itself (RFC 6120 §7; no RFC 3921 session, which
-//! RFC 6120 servers mark optional). Then it takes the connection (TLS or TCP, with any
-//! bytes tokio-xmpp had buffered) out of tokio-xmpp's XML stream and runs our own
+//! The adapter opens the TCP connection and does STARTTLS and the TLS handshake itself
+//! (rustls with the system's roots, which `SSL_CERT_FILE` can replace, plus
+//! [`ClientOptions::extra_roots`]), and uses tokio-xmpp's building blocks for the stream
+//! header and features, SASL (`tokio_xmpp::client_login`) and the stream restart; then it
+//! binds the resource itself (RFC 6120 §7; no RFC 3921 session, which RFC 6120 servers mark
+//! optional). Then it takes the connection (TLS or TCP, with any bytes read past the bind
+//! result) out of tokio-xmpp's XML stream and runs our own
 //! [`XmlCodec`](crate::codec::XmlCodec) on it for the rest of the session, starting right
 //! after the bind result (the stream header is already consumed, so the codec starts with
 //! the stream's namespaces in scope). The codec reads IBB `<data/>` stanzas without a DOM
@@ -57,9 +65,13 @@
 //! * **Server pings: answered.** An XEP-0199 ping from the server (no `from`, our domain or
 //!   our bare JID) is answered by the adapter and not handed on; pings from other entities
 //!   go to the handlers like any iq.
-//! * **Login retries: kept** until [`ClientOptions::online_timeout`]: failed attempts
-//!   (refused credentials, unreachable server, TLS failure) are retried with backoff, then
-//!   reported as [`Error::OnlineTimeout`].
+//! * **Login retries: dropped.** The first definite failure is returned at once, as the
+//!   [`Error`] variant that says what happened ([`Error::AuthRefused`] with the SASL
+//!   condition, [`Error::Certificate`] with the name and rustls' reason,
+//!   [`Error::Connect`] with the address, [`Error::NoStartTls`]); a server that stops
+//!   answering is given up after [`ClientOptions::online_timeout`]
+//!   ([`Error::OnlineTimeout`], naming the stage it stopped at). Retrying a refused password
+//!   only delayed the answer by the whole timeout.
 //! * **Reconnect: dropped.** A lost connection ends [`Inbound`] (`next` returns `None`) and
 //!   sends fail with [`Error::Closed`]; the application reconnects if it wants to.
 //!   (Transfers break on a disconnect either way, and a silent reconnect could bind a
@@ -101,6 +113,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jid::Jid;
@@ -112,14 +125,19 @@ use crate::StanzaTransport;
 
 mod client;
 mod component;
+mod error;
 mod inbound;
 mod outbound;
 mod session;
+mod tap;
 #[cfg(test)]
 mod tests;
+mod tls;
 
+pub use crate::codec::{Direction, XmlLog};
 pub use client::connect_client;
-pub use component::connect_component;
+pub use component::{ComponentOptions, connect_component, connect_component_with};
+pub use error::{Error, LoginStage};
 pub use inbound::Inbound;
 pub use session::{XmppTransport, open_serverless};
 
@@ -194,11 +212,17 @@ pub struct ClientOptions {
     /// Where the server is.
     pub server: Server,
     /// Plaintext TCP, no TLS. Default `false` (STARTTLS, certificate checked against the
-    /// system's roots). Only allowed to a loopback [`Server`], for tests and local setups.
+    /// system's roots and [`Self::extra_roots`]). Only allowed to a loopback [`Server`], for
+    /// tests and local setups.
     pub plaintext: bool,
+    /// Certificates (DER) trusted as roots besides the system's. Default none. (The
+    /// system's roots come from `rustls-native-certs`: `SSL_CERT_FILE` replaces them.)
+    pub extra_roots: Vec<Vec<u8>>,
+    /// Where every element in and out is logged, the login included. Default none.
+    pub xml_log: Option<Arc<dyn XmlLog>>,
     /// How long to wait until the session is online (authenticated and bound). Default 15 s:
     /// a loopback login takes milliseconds, a remote one with TLS well under a second; past
-    /// that, the adapter is retrying (wrong password, unreachable server, TLS failure).
+    /// that, the server has stopped answering (refusals are reported at once).
     pub online_timeout: Duration,
     /// Depth of the outbound queue (stanzas serialized, not yet written). Default 64:
     /// enough for an IBB window of outstanding chunks plus their acknowledgements.
@@ -212,6 +236,8 @@ impl fmt::Debug for ClientOptions {
             .field("password", &"<redacted>")
             .field("server", &self.server)
             .field("plaintext", &self.plaintext)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("xml_log", &self.xml_log.is_some())
             .field("online_timeout", &self.online_timeout)
             .field("queue_depth", &self.queue_depth)
             .finish()
@@ -226,6 +252,8 @@ impl ClientOptions {
             password: password.into(),
             server,
             plaintext: false,
+            extra_roots: Vec::new(),
+            xml_log: None,
             online_timeout: Duration::from_secs(15),
             queue_depth: 64,
         }
@@ -244,26 +272,18 @@ impl ClientOptions {
         self.online_timeout = timeout;
         self
     }
-}
 
-/// What connecting or sending can fail with.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Plaintext was asked for a server that is not on loopback.
-    #[error("plaintext refused for non-loopback server {0}")]
-    PlaintextNotLoopback(String),
-    /// The session did not come online in time (wrong password, unreachable server, TLS
-    /// failure, refused resource binding: the adapter retries with backoff until the
-    /// timeout and logs each failed attempt with `tracing`). The attempt in progress is
-    /// abandoned and its connection closed.
-    #[error("not online within {0:?} (wrong credentials, unreachable server or tls failure)")]
-    OnlineTimeout(Duration),
-    /// The stream ended (closed by either side, or its socket failed) before the stanza
-    /// could be queued.
-    #[error("xmpp stream closed")]
-    Closed,
-    /// The component could not connect or authenticate.
-    #[error("component connection failed: {0}")]
-    Component(#[source] tokio_xmpp::Error),
+    /// Trusts `der` (a CA certificate, DER) as a root besides the system's.
+    #[must_use]
+    pub fn with_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(der.into());
+        self
+    }
+
+    /// Logs every element in and out, the login included, to `log`.
+    #[must_use]
+    pub fn with_xml_log(mut self, log: Option<Arc<dyn XmlLog>>) -> Self {
+        self.xml_log = log;
+        self
+    }
 }

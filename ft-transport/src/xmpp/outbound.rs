@@ -2,12 +2,13 @@
 //! `<data/>` with its text still in the stanza) with vectored writes.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
-use crate::codec::EncodedStanza;
+use crate::codec::{Direction, EncodedStanza, XmlLog, redact};
 
 /// Stanzas at least this long skip the writer's buffer.
 const DIRECT_WRITE: usize = 16 * 1024;
@@ -26,14 +27,18 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
     mut user: mpsc::Receiver<EncodedStanza>,
     mut own: mpsc::Receiver<EncodedStanza>,
     header: Option<Vec<u8>>,
+    log: Option<Arc<dyn XmlLog>>,
 ) {
     let mut w = BufWriter::with_capacity(WRITE_BUFFER, w);
-    if let Err(e) = write_loop(&mut w, &mut user, &mut own, header).await {
+    if let Err(e) = write_loop(&mut w, &mut user, &mut own, header, log.as_deref()).await {
         tracing::debug!(error = %e, "xmpp stream writer stopped");
         return;
     }
     // Refuse further sends right away, then say goodbye.
     drop(user);
+    if let Some(log) = &log {
+        log.record(Direction::Out, "</stream:stream>");
+    }
     let close = async {
         w.write_all(b"</stream:stream>").await?;
         w.flush().await?;
@@ -47,8 +52,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     user: &mut mpsc::Receiver<EncodedStanza>,
     own: &mut mpsc::Receiver<EncodedStanza>,
     header: Option<Vec<u8>>,
+    log: Option<&dyn XmlLog>,
 ) -> io::Result<()> {
     if let Some(h) = header {
+        if let Some(log) = log {
+            log.record(Direction::Out, &String::from_utf8_lossy(&h));
+        }
         w.write_all(&h).await?;
         w.flush().await?;
     }
@@ -67,10 +76,29 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         let mut next = Some(first);
         while let Some(frame) = next {
+            if let Some(log) = log {
+                log_frame(log, &frame);
+            }
             write_frame(w, &frame).await?;
             next = own.try_recv().or_else(|_| user.try_recv()).ok();
         }
         w.flush().await?;
+    }
+}
+
+/// Logs an outbound stanza; a `<data/>` on the fast path is shortened without looking at
+/// its text.
+fn log_frame(log: &dyn XmlLog, frame: &EncodedStanza) {
+    let [head, text, tail] = frame.parts();
+    if frame.is_fast() {
+        let head = String::from_utf8_lossy(head);
+        let tail = String::from_utf8_lossy(tail);
+        log.record(
+            Direction::Out,
+            &format!("{head}[{} base64 chars]{tail}", text.len()),
+        );
+    } else {
+        log.record(Direction::Out, &redact(head));
     }
 }
 

@@ -1,6 +1,7 @@
 //! One session on a stream: the sending handle and its writer task; the reading side is
 //! [`Inbound`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jid::Jid;
@@ -13,7 +14,7 @@ use super::Error;
 use super::inbound::Inbound;
 use super::outbound;
 use crate::StanzaTransport;
-use crate::codec::{EncodedStanza, XmlCodec, stream_header};
+use crate::codec::{EncodedStanza, XmlCodec, XmlLog, stream_header};
 
 /// How a session behaves beyond reading and writing stanzas.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub(super) struct SessionConfig {
     pub(super) read_timeout: Duration,
     /// Further silence after which the stream is given up.
     pub(super) response_timeout: Duration,
+    /// Where every element in and out is logged, if anywhere.
+    pub(super) xml_log: Option<Arc<dyn XmlLog>>,
 }
 
 impl SessionConfig {
@@ -42,6 +45,7 @@ impl SessionConfig {
             queue_depth: 64,
             read_timeout: timeouts.read_timeout,
             response_timeout: timeouts.response_timeout,
+            xml_log: None,
         }
     }
 }
@@ -101,6 +105,7 @@ where
     Io: AsyncRead + AsyncWrite + Send + 'static,
 {
     let depth = config.queue_depth.max(1);
+    let codec = codec.with_xml_log(config.xml_log.clone());
     let (r, w) = tokio::io::split(io);
     let (tx, user_rx) = mpsc::channel(depth);
     let (own_tx, own_rx) = mpsc::channel(depth);
@@ -110,7 +115,13 @@ where
         codec: codec.clone(),
         tx,
     };
-    tokio::spawn(outbound::run(w, user_rx, own_rx, header));
+    tokio::spawn(outbound::run(
+        w,
+        user_rx,
+        own_rx,
+        header,
+        config.xml_log.clone(),
+    ));
     (transport, Inbound::new(r, codec, config, own_tx))
 }
 

@@ -85,6 +85,9 @@ impl Cell {
         }
         while let Some(ev) = self.session.poll_event() {
             changed = true;
+            if !matches!(ev, Event::Readable | Event::Writable) {
+                tracing::debug!(sid = ?self.session.sid(), peer = %self.session.peer(), event = ?ev, "ibb session");
+            }
             match ev {
                 Event::Opened { .. } => {
                     if let Some(tx) = self.open_tx.take() {
@@ -277,6 +280,13 @@ impl<T: StanzaTransport> Ibb<T> {
     }
 
     fn on_open(&self, incoming: proto::IncomingOpen) {
+        tracing::debug!(
+            peer = %incoming.peer,
+            sid = ?incoming.open.sid,
+            block_size = incoming.open.block_size,
+            stanza = ?incoming.open.stanza,
+            "ibb open received"
+        );
         let key = (incoming.peer.clone(), incoming.open.sid.clone());
         let mut reg = lock(&self.inner.registry);
         if reg.sessions.contains_key(&key) {
