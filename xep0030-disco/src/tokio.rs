@@ -8,6 +8,7 @@ use std::time::Duration;
 use ft_transport::StanzaTransport;
 use ft_transport::iq::{IqError, IqTracker};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use jid::Jid;
 use tokio::time::Instant;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, Item};
@@ -352,9 +353,18 @@ impl<T: StanzaTransport> Disco<T> {
         // deadline counts as failed.
         let mut is_proxy = vec![false; candidates.len()];
         {
-            let mut probes = futures_util::stream::iter(candidates.iter().enumerate())
-                .map(|(i, j)| async move { (i, self.info(j).await) })
-                .buffer_unordered(self.config.max_parallel_probes.max(1));
+            // At most `max_parallel_probes` hold a permit (the semaphore is first come,
+            // first served, so probes start in the server's order).
+            let permits = tokio::sync::Semaphore::new(self.config.max_parallel_probes.max(1));
+            let permits = &permits;
+            let mut probes: FuturesUnordered<_> = candidates
+                .iter()
+                .enumerate()
+                .map(|(i, j)| async move {
+                    let _permit = permits.acquire().await;
+                    (i, self.info(j).await)
+                })
+                .collect();
             let all = async {
                 while let Some((i, info)) = probes.next().await {
                     is_proxy[i] = matches!(info, Ok(info) if is_bytestreams_proxy(&info));
