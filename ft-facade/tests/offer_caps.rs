@@ -145,3 +145,65 @@ async fn i2_auto_accepted_offers_count_against_the_per_peer_cap() {
     assert_eq!(refused.len(), 1);
     assert_resource_constraint_wait(&refused[0], "o17");
 }
+
+/// An offer whose `stream-method` field lists `methods`.
+fn offer_with_methods(id: &str, sid: &str, methods: &[String]) -> Stanza {
+    let options: String = methods
+        .iter()
+        .map(|m| format!("<option><value>{m}</value></option>"))
+        .collect();
+    let xml = format!(
+        "<iq xmlns='jabber:client' type='set' id='{id}' to='bob@x/b'>\
+         <si xmlns='http://jabber.org/protocol/si' id='{sid}' \
+         profile='http://jabber.org/protocol/si/profile/file-transfer'>\
+         <file xmlns='http://jabber.org/protocol/si/profile/file-transfer' name='m.bin' size='10'/>\
+         <feature xmlns='http://jabber.org/protocol/feature-neg'><x xmlns='jabber:x:data' type='form'>\
+         <field var='stream-method' type='list-single'>{options}</field></x></feature></si></iq>"
+    );
+    let el: Element = xml.parse().unwrap();
+    Stanza::Iq(Iq::try_from(el).unwrap())
+}
+
+#[tokio::test]
+async fn b6_methods_past_the_16th_option_are_ignored_and_duplicates_count_once() {
+    let hub = Hub::new();
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let (mallory, mut rx) = hub.connect(jid("mallory@x/m"));
+    const IBB: &str = "http://jabber.org/protocol/ibb";
+    // Sixteen unknown methods, then IBB: IBB is never read, so nothing is in common.
+    let mut methods: Vec<String> = (0..16).map(|i| format!("urn:junk:{i}")).collect();
+    methods.push(IBB.into());
+    mallory
+        .send(offer_with_methods("late", "s-late", &methods))
+        .await
+        .unwrap();
+    let answer = next_iq(&mut rx, Duration::from_secs(5)).await.unwrap();
+    let Iq::Error { id, error, .. } = &answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(id, "late");
+    assert_eq!(error.defined_condition, DefinedCondition::BadRequest);
+    assert_eq!(
+        xep0095_si::AppCondition::of(error),
+        Some(xep0095_si::AppCondition::NoValidStreams)
+    );
+    assert!(matches!(
+        bob.next_refused().await.unwrap().reason,
+        Refusal::NoCommonMethod
+    ));
+    // IBB twelve times among unknown ones, within the first 16: offered once, chosen.
+    let mut methods: Vec<String> = vec![IBB.into(); 12];
+    methods.extend((0..5000).map(|i| format!("urn:junk:{i}")));
+    mallory
+        .send(offer_with_methods("dup", "s-dup", &methods))
+        .await
+        .unwrap();
+    let offer = tokio::time::timeout(Duration::from_secs(5), bob.next_offer())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        offer.methods(),
+        [IBB, "urn:junk:0", "urn:junk:1", "urn:junk:2", "urn:junk:3"]
+    );
+}
