@@ -262,7 +262,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     }
 
     /// The next offer the manager refused itself before the application saw it (malformed,
-    /// no common method, too large for the policy, a duplicate sid, too many waiting), with
+    /// no common method, too large for the policy, a duplicate sid, too many pending from
+    /// that peer or from everyone), with
     /// what the peer was answered: a receiver shows these so that its user learns that an
     /// offer came and why it went nowhere. At most [`REFUSED_QUEUE`] wait; more are dropped.
     /// `None` never happens while the manager lives.
