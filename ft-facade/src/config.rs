@@ -333,9 +333,17 @@ pub struct Policy {
     /// Offers larger than this many bytes are declined (`forbidden`) without asking.
     /// Default `None` (no limit).
     pub max_size: Option<u64>,
-    /// How many offers wait for the application in [`next_offer`](crate::FileTransfer::next_offer)
-    /// before further ones are declined with `resource-constraint`. Default 16.
+    /// How many incoming offers may be pending (waiting in
+    /// [`next_offer`](crate::FileTransfer::next_offer) or for the application's answer) or
+    /// active (receiving, auto-accepted ones included) at once, from all peers together;
+    /// further offers are refused with `wait/resource-constraint`
+    /// ([`Refusal::Busy`](crate::Refusal::Busy)). `0` means the default, 256.
     pub max_pending_offers: usize,
+    /// How many incoming offers one account (bare JID: every resource of it together) may
+    /// have pending or active at once; its next offer is refused with
+    /// `wait/resource-constraint` ([`Refusal::PeerBusy`](crate::Refusal::PeerBusy)) while
+    /// other peers are still served (BAD-INPUT I2). `0` means the default, 16.
+    pub max_offers_per_peer: usize,
 }
 
 impl Policy {
@@ -357,9 +365,17 @@ impl Policy {
 
     pub(crate) fn pending_capacity(&self) -> usize {
         if self.max_pending_offers == 0 {
-            16
+            256
         } else {
             self.max_pending_offers
+        }
+    }
+
+    pub(crate) fn per_peer_capacity(&self) -> usize {
+        if self.max_offers_per_peer == 0 {
+            16
+        } else {
+            self.max_offers_per_peer
         }
     }
 }

@@ -179,19 +179,39 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             return;
         }
         let key = (from.clone(), offer.offer.sid.clone());
+        let policy = &inner.config.policy;
         {
             let mut incoming = lock(&inner.incoming);
-            if incoming.contains(&key) {
+            let refusal = if incoming.contains(&key) {
+                Some(Refusal::Duplicate)
+            } else if incoming.len() >= policy.pending_capacity() {
+                Some(Refusal::Busy)
+            } else {
+                // Offers stay in `incoming` while pending or receiving (auto-accepted ones
+                // too), so this counts what the peer's account holds of ours right now.
+                let bare = from.to_bare();
+                let limit = policy.per_peer_capacity();
+                let held = incoming.iter().filter(|(j, _)| j.to_bare() == bare).count();
+                (held >= limit).then_some(Refusal::PeerBusy { limit })
+            };
+            if let Some(refusal) = refusal {
                 drop(incoming);
-                let e =
-                    ft_transport::util::stanza_error(ErrorType::Cancel, DefinedCondition::Conflict);
+                let e = match refusal {
+                    Refusal::Duplicate => ft_transport::util::stanza_error(
+                        ErrorType::Cancel,
+                        DefinedCondition::Conflict,
+                    ),
+                    _ => ft_transport::util::stanza_error(
+                        ErrorType::Wait,
+                        DefinedCondition::ResourceConstraint,
+                    ),
+                };
                 let reply = iq_error_reply(&iq, e).map(Stanza::Iq);
-                self.refused(&iq, Refusal::Duplicate, reply);
+                self.refused(&iq, refusal, reply);
                 return;
             }
             incoming.insert(key.clone());
         }
-        let policy = &inner.config.policy;
         // An offer without a size is held to the limit as its bytes arrive.
         if let Some(limit) = policy.max_size
             && let Some(size) = offer.file.size
@@ -243,7 +263,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     }
 
     /// The next offer the manager refused itself before the application saw it (malformed,
-    /// no common method, too large for the policy, a duplicate sid, too many waiting), with
+    /// no common method, too large for the policy, a duplicate sid, too many pending from
+    /// that peer or from everyone), with
     /// what the peer was answered: a receiver shows these so that its user learns that an
     /// offer came and why it went nowhere. At most [`REFUSED_QUEUE`] wait; more are dropped.
     /// `None` never happens while the manager lives.

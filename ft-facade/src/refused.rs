@@ -32,8 +32,17 @@ pub enum Refusal {
         /// The limit.
         limit: u64,
     },
-    /// Too many offers wait for the application already: `wait/resource-constraint`.
+    /// Too many offers are pending or active already, from all peers together
+    /// ([`Policy::max_pending_offers`](crate::Policy::max_pending_offers)):
+    /// `wait/resource-constraint`.
     Busy,
+    /// This peer's account has too many offers pending or active already
+    /// ([`Policy::max_offers_per_peer`](crate::Policy::max_offers_per_peer)):
+    /// `wait/resource-constraint`.
+    PeerBusy {
+        /// The per-peer limit.
+        limit: usize,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -47,6 +56,9 @@ impl std::fmt::Display for Refusal {
                 write!(f, "offered size {size} exceeds the limit {limit}")
             }
             Self::Busy => f.write_str("too many offers waiting"),
+            Self::PeerBusy { limit } => {
+                write!(f, "this peer has {limit} offers pending or active already")
+            }
         }
     }
 }

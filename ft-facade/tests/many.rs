@@ -48,6 +48,7 @@ async fn many(method: Method, count: usize, var: &str) {
     // comes, and the queue in front of it holds them all.
     let mut policy = Policy::default();
     policy.max_pending_offers = count;
+    policy.max_offers_per_peer = count;
     c.policy(policy);
     c.cap_timeouts(budget);
     let alice = entity(&hub, "alice@x/a", config(&[method]));

@@ -37,6 +37,9 @@
 //!   every query and caches answers with an expiry ([`DiscoConfig`]); [`Disco::supports`]
 //!   checks a peer's feature and [`Disco::find_proxies`] finds a server's SOCKS5 proxies
 //!   (disco#items, then disco#info on each item, keeping identity `proxy/bytestreams`).
+//!   A server listing thousands of items costs at most 20 probes, 4 at a time, all within
+//!   30 s ([`DiscoConfig::max_probed_items`], [`DiscoConfig::max_parallel_probes`],
+//!   [`DiscoConfig::find_proxies_deadline`]).
 //!
 //! It reuses the xmpp-parsers `disco` types. It does not compute XEP-0115 entity
 //! capabilities, does not page with RSM, and does not ask a proxy for its streamhosts

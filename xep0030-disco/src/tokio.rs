@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use ft_transport::StanzaTransport;
 use ft_transport::iq::{IqError, IqTracker};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use jid::Jid;
 use tokio::time::Instant;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, Item};
@@ -30,6 +32,17 @@ pub struct DiscoConfig {
     /// The most entries kept per cache (info, items, proxies); the oldest go first.
     /// Default 1024, bounding memory whatever a peer does.
     pub max_entries: usize,
+    /// [`Disco::find_proxies`] probes (disco#info) only the first this many distinct items
+    /// of the server's disco#items; the rest are ignored. Default 20: a server lists a
+    /// handful of components, one of them the proxy, while a hostile or broken one may list
+    /// 10,000 (BAD-INPUT I4).
+    pub max_probed_items: usize,
+    /// How many of those probes are in flight at once. Default 4.
+    pub max_parallel_probes: usize,
+    /// The overall deadline of [`Disco::find_proxies`], the items query and every probe
+    /// together. Default 30 s. Probes still unanswered then are skipped, as failed ones
+    /// are: the proxies found so far are the answer.
+    pub find_proxies_deadline: Duration,
 }
 
 impl Default for DiscoConfig {
@@ -38,6 +51,9 @@ impl Default for DiscoConfig {
             timeout: Duration::from_secs(10),
             cache_ttl: Duration::from_secs(300),
             max_entries: 1024,
+            max_probed_items: 20,
+            max_parallel_probes: 4,
+            find_proxies_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +74,24 @@ impl DiscoConfig {
     /// Sets [`max_entries`](Self::max_entries).
     pub fn max_entries(&mut self, n: usize) -> &mut Self {
         self.max_entries = n;
+        self
+    }
+
+    /// Sets [`max_probed_items`](Self::max_probed_items).
+    pub fn max_probed_items(&mut self, n: usize) -> &mut Self {
+        self.max_probed_items = n;
+        self
+    }
+
+    /// Sets [`max_parallel_probes`](Self::max_parallel_probes) (at least 1).
+    pub fn max_parallel_probes(&mut self, n: usize) -> &mut Self {
+        self.max_parallel_probes = n.max(1);
+        self
+    }
+
+    /// Sets [`find_proxies_deadline`](Self::find_proxies_deadline).
+    pub fn find_proxies_deadline(&mut self, d: Duration) -> &mut Self {
+        self.find_proxies_deadline = d;
         self
     }
 }
@@ -279,9 +313,13 @@ impl<T: StanzaTransport> Disco<T> {
     }
 
     /// The SOCKS5 bytestreams proxies of `server`: disco#items on the server, then
-    /// disco#info on every item (concurrently, each with the timeout), keeping those with
-    /// identity `proxy/bytestreams`, in the server's item order. Items whose info query
-    /// fails are skipped; the items query failing is an error. Cached like the rest.
+    /// disco#info on the first [`max_probed_items`](DiscoConfig::max_probed_items) distinct
+    /// items (at most [`max_parallel_probes`](DiscoConfig::max_parallel_probes) at once,
+    /// each with the timeout), keeping those with identity `proxy/bytestreams`, in the
+    /// server's item order. Everything together ends by
+    /// [`find_proxies_deadline`](DiscoConfig::find_proxies_deadline): items whose info
+    /// query fails or is still unanswered then are skipped; the items query failing (or
+    /// not answered by the deadline) is an error. Cached like the rest.
     pub async fn find_proxies(&self, server: &Jid) -> Result<Vec<Jid>, Error> {
         let key = (server.clone(), None);
         if let Some(hit) = self
@@ -292,21 +330,53 @@ impl<T: StanzaTransport> Disco<T> {
         {
             return Ok(hit);
         }
-        let items = self.items(server).await?;
+        let deadline = Instant::now() + self.config.find_proxies_deadline;
+        let items = match tokio::time::timeout_at(deadline, self.items(server)).await {
+            Ok(items) => items?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    jid: server.to_string(),
+                    timeout: self.config.find_proxies_deadline,
+                });
+            }
+        };
         let mut candidates: Vec<Jid> = Vec::new();
         for item in items {
+            if candidates.len() >= self.config.max_probed_items {
+                break;
+            }
             if item.node.is_none() && !candidates.contains(&item.jid) {
                 candidates.push(item.jid);
             }
         }
-        let answers = futures_util::future::join_all(candidates.iter().map(|j| self.info(j))).await;
+        // In completion order, each tagged with its place; what has not come back by the
+        // deadline counts as failed.
+        let mut is_proxy = vec![false; candidates.len()];
+        {
+            // At most `max_parallel_probes` hold a permit (the semaphore is first come,
+            // first served, so probes start in the server's order).
+            let permits = tokio::sync::Semaphore::new(self.config.max_parallel_probes.max(1));
+            let permits = &permits;
+            let mut probes: FuturesUnordered<_> = candidates
+                .iter()
+                .enumerate()
+                .map(|(i, j)| async move {
+                    let _permit = permits.acquire().await;
+                    (i, self.info(j).await)
+                })
+                .collect();
+            let all = async {
+                while let Some((i, info)) = probes.next().await {
+                    is_proxy[i] = matches!(info, Ok(info) if is_bytestreams_proxy(&info));
+                }
+            };
+            // Past the deadline the probes still running are dropped (their iqs withdrawn).
+            let _ = tokio::time::timeout_at(deadline, all).await;
+        }
         let proxies: Vec<Jid> = candidates
             .into_iter()
-            .zip(answers)
-            .filter_map(|(jid, info)| match info {
-                Ok(info) if is_bytestreams_proxy(&info) => Some(jid),
-                _ => None,
-            })
+            .zip(is_proxy)
+            .filter_map(|(jid, proxy)| proxy.then_some(jid))
             .collect();
         if let Ok(mut c) = self.proxies.lock() {
             c.put(

@@ -34,6 +34,7 @@ pub struct Config {
     pub(crate) max_retries: u32,
     pub(crate) message_rate: Option<u64>,
     pub(crate) max_pending_incoming: usize,
+    pub(crate) max_queued_blocks: usize,
 }
 
 impl Default for Config {
@@ -55,6 +56,7 @@ impl Default for Config {
             max_retries: 5,
             message_rate: None,
             max_pending_incoming: 16,
+            max_queued_blocks: 64,
         }
     }
 }
@@ -196,6 +198,29 @@ impl Config {
         self.open_timeout = self.open_timeout.min(t);
         self.ack_timeout = self.ack_timeout.min(t);
         self.close_timeout = self.close_timeout.min(t);
+        self
+    }
+
+    /// The bound on what a peer can make a session hold for a reader that lags
+    /// (BAD-INPUT F11). Default 64 blocks.
+    ///
+    /// * Message mode: the most received chunks held unread. One more closes the session
+    ///   with [`ProtocolError::ReceiveBufferOverflow`](crate::ProtocolError::ReceiveBufferOverflow)
+    ///   (answered `wait/resource-constraint`), whatever their size: 64 one-byte chunks
+    ///   count as much as 64 full ones. A pump that awaits
+    ///   [`Ibb::ready`](crate::Ibb::ready) stops taking stanzas at half of it, so a
+    ///   well-paced transfer never reaches it.
+    /// * iq mode: a chunk is acknowledged once it is queued for the reader, while at most
+    ///   [`recv_buffer`](Self::recv_buffer) bytes wait; past that the acks are held back
+    ///   (the sender's window stalls). This bounds the chunks held unacknowledged: a sender
+    ///   that sends one more without waiting for our answers is answered
+    ///   `cancel/resource-constraint`
+    ///   ([`ProtocolError::TooManyUnacknowledged`](crate::ProtocolError::TooManyUnacknowledged))
+    ///   and the session is closed. `cancel`, not `wait`: the session ends, there is
+    ///   nothing to retry. Senders that respect acknowledgements (every one we test: at
+    ///   most 32 in flight, most one) never reach it.
+    pub fn max_queued_blocks(&mut self, v: usize) -> &mut Self {
+        self.max_queued_blocks = v.max(1);
         self
     }
 

@@ -82,6 +82,11 @@ pub enum ProtocolError {
     /// reached its hard cap (`wait/resource-constraint`).
     #[error("ibb receive buffer overflow ({0} bytes buffered)")]
     ReceiveBufferOverflow(usize),
+    /// iq-mode data went on arriving while this many chunks were held unacknowledged
+    /// ([`Config::max_queued_blocks`](crate::Config::max_queued_blocks)):
+    /// `cancel/resource-constraint`.
+    #[error("the peer sent more than {0} ibb chunks without waiting for their acknowledgement")]
+    TooManyUnacknowledged(usize),
 }
 
 impl From<&ProtocolError> for StanzaError {
@@ -101,6 +106,9 @@ impl From<&ProtocolError> for StanzaError {
             }
             ProtocolError::ReceiveBufferOverflow(_) => {
                 (ErrorType::Wait, DefinedCondition::ResourceConstraint)
+            }
+            ProtocolError::TooManyUnacknowledged(_) => {
+                (ErrorType::Cancel, DefinedCondition::ResourceConstraint)
             }
         };
         Self::new(t, c, "en", "")

@@ -1,12 +1,13 @@
 //! [`Config`] and [`DialPolicy`]: the settings shared by the sans-IO cores
 //! ([`proto`](crate::proto)) and the tokio driver.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::scope::Scope;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jid::Jid;
 
@@ -48,6 +49,19 @@ pub struct Config {
     /// public address (BAD-INPUT C3). Peers on one LAN want [`DialPolicy::lan`]; tests and
     /// same-host transfers [`DialPolicy::allow_all`].
     pub dial_policy: DialPolicy,
+    /// The most streamhosts of one offer the target tries, the first ones in the offer's
+    /// order (the requester's preference); the rest are ignored. Default 8 (BAD-INPUT C2,
+    /// I3): real clients offer one to five.
+    pub max_candidates: usize,
+    /// The most outbound SOCKS5 connections (TCP connect and handshake) the tokio `S5b`
+    /// has in flight at once, over all its sessions; further attempts wait for a place,
+    /// within their own deadline. Default 64 (BAD-INPUT I3): a flood of offers cannot make
+    /// us open thousands of sockets at once.
+    pub max_connects: usize,
+    /// Streamhosts that recently failed to connect, skipped by the target. Shared by every
+    /// session made from this configuration and its clones. Default
+    /// [`Blacklist::default`]: 2 failures → skipped for 2 hours (Smack's rule).
+    pub blacklist: Blacklist,
     /// The prefix of the iq ids the cores generate; each appends the sid and a counter.
     /// Default `"s5b-"`. The tokio driver appends a random salt per connection, so ids
     /// are not guessable; a simulation keeps it fixed for determinism.
@@ -67,6 +81,9 @@ impl Default for Config {
             stagger: Duration::from_millis(250),
             handshake_timeout: Duration::from_secs(10),
             dial_policy: DialPolicy::public_only(),
+            max_candidates: 8,
+            max_connects: 64,
+            blacklist: Blacklist::default(),
             id_prefix: String::from("s5b-"),
         }
     }
@@ -107,6 +124,143 @@ impl Config {
     pub fn dial_policy(&mut self, p: DialPolicy) -> &mut Self {
         self.dial_policy = p;
         self
+    }
+    /// Sets [`max_candidates`](Self::max_candidates) (at least 1).
+    pub fn max_candidates(&mut self, n: usize) -> &mut Self {
+        self.max_candidates = n.max(1);
+        self
+    }
+    /// Sets [`max_connects`](Self::max_connects) (at least 1).
+    pub fn max_connects(&mut self, n: usize) -> &mut Self {
+        self.max_connects = n.max(1);
+        self
+    }
+    /// Sets [`blacklist`](Self::blacklist).
+    pub fn blacklist(&mut self, b: Blacklist) -> &mut Self {
+        self.blacklist = b;
+        self
+    }
+}
+
+/// Streamhosts (host and port, as offered) that failed to connect recently: after
+/// `threshold` failures within `lifetime` of each other a streamhost is skipped until
+/// `lifetime` has passed since its last failure. What counts as a failure: the name does
+/// not resolve, the TCP connect fails, or nothing answers within the handshake timeout. A
+/// SOCKS5 refusal does not count: any peer could make a good proxy refuse us (with a
+/// DST.ADDR it never activated) and so get it blacklisted.
+///
+/// Sans-IO: the caller passes the time. Clones share the list. At most `max_entries`
+/// streamhosts are remembered; the oldest failure goes first.
+#[derive(Clone)]
+pub struct Blacklist(Arc<Mutex<BlacklistInner>>);
+
+#[derive(Debug)]
+struct BlacklistInner {
+    threshold: u32,
+    lifetime: Duration,
+    max_entries: usize,
+    /// (host, port) → (failures, time of the last one).
+    entries: HashMap<(Host, u16), (u32, Instant)>,
+}
+
+impl Blacklist {
+    /// Skips a streamhost after `threshold` failures for `lifetime`; remembers at most
+    /// `max_entries`. A `threshold` of 0 never skips anything.
+    pub fn new(threshold: u32, lifetime: Duration, max_entries: usize) -> Self {
+        Self(Arc::new(Mutex::new(BlacklistInner {
+            threshold,
+            lifetime,
+            max_entries: max_entries.max(1),
+            entries: HashMap::new(),
+        })))
+    }
+
+    /// Never skips anything.
+    pub fn disabled() -> Self {
+        Self::new(0, Duration::ZERO, 1)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BlacklistInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `host:port` is skipped at `now`.
+    pub fn is_blocked(&self, host: &Host, port: u16, now: Instant) -> bool {
+        let b = self.lock();
+        b.threshold > 0
+            && b.entries
+                .get(&(host.clone(), port))
+                .is_some_and(|(n, at)| *n >= b.threshold && !expired(*at, b.lifetime, now))
+    }
+
+    /// Counts a failure of `host:port` at `now`.
+    pub fn record_failure(&self, host: &Host, port: u16, now: Instant) {
+        let mut b = self.lock();
+        if b.threshold == 0 {
+            return;
+        }
+        let lifetime = b.lifetime;
+        let key = (host.clone(), port);
+        if !b.entries.contains_key(&key) && b.entries.len() >= b.max_entries {
+            b.entries.retain(|_, (_, at)| !expired(*at, lifetime, now));
+            while b.entries.len() >= b.max_entries {
+                let Some(oldest) = b
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                b.entries.remove(&oldest);
+            }
+        }
+        let e = b.entries.entry(key).or_insert((0, now));
+        if expired(e.1, lifetime, now) {
+            e.0 = 0;
+        }
+        e.0 += 1;
+        e.1 = now;
+    }
+
+    /// Forgets `host:port`'s failures (it just worked).
+    pub fn record_success(&self, host: &Host, port: u16) {
+        self.lock().entries.remove(&(host.clone(), port));
+    }
+
+    /// How many streamhosts have failures on record.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no streamhost has failures on record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `lifetime` has passed since `at` (never, if that instant is past the clock's end).
+fn expired(at: Instant, lifetime: Duration, now: Instant) -> bool {
+    at.checked_add(lifetime).is_some_and(|t| now >= t)
+}
+
+impl Default for Blacklist {
+    /// 2 failures → skipped for 2 hours; 1024 streamhosts remembered.
+    fn default() -> Self {
+        Self::new(2, Duration::from_secs(2 * 3600), 1024)
+    }
+}
+
+impl fmt::Debug for Blacklist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.lock();
+        f.debug_struct("Blacklist")
+            .field("threshold", &b.threshold)
+            .field("lifetime", &b.lifetime)
+            .field("entries", &b.entries.len())
+            .finish()
     }
 }
 

@@ -179,7 +179,11 @@
 //!
 //! # Known deviations
 //!
-//! * Offers longer than [`payload::MAX_STREAMHOSTS`] are cut to that many streamhosts.
+//! * Offers longer than [`payload::MAX_STREAMHOSTS`] are cut to that many streamhosts, and
+//!   the target tries only the first [`Config::max_candidates`] (8) of them. At most
+//!   [`Config::max_connects`] (64) of its connections are in flight at once over all
+//!   sessions, and a streamhost that failed to connect twice is skipped for two hours
+//!   ([`Blacklist`], Smack's rule; BAD-INPUT I3).
 //! * The target races streamhosts (staggered) instead of trying them strictly one after the
 //!   other; the order of the offer is kept as the order of starting attempts.
 //! * An offer's optional `dstaddr` (XEP-0065 §6, MUC) is ignored: DST.ADDR is always the
@@ -207,7 +211,7 @@ pub mod stream;
 #[cfg(feature = "tokio")]
 mod tokio;
 
-pub use crate::config::{Config, DialPolicy};
+pub use crate::config::{Blacklist, Config, DialPolicy};
 pub use crate::proto::{Attempt, Failure, Outcome, Refusal, Socks5Fault};
 #[cfg(feature = "tokio")]
 pub use crate::stream::S5bStream;

@@ -104,7 +104,7 @@ pub mod proto;
 mod tokio;
 
 pub use error::{AppCondition, Error, Misuse, Rejection, SiError};
-pub use payload::{FeatureNeg, NS_FEATURE_NEG, NS_SI, STREAM_METHOD, Si, Sid, method};
+pub use payload::{FeatureNeg, MAX_METHODS, NS_FEATURE_NEG, NS_SI, STREAM_METHOD, Si, Sid, method};
 pub use proto::{
     Accepted, Answer, DECLINED_TEXT, Offer, error_reply, offer_iq, parse_answer, pick_method,
 };

@@ -169,7 +169,14 @@ fn stream_method_field(form: &DataForm) -> Option<&Field> {
         .find(|f| f.var.as_deref() == Some(STREAM_METHOD))
 }
 
-/// The methods an offer's form proposes, in the sender's order, without duplicates.
+/// How many `<option/>`s of an offer's `stream-method` field (or `<value/>`s of an
+/// answer's) are read; later ones are ignored (BAD-INPUT B6). Real clients offer two or
+/// three; reading more only costs time on a hostile list.
+pub const MAX_METHODS: usize = 16;
+
+/// The methods an offer's form proposes, in the sender's order, without duplicates: the
+/// first [`MAX_METHODS`] options, deduplicated. Values we do not know are kept here and
+/// ignored by whoever chooses ([`Offer::choose`](crate::Offer::choose)).
 ///
 /// Accepts `type='list-multi'` as well as the XEP's `list-single` (Spark sends
 /// `list-multi`, see the seed 004 capture). Options with an empty value are skipped.
@@ -181,8 +188,8 @@ pub fn offered_methods(form: &DataForm) -> Result<Vec<String>, SiError> {
         });
     }
     let field = stream_method_field(form).ok_or(SiError::NoStreamMethod)?;
-    let mut out: Vec<String> = Vec::with_capacity(field.options.len());
-    for option in &field.options {
+    let mut out: Vec<String> = Vec::new();
+    for option in field.options.iter().take(MAX_METHODS) {
         let v = option.value.trim();
         if !v.is_empty() && !out.iter().any(|o| o == v) {
             out.push(v.to_owned());
@@ -194,7 +201,8 @@ pub fn offered_methods(form: &DataForm) -> Result<Vec<String>, SiError> {
     Ok(out)
 }
 
-/// The values an answer's form names, in the peer's order, without duplicates.
+/// The values an answer's form names, in the peer's order, without duplicates (the first
+/// [`MAX_METHODS`]).
 ///
 /// XEP-0095 says there MUST be exactly one; old Smack/Spark and XIFF send every method they
 /// support (seeds 001 and 004), so several are accepted here and the initiator picks (see
@@ -207,8 +215,8 @@ pub fn chosen_methods(form: &DataForm) -> Result<Vec<String>, SiError> {
         });
     }
     let field = stream_method_field(form).ok_or(SiError::NoStreamMethod)?;
-    let mut out: Vec<String> = Vec::with_capacity(field.values.len());
-    for value in &field.values {
+    let mut out: Vec<String> = Vec::new();
+    for value in field.values.iter().take(MAX_METHODS) {
         let v = value.trim();
         if !v.is_empty() && !out.iter().any(|o| o == v) {
             out.push(v.to_owned());
@@ -315,6 +323,44 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(offered_methods(&form).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn b6_only_the_first_16_options_are_read_deduplicated() {
+        let options = |values: &[String]| -> DataForm {
+            let options: String = values
+                .iter()
+                .map(|v| format!("<option><value>{v}</value></option>"))
+                .collect();
+            DataForm::try_from(el(&format!(
+                "<x xmlns='jabber:x:data' type='form'>\
+                 <field var='stream-method' type='list-single'>{options}</field></x>"
+            )))
+            .unwrap()
+        };
+        // 16 unknown methods, then ibb as the 17th: ibb is not read.
+        let mut values: Vec<String> = (0..16).map(|i| format!("urn:junk:{i}")).collect();
+        values.push("http://jabber.org/protocol/ibb".into());
+        let read = offered_methods(&options(&values)).unwrap();
+        assert_eq!(read.len(), 16);
+        assert!(!read.iter().any(|m| m.contains("ibb")));
+        // Duplicates count once, among the first 16 options.
+        let mut values: Vec<String> = vec!["b".into(); 10];
+        values.extend(["a".into(), "b".into(), "a".into(), "c".into()]);
+        values.extend((0..10_000).map(|i| format!("urn:junk:{i}")));
+        assert_eq!(
+            offered_methods(&options(&values)).unwrap(),
+            ["b", "a", "c", "urn:junk:0", "urn:junk:1"]
+        );
+        // An answer's values likewise.
+        let submit = DataForm::try_from(el(&format!(
+            "<x xmlns='jabber:x:data' type='submit'><field var='stream-method'>{}</field></x>",
+            (0..40)
+                .map(|i| format!("<value>v{}</value>", i % 20))
+                .collect::<String>()
+        )))
+        .unwrap();
+        assert_eq!(chosen_methods(&submit).unwrap().len(), 16);
     }
 
     #[test]

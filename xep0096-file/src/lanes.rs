@@ -1,69 +1,236 @@
-//! MD5 and SHA-256 off the data path: each digest runs on a thread of its own, fed shared
-//! [`Bytes`] chunks through a bounded queue, so the two digests and the caller's I/O overlap.
+//! MD5 and SHA-256 off the data path: each digest is a *lane* fed shared [`Bytes`] chunks
+//! through a bounded queue and hashed, in order, on a small pool of threads that every
+//! lane of the process shares, so the two digests and the caller's I/O overlap.
+//!
+//! The pool has as many threads as the machine has cores (at least 2, so one transfer's
+//! two digests run side by side; at most [`MAX_POOL_THREADS`]), started when the first lane
+//! is. A thousand concurrent transfers share those threads instead of starting two each
+//! (BAD-INPUT I1); a lane hashes at most [`TURN`] chunks before the next waiting lane gets
+//! the thread, so a large transfer cannot starve a small one.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 
 use bytes::Bytes;
-use md5::Digest;
-use tokio::sync::{mpsc, oneshot};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::hash::Hasher;
 
-/// Chunks queued per digest thread. With chunks of at most a copy buffer (256 KiB in the
-/// facade), a lane holds at most a few MiB whatever the file size; a full queue makes
+/// Chunks queued per lane. With chunks of at most a copy buffer (256 KiB in the facade), a
+/// lane holds at most a few MiB whatever the file size; a full queue makes
 /// [`HashLanes::update`] wait.
 pub const LANE_DEPTH: usize = 8;
+
+/// The most threads the shared hashing pool starts, whatever the core count.
+pub const MAX_POOL_THREADS: usize = 8;
+
+/// Chunks a lane hashes in one turn before it goes to the back of the pool's queue.
+pub const TURN: usize = 16;
 
 enum Msg {
     Data(Bytes),
     Snapshot(oneshot::Sender<Vec<u8>>),
 }
 
-/// One digest on its own thread.
-struct Lane {
-    tx: mpsc::Sender<Msg>,
+enum Algo {
+    Md5(Md5),
+    Sha256(Sha256),
 }
 
-impl Lane {
-    fn spawn<D>(name: &str, mut digest: D) -> Self
-    where
-        D: Digest + Clone + Send + 'static,
-    {
-        let (tx, mut rx) = mpsc::channel::<Msg>(LANE_DEPTH);
-        let body = move || {
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    Msg::Data(b) => digest.update(&b),
-                    Msg::Snapshot(reply) => {
-                        let _ = reply.send(digest.clone().finalize().to_vec());
+impl Algo {
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Self::Md5(d) => d.update(b),
+            Self::Sha256(d) => d.update(b),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        match self {
+            Self::Md5(d) => d.clone().finalize().to_vec(),
+            Self::Sha256(d) => d.clone().finalize().to_vec(),
+        }
+    }
+}
+
+struct LaneState {
+    queue: VecDeque<Msg>,
+    /// `None` while a pool thread is hashing with it.
+    digest: Option<Algo>,
+    /// In the pool's queue or on a pool thread.
+    scheduled: bool,
+    /// The [`HashLanes`] is gone: nothing more to hash.
+    closed: bool,
+}
+
+struct LaneInner {
+    state: Mutex<LaneState>,
+    /// Free places in `queue` for data ([`LANE_DEPTH`]).
+    space: Semaphore,
+}
+
+fn lock(m: &Mutex<LaneState>) -> MutexGuard<'_, LaneState> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+type Job = Arc<LaneInner>;
+
+struct Pool {
+    jobs: std_mpsc::Sender<Job>,
+}
+
+/// The shared pool; `None` if not one thread could be started.
+fn pool() -> Option<&'static Pool> {
+    static POOL: OnceLock<Option<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, MAX_POOL_THREADS);
+        let (jobs, rx) = std_mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..n {
+            let rx = rx.clone();
+            let worker = move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(lane) => run_turn(&lane),
+                        Err(_) => return,
                     }
+                }
+            };
+            if thread::Builder::new()
+                .name(format!("xft-hash-{i}"))
+                .spawn(worker)
+                .is_ok()
+            {
+                started += 1;
+            }
+        }
+        (started > 0).then_some(Pool { jobs })
+    })
+    .as_ref()
+}
+
+/// One turn of `lane` on a pool thread: up to [`TURN`] messages, in order.
+fn run_turn(lane: &Arc<LaneInner>) {
+    let Some(mut digest) = lock(&lane.state).digest.take() else {
+        return;
+    };
+    for _ in 0..TURN {
+        let msg = {
+            let mut st = lock(&lane.state);
+            if st.closed {
+                st.queue.clear();
+                st.scheduled = false;
+                return;
+            }
+            match st.queue.pop_front() {
+                Some(m) => m,
+                None => {
+                    // Checked and cleared under one lock: a producer that pushes after
+                    // this sees `scheduled == false` and schedules the lane again.
+                    st.digest = Some(digest);
+                    st.scheduled = false;
+                    return;
                 }
             }
         };
-        // A thread that cannot be started leaves the lane without a receiver: every send
-        // fails, and the digest is reported as lost (see `HashLanes::digests`).
-        let _ = thread::Builder::new().name(name.to_owned()).spawn(body);
-        Self { tx }
+        match msg {
+            Msg::Data(b) => {
+                digest.update(&b);
+                lane.space.add_permits(1);
+            }
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(digest.snapshot());
+            }
+        }
+    }
+    // The turn is over: back of the queue if there is more.
+    let again = {
+        let mut st = lock(&lane.state);
+        st.digest = Some(digest);
+        st.scheduled = !st.queue.is_empty() && !st.closed;
+        st.scheduled
+    };
+    if again && !submit(lane.clone()) {
+        lock(&lane.state).scheduled = false;
+    }
+}
+
+fn submit(lane: Job) -> bool {
+    pool().is_some_and(|p| p.jobs.send(lane).is_ok())
+}
+
+/// One digest, hashed on the shared pool.
+struct Lane {
+    inner: Arc<LaneInner>,
+}
+
+impl Lane {
+    fn new(digest: Algo) -> Self {
+        Self {
+            inner: Arc::new(LaneInner {
+                state: Mutex::new(LaneState {
+                    queue: VecDeque::new(),
+                    digest: Some(digest),
+                    scheduled: false,
+                    closed: false,
+                }),
+                space: Semaphore::new(LANE_DEPTH),
+            }),
+        }
+    }
+
+    /// Queues `msg` and schedules the lane if it is idle.
+    fn push(&self, msg: Msg) -> Result<(), LaneGone> {
+        let schedule = {
+            let mut st = lock(&self.inner.state);
+            st.queue.push_back(msg);
+            !std::mem::replace(&mut st.scheduled, true)
+        };
+        if schedule && !submit(self.inner.clone()) {
+            let mut st = lock(&self.inner.state);
+            st.scheduled = false;
+            st.queue.clear();
+            return Err(LaneGone);
+        }
+        Ok(())
     }
 
     async fn send(&self, chunk: Bytes) -> Result<(), LaneGone> {
-        self.tx.send(Msg::Data(chunk)).await.map_err(|_| LaneGone)
+        let permit = self.inner.space.acquire().await.map_err(|_| LaneGone)?;
+        permit.forget();
+        self.push(Msg::Data(chunk))
     }
 
     async fn snapshot(&self) -> Result<Vec<u8>, LaneGone> {
         let (reply, got) = oneshot::channel();
-        self.tx
-            .send(Msg::Snapshot(reply))
-            .await
-            .map_err(|_| LaneGone)?;
+        self.push(Msg::Snapshot(reply))?;
         got.await.map_err(|_| LaneGone)
     }
 }
 
-/// A digest thread stopped (it could not be started, or it panicked).
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let mut st = lock(&self.inner.state);
+        st.closed = true;
+        st.queue.clear();
+    }
+}
+
+/// The hashing pool could not be started (not one thread), or a digest's turn was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a hashing thread stopped")]
+#[error("the hashing pool is not running")]
 pub struct LaneGone;
 
 /// What [`HashLanes`] computed: SHA-256 always, MD5 unless it was skipped.
@@ -89,10 +256,11 @@ impl LaneDigests {
     }
 }
 
-/// MD5 and SHA-256 of a stream of chunks, computed on two threads while the caller goes on
-/// writing. Memory is bounded: each thread queues at most [`LANE_DEPTH`] chunks, and the
-/// chunks are shared (reference counted), not copied. The threads end when this is dropped.
-/// MD5 (the slower one) can be left out when nobody checks it ([`skip_md5`](Self::skip_md5)).
+/// MD5 and SHA-256 of a stream of chunks, computed on the shared hashing pool while the
+/// caller goes on writing. Memory is bounded: each digest queues at most [`LANE_DEPTH`]
+/// chunks, and the chunks are shared (reference counted), not copied. Dropping this drops
+/// what is still queued. MD5 (the slower one) can be left out when nobody checks it
+/// ([`skip_md5`](Self::skip_md5)).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -126,22 +294,22 @@ impl Default for HashLanes {
 }
 
 impl HashLanes {
-    /// Two digest threads that have seen no bytes.
+    /// Two digests that have seen no bytes.
     pub fn new() -> Self {
         Self::from_hasher(Hasher::new())
     }
 
-    /// Two digest threads that go on from `hasher`'s state (a resumed file).
+    /// Two digests that go on from `hasher`'s state (a resumed file).
     pub fn from_hasher(hasher: Hasher) -> Self {
         let (md5, sha256, len) = hasher.into_parts();
         Self {
-            md5: Some(Lane::spawn("xft-md5", md5)),
-            sha256: Lane::spawn("xft-sha256", sha256),
+            md5: Some(Lane::new(Algo::Md5(md5))),
+            sha256: Lane::new(Algo::Sha256(sha256)),
             len,
         }
     }
 
-    /// Stops computing MD5 (its thread ends): for content whose MD5 nobody will check or
+    /// Stops computing MD5 (what it has queued is dropped): for content whose MD5 nobody will check or
     /// report. [`digests`](Self::digests) then has no MD5.
     pub fn skip_md5(&mut self) {
         self.md5 = None;
@@ -176,7 +344,7 @@ impl HashLanes {
         self.len == 0
     }
 
-    /// The digests of everything queued so far (waits for the threads to catch up).
+    /// The digests of everything queued so far (waits for the pool to catch up).
     pub async fn digests(&self) -> Result<LaneDigests, LaneGone> {
         let md5 = async {
             match &self.md5 {
@@ -245,6 +413,39 @@ mod tests {
             d.sha256_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    fn threads() -> usize {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn i1_a_thousand_live_lanes_share_the_pool_and_each_keeps_its_order() {
+        let before = threads();
+        let mut lanes: Vec<HashLanes> = (0..1000).map(|_| HashLanes::new()).collect();
+        for (i, l) in lanes.iter_mut().enumerate() {
+            l.update(Bytes::from(format!("lane {i} "))).await.unwrap();
+            l.update(Bytes::from_static(b"tail")).await.unwrap();
+        }
+        let during = threads();
+        // Other tests of this binary run beside this one: leave room for their threads,
+        // far below the 2,000 a thread per digest would start.
+        assert!(
+            during <= before + MAX_POOL_THREADS + 64,
+            "{before} -> {during} threads"
+        );
+        for (i, l) in lanes.iter().enumerate() {
+            let mut serial = Hasher::new();
+            serial.update(format!("lane {i} tail").as_bytes());
+            let want = serial.finish();
+            let got = l.digests().await.unwrap();
+            assert_eq!((got.md5, got.sha256), (Some(want.md5), want.sha256));
+        }
     }
 
     #[tokio::test]

@@ -52,14 +52,19 @@
 //!   buffer until acknowledged, so a retry re-encodes them without a second copy.
 //!   A chunk shorter than the block-size is only sent when nothing is in flight or the
 //!   writer flushed or closed, so small writes still fill chunks.
-//! * The receiver stops acknowledging while more than [`Config::recv_buffer`] bytes wait
-//!   to be read; the sender's window then stalls. Memory per session is bounded by the
-//!   send buffer, the window times the block-size, and the receive buffer.
+//! * The receiver acknowledges a chunk once it is queued for the reader, and stops
+//!   acknowledging while more than [`Config::recv_buffer`] bytes wait to be read; the
+//!   sender's window then stalls. A sender that goes on regardless is answered
+//!   `cancel/resource-constraint` once [`Config::max_queued_blocks`] chunks are held
+//!   unacknowledged, and the session is closed ([`ProtocolError::TooManyUnacknowledged`]).
+//!   Memory per session is bounded by the send buffer, the window times the block-size,
+//!   and the receive buffer plus that many chunks.
 //! * message mode: no acknowledgements exist. Chunks are produced one per
 //!   `poll_transmit`, so a driver that awaits each send is paced by the transport;
 //!   [`Config::message_rate`] adds a token bucket. The receiver cannot stall the sender:
-//!   past [`Config::message_overrun`] buffered bytes it closes the session with
-//!   [`ProtocolError::ReceiveBufferOverflow`].
+//!   past [`Config::max_queued_blocks`] unread chunks or [`Config::message_overrun`]
+//!   buffered bytes it closes the session with [`ProtocolError::ReceiveBufferOverflow`]
+//!   (the tokio driver's `Ibb::ready` keeps a pump below both).
 //!
 //! Known limitation: with a window above 1, a `wait` error for one chunk while later ones
 //! were delivered makes the receiver see a gap; it then closes with `unexpected-request`,

@@ -170,6 +170,13 @@ impl Session {
                 let e = ProtocolError::DuplicateSid;
                 self.transmit.push_back(reply_err(self, &e));
             }
+            // A sender that respects our acknowledgements stalls once they are held back;
+            // one that goes on past the bound is refused before its chunk is even decoded.
+            "data" if self.deferred_acks.len() >= self.config.max_queued_blocks => {
+                let e = ProtocolError::TooManyUnacknowledged(self.deferred_acks.len());
+                self.transmit.push_back(reply_err(self, &e));
+                self.fail(Error::Protocol(e));
+            }
             "data" => match self.on_data(payload) {
                 Ok(true) => self.transmit.push_back(iq_result(&self.peer, id)),
                 Ok(false) => self.deferred_acks.push_back(id),
@@ -286,9 +293,23 @@ impl Session {
             self.recv_chunks.push_back(chunk);
             self.events.push_back(Event::Readable);
         }
-        if self.recv_len > self.config.message_overrun {
+        if self.recv_len > self.config.message_overrun
+            || (self.kind == StanzaKind::Message
+                && self.recv_chunks.len() > self.config.max_queued_blocks)
+        {
             return Err(ProtocolError::ReceiveBufferOverflow(self.recv_len));
         }
         Ok(self.recv_len <= self.config.recv_buffer && self.deferred_acks.is_empty())
+    }
+
+    /// Received chunks not yet fully read (see [`Config::max_queued_blocks`]).
+    pub fn queued_chunks(&self) -> usize {
+        self.recv_chunks.len()
+    }
+
+    /// Chunks received over iq whose acknowledgement is held back until the reader
+    /// catches up (at most [`Config::max_queued_blocks`]).
+    pub fn unacknowledged(&self) -> usize {
+        self.deferred_acks.len()
     }
 }

@@ -427,15 +427,16 @@ impl<T: StanzaTransport> Ibb<T> {
     }
 
     /// Waits while an open message-mode session holds more than [`Config::recv_buffer`]
-    /// received bytes that the application has not read yet.
+    /// received bytes, or half of [`Config::max_queued_blocks`] chunks, that the
+    /// application has not read yet.
     ///
     /// IBB over `<message/>` has no acknowledgements, so nothing in the protocol slows a
     /// sender down. A pump that awaits `ready()` before each [`handle_stanza`](Self::handle_stanza)
     /// gives it end-to-end backpressure instead: while a reader lags, the pump stops taking
     /// stanzas, the connection's bounded inbound queue fills, and the sender's sends wait
     /// (over the in-memory hub directly; through a server, by TCP flow control). Without it,
-    /// a lagging reader ends the session at [`Config::message_overrun`] with
-    /// `wait/resource-constraint`.
+    /// a lagging reader ends the session at [`Config::max_queued_blocks`] chunks or
+    /// [`Config::message_overrun`] bytes with `wait/resource-constraint`.
     ///
     /// Read the streams from other tasks than the pump: a reader that waits for the pump
     /// would wait forever. A session that stays backlogged is checked again every 100 ms,
@@ -453,9 +454,12 @@ impl<T: StanzaTransport> Ibb<T> {
     }
 
     /// Whether an open message-mode session holds more unread bytes than
-    /// [`Config::recv_buffer`].
+    /// [`Config::recv_buffer`], or more unread chunks than half of
+    /// [`Config::max_queued_blocks`] (the other half is the margin for stanzas already
+    /// taken when the pump stops).
     pub fn is_backlogged(&self) -> bool {
         let limit = self.inner.config.recv_buffer;
+        let chunks = self.inner.config.max_queued_blocks / 2;
         let sessions: Vec<Arc<Shared>> = lock(&self.inner.registry)
             .sessions
             .values()
@@ -465,7 +469,7 @@ impl<T: StanzaTransport> Ibb<T> {
             let c = lock(&s.cell);
             c.session.stanza_kind() == StanzaKind::Message
                 && !c.session.is_closed()
-                && c.session.readable() > limit
+                && (c.session.readable() > limit || c.session.queued_chunks() > chunks)
         })
     }
 }

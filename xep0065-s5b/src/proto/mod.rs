@@ -203,6 +203,10 @@ pub enum Refusal {
     /// The [`DialPolicy`](crate::DialPolicy) refused every address of the streamhost.
     #[error("the dial policy refused every address")]
     DialPolicy,
+    /// The streamhost failed recently and is skipped for a while
+    /// ([`Blacklist`](crate::Blacklist)).
+    #[error("the streamhost failed recently and is blacklisted")]
+    Blacklisted,
 }
 
 /// What broke in a SOCKS5 exchange that did not end in a reply code.

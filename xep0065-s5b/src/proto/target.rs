@@ -185,10 +185,12 @@ impl Target {
         // ignored: a requester could otherwise make us present another session's hash at a
         // proxy (BAD-INPUT C6). DST.ADDR is always computed from the iq's JIDs.
         let hash = dst_addr(&inc.offer.sid, &inc.from, &self.me);
+        // Only the first few, in the requester's order (BAD-INPUT C2, I3).
         let slots = inc
             .offer
             .streamhosts
             .iter()
+            .take(self.config.max_candidates.max(1))
             .map(|sh| Slot {
                 attempt: Attempt {
                     streamhost: sh.clone(),
@@ -230,6 +232,10 @@ impl Target {
             slot.started = Some(now);
             let deadline = (now + self.config.handshake_timeout).min(race.deadline);
             let sh = slot.attempt.streamhost.clone();
+            if self.config.blacklist.is_blocked(&sh.host, sh.port, now) {
+                slot.finish(now, Outcome::Refused(Refusal::Blacklisted));
+                continue;
+            }
             match &sh.host {
                 Host::Ip(ip) => {
                     let addr = SocketAddr::new(*ip, sh.port);
@@ -322,8 +328,14 @@ impl Target {
         let sh = slot.attempt.streamhost.clone();
         let name = sh.host.to_string();
         match addrs {
-            Err(kind) => slot.finish(now, Outcome::Failed(Failure::Resolve { name, kind })),
-            Ok(a) if a.is_empty() => slot.finish(now, Outcome::Failed(Failure::NoAddress { name })),
+            Err(kind) => {
+                slot.finish(now, Outcome::Failed(Failure::Resolve { name, kind }));
+                self.config.blacklist.record_failure(&sh.host, sh.port, now);
+            }
+            Ok(a) if a.is_empty() => {
+                slot.finish(now, Outcome::Failed(Failure::NoAddress { name }));
+                self.config.blacklist.record_failure(&sh.host, sh.port, now);
+            }
             Ok(a) => {
                 let allowed: Vec<SocketAddr> = a
                     .into_iter()
@@ -371,6 +383,9 @@ impl Target {
             }
         }
         let streamhost = race.slots[attempt.0].attempt.streamhost.clone();
+        self.config
+            .blacklist
+            .record_success(&streamhost.host, streamhost.port);
         let used = StreamHostUsed {
             sid: Some(self.sid.clone()),
             jid: streamhost.jid.clone(),
@@ -390,9 +405,18 @@ impl Target {
 
     /// `attempt` failed (every address of it).
     pub fn handle_connect_failed(&mut self, now: Instant, attempt: AttemptId, failure: Failure) {
+        let blacklist = self.config.blacklist.clone();
         let Some(slot) = self.slot(attempt) else {
             return;
         };
+        // A refusal in SOCKS5 does not count: see `Blacklist`.
+        if matches!(
+            failure,
+            Failure::Connect { .. } | Failure::HandshakeTimeout(_)
+        ) {
+            let sh = &slot.attempt.streamhost;
+            blacklist.record_failure(&sh.host, sh.port, now);
+        }
         slot.finish(now, Outcome::Failed(failure));
         self.advance(now);
     }
@@ -442,6 +466,8 @@ impl Target {
                 let hs = self.config.handshake_timeout;
                 for (i, s) in race.slots.iter_mut().enumerate() {
                     if s.deadline().is_some_and(|d| d <= now) {
+                        let sh = &s.attempt.streamhost;
+                        self.config.blacklist.record_failure(&sh.host, sh.port, now);
                         s.finish(now, Outcome::Failed(Failure::HandshakeTimeout(hs)));
                         self.actions.push_back(Action::Close {
                             attempt: AttemptId(i),

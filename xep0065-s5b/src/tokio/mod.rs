@@ -110,6 +110,8 @@ struct Inner<T> {
     iq: IqTracker,
     state: Mutex<State>,
     tasks: Mutex<JoinSet<()>>,
+    /// Places for outbound connections ([`Config::max_connects`]), over every session.
+    connects: Arc<tokio::sync::Semaphore>,
 }
 
 /// All S5B sessions on one XMPP connection. Cheap to clone.
@@ -181,6 +183,7 @@ impl<T: StanzaTransport> S5b<T> {
         let salt = RandomState::new().hash_one(0u8) & 0xffff_ffff;
         let mut config = config;
         config.id_prefix = format!("{}{salt:x}-", config.id_prefix);
+        let connects = Arc::new(tokio::sync::Semaphore::new(config.max_connects.max(1)));
         Self {
             inner: Arc::new(Inner {
                 transport,
@@ -188,6 +191,7 @@ impl<T: StanzaTransport> S5b<T> {
                 config,
                 state: Mutex::new(State::default()),
                 tasks: Mutex::new(JoinSet::new()),
+                connects,
             }),
         }
     }
@@ -358,9 +362,14 @@ impl<T: StanzaTransport> S5b<T> {
             hash,
         };
         let t = &self.inner.transport;
-        Ok(run(&*session, t, self.inner.config.handshake_timeout)
-            .await?
-            .into())
+        Ok(run(
+            &*session,
+            t,
+            self.inner.config.handshake_timeout,
+            &self.inner.connects,
+        )
+        .await?
+        .into())
     }
 
     /// Target: pre-authorises `sid` from `peer`. The returned future waits (at most
@@ -403,7 +412,13 @@ impl<T: StanzaTransport> S5b<T> {
                 armed: true,
             };
             let t = &this.inner.transport;
-            let res = run(&*session, t, this.inner.config.handshake_timeout).await;
+            let res = run(
+                &*session,
+                t,
+                this.inner.config.handshake_timeout,
+                &this.inner.connects,
+            )
+            .await;
             guard.armed = false;
             Ok(res?.into())
         }

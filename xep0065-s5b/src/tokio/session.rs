@@ -110,6 +110,7 @@ pub(super) async fn run<C: Core, T: StanzaTransport>(
     session: &Session<C>,
     transport: &T,
     handshake_timeout: std::time::Duration,
+    connects: &Arc<tokio::sync::Semaphore>,
 ) -> Result<Done, Error> {
     let mut tasks: JoinSet<(AttemptId, SocketResult)> = JoinSet::new();
     let mut running: HashMap<AttemptId, AbortHandle> = HashMap::new();
@@ -140,7 +141,14 @@ pub(super) async fn run<C: Core, T: StanzaTransport>(
                     addrs,
                     dst_addr,
                 } => {
+                    let connects = connects.clone();
                     let h = tasks.spawn(async move {
+                        // Waits for a place among all sessions' connections; the core's
+                        // deadline for the attempt covers the wait.
+                        let Ok(_place) = connects.acquire_owned().await else {
+                            let r = Err(Failure::HandshakeTimeout(handshake_timeout));
+                            return (attempt, SocketResult::Dialed(r));
+                        };
                         let r = dial(&addrs, &dst_addr, handshake_timeout).await;
                         (attempt, SocketResult::Dialed(r))
                     });
