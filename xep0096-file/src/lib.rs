@@ -107,5 +107,5 @@ pub use meta::{FileMeta, guess_mime_type};
 pub use name::{MAX_NAME_BYTES, safe_file_name};
 pub use offer::{Expected, FileOffer, answer_range, error_reply};
 #[cfg(feature = "tokio")]
-pub use part::{Collision, PartFile};
+pub use part::{Collision, PartFile, PartKey, available_space};
 pub use payload::{File, FileAnswer, NS_FILE_TRANSFER, Range};
