@@ -161,8 +161,8 @@ impl Syncer {
 
 #[derive(Debug)]
 struct Checkpoints {
-    idle: Option<Syncer>,
-    pending: Option<JoinHandle<(Syncer, io::Result<()>)>>,
+    idle: Option<Box<Syncer>>,
+    pending: Option<JoinHandle<(Box<Syncer>, io::Result<()>)>>,
     /// The length of the last checkpoint started.
     mark: u64,
     at: Instant,
@@ -263,11 +263,11 @@ impl PartFile {
             lanes,
             poisoned: false,
             sync: Checkpoints {
-                idle: Some(Syncer {
+                idle: Some(Box::new(Syncer {
                     part: second,
                     sidecar: taken.sidecar,
                     meta: taken.meta,
-                }),
+                })),
                 pending: None,
                 mark: len,
                 at: Instant::now(),

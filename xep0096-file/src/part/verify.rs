@@ -37,7 +37,7 @@ pub(super) async fn place(
     name: &str,
     from_slot: u32,
     part: &Path,
-    syncer: Syncer,
+    syncer: Box<Syncer>,
     collision: Collision,
 ) -> Result<PathBuf, WriteError> {
     let (dir, name, part) = (dir.to_owned(), name.to_owned(), part.to_owned());
