@@ -259,17 +259,14 @@ async fn g8_a_part_is_synced_and_its_verified_length_recorded_while_receiving() 
     for c in body[..(EVERY + EVERY / 2) as usize].chunks(64 * 1024) {
         p.write(c).await.unwrap();
     }
-    // The checkpoint runs beside the writes; wait for it (bounded).
+    // The checkpoint runs beside the writes: wait for it (and for the last write, so that
+    // nothing holds the file's lock when it is dropped below).
+    p.file.flush().await.unwrap();
+    p.collect().await.unwrap();
     let side = p.sidecar_path().to_owned();
-    let mut verified = 0;
-    for _ in 0..500 {
-        let text = std::fs::read_to_string(&side).unwrap();
-        verified = Meta::decode(&text).unwrap().verified;
-        if verified > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let verified = Meta::decode(&std::fs::read_to_string(&side).unwrap())
+        .unwrap()
+        .verified;
     assert!(verified >= EVERY, "{verified}");
     // A crash now: everything up to `verified` is resumed.
     drop(p);
