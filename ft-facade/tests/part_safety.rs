@@ -392,3 +392,41 @@ async fn g6_a_fifo_at_the_part_name_is_never_opened() {
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
     assert_eq!(listing(dst.path()), ["pipe.bin", "pipe.bin.part"]);
 }
+
+#[tokio::test]
+async fn g10_a_file_that_shrinks_while_sent_fails_the_send_and_is_never_padded() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(300_000, 30);
+    let path = write_file(src.path(), "log.txt", &data);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let offer = within(bob.next_offer()).await.unwrap();
+    // Offered (size and MD5 read), then cut to a third before a byte is sent.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
+    let (sent, received) =
+        within(async { tokio::join!(sending.outcome(), receiving.outcome()) }).await;
+    let err = sent.unwrap_err();
+    assert_eq!(err.stage, Stage::Stream);
+    assert!(
+        matches!(&err.kind, ErrorKind::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err}"
+    );
+    let err = received.unwrap_err();
+    assert!(
+        matches!(err.kind, ErrorKind::Truncated { expected: 300_000, got } if got <= 100_000),
+        "{err}"
+    );
+    assert!(
+        !dst.path().join("log.txt").exists(),
+        "never reported complete"
+    );
+}

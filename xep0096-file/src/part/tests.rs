@@ -55,7 +55,7 @@ async fn a_verified_file_lands_under_its_name_with_identical_bytes() {
 }
 
 #[tokio::test]
-async fn more_bytes_than_offered_are_refused() {
+async fn g7_more_bytes_than_offered_are_refused_and_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = PartFile::create(dir.path(), "a.bin", 4).await.unwrap();
     p.write(b"abc").await.unwrap();
@@ -68,6 +68,8 @@ async fn more_bytes_than_offered_are_refused() {
         }
     ));
     assert_eq!(p.offset(), 3);
+    p.checkpoint().await.unwrap();
+    assert_eq!(std::fs::metadata(p.part_path()).unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -183,7 +185,7 @@ async fn an_existing_file_is_never_overwritten_unless_asked() {
 }
 
 #[tokio::test]
-async fn a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
+async fn g9_a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = PartFile::create(dir.path(), "a.bin", 1 << 20)
         .await
