@@ -1,4 +1,4 @@
-//! The `.part` of a failed transfer: kept or removed as the policy says.
+//! The `.part` of a failed transfer (and its sidecar): kept or removed as the policy says.
 
 use std::path::{Path, PathBuf};
 
@@ -11,17 +11,22 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub(crate) struct PartCleanup {
     path: PathBuf,
+    /// The part's sidecar (`<part>.xft`): it goes with the part.
+    sidecar: PathBuf,
     keep: bool,
     id: Option<FileId>,
+    sidecar_id: Option<FileId>,
     armed: bool,
 }
 
 impl PartCleanup {
-    pub(crate) fn new(path: &Path, keep: bool) -> Self {
+    pub(crate) fn new(path: &Path, sidecar: &Path, keep: bool) -> Self {
         Self {
             path: path.to_owned(),
+            sidecar: sidecar.to_owned(),
             keep,
             id: file_id(path),
+            sidecar_id: file_id(sidecar),
             armed: true,
         }
     }
@@ -32,9 +37,12 @@ impl PartCleanup {
             return;
         }
         self.armed = false;
-        let empty = std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0);
-        if (wrong || !self.keep || empty) && file_id(&self.path) == self.id {
+        let empty = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.len() == 0);
+        if (wrong || !self.keep || empty) && self.id.is_some() && file_id(&self.path) == self.id {
             let _ = std::fs::remove_file(&self.path);
+            if self.sidecar_id.is_some() && file_id(&self.sidecar) == self.sidecar_id {
+                let _ = std::fs::remove_file(&self.sidecar);
+            }
         }
     }
 
@@ -57,7 +65,9 @@ type FileId = (u64, u64);
 #[cfg(unix)]
 fn file_id(path: &Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(not(unix))]
@@ -66,4 +76,52 @@ type FileId = ();
 #[cfg(not(unix))]
 fn file_id(path: &Path) -> Option<FileId> {
     path.exists().then_some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The part file itself may be lost (a hung writer abandoned after a cancel): the
+    /// policy is applied by path, to the part and its sidecar, and never to a file that
+    /// took the name meanwhile.
+    #[test]
+    fn a_lost_part_goes_with_its_sidecar_by_path_and_never_a_file_that_took_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (part, side) = (dir.path().join("a.part"), dir.path().join("a.part.xft"));
+        std::fs::write(&part, b"abc").unwrap();
+        std::fs::write(&side, b"meta").unwrap();
+        PartCleanup::new(&part, &side, true).failed(false);
+        assert_eq!(
+            names(dir.path()),
+            ["a.part", "a.part.xft"],
+            "kept for a resume"
+        );
+        PartCleanup::new(&part, &side, false).failed(false);
+        assert!(names(dir.path()).is_empty(), "keep_partial off: both gone");
+
+        std::fs::write(&part, b"abc").unwrap();
+        std::fs::write(&side, b"meta").unwrap();
+        let mut c = PartCleanup::new(&part, &side, false);
+        // Someone else's file takes the part's name.
+        let theirs = dir.path().join("theirs");
+        std::fs::write(&theirs, b"theirs").unwrap();
+        std::fs::rename(&theirs, &part).unwrap();
+        c.failed(true);
+        assert_eq!(std::fs::read(&part).unwrap(), b"theirs");
+        assert_eq!(names(dir.path()), ["a.part", "a.part.xft"]);
+        // Dropped while armed: the policy applies too.
+        let c = PartCleanup::new(&part, &side, false);
+        drop(c);
+        assert!(names(dir.path()).is_empty());
+    }
 }

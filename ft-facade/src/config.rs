@@ -322,7 +322,7 @@ impl Default for OfferHash {
 }
 
 /// What the receiving side does with offers before the application sees them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Policy {
     /// Offers from these accounts (any resource) are accepted into
@@ -344,9 +344,37 @@ pub struct Policy {
     /// `wait/resource-constraint` ([`Refusal::PeerBusy`](crate::Refusal::PeerBusy)) while
     /// other peers are still served (BAD-INPUT I2). `0` means the default, 16.
     pub max_offers_per_peer: usize,
+    /// An offer whose size plus this margin exceeds the free space of the directory it
+    /// would be stored in is declined with `forbidden` and a text saying so, before
+    /// anything is opened: by the manager for [`auto_accept_dir`](Self::auto_accept_dir)
+    /// (it then reaches [`next_refused`](crate::FileTransfer::next_refused) as
+    /// [`Refusal::NoSpace`](crate::Refusal::NoSpace)), and by
+    /// [`accept_into_dir`](crate::IncomingOffer::accept_into_dir) for its directory (the
+    /// transfer fails with [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace)). The free
+    /// space is what `statvfs` gives an unprivileged user. Default
+    /// [`Policy::DEFAULT_FREE_SPACE_MARGIN`] (64 MiB, room for the file system's own
+    /// needs); `None` turns the check off (where the free space cannot be read, off Unix,
+    /// there is no check either).
+    pub free_space_margin: Option<u64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            auto_accept_from: Vec::new(),
+            auto_accept_dir: None,
+            max_size: None,
+            max_pending_offers: 256,
+            max_offers_per_peer: 16,
+            free_space_margin: Some(Self::DEFAULT_FREE_SPACE_MARGIN),
+        }
+    }
 }
 
 impl Policy {
+    /// 64 MiB: see [`Policy::free_space_margin`].
+    pub const DEFAULT_FREE_SPACE_MARGIN: u64 = 64 * 1024 * 1024;
+
     /// A policy auto-accepting offers from `from` into `dir`.
     pub fn auto_accept(from: Vec<BareJid>, dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -363,6 +391,32 @@ impl Policy {
         self
     }
 
+    /// Sets the free-space margin (`None`: no free-space check).
+    #[must_use]
+    pub fn with_free_space_margin(mut self, margin: Option<u64>) -> Self {
+        self.free_space_margin = margin;
+        self
+    }
+
+    /// `Err` when an offer of `size` bytes does not fit in `dir` with the margin (see
+    /// [`free_space_margin`](Self::free_space_margin)); `Ok` when it fits, when the check
+    /// is off, or when the free space cannot be read (the open then tells).
+    pub(crate) fn check_free_space(
+        &self,
+        dir: &std::path::Path,
+        size: Option<u64>,
+    ) -> Result<(), NoSpace> {
+        let (Some(margin), Some(size)) = (self.free_space_margin, size) else {
+            return Ok(());
+        };
+        match xep0096_file::available_space(dir) {
+            Ok(available) if size.saturating_add(margin) > available => {
+                Err(NoSpace { size, available })
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn pending_capacity(&self) -> usize {
         if self.max_pending_offers == 0 {
             256
@@ -377,6 +431,23 @@ impl Policy {
         } else {
             self.max_offers_per_peer
         }
+    }
+}
+
+/// An offer larger than the free space ([`Policy::free_space_margin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NoSpace {
+    pub(crate) size: u64,
+    pub(crate) available: u64,
+}
+
+impl NoSpace {
+    /// The text the peer gets with `forbidden`.
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "file of {} bytes does not fit in the {} bytes free",
+            self.size, self.available
+        )
     }
 }
 

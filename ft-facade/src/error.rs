@@ -115,6 +115,16 @@ pub enum ErrorKind {
         /// The limit.
         limit: u64,
     },
+    /// The offered size (plus [`Policy::free_space_margin`](crate::Policy::free_space_margin))
+    /// does not fit in the free space of the target directory: declined with `forbidden`,
+    /// nothing opened.
+    #[error("offered size {size} does not fit in the {available} bytes free")]
+    NoSpace {
+        /// Offered size.
+        size: u64,
+        /// Free bytes in the target directory's file system.
+        available: u64,
+    },
     /// A file with the final name exists and overwriting was not asked for.
     #[error("{0} exists and overwrite was not asked for")]
     Exists(std::path::PathBuf),
@@ -239,6 +249,10 @@ impl ErrorKind {
             Self::TooLarge { size, limit } => Self::TooLarge {
                 size: *size,
                 limit: *limit,
+            },
+            Self::NoSpace { size, available } => Self::NoSpace {
+                size: *size,
+                available: *available,
             },
             Self::Exists(p) => Self::Exists(p.clone()),
             Self::Timeout(d) => Self::Timeout(*d),

@@ -19,6 +19,13 @@ pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
     /// After a clean shutdown: `Some(unanswered)` for IBB (whether our `<close/>` went
     /// unanswered although everything had gone out), `None` for a socket.
     fn ibb_close_unanswered(&self) -> Option<bool>;
+
+    /// The receiver found the bytes wrong (hash mismatch, overrun): make the coming close
+    /// say so where the method can. S5B: `SO_LINGER` 0, so dropping the stream sends a
+    /// reset instead of a FIN, and the sender reports `reset-by-receiver`, never
+    /// `acknowledged`. IBB: nothing (the peer's `<close/>` is answered by the session
+    /// before the check can run).
+    fn reject(self: Pin<&mut Self>);
 }
 
 impl ByteStream for xep0047_ibb::IbbStream {
@@ -31,6 +38,8 @@ impl ByteStream for xep0047_ibb::IbbStream {
     fn ibb_close_unanswered(&self) -> Option<bool> {
         Some(self.close_unanswered())
     }
+
+    fn reject(self: Pin<&mut Self>) {}
 }
 
 impl ByteStream for xep0065_s5b::S5bStream {
@@ -41,6 +50,12 @@ impl ByteStream for xep0065_s5b::S5bStream {
 
     fn ibb_close_unanswered(&self) -> Option<bool> {
         None
+    }
+
+    fn reject(self: Pin<&mut Self>) {
+        if let Err(e) = self.get_ref().set_zero_linger() {
+            tracing::debug!("ft-facade: SO_LINGER 0 on a rejected bytestream: {e}");
+        }
     }
 }
 

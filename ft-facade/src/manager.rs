@@ -223,11 +223,24 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             self.refused(&iq, Refusal::TooLarge { size, limit }, reply);
             return;
         }
-        let mut incoming = IncomingOffer::new(self.shared.clone(), offer, from.clone(), key);
         let auto = policy
             .auto_accept_dir
             .as_ref()
             .filter(|_| policy.auto_accept_from.iter().any(|b| *b == from.to_bare()));
+        // B4: an offer larger than the free space is refused before anything is opened.
+        if let Some(dir) = auto
+            && let Err(n) = policy.check_free_space(dir, offer.file.size)
+        {
+            lock(&inner.incoming).remove(&key);
+            let reply = Some(Stanza::Iq(offer.decline(Some(&n.text()))));
+            let reason = Refusal::NoSpace {
+                size: n.size,
+                available: n.available,
+            };
+            self.refused(&iq, reason, reply);
+            return;
+        }
+        let mut incoming = IncomingOffer::new(self.shared.clone(), offer, from.clone(), key);
         if let Some(dir) = auto {
             incoming.auto_accept(dir.clone());
         }

@@ -11,7 +11,7 @@ use ft_transport::{Sid, Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use xep0095_si::method;
-use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range, WriteError};
+use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range};
 
 use crate::cleanup::PartCleanup;
 use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
@@ -246,18 +246,27 @@ async fn receive<T: StanzaTransport + Clone>(
     let size = offer.file.size;
     let (target, offset) = match sink {
         Destination::Dir(dir) => {
+            // B4: an offer that does not fit is declined before anything is opened.
+            if let Err(n) = shared.config.policy.check_free_space(&dir, size) {
+                spawn_send(shared, Stanza::Iq(offer.decline(Some(&n.text()))));
+                return Err(TransferError::new(
+                    Stage::Prepare,
+                    ErrorKind::NoSpace {
+                        size: n.size,
+                        available: n.available,
+                    },
+                ));
+            }
+            // A part of ours for this very file (same peer, name, size, date or hash) is
+            // resumed when the sender announced ranges; anything else starts afresh, in a
+            // part we create (see `PartFile`).
             let part = if options.resume {
-                PartFile::open(&dir, &offer.file.name, size).await
+                PartFile::for_offer(&dir, &offer).await
             } else {
                 PartFile::create(&dir, &offer.file.name, size).await
             };
             let mut part = match part {
                 Ok(p) => p,
-                Err(WriteError::PartTooLong { .. }) => {
-                    PartFile::create(&dir, &offer.file.name, size)
-                        .await
-                        .map_err(|e| TransferError::new(Stage::Prepare, e.into()))?
-                }
                 Err(e) => {
                     spawn_send(
                         shared,
@@ -266,23 +275,13 @@ async fn receive<T: StanzaTransport + Clone>(
                     return Err(TransferError::new(Stage::Prepare, e.into()));
                 }
             };
-            let offset = if offer.file.supports_ranges() {
-                part.offset()
-            } else {
-                0
-            };
-            if offset == 0 && part.offset() > 0 {
-                // The sender cannot resume: start the part over (still holding it).
-                part.start_over()
-                    .await
-                    .map_err(|e| TransferError::new(Stage::Prepare, e.into()))?;
-            }
+            let offset = part.offset();
             if expected.md5.is_none() {
                 // Nothing to check it against (most clients offer no hash): MD5, the
                 // slower digest, is not computed at all.
                 part.skip_md5();
             }
-            (Sink::Part(part), offset)
+            (Sink::Part(Box::new(part)), offset)
         }
         Destination::Writer(w) => {
             // Without a size there is nothing to resume against.
@@ -302,7 +301,11 @@ async fn receive<T: StanzaTransport + Clone>(
     // From here on a failure, whatever its stage, leaves the `.part` only as the policy
     // says, also when the writer had to be abandoned and the part file is lost with it.
     let mut cleanup = match &target {
-        Sink::Part(part) => Some(PartCleanup::new(part.part_path(), options.keep_partial)),
+        Sink::Part(part) => Some(PartCleanup::new(
+            part.part_path(),
+            part.sidecar_path(),
+            options.keep_partial,
+        )),
         Sink::Writer(..) => None,
     };
     let mut target = Some(target);
@@ -318,11 +321,20 @@ async fn receive<T: StanzaTransport + Clone>(
     )
     .await;
     if let (Err(e), Some(cleanup)) = (&r, cleanup.as_mut()) {
-        // Removed while the part file (if we still have it) holds it.
-        cleanup.failed(matches!(
+        let wrong = matches!(
             e.kind,
             ErrorKind::TooLong { .. } | ErrorKind::HashMismatch { .. }
-        ));
+        );
+        if !wrong
+            && options.keep_partial
+            && let Some(Sink::Part(part)) = target.as_mut()
+        {
+            // Kept for a resume: everything received so far is synced and recorded as
+            // verified (bounded: a hung disk must not hold the failure up).
+            let _ = tokio::time::timeout(CHECKPOINT_GRACE, part.checkpoint()).await;
+        }
+        // Removed while the part file (if we still have it) holds it.
+        cleanup.failed(wrong);
     }
     if let Some(cleanup) = cleanup.as_mut() {
         cleanup.disarm();
@@ -330,6 +342,9 @@ async fn receive<T: StanzaTransport + Clone>(
     drop(target);
     r
 }
+
+/// How long a failed receive waits for its kept `.part` to be synced.
+const CHECKPOINT_GRACE: Duration = Duration::from_secs(5);
 
 /// Answers the offer, waits for the bytestream, drains it into `target` (taken out and
 /// put back unless it was lost), then verifies and places the file.
@@ -421,48 +436,31 @@ async fn deliver<T: StanzaTransport + Clone>(
     let bytes = match result {
         Ok(r) => r,
         Err(e) => {
-            // Tell the sender: IBB <close/> or S5B shutdown, then drop.
-            if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
+            if matches!(e.kind, ErrorKind::TooLong { .. }) {
+                // More than offered: refused, and the sender must not read our close as
+                // an acknowledgement (S5B: a reset).
+                stream.as_mut().reject();
+            } else if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
+                // Tell the sender: IBB <close/> or S5B shutdown, then drop.
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
             return Err(e);
         }
     };
-    drop(stream);
-
-    // Verify and place.
+    // The stream stays open until the file is verified and placed: over S5B our close is
+    // the sender's only sign of delivery, so it comes only for a file we kept (a clean
+    // close) and never for one found wrong (a reset). The sender waits
+    // `receiver_close_grace` for it.
     side.reporter.stage(Stage::Verify);
     let streaming = side.reporter.streaming_time();
-    let (path, sha256, md5) = match target.take() {
-        None => return Err(lost_target()),
-        Some(Sink::Part(part)) => {
-            let digests = part
-                .digests()
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            let collision = if options.overwrite {
-                Collision::Replace
-            } else {
-                Collision::Rename
-            };
-            let path = part
-                .finish(expected, collision)
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            (Some(path), digests.sha256_hex(), digests.md5_hex())
-        }
-        Some(Sink::Writer(_, lanes)) => {
-            let digests = lanes
-                .digests()
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            let md5 = digests.md5_hex();
-            if let Some(md5) = &md5 {
-                check_md5(expected, md5)?;
-            }
-            (None, digests.sha256_hex(), md5)
-        }
-    };
+    let placed = verify(target, expected, options).await;
+    if let Err(e) = &placed
+        && matches!(e.kind, ErrorKind::HashMismatch { .. })
+    {
+        stream.as_mut().reject();
+    }
+    drop(stream);
+    let (path, sha256, md5) = placed?;
     Ok(Outcome {
         peer: from.clone(),
         sid,
@@ -481,6 +479,45 @@ async fn deliver<T: StanzaTransport + Clone>(
         },
         warnings: Vec::new(),
     })
+}
+
+/// Verifies and places what `target` received: the path (for a `.part`), the SHA-256 and
+/// the MD5 (when computed).
+async fn verify(
+    target: &mut Option<Sink>,
+    expected: &Expected,
+    options: &AcceptOptions,
+) -> Result<(Option<PathBuf>, String, Option<String>), TransferError> {
+    match target.take() {
+        None => Err(lost_target()),
+        Some(Sink::Part(part)) => {
+            let digests = part
+                .digests()
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
+            let collision = if options.overwrite {
+                Collision::Replace
+            } else {
+                Collision::Rename
+            };
+            let path = part
+                .finish(expected, collision)
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
+            Ok((Some(path), digests.sha256_hex(), digests.md5_hex()))
+        }
+        Some(Sink::Writer(_, lanes)) => {
+            let digests = lanes
+                .digests()
+                .await
+                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
+            let md5 = digests.md5_hex();
+            if let Some(md5) = &md5 {
+                check_md5(expected, md5)?;
+            }
+            Ok((None, digests.sha256_hex(), md5))
+        }
+    }
 }
 
 fn lost_target() -> TransferError {

@@ -25,7 +25,7 @@ use crate::shared::Shared;
 /// Where received bytes go: the `.part` file (which counts, hashes and refuses excess
 /// bytes itself), or the application's writer with the digest threads beside it.
 pub(crate) enum Sink {
-    Part(PartFile),
+    Part(Box<PartFile>),
     Writer(Pin<Box<dyn AsyncWrite + Send>>, HashLanes),
 }
 

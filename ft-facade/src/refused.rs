@@ -32,6 +32,16 @@ pub enum Refusal {
         /// The limit.
         limit: u64,
     },
+    /// The offered size does not fit in the free space of
+    /// [`Policy::auto_accept_dir`](crate::Policy::auto_accept_dir) (with
+    /// [`Policy::free_space_margin`](crate::Policy::free_space_margin)): `forbidden` with a
+    /// text, nothing opened.
+    NoSpace {
+        /// Offered size.
+        size: u64,
+        /// Free bytes in the directory's file system.
+        available: u64,
+    },
     /// Too many offers are pending or active already, from all peers together
     /// ([`Policy::max_pending_offers`](crate::Policy::max_pending_offers)):
     /// `wait/resource-constraint`.
@@ -54,6 +64,12 @@ impl std::fmt::Display for Refusal {
             Self::Duplicate => f.write_str("a second offer with a sid still in use"),
             Self::TooLarge { size, limit } => {
                 write!(f, "offered size {size} exceeds the limit {limit}")
+            }
+            Self::NoSpace { size, available } => {
+                write!(
+                    f,
+                    "offered size {size} does not fit in the {available} bytes free"
+                )
             }
             Self::Busy => f.write_str("too many offers waiting"),
             Self::PeerBusy { limit } => {

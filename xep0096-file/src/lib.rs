@@ -32,9 +32,11 @@
 //!   checks).
 //! * The receiver's side: [`safe_file_name`] (the peer's name can never leave the target
 //!   directory), [`Hasher`] (MD5 and SHA-256 as data flows) and, under `tokio`,
-//!   [`PartFile`]: `<name>.part`, a byte count that refuses more than offered, a final
-//!   check of size and hash, a rename that never overwrites unless asked, and resume from
-//!   an existing `.part` with `<range offset>`.
+//!   [`PartFile`]: `<name>.part`, only ever a file it created (never through a symlink,
+//!   never a user's file of that name), synced as it grows, a byte count that refuses more
+//!   than offered, a final check of size and hash, a rename that never overwrites unless
+//!   asked, and resume with `<range offset>` only of a part of ours for the same file
+//!   ([`PartKey`]); [`available_space`] for a free-space policy.
 //!
 //! It moves no bytes over the network: the stream method (SOCKS5 or IBB) is negotiated by
 //! `xep0095-si` and carried by the bytestream crates; the facade glues them.
@@ -107,5 +109,5 @@ pub use meta::{FileMeta, guess_mime_type};
 pub use name::{MAX_NAME_BYTES, safe_file_name};
 pub use offer::{Expected, FileOffer, answer_range, error_reply};
 #[cfg(feature = "tokio")]
-pub use part::{Collision, PartFile};
+pub use part::{Collision, PartFile, PartKey, available_space};
 pub use payload::{File, FileAnswer, NS_FILE_TRANSFER, Range};

@@ -456,3 +456,82 @@ async fn xft_recv_by_default_dials_no_loopback_streamhost() {
     let _ = alice.wait().await;
     let _ = tokio::time::timeout(BUDGET, bob.wait()).await;
 }
+
+/// Issue 10, finding 3 (BAD-INPUT G8): `xft recv` killed (SIGKILL) in the middle of v1 of a
+/// file, then v2 (same name, same size, other content) sent by `xft send`: the receiver
+/// must not resume v1's part (v2's offer has another MD5 and date), and v2 lands intact.
+#[tokio::test]
+async fn g8_xft_recv_killed_mid_v1_then_v2_of_the_same_name_and_size_lands_as_v2() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    const SIZE: usize = 4 << 20;
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let recv_args = || {
+        let mut args = vec!["recv".to_owned()];
+        args.extend(account("recv", &prosody, "bob", "xft"));
+        args.extend([
+            "--dir".into(),
+            inbox.to_string_lossy().into_owned(),
+            "--count".into(),
+            "1".into(),
+        ]);
+        args
+    };
+    let send_args = |file: String| {
+        let mut args = vec!["send".to_owned()];
+        args.extend(account("send", &prosody, "alice", "xft"));
+        // IBB over iq through Prosody: slow enough to be killed in the middle.
+        args.extend([
+            "--to".into(),
+            format!("{}/xft", prosody.jid("bob")),
+            "--method".into(),
+            "ibb".into(),
+            file,
+        ]);
+        args
+    };
+    let (d1, d2) = (dir.path().join("v1"), dir.path().join("v2"));
+    std::fs::create_dir_all(&d1).unwrap();
+    std::fs::create_dir_all(&d2).unwrap();
+    let v1 = content(SIZE, 81);
+    let v2 = content(SIZE, 82);
+
+    // v1: killed once at least a quarter is on disk.
+    let mut bob = xft(&recv_args());
+    wait_online(&mut bob).await;
+    let mut alice = xft(&send_args(write(&d1, "v.bin", &v1)));
+    let part = inbox.join("v.bin.part");
+    let cut = tokio::time::timeout(BUDGET, async {
+        loop {
+            if std::fs::metadata(&part).is_ok_and(|m| m.len() >= (SIZE / 4) as u64) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "v1's part never grew");
+    bob.start_kill().unwrap();
+    let _ = bob.wait().await;
+    let len = std::fs::metadata(&part).unwrap().len();
+    assert!(len < SIZE as u64, "killed in the middle: {len}");
+    let _ = tokio::time::timeout(BUDGET, alice.wait()).await;
+
+    // v2, same name and size.
+    let mut bob = xft(&recv_args());
+    wait_online(&mut bob).await;
+    let mut alice = xft(&send_args(write(&d2, "v.bin", &v2)));
+    let sent = json_row(&mut alice).await;
+    let got = json_row(&mut bob).await;
+    assert!(got["error"].is_null(), "{got}");
+    assert!(sent["error"].is_null(), "{sent}");
+    assert_eq!(got["sha256"], sha256_hex(&v2).as_str(), "{got}");
+    let landed = std::fs::read(inbox.join("v.bin")).unwrap();
+    assert_eq!(sha256_hex(&landed), sha256_hex(&v2));
+    assert!(!part.exists(), "the part went with the finished file");
+    let _ = tokio::time::timeout(BUDGET, bob.wait()).await;
+    let _ = tokio::time::timeout(BUDGET, alice.wait()).await;
+}

@@ -5,7 +5,7 @@ use super::*;
 use crate::hash::Hasher;
 use tokio::fs::OpenOptions;
 
-fn expected_for(data: &[u8]) -> Expected {
+pub(super) fn expected_for(data: &[u8]) -> Expected {
     let mut h = Hasher::new();
     h.update(data);
     let d = h.finish();
@@ -16,7 +16,15 @@ fn expected_for(data: &[u8]) -> Expected {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
+/// The key of a file offered with its MD5 (which identifies it for a resume).
+pub(super) fn key_for(name: &str, data: &[u8]) -> PartKey {
+    let md5 = expected_for(data).md5.unwrap();
+    PartKey::new(name, data.len() as u64)
+        .with_peer("alice@example.org")
+        .with_md5(md5)
+}
+
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -29,7 +37,7 @@ fn names(dir: &Path) -> Vec<String> {
 async fn a_verified_file_lands_under_its_name_with_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
-    let mut p = PartFile::open(dir.path(), "report.pdf", data.len() as u64)
+    let mut p = PartFile::create(dir.path(), "report.pdf", data.len() as u64)
         .await
         .unwrap();
     assert_eq!(p.offset(), 0);
@@ -47,9 +55,9 @@ async fn a_verified_file_lands_under_its_name_with_identical_bytes() {
 }
 
 #[tokio::test]
-async fn more_bytes_than_offered_are_refused() {
+async fn g7_more_bytes_than_offered_are_refused_and_never_written() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "a.bin", 4).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.bin", 4).await.unwrap();
     p.write(b"abc").await.unwrap();
     let err = p.write(b"de").await.unwrap_err();
     assert!(matches!(
@@ -60,13 +68,17 @@ async fn more_bytes_than_offered_are_refused() {
         }
     ));
     assert_eq!(p.offset(), 3);
+    p.checkpoint().await.unwrap();
+    assert_eq!(std::fs::metadata(p.part_path()).unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn a_short_stream_is_a_size_mismatch_and_keeps_the_part_for_resume() {
     let dir = tempfile::tempdir().unwrap();
     let data = b"0123456789";
-    let mut p = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+    let mut p = PartFile::open(dir.path(), &key_for("a.bin", data))
+        .await
+        .unwrap();
     p.write(&data[..6]).await.unwrap();
     let err = p
         .finish(&expected_for(data), Collision::Rename)
@@ -79,10 +91,12 @@ async fn a_short_stream_is_a_size_mismatch_and_keeps_the_part_for_resume() {
             received: 6
         }
     ));
-    assert_eq!(names(dir.path()), ["a.bin.part"]);
+    assert_eq!(names(dir.path()), ["a.bin.part", "a.bin.part.xft"]);
 
     // Resume: the offset is what is on disk and the hash covers it.
-    let mut p = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+    let mut p = PartFile::open(dir.path(), &key_for("a.bin", data))
+        .await
+        .unwrap();
     assert_eq!(p.offset(), 6);
     assert_eq!(p.range(), Some(Range::from_offset(6)));
     p.write(&data[6..]).await.unwrap();
@@ -97,7 +111,7 @@ async fn a_short_stream_is_a_size_mismatch_and_keeps_the_part_for_resume() {
 #[tokio::test]
 async fn a_hash_mismatch_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "a.bin", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.bin", 3).await.unwrap();
     p.write(b"abd").await.unwrap();
     let err = p
         .finish(&expected_for(b"abc"), Collision::Rename)
@@ -116,7 +130,7 @@ async fn a_hash_mismatch_leaves_nothing_behind() {
 #[tokio::test]
 async fn a_sha256_mismatch_is_caught_without_an_md5() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "a.bin", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.bin", 3).await.unwrap();
     p.write(b"abd").await.unwrap();
     let mut e = expected_for(b"abc");
     e.md5 = None;
@@ -136,7 +150,7 @@ async fn an_existing_file_is_never_overwritten_unless_asked() {
     std::fs::write(dir.path().join("a.txt"), b"old").unwrap();
     std::fs::write(dir.path().join("a (1).txt"), b"old1").unwrap();
 
-    let mut p = PartFile::open(dir.path(), "a.txt", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.txt", 3).await.unwrap();
     p.write(b"new").await.unwrap();
     let path = p
         .finish(&expected_for(b"new"), Collision::Rename)
@@ -145,7 +159,9 @@ async fn an_existing_file_is_never_overwritten_unless_asked() {
     assert_eq!(path, dir.path().join("a (2).txt"));
     assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"old");
 
-    let mut p = PartFile::open(dir.path(), "a.txt", 3).await.unwrap();
+    let mut p = PartFile::open(dir.path(), &key_for("a.txt", b"new"))
+        .await
+        .unwrap();
     p.write(b"new").await.unwrap();
     let err = p
         .finish(&expected_for(b"new"), Collision::Fail)
@@ -154,22 +170,26 @@ async fn an_existing_file_is_never_overwritten_unless_asked() {
     assert!(matches!(err, WriteError::Exists(ref p) if p.ends_with("a.txt")));
     assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"old");
 
-    let mut p = PartFile::open(dir.path(), "a.txt", 3).await.unwrap();
+    let mut p = PartFile::open(dir.path(), &key_for("a.txt", b"new"))
+        .await
+        .unwrap();
     assert_eq!(p.offset(), 3, "the verified part was kept");
     let path = p
         .finish(&expected_for(b"new"), Collision::Replace)
         .await
         .unwrap();
     assert_eq!(std::fs::read(path).unwrap(), b"new");
-    p = PartFile::open(dir.path(), "b", 0).await.unwrap();
+    p = PartFile::create(dir.path(), "b", 0).await.unwrap();
     p.discard().await.unwrap();
     assert_eq!(names(dir.path()), ["a (1).txt", "a (2).txt", "a.txt"]);
 }
 
 #[tokio::test]
-async fn a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
+async fn g9_a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "a.bin", 1 << 20).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.bin", 1 << 20)
+        .await
+        .unwrap();
     let full = OpenOptions::new()
         .write(true)
         .open("/dev/full")
@@ -208,7 +228,7 @@ async fn a_full_disk_fails_the_transfer_and_leaves_no_final_file() {
 #[tokio::test]
 async fn a_full_disk_on_flush_fails_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "a.bin", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "a.bin", 3).await.unwrap();
     let full = OpenOptions::new()
         .write(true)
         .open("/dev/full")
@@ -235,7 +255,9 @@ async fn traversal_names_stay_in_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let inner = dir.path().join("in");
     std::fs::create_dir(&inner).unwrap();
-    let mut p = PartFile::open(&inner, "../../escape.txt", 2).await.unwrap();
+    let mut p = PartFile::create(&inner, "../../escape.txt", 2)
+        .await
+        .unwrap();
     p.write(b"hi").await.unwrap();
     let path = p
         .finish(&expected_for(b"hi"), Collision::Rename)
@@ -244,33 +266,15 @@ async fn traversal_names_stay_in_the_directory() {
     assert_eq!(path, inner.join("escape.txt"));
     assert_eq!(names(dir.path()), ["in"]);
     assert!(matches!(
-        PartFile::open(&inner, "..", 1).await,
+        PartFile::create(&inner, "..", 1).await,
         Err(WriteError::Name(crate::NameError::DotName(_)))
     ));
 }
 
 #[tokio::test]
-async fn a_part_longer_than_the_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.part"), b"12345").unwrap();
-    let err = PartFile::open(dir.path(), "a", 3).await.unwrap_err();
-    assert!(matches!(
-        err,
-        WriteError::PartTooLong {
-            len: 5,
-            size: 3,
-            ..
-        }
-    ));
-    // create() starts over.
-    let p = PartFile::create(dir.path(), "a", 3).await.unwrap();
-    assert_eq!(p.offset(), 0);
-}
-
-#[tokio::test]
 async fn an_empty_file_is_received_and_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let p = PartFile::open(dir.path(), "empty", 0).await.unwrap();
+    let p = PartFile::create(dir.path(), "empty", 0).await.unwrap();
     let path = p
         .finish(&expected_for(b""), Collision::Rename)
         .await
@@ -284,10 +288,10 @@ async fn two_receivers_of_one_name_at_once_get_their_own_part_and_both_files_lan
     let dir = tempfile::tempdir().unwrap();
     let one: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
     let two: Vec<u8> = (0..300_000u32).map(|i| (i * 13 + 5) as u8).collect();
-    let mut a = PartFile::open(dir.path(), "photo.jpg", one.len() as u64)
+    let mut a = PartFile::create(dir.path(), "photo.jpg", one.len() as u64)
         .await
         .unwrap();
-    let mut b = PartFile::open(dir.path(), "photo.jpg", two.len() as u64)
+    let mut b = PartFile::create(dir.path(), "photo.jpg", two.len() as u64)
         .await
         .unwrap();
     assert_eq!(a.part_path(), dir.path().join("photo.jpg.part"));
@@ -339,16 +343,19 @@ async fn a_held_part_is_never_truncated_by_a_second_create() {
 async fn a_part_nobody_holds_is_resumed_and_a_held_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let data = b"0123456789";
-    let mut a = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+    let key = key_for("a.bin", data);
+    let mut a = PartFile::open(dir.path(), &key).await.unwrap();
     a.write(&data[..4]).await.unwrap();
     // While `a` holds a.bin.part, a second receiver starts its own part.
-    let b = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+    let b = PartFile::open(dir.path(), &key).await.unwrap();
     assert_eq!(b.offset(), 0);
     assert_eq!(b.part_path(), dir.path().join("a (1).bin.part"));
-    drop(b);
-    // `a` is cut (dropped, as a failed transfer does): its part is free for a resume.
+    b.discard().await.unwrap();
+    // `a` is cut (dropped after a checkpoint, as a failed transfer does): its part is free
+    // for a resume.
+    a.checkpoint().await.unwrap();
     drop(a);
-    let mut c = PartFile::open(dir.path(), "a.bin", 10).await.unwrap();
+    let mut c = PartFile::open(dir.path(), &key).await.unwrap();
     assert_eq!(c.part_path(), dir.path().join("a.bin.part"));
     assert_eq!(c.offset(), 4);
     c.write(&data[4..]).await.unwrap();
@@ -363,8 +370,8 @@ async fn a_part_nobody_holds_is_resumed_and_a_held_one_is_not() {
 #[tokio::test]
 async fn a_numbered_part_replaces_its_own_numbered_name_not_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let a = PartFile::open(dir.path(), "r.txt", 2).await.unwrap();
-    let mut b = PartFile::open(dir.path(), "r.txt", 2).await.unwrap();
+    let a = PartFile::create(dir.path(), "r.txt", 2).await.unwrap();
+    let mut b = PartFile::create(dir.path(), "r.txt", 2).await.unwrap();
     std::fs::write(dir.path().join("r.txt"), b"old").unwrap();
     b.write(b"hi").await.unwrap();
     let path = b
@@ -379,8 +386,12 @@ async fn a_numbered_part_replaces_its_own_numbered_name_not_the_first() {
 #[tokio::test]
 async fn start_over_empties_the_held_part() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.bin.part"), b"stale").unwrap();
-    let mut p = PartFile::open(dir.path(), "s.bin", 8).await.unwrap();
+    let key = key_for("s.bin", b"newbytes");
+    let mut p = PartFile::open(dir.path(), &key).await.unwrap();
+    p.write(b"stale").await.unwrap();
+    p.checkpoint().await.unwrap();
+    drop(p);
+    let mut p = PartFile::open(dir.path(), &key).await.unwrap();
     assert_eq!(p.offset(), 5);
     p.start_over().await.unwrap();
     assert_eq!((p.offset(), p.range()), (0, None));
@@ -396,7 +407,7 @@ async fn start_over_empties_the_held_part() {
 #[tokio::test]
 async fn without_md5_sha256_is_still_verified_and_an_expected_md5_is_never_passed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PartFile::open(dir.path(), "n.bin", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "n.bin", 3).await.unwrap();
     p.skip_md5();
     p.write(b"abc").await.unwrap();
     assert_eq!(p.digests().await.unwrap().md5, None);
@@ -405,7 +416,7 @@ async fn without_md5_sha256_is_still_verified_and_an_expected_md5_is_never_passe
     let path = p.finish(&e, Collision::Rename).await.unwrap();
     assert_eq!(std::fs::read(path).unwrap(), b"abc");
 
-    let mut p = PartFile::open(dir.path(), "m.bin", 3).await.unwrap();
+    let mut p = PartFile::create(dir.path(), "m.bin", 3).await.unwrap();
     p.skip_md5();
     p.write(b"abc").await.unwrap();
     let err = p
@@ -415,7 +426,7 @@ async fn without_md5_sha256_is_still_verified_and_an_expected_md5_is_never_passe
     assert!(matches!(err, WriteError::Io { op: "verify", .. }), "{err}");
     assert!(!dir.path().join("m.bin").exists());
     assert!(
-        dir.path().join("m.bin.part").exists(),
+        dir.path().join("m.bin.part").exists() && dir.path().join("m.bin.part.xft").exists(),
         "the content is not known bad"
     );
 }

@@ -2,6 +2,7 @@
 //! clobbering (or renamed over the old file when asked).
 
 use super::*;
+use super::{Syncer, fsx};
 
 pub(super) fn check(d: &LaneDigests, expected: &Expected) -> Result<(), WriteError> {
     if let (Some(md5), Some(got)) = (expected.md5, d.md5)
@@ -25,36 +26,67 @@ pub(super) fn check(d: &LaneDigests, expected: &Expected) -> Result<(), WriteErr
     Ok(())
 }
 
-/// Moves `part` to `dir/name` (or `name (slot).ext` for a receiver whose `.part` had a
-/// number) under the collision policy. A hard link is the no-clobber primitive (it fails if
-/// the target exists, atomically); on a file system without hard links it falls back to
-/// check-then-rename, which can race with another writer.
+/// Moves `part` to `dir/name` (or `name (n).ext` from `from_slot` on) under the collision
+/// policy, finalizing as BAD-INPUT G11 says: the part is synced already (the caller's
+/// checkpoint); its mode is set to the final one, it is renamed without overwriting (a hard
+/// link then an unlink, or `renameat2(NOREPLACE)`; [`Collision::Replace`] renames over),
+/// its sidecar removed, and the directory synced. On failure the part and sidecar stay
+/// (verified, resumable) and nothing is under the final name.
 pub(super) async fn place(
     dir: &Path,
     name: &str,
-    slot: u32,
+    from_slot: u32,
+    part: &Path,
+    syncer: Box<Syncer>,
+    collision: Collision,
+) -> Result<PathBuf, WriteError> {
+    let (dir, name, part) = (dir.to_owned(), name.to_owned(), part.to_owned());
+    let err_path = part.clone();
+    tokio::task::spawn_blocking(move || {
+        place_blocking(&dir, &name, from_slot, &part, &syncer, collision)
+    })
+    .await
+    .map_err(|e| WriteError::io("rename", err_path, io::Error::other(e)))?
+}
+
+fn place_blocking(
+    dir: &Path,
+    name: &str,
+    from_slot: u32,
+    part: &Path,
+    syncer: &Syncer,
+    collision: Collision,
+) -> Result<PathBuf, WriteError> {
+    fsx::set_final_mode(&syncer.part).map_err(|e| WriteError::io("chmod", part, e))?;
+    let target = place_name(dir, name, from_slot, part, collision)?;
+    // The part's name is gone: its sidecar goes too (only while it is still ours).
+    let side = sidecar_path(part);
+    let _ = fsx::remove_if_same(&side, &syncer.sidecar);
+    fsx::sync_dir(dir).map_err(|e| WriteError::io("sync", dir, e))?;
+    Ok(target)
+}
+
+fn place_name(
+    dir: &Path,
+    name: &str,
+    from_slot: u32,
     part: &Path,
     collision: Collision,
 ) -> Result<PathBuf, WriteError> {
     if collision == Collision::Replace {
-        let target = dir.join(candidate(name, slot));
-        fs::rename(part, &target)
-            .await
-            .map_err(|e| WriteError::io("rename", &target, e))?;
+        let target = dir.join(candidate(name, from_slot));
+        std::fs::rename(part, &target).map_err(|e| WriteError::io("rename", &target, e))?;
         return Ok(target);
     }
     let last = if collision == Collision::Rename {
-        MAX_RENAME_ATTEMPTS.max(slot)
+        MAX_RENAME_ATTEMPTS.max(from_slot)
     } else {
-        slot
+        from_slot
     };
-    for n in slot..=last {
+    for n in from_slot..=last {
         let target = dir.join(candidate(name, n));
-        match link_no_clobber(part, &target).await {
-            Ok(()) => {
-                let _ = fs::remove_file(part).await;
-                return Ok(target);
-            }
+        match fsx::rename_no_clobber(part, &target) {
+            Ok(()) => return Ok(target),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if collision == Collision::Fail {
                     return Err(WriteError::Exists(target));
@@ -63,18 +95,5 @@ pub(super) async fn place(
             Err(e) => return Err(WriteError::io("rename", &target, e)),
         }
     }
-    Err(WriteError::NoFreeName(dir.join(name), last - slot))
-}
-
-pub(super) async fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => {
-            if fs::try_exists(to).await? {
-                return Err(io::ErrorKind::AlreadyExists.into());
-            }
-            fs::rename(from, to).await
-        }
-    }
+    Err(WriteError::NoFreeName(dir.join(name), last - from_slot))
 }
