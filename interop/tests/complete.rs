@@ -438,10 +438,11 @@ async fn slixmpp_cancels_while_sending(
 /// Where slixmpp cancels: 16 blocks of 4096 bytes, a sixteenth of the file.
 const CUT: usize = 64 * 1024;
 
-/// The receiver keeps `cut.bin.part` by default (a later accept resumes from it): exactly
-/// the bytes that arrived, the file's first `CUT` bytes.
+/// The receiver keeps `cut.bin.part` by default, with the sidecar that marks it ours (a
+/// later accept of the same file resumes from it): exactly the bytes that arrived, the
+/// file's first `CUT` bytes.
 fn assert_part_holds_the_cut(inbox: &std::path::Path) {
-    assert_eq!(listing(inbox), ["cut.bin.part"]);
+    assert_eq!(listing(inbox), ["cut.bin.part", "cut.bin.part.xft"]);
     let part = std::fs::read(inbox.join("cut.bin.part")).unwrap();
     assert_eq!(part.len(), CUT);
     assert_eq!(sha256_hex(&part), sha256_hex(&content(MIB, 38)[..CUT]));

@@ -8,7 +8,7 @@ use ft_facade::{ErrorKind, Side, Stage};
 use super::plan::{Mode, Plan, Who};
 use super::relay::TcpFault;
 use super::sink::SinkFault;
-use super::{Ended, NAME, PART, stage_index};
+use super::{Ended, NAME, PART, PART_SIDECAR, stage_index};
 use crate::common::{listing, sha256_file, sha256_hex};
 
 pub fn brief(e: &Ended) -> String {
@@ -56,7 +56,8 @@ pub fn check(
             brief(sent)
         ));
     }
-    // The files: the final name only with the source's bytes, `.part` only when asked.
+    // The files: the final name only with the source's bytes, `.part` (and the sidecar that
+    // says it is ours) only when asked.
     if plan.into_dir {
         for name in listing(dst) {
             match name.as_str() {
@@ -68,7 +69,7 @@ pub fn check(
                         bad.push(format!("{NAME} differs from the source"));
                     }
                 }
-                PART if r_err.is_some() && plan.keep_partial => {}
+                n if (n == PART || n == PART_SIDECAR) && r_err.is_some() && plan.keep_partial => {}
                 other => bad.push(format!(
                     "unexpected file {other:?} (receiver {})",
                     received.map_or("no offer".into(), brief)

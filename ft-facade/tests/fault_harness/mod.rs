@@ -35,6 +35,8 @@ const CLOCK_RATE: u32 = 20;
 
 const NAME: &str = "data.bin";
 const PART: &str = "data.bin.part";
+/// The sidecar beside a `.part` that marks it as ours (kept with it).
+const PART_SIDECAR: &str = "data.bin.part.xft";
 
 /// How one side ended.
 #[derive(Debug)]
