@@ -518,6 +518,9 @@ async fn g8_xft_recv_killed_mid_v1_then_v2_of_the_same_name_and_size_lands_as_v2
     let _ = bob.wait().await;
     let len = std::fs::metadata(&part).unwrap().len();
     assert!(len < SIZE as u64, "killed in the middle: {len}");
+    // v1's sender is of no further interest: stopped by its pid rather than left to find
+    // out at its inactivity timeout (up to 60 s) that the receiver is gone.
+    let _ = alice.start_kill();
     let _ = tokio::time::timeout(BUDGET, alice.wait()).await;
 
     // v2, same name and size.
