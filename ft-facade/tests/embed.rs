@@ -29,17 +29,7 @@ use xmpp_parsers::ping::Ping;
 /// One transfer of a few hundred KiB through Prosody on a shared 2-core machine.
 const BUDGET: Duration = Duration::from_secs(60);
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use ft_testkit::content;
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))

@@ -63,6 +63,20 @@ pub use prosody::{PASSWORD, Prosody, ProsodyOptions};
 pub use slix::{DEFAULT_WAIT, SlixPeer, python, repo_root};
 pub use tls::{IssuedCert, TestCa};
 
+/// Deterministic pseudo-random file content (xorshift from `seed`): the same bytes for the
+/// same `(len, seed)` in every test that sends a file through a real peer.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Whether the interoperability tests should run: `false` only when `XFT_SKIP_INTEROP=1`,
 /// and then it says so on stderr, loudly. Call it first in every test that needs Prosody or
 /// slixmpp and return when it is `false`.

@@ -19,18 +19,9 @@ use tokio::process::{Child, ChildStdout, Command};
 /// One whole transfer (a few MB over IBB at ~1 MB/s through Prosody on 2 shared cores).
 pub const BUDGET: Duration = Duration::from_secs(60);
 
-/// Deterministic pseudo-random content.
-pub fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+// Not every test binary that includes this module sends a file.
+#[allow(unused_imports)]
+pub use ft_testkit::content;
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
