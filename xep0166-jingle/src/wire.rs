@@ -8,8 +8,8 @@ use std::str::FromStr;
 use jid::Jid;
 use minidom::Element;
 use xmpp_parsers::jingle::{
-    Action, Content as WireContent, Creator, Description, Jingle, ReasonElement,
-    Senders, SessionId, Transport,
+    Action, Content as WireContent, Creator, Description, Jingle, ReasonElement, Senders,
+    SessionId, Transport,
 };
 use xmpp_parsers::ns;
 
@@ -63,8 +63,7 @@ pub(crate) fn parse(elem: &Element, max_contents: usize) -> Result<Parsed, Rejec
             if reason.is_some() {
                 return Err(bad("two reasons"));
             }
-            reason =
-                Some(ReasonElement::try_from(child.clone()).map_err(|e| bad(format!("{e}")))?);
+            reason = Some(ReasonElement::try_from(child.clone()).map_err(|e| bad(format!("{e}")))?);
         } else {
             other.push(child.clone());
         }
@@ -130,4 +129,3 @@ pub(crate) fn build(action: Action, sid: &Sid, out: Out) -> Jingle {
     }
     j
 }
-

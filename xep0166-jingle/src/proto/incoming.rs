@@ -28,7 +28,9 @@ impl Endpoint {
                 self.on_set(now, from, id, &payload);
                 ControlFlow::Break(())
             }
-            Iq::Result { ref from, ref id, .. } if self.is_ours(id, from.as_ref()) => {
+            Iq::Result {
+                ref from, ref id, ..
+            } if self.is_ours(id, from.as_ref()) => {
                 self.on_answer(id.clone(), None);
                 ControlFlow::Break(())
             }
@@ -74,18 +76,20 @@ impl Endpoint {
             key: r.key,
             id,
             action: r.action,
-            error: RequestError::Stanza(e),
+            error: RequestError::Stanza(Box::new(e)),
         });
     }
 
     fn on_set(&mut self, now: Instant, from: Option<Jid>, id: String, payload: &Element) {
         let to = from.clone();
         let answer = match from.and_then(|j| j.try_into_full().ok()) {
-            None => Err(Rejected::BadRequest("a jingle iq not from a full JID".into())),
+            None => Err(Rejected::BadRequest(
+                "a jingle iq not from a full JID".into(),
+            )),
             Some(from) => self.on_jingle(now, from, payload),
         };
         let reply = match &answer {
-            Ok(_) => Iq::empty_result(to.clone().unwrap_or_else(|| self.me.clone().into()), id),
+            Ok(_) => Iq::empty_result(to.unwrap_or_else(|| self.me.clone().into()), id),
             Err(rej) => {
                 let mut r = Iq::from_error(id, rej.to_stanza_error());
                 *r.to_mut() = to;
@@ -108,15 +112,20 @@ impl Endpoint {
     ) -> Result<Option<Iq>, Rejected> {
         let p = wire::parse(payload, self.config.max_contents)?;
         let key = SessionKey::new(from.clone(), p.sid.clone());
-        let from_jid = Jid::from(from.clone());
+        let from_jid = Jid::from(from);
         if p.action == Action::SessionInitiate {
             return self.on_initiate(now, key, from_jid, p);
         }
         let replace_deadline = now + self.config.replace_timeout;
         let known_info: Vec<String> = self.config.session_info_ns.clone();
-        let s = self.sessions.get_mut(&key).ok_or(Rejected::UnknownSession)?;
-        if p.initiator.as_ref().is_some_and(|i| *i != Jid::from(s.initiator.clone())) {
-            return Err(Rejected::BadRequest("initiator is not the session's".into()));
+        let s = self
+            .sessions
+            .get_mut(&key)
+            .ok_or(Rejected::UnknownSession)?;
+        if p.initiator.as_ref().is_some_and(|i| *i != s.initiator) {
+            return Err(Rejected::BadRequest(
+                "initiator is not the session's".into(),
+            ));
         }
         let ev = |f: fn(SessionKey, Content) -> Event, cs: Vec<Content>| -> Vec<Event> {
             cs.into_iter().map(|c| f(key.clone(), c)).collect()
@@ -156,12 +165,18 @@ impl Endpoint {
             Action::TransportInfo => {
                 need_transports(&p.contents)?;
                 s.on_transport_info(&p.contents)?;
-                ev(|key, content| Event::TransportInfo { key, content }, p.contents)
+                ev(
+                    |key, content| Event::TransportInfo { key, content },
+                    p.contents,
+                )
             }
             Action::TransportReplace => {
                 need_transports(&p.contents)?;
                 s.on_replace(&p.contents, replace_deadline)?;
-                ev(|key, content| Event::TransportReplace { key, content }, p.contents)
+                ev(
+                    |key, content| Event::TransportReplace { key, content },
+                    p.contents,
+                )
             }
             Action::TransportAccept | Action::TransportReject => {
                 let accept = p.action == Action::TransportAccept;
@@ -170,9 +185,15 @@ impl Endpoint {
                 }
                 s.on_replace_answer(&p.contents, accept)?;
                 if accept {
-                    ev(|key, content| Event::TransportAccepted { key, content }, p.contents)
+                    ev(
+                        |key, content| Event::TransportAccepted { key, content },
+                        p.contents,
+                    )
                 } else {
-                    ev(|key, content| Event::TransportRejected { key, content }, p.contents)
+                    ev(
+                        |key, content| Event::TransportRejected { key, content },
+                        p.contents,
+                    )
                 }
             }
             other => return Err(Rejected::NotImplemented(other.to_string())),
@@ -201,13 +222,17 @@ impl Endpoint {
             return Err(Rejected::BadRequest("initiator is not the sender".into()));
         }
         if p.contents.is_empty() {
-            return Err(Rejected::BadRequest("session-initiate without content".into()));
+            return Err(Rejected::BadRequest(
+                "session-initiate without content".into(),
+            ));
         }
         if p.contents
             .iter()
             .any(|c| c.description.is_none() || c.transport.is_none())
         {
-            return Err(Rejected::BadRequest("a content without description or transport".into()));
+            return Err(Rejected::BadRequest(
+                "a content without description or transport".into(),
+            ));
         }
         if self.check_room(&key.peer).is_err() {
             // XEP-0166 §6.3.2: acknowledge, then terminate with <busy/>. Not tracked (it

@@ -12,8 +12,11 @@
 //! [`Endpoint::handle_timeout`] when [`Endpoint::poll_timeout`] is due; issue commands;
 //! then drain [`Endpoint::poll_transmit`] (iqs to send) and [`Endpoint::poll_event`].
 
+mod event;
 mod incoming;
 mod session;
+
+pub use event::{EndCause, Event, RequestError};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -22,120 +25,11 @@ use jid::{FullJid, Jid};
 use minidom::Element;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jingle::{Action, Reason, ReasonElement};
-use xmpp_parsers::stanza_error::StanzaError;
 
 use crate::error::Misuse;
 use crate::types::{Config, Content, Role, SessionKey, Sid, State};
 use crate::wire::{self, Out};
 use session::Session;
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum EndCause {
-    /// The peer sent session-terminate (with its reason, if any).
-    ByPeer(Option<ReasonElement>),
-    /// We called [`Endpoint::terminate`].
-    ByUs(Reason),
-    /// A wait ran out (PENDING too long, a transport-replace unanswered, an iq of ours
-    /// unanswered); we sent session-terminate with `<timeout/>`.
-    Timeout,
-    /// The peer answered our session-initiate or session-accept with an error.
-    Refused(Action, StanzaError),
-}
-
-/// How one of our requests failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RequestError {
-    /// The peer answered with this error.
-    Stanza(StanzaError),
-    /// No answer within [`Config::request_timeout`].
-    Timeout,
-}
-
-/// What happened, for the application and transport layers.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A peer initiated a session (we are responder; it is PENDING until [`Endpoint::accept`]
-    /// or [`Endpoint::terminate`]).
-    Initiated {
-        /// The session.
-        key: SessionKey,
-        /// Its contents, with their descriptions and transports.
-        contents: Vec<Content>,
-    },
-    /// The peer accepted our session (now ACTIVE).
-    Accepted {
-        /// The session.
-        key: SessionKey,
-        /// The contents as accepted (the responder's transports).
-        contents: Vec<Content>,
-    },
-    /// transport-info for one content.
-    TransportInfo {
-        /// The session.
-        key: SessionKey,
-        /// The content, with its `<transport/>`.
-        content: Content,
-    },
-    /// The peer proposes another transport; answer with [`Endpoint::transport_accept`] or
-    /// [`Endpoint::transport_reject`] before [`Config::replace_timeout`].
-    TransportReplace {
-        /// The session.
-        key: SessionKey,
-        /// The content with the proposed transport.
-        content: Content,
-    },
-    /// The peer accepted our transport-replace.
-    TransportAccepted {
-        /// The session.
-        key: SessionKey,
-        /// The content (with the peer's transport element, if it sent one).
-        content: Content,
-    },
-    /// The peer rejected our transport-replace; the previous transport stays.
-    TransportRejected {
-        /// The session.
-        key: SessionKey,
-        /// The content.
-        content: Content,
-    },
-    /// A session-info child in one of [`Config::session_info_ns`].
-    SessionInfo {
-        /// The session.
-        key: SessionKey,
-        /// The child (`<checksum/>`, `<received/>`, …).
-        payload: Element,
-    },
-    /// The session is over and removed.
-    Ended {
-        /// The session.
-        key: SessionKey,
-        /// Why.
-        cause: EndCause,
-    },
-    /// The peer acknowledged one of our iqs.
-    RequestDone {
-        /// The session it was for.
-        key: SessionKey,
-        /// The iq id (as returned by the command).
-        id: String,
-        /// Its action.
-        action: Action,
-    },
-    /// One of our iqs failed.
-    RequestFailed {
-        /// The session it was for.
-        key: SessionKey,
-        /// The iq id.
-        id: String,
-        /// Its action.
-        action: Action,
-        /// How.
-        error: RequestError,
-    },
-}
 
 #[derive(Debug)]
 struct Request {
@@ -228,7 +122,13 @@ impl Endpoint {
         }
         self.check_room(&key.peer).map_err(Misuse::Bound)?;
         self.check_offer(&contents)?;
-        let s = Session::new(Role::Initiator, self.me.clone(), contents.clone(), now, &self.config);
+        let s = Session::new(
+            Role::Initiator,
+            self.me.clone(),
+            contents.clone(),
+            now,
+            &self.config,
+        );
         self.sessions.insert(key.clone(), s);
         let out = Out {
             initiator: Some(self.me.clone().into()),
@@ -267,7 +167,10 @@ impl Endpoint {
         reason: Reason,
         text: Option<&str>,
     ) -> Result<String, Misuse> {
-        let s = self.sessions.remove(key).ok_or_else(|| Misuse::NoSession(key.clone()))?;
+        let s = self
+            .sessions
+            .remove(key)
+            .ok_or_else(|| Misuse::NoSession(key.clone()))?;
         let mut r = ReasonElement {
             reason: reason.clone(),
             texts: BTreeMap::new(),
@@ -468,11 +371,15 @@ impl Endpoint {
             .iter()
             .any(|c| c.description.is_none() || c.transport.is_none())
         {
-            return Err(Misuse::BadContents("a content without description or transport"));
+            return Err(Misuse::BadContents(
+                "a content without description or transport",
+            ));
         }
         for (i, c) in contents.iter().enumerate() {
             if contents[..i].iter().any(|o| o.is(&c.creator, &c.name)) {
-                return Err(Misuse::BadContents("two contents with one creator and name"));
+                return Err(Misuse::BadContents(
+                    "two contents with one creator and name",
+                ));
             }
         }
         Ok(())
@@ -500,4 +407,3 @@ impl Endpoint {
         id
     }
 }
-

@@ -136,7 +136,9 @@ impl Session {
     }
 
     pub(super) fn replace_out(&mut self, c: &Content, deadline: Instant) -> Result<(), Misuse> {
-        let s = self.find(c).ok_or_else(|| Misuse::NoContent(c.name.clone()))?;
+        let s = self
+            .find(c)
+            .ok_or_else(|| Misuse::NoContent(c.name.clone()))?;
         if s.replace_out.is_some() || s.replace_in.is_some() {
             return Err(Misuse::NotNow {
                 action: Action::TransportReplace,
@@ -148,7 +150,9 @@ impl Session {
     }
 
     pub(super) fn answer_replace(&mut self, c: &Content, accept: bool) -> Result<(), Misuse> {
-        let s = self.find(c).ok_or_else(|| Misuse::NoContent(c.name.clone()))?;
+        let s = self
+            .find(c)
+            .ok_or_else(|| Misuse::NoContent(c.name.clone()))?;
         let Some((proposed, _)) = s.replace_in.take() else {
             return Err(Misuse::NotNow {
                 action: if accept {
@@ -193,7 +197,9 @@ impl Session {
         self.find_all(cs)?;
         for c in cs {
             if c.transport.is_none() {
-                return Err(Rejected::BadRequest("transport-replace without transport".into()));
+                return Err(Rejected::BadRequest(
+                    "transport-replace without transport".into(),
+                ));
             }
             let s = self.find(c).expect("checked above");
             if s.replace_out.is_some() {
@@ -213,7 +219,11 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn on_replace_answer(&mut self, cs: &[Content], accept: bool) -> Result<(), Rejected> {
+    pub(super) fn on_replace_answer(
+        &mut self,
+        cs: &[Content],
+        accept: bool,
+    ) -> Result<(), Rejected> {
         self.find_all(cs)?;
         for c in cs {
             if self.find(c).expect("checked above").replace_out.is_none() {
