@@ -271,10 +271,10 @@ pub(crate) fn read_hashes(parent: &Element) -> (Vec<Hash>, Vec<Algo>) {
         match (c.name(), algo) {
             (_, None | Some(Algo::Unknown(_))) => {}
             ("hash", Some(algo)) => {
-                if let Ok(h) = Hash::from_base64(algo, c.text().trim()) {
-                    if Some(h.hash.len()) == digest_len(&h.algo) {
-                        hashes.push(h);
-                    }
+                if let Ok(h) = Hash::from_base64(algo, c.text().trim())
+                    && Some(h.hash.len()) == digest_len(&h.algo)
+                {
+                    hashes.push(h);
                 }
             }
             ("hash-used", Some(algo)) => used.push(algo),

@@ -122,7 +122,7 @@ impl From<&Checksum> for Element {
             range: c.range.clone(),
             ..FileInfo::default()
         };
-        let mut e = Element::builder("checksum", NS_FT)
+        let mut e = Self::builder("checksum", NS_FT)
             .append(file.to_file())
             .build();
         set_content_attrs(&mut e, &c.creator, &c.name);
@@ -132,7 +132,7 @@ impl From<&Checksum> for Element {
 
 impl From<&Received> for Element {
     fn from(r: &Received) -> Self {
-        let mut e = Element::bare("received", NS_FT);
+        let mut e = Self::bare("received", NS_FT);
         set_content_attrs(&mut e, &r.creator, &r.name);
         e
     }
