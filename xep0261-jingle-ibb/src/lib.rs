@@ -60,8 +60,8 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
-use minidom::Element;
 pub use ft_transport::{InvalidSid, Sid};
+use minidom::Element;
 use xep0047_ibb::{OpenOptions, StanzaKind};
 use xmpp_parsers::jingle::Reason;
 

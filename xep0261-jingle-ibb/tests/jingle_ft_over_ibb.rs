@@ -43,7 +43,13 @@ fn peer(hub: &Hub, jid: &str) -> Peer {
     });
     let mut c = Config::default();
     xep0234_jingle_ft::configure(&mut c);
-    Peer { ep: Endpoint::new(jid.clone(), c), jid, tx, ibb, iqs }
+    Peer {
+        ep: Endpoint::new(jid.clone(), c),
+        jid,
+        tx,
+        ibb,
+        iqs,
+    }
 }
 
 impl Peer {
@@ -57,7 +63,10 @@ impl Peer {
     async fn step(&mut self, d: Duration) -> Vec<Event> {
         let deadline = tokio::time::Instant::now() + d;
         while let Ok(Some(iq)) = tokio::time::timeout_at(deadline, self.iqs.recv()).await {
-            assert!(self.ep.handle_iq(Instant::now(), iq).is_break(), "not a jingle iq");
+            assert!(
+                self.ep.handle_iq(Instant::now(), iq).is_break(),
+                "not a jingle iq"
+            );
             self.flush().await;
         }
         std::iter::from_fn(|| self.ep.poll_event()).collect()
@@ -90,27 +99,58 @@ async fn a_real_file_over_jingle_ibb_arrives_with_sha256_equal() {
     // Alice offers the file, hash to come in a <checksum/>, over IBB with block-size 8192.
     let meta = FileMeta::from_path(&src).unwrap();
     let file = FileInfo::offer(&meta, vec![], vec![Algo::Sha_256]);
-    let ours = IbbTransport::new(Sid::new("ch3d9s71").unwrap(), OpenOptions { block_size: 8192, stanza: StanzaKind::Iq });
-    let mut out = FtSession::offer(&mut alice.ep, Instant::now(), bob.jid.clone(), Sid::new("851ba2").unwrap(), "a-file-offer", file, (&ours).into()).unwrap();
+    let ours = IbbTransport::new(
+        Sid::new("ch3d9s71").unwrap(),
+        OpenOptions {
+            block_size: 8192,
+            stanza: StanzaKind::Iq,
+        },
+    );
+    let mut out = FtSession::offer(
+        &mut alice.ep,
+        Instant::now(),
+        bob.jid.clone(),
+        Sid::new("851ba2").unwrap(),
+        "a-file-offer",
+        file,
+        (&ours).into(),
+    )
+    .unwrap();
     alice.flush().await;
 
     // Bob reads the offer and the transport, answers with block-size 4096 (down only).
     let ev = bob.step(step).await;
-    let Some(Event::Initiated { key, contents }) = ev.first() else { panic!("{ev:?}") };
-    let mut inc = FtSession::incoming(&mut bob.ep, Instant::now(), key, contents, Some(1 << 30)).unwrap();
+    let Some(Event::Initiated { key, contents }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    let mut inc =
+        FtSession::incoming(&mut bob.ep, Instant::now(), key, contents, Some(1 << 30)).unwrap();
     assert_eq!(inc.file().safe_name().unwrap(), "report.bin");
     assert_eq!(inc.file().size, Some(bytes.len() as u64));
     let theirs = IbbTransport::parse(inc.peer_transport().unwrap()).unwrap();
     let answer = theirs.answer(4096);
     // Bob expects the IBB open before accepting, so it cannot race the accept.
-    let incoming = bob.ibb.expect(Jid::from(alice.jid.clone()), answer.sid.clone(), Duration::from_secs(15));
-    inc.accept(&mut bob.ep, Instant::now(), (&answer).into(), None).unwrap();
+    let incoming = bob.ibb.expect(
+        Jid::from(alice.jid.clone()),
+        answer.sid.clone(),
+        Duration::from_secs(15),
+    );
+    inc.accept(&mut bob.ep, Instant::now(), (&answer).into(), None)
+        .unwrap();
     bob.flush().await;
 
     // Alice gets session-accept, checks the transport answer, opens IBB with it.
     let ev = alice.step(step).await;
-    let Some(FtEvent::Accepted { transport: Some(t), range: None }) = ev.iter().find_map(|e| out.handle(e)) else { panic!("{ev:?}") };
-    let agreed = ours.check_answer(&IbbTransport::parse(&t).unwrap()).unwrap();
+    let Some(FtEvent::Accepted {
+        transport: Some(t),
+        range: None,
+    }) = ev.iter().find_map(|e| out.handle(e))
+    else {
+        panic!("{ev:?}")
+    };
+    let agreed = ours
+        .check_answer(&IbbTransport::parse(&t).unwrap())
+        .unwrap();
     assert_eq!(agreed.block_size, 4096);
     let bob_jid = Jid::from(bob.jid.clone());
     let opts = agreed.open_options();
@@ -149,17 +189,44 @@ async fn a_real_file_over_jingle_ibb_arrives_with_sha256_equal() {
     let sent_digest = sender.await.unwrap();
 
     // The checksum arrives after the bytes; Bob verifies, says <received/>, ends with success.
-    out.send_checksum(&mut alice.ep, Instant::now(), vec![Hash::new(Algo::Sha_256, sent_digest)]).unwrap();
+    out.send_checksum(
+        &mut alice.ep,
+        Instant::now(),
+        vec![Hash::new(Algo::Sha_256, sent_digest)],
+    )
+    .unwrap();
     alice.flush().await;
     let ev = bob.step(step).await;
-    assert!(ev.iter().filter_map(|e| inc.handle(e)).any(|e| matches!(e, FtEvent::Checksum(_))));
-    assert_eq!(inc.verify(&[Hash::new(Algo::Sha_256, h.finalize().to_vec())]), Verdict::Match);
+    assert!(
+        ev.iter()
+            .filter_map(|e| inc.handle(e))
+            .any(|e| matches!(e, FtEvent::Checksum(_)))
+    );
+    assert_eq!(
+        inc.verify(&[Hash::new(Algo::Sha_256, h.finalize().to_vec())]),
+        Verdict::Match
+    );
     inc.send_received(&mut bob.ep, Instant::now()).unwrap();
-    inc.terminate(&mut bob.ep, Instant::now(), Reason::Success).unwrap();
+    inc.terminate(&mut bob.ep, Instant::now(), Reason::Success)
+        .unwrap();
     bob.flush().await;
-    let got: Vec<_> = alice.step(step).await.iter().filter_map(|e| out.handle(e)).collect();
+    let got: Vec<_> = alice
+        .step(step)
+        .await
+        .iter()
+        .filter_map(|e| out.handle(e))
+        .collect();
     assert!(got.contains(&FtEvent::Received), "{got:?}");
-    assert!(matches!(got.last(), Some(FtEvent::Ended { reason: Some(Reason::Success), .. })), "{got:?}");
+    assert!(
+        matches!(
+            got.last(),
+            Some(FtEvent::Ended {
+                reason: Some(Reason::Success),
+                ..
+            })
+        ),
+        "{got:?}"
+    );
     bob.step(step).await;
     assert!(alice.ep.is_empty() && bob.ep.is_empty());
 
