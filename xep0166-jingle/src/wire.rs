@@ -60,10 +60,9 @@ pub(crate) fn parse(elem: &Element, max_contents: usize) -> Result<Parsed, Rejec
             }
             contents.push(c);
         } else if child.is("reason", ns::JINGLE) {
-            if reason.is_some() {
-                return Err(bad("two reasons"));
-            }
-            reason = Some(ReasonElement::try_from(child.clone()).map_err(|e| bad(format!("{e}")))?);
+            // A reason we cannot read (an unknown condition) is dropped, not the action: a
+            // session-terminate must end the session whatever its reason says.
+            reason = reason.or_else(|| ReasonElement::try_from(child.clone()).ok());
         } else {
             other.push(child.clone());
         }

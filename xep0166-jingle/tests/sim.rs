@@ -351,3 +351,25 @@ fn an_unanswered_transport_replace_times_out() {
     )));
     assert!(p.a.is_empty() && p.b.is_empty());
 }
+
+#[test]
+fn a_terminate_with_a_reason_we_cannot_read_still_ends_the_session() {
+    let mut p = Pair::new();
+    accepted(&mut p);
+    let xml = "<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='s1'><reason><gone-fishing xmlns='urn:example:x'/></reason></jingle>";
+    let now = p.now;
+    let r = inject(&mut p.a, now, B, xml);
+    assert_result(&r);
+    let ev = p.events_a();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Ended {
+                cause: EndCause::ByPeer(None),
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert!(p.a.is_empty());
+}

@@ -214,6 +214,9 @@ impl FtSession {
                     file.check_offer(max_size).map_err(|e| (e.reason(), e))?;
                     Direction::Receive
                 }
+                Senders::Responder if file.hashes.is_empty() && file.name.is_none() => {
+                    return Err((Reason::FailedApplication, FtError::Missing("hash or name")));
+                }
                 Senders::Responder => Direction::Send,
                 _ => return Err((Reason::FailedApplication, FtError::BadAttr("senders"))),
             };

@@ -201,3 +201,25 @@ fn j16_a_long_desc_is_cut_and_a_non_ft_application_is_unsupported() {
     assert!(matches!(r, Err(FtError::NotFileTransfer)));
     assert_eq!(reason, Some(Reason::UnsupportedApplications));
 }
+
+#[test]
+fn j14_a_request_naming_neither_hash_nor_name_is_failed_application() {
+    let mut p = Pair::new();
+    let now = p.now;
+    let c = Content::new(Creator::Initiator, "f")
+        .with_senders(Senders::Responder)
+        .with_description(desc(""))
+        .with_transport(ibb("c"));
+    p.a.initiate(now, B.parse().unwrap(), Sid::new("s1").unwrap(), vec![c])
+        .unwrap();
+    let (_, eb) = p.run();
+    let Some(Event::Initiated { key, contents }) = eb.first() else {
+        panic!()
+    };
+    assert!(matches!(
+        FtSession::incoming(&mut p.b, now, key, contents, None),
+        Err(FtError::Missing(_))
+    ));
+    let (ea, _) = p.run();
+    assert!(ea.iter().any(|e| matches!(e, Event::Ended { cause: EndCause::ByPeer(Some(r)), .. } if r.reason == Reason::FailedApplication)));
+}
