@@ -224,7 +224,10 @@ impl FileInfo {
             size,
             date: text("date").and_then(|d| parse_date(&d)),
             media_type: text("media-type").map(|m| cap(&m, 255)),
-            desc: text("desc").map(|d| cap(&d, MAX_DESC)),
+            // Gajim sends an empty <desc/>: no description.
+            desc: text("desc")
+                .filter(|d| !d.is_empty())
+                .map(|d| cap(&d, MAX_DESC)),
             hashes,
             hash_used,
             range,

@@ -219,3 +219,51 @@ fn the_transport_is_replaced_by_the_sender_and_accepted() {
         Some(FtEvent::TransportInfo(_))
     ));
 }
+
+/// The offer PEERS.md shows Gajim 1.7.3 sending: name, date, size, an empty `<desc/>`, a
+/// blake2b-512 hash; its session-accept (as responder) echoes the description with
+/// `senders='both'`.
+#[test]
+fn a_gajim_shaped_offer_and_accept_are_read() {
+    let h = Hash::new(Algo::Blake2b_512, vec![7; 64]).to_base64();
+    let d = el(&format!(
+        "<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file>\
+         <name>photo.jpg</name><date>2024-03-01T10:11:12.123456+00:00</date><size>2048</size><desc/>\
+         <hash xmlns='urn:xmpp:hashes:2' algo='blake2b-512'>{h}</hash></file></description>"
+    ));
+    let f = FileInfo::from_description(&d).unwrap();
+    assert_eq!(f.desc, None);
+    assert!(f.date.is_some());
+    assert_eq!(f.hashes[0].algo, Algo::Blake2b_512);
+    f.check_offer(Some(1 << 20)).unwrap();
+
+    let mut p = Pair::new();
+    let now = p.now;
+    let mut out = FtSession::offer(
+        &mut p.a,
+        now,
+        B.parse().unwrap(),
+        Sid::new("s1").unwrap(),
+        "f",
+        file(),
+        ibb("c"),
+    )
+    .unwrap();
+    p.run();
+    let gajim_accept = format!(
+        "<iq xmlns='jabber:client' type='set' id='g1' from='{B}'><jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='s1' responder='{B}'>\
+         <content creator='initiator' name='f' senders='both'>{}{}</content></jingle></iq>",
+        String::from(&file().to_description()),
+        String::from(&ibb("c"))
+    );
+    let iq = xmpp_parsers::iq::Iq::try_from(el(&gajim_accept)).unwrap();
+    assert!(p.a.handle_iq(now, iq).is_break());
+    let evs: Vec<_> = std::iter::from_fn(|| p.a.poll_event())
+        .filter_map(|e| out.handle(&e))
+        .collect();
+    assert!(
+        matches!(evs.first(), Some(FtEvent::Accepted { .. })),
+        "{evs:?}"
+    );
+    assert_eq!(out.direction(), Direction::Send);
+}
