@@ -96,6 +96,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+mod event;
 pub mod file;
 pub mod info;
 pub mod session;
