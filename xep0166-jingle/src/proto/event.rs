@@ -12,7 +12,7 @@ use crate::types::{Content, SessionKey};
 pub enum EndCause {
     /// The peer sent session-terminate (with its reason, if any).
     ByPeer(Option<ReasonElement>),
-    /// We called [`Endpoint::terminate`].
+    /// We called [`Endpoint::terminate`](crate::Endpoint::terminate).
     ByUs(Reason),
     /// A wait ran out (PENDING too long, a transport-replace unanswered, an iq of ours
     /// unanswered); we sent session-terminate with `<timeout/>`.
@@ -26,7 +26,7 @@ pub enum EndCause {
 pub enum RequestError {
     /// The peer answered with this error.
     Stanza(Box<StanzaError>),
-    /// No answer within [`Config::request_timeout`].
+    /// No answer within [`Config::request_timeout`](crate::Config::request_timeout).
     Timeout,
 }
 
@@ -34,8 +34,8 @@ pub enum RequestError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A peer initiated a session (we are responder; it is PENDING until [`Endpoint::accept`]
-    /// or [`Endpoint::terminate`]).
+    /// A peer initiated a session (we are responder; it is PENDING until [`Endpoint::accept`](crate::Endpoint::accept)
+    /// or [`Endpoint::terminate`](crate::Endpoint::terminate)).
     Initiated {
         /// The session.
         key: SessionKey,
@@ -56,8 +56,8 @@ pub enum Event {
         /// The content, with its `<transport/>`.
         content: Content,
     },
-    /// The peer proposes another transport; answer with [`Endpoint::transport_accept`] or
-    /// [`Endpoint::transport_reject`] before [`Config::replace_timeout`].
+    /// The peer proposes another transport; answer with [`Endpoint::transport_accept`](crate::Endpoint::transport_accept) or
+    /// [`Endpoint::transport_reject`](crate::Endpoint::transport_reject) before [`Config::replace_timeout`](crate::Config::replace_timeout).
     TransportReplace {
         /// The session.
         key: SessionKey,
@@ -78,7 +78,7 @@ pub enum Event {
         /// The content.
         content: Content,
     },
-    /// A session-info child in one of [`Config::session_info_ns`].
+    /// A session-info child in one of [`Config::session_info_ns`](crate::Config::session_info_ns).
     SessionInfo {
         /// The session.
         key: SessionKey,
