@@ -4,7 +4,8 @@
 //! there (CI has it), otherwise from [`EMBEDDED_IDS`]. The test fails when an id has no row,
 //! when a row names no test, when a named test does not start with its id and `_`, when the
 //! named file has no `fn <name>`, or when a row says TODO (except, until the lead merges the
-//! owners' work, the ids in [`AWAITING_MERGE`]).
+//! owners' work, the ids in [`AWAITING_MERGE`]). The J section (Jingle and XEP-0300) is
+//! not in the catalogue: its ids are the rows `docs/bad-input.md` has, checked the same way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ fn catalogue_ids(root: &Path) -> (Vec<String>, &'static str) {
 
 fn is_id(w: &str) -> bool {
     let mut c = w.chars();
-    matches!(c.next(), Some('A'..='I'))
+    matches!(c.next(), Some('A'..='J'))
         && !c.as_str().is_empty()
         && c.as_str().bytes().all(|b| b.is_ascii_digit())
 }
@@ -97,6 +98,15 @@ fn every_catalogue_item_is_mapped_to_existing_tests_named_after_it() {
     let map = std::fs::read_to_string(&map_path)
         .unwrap_or_else(|e| panic!("{}: {e}", map_path.display()));
     let rows = rows(&map);
+    // Section J (Jingle and XEP-0300) is defined by docs/bad-input.md itself, not by the
+    // shared catalogue: its rows are checked like the others.
+    let mut ids = ids;
+    ids.extend(
+        rows.keys()
+            .filter(|id| id.starts_with('J') && !ids.contains(id))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let mut problems = Vec::new();
     let mut awaiting = Vec::new();
     for id in &ids {
