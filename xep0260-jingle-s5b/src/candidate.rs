@@ -8,7 +8,7 @@
 //! counted, not stored. Writing goes through `xmpp_parsers`' `Transport`, which the
 //! Jingle layer embeds as is.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use jid::Jid;
 use minidom::Element;
@@ -158,7 +158,7 @@ impl LocalCandidates {
         let direct = self
             .direct
             .iter()
-            .map(|a| (me.clone(), IpAddr::from(a.ip()), a.port(), Kind::Direct));
+            .map(|a| (me.clone(), a.ip(), a.port(), Kind::Direct));
         let proxies = self.proxies.iter().filter_map(|sh| match sh.host {
             Host::Ip(ip) => Some((sh.jid.clone(), ip, sh.port, Kind::Proxy)),
             Host::Name(_) => None,

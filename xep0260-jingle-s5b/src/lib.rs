@@ -124,7 +124,7 @@ pub use crate::candidate::{
 pub use crate::error::{Error, InputError};
 #[cfg(feature = "tokio")]
 pub use crate::tokio::{
-    DriverError, Established, Listener, Signalling, negotiate, resolve_proxies,
+    Driver, DriverError, Established, Listener, Signalling, negotiate, resolve_proxies,
 };
 #[cfg(feature = "tokio")]
 pub use xep0065_s5b::S5bStream;

@@ -29,7 +29,7 @@ use crate::{Candidate, Error, InputError};
 /// Inbound SOCKS5 connections at most in their handshake at once; more are closed.
 const MAX_HANDSHAKES: usize = 64;
 
-type Route = mpsc::Sender<(Framed<TcpStream, ServerCodec>, String)>;
+type RouteTx = mpsc::Sender<(Framed<TcpStream, ServerCodec>, String)>;
 
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -46,14 +46,14 @@ fn now() -> std::time::Instant {
 #[derive(Debug)]
 pub struct Listener {
     addrs: Vec<SocketAddr>,
-    routes: Arc<Mutex<HashMap<String, Route>>>,
+    routes: Arc<Mutex<HashMap<String, RouteTx>>>,
     tasks: JoinSet<()>,
 }
 
 impl Listener {
     /// Binds `ips` on `port` (0: any); each handshake is bounded by `handshake_timeout`.
     pub async fn bind(ips: &[IpAddr], port: u16, handshake_timeout: Duration) -> io::Result<Self> {
-        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
+        let routes: Arc<Mutex<HashMap<String, RouteTx>>> = Arc::default();
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();
         for ip in ips {
@@ -94,16 +94,14 @@ impl Listener {
     }
 }
 
-async fn accept_loop(l: TcpListener, routes: Arc<Mutex<HashMap<String, Route>>>, t: Duration) {
+async fn accept_loop(l: TcpListener, routes: Arc<Mutex<HashMap<String, RouteTx>>>, t: Duration) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let mut conns = JoinSet::new();
     loop {
-        let tcp = match l.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Ok((tcp, _)) = l.accept().await else {
+            // Out of descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         };
         while conns.try_join_next().is_some() {}
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -186,38 +184,122 @@ enum SockEvent {
     Proxy(Result<S5bStream, Failure>),
 }
 
-/// Runs `n` to its end: executes its actions (dials with the `xep0065-s5b` dialer, routes
-/// our listener's inbound connections), sends and receives through `sig`, and returns the
-/// nominated stream. Every socket but the winner is closed; dropping the future cancels.
-/// `listener`: the one our direct candidates name (`None` when we offer only proxies).
+type Inbound = mpsc::Receiver<(Framed<TcpStream, ServerCodec>, String)>;
+
+/// Our listener's route for one negotiation's DST.ADDR; removed when dropped.
+#[derive(Debug)]
+struct Route<'l> {
+    listener: &'l Listener,
+    dst_addr: String,
+    rx: Inbound,
+}
+
+impl Drop for Route<'_> {
+    fn drop(&mut self) {
+        self.listener.unroute(&self.dst_addr);
+    }
+}
+
+/// A [`Negotiation`] bound to the listener its direct candidates name. Made before our
+/// transport goes out (session-initiate / session-accept): [`new`](Self::new) registers
+/// our DST.ADDR with the listener at once, so that the peer's first connection finds it.
+#[derive(Debug)]
+pub struct Driver<'l> {
+    n: Negotiation,
+    listener: Option<&'l Listener>,
+    route: Option<Route<'l>>,
+    early: Vec<Action>,
+}
+
+impl<'l> Driver<'l> {
+    /// Binds `n` to `listener` (`None` when we offer only proxies) and routes its DST.ADDR.
+    pub fn new(mut n: Negotiation, listener: Option<&'l Listener>) -> Self {
+        let mut route = None;
+        let mut early = Vec::new();
+        while let Some(a) = n.poll_action() {
+            match (a, listener) {
+                (Action::Accept { dst_addr }, Some(l)) => {
+                    let rx = l.route(&dst_addr);
+                    route = Some(Route {
+                        listener: l,
+                        dst_addr,
+                        rx,
+                    });
+                }
+                (a, _) => early.push(a),
+            }
+        }
+        Self {
+            n,
+            listener,
+            route,
+            early,
+        }
+    }
+
+    /// The negotiation: for [`local_transport`](Negotiation::local_transport) and, on the
+    /// responder, the initiator's candidates before [`run`](Self::run).
+    pub fn negotiation(&mut self) -> &mut Negotiation {
+        &mut self.n
+    }
+
+    /// Runs the negotiation to its end: executes its actions (dials with the
+    /// `xep0065-s5b` dialer, takes our listener's inbound connections), sends and
+    /// receives through `sig`, and returns the nominated stream. Every socket but the
+    /// winner is closed; dropping the future cancels.
+    pub async fn run<S: Signalling>(
+        self,
+        sig: &mut S,
+        config: &xep0065_s5b::Config,
+    ) -> Result<Established, DriverError> {
+        run(self, sig, config).await
+    }
+}
+
+/// [`Driver::new`] then [`Driver::run`]: for when our transport went out already with the
+/// route registered some other way, or we offer no direct candidate.
 pub async fn negotiate<S: Signalling>(
-    mut n: Negotiation,
+    n: Negotiation,
     listener: Option<&Listener>,
     sig: &mut S,
     config: &xep0065_s5b::Config,
 ) -> Result<Established, DriverError> {
+    Driver::new(n, listener).run(sig, config).await
+}
+
+async fn run<S: Signalling>(
+    d: Driver<'_>,
+    sig: &mut S,
+    config: &xep0065_s5b::Config,
+) -> Result<Established, DriverError> {
+    let Driver {
+        mut n,
+        listener,
+        mut route,
+        early,
+    } = d;
+    let mut early = early.into_iter();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     let mut running: HashMap<AttemptId, AbortHandle> = HashMap::new();
     let mut proxy_task: Option<AbortHandle> = None;
     let mut sockets: HashMap<AttemptId, S5bStream> = HashMap::new();
     let (mut inbound, mut proxy): (Option<S5bStream>, Option<S5bStream>) = (None, None);
-    let mut routed: Option<(String, mpsc::Receiver<_>)> = None;
     let hs = config.handshake_timeout;
     let result = loop {
-        while let Some(a) = n.poll_action() {
+        while let Some(a) = early.next().or_else(|| n.poll_action()) {
             match a {
                 Action::Accept { dst_addr } => {
                     if let Some(l) = listener {
-                        routed = Some((dst_addr.clone(), l.route(&dst_addr)));
+                        let rx = l.route(&dst_addr);
+                        route = Some(Route {
+                            listener: l,
+                            dst_addr,
+                            rx,
+                        });
                     }
                 }
-                Action::StopAccepting { dst_addr } => {
-                    if let Some(l) = listener {
-                        l.unroute(&dst_addr);
-                    }
-                    routed = None;
-                }
+                Action::StopAccepting { .. } => route = None,
                 Action::Resolve {
                     attempt,
                     name,
@@ -276,7 +358,7 @@ pub async fn negotiate<S: Signalling>(
                 Transmit::Activate(iq) => {
                     let id = iq.id().to_owned();
                     let answer =
-                        match tokio::time::timeout(config.iq_timeout, sig.activate(iq)).await {
+                        match tokio::time::timeout(config.iq_timeout, sig.activate(*iq)).await {
                             Ok(Ok(answer)) => answer,
                             _ => Iq::from_error(
                                 id,
@@ -333,8 +415,8 @@ pub async fn negotiate<S: Signalling>(
             }
         };
         let inbound_next = async {
-            match &mut routed {
-                Some((_, rx)) => rx.recv().await,
+            match &mut route {
+                Some(r) => r.rx.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -376,9 +458,7 @@ pub async fn negotiate<S: Signalling>(
             () = sleep => n.handle_timeout(now()),
         }
     };
-    if let (Some(l), Some((dst, _))) = (listener, &routed) {
-        l.unroute(dst);
-    }
+    drop(route);
     tasks.abort_all();
     result
 }

@@ -16,7 +16,7 @@ use xep0065_s5b::wire::ReplyCode;
 use xep0065_s5b::{Config, DialPolicy, Sid, StreamHost};
 use xep0260_jingle_s5b::proto::{Negotiation, Role};
 use xep0260_jingle_s5b::{
-    Established, InputError, Kind, Listener, LocalCandidates, Signalling, negotiate,
+    Driver, Established, InputError, Kind, Listener, LocalCandidates, Signalling, negotiate,
 };
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jingle_s5b::Transport;
@@ -156,16 +156,17 @@ async fn two_drivers_move_a_file_directly_over_loopback() {
         sid.clone(),
         &cand(&la),
     );
-    let mut nb = Negotiation::new(&c, Role::Responder, bob, alice, sid, &cand(&lb));
+    let nb = Negotiation::new(&c, Role::Responder, bob, alice, sid, &cand(&lb));
+    // Bound to their listeners before their transports go out.
+    let (mut da, mut db) = (Driver::new(na, Some(&la)), Driver::new(nb, Some(&lb)));
+    assert_eq!(la.routes() + lb.routes(), 2);
     // session-initiate: B gets A's candidates; session-accept: A gets B's (through recv).
-    nb.handle_transport(tokio::time::Instant::now().into_std(), na.local_transport())
-        .unwrap();
+    let now = tokio::time::Instant::now().into_std();
+    let offer = da.negotiation().local_transport();
+    db.negotiation().handle_transport(now, offer).unwrap();
     let (mut sa, mut sb) = pair();
-    sb.to_peer.send(nb.local_transport()).unwrap();
-    let (ra, rb) = tokio::join!(
-        negotiate(na, Some(&la), &mut sa, &c),
-        negotiate(nb, Some(&lb), &mut sb, &c)
-    );
+    sb.to_peer.send(db.negotiation().local_transport()).unwrap();
+    let (ra, rb) = tokio::join!(da.run(&mut sa, &c), db.run(&mut sb, &c));
     let (a, b) = (ra.unwrap(), rb.unwrap());
     // Equal priorities: the initiator's choice (B's candidate) is the bytestream.
     assert!(!a.ours && b.ours && a.candidate.kind == Kind::Direct);

@@ -109,7 +109,7 @@ pub enum Transmit {
     TransportInfo(Transport),
     /// The bytestreams `<activate/>` iq set to our proxy; feed its answer to
     /// [`Negotiation::handle_iq`].
-    Activate(Iq),
+    Activate(Box<Iq>),
 }
 
 /// Which socket carries the bytestream.

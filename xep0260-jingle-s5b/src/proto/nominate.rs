@@ -179,12 +179,13 @@ impl Negotiation {
             sid: self.sid.clone(),
             target: self.peer.clone(),
         };
-        self.transmits.push_back(Transmit::Activate(Iq::Set {
-            from: None,
-            to: Some(self.local[l].jid.clone()),
-            id: id.clone(),
-            payload: Element::from(&act),
-        }));
+        self.transmits
+            .push_back(Transmit::Activate(Box::new(Iq::Set {
+                from: None,
+                to: Some(self.local[l].jid.clone()),
+                id: id.clone(),
+                payload: Element::from(&act),
+            })));
         self.phase = Phase::Activating(l, id);
     }
 

@@ -197,7 +197,7 @@ impl Sim {
                         }
                     }
                     Transmit::Activate(iq) => {
-                        self.activations.push(iq.clone());
+                        self.activations.push((*iq).clone());
                         // The proxy activates when both sides presented the same hash.
                         let ok = self.proxy_conns.len() >= 2
                             && self.proxy_conns.iter().all(|d| *d == self.proxy_conns[0]);
