@@ -80,11 +80,13 @@
 //! res.handle_transport(now, ini.local_transport()).unwrap();
 //! ini.handle_transport(now, res.local_transport()).unwrap();
 //! // Each dials the other's listener; each listener accepts the other's DST.ADDR.
-//! for (me, other) in [(&mut ini, &mut res), (&mut res, &mut ini)] {
+//! fn dial(me: &mut Negotiation, other: &mut Negotiation, now: Instant) {
 //!     let Some(Action::Connect { attempt, dst_addr, .. }) = me.poll_action() else { panic!() };
 //!     other.handle_inbound(now, &dst_addr).unwrap();
 //!     me.handle_connected(now, attempt);
 //! }
+//! dial(&mut ini, &mut res, now);
+//! dial(&mut res, &mut ini, now);
 //! // candidate-used both ways.
 //! let Some(Transmit::TransportInfo(used_by_ini)) = ini.poll_transmit() else { panic!() };
 //! let Some(Transmit::TransportInfo(used_by_res)) = res.poll_transmit() else { panic!() };
