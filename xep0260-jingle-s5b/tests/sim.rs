@@ -292,3 +292,60 @@ fn cancel_closes_every_socket_and_reports_nothing() {
     assert_eq!(s.b.n.poll_action(), Some(Action::Close { attempt }));
     assert!(s.b.n.poll_event().is_none());
 }
+
+#[test]
+fn a_peer_choice_that_outranks_every_candidate_left_stops_our_race_with_candidate_error() {
+    // A races B's only candidate, a proxy (priority 10 × 65536 + …); B reports using A's
+    // direct candidate (126 × 65536 + …) first: nothing left can outrank it (XEP-0260 §2.3).
+    let mut s = Sim::new(direct(A_ADDR), only_proxy());
+    let now = s.now;
+    s.a.n
+        .handle_transport(now, s.b.n.local_transport())
+        .unwrap();
+    let Some(Action::Accept { dst_addr }) = s.a.n.poll_action() else {
+        panic!()
+    };
+    let Some(Action::Connect { attempt, .. }) = s.a.n.poll_action() else {
+        panic!()
+    };
+    s.a.n.handle_inbound(now, &dst_addr).unwrap();
+    let cid = s.a.n.local_candidates()[0].cid.clone();
+    s.a.n
+        .handle_element(now, &el(&format!("<candidate-used cid='{cid}'/>")))
+        .unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| s.a.n.poll_action()).collect();
+    assert!(actions.contains(&Action::Close { attempt }), "{actions:?}");
+    let Some(xep0260_jingle_s5b::proto::Transmit::TransportInfo(t)) = s.a.n.poll_transmit() else {
+        panic!()
+    };
+    assert_eq!(t.payload, TransportPayload::CandidateError);
+    assert!(matches!(
+        s.a.n.poll_event(),
+        Some(Event::Connected {
+            via: Via::Inbound,
+            ours: true,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn gajims_candidates_without_mode_or_dstaddr_are_read_and_raced_by_priority() {
+    // As Gajim 1.7.3 sends them (PEERS.md): no mode, no dstaddr, its fixed priorities.
+    let mut s = Sim::new(direct(A_ADDR), direct(B_ADDR));
+    let gajim = "<candidate cid='p1' host='127.0.0.3' jid='proxy.example.org' port='7777' priority='655360' type='proxy'/>\
+        <candidate cid='d1' host='127.0.0.2' jid='juliet@capulet.lit/balcony' port='2000' priority='8257536' type='direct'/>";
+    let now = s.now;
+    s.a.n.handle_element(now, &el(gajim)).unwrap();
+    let r = s.a.n.remote_candidates().unwrap();
+    assert_eq!((r[0].kind, r[1].kind), (Kind::Proxy, Kind::Direct));
+    let _ = s.a.n.poll_action(); // Accept
+    let Some(Action::Connect { addrs, .. }) = s.a.n.poll_action() else {
+        panic!()
+    };
+    assert_eq!(
+        addrs,
+        ["127.0.0.2:2000".parse().unwrap()],
+        "the direct one (higher priority) first"
+    );
+}
