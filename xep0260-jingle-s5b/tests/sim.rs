@@ -349,3 +349,38 @@ fn gajims_candidates_without_mode_or_dstaddr_are_read_and_raced_by_priority() {
         "the direct one (higher priority) first"
     );
 }
+
+fn fixture(name: &str) -> minidom::Element {
+    let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(p).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_xep_examples_are_read_whole_and_their_dstaddr_is_ours() {
+    // Example 1 (Romeo, initiator) and Example 3 (Juliet, responder). Example 1's proxy
+    // host `123.456.7.8` is no IP address: read as a host name (xmpp-parsers' Candidate
+    // would refuse the whole element).
+    let ex1 = fixture("xep0260-ex1-transport.xml");
+    let ex3 = fixture("xep0260-ex3-transport.xml");
+    let s = Sim::new(direct(A_ADDR), direct(B_ADDR));
+    assert_eq!(ex1.attr("dstaddr"), Some(s.a.n.local_dst_addr().as_str()));
+    assert_eq!(ex3.attr("dstaddr"), Some(s.b.n.local_dst_addr().as_str()));
+    let mut s = s;
+    let now = s.now;
+    s.b.n.handle_element(now, &ex1).unwrap();
+    let r = s.b.n.remote_candidates().unwrap();
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[2].kind, Kind::Proxy);
+    assert_eq!(r[2].host.to_string(), "123.456.7.8");
+    s.a.n.handle_element(now, &ex3).unwrap();
+    let r = s.a.n.remote_candidates().unwrap();
+    let kinds: Vec<Kind> = r.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        kinds,
+        [Kind::Direct, Kind::Direct, Kind::Assisted, Kind::Proxy]
+    );
+    assert_eq!(
+        r[1].host.to_string(),
+        "2001:638:708:30c9:219:d1ff:fea4:a17d"
+    );
+}
