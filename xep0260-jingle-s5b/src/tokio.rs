@@ -350,7 +350,10 @@ async fn run<S: Signalling>(
         while let Some(t) = n.poll_transmit() {
             match t {
                 Transmit::TransportInfo(t) => {
-                    if let Err(e) = sig.send(t).await {
+                    let sent = tokio::time::timeout(config.iq_timeout, sig.send(t)).await;
+                    if let Err(e) =
+                        sent.unwrap_or_else(|_| Err("transport-info send timed out".into()))
+                    {
                         failed = Some(DriverError::Signalling(e));
                         break;
                     }

@@ -13,10 +13,11 @@ use xep0065_proxy::{Proxy, ProxyConfig};
 use xep0065_s5b::codec::Socks5Error;
 use xep0065_s5b::stream::client_handshake;
 use xep0065_s5b::wire::ReplyCode;
-use xep0065_s5b::{Config, DialPolicy, Sid, StreamHost};
+use xep0065_s5b::{Config, DialPolicy, Sid};
 use xep0260_jingle_s5b::proto::{Negotiation, Role};
 use xep0260_jingle_s5b::{
-    Driver, Established, InputError, Kind, Listener, LocalCandidates, Signalling, negotiate,
+    Driver, DriverError, Error, Established, InputError, Kind, Listener, LocalCandidates,
+    Signalling, negotiate,
 };
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jingle_s5b::Transport;
@@ -175,10 +176,7 @@ async fn two_drivers_move_a_file_directly_over_loopback() {
     move_file(a, b).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_drivers_move_a_file_through_our_proxy_when_no_direct_candidate_works() {
-    let c = config();
-    let hub = Hub::new();
+async fn in_process_proxy(hub: &Hub) -> Proxy {
     let mut pc = ProxyConfig::new(jid("proxy.example.org"));
     pc.listen = vec![SocketAddr::new(LOOPBACK, 0)];
     pc.allowed_domains = vec!["example.org".into()];
@@ -191,22 +189,37 @@ async fn two_drivers_move_a_file_through_our_proxy_when_no_direct_candidate_work
             let _ = p2.handle_stanza(st);
         }
     });
-    let sh: Vec<StreamHost> = proxy.streamhosts().to_vec();
-    // B's only candidate is a closed port: A cannot reach it.
-    let closed = {
-        let l = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
-        l.local_addr().unwrap()
+    proxy
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The side that offers the proxy (`initiator_offers`) has no other candidate; the other
+/// offers only a closed port: the proxy is the one candidate that works. The offerer
+/// activates it (from its own JID, over the hub) and announces `<activated/>`.
+async fn through_our_proxy(initiator_offers: bool) {
+    let c = config();
+    let hub = Hub::new();
+    let proxy = in_process_proxy(&hub).await;
+    let with_proxy = LocalCandidates {
+        direct: vec![],
+        proxies: proxy.streamhosts().to_vec(),
+    };
+    let closed = LocalCandidates {
+        direct: vec![closed_port()],
+        proxies: vec![],
+    };
+    let (ca, cb) = if initiator_offers {
+        (with_proxy, closed)
+    } else {
+        (closed, with_proxy)
     };
     let sid = Sid::new("proxied-1").unwrap();
     let (alice, bob) = (jid("alice@example.org/a"), jid("bob@example.org/b"));
-    let ca = LocalCandidates {
-        direct: vec![],
-        proxies: sh,
-    };
-    let cb = LocalCandidates {
-        direct: vec![closed],
-        proxies: vec![],
-    };
     let na = Negotiation::new(
         &c,
         Role::Initiator,
@@ -215,19 +228,71 @@ async fn two_drivers_move_a_file_through_our_proxy_when_no_direct_candidate_work
         sid.clone(),
         &ca,
     );
-    let mut nb = Negotiation::new(&c, Role::Responder, bob, alice.clone(), sid, &cb);
+    let mut nb = Negotiation::new(&c, Role::Responder, bob.clone(), alice.clone(), sid, &cb);
     nb.handle_transport(tokio::time::Instant::now().into_std(), na.local_transport())
         .unwrap();
     let (mut sa, mut sb) = pair();
     sa.hub = Some(hub.connect(alice));
+    sb.hub = Some(hub.connect(bob));
     sb.to_peer.send(nb.local_transport()).unwrap();
     let (ra, rb) = tokio::join!(
         negotiate(na, None, &mut sa, &c),
         negotiate(nb, None, &mut sb, &c)
     );
     let (a, b) = (ra.unwrap(), rb.unwrap());
-    assert!(a.ours && !b.ours && a.candidate.kind == Kind::Proxy);
+    assert_eq!((a.ours, b.ours), (initiator_offers, !initiator_offers));
+    assert!(a.candidate.kind == Kind::Proxy && b.candidate.kind == Kind::Proxy);
     move_file(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drivers_move_a_file_through_the_initiators_proxy() {
+    through_our_proxy(true).await;
+}
+
+/// The responder's proxy: DST.ADDR is SHA1(sid + responder + initiator) on both sides,
+/// which is also what the proxy computes from the responder's activation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drivers_move_a_file_through_the_responders_proxy() {
+    through_our_proxy(false).await;
+}
+
+/// Nothing connects on either side: both drivers end with `Failed(NoCandidate)` (the
+/// facade's cue for transport-replace to IBB) well within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_unreachable_fail_both_drivers_with_no_candidate() {
+    let c = config();
+    let sid = Sid::new("dead-1").unwrap();
+    let (alice, bob) = (jid("alice@example.org/a"), jid("bob@example.org/b"));
+    let closed = |p| LocalCandidates {
+        direct: vec![p],
+        proxies: vec![],
+    };
+    let na = Negotiation::new(
+        &c,
+        Role::Initiator,
+        alice.clone(),
+        bob.clone(),
+        sid.clone(),
+        &closed(closed_port()),
+    );
+    let mut nb = Negotiation::new(&c, Role::Responder, bob, alice, sid, &closed(closed_port()));
+    nb.handle_transport(tokio::time::Instant::now().into_std(), na.local_transport())
+        .unwrap();
+    let (mut sa, mut sb) = pair();
+    sb.to_peer.send(nb.local_transport()).unwrap();
+    let t0 = std::time::Instant::now();
+    let (ra, rb) = tokio::join!(
+        negotiate(na, None, &mut sa, &c),
+        negotiate(nb, None, &mut sb, &c)
+    );
+    for r in [ra, rb] {
+        assert!(
+            matches!(r, Err(DriverError::Failed(Error::NoCandidate { .. }))),
+            "{r:?}"
+        );
+    }
+    assert!(t0.elapsed() < c.connect_budget, "{:?}", t0.elapsed());
 }
 
 /// BAD-INPUT J30: on the wire, our listener answers a SOCKS5 CONNECT whose DST.ADDR is not
