@@ -39,8 +39,9 @@
 //!
 //! It does not discover proxies (that is disco, `xep0030-disco`; [`S5b::query_proxy`] asks a
 //! known proxy for its address), does not implement UDP mode (offers with `mode='udp'` are
-//! refused with `modify/not-acceptable`), nor SOCKS5 authentication, nor XEP-0260 (Jingle S5B, the `xep0260-jingle-s5b` crate, which
-//! drives [`proto::Target::race`], [`dial`] and [`stream`] from here).
+//! refused with `modify/not-acceptable`), nor SOCKS5 authentication, nor XEP-0260 (Jingle
+//! S5B: the `xep0260-jingle-s5b` crate, which drives [`proto::Target::race`], `dial` and
+//! [`stream`] from here).
 //!
 //! # Example
 //!

@@ -40,7 +40,7 @@
 //!
 //! # What is where
 //!
-//! * [`proto::Negotiation`]: the sans-IO core for either [`Role`]: transport elements in
+//! * [`proto::Negotiation`]: the sans-IO core for either [`Role`](proto::Role): transport elements in
 //!   ([`handle_transport`](proto::Negotiation::handle_transport)), socket events and
 //!   timeouts in; transport-info, the activation iq, socket actions and a terminal
 //!   [`proto::Event`] out. No socket, no clock.
