@@ -384,3 +384,24 @@ fn the_xep_examples_are_read_whole_and_their_dstaddr_is_ours() {
         "2001:638:708:30c9:219:d1ff:fea4:a17d"
     );
 }
+
+#[test]
+fn the_responder_does_not_offer_the_proxy_the_initiator_offered() {
+    // Both discovered the same server proxy; B has its own listener too.
+    let both = |addr: &str| xep0260_jingle_s5b::LocalCandidates {
+        direct: vec![addr.parse().unwrap()],
+        proxies: vec![proxy()],
+    };
+    let mut s = Sim::new(both(A_ADDR), both(B_ADDR));
+    let now = s.now;
+    s.b.n
+        .handle_transport(now, s.a.n.local_transport())
+        .unwrap();
+    let kinds: Vec<Kind> = s.b.n.local_candidates().iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [Kind::Direct]);
+    let TransportPayload::Candidates(c) = s.b.n.local_transport().payload else {
+        panic!()
+    };
+    assert_eq!(c.len(), 1);
+    assert_eq!(s.b.n.local_transport().dstaddr, None);
+}

@@ -257,7 +257,8 @@ impl Negotiation {
     }
 
     /// Our transport for session-initiate or session-accept: `sid`, `mode='tcp'`, our
-    /// candidates, and `dstaddr` when one of them is a proxy.
+    /// candidates, and `dstaddr` when one of them is a proxy. The responder calls it after
+    /// the initiator's candidates: it leaves out any host and port they offered.
     pub fn local_transport(&self) -> Transport {
         let list = self.local.iter().filter_map(Candidate::to_wire).collect();
         let t = transport(self.sid.as_str(), TransportPayload::Candidates(list))
@@ -315,6 +316,13 @@ impl Negotiation {
         order.sort_by_key(|&i| std::cmp::Reverse(list[i].priority));
         order.truncate(self.config.max_candidates.max(1));
         let hosts: Vec<_> = order.iter().map(|&i| list[i].streamhost()).collect();
+        if self.role == Role::Responder {
+            // XEP-0260 §2.2: the responder offers no host/port the initiator offered (the
+            // shared server proxy, typically): both would connect there with different
+            // hashes.
+            let offered = |c: &Candidate| list.iter().any(|r| r.host == c.host && r.port == c.port);
+            self.local.retain(|c| !offered(c));
+        }
         self.order = order;
         self.remote = Some(list);
         self.deadline = Some(now + self.budget);
