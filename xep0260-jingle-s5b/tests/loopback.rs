@@ -320,3 +320,42 @@ async fn j30_our_listener_refuses_an_unknown_dst_addr_with_host_unreachable() {
         "{r:?}"
     );
 }
+
+/// Cancel from the application: dropping a running negotiation (here: the peer never
+/// answers, and the caller's own timeout drops it) releases the listener's route and the
+/// sockets; a later connection with its DST.ADDR is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_negotiation_releases_its_route() {
+    let c = config();
+    let l = Listener::bind(&[LOOPBACK], 0, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let local = LocalCandidates {
+        direct: l.local_addrs().to_vec(),
+        proxies: vec![],
+    };
+    let (alice, bob) = (jid("alice@example.org/a"), jid("bob@example.org/b"));
+    let n = Negotiation::new(
+        &c,
+        Role::Initiator,
+        alice,
+        bob,
+        Sid::new("drop-1").unwrap(),
+        &local,
+    );
+    let hash = n.local_dst_addr();
+    let d = Driver::new(n, Some(&l));
+    assert_eq!(l.routes(), 1);
+    let (mut sa, _sb) = pair();
+    let r = tokio::time::timeout(Duration::from_millis(200), d.run(&mut sa, &c)).await;
+    assert!(r.is_err(), "still waiting for session-accept");
+    assert_eq!(l.routes(), 0);
+    let tcp = tokio::net::TcpStream::connect(l.local_addrs()[0])
+        .await
+        .unwrap();
+    let r = client_handshake(tcp, &hash, Duration::from_secs(5)).await;
+    assert!(
+        matches!(r, Err(Socks5Error::Failed(ReplyCode::HostUnreachable))),
+        "{r:?}"
+    );
+}

@@ -28,7 +28,6 @@ mod nominate;
 mod race;
 
 use std::collections::VecDeque;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
