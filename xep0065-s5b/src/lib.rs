@@ -39,7 +39,9 @@
 //!
 //! It does not discover proxies (that is disco, `xep0030-disco`; [`S5b::query_proxy`] asks a
 //! known proxy for its address), does not implement UDP mode (offers with `mode='udp'` are
-//! refused with `modify/not-acceptable`), nor SOCKS5 authentication, nor XEP-0260 (Jingle S5B).
+//! refused with `modify/not-acceptable`), nor SOCKS5 authentication, nor XEP-0260 (Jingle
+//! S5B: the `xep0260-jingle-s5b` crate, which drives [`proto::Target::race`], `dial` and
+//! [`stream`] from here).
 //!
 //! # Example
 //!
@@ -215,6 +217,8 @@ pub use crate::config::{Blacklist, Config, DialPolicy};
 pub use crate::proto::{Attempt, Failure, Outcome, Refusal, Socks5Fault};
 #[cfg(feature = "tokio")]
 pub use crate::stream::S5bStream;
+#[cfg(feature = "tokio")]
+pub use crate::tokio::dial::{dial, resolve};
 #[cfg(feature = "tokio")]
 pub use crate::tokio::{Connected, S5b};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError};

@@ -31,7 +31,9 @@ pub struct S5bStream {
 }
 
 impl S5bStream {
-    pub(crate) fn from_parts<C>(parts: FramedParts<TcpStream, C>) -> Self {
+    /// The stream of a completed handshake (client or server side): the socket and the
+    /// bytes read past the handshake.
+    pub fn from_parts<C>(parts: FramedParts<TcpStream, C>) -> Self {
         Self {
             prefix: parts.read_buf,
             stream: parts.io,

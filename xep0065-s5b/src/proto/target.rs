@@ -26,7 +26,7 @@ use super::error_reply;
 use super::{Action, Attempt, AttemptId, Event, Failure, IncomingOffer, Outcome, Refusal, Via};
 use crate::error::{Error, ProtocolError, stanza_error};
 use crate::payload::{Mode, StreamHostUsed};
-use crate::{Config, Host, Sid, dst_addr};
+use crate::{Config, Host, Sid, StreamHost, dst_addr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -70,8 +70,9 @@ impl Slot {
 
 #[derive(Debug)]
 struct Race {
-    /// The offer's iq (answered at the end).
-    offer_iq: Iq,
+    /// The offer's iq (answered at the end); `None` when racing candidates that came
+    /// another way ([`Target::race`]).
+    offer_iq: Option<Iq>,
     hash: String,
     slots: Vec<Slot>,
     next: usize,
@@ -185,10 +186,38 @@ impl Target {
         // ignored: a requester could otherwise make us present another session's hash at a
         // proxy (BAD-INPUT C6). DST.ADDR is always computed from the iq's JIDs.
         let hash = dst_addr(&inc.offer.sid, &inc.from, &self.me);
+        self.start_race(now, Some(iq), hash, &inc.offer.streamhosts);
+    }
+
+    /// Races `streamhosts` (in this order, the first [`Config::max_candidates`]) with
+    /// `dst_addr` at once, without an offer iq: for transports that carry the candidates
+    /// another way (XEP-0260 Jingle SOCKS5). The stagger, the budget, the dial policy and
+    /// the blacklist of `config` apply as for an offer; no stanza is ever transmitted, the
+    /// outcome is the `Connected` or `Failed` event (with `Via::Attempt(i)`, `i` the
+    /// index in `streamhosts`).
+    pub fn race(
+        config: &Config,
+        me: Jid,
+        peer: Jid,
+        sid: Sid,
+        dst_addr: String,
+        streamhosts: &[StreamHost],
+        now: Instant,
+    ) -> Self {
+        let mut t = Self::new(config, me, peer, sid, now, config.connect_budget);
+        t.start_race(now, None, dst_addr, streamhosts);
+        t
+    }
+
+    fn start_race(
+        &mut self,
+        now: Instant,
+        offer_iq: Option<Iq>,
+        hash: String,
+        streamhosts: &[StreamHost],
+    ) {
         // Only the first few, in the requester's order (BAD-INPUT C2, I3).
-        let slots = inc
-            .offer
-            .streamhosts
+        let slots = streamhosts
             .iter()
             .take(self.config.max_candidates.max(1))
             .map(|sh| Slot {
@@ -202,7 +231,7 @@ impl Target {
             })
             .collect();
         self.state = State::Racing(Box::new(Race {
-            offer_iq: iq,
+            offer_iq,
             hash,
             slots,
             next: 0,
@@ -285,7 +314,9 @@ impl Target {
         let reasons = text.unwrap_or("no streamhost could be reached").to_owned();
         let mut err = stanza_error(ErrorType::Cancel, DefinedCondition::ItemNotFound);
         err.texts.insert(String::from("en"), reasons);
-        self.transmits.push_back(error_reply(&race.offer_iq, err));
+        if let Some(iq) = &race.offer_iq {
+            self.transmits.push_back(error_reply(iq, err));
+        }
         if text.is_none() {
             self.events
                 .push_back(Event::Failed(Error::NoStreamHost(attempts)));
@@ -390,12 +421,14 @@ impl Target {
             sid: Some(self.sid.clone()),
             jid: streamhost.jid.clone(),
         };
-        self.transmits.push_back(Stanza::Iq(Iq::Result {
-            from: None,
-            to: race.offer_iq.from().cloned(),
-            id: race.offer_iq.id().to_owned(),
-            payload: Some(Element::from(&used)),
-        }));
+        if let Some(iq) = &race.offer_iq {
+            self.transmits.push_back(Stanza::Iq(Iq::Result {
+                from: None,
+                to: iq.from().cloned(),
+                id: iq.id().to_owned(),
+                payload: Some(Element::from(&used)),
+            }));
+        }
         self.events.push_back(Event::Connected {
             via: Via::Attempt(attempt),
             streamhost,
@@ -589,5 +622,41 @@ mod tests {
         );
         assert!(t.handle_stanza(now, offer_stanza()).is_continue());
         assert!(!t.is_racing());
+    }
+
+    #[test]
+    fn a_race_without_an_offer_dials_with_the_given_hash_and_transmits_nothing() {
+        let now = Instant::now();
+        let sh = |h: &str| {
+            StreamHost::new(
+                "p.example.org".parse().unwrap(),
+                h.parse::<std::net::IpAddr>().unwrap(),
+                1,
+            )
+        };
+        let mut t = Target::race(
+            &test_config(),
+            "bob@example.org/b".parse().unwrap(),
+            "alice@example.org/a".parse().unwrap(),
+            Sid::new("s1").unwrap(),
+            "ab".repeat(20),
+            &[sh("192.0.2.1"), sh("192.0.2.2")],
+            now,
+        );
+        assert!(t.is_racing());
+        let Some(Action::Connect { dst_addr, .. }) = t.poll_action() else {
+            panic!()
+        };
+        assert_eq!(dst_addr, "ab".repeat(20));
+        t.handle_connect_failed(now, AttemptId(0), Failure::HandshakeTimeout(Duration::ZERO));
+        t.handle_connected(now, AttemptId(1));
+        assert!(matches!(
+            t.poll_event(),
+            Some(Event::Connected {
+                via: Via::Attempt(AttemptId(1)),
+                ..
+            })
+        ));
+        assert!(t.poll_transmit().is_none());
     }
 }

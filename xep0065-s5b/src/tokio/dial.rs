@@ -11,8 +11,8 @@ use crate::codec::Socks5Error;
 use crate::proto::{Failure, Socks5Fault};
 use crate::stream::{S5bStream, client_handshake};
 
-/// Resolves `name:port`.
-pub(super) async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, io::ErrorKind> {
+/// Resolves `name:port` (the resolver's error kind on failure).
+pub async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, io::ErrorKind> {
     tokio::net::lookup_host((name, port))
         .await
         .map(Iterator::collect)
@@ -22,7 +22,7 @@ pub(super) async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, io
 /// Connects to each address in turn and runs the SOCKS5 client handshake on the first
 /// that answers. `timeout` bounds each handshake as a safety net; the core's own
 /// deadline for the attempt normally closes it first.
-pub(super) async fn dial(
+pub async fn dial(
     addrs: &[SocketAddr],
     dst_addr: &str,
     timeout: Duration,

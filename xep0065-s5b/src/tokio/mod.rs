@@ -7,7 +7,7 @@
 //! [`S5b::expect`] once the stream is agreed (for example after SI), then the peer's offer
 //! is answered by the returned future.
 
-mod dial;
+pub(crate) mod dial;
 mod session;
 
 use std::collections::HashMap;
