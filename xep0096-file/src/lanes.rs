@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::hash::Hasher;
+use crate::hash::{Hasher, LaneDigest};
 
 /// Chunks queued per lane. With chunks of at most a copy buffer (256 KiB in the facade), a
 /// lane holds at most a few MiB whatever the file size; a full queue makes
@@ -40,6 +40,7 @@ enum Msg {
 enum Algo {
     Md5(Md5),
     Sha256(Sha256),
+    Other(Box<dyn LaneDigest>),
 }
 
 impl Algo {
@@ -47,6 +48,7 @@ impl Algo {
         match self {
             Self::Md5(d) => d.update(b),
             Self::Sha256(d) => d.update(b),
+            Self::Other(d) => d.update(b),
         }
     }
 
@@ -54,6 +56,7 @@ impl Algo {
         match self {
             Self::Md5(d) => d.clone().finalize().to_vec(),
             Self::Sha256(d) => d.clone().finalize().to_vec(),
+            Self::Other(d) => d.snapshot(),
         }
     }
 }
@@ -278,6 +281,8 @@ impl LaneDigests {
 pub struct HashLanes {
     md5: Option<Lane>,
     sha256: Lane,
+    /// Digests added with [`add_digest`](Self::add_digest), and a fresh copy of each.
+    extra: Vec<(Lane, Box<dyn LaneDigest>)>,
     len: u64,
 }
 
@@ -305,8 +310,42 @@ impl HashLanes {
         Self {
             md5: Some(Lane::new(Algo::Md5(md5))),
             sha256: Lane::new(Algo::Sha256(sha256)),
+            extra: Vec::new(),
             len,
         }
+    }
+
+    /// Adds a digest of another algorithm ([`LaneDigest`]), hashed on the same pool with
+    /// the same bounds; its value comes from [`extra_digests`](Self::extra_digests), in the
+    /// order added. Only before any bytes are queued: a digest added later would miss them,
+    /// so it is handed back.
+    pub fn add_digest(&mut self, digest: Box<dyn LaneDigest>) -> Result<(), Box<dyn LaneDigest>> {
+        if self.len > 0 {
+            return Err(digest);
+        }
+        let fresh = digest.fresh();
+        self.extra.push((Lane::new(Algo::Other(digest)), fresh));
+        Ok(())
+    }
+
+    /// Fresh lanes computing the same digests as these (MD5 again, whether skipped or not),
+    /// having seen no bytes.
+    pub fn restarted(&self) -> Self {
+        let mut lanes = Self::new();
+        for (_, fresh) in &self.extra {
+            let _ = lanes.add_digest(fresh.fresh());
+        }
+        lanes
+    }
+
+    /// The digests added with [`add_digest`](Self::add_digest), of everything queued so
+    /// far, in the order added.
+    pub async fn extra_digests(&self) -> Result<Vec<Vec<u8>>, LaneGone> {
+        let mut out = Vec::with_capacity(self.extra.len());
+        for (lane, _) in &self.extra {
+            out.push(lane.snapshot().await?);
+        }
+        Ok(out)
     }
 
     /// Stops computing MD5 (what it has queued is dropped): for content whose MD5 nobody will check or
@@ -328,6 +367,9 @@ impl HashLanes {
         let n = chunk.len() as u64;
         if let Some(md5) = &self.md5 {
             md5.send(chunk.clone()).await?;
+        }
+        for (lane, _) in &self.extra {
+            lane.send(chunk.clone()).await?;
         }
         self.sha256.send(chunk).await?;
         self.len += n;
@@ -399,6 +441,40 @@ mod tests {
         // A snapshot does not end the lanes.
         lanes.update(Bytes::from_static(b"x")).await.unwrap();
         assert_ne!(lanes.digests().await.unwrap(), want);
+    }
+
+    /// SHA-256 through the [`LaneDigest`] door, as another algorithm would come.
+    struct Other(Sha256);
+
+    impl LaneDigest for Other {
+        fn update(&mut self, data: &[u8]) {
+            Digest::update(&mut self.0, data);
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.clone().finalize().to_vec()
+        }
+        fn fresh(&self) -> Box<dyn LaneDigest> {
+            Box::new(Self(Sha256::new()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_added_digest_runs_on_the_pool_only_from_the_first_byte_and_survives_a_restart() {
+        let mut lanes = HashLanes::new();
+        assert!(lanes.add_digest(Box::new(Other(Sha256::new()))).is_ok());
+        for c in [&b"ab"[..], b"c"] {
+            lanes.update(Bytes::copy_from_slice(c)).await.unwrap();
+        }
+        let d = lanes.digests().await.unwrap();
+        assert_eq!(lanes.extra_digests().await.unwrap(), [d.sha256.to_vec()]);
+        assert!(
+            lanes.add_digest(Box::new(Other(Sha256::new()))).is_err(),
+            "a digest added after bytes would miss them"
+        );
+        let again = lanes.restarted();
+        assert_eq!(again.len(), 0);
+        let empty = again.digests().await.unwrap().sha256.to_vec();
+        assert_eq!(again.extra_digests().await.unwrap(), [empty]);
     }
 
     #[tokio::test]
