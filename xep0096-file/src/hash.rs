@@ -64,7 +64,7 @@ impl Hasher {
 /// beside MD5 and SHA-256: any hash computed as the bytes flow (XEP-0300's sha3-256 or
 /// blake2b, for example). Implement it for a hasher to have it computed off the data path,
 /// in order, with the pool's bounds.
-pub trait LaneDigest: Send + 'static {
+pub trait LaneDigest: Send + Sync + 'static {
     /// Feeds the next bytes.
     fn update(&mut self, data: &[u8]);
     /// The digest of everything fed so far, without ending it (more bytes may follow).
