@@ -137,11 +137,17 @@ mod glue;
 mod handle;
 mod manager;
 mod options;
+mod receive;
+#[cfg(test)]
+mod receive_tests;
 mod recv;
 mod recv_stream;
 mod refused;
 mod send;
+mod send_stream;
 mod shared;
+mod stack;
+mod verify;
 
 pub use config::{
     Config, IbbOptions, Method, OfferHash, Policy, ProxySource, S5bRoute, UnknownMethod,
@@ -157,6 +163,7 @@ pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
 pub use refused::{Refusal, RefusedOffer};
+pub use verify::HashAlgo;
 pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).
