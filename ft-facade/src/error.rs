@@ -102,7 +102,7 @@ pub enum ErrorKind {
     #[error("{algo} mismatch: offered {offered}, received {received}")]
     HashMismatch {
         /// The algorithm whose digest differs.
-        algo: crate::HashAlgo,
+        algo: crate::hash_algo::HashAlgo,
         /// The offer's hash (lower-case hex).
         offered: String,
         /// The hash of what arrived.
@@ -373,7 +373,8 @@ impl From<xep0096_file::WriteError> for ErrorKind {
                 expected,
                 actual,
             } => Self::HashMismatch {
-                algo: crate::HashAlgo::from_name(algorithm).unwrap_or(crate::HashAlgo::Md5),
+                algo: crate::hash_algo::HashAlgo::from_name(algorithm)
+                    .unwrap_or(crate::hash_algo::HashAlgo::Md5),
                 offered: expected,
                 received: actual,
             },

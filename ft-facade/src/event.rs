@@ -371,7 +371,7 @@ pub struct Outcome {
     /// Receiver: the algorithm of the expected hash the received file was checked against
     /// (the strongest, when several were), `None` when no hash was checked (none was
     /// offered or came in time, or a resume into a writer saw only the tail). Sender: `None`.
-    pub verified_by: Option<crate::HashAlgo>,
+    pub verified_by: Option<crate::hash_algo::HashAlgo>,
     /// What went less well than it should have, without failing the transfer.
     pub warnings: Vec<Warning>,
 }

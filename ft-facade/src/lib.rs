@@ -135,6 +135,7 @@ mod error;
 mod event;
 mod glue;
 mod handle;
+mod hash_algo;
 mod manager;
 mod options;
 mod receive;
@@ -159,11 +160,11 @@ pub use event::{
 };
 pub use ft_transport::{InvalidSid, Sid};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
+pub use hash_algo::HashAlgo;
 pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
 pub use refused::{Refusal, RefusedOffer};
-pub use verify::HashAlgo;
 pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).
