@@ -58,11 +58,12 @@ use crate::glue::BoxStream;
 use crate::handle::TaskSide;
 use crate::shared::Shared;
 
-pub(crate) mod si_recv;
+mod offer;
+mod si_recv;
 pub(crate) mod si_send;
 mod si_wait;
 
-pub(crate) use si_recv::{Incoming, StackOffer};
+pub(crate) use offer::{Incoming, StackOffer};
 
 /// Which protocol stack negotiates a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
