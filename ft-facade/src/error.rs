@@ -97,9 +97,12 @@ pub enum ErrorKind {
         /// Bytes expected.
         expected: u64,
     },
-    /// The received bytes do not have the hash the offer announced.
-    #[error("md5 mismatch: offered {offered}, received {received}")]
+    /// The received bytes do not have the hash the offer (or the peer, later) announced.
+    /// Nothing is kept under the final name.
+    #[error("{algo} mismatch: offered {offered}, received {received}")]
     HashMismatch {
+        /// The algorithm whose digest differs.
+        algo: crate::hash_algo::HashAlgo,
         /// The offer's hash (lower-case hex).
         offered: String,
         /// The hash of what arrived.
@@ -242,7 +245,12 @@ impl ErrorKind {
             Self::TooLong { expected } => Self::TooLong {
                 expected: *expected,
             },
-            Self::HashMismatch { offered, received } => Self::HashMismatch {
+            Self::HashMismatch {
+                algo,
+                offered,
+                received,
+            } => Self::HashMismatch {
+                algo: *algo,
                 offered: offered.clone(),
                 received: received.clone(),
             },
@@ -361,8 +369,12 @@ impl From<xep0096_file::WriteError> for ErrorKind {
                 got: received,
             },
             W::HashMismatch {
-                expected, actual, ..
+                algorithm,
+                expected,
+                actual,
             } => Self::HashMismatch {
+                algo: crate::hash_algo::HashAlgo::from_name(algorithm)
+                    .unwrap_or(crate::hash_algo::HashAlgo::Md5),
                 offered: expected,
                 received: actual,
             },

@@ -277,8 +277,9 @@ pub enum Delivery {
         /// The byte count equals the offered size (`false`: the offer had no size, the file
         /// ended where the bytestream ended).
         size_checked: bool,
-        /// The MD5 equals the offered one (`false`: the offer carried no hash, or a resume
-        /// left the prefix unhashed).
+        /// An expected hash was checked and matched ([`Outcome::verified_by`] says which):
+        /// the offered MD5 for SI. `false`: the offer carried no hash (and none came later),
+        /// or a resume into a writer left the prefix unhashed.
         hash_checked: bool,
     },
 }
@@ -367,6 +368,10 @@ pub struct Outcome {
     /// What is known about delivery: acknowledged or unconfirmed (sender), the checks that
     /// passed (receiver).
     pub delivery: Delivery,
+    /// Receiver: the algorithm of the expected hash the received file was checked against
+    /// (the strongest, when several were), `None` when no hash was checked (none was
+    /// offered or came in time, or a resume into a writer saw only the tail). Sender: `None`.
+    pub verified_by: Option<crate::hash_algo::HashAlgo>,
     /// What went less well than it should have, without failing the transfer.
     pub warnings: Vec<Warning>,
 }

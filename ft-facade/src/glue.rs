@@ -59,6 +59,21 @@ impl ByteStream for xep0065_s5b::S5bStream {
     }
 }
 
+/// An in-memory bytestream for the data path's tests: a socket-like stream without the
+/// socket's close semantics.
+#[cfg(test)]
+impl ByteStream for tokio::io::DuplexStream {
+    fn abort(self: Pin<&mut Self>) -> bool {
+        false
+    }
+
+    fn ibb_close_unanswered(&self) -> Option<bool> {
+        None
+    }
+
+    fn reject(self: Pin<&mut Self>) {}
+}
+
 /// A bytestream of any method.
 pub(crate) type BoxStream = Pin<Box<dyn ByteStream>>;
 

@@ -135,13 +135,20 @@ mod error;
 mod event;
 mod glue;
 mod handle;
+mod hash_algo;
 mod manager;
 mod options;
+mod receive;
+#[cfg(test)]
+mod receive_tests;
 mod recv;
 mod recv_stream;
 mod refused;
 mod send;
+mod send_stream;
 mod shared;
+mod stack;
+mod verify;
 
 pub use config::{
     Config, IbbOptions, Method, OfferHash, Policy, ProxySource, S5bRoute, UnknownMethod,
@@ -153,6 +160,7 @@ pub use event::{
 };
 pub use ft_transport::{InvalidSid, Sid};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
+pub use hash_algo::HashAlgo;
 pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;

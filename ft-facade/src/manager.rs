@@ -240,6 +240,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             self.refused(&iq, reason, reply);
             return;
         }
+        let offer = crate::stack::StackOffer::Si(offer);
         let mut incoming = IncomingOffer::new(self.shared.clone(), offer, from.clone(), key);
         if let Some(dir) = auto {
             incoming.auto_accept(dir.clone());

@@ -1,31 +1,28 @@
-//! The receiver: an incoming offer, accepted into a directory or a writer, or declined.
+//! The receiver: an incoming offer of any stack, accepted into a directory or a writer, or
+//! declined. The transfer itself runs in [`crate::receive`].
 
 use std::fmt;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::time::Duration;
-
 use std::sync::Arc;
 
 use ft_transport::{Sid, Stanza, StanzaTransport};
 use jid::Jid;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use xep0095_si::method;
-use xep0096_file::{Collision, Expected, FileOffer, HashLanes, PartFile, Range};
+use tokio::io::AsyncWrite;
 
-use crate::cleanup::PartCleanup;
-use crate::error::{ErrorKind, Misuse, Side, Stage, TransferError};
-use crate::event::{Delivery, Event, FileInfo, Outcome};
-use crate::handle::{TaskSide, TransferHandle, pair};
+use crate::error::{ErrorKind, Misuse, Stage, TransferError};
+use crate::event::FileInfo;
+use crate::handle::{TransferHandle, pair};
 use crate::options::AcceptOptions;
-use crate::recv_stream::{self, Sink, wait_stream};
+use crate::receive::{Destination, receive};
 use crate::shared::{Shared, lock, spawn_send};
+use crate::stack::StackOffer;
 
 /// An offer the application has not answered yet (or one the policy auto-accepted: see
 /// [`take_auto_accepted`](Self::take_auto_accepted)). Dropping it unanswered declines it.
 pub struct IncomingOffer<T: StanzaTransport + Clone> {
     shared: Arc<Shared<T>>,
-    offer: Option<FileOffer>,
+    /// The offer of whichever stack brought it; `None` once answered.
+    offer: Option<StackOffer>,
     from: Jid,
     key: (Jid, Sid),
     info: FileInfo,
@@ -46,27 +43,20 @@ impl<T: StanzaTransport + Clone> fmt::Debug for IncomingOffer<T> {
 impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     pub(crate) fn new(
         shared: Arc<Shared<T>>,
-        offer: FileOffer,
+        offer: StackOffer,
         from: Jid,
         key: (Jid, Sid),
     ) -> Self {
-        let f = &offer.file;
-        if f.md5().is_err() {
+        if let Some(bad) = offer.bad_hash() {
             // BAD-INPUT B10: not 32 hex digits; treated as absent.
             tracing::warn!(
                 "ft-facade: the offer's hash {:?} is not an MD5; ignored",
-                cap(f.hash.as_deref().unwrap_or_default(), 64)
+                cap(bad, 64)
             );
         }
-        let info = FileInfo {
-            name: f.name.clone(),
-            size: f.size,
-            md5: f.md5().ok().flatten().map(hex::encode),
-            date: f.date.clone(),
-            // BAD-INPUT B11: a description is for display; more than 1 KiB is cut.
-            desc: f.desc.as_deref().map(|d| cap(d, MAX_DESC).to_owned()),
-            mime_type: Some(offer.offer.mime_type.clone()),
-        };
+        let mut info = offer.file_info();
+        // BAD-INPUT B11: a description is for display; more than 1 KiB is cut.
+        info.desc = info.desc.as_deref().map(|d| cap(d, MAX_DESC).to_owned());
         Self {
             shared,
             offer: Some(offer),
@@ -96,7 +86,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     pub fn methods(&self) -> Vec<String> {
         self.offer
             .as_ref()
-            .map(|o| o.offer.methods.clone())
+            .map(StackOffer::methods)
             .unwrap_or_default()
     }
 
@@ -115,7 +105,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     pub fn decline(mut self, reason: Option<&str>) {
         // An auto-accepted offer is the running transfer's: cancel its handle instead.
         if let Some(offer) = self.offer.take() {
-            spawn_send(&self.shared, Stanza::Iq(offer.decline(reason)));
+            spawn_send(&self.shared, offer.decline(reason));
             self.release();
         }
     }
@@ -124,14 +114,8 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     /// Refuses with `wait/resource-constraint`; returns the answer sent.
     pub(crate) fn refuse_busy(mut self) -> Option<Stanza> {
         let offer = self.offer.take()?;
-        let e = ft_transport::util::stanza_error(
-            xmpp_parsers::stanza_error::ErrorType::Wait,
-            xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
-        );
-        let mut iq = xmpp_parsers::iq::Iq::from_error(offer.offer.iq_id.clone(), e);
-        *iq.to_mut() = offer.offer.from;
-        let answer = Stanza::Iq(iq.clone());
-        spawn_send(&self.shared, Stanza::Iq(iq));
+        let answer = offer.busy();
+        spawn_send(&self.shared, offer.busy());
         self.release();
         Some(answer)
     }
@@ -141,7 +125,8 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     }
 
     /// Accepts into `dir`: the peer's name made safe, written to `<name>.part`, checked
-    /// (size, MD5 when offered), then renamed into place (see [`AcceptOptions`]).
+    /// (size, and the offered hash, MD5 for SI), then renamed into place (see
+    /// [`AcceptOptions`]).
     pub fn accept_into_dir(
         mut self,
         dir: impl Into<PathBuf>,
@@ -177,7 +162,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 
     fn start(
         &mut self,
-        offer: FileOffer,
+        offer: StackOffer,
         sink: Destination,
         options: AcceptOptions,
     ) -> TransferHandle {
@@ -198,7 +183,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
     fn drop(&mut self) {
         if let Some(offer) = self.offer.take() {
-            spawn_send(&self.shared, Stanza::Iq(offer.decline(None)));
+            spawn_send(&self.shared, offer.decline(None));
             self.release();
         }
     }
@@ -217,325 +202,4 @@ pub(crate) fn cap(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// Where an accepted file goes.
-enum Destination {
-    Dir(PathBuf),
-    Writer(Pin<Box<dyn AsyncWrite + Send>>),
-}
-
-async fn receive<T: StanzaTransport + Clone>(
-    shared: &Arc<Shared<T>>,
-    side: &mut TaskSide,
-    offer: FileOffer,
-    from: Jid,
-    sink: Destination,
-    options: AcceptOptions,
-) -> Result<Outcome, TransferError> {
-    side.reporter.emit(Event::Offered {
-        methods: offer.offer.methods.clone(),
-        at: side.reporter.at(),
-    });
-    let expected = offer
-        .expected()
-        .map_err(|e| TransferError::new(Stage::Offer, e.into()))?;
-
-    // Prepare the target.
-    side.reporter.stage(Stage::Prepare);
-    let size = offer.file.size;
-    let (target, offset) = match sink {
-        Destination::Dir(dir) => {
-            // B4: an offer that does not fit is declined before anything is opened.
-            if let Err(n) = shared.config.policy.check_free_space(&dir, size) {
-                spawn_send(shared, Stanza::Iq(offer.decline(Some(&n.text()))));
-                return Err(TransferError::new(
-                    Stage::Prepare,
-                    ErrorKind::NoSpace {
-                        size: n.size,
-                        available: n.available,
-                    },
-                ));
-            }
-            // A part of ours for this very file (same peer, name, size, date or hash) is
-            // resumed when the sender announced ranges; anything else starts afresh, in a
-            // part we create (see `PartFile`).
-            let part = if options.resume {
-                PartFile::for_offer(&dir, &offer).await
-            } else {
-                PartFile::create(&dir, &offer.file.name, size).await
-            };
-            let mut part = match part {
-                Ok(p) => p,
-                Err(e) => {
-                    spawn_send(
-                        shared,
-                        Stanza::Iq(offer.decline(Some("cannot store the file"))),
-                    );
-                    return Err(TransferError::new(Stage::Prepare, e.into()));
-                }
-            };
-            let offset = part.offset();
-            if expected.md5.is_none() {
-                // Nothing to check it against (most clients offer no hash): MD5, the
-                // slower digest, is not computed at all.
-                part.skip_md5();
-            }
-            (Sink::Part(Box::new(part)), offset)
-        }
-        Destination::Writer(w) => {
-            // Without a size there is nothing to resume against.
-            let offset = match size {
-                Some(size) if offer.file.supports_ranges() => options.offset.min(size),
-                _ => 0,
-            };
-            let mut lanes = HashLanes::new();
-            if expected.md5.is_none() || offset > 0 {
-                // MD5 is checked only against an offered hash, and only for a whole file.
-                lanes.skip_md5();
-            }
-            (Sink::Writer(w, lanes), offset)
-        }
-    };
-
-    // From here on a failure, whatever its stage, leaves the `.part` only as the policy
-    // says, also when the writer had to be abandoned and the part file is lost with it.
-    let mut cleanup = match &target {
-        Sink::Part(part) => Some(PartCleanup::new(
-            part.part_path(),
-            part.sidecar_path(),
-            options.keep_partial,
-        )),
-        Sink::Writer(..) => None,
-    };
-    let mut target = Some(target);
-    let r = deliver(
-        shared,
-        side,
-        &offer,
-        &from,
-        &mut target,
-        offset,
-        &expected,
-        &options,
-    )
-    .await;
-    if let (Err(e), Some(cleanup)) = (&r, cleanup.as_mut()) {
-        let wrong = matches!(
-            e.kind,
-            ErrorKind::TooLong { .. } | ErrorKind::HashMismatch { .. }
-        );
-        if !wrong
-            && options.keep_partial
-            && let Some(Sink::Part(part)) = target.as_mut()
-        {
-            // Kept for a resume: everything received so far is synced and recorded as
-            // verified (bounded: a hung disk must not hold the failure up).
-            let _ = tokio::time::timeout(CHECKPOINT_GRACE, part.checkpoint()).await;
-        }
-        // Removed while the part file (if we still have it) holds it.
-        cleanup.failed(wrong);
-    }
-    if let Some(cleanup) = cleanup.as_mut() {
-        cleanup.disarm();
-    }
-    drop(target);
-    r
-}
-
-/// How long a failed receive waits for its kept `.part` to be synced.
-const CHECKPOINT_GRACE: Duration = Duration::from_secs(5);
-
-/// Answers the offer, waits for the bytestream, drains it into `target` (taken out and
-/// put back unless it was lost), then verifies and places the file.
-#[allow(clippy::too_many_arguments)]
-async fn deliver<T: StanzaTransport + Clone>(
-    shared: &Arc<Shared<T>>,
-    side: &mut TaskSide,
-    offer: &FileOffer,
-    from: &Jid,
-    target: &mut Option<Sink>,
-    offset: u64,
-    expected: &Expected,
-    options: &AcceptOptions,
-) -> Result<Outcome, TransferError> {
-    let inner = &**shared;
-    let config = &inner.config;
-    let sid = offer.offer.sid.clone();
-    let length = offer.file.size.map(|size| size - offset);
-    side.reporter.total(length);
-
-    // Choose a method and get ready for the bytestream before answering.
-    let ours = config.offered_namespaces();
-    // Without a size the file ends where the bytestream ends: IBB's <close/> says so
-    // explicitly, while an S5B sender of a size-less (empty) file may wait for us to close
-    // (QXmpp does): prefer IBB when it was offered.
-    let chosen =
-        if offer.file.size.is_none() && offer.offer.is_offered(method::IBB) && config.has_ibb() {
-            Some(method::IBB)
-        } else {
-            offer.offer.choose(&ours)
-        };
-    let Some(chosen) = chosen else {
-        spawn_send(shared, Stanza::Iq(offer.offer.no_valid_streams()));
-        return Err(TransferError::new(Stage::Offer, ErrorKind::NoCommonMethod));
-    };
-    let ibb_ok = offer.offer.is_offered(method::IBB) && config.has_ibb();
-    // `expect` registers the pre-authorisation when it is called, not when its future is
-    // first polled: call it now, before the answer goes out, or a peer that sends its
-    // bytestreams offer right after our answer (slixmpp does) finds no session.
-    let s5b_wait = (chosen == method::BYTESTREAMS).then(|| {
-        inner
-            .s5b
-            .expect(from.clone(), sid.clone(), config.stream_start_timeout)
-    });
-    // IBB is awaited even when S5B was chosen: the libpurple fallback after item-not-found,
-    // and Spark's open without any earlier error (seed 004).
-    let ibb_window = config.stream_start_timeout + config.s5b_budget + config.fallback_window;
-    let ibb_wait = ibb_ok.then(|| inner.ibb.expect(from.clone(), sid.clone(), ibb_window));
-
-    let range = (offset > 0).then(|| Range::from_offset(offset));
-    let answer = offer.accept(chosen, range).map_err(|e| {
-        TransferError::new(
-            Stage::Offer,
-            ErrorKind::Si(Arc::new(xep0095_si::Error::Misuse(e))),
-        )
-    })?;
-    inner
-        .transport
-        .send(Stanza::Iq(answer))
-        .await
-        .map_err(|e| TransferError::new(Stage::Offer, ErrorKind::Transport(Arc::new(e))))?;
-    side.reporter.emit(Event::Accepted {
-        method: chosen.to_owned(),
-        offset,
-        at: side.reporter.at(),
-    });
-
-    // Connect.
-    side.reporter.stage(Stage::Connect);
-    let (mut stream, used, fallback) = wait_stream(inner, side, from, s5b_wait, ibb_wait).await?;
-    side.reporter.emit(Event::Connected {
-        method: used.clone(),
-        at: side.reporter.at(),
-    });
-
-    // Stream.
-    let Some(sink) = target.take() else {
-        return Err(lost_target());
-    };
-    let (back, result) = recv_stream::receive(
-        &mut stream,
-        sink,
-        recv_stream::Length::new(length, config.policy.max_size),
-        side,
-        config.inactivity_timeout,
-    )
-    .await;
-    *target = back;
-    let bytes = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if matches!(e.kind, ErrorKind::TooLong { .. }) {
-                // More than offered: refused, and the sender must not read our close as
-                // an acknowledgement (S5B: a reset).
-                stream.as_mut().reject();
-            } else if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
-                // Tell the sender: IBB <close/> or S5B shutdown, then drop.
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
-            }
-            return Err(e);
-        }
-    };
-    // The stream stays open until the file is verified and placed: over S5B our close is
-    // the sender's only sign of delivery, so it comes only for a file we kept (a clean
-    // close) and never for one found wrong (a reset). The sender waits
-    // `receiver_close_grace` for it.
-    side.reporter.stage(Stage::Verify);
-    let streaming = side.reporter.streaming_time();
-    let placed = verify(target, expected, options).await;
-    if let Err(e) = &placed
-        && matches!(e.kind, ErrorKind::HashMismatch { .. })
-    {
-        stream.as_mut().reject();
-    }
-    drop(stream);
-    let (path, sha256, md5) = placed?;
-    Ok(Outcome {
-        peer: from.clone(),
-        sid,
-        method: used,
-        fallback,
-        bytes,
-        offset,
-        elapsed: side.reporter.at(),
-        streaming,
-        sha256,
-        md5: md5.clone(),
-        path,
-        delivery: Delivery::Received {
-            size_checked: expected.size.is_some(),
-            hash_checked: expected.md5.is_some() && md5.is_some(),
-        },
-        warnings: Vec::new(),
-    })
-}
-
-/// Verifies and places what `target` received: the path (for a `.part`), the SHA-256 and
-/// the MD5 (when computed).
-async fn verify(
-    target: &mut Option<Sink>,
-    expected: &Expected,
-    options: &AcceptOptions,
-) -> Result<(Option<PathBuf>, String, Option<String>), TransferError> {
-    match target.take() {
-        None => Err(lost_target()),
-        Some(Sink::Part(part)) => {
-            let digests = part
-                .digests()
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            let collision = if options.overwrite {
-                Collision::Replace
-            } else {
-                Collision::Rename
-            };
-            let path = part
-                .finish(expected, collision)
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            Ok((Some(path), digests.sha256_hex(), digests.md5_hex()))
-        }
-        Some(Sink::Writer(_, lanes)) => {
-            let digests = lanes
-                .digests()
-                .await
-                .map_err(|e| TransferError::new(Stage::Verify, e.into()))?;
-            let md5 = digests.md5_hex();
-            if let Some(md5) = &md5 {
-                check_md5(expected, md5)?;
-            }
-            Ok((None, digests.sha256_hex(), md5))
-        }
-    }
-}
-
-fn lost_target() -> TransferError {
-    TransferError::new(Stage::Stream, ErrorKind::Misuse(Misuse::TargetLost))
-}
-
-fn check_md5(expected: &Expected, md5: &str) -> Result<(), TransferError> {
-    if let Some(want) = expected.md5 {
-        let want = hex::encode(want);
-        if want != md5 {
-            return Err(TransferError::new(
-                Stage::Verify,
-                ErrorKind::HashMismatch {
-                    offered: want,
-                    received: md5.to_owned(),
-                },
-            ));
-        }
-    }
-    Ok(())
 }

@@ -1,26 +1,17 @@
-//! The receiver's bytestream: waiting for it (S5B, IBB, or IBB instead of S5B) and draining
-//! it into a `.part` file.
+//! The receiver's bytestream, whatever stack set it up: drained into a `.part` file or the
+//! application's writer, with the digests beside it.
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ft_transport::StanzaTransport;
-use jid::Jid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use xep0096_file::{HashLanes, PartFile};
 
-use std::sync::Arc;
-
-use xep0047_ibb::StanzaKind;
-
 use crate::copy;
 use crate::error::{ErrorKind, Side, Stage, TransferError};
-use crate::event::{CandidateReport, Event, FallbackReason, MethodUsed};
-use crate::glue::BoxStream;
 use crate::handle::TaskSide;
-use crate::shared::Shared;
 
 /// Where received bytes go: the `.part` file (which counts, hashes and refuses excess
 /// bytes itself), or the application's writer with the digest threads beside it.
@@ -241,97 +232,6 @@ const QUEUE: usize = 4;
 /// `.part` can be kept or discarded as asked) before abandoning it: a disk or writer that
 /// hangs longer than this must not hold up a cancel.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
-
-/// Waits for the bytestream: S5B if chosen, IBB if it was offered (fallback, or a peer that
-/// opens IBB without waiting for S5B to fail).
-pub(crate) async fn wait_stream<T, S, I>(
-    shared: &Shared<T>,
-    side: &mut TaskSide,
-    from: &Jid,
-    s5b: Option<S>,
-    ibb: Option<I>,
-) -> Result<(BoxStream, MethodUsed, bool), TransferError>
-where
-    T: StanzaTransport + Clone,
-    S: Future<Output = Result<xep0065_s5b::Connected, xep0065_s5b::Error>>,
-    I: Future<Output = Result<(BoxStream, StanzaKind), xep0047_ibb::Error>>,
-{
-    let config = &shared.config;
-    let cancel = side.cancel.clone();
-    let connect = |kind: ErrorKind| TransferError::new(Stage::Connect, kind);
-    let mut ibb = ibb.map(Box::pin);
-    if let Some(s5b) = s5b {
-        let s5b = std::pin::pin!(s5b);
-        let ibb_any = async {
-            match ibb.as_mut() {
-                Some(f) => f.await,
-                None => std::future::pending().await,
-            }
-        };
-        let first = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
-            r = s5b => Ok(r),
-            r = ibb_any => Err(r),
-        };
-        match first {
-            Ok(Ok(c)) => {
-                for a in &c.attempts {
-                    side.reporter
-                        .emit(Event::Candidate(CandidateReport::new(a)));
-                }
-                let used = MethodUsed::s5b(&c.streamhost, from);
-                return Ok((Box::pin(c.stream), used, false));
-            }
-            Ok(Err(e)) => {
-                if let xep0065_s5b::Error::NoStreamHost(attempts) = &e {
-                    for a in attempts {
-                        side.reporter
-                            .emit(Event::Candidate(CandidateReport::new(a)));
-                    }
-                }
-                let kind = ErrorKind::from(e);
-                let Some(ibb) = ibb.take() else {
-                    return Err(connect(kind));
-                };
-                side.reporter.emit(Event::Fallback {
-                    reason: FallbackReason::S5bFailed(Arc::new(kind)),
-                    at: side.reporter.at(),
-                });
-                let r = tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
-                    r = tokio::time::timeout(config.fallback_window, ibb) => r,
-                };
-                return match r {
-                    Ok(Ok((s, k))) => Ok((s, MethodUsed::ibb(k), true)),
-                    Ok(Err(e)) => Err(connect(e.into())),
-                    Err(_) => Err(connect(ErrorKind::Timeout(config.fallback_window))),
-                };
-            }
-            Err(Ok((s, k))) => {
-                side.reporter.emit(Event::Fallback {
-                    reason: FallbackReason::PeerOpenedIbb,
-                    at: side.reporter.at(),
-                });
-                return Ok((s, MethodUsed::ibb(k), true));
-            }
-            Err(Err(e)) => return Err(connect(e.into())),
-        }
-    }
-    let Some(ibb) = ibb else {
-        return Err(connect(ErrorKind::NoCommonMethod));
-    };
-    let r = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
-        r = ibb => r,
-    };
-    match r {
-        Ok((s, k)) => Ok((s, MethodUsed::ibb(k), false)),
-        Err(e) => Err(connect(e.into())),
-    }
-}
 
 #[cfg(test)]
 mod tests {

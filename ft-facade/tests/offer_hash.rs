@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ft_facade::{AcceptOptions, Method, OfferHash, SendOptions};
+use ft_facade::{AcceptOptions, Delivery, HashAlgo, Method, OfferHash, SendOptions};
 use ft_transport::Stanza;
 use ft_transport::hub::{Hub, HubReceiver};
 use minidom::Element;
@@ -106,4 +106,38 @@ async fn without_a_pre_offer_hash_the_sender_still_reports_the_sha256_it_sent() 
         sha256_file(&dst.path().join("nohash.bin")),
         sha256_hex(&data)
     );
+}
+
+#[tokio::test]
+async fn the_receiver_names_the_algorithm_it_checked_and_none_without_an_offered_hash() {
+    let hub = Hub::new();
+    let mut unhashed = config(&[Method::Ibb]);
+    unhashed.offer_hash = OfferHash::up_to(0);
+    let alice = entity(&hub, "alice@x/a", config(&[Method::Ibb]));
+    let carol = entity(&hub, "carol@x/c", unhashed);
+    let bob = entity(&hub, "bob@x/b", config(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let data = content(50_000, 5);
+    let path = write_file(src.path(), "named.bin", &data);
+    for (sender, want) in [(&alice, Some(HashAlgo::Md5)), (&carol, None)] {
+        let dst = tempfile::tempdir().unwrap();
+        let sending = sender.send_file(jid("bob@x/b"), &path, SendOptions::default());
+        let offer = bob.next_offer().await.unwrap();
+        let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
+        let (sent, received) = tokio::join!(sending.outcome(), receiving.outcome());
+        let (sent, received) = (sent.unwrap(), received.unwrap());
+        assert_eq!(received.verified_by, want, "from {}", sent.peer);
+        assert_eq!(
+            received.delivery,
+            Delivery::Received {
+                size_checked: true,
+                hash_checked: want.is_some()
+            }
+        );
+        assert_eq!(sent.verified_by, None, "the sender checks nothing");
+        assert_eq!(
+            sha256_file(&dst.path().join("named.bin")),
+            sha256_hex(&data)
+        );
+    }
 }

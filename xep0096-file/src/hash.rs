@@ -60,6 +60,19 @@ impl Hasher {
     }
 }
 
+/// A streaming digest the shared hashing pool ([`HashLanes`](crate::HashLanes)) can run
+/// beside MD5 and SHA-256: any hash computed as the bytes flow (XEP-0300's sha3-256 or
+/// blake2b, for example). Implement it for a hasher to have it computed off the data path,
+/// in order, with the pool's bounds.
+pub trait LaneDigest: Send + Sync + 'static {
+    /// Feeds the next bytes.
+    fn update(&mut self, data: &[u8]);
+    /// The digest of everything fed so far, without ending it (more bytes may follow).
+    fn snapshot(&self) -> Vec<u8>;
+    /// A digest of the same algorithm that has seen no bytes (to start over).
+    fn fresh(&self) -> Box<dyn LaneDigest>;
+}
+
 /// The digests of some content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Digests {

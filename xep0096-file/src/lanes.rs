@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::hash::Hasher;
+use crate::hash::{Hasher, LaneDigest};
 
 /// Chunks queued per lane. With chunks of at most a copy buffer (256 KiB in the facade), a
 /// lane holds at most a few MiB whatever the file size; a full queue makes
@@ -40,6 +40,7 @@ enum Msg {
 enum Algo {
     Md5(Md5),
     Sha256(Sha256),
+    Other(Box<dyn LaneDigest>),
 }
 
 impl Algo {
@@ -47,6 +48,7 @@ impl Algo {
         match self {
             Self::Md5(d) => d.update(b),
             Self::Sha256(d) => d.update(b),
+            Self::Other(d) => d.update(b),
         }
     }
 
@@ -54,6 +56,7 @@ impl Algo {
         match self {
             Self::Md5(d) => d.clone().finalize().to_vec(),
             Self::Sha256(d) => d.clone().finalize().to_vec(),
+            Self::Other(d) => d.snapshot(),
         }
     }
 }
@@ -278,6 +281,8 @@ impl LaneDigests {
 pub struct HashLanes {
     md5: Option<Lane>,
     sha256: Lane,
+    /// Digests added with [`add_digest`](Self::add_digest), and a fresh copy of each.
+    extra: Vec<(Lane, Box<dyn LaneDigest>)>,
     len: u64,
 }
 
@@ -305,8 +310,42 @@ impl HashLanes {
         Self {
             md5: Some(Lane::new(Algo::Md5(md5))),
             sha256: Lane::new(Algo::Sha256(sha256)),
+            extra: Vec::new(),
             len,
         }
+    }
+
+    /// Adds a digest of another algorithm ([`LaneDigest`]), hashed on the same pool with
+    /// the same bounds; its value comes from [`extra_digests`](Self::extra_digests), in the
+    /// order added. Only before any bytes are queued: a digest added later would miss them,
+    /// so it is handed back.
+    pub fn add_digest(&mut self, digest: Box<dyn LaneDigest>) -> Result<(), Box<dyn LaneDigest>> {
+        if self.len > 0 {
+            return Err(digest);
+        }
+        let fresh = digest.fresh();
+        self.extra.push((Lane::new(Algo::Other(digest)), fresh));
+        Ok(())
+    }
+
+    /// Fresh lanes computing the same digests as these (MD5 again, whether skipped or not),
+    /// having seen no bytes.
+    pub fn restarted(&self) -> Self {
+        let mut lanes = Self::new();
+        for (_, fresh) in &self.extra {
+            let _ = lanes.add_digest(fresh.fresh());
+        }
+        lanes
+    }
+
+    /// The digests added with [`add_digest`](Self::add_digest), of everything queued so
+    /// far, in the order added.
+    pub async fn extra_digests(&self) -> Result<Vec<Vec<u8>>, LaneGone> {
+        let mut out = Vec::with_capacity(self.extra.len());
+        for (lane, _) in &self.extra {
+            out.push(lane.snapshot().await?);
+        }
+        Ok(out)
     }
 
     /// Stops computing MD5 (what it has queued is dropped): for content whose MD5 nobody will check or
@@ -328,6 +367,9 @@ impl HashLanes {
         let n = chunk.len() as u64;
         if let Some(md5) = &self.md5 {
             md5.send(chunk.clone()).await?;
+        }
+        for (lane, _) in &self.extra {
+            lane.send(chunk.clone()).await?;
         }
         self.sha256.send(chunk).await?;
         self.len += n;
@@ -366,93 +408,5 @@ impl HashLanes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn lanes_agree_with_the_serial_hasher_whatever_the_chunking_and_resume_point() {
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
-        let mut serial = Hasher::new();
-        serial.update(&data);
-        let d = serial.finish();
-        let want = LaneDigests {
-            md5: Some(d.md5),
-            sha256: d.sha256,
-            len: d.len,
-        };
-
-        let mut lanes = HashLanes::new();
-        for c in data.chunks(65_537) {
-            lanes.update(Bytes::copy_from_slice(c)).await.unwrap();
-        }
-        assert_eq!(lanes.digests().await.unwrap(), want);
-
-        // Resume: the first 300 000 bytes hashed inline, the rest on the lanes.
-        let mut head = Hasher::new();
-        head.update(&data[..300_000]);
-        let mut lanes = HashLanes::from_hasher(head);
-        lanes
-            .update(Bytes::copy_from_slice(&data[300_000..]))
-            .await
-            .unwrap();
-        assert_eq!(lanes.digests().await.unwrap(), want);
-        // A snapshot does not end the lanes.
-        lanes.update(Bytes::from_static(b"x")).await.unwrap();
-        assert_ne!(lanes.digests().await.unwrap(), want);
-    }
-
-    #[tokio::test]
-    async fn a_skipped_md5_is_absent_and_sha256_unchanged() {
-        let mut lanes = HashLanes::new();
-        lanes.skip_md5();
-        assert!(!lanes.has_md5());
-        lanes.update(Bytes::from_static(b"abc")).await.unwrap();
-        let d = lanes.digests().await.unwrap();
-        assert_eq!(d.md5, None);
-        assert_eq!(
-            d.sha256_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    fn threads() -> usize {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn i1_a_thousand_live_lanes_share_the_pool_and_each_keeps_its_order() {
-        let before = threads();
-        let mut lanes: Vec<HashLanes> = (0..1000).map(|_| HashLanes::new()).collect();
-        for (i, l) in lanes.iter_mut().enumerate() {
-            l.update(Bytes::from(format!("lane {i} "))).await.unwrap();
-            l.update(Bytes::from_static(b"tail")).await.unwrap();
-        }
-        let during = threads();
-        // Other tests of this binary run beside this one: leave room for their threads,
-        // far below the 2,000 a thread per digest would start.
-        assert!(
-            during <= before + MAX_POOL_THREADS + 64,
-            "{before} -> {during} threads"
-        );
-        for (i, l) in lanes.iter().enumerate() {
-            let mut serial = Hasher::new();
-            serial.update(format!("lane {i} tail").as_bytes());
-            let want = serial.finish();
-            let got = l.digests().await.unwrap();
-            assert_eq!((got.md5, got.sha256), (Some(want.md5), want.sha256));
-        }
-    }
-
-    #[tokio::test]
-    async fn no_bytes_give_the_empty_digests() {
-        let lanes = HashLanes::new();
-        let d = lanes.digests().await.unwrap();
-        assert_eq!(d.md5_hex().unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(d.len, 0);
-    }
-}
+#[path = "lanes_tests.rs"]
+mod tests;

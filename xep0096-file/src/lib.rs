@@ -102,7 +102,7 @@ pub mod part;
 pub mod payload;
 
 pub use error::{FileError, NameError, WriteError};
-pub use hash::{Digests, Hasher};
+pub use hash::{Digests, Hasher, LaneDigest};
 #[cfg(feature = "tokio")]
 pub use lanes::{HashLanes, LaneDigests, LaneGone};
 pub use meta::{FileMeta, guess_mime_type};

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use crate::error::WriteError;
+use crate::hash::LaneDigest;
 use crate::lanes::{HashLanes, LaneDigests, LaneGone};
 use crate::name::safe_file_name;
 use crate::offer::{Expected, FileOffer};
@@ -167,7 +168,29 @@ impl PartFile {
         Self::open_inner(dir.as_ref(), PartKey::of_offer(offer), resume).await
     }
 
+    /// Like [`open`](Self::open) (`resume`) or a fresh part under the whole `key`
+    /// (recorded for a later resume) when not, computing `digests` beside MD5 and SHA-256
+    /// from the first byte (a resumed part's bytes included; see
+    /// [`HashLanes::add_digest`]). Their values: [`extra_digests`](Self::extra_digests).
+    pub async fn open_with(
+        dir: impl AsRef<Path>,
+        key: &PartKey,
+        resume: bool,
+        digests: Vec<Box<dyn LaneDigest>>,
+    ) -> Result<Self, WriteError> {
+        Self::open_hashing(dir.as_ref(), key.clone(), resume, digests).await
+    }
+
     async fn open_inner(dir: &Path, key: PartKey, resume: bool) -> Result<Self, WriteError> {
+        Self::open_hashing(dir, key, resume, Vec::new()).await
+    }
+
+    async fn open_hashing(
+        dir: &Path,
+        key: PartKey,
+        resume: bool,
+        digests: Vec<Box<dyn LaneDigest>>,
+    ) -> Result<Self, WriteError> {
         let name = safe_file_name(&key.name)?;
         let taken = {
             let (dir, name) = (dir.to_owned(), name.clone());
@@ -185,6 +208,10 @@ impl PartFile {
             .map_err(|e| WriteError::io("open", &part_path, e))?;
         let mut file = fs::File::from_std(taken.file);
         let mut lanes = HashLanes::new();
+        for d in digests {
+            // A fresh `HashLanes` takes every digest.
+            let _ = lanes.add_digest(d);
+        }
         if len > 0 {
             let mut buf = BytesMut::with_capacity(REHASH_CHUNK);
             loop {
@@ -291,7 +318,7 @@ impl PartFile {
             .seek(io::SeekFrom::Start(0))
             .await
             .map_err(|e| WriteError::io("seek", &self.part_path, e))?;
-        self.lanes = HashLanes::new();
+        self.lanes = self.lanes.restarted();
         self.written = 0;
         self.poisoned = false;
         self.commit_now().await
@@ -384,6 +411,15 @@ impl PartFile {
     pub async fn digests(&self) -> Result<LaneDigests, WriteError> {
         self.lanes
             .digests()
+            .await
+            .map_err(|e| lane_error(&self.part_path, e))
+    }
+
+    /// The digests given to [`open_with`](Self::open_with), of everything written so far,
+    /// in the order given.
+    pub async fn extra_digests(&self) -> Result<Vec<Vec<u8>>, WriteError> {
+        self.lanes
+            .extra_digests()
             .await
             .map_err(|e| lane_error(&self.part_path, e))
     }

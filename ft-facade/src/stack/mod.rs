@@ -1,0 +1,119 @@
+//! The seam between a *stack* (how a transfer is negotiated) and the data path (how its
+//! bytes move, are checked and are placed). Crate-private.
+//!
+//! ```text
+//!            sender                                   receiver
+//!  send::run: prepare the source           manager: an offer arrives -> StackOffer
+//!  stack::choose (disco) -> Stack          recv::IncomingOffer (one type, any stack)
+//!  ┌──────── stack-specific ────────┐      receive::prepare: the .part, its offset
+//!  │ Si: si_send::negotiate         │      ┌──────── stack-specific ────────┐
+//!  │  offer/answer, S5B, IBB on the │      │ Si: StackOffer::answer_and_wait│
+//!  │  SI sid, the fallback          │      │  answer, S5B/IBB expected on   │
+//!  └───────────── Negotiated ───────┘      │  the SI sid, the fallback      │
+//!  send_stream::stream: copy, progress,    └──────────── Established ───────┘
+//!  cancel, close, delivery state           receive::land: drain into the .part,
+//!                                          verify (verify::Expectations), place
+//! ```
+//!
+//! A stack ends where a bytestream is up: it hands over an [`Established`] (the boxed
+//! stream, how it went, whether it fell back) and, on the sender, the span the peer asked
+//! for ([`Negotiated`]). Everything after that is shared by every stack and knows nothing
+//! of SI or Jingle: [`send_stream::stream`](crate::send_stream::stream) on the sender,
+//! [`receive::prepare`](crate::receive::prepare) (before the answer: the `.part` and its
+//! resume offset) and [`receive::land`](crate::receive::land) on the receiver (drain into
+//! the `.part`, verify against [`Expectations`](crate::verify::Expectations), whose hashes
+//! may arrive late through a [`LateHashes`](crate::verify::LateHashes), place, report).
+//!
+//! # Adding a stack (Jingle File Transfer)
+//!
+//! * [`Stack`] gains `Jingle`; [`choose`] picks it from the peer's disco#info
+//!   (`urn:xmpp:jingle:apps:file-transfer:5` and a transport we share).
+//! * Sender: a `jingle_send::negotiate(shared, side, request) -> Negotiated` beside
+//!   [`si_send::negotiate`]: session-initiate, session-accept (its `<range/>` gives the
+//!   offset), the XEP-0260 candidates or the XEP-0261 open, transport-replace; then
+//!   `send_stream::stream` as today. The `<checksum/>` goes out after it returns
+//!   ([`Outcome::sha256`](crate::Outcome::sha256)); session-terminate with the reason.
+//! * Receiver: [`StackOffer`] gains `Jingle(..)` (session-initiate parsed); its
+//!   [`StackOffer::incoming`] gives the stack-neutral [`Incoming`] (the file's key for a
+//!   resume, the expected size and hashes, the algorithms to compute); its answer
+//!   (`session-accept` with `<range offset/>`) and transport wait go in
+//!   [`StackOffer::answer_and_wait`]'s `Jingle` arm, ending in an [`Established`]. A
+//!   `<checksum/>` that comes in session-info is handed to the transfer through the
+//!   [`LateHashes`](crate::verify::LateHashes) the stack took from
+//!   [`Expectations::late`](crate::verify::Expectations::late) (with the algorithms of
+//!   `<hash-used/>`) when it built the `Incoming`; verification waits for it, at most
+//!   `Expectations::late_wait` after the last byte, before placing the file. Algorithms
+//!   beyond MD5 and SHA-256 are computed by the hashers of
+//!   [`verify::digest_for`](crate::verify::digest_for) (the `xep0300-hashes` ones plug in
+//!   there as [`xep0096_file::LaneDigest`]s).
+
+use ft_transport::StanzaTransport;
+use jid::Jid;
+use xep0030_disco::features;
+
+use crate::copy::guarded;
+use crate::error::{ErrorKind, Stage, TransferError};
+use crate::event::{Event, MethodUsed};
+use crate::glue::BoxStream;
+use crate::handle::TaskSide;
+use crate::shared::Shared;
+
+mod offer;
+mod si_recv;
+pub(crate) mod si_send;
+mod si_wait;
+
+pub(crate) use offer::{Incoming, StackOffer};
+
+/// Which protocol stack negotiates a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stack {
+    /// XEP-0095 Stream Initiation with the XEP-0096 file profile; XEP-0065 or XEP-0047 on
+    /// the SI sid, S5B falling back to IBB.
+    Si,
+}
+
+/// A bytestream a stack set up: from here on the transfer is the same whatever the stack.
+pub(crate) struct Established {
+    /// The bytes, either method.
+    pub(crate) stream: BoxStream,
+    /// How they travel.
+    pub(crate) method: MethodUsed,
+    /// Whether the first method failed and this is the fallback.
+    pub(crate) fallback: bool,
+}
+
+/// What the sender's stack agreed with the peer: the bytestream, and which part of the
+/// file goes over it (`offset` from the peer's range, `length` bytes).
+pub(crate) struct Negotiated {
+    pub(crate) established: Established,
+    pub(crate) offset: u64,
+    pub(crate) length: u64,
+}
+
+/// Picks the stack to send to `to` with. With [`Config::check_features`]
+/// (crate::Config::check_features) the peer's disco#info must list SI file transfer
+/// (stage `Disco`, [`ErrorKind::NoCommonMethod`] otherwise); SI is the only stack so far.
+pub(crate) async fn choose<T: StanzaTransport + Clone>(
+    shared: &Shared<T>,
+    side: &mut TaskSide,
+    to: &Jid,
+) -> Result<Stack, TransferError> {
+    let config = &shared.config;
+    if config.check_features {
+        side.reporter.stage(Stage::Disco);
+        let cancel = side.cancel.clone();
+        let supported = guarded(Stage::Disco, &cancel, config.disco.timeout, async {
+            shared.disco.supports(to, features::SI_FILE_TRANSFER).await
+        })
+        .await?;
+        side.reporter.emit(Event::Disco {
+            supported,
+            at: side.reporter.at(),
+        });
+        if !supported {
+            return Err(TransferError::new(Stage::Disco, ErrorKind::NoCommonMethod));
+        }
+    }
+    Ok(Stack::Si)
+}
