@@ -15,6 +15,19 @@ use sha2::{Digest, Sha256};
 
 const DONE: Duration = Duration::from_secs(90);
 
+/// The receiver's options for S5B: no direct candidate of its own, so that only the
+/// sender's 127.0.0.1 listener is raced. When both Gajims offer one, both connections come
+/// up, and the one that loses the nomination, closed by the peer, sets `error = -1` on the
+/// file both share (`Socks5Server.pollend` in Gajim 1.7.3's `socks5.py`): the receive ends
+/// as failed with nothing written, in about one run in eight here. That is Gajim's own race,
+/// not the confinement's (its own candidates race the same way on a LAN).
+fn receiver_without_direct() -> GajimOptions {
+    GajimOptions {
+        direct: false,
+        ..GajimOptions::default()
+    }
+}
+
 struct Pair {
     _prosody: Prosody,
     sender: GajimPeer,
@@ -134,7 +147,7 @@ async fn gajim_to_gajim_s5b_direct() {
         300_000,
         "s5b",
         GajimOptions::default(),
-        GajimOptions::default(),
+        receiver_without_direct(),
         &[],
         &[],
     )
@@ -147,19 +160,24 @@ async fn gajim_to_gajim_s5b_direct() {
     assert_eq!(file["hash_algo"], "blake2b-512");
     let out = kinds(&p.sender, "out");
     assert!(out.contains(&"session-initiate".to_owned()), "{out:?}");
+    // The sender had no candidate of the receiver's to dial (candidate-error); the
+    // receiver dialled the sender's 127.0.0.1 listener (candidate-used).
     assert!(
-        out.contains(&"transport-info-candidate-used".to_owned()),
+        out.contains(&"transport-info-candidate-error".to_owned()),
         "{out:?}"
     );
-    // Each side dialled the other's 127.0.0.1 listener.
-    for peer in [&p.sender, &p.receiver] {
-        assert!(
-            peer.events()
-                .iter()
-                .any(|v| v["event"] == "dial" && v["host"] == "127.0.0.1"),
-            "no loopback dial"
-        );
-    }
+    let theirs = kinds(&p.receiver, "out");
+    assert!(
+        theirs.contains(&"transport-info-candidate-used".to_owned()),
+        "{theirs:?}"
+    );
+    assert!(
+        p.receiver
+            .events()
+            .iter()
+            .any(|v| v["event"] == "dial" && v["host"] == "127.0.0.1"),
+        "no loopback dial"
+    );
 }
 
 #[tokio::test]
@@ -169,10 +187,7 @@ async fn gajim_to_gajim_s5b_proxy65() {
         300_000,
         "s5b",
         GajimOptions::default().proxy(proxy, false),
-        GajimOptions {
-            direct: false,
-            ..GajimOptions::default()
-        },
+        receiver_without_direct(),
         &[],
         &[],
     )
@@ -230,7 +245,7 @@ async fn gajim_to_gajim_over_10_mb_checksum_in_session_info() {
         len,
         "s5b",
         GajimOptions::default(),
-        GajimOptions::default(),
+        receiver_without_direct(),
         &[],
         &[],
     )
@@ -352,7 +367,7 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
         100_000,
         "s5b",
         leak(false),
-        GajimOptions::default(),
+        receiver_without_direct(),
         &[],
         &[],
     )
@@ -372,7 +387,7 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
         100_000,
         "s5b",
         leak(true),
-        GajimOptions::default(),
+        receiver_without_direct(),
         &[],
         &[],
     )
