@@ -93,7 +93,7 @@ async fn transfer(
 
 /// Both peers run to their end; the receiver's `file` event and the file on disk match the
 /// source; both stayed on loopback. Returns the receiver's `file` event.
-async fn expect_delivered(p: &mut Pair, method: &str) -> serde_json::Value {
+async fn expect_delivered(p: &mut Pair, method: &str, case: Option<&str>) -> serde_json::Value {
     let file = p
         .receiver
         .wait_any(&["file", "transfer-error", "cancelled"], DONE)
@@ -129,7 +129,9 @@ async fn expect_delivered(p: &mut Pair, method: &str) -> serde_json::Value {
     assert_eq!(p.sender.finish(DONE).await.expect("sender exit"), Some(0));
     p.sender.assert_loopback_only();
     p.receiver.assert_loopback_only();
-    save_fixtures(&p.sender, &p.receiver, method);
+    if let Some(case) = case {
+        save_fixtures(&p.sender, &p.receiver, case);
+    }
     file
 }
 
@@ -155,7 +157,7 @@ async fn gajim_to_gajim_s5b_direct() {
     else {
         return;
     };
-    let file = expect_delivered(&mut p, "s5b").await;
+    let file = expect_delivered(&mut p, "s5b", Some("s5b-direct")).await;
     // Under 10,000,000 bytes the hash comes in the offer.
     assert_eq!(file["hash_algo"], "blake2b-512");
     let out = kinds(&p.sender, "out");
@@ -195,7 +197,7 @@ async fn gajim_to_gajim_s5b_proxy65() {
     else {
         return;
     };
-    expect_delivered(&mut p, "s5b").await;
+    expect_delivered(&mut p, "s5b", Some("s5b-proxy65")).await;
     let out = kinds(&p.sender, "out");
     assert!(out.contains(&"bytestreams-activate".to_owned()), "{out:?}");
     assert!(
@@ -229,7 +231,7 @@ async fn gajim_to_gajim_ibb() {
     else {
         return;
     };
-    expect_delivered(&mut p, "ibb").await;
+    expect_delivered(&mut p, "ibb", Some("ibb")).await;
     let out = kinds(&p.sender, "out");
     assert!(out.contains(&"session-initiate-ibb".to_owned()), "{out:?}");
     assert!(
@@ -253,7 +255,7 @@ async fn gajim_to_gajim_over_10_mb_checksum_in_session_info() {
     else {
         return;
     };
-    let file = expect_delivered(&mut p, "s5b").await;
+    let file = expect_delivered(&mut p, "s5b", Some("s5b-over-10mb")).await;
     assert_eq!(file["size"], len);
     // No hash in the offer; one checksum in session-info, sent and received, verified.
     let offer = p
@@ -319,6 +321,11 @@ async fn gajim_declines_gajim() {
     );
     p.sender.assert_loopback_only();
     p.receiver.assert_loopback_only();
+    assert_eq!(
+        p.receiver.finish(DONE).await.expect("receiver exit"),
+        Some(0)
+    );
+    save_fixtures(&p.sender, &p.receiver, "decline");
 }
 
 #[tokio::test]
@@ -350,6 +357,11 @@ async fn gajim_receiver_cancels_ibb() {
     assert_eq!(theirs["reason"], "cancel");
     p.sender.assert_loopback_only();
     p.receiver.assert_loopback_only();
+    assert_eq!(
+        p.receiver.finish(DONE).await.expect("receiver exit"),
+        Some(0)
+    );
+    save_fixtures(&p.sender, &p.receiver, "ibb-cancel");
 }
 
 /// A candidate that is not loopback must make the check fail: Gajim's own
@@ -375,7 +387,7 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
     else {
         return;
     };
-    expect_delivered(&mut p, "s5b").await;
+    expect_delivered(&mut p, "s5b", None).await;
     assert!(
         p.sender
             .events()
@@ -417,9 +429,10 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
     assert!(dropped, "the receiver dropped 192.0.2.2 before dialling");
 }
 
-/// With `XFT_GAJIM_FIXTURES=DIR`, writes each stanza Gajim sent as `DIR/<method>-<kind>.xml`
-/// (first of each kind, JIDs and ids rewritten to fixed values).
-fn save_fixtures(sender: &GajimPeer, receiver: &GajimPeer, method: &str) {
+/// With `XFT_GAJIM_FIXTURES=DIR`, writes each stanza Gajim sent as
+/// `DIR/<case>-<initiator|responder>-<kind>.xml` (the first of each kind; the two full JIDs
+/// rewritten to fixed ones, everything else byte for byte).
+fn save_fixtures(sender: &GajimPeer, receiver: &GajimPeer, case: &str) {
     let Some(dir) = std::env::var_os("XFT_GAJIM_FIXTURES") else {
         return;
     };
@@ -434,7 +447,7 @@ fn save_fixtures(sender: &GajimPeer, receiver: &GajimPeer, method: &str) {
             if d != "out" {
                 continue;
             }
-            let path = dir.join(format!("{method}-{role}-{kind}.xml"));
+            let path = dir.join(format!("{case}-{role}-{kind}.xml"));
             if path.exists() {
                 continue;
             }
