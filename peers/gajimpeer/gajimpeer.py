@@ -37,7 +37,6 @@ own direct candidate (so only the proxy is offered); --extra-host ADDR sets Gaji
 """
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -58,21 +57,6 @@ ACCOUNT = "xft"
 def emit(obj):
     REAL_STDOUT.write(json.dumps(obj, sort_keys=True) + "\n")
     REAL_STDOUT.flush()
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(1 << 20)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
-
-
-def safe_name(name):
-    base = os.path.basename((name or "").replace("\\", "/"))
-    return base if base not in ("", ".", "..") else "unnamed"
 
 
 def parse_args(argv):

@@ -59,7 +59,11 @@ fn j41_a_value_of_the_wrong_length_for_its_algorithm_is_refused() {
     let f = file(&hash("sha-256", &b.finish().to_base64()));
     assert!(matches!(
         read_hashes(f.children(), MAX_HASHES),
-        Err(HashError::WrongLength { algo: HashAlgo::Sha256, expected: 32, got: 64 })
+        Err(HashError::WrongLength {
+            algo: HashAlgo::Sha256,
+            expected: 32,
+            got: 64
+        })
     ));
     let f = file(&hash("sha3-256", ""));
     assert!(matches!(
@@ -74,33 +78,58 @@ fn j42_a_value_that_is_not_base64_is_refused_with_its_algorithm() {
         let f = file(&hash("sha-256", bad));
         let err = read_hashes(f.children(), MAX_HASHES).expect_err(bad);
         assert!(
-            matches!(err, HashError::NotBase64 { algo: HashAlgo::Sha256, .. }),
+            matches!(
+                err,
+                HashError::NotBase64 {
+                    algo: HashAlgo::Sha256,
+                    ..
+                }
+            ),
             "{bad}: {err:?}"
         );
     }
     // Surrounding whitespace (pretty-printed XML) is not an error.
     let f = file(&hash("sha-256", &format!("\n  {}\n", sha256_of(b"x"))));
-    assert_eq!(read_hashes(f.children(), MAX_HASHES).map(|v| v.len()), Ok(1));
+    assert_eq!(
+        read_hashes(f.children(), MAX_HASHES).map(|v| v.len()),
+        Ok(1)
+    );
 }
 
 #[test]
 fn j43_thousands_of_hashes_stop_at_the_bound_without_decoding_the_rest() {
-    let many: String = (0..5000).map(|_| hash("sha-256", &sha256_of(b"x"))).collect();
+    let many: String = (0..5000)
+        .map(|_| hash("sha-256", &sha256_of(b"x")))
+        .collect();
     let f = file(&many);
     let t = Instant::now();
     assert_eq!(
         read_hashes(f.children(), MAX_HASHES),
         Err(HashError::TooMany { max: MAX_HASHES })
     );
-    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
     // Exactly the bound is fine (and the duplicates, equal, count once).
-    let f = file(&(0..MAX_HASHES).map(|_| hash("sha-256", &sha256_of(b"x"))).collect::<String>());
-    assert_eq!(read_hashes(f.children(), MAX_HASHES).map(|v| v.len()), Ok(1));
+    let f = file(
+        &(0..MAX_HASHES)
+            .map(|_| hash("sha-256", &sha256_of(b"x")))
+            .collect::<String>(),
+    );
+    assert_eq!(
+        read_hashes(f.children(), MAX_HASHES).map(|v| v.len()),
+        Ok(1)
+    );
 }
 
 #[test]
 fn j44_a_hash_without_an_algo_attribute_is_refused() {
-    let f = file(&format!("<hash xmlns='{NS_HASHES}'>{}</hash>", sha256_of(b"x")));
+    let f = file(&format!(
+        "<hash xmlns='{NS_HASHES}'>{}</hash>",
+        sha256_of(b"x")
+    ));
     assert_eq!(
         read_hashes(f.children(), MAX_HASHES),
         Err(HashError::MissingAlgo)
@@ -129,7 +158,11 @@ fn j46_a_megabyte_value_is_refused_before_it_is_decoded() {
     let t = Instant::now();
     assert!(matches!(
         read_hashes(f.children(), MAX_HASHES),
-        Err(HashError::WrongLength { algo: HashAlgo::Sha256, expected: 32, .. })
+        Err(HashError::WrongLength {
+            algo: HashAlgo::Sha256,
+            expected: 32,
+            ..
+        })
     ));
     assert!(t.elapsed() < Duration::from_millis(200));
 }
