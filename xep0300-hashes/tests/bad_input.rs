@@ -204,10 +204,10 @@ fn j48_a_peer_without_hashes_2_or_with_only_weak_functions_gets_no_hash() {
 #[test]
 fn j49_a_hash_in_another_namespace_is_not_read() {
     // XEP-0300's old namespace, no namespace of its own: not a urn:xmpp:hashes:2 hash.
-    let f = file(&format!(
+    let f = file(
         "<hash xmlns='urn:xmpp:hashes:1' algo='sha-256'>!!</hash>\
-         <hash algo='sha-256'>!!</hash>"
-    ));
+         <hash algo='sha-256'>!!</hash>",
+    );
     assert_eq!(read_hashes(f.children(), MAX_HASHES), Ok(vec![]));
     // And the xmpp-parsers element with an unknown algo passes through as ignored.
     let parsed = xep0300_hashes::Hash::new(xep0300_hashes::Algo::Unknown("x".into()), vec![1]);
