@@ -364,6 +364,82 @@ async fn gajim_receiver_cancels_ibb() {
     save_fixtures(&p.sender, &p.receiver, "ibb-cancel");
 }
 
+/// Gajim's own limit, pinned: when no S5B candidate works (neither side offers one), the
+/// initiator sends `transport-replace` to IBB with `sid='None'` (the literal string), the
+/// responder accepts it, and then nobody opens the IBB stream: no `<open/>` within 10 s, no
+/// file. (An xft peer must not wait for Gajim's fallback; it can send its own `<open/>`.)
+#[tokio::test]
+async fn gajim_s5b_to_ibb_fallback_is_dead_in_gajim() {
+    let Some(mut p) = transfer(
+        50_000,
+        "s5b",
+        GajimOptions {
+            direct: false,
+            ..GajimOptions::default()
+        },
+        receiver_without_direct(),
+        &[],
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    loop {
+        let v = p
+            .sender
+            .wait_event("stanza")
+            .await
+            .expect("the fallback stanzas");
+        if v["dir"] == "in" && v["kind"] == "transport-accept" {
+            break;
+        }
+    }
+    // Everything either side says in the next 10 s.
+    for peer in [&mut p.sender, &mut p.receiver] {
+        while peer.wait_json_for(Duration::from_secs(5)).await.is_ok() {}
+    }
+    let (replace, accept) = (
+        p.sender
+            .stanzas()
+            .into_iter()
+            .find(|(d, k, _)| d == "out" && k == "transport-replace"),
+        p.receiver
+            .stanzas()
+            .into_iter()
+            .find(|(d, k, _)| d == "out" && k == "transport-accept"),
+    );
+    let replace = replace.expect("Gajim sent transport-replace").2;
+    assert!(
+        replace.contains("urn:xmpp:jingle:transports:ibb:1") && replace.contains("sid=\"None\""),
+        "{replace}"
+    );
+    assert!(accept.is_some(), "the responder accepted the replacement");
+    for peer in [&p.sender, &p.receiver] {
+        assert!(
+            !peer.stanzas().iter().any(|(_, k, _)| k == "ibb-open"),
+            "nobody opens IBB"
+        );
+        assert!(
+            !peer
+                .events()
+                .iter()
+                .any(|v| v["event"] == "file" || v["event"] == "sent")
+        );
+    }
+    assert!(
+        std::fs::read_dir(p.dir.path())
+            .expect("dir")
+            .next()
+            .is_none()
+    );
+    p.sender.assert_loopback_only();
+    p.receiver.assert_loopback_only();
+    save_fixtures(&p.sender, &p.receiver, "dead-fallback");
+    p.sender.stop().await;
+    p.receiver.stop().await;
+}
+
 /// A candidate that is not loopback must make the check fail: Gajim's own
 /// `ft_add_hosts_to_send` offers 192.0.2.2 (TEST-NET-1). Confined, it never reaches the
 /// wire; with the confinement off, it does and `check_loopback` reports it. The receiver
