@@ -414,3 +414,31 @@ impl GajimPeer {
         stop_child(&mut self.child).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GajimOptions;
+
+    #[test]
+    fn options_become_the_peer_flags() {
+        assert_eq!(GajimOptions::default().args(), ["--timeout", "90"]);
+        let o = GajimOptions {
+            extra_host: Some("192.0.2.2".into()),
+            unconfined_candidates: true,
+            ..GajimOptions::default().proxy("proxy.localhost", false)
+        };
+        assert_eq!(
+            o.args(),
+            [
+                "--timeout",
+                "90",
+                "--proxy",
+                "proxy.localhost",
+                "--no-direct",
+                "--extra-host",
+                "192.0.2.2",
+                "--unconfined-candidates"
+            ]
+        );
+    }
+}

@@ -13,15 +13,23 @@ log goes to stderr.
         {"event":"sent","sha256","bytes","seconds","mbps","method","sid"}, or with
         --cancel-after {"event":"cancelled","by":"us","bytes","method","sid"}
     recv --dir D [--count N] [--decline] [--cancel-after BYTES]
-        one {"event":"offer","name","size","hash_algo","hash","sid","from"} per offer, then
-        {"event":"file","name","path","size","sha256","method","from","sid",
-         "hash_algo","hash_checked","hash_ok"} per file; with --decline
+        one {"event":"offer","name","size","hash_algo","hash","sid","from","method"} per
+        offer, then {"event":"file","name","path","size","offered_size","sha256","method",
+        "from","sid","hash_algo","hash_checked","hash_ok","seconds"} per file (the file
+        is written straight to D/<name>, as Gajim does; a receiver whose offer had no hash
+        waits up to 10 s for the session-info checksum, then verifies it); a failed file
+        is {"event":"transfer-error",...,"code":Gajim's error} instead; with --decline
         {"event":"declined","name","sid","from"} instead; with --cancel-after
         {"event":"cancelled","by":"us","bytes",...} once BYTES arrived
-    serve                               online, answering disco, until killed
+    serve                               online, answering disco, until killed (offers
+                                        are reported as `offer` and left unanswered)
+Exit status: 0 done as asked, 2 a transfer failed or the peer cancelled, 1 an error.
+The sender asks --to for disco#info first and needs no roster or presence.
 
 Both sides: {"event":"cancelled","by":"peer","reason"} when the peer terminates a
-session that has not completed; {"event":"checksum","dir","algo","value"} for each
+session that has not completed (exit status 2 for a sender);
+{"event":"transfer-error","title","message"} for Gajim's own error callback;
+{"event":"checksum","dir","algo","value"} for each
 session-info checksum; {"event":"stanza","dir":"in"|"out","kind","xml"} for every
 Jingle, bytestreams and IBB open/close stanza (not IBB data; `kind` is the Jingle action,
 suffixed with the transport-info payload); `streamhost` / `dial` / `bind` events for the
