@@ -364,6 +364,46 @@ async fn gajim_receiver_cancels_ibb() {
     save_fixtures(&p.sender, &p.receiver, "ibb-cancel");
 }
 
+/// The sender cancels mid-stream: the receiver sees `session-terminate` `<cancel/>` and
+/// reports it; Gajim leaves what arrived on disk under the final name (its own behaviour:
+/// no `.part`, no clean-up), shorter than the offer.
+#[tokio::test]
+async fn gajim_sender_cancels_ibb() {
+    let Some(mut p) = transfer(
+        2_000_000,
+        "ibb",
+        GajimOptions::default(),
+        GajimOptions::default(),
+        &[],
+        &["--cancel-after", "40000"],
+    )
+    .await
+    else {
+        return;
+    };
+    let ours = p
+        .sender
+        .wait_event("cancelled")
+        .await
+        .expect("sender cancels");
+    assert_eq!(ours["by"], "us");
+    let theirs = p
+        .receiver
+        .wait_any(&["cancelled", "file", "transfer-error"], DONE)
+        .await
+        .expect("receiver outcome");
+    assert_eq!(theirs["event"], "cancelled", "{theirs}");
+    assert_eq!(theirs["by"], "peer");
+    assert_eq!(theirs["reason"], "cancel");
+    let left = p.dir.path().join(p.source.file_name().expect("name"));
+    let len = std::fs::metadata(&left).map(|m| m.len()).unwrap_or(0);
+    assert!(len < 2_000_000, "{len} bytes left");
+    p.sender.assert_loopback_only();
+    p.receiver.assert_loopback_only();
+    p.sender.stop().await;
+    p.receiver.stop().await;
+}
+
 /// Gajim's own limit, pinned: when no S5B candidate works (neither side offers one), the
 /// initiator sends `transport-replace` to IBB with `sid='None'` (the literal string), the
 /// responder accepts it, and then nobody opens the IBB stream: no `<open/>` within 10 s, no
