@@ -144,8 +144,14 @@ impl GajimPeer {
             .map_err(io("creating the peer's log directory"))?;
         let log = fs::File::create(log_dir.path().join("stderr.log"))
             .map_err(io("creating the peer's log"))?;
+        // Gajim's profile (settings, caches, its sqlite files) lives in the log directory,
+        // removed with it even when the peer is killed.
+        let profile = log_dir.path().join("profile");
+        fs::create_dir(&profile).map_err(io("creating the peer's Gajim profile"))?;
         let mut child = Command::new(python)
             .arg(repo_root().join("peers/gajimpeer/gajimpeer.py"))
+            .arg("--profile")
+            .arg(&profile)
             .args(args)
             .env("PYTHONUNBUFFERED", "1")
             // No session bus, no display: Gajim's idle monitor and D-Bus bits stay off.

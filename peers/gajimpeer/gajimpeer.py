@@ -8,6 +8,7 @@ Every result is one JSON object per line on stdout, each with an "event" key; Ga
 log goes to stderr.
 
     common: --jid JID --password PW --host 127.0.0.1 --port N [--timeout S] [--debug]
+            [--profile DIR]
             [--proxy JID] [--no-direct] [--extra-host ADDR] [--unconfined-candidates]
     send --to FULLJID --file F --method s5b|ibb [--cancel-after BYTES]
         {"event":"sent","sha256","bytes","seconds","mbps","method","sid"}, or with
@@ -45,6 +46,8 @@ own direct candidate (so only the proxy is offered); --extra-host ADDR sets Gaji
 """
 
 import argparse
+import shutil
+import signal
 import json
 import logging
 import os
@@ -60,6 +63,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gajim_patches  # noqa: E402
 
 ACCOUNT = "xft"
+# Temporary directories we made, removed before exiting (normal exit, error, SIGTERM).
+atexit_dirs = []
+
+
+def cleanup_and_exit(code):
+    REAL_STDOUT.flush()
+    for d in atexit_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    os._exit(code)
 
 
 def emit(obj):
@@ -75,6 +87,8 @@ def parse_args(argv):
     p.add_argument("--port", type=int, default=5222)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="Gajim's profile directory (default: a temporary one, removed at exit)")
     p.add_argument("--proxy", default=None)
     p.add_argument("--no-direct", action="store_true")
     p.add_argument("--unconfined-candidates", dest="unconfined", action="store_true")
@@ -170,7 +184,10 @@ def main(argv):
     state = {"listen_port": gajim_patches.free_loopback_port(),
              "direct": not args.no_direct, "unconfined": args.unconfined}
     gajim_patches.apply(emit, state)
-    profile = tempfile.mkdtemp(prefix="xft-gajimpeer-")
+    profile = args.profile
+    if profile is None:
+        profile = tempfile.mkdtemp(prefix="xft-gajimpeer-profile-")
+        atexit_dirs.append(profile)
     from gi.repository import GLib
     app, socks5 = setup_gajim(args, profile)
     app.settings.set("file_transfers_port", state["listen_port"])
@@ -181,11 +198,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # SIGTERM (the launcher stopping us by pid): remove the profile, exit at once. The
+    # handler runs within 50 ms (the idlequeue timer returns to Python that often).
+    signal.signal(signal.SIGTERM, lambda *_: cleanup_and_exit(143))
     try:
         code = main(sys.argv[1:])
     except Exception as exc:  # a test reads the cause from the error line
         logging.exception("gajimpeer failed")
         emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         code = 1
-    REAL_STDOUT.flush()
-    os._exit(code)
+    cleanup_and_exit(code)
