@@ -54,7 +54,7 @@
 //! assert!(known[0].matches(&mine.finish()));
 //! ```
 //!
-//! Wire types are xmpp-parsers' [`Hash`] and [`Algo`]; [`HashAlgo`] is the closed, `Copy`
+//! Wire types are xmpp-parsers' [`Hash`](struct@Hash) and [`Algo`]; [`HashAlgo`] is the closed, `Copy`
 //! set this crate computes (an [`Algo::Unknown`] never reaches a hasher).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -65,7 +65,7 @@ pub struct KnownHash {
 }
 
 impl KnownHash {
-    /// Checks an xmpp-parsers [`Hash`] (its base64 already decoded): `Ok(None)` for an
+    /// Checks an xmpp-parsers [`Hash`](struct@Hash) (its base64 already decoded): `Ok(None)` for an
     /// algorithm we do not compute (ignored, not fatal), an error for a wrong length.
     pub fn from_parsed(hash: &Hash) -> Result<Option<Self>, HashError> {
         let Some(algo) = HashAlgo::from_algo(&hash.algo) else {
@@ -109,12 +109,12 @@ impl KnownHash {
         Ok(Self { algo, value })
     }
 
-    /// Whether a finished [`Hash`] (ours, from [`crate::Hasher::finish`]) is this digest.
+    /// Whether a finished [`Hash`](struct@Hash) (ours, from [`crate::Hasher::finish`]) is this digest.
     pub fn matches(&self, ours: &Hash) -> bool {
         HashAlgo::from_algo(&ours.algo) == Some(self.algo) && ours.hash == self.value
     }
 
-    /// As an xmpp-parsers [`Hash`].
+    /// As an xmpp-parsers [`Hash`](struct@Hash).
     pub fn to_hash(&self) -> Hash {
         Hash::new(self.algo.to_algo(), self.value.clone())
     }
