@@ -17,6 +17,9 @@
 //!   `peers/build/qxmpppeer` (QXmpp 1.4), built by `peers/build.sh`, in mode `recv` or
 //!   `send`, read their JSON lines and check that they only ever offered, dialled and bound
 //!   loopback addresses ([`NativePeer::assert_loopback_only`]).
+//! * [`GajimPeer`] runs `peers/gajimpeer/gajimpeer.py`, a headless Gajim 1.7.3 (Debian's
+//!   `gajim` and `python3-nbxmpp`, on `/usr/bin/python3`) sending or receiving by Jingle
+//!   File Transfer over S5B or IBB, confined to loopback ([`GajimPeer::assert_loopback_only`]).
 //! * It installs nothing: `scripts/test` installs the Debian package `prosody` and creates
 //!   `.venv`. A missing piece is an [`Error::NotInstalled`], never a silent skip. Only
 //!   `XFT_SKIP_INTEROP=1` skips, loudly ([`interop_enabled`]).
@@ -50,12 +53,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod gajim;
 mod native;
 mod prosody;
 mod slix;
 mod tls;
 
 pub use error::Error;
+pub use gajim::{GajimOptions, GajimPeer, gajim_python};
 pub use native::{
     NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, check_loopback, peer_binary,
 };
