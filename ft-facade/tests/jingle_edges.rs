@@ -184,7 +184,7 @@ async fn a_file_over_offer_hash_is_verified_by_the_checksum_after_the_last_byte(
 }
 
 #[tokio::test]
-async fn bytes_that_do_not_match_the_offered_hash_are_a_media_error_and_leave_no_file() {
+async fn j56_bytes_that_do_not_match_the_offered_hash_are_a_media_error_and_leave_no_file() {
     for method in [Method::Ibb, Method::S5b] {
         let hub = Hub::new();
         let alice = entity(&hub, "alice@x/a", jconfig(&[method]));
