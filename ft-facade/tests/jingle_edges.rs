@@ -355,3 +355,50 @@ async fn one_manager_receives_both_stacks_at_once() {
         sha256_hex(&c)
     );
 }
+
+#[tokio::test]
+async fn a_sender_cancel_while_the_jingle_offer_waits_reaches_the_receiver_as_a_peer_cancel() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", jconfig(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", jconfig(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "w.bin", b"withdrawn");
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let offer = bob.next_offer().await.unwrap();
+    sending.cancel();
+    let sent = sending.outcome().await.unwrap_err();
+    assert_eq!(sent.stage, Stage::Offer);
+    assert!(sent.is_cancelled_by(Side::Local), "{sent}");
+    // Jingle can withdraw an offer (SI cannot): accepting it later fails at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = std::time::Instant::now();
+    let received = offer
+        .accept_into_dir(dst.path(), AcceptOptions::new())
+        .outcome()
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(received.stage, Stage::Offer, "{received}");
+    assert!(received.is_cancelled_by(Side::Peer), "{received}");
+    assert!(listing(dst.path()).is_empty(), "{:?}", listing(dst.path()));
+}
+
+#[tokio::test]
+async fn an_unanswered_jingle_offer_times_out_at_stage_offer() {
+    let hub = Hub::new();
+    let mut a = jconfig(&[Method::Ibb]);
+    a.offer_timeout = Duration::from_millis(300);
+    let alice = entity(&hub, "alice@x/a", a);
+    let bob = entity(&hub, "bob@x/b", jconfig(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "t.bin", b"nobody answers");
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let _held = bob.next_offer().await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), sending.outcome())
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    assert_eq!(e.stage, Stage::Offer);
+    assert!(matches!(e.kind, ErrorKind::Timeout(_)), "{e}");
+}
