@@ -402,3 +402,37 @@ async fn an_unanswered_jingle_offer_times_out_at_stage_offer() {
     assert_eq!(e.stage, Stage::Offer);
     assert!(matches!(e.kind, ErrorKind::Timeout(_)), "{e}");
 }
+
+#[tokio::test]
+async fn a_second_send_with_the_sid_of_a_live_session_fails_and_leaves_the_first_intact() {
+    let hub = Hub::new();
+    let alice = entity(&hub, "alice@x/a", jconfig(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", jconfig(&[Method::Ibb]));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data = content(30_000, 22);
+    let path = write_file(src.path(), "first.bin", &data);
+    let sid = ft_facade::Sid::new("same-sid").unwrap();
+    let first = alice.send_file(
+        jid("bob@x/b"),
+        &path,
+        SendOptions::default().with_sid(sid.clone()),
+    );
+    let offer = bob.next_offer().await.unwrap();
+    let second = alice
+        .send_file(jid("bob@x/b"), &path, SendOptions::default().with_sid(sid))
+        .outcome()
+        .await
+        .unwrap_err();
+    assert_eq!(second.stage, Stage::Offer);
+    assert!(matches!(second.kind, ErrorKind::Jingle(_)), "{second}");
+    // The first session still gets its events: accept, bytes, success.
+    let received = offer
+        .accept_into_dir(dst.path(), AcceptOptions::new())
+        .outcome()
+        .await
+        .unwrap();
+    let sent = first.outcome().await.unwrap();
+    assert_eq!(sent.delivery, Delivery::Acknowledged);
+    assert_eq!(received.sha256, sha256_hex(&data));
+}
