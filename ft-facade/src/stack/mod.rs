@@ -177,8 +177,8 @@ fn jingle_methods(
     out
 }
 
-/// Picks the stack to send to `to` with, in the order of [`Config::stacks`]
-/// (crate::Config::stacks), from the peer's disco#info: Jingle when it lists Jingle File
+/// Picks the stack to send to `to` with, in the order of
+/// [`Config::stacks`](crate::Config::stacks), from the peer's disco#info: Jingle when it lists Jingle File
 /// Transfer and a transport of `methods`, SI when it lists SI file transfer. A peer whose
 /// disco#info does not answer gets SI (as before Jingle), unless
 /// [`Config::check_features`](crate::Config::check_features) is on: then the failure is
