@@ -246,3 +246,25 @@ async fn a_receiver_offering_no_candidate_still_gets_the_file_over_the_senders_s
         sha256_hex(&data)
     );
 }
+
+#[tokio::test]
+async fn jingle_over_ibb_messages_is_acknowledged_by_the_receivers_success() {
+    // IBB over <message/> acknowledges nothing (SI reports Unconfirmed); Jingle's
+    // session-terminate <success/>, sent once the file is in place, does.
+    let data = content(60_000, 8);
+    let (sent, received, dst, _) = transfer(
+        over_message(jconfig(&[Method::Ibb])),
+        jconfig(&[Method::Ibb]),
+        "j-msg.bin",
+        &data,
+    )
+    .await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert_eq!(sent.method, MethodUsed::IbbMessage);
+    assert_eq!(received.method, MethodUsed::IbbMessage);
+    assert_eq!(sent.delivery, Delivery::Acknowledged);
+    assert_eq!(
+        sha256_file(&dst.path().join("j-msg.bin")),
+        sha256_hex(&data)
+    );
+}
