@@ -30,6 +30,8 @@ pub(crate) struct Shared<T: StanzaTransport + Clone> {
     pub(crate) proxy_cache: Mutex<Option<(Instant, Vec<StreamHost>)>>,
     /// (peer, sid) of incoming offers being handled, to refuse duplicates.
     pub(crate) incoming: Mutex<HashSet<(Jid, Sid)>>,
+    /// The Jingle session table; `None` when our JID is not a full JID.
+    pub(crate) jingle: Option<Arc<crate::stack::jingle::core::JingleCore<T>>>,
 }
 
 impl<T: StanzaTransport + Clone> Shared<T> {
@@ -39,7 +41,9 @@ impl<T: StanzaTransport + Clone> Shared<T> {
             &random_sid().as_str()[..6]
         )));
         let disco = Disco::new(transport.clone(), tracker.clone(), config.disco.clone());
-        let responder = DiscoResponder::file_transfer_client().with_jid(transport.jid().clone());
+        let responder = DiscoResponder::file_transfer_client()
+            .with_features(crate::stack::jingle_features(&config.methods))
+            .with_jid(transport.jid().clone());
         let mut s5b_config = config.s5b.clone();
         s5b_config.connect_budget = s5b_config.connect_budget.min(config.s5b_budget);
         let s5b = S5b::new(transport.clone(), s5b_config.clone());
@@ -47,7 +51,13 @@ impl<T: StanzaTransport + Clone> Shared<T> {
         s5b_config.external.clear();
         let s5b_proxy_only = S5b::new(transport.clone(), s5b_config);
         let ibb = Ibb::new(transport.clone(), config.ibb.clone());
+        let jingle = crate::stack::jingle::core::JingleCore::new(
+            transport.clone(),
+            &config,
+            format!("jg{}-", &random_sid().as_str()[..6]),
+        );
         Self {
+            jingle,
             transport,
             config,
             tracker,
