@@ -158,13 +158,8 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     let show = progress::wanted(json);
     let mut ok = true;
     for path in &args.files {
-        let name = path.display().to_string();
-        let started = Instant::now();
-        let handle = ft.send_file(to.clone(), path, SendOptions::default());
-        let (r, timeline) = follow(handle, &name, show, true).await;
-        ok &= r.is_ok();
-        let mut row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
-        row.peer.get_or_insert_with(|| to.to_string());
+        let row = send_one(&ft, &to, path, &args.method, show).await;
+        ok &= row.succeeded();
         print(&row, json);
     }
     drain(&tracker, &transport).await;
@@ -173,6 +168,24 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One file of `xft send`: sent, followed (the bar when `show`), and its result row. The
+/// command's exit status is the AND of every row's [`Row::succeeded`].
+pub(crate) async fn send_one<T: StanzaTransport + Clone>(
+    ft: &FileTransfer<T>,
+    to: &Jid,
+    path: &std::path::Path,
+    requested: &str,
+    show: bool,
+) -> Row {
+    let name = path.display().to_string();
+    let started = Instant::now();
+    let handle = ft.send_file(to.clone(), path, SendOptions::default());
+    let (r, timeline) = follow(handle, &name, show, true).await;
+    let mut row = Row::from_result("send", requested, &name, started, &timeline, &r);
+    row.peer.get_or_insert_with(|| to.to_string());
+    row
 }
 
 pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
@@ -260,8 +273,8 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         let handle =
             offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
         let (r, timeline) = follow(handle, &name, show, false).await;
-        ok &= r.is_ok();
         let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
+        ok &= row.succeeded();
         row.peer.get_or_insert(peer);
         if let Ok(o) = &r
             && let Some(p) = &o.path
@@ -280,18 +293,5 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_addresses_and_host_names_parse() {
-        assert_eq!(
-            server("127.0.0.1:5222").unwrap(),
-            Server::Addr("127.0.0.1:5222".parse().unwrap())
-        );
-        assert!(is_loopback(&server("[::1]:5222").unwrap()));
-        assert!(is_loopback(&server("localhost:5222").unwrap()));
-        assert!(!is_loopback(&server("example.org:5222").unwrap()));
-        assert!(server("example.org").is_err());
-    }
-}
+#[path = "net_tests.rs"]
+mod tests;

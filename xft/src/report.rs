@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ft_facade::{Delivery, Outcome, TransferError};
+use ft_facade::{Delivery, Outcome, TransferError, Warning};
 use serde::Serialize;
 
 use crate::timeline::Timeline;
@@ -160,6 +160,15 @@ impl Row {
         row.offer_s = None;
         row.error = Some(reason);
         row
+    }
+
+    /// Whether this row lets the command exit 0: the transfer completed, and the receiver
+    /// did not reset the bytestream after the last byte (`reset-by-receiver`: an xft
+    /// receiver does that to a file whose bytes did not match the offer, so the file was
+    /// rejected, not kept). A delivery that is merely unconfirmed (IBB over message, no
+    /// close from the receiver) still exits 0: nothing says the receiver refused it.
+    pub(crate) fn succeeded(&self) -> bool {
+        self.error.is_none() && !self.warnings.contains(&Warning::ResetByReceiver.name())
     }
 
     /// Marks the row failed at `stage`.
