@@ -54,6 +54,10 @@ pub(crate) struct Row {
     pub(crate) size_checked: Option<bool>,
     /// Receiver: see `size_checked`.
     pub(crate) hash_checked: Option<bool>,
+    /// Receiver: the XEP-0300 name of the hash algorithm the file was checked with (`md5`,
+    /// `sha-256`, `blake2b-512`, …); `null` when no hash was checked, on send rows and
+    /// failures.
+    pub(crate) verified_by: Option<&'static str>,
     /// What went less well without failing: `close-unanswered`, `no-close-from-receiver`,
     /// `reset-by-receiver`.
     pub(crate) warnings: Vec<&'static str>,
@@ -100,6 +104,7 @@ impl Row {
             delivery: None,
             size_checked: None,
             hash_checked: None,
+            verified_by: None,
             warnings: Vec::new(),
             streamhost: None,
             fallback: false,
@@ -126,6 +131,7 @@ impl Row {
                     }
                     _ => false,
                 };
+                row.verified_by = o.verified_by.map(|a| a.name());
                 row.warnings = o.warnings.iter().map(|w| w.name()).collect();
                 row.streamhost = o.method.streamhost().map(str::to_owned);
                 row.fallback = o.fallback;
@@ -207,18 +213,26 @@ pub(crate) fn print(row: &Row, json: bool) {
             stages(row),
             row.mb_per_s,
             if row.fallback { ", after fallback" } else { "" },
-            match row.delivery {
-                Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)",
-                Some("acknowledged") => "acknowledged by the receiver",
-                _ if row.hash_checked == Some(true) => "size and hash checked",
-                _ if row.size_checked == Some(true) => "size checked (no hash offered)",
-                _ => "nothing to check against (no size or hash offered)",
-            },
+            delivery_words(row),
             row.sha256.as_deref().unwrap_or("")
         );
         for w in &row.warnings {
             eprintln!("{}: warning: {w}", row.file);
         }
+    }
+}
+
+/// What the human line says about delivery and the checks.
+fn delivery_words(row: &Row) -> String {
+    match row.delivery {
+        Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)".into(),
+        Some("acknowledged") => "acknowledged by the receiver".into(),
+        _ if row.hash_checked == Some(true) => match row.verified_by {
+            Some(algo) => format!("size and {algo} checked"),
+            None => "size and hash checked".into(),
+        },
+        _ if row.size_checked == Some(true) => "size checked (no hash offered)".into(),
+        _ => "nothing to check against (no size or hash offered)".into(),
     }
 }
 
