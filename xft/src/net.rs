@@ -48,11 +48,18 @@ fn is_loopback(server: &Server) -> bool {
     }
 }
 
-/// The login settings from the flags, the environment and the config file (its warnings
-/// printed), and the config file's contents for the rest.
-async fn settings(account: &Account) -> Result<(Login, settings::FileConfig), BoxError> {
+/// The config file named by `--config` (or the default one, when it exists).
+fn config_file(account: &Account) -> Result<settings::Loaded, BoxError> {
+    settings::load(account.config.as_deref(), &Env::from_process())
+}
+
+/// The login settings from the flags, the environment and the config file `loaded` (its
+/// warnings printed), and the config file's contents for the rest.
+async fn settings(
+    account: &Account,
+    loaded: settings::Loaded,
+) -> Result<(Login, settings::FileConfig), BoxError> {
     let env = Env::from_process();
-    let loaded = settings::load(account.config.as_deref(), &env)?;
     let login = settings::login(account, &loaded, &env).await?;
     for w in &login.warnings {
         eprintln!("xft: warning: {w}");
@@ -145,9 +152,11 @@ async fn drain(tracker: &IqTracker, transport: &ClientTransport) {
 }
 
 pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
-    let config = args.facade_config()?;
+    // Every flag and the config file are checked before a password is asked for.
+    let loaded = config_file(&args.account)?;
+    let config = args.facade_config(settings::stack(args.stack, &loaded.file)?)?;
     let to: Jid = args.to.parse()?;
-    let (account, _) = settings(&args.account).await?;
+    let (account, _) = settings(&args.account, loaded).await?;
     let (transport, inbound) = match login(&account).await {
         Ok(online) => online,
         Err(e) => return login_failed(e),
@@ -189,7 +198,7 @@ pub(crate) async fn send_one<T: StanzaTransport + Clone>(
 }
 
 pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
-    let (account, file) = settings(&args.account).await?;
+    let (account, file) = settings(&args.account, config_file(&args.account)?).await?;
     let config = args.facade_config(settings::dial(args.dial, &file)?);
     let dir = settings::dir(args.dir.as_deref(), &file);
     let requested = args
@@ -268,7 +277,11 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
             print(&row, json);
             continue;
         }
-        let (name, peer) = (offer.file().name.clone(), offer.from().to_string());
+        let (name, peer, stack) = (
+            offer.file().name.clone(),
+            offer.from().to_string(),
+            offer.stack(),
+        );
         let started = Instant::now();
         let handle =
             offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
@@ -276,6 +289,7 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
         ok &= row.succeeded();
         row.peer.get_or_insert(peer);
+        row.stack.get_or_insert(stack.name());
         if let Ok(o) = &r
             && let Some(p) = &o.path
         {

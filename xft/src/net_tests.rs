@@ -1,6 +1,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 
-use ft_facade::{Config, ErrorKind, Method, Stage};
+use ft_facade::{Config, ErrorKind, Method, Stack, Stage};
 use ft_transport::hub::{Hub, HubTransport};
 
 use super::*;
@@ -20,9 +20,10 @@ fn server_addresses_and_host_names_parse() {
 const WITHIN: Duration = Duration::from_secs(30);
 
 /// An entity on the hub, S5B only, its own streamhost on 127.0.0.1 (and allowed to dial it).
-fn entity(hub: &Hub, me: &str) -> FileTransfer<HubTransport> {
+fn entity(hub: &Hub, me: &str, stack: Stack) -> FileTransfer<HubTransport> {
     let (t, mut rx) = hub.connect(me.parse().unwrap());
     let mut c = Config::default();
+    c.stacks(&[stack]);
     c.methods(&[Method::S5b]);
     c.s5b.listen(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
     c.s5b.dial_policy(ft_facade::s5b::DialPolicy::allow_all());
@@ -50,9 +51,15 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
 /// side (every byte written), with `reset-by-receiver`: that must not exit 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_of_a_file_the_receiver_rejects_exits_1_and_the_same_file_unchanged_exits_0() {
+    for stack in [Stack::Si, Stack::Jingle] {
+        rejected_then_accepted(stack).await;
+    }
+}
+
+async fn rejected_then_accepted(stack: Stack) {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a");
-    let bob = entity(&hub, "bob@x/b");
+    let alice = entity(&hub, "alice@x/a", stack);
+    let bob = entity(&hub, "bob@x/b", stack);
     let src_dir = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     let src = src_dir.path().join("report.pdf");

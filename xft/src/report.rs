@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ft_facade::{Delivery, Outcome, TransferError, Warning};
+use ft_facade::{Delivery, Outcome, Stack, TransferError, Warning};
 use serde::Serialize;
 
 use crate::timeline::Timeline;
@@ -19,6 +19,8 @@ pub(crate) struct Row {
     /// The method asked for: `send --method`, the receiver's accepted methods, or the
     /// demo's method.
     pub(crate) requested: String,
+    /// The stack that negotiated the transfer: `jingle` or `si`.
+    pub(crate) stack: Option<&'static str>,
     /// The peer: the receiver (send) or the sender (recv).
     pub(crate) peer: Option<String>,
     /// The method that carried the bytes.
@@ -88,6 +90,7 @@ impl Row {
             kind: "transfer",
             side,
             requested: requested.to_owned(),
+            stack: timeline.stack.map(Stack::name),
             peer: None,
             method: None,
             file: file.to_owned(),
@@ -114,6 +117,7 @@ impl Row {
         match r {
             Ok(o) => {
                 row.peer = Some(o.peer.to_string());
+                row.stack = Some(o.stack.name());
                 row.method = Some(o.method.name().to_owned());
                 row.bytes = o.bytes;
                 row.mb_per_s = o.rate() / 1e6;
@@ -205,10 +209,11 @@ pub(crate) fn print(row: &Row, json: bool) {
         }
     } else {
         eprintln!(
-            "{}: {} bytes by {} in {:.2} s ({}; {:.1} MB/s streaming{}), {}, sha256 {}",
+            "{}: {} bytes by {} over {} in {:.2} s ({}; {:.1} MB/s streaming{}), {}, sha256 {}",
             row.file,
             row.bytes,
             row.method.as_deref().unwrap_or("?"),
+            row.stack.unwrap_or("?"),
             row.seconds,
             stages(row),
             row.mb_per_s,
@@ -255,8 +260,8 @@ fn stages(row: &Row) -> String {
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<13} {:>12} {:>9} {:>13}  {}\n",
-        "method", "bytes", "total s", "stream MB/s", "verified"
+        "{:<7} {:<13} {:>12} {:>9} {:>13}  {}\n",
+        "stack", "method", "bytes", "total s", "stream MB/s", "verified"
     ));
     for r in rows {
         let verified = match (&r.error, r.verified) {
@@ -265,8 +270,13 @@ pub(crate) fn table(rows: &[Row]) -> String {
             (None, false) => format!("unconfirmed ({})", r.delivery.unwrap_or("?")),
         };
         out.push_str(&format!(
-            "{:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
-            r.requested, r.bytes, r.seconds, r.mb_per_s, verified
+            "{:<7} {:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
+            r.stack.unwrap_or("?"),
+            r.requested,
+            r.bytes,
+            r.seconds,
+            r.mb_per_s,
+            verified
         ));
     }
     out
