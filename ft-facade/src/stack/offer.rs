@@ -15,8 +15,8 @@ use crate::shared::Shared;
 use crate::stack::Established;
 use crate::verify::{Expectations, ExpectedHash, HashAlgo};
 
-/// An offer as its stack parsed it, not answered yet. [`IncomingOffer`]
-/// (crate::IncomingOffer) holds one whatever the stack.
+/// An offer as its stack parsed it, not answered yet.
+/// [`IncomingOffer`](crate::IncomingOffer) holds one whatever the stack.
 #[derive(Debug)]
 pub(crate) enum StackOffer {
     /// An XEP-0095 offer with the XEP-0096 file profile.

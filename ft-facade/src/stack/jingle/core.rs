@@ -122,6 +122,28 @@ impl<T: StanzaTransport + Clone> JingleCore<T> {
         rx
     }
 
+    /// [`with`](Self::with) for a command that starts session `key`: when it succeeds, the
+    /// session's events are routed to the returned receiver from that very moment (an
+    /// earlier route of the same key, another transfer's, is left alone when it fails).
+    pub(crate) fn start_session<R, E>(
+        self: &Arc<Self>,
+        key: &SessionKey,
+        f: impl FnOnce(&mut Endpoint, Instant) -> Result<R, E>,
+    ) -> Result<(R, mpsc::Receiver<Event>), E> {
+        self.start();
+        let mut inner = lock(&self.inner);
+        let r = f(&mut inner.ep, now());
+        let r = r.map(|r| {
+            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+            inner.routes.insert(key.clone(), tx);
+            (r, rx)
+        });
+        self.drain(&mut inner);
+        drop(inner);
+        self.wake.notify_one();
+        r
+    }
+
     /// The transport the iqs go out on.
     pub(crate) fn transport(&self) -> &T {
         &self.transport

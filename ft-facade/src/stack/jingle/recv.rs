@@ -116,6 +116,18 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
             .with(|ep, now| ft.accept(ep, now, el, range))
             .map_err(|e| TransferError::new(Stage::Offer, crate::JingleError::Session(e).into()))
     };
+    // The session may be gone already (the sender cancelled, its offer timed out): then
+    // its end says why the accept failed.
+    let gone = async |link: &mut Link<T>, e: TransferError| {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+            while link.next().await.is_some() {}
+        })
+        .await;
+        match link.ended.clone() {
+            Some(ended) => ended.error(Stage::Offer, config.offer_timeout),
+            None => e,
+        }
+    };
     let accepted = |side: &mut TaskSide, ns: &str| {
         side.reporter.emit(Event::Accepted {
             method: ns.to_owned(),
@@ -141,7 +153,9 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
         // Registered before the accept goes out: the open may follow it at once.
         let window = config.stream_start_timeout;
         let wait = shared.ibb.expect(from.clone(), answer.sid.clone(), window);
-        accept(&mut link, Element::from(&answer), range)?;
+        if let Err(e) = accept(&mut link, Element::from(&answer), range) {
+            return Err(gone(&mut link, e).await);
+        }
         accepted(side, NS_JINGLE_IBB);
         return match transport::wait_ibb(side, &mut link, wait, window).await {
             Ok((s, m)) => Ok((established(s, m, false), link)),
@@ -160,9 +174,14 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
             return Err(fail(&mut link, Reason::FailedTransport, e));
         }
     };
+    // A receiver with S5bRoute::Proxy and no proxy offers no candidate at all (it still
+    // races the initiator's): what an interop receiver does beside Gajim's own race.
     let route = config.s5b_route;
     let local = match transport::local_candidates(shared, &core, side, route, true).await {
         Ok(l) => l,
+        Err(e) if matches!(e.kind, ErrorKind::NoProxy) => {
+            xep0260_jingle_s5b::LocalCandidates::default()
+        }
         Err(e) => return Err(end_failed(&mut link, e)),
     };
     let listener = if local.direct.is_empty() {
@@ -176,7 +195,9 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
         tracing::debug!("ft-facade: the initiator's s5b candidates: {e}");
     }
     let ours = Element::from(driver.negotiation().local_transport());
-    accept(&mut link, ours, range)?;
+    if let Err(e) = accept(&mut link, ours, range) {
+        return Err(gone(&mut link, e).await);
+    }
     accepted(side, xep0260_jingle_s5b::NS);
     match transport::race(shared, side, &mut link, driver).await {
         Ok((s, m)) => Ok((established(s, m, false), link)),

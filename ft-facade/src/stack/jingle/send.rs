@@ -129,11 +129,10 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
     // Offer.
     side.reporter.stage(Stage::Offer);
     let key = xep0166_jingle::SessionKey::new(peer.clone(), sid.clone());
-    let rx = core.route(&key);
     let f = file(info, size, sha256);
     let hash_in_offer = !f.hashes.is_empty();
-    let ft = core
-        .with(|ep, now| {
+    let (ft, rx) = core
+        .start_session(&key, |ep, now| {
             FtSession::offer(
                 ep,
                 now,
