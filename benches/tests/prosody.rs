@@ -22,6 +22,7 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "s5b/proxy65".into(),
         "ibb/prosody-slixmpp/message/4096".into(),
         "s5b/proxy65-slixmpp".into(),
+        "setup/prosody/".into(),
     ];
     let report = suite::run(opts).expect("suite runs");
     for id in [
@@ -32,12 +33,39 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "s5b/proxy65/1MiB",
         "ibb/prosody-slixmpp/message/4096/256KiB",
         "s5b/proxy65-slixmpp/256KiB",
+        "setup/prosody/jingle/1MiB",
+        "setup/prosody/si/1MiB",
     ] {
         let case = report
             .case(id)
             .unwrap_or_else(|| panic!("{id} missing: {:#?}", report.cases));
         assert_eq!(case.outcome, Outcome::Ok, "{id}");
     }
+    // Each setup run recorded its setup time.
+    for who in ["jingle", "si"] {
+        let c = report.case(&format!("setup/prosody/{who}/1MiB")).unwrap();
+        assert_eq!(c.ack_latency_us.unwrap().count, 1, "{who}");
+    }
+    // Gajim's case ran. Gajim to xft by S5B fails about one run in three on this machine:
+    // its S5B attempt does not complete, it moves to IBB by transport-replace and never
+    // opens it (its dead fallback, PEERS.md), and the receiver's IBB wait times out. That
+    // known failure is allowed here, any other is not; the goal line then says why.
+    let gajim = report.case("setup/prosody/gajim-jingle/1MiB").unwrap();
+    match &gajim.outcome {
+        Outcome::Ok => assert_eq!(gajim.ack_latency_us.unwrap().count, 1),
+        Outcome::Failed(r) => assert!(r.contains("in-band bytestream failed"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    let setup = report
+        .goals
+        .iter()
+        .find(|g| g.name.starts_with("Jingle session setup"))
+        .unwrap();
+    assert!(
+        setup.detail.contains("xft Jingle") && setup.detail.contains("ms"),
+        "{}",
+        setup.detail
+    );
     // Our IBB over iq through Prosody timed one acknowledgement per 4096-byte chunk.
     let ours = report.case("ibb/prosody/iq-default/4096/256KiB").unwrap();
     assert_eq!(ours.ack_latency_us.unwrap().count, 64);

@@ -119,6 +119,10 @@ async fn xml_log_of_an_ibb_transfer_over_starttls_is_complete_shortened_and_reda
             &server,
             "--jid",
             "alice@localhost/xft",
+            // The SI stanzas are what this log is checked for (xft to xft is Jingle by
+            // default).
+            "--stack",
+            "si",
             "--method",
             "ibb-iq",
             "--block-size",
