@@ -174,6 +174,12 @@ pub struct Config {
     /// How the sender makes the offer's MD5 (XEP-0096 `hash`). Default
     /// [`OfferHash::default()`]: see there.
     pub offer_hash: OfferHash,
+    /// The stacks to send with, in order of preference: the first one the peer's
+    /// disco#info supports is used (Jingle: `urn:xmpp:jingle:1`, the file-transfer:5
+    /// application and a transport of [`methods`](Self::methods); SI: as before). A peer
+    /// whose disco#info does not answer gets SI. Default `[Jingle, Si]`. Both are always
+    /// received.
+    pub stacks: Vec<crate::Stack>,
 }
 
 impl Default for Config {
@@ -198,6 +204,7 @@ impl Default for Config {
             ibb: xep0047_ibb::Config::default(),
             disco: xep0030_disco::DiscoConfig::default(),
             offer_hash: OfferHash::default(),
+            stacks: vec![crate::Stack::Jingle, crate::Stack::Si],
         }
     }
 }
@@ -206,6 +213,12 @@ impl Config {
     /// Sets the method preference (most preferred first).
     pub fn methods(&mut self, methods: &[Method]) -> &mut Self {
         self.methods = methods.to_vec();
+        self
+    }
+
+    /// Sets the stack preference (most preferred first; see [`Config::stacks`]).
+    pub fn stacks(&mut self, stacks: &[crate::Stack]) -> &mut Self {
+        self.stacks = stacks.to_vec();
         self
     }
 

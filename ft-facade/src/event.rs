@@ -204,6 +204,9 @@ impl std::fmt::Display for FallbackReason {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
+    /// The sender chose the stack that negotiates this transfer (after [`Event::Disco`],
+    /// if the peer's features were asked).
+    Stack(crate::Stack),
     /// The peer's features were checked.
     Disco {
         /// Whether the peer supports SI file transfer.
@@ -346,6 +349,8 @@ pub struct Outcome {
     pub method: MethodUsed,
     /// Whether S5B failed and IBB carried the file.
     pub fallback: bool,
+    /// Which stack negotiated the transfer.
+    pub stack: crate::Stack,
     /// Bytes carried in this session.
     pub bytes: u64,
     /// The offset the session started at (resume), 0 for a whole file.

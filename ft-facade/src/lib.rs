@@ -165,6 +165,7 @@ pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
 pub use refused::{Refusal, RefusedOffer};
+pub use stack::{Stack, UnknownStack};
 pub use xep0047_ibb::StanzaKind;
 
 /// XEP-0030 Service Discovery (the `xep0030-disco` crate).

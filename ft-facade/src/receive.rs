@@ -229,6 +229,7 @@ pub(crate) async fn land(
         mut stream,
         method: used,
         fallback,
+        stack,
     } = established;
     side.reporter.emit(Event::Connected {
         method: used.clone(),
@@ -283,6 +284,7 @@ pub(crate) async fn land(
         sid: landing.sid.clone(),
         method: used,
         fallback,
+        stack,
         bytes,
         offset,
         elapsed: side.reporter.at(),

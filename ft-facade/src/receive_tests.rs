@@ -101,6 +101,7 @@ async fn receive_bytes<K: Send + 'static>(
         stream: Box::pin(ours),
         method: MethodUsed::IbbIq,
         fallback: false,
+        stack: crate::Stack::Si,
     };
     let landing = Landing {
         peer: &peer,

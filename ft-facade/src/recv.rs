@@ -26,6 +26,7 @@ pub struct IncomingOffer<T: StanzaTransport + Clone> {
     from: Jid,
     key: (Jid, Sid),
     info: FileInfo,
+    stack: crate::Stack,
     auto: Option<TransferHandle>,
 }
 
@@ -57,12 +58,14 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         let mut info = offer.file_info();
         // BAD-INPUT B11: a description is for display; more than 1 KiB is cut.
         info.desc = info.desc.as_deref().map(|d| cap(d, MAX_DESC).to_owned());
+        let stack = offer.stack();
         Self {
             shared,
             offer: Some(offer),
             from,
             key,
             info,
+            stack,
             auto: None,
         }
     }
@@ -82,7 +85,14 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         &self.info
     }
 
-    /// The methods the peer offered (SI namespaces, in its order).
+    /// The stack the offer came by: [`Stack::Si`](crate::Stack::Si) or
+    /// [`Stack::Jingle`](crate::Stack::Jingle).
+    pub fn stack(&self) -> crate::Stack {
+        self.stack
+    }
+
+    /// The methods the peer offered (SI namespaces, in its order; for Jingle the
+    /// transport namespaces).
     pub fn methods(&self) -> Vec<String> {
         self.offer
             .as_ref()

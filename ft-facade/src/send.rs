@@ -127,6 +127,8 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
             };
             stack::si_send::negotiate(shared, side, request).await?
         }
+        // Not chosen yet: the Jingle sender lands in the next step.
+        Stack::Jingle => return Err(err(Stage::Disco, ErrorKind::NoCommonMethod)),
     };
     send_stream::stream(shared, side, to, sid, prepared, negotiated).await
 }

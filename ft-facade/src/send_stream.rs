@@ -53,6 +53,7 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         mut stream,
         method: used,
         fallback,
+        stack,
     } = established;
     side.reporter.emit(Event::Connected {
         method: used.clone(),
@@ -147,6 +148,7 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         sid,
         method: used,
         fallback,
+        stack,
         bytes: sent.bytes,
         offset,
         elapsed: side.reporter.at(),

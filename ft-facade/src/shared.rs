@@ -39,7 +39,9 @@ impl<T: StanzaTransport + Clone> Shared<T> {
             &random_sid().as_str()[..6]
         )));
         let disco = Disco::new(transport.clone(), tracker.clone(), config.disco.clone());
-        let responder = DiscoResponder::file_transfer_client().with_jid(transport.jid().clone());
+        let responder = DiscoResponder::file_transfer_client()
+            .with_features(crate::stack::jingle_features(&config.methods))
+            .with_jid(transport.jid().clone());
         let mut s5b_config = config.s5b.clone();
         s5b_config.connect_budget = s5b_config.connect_budget.min(config.s5b_budget);
         let s5b = S5b::new(transport.clone(), s5b_config.clone());

@@ -11,6 +11,7 @@ use crate::algo::HashAlgo;
 // the tree): each is called through its own crate's re-exported `Digest`.
 use blake2::Digest as _;
 
+#[derive(Clone)]
 enum Inner {
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
@@ -32,6 +33,9 @@ enum Inner {
 /// let hash = h.finish();
 /// assert_eq!(hash.to_base64(), "MV9b23bQeMQ7isAGTkoBZGErH853yGk0W/yUx1iU7dM=");
 /// ```
+///
+/// `Clone` (a snapshot of the digest so far: finish the clone, keep feeding the original).
+#[derive(Clone)]
 pub struct Hasher {
     algo: HashAlgo,
     inner: Inner,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use ft_facade::Method;
+use ft_facade::{Method, Stack};
 
 use crate::size;
 
@@ -35,6 +35,31 @@ impl Dial {
             Self::Public => DialPolicy::public_only(),
             Self::Lan => DialPolicy::lan(),
             Self::Any => DialPolicy::allow_all(),
+        }
+    }
+}
+
+/// Which stack `xft send` negotiates a transfer with (`--stack`, or `stack` in the config
+/// file). `xft recv` takes both, whichever the sender picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StackChoice {
+    /// Jingle File Transfer when the peer's disco#info lists it with a transport we share,
+    /// else SI (the facade's default preference).
+    Auto,
+    /// Jingle File Transfer only (XEP-0234 over XEP-0260 S5B or XEP-0261 IBB); a peer
+    /// without it fails at the disco stage.
+    Jingle,
+    /// SI file transfer only (XEP-0095/0096 over XEP-0065 S5B or XEP-0047 IBB).
+    Si,
+}
+
+impl StackChoice {
+    /// The facade's stack preference for this choice.
+    pub(crate) fn stacks(self) -> Vec<Stack> {
+        match self {
+            Self::Auto => ft_facade::Config::default().stacks,
+            Self::Jingle => vec![Stack::Jingle],
+            Self::Si => vec![Stack::Si],
         }
     }
 }
@@ -86,6 +111,10 @@ pub(crate) struct SendArgs {
     /// The receiver's full JID.
     #[arg(long)]
     pub(crate) to: String,
+    /// The stack: `auto` (Jingle File Transfer when the peer's disco#info lists it, else SI),
+    /// `jingle` or `si` (default: `stack` in the config file, else auto).
+    #[arg(long, value_enum)]
+    pub(crate) stack: Option<StackChoice>,
     /// Method: auto, s5b, s5b-direct, s5b-proxy, ibb, ibb-iq, ibb-message.
     #[arg(long, default_value = "auto")]
     pub(crate) method: String,
@@ -162,10 +191,15 @@ fn shared_config(account: &Account) -> ft_facade::Config {
 }
 
 impl SendArgs {
-    /// The facade's config for sending.
-    pub(crate) fn facade_config(&self) -> Result<ft_facade::Config, crate::BoxError> {
+    /// The facade's config for sending, with `stack` (`--stack` or the config file's, see
+    /// [`crate::settings::stack`]).
+    pub(crate) fn facade_config(
+        &self,
+        stack: StackChoice,
+    ) -> Result<ft_facade::Config, crate::BoxError> {
         use ft_facade::ProxySource;
         let mut c = shared_config(&self.account);
+        c.stacks(&stack.stacks());
         crate::method::MethodSpec::parse(&self.method)?.apply_to_config(&mut c);
         c.block_size(self.block_size);
         c.proxies(match &self.proxy {

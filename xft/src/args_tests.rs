@@ -40,7 +40,7 @@ fn timeout_flags_reach_the_facade_and_the_defaults_stay_otherwise() {
     assert_eq!(c.s5b_budget, Duration::from_secs(3));
     assert_eq!(c.inactivity_timeout, Duration::from_millis(7500));
     let c = send_args(&["--offer-timeout", "5m", "--s5b-budget", "4"])
-        .facade_config()
+        .facade_config(StackChoice::Auto)
         .unwrap();
     assert_eq!(c.offer_timeout, Duration::from_secs(300));
     assert_eq!(c.s5b_budget, Duration::from_secs(4));
@@ -219,4 +219,44 @@ async fn max_size_declines_a_larger_offer_before_the_application_sees_it() {
     assert!(run.received.is_none(), "no offer reaches the application");
     let e = run.sent.unwrap_err();
     assert_eq!(e.stage, ft_facade::Stage::Offer, "{e}");
+}
+
+#[test]
+fn stack_flag_beats_the_config_files_stack_key_and_reaches_the_facade() {
+    use crate::settings::{FileConfig, stack};
+    use ft_facade::Stack;
+    let file = |s: Option<&str>| FileConfig {
+        stack: s.map(str::to_owned),
+        ..FileConfig::default()
+    };
+    let resolve = |flags: &[&str], cfg: &FileConfig| {
+        let args = send_args(flags);
+        let choice = stack(args.stack, cfg).unwrap();
+        args.facade_config(choice).unwrap().stacks
+    };
+    // Nothing said: the facade's own preference, Jingle first.
+    assert_eq!(resolve(&[], &file(None)), [Stack::Jingle, Stack::Si]);
+    assert_eq!(
+        resolve(&["--stack", "auto"], &file(None)),
+        [Stack::Jingle, Stack::Si]
+    );
+    assert_eq!(resolve(&["--stack", "si"], &file(None)), [Stack::Si]);
+    assert_eq!(
+        resolve(&["--stack", "jingle"], &file(None)),
+        [Stack::Jingle]
+    );
+    // The config file's key when no flag is given, in any case; the flag wins.
+    assert_eq!(resolve(&[], &file(Some("si"))), [Stack::Si]);
+    assert_eq!(resolve(&[], &file(Some("Jingle"))), [Stack::Jingle]);
+    assert_eq!(
+        resolve(&["--stack", "jingle"], &file(Some("si"))),
+        [Stack::Jingle]
+    );
+    let e = stack(None, &file(Some("xep-0096")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("auto, jingle, si"), "{e}");
+    let e = crate::Cli::try_parse_from(["xft", "send", "--to", "a@b/c", "--stack", "s5b", "F"])
+        .unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
 }

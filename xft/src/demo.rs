@@ -1,17 +1,19 @@
-//! `xft demo`: two entities on the in-memory hub, our proxy on loopback, every method.
+//! `xft demo`: entities on the in-memory hub, our proxy on loopback, every method by both
+//! stacks (Jingle File Transfer and SI), each file verified by its SHA-256 read back.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource};
+use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, Stack};
 use ft_transport::hub::{Hub, HubTransport};
 use jid::Jid;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use xep0065_proxy::{Proxy, ProxyConfig};
 
+use crate::args::StackChoice;
 use crate::method::MethodSpec;
 use crate::report::{self, Row};
 use crate::timeline::Timeline;
@@ -77,8 +79,25 @@ fn entity(hub: &Hub, me: &str, config: Config) -> Result<FileTransfer<HubTranspo
     Ok(ft)
 }
 
-fn config(block_size: u16) -> Config {
+/// The stacks the demo runs, in order: both unless `--stack` names one.
+fn stacks(chosen: &[StackChoice]) -> Vec<Stack> {
+    let mut out = Vec::new();
+    for c in chosen {
+        for s in c.stacks() {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    if out.is_empty() || chosen.contains(&StackChoice::Auto) {
+        out = vec![Stack::Jingle, Stack::Si];
+    }
+    out
+}
+
+fn config(block_size: u16, stacks: &[Stack]) -> Config {
     let mut c = Config::default();
+    c.stacks(stacks);
     c.methods(&[Method::S5b, Method::Ibb]);
     c.proxies(ProxySource::Discover);
     c.block_size(block_size);
@@ -118,15 +137,30 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
         }
     });
 
-    let alice = entity(&hub, "alice@localhost/demo", config(args.block_size))?;
-    let bob = entity(&hub, "bob@localhost/demo", config(args.block_size))?;
+    // One sender per stack, each preferring only its own; bob receives both.
+    let stacks = stacks(&args.stacks);
+    let mut senders = Vec::new();
+    for &stack in &stacks {
+        let me = format!("alice@localhost/{}", stack.name());
+        senders.push((stack, entity(&hub, &me, config(args.block_size, &[stack]))?));
+    }
+    let bob = entity(
+        &hub,
+        "bob@localhost/demo",
+        config(args.block_size, &[Stack::Jingle, Stack::Si]),
+    )?;
 
     let work = tempfile::tempdir()?;
     let src = work.path().join("demo.bin");
     if !args.json {
         eprintln!(
-            "xft demo: {} bytes, alice@localhost -> bob@localhost on the in-memory hub, proxy.localhost on {}",
+            "xft demo: {} bytes, alice@localhost -> bob@localhost on the in-memory hub by {}, proxy.localhost on {}",
             args.size,
+            stacks
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(" and "),
             proxy
                 .streamhosts()
                 .iter()
@@ -138,14 +172,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
     let want = generate(&src, args.size).await?;
 
     let mut rows = Vec::new();
-    for m in methods {
-        let dst = work.path().join(m.name);
-        tokio::fs::create_dir_all(&dst).await?;
-        let row = one(&alice, &bob, m, &src, &dst, &want).await;
-        if args.json {
-            println!("{}", report::json(&row));
+    for (stack, alice) in &senders {
+        for &m in &methods {
+            let dst = work.path().join(stack.name()).join(m.name);
+            tokio::fs::create_dir_all(&dst).await?;
+            let row = one(alice, &bob, *stack, m, &src, &dst, &want).await;
+            if args.json {
+                println!("{}", report::json(&row));
+            }
+            rows.push(row);
         }
-        rows.push(row);
     }
     if !args.json {
         print!("{}", report::table(&rows));
@@ -166,6 +202,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
 async fn one(
     alice: &FileTransfer<HubTransport>,
     bob: &FileTransfer<HubTransport>,
+    stack: Stack,
     method: MethodSpec,
     src: &Path,
     dst: &Path,
@@ -181,7 +218,7 @@ async fn one(
                 ft_facade::Stage::Offer,
                 ft_facade::ErrorKind::Timeout(Duration::from_secs(30)),
             );
-            return Row::from_result(
+            let mut row = Row::from_result(
                 "demo",
                 method.name,
                 "demo.bin",
@@ -189,6 +226,8 @@ async fn one(
                 &Timeline::default(),
                 &Err(waited),
             );
+            row.stack = Some(stack.name());
+            return row;
         }
     };
     // The receiver's events time the stages (no bar: the demo prints a table).
@@ -198,7 +237,15 @@ async fn one(
     );
     let r = sent.and(received);
     let mut row = Row::from_result("demo", method.name, "demo.bin", started, &timeline, &r);
+    row.stack.get_or_insert(stack.name());
     if let Ok(o) = &r {
+        if o.stack != stack {
+            row.fail(
+                "offer",
+                format!("negotiated by {}, not {}", o.stack.name(), stack.name()),
+            );
+            return row;
+        }
         // Verified means here: the file on disk has the source's SHA-256, read back.
         let on_disk = match &o.path {
             Some(p) => sha256_of(p).await.ok(),

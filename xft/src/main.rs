@@ -1,8 +1,9 @@
-//! `xft`: XMPP file transfer from the command line (SI file transfer, XEP-0096, over SOCKS5
-//! Bytestreams, XEP-0065, and In-Band Bytestreams, XEP-0047).
+//! `xft`: XMPP file transfer from the command line: Jingle File Transfer (XEP-0234 over
+//! XEP-0260 and XEP-0261) and SI file transfer (XEP-0095/0096), over SOCKS5 Bytestreams
+//! (XEP-0065) and In-Band Bytestreams (XEP-0047).
 //!
 //! ```text
-//! cargo run --release -p xft -- demo                      # no server: every method, verified
+//! cargo run --release -p xft -- demo                      # no server: every method, both stacks
 //! xft send --server 127.0.0.1:5222 --plaintext --jid alice@localhost --to bob@localhost/x FILE
 //! xft recv --server 127.0.0.1:5222 --plaintext --jid bob@localhost/x --dir inbox --count 1
 //! xft proxy --server 127.0.0.1:5347 --component-jid proxy.localhost --secret S --listen 127.0.0.1:7777
@@ -40,7 +41,8 @@ use args::{RecvArgs, SendArgs};
 /// An error for the command's top level.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// XMPP file transfer: SI (XEP-0095/0096) over SOCKS5 (XEP-0065) and IBB (XEP-0047).
+/// XMPP file transfer: Jingle (XEP-0234/0260/0261) and SI (XEP-0095/0096) over SOCKS5
+/// (XEP-0065) and IBB (XEP-0047).
 #[derive(Debug, Parser)]
 #[command(name = "xft", version, about)]
 struct Cli {
@@ -52,7 +54,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Two entities and a proxy in one process, one file by every method, verified; no server.
+    /// Entities and a proxy in one process, one file by every method of both stacks (Jingle
+    /// and SI), verified; no server.
     Demo(DemoArgs),
     /// Send files to a peer through a real server.
     Send(SendArgs),
@@ -102,6 +105,9 @@ struct DemoArgs {
     /// Only these methods (repeatable): s5b-direct, s5b-proxy, ibb-iq, ibb-message.
     #[arg(long = "method")]
     methods: Vec<String>,
+    /// Only this stack (repeatable): `jingle`, `si`; `auto`, the default, runs both.
+    #[arg(long = "stack", value_enum)]
+    stacks: Vec<args::StackChoice>,
     /// IBB block size (default: the one IBB default, 4096).
     #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
     block_size: u16,

@@ -48,11 +48,18 @@ fn is_loopback(server: &Server) -> bool {
     }
 }
 
-/// The login settings from the flags, the environment and the config file (its warnings
-/// printed), and the config file's contents for the rest.
-async fn settings(account: &Account) -> Result<(Login, settings::FileConfig), BoxError> {
+/// The config file named by `--config` (or the default one, when it exists).
+fn config_file(account: &Account) -> Result<settings::Loaded, BoxError> {
+    settings::load(account.config.as_deref(), &Env::from_process())
+}
+
+/// The login settings from the flags, the environment and the config file `loaded` (its
+/// warnings printed), and the config file's contents for the rest.
+async fn settings(
+    account: &Account,
+    loaded: settings::Loaded,
+) -> Result<(Login, settings::FileConfig), BoxError> {
     let env = Env::from_process();
-    let loaded = settings::load(account.config.as_deref(), &env)?;
     let login = settings::login(account, &loaded, &env).await?;
     for w in &login.warnings {
         eprintln!("xft: warning: {w}");
@@ -145,9 +152,11 @@ async fn drain(tracker: &IqTracker, transport: &ClientTransport) {
 }
 
 pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
-    let config = args.facade_config()?;
+    // Every flag and the config file are checked before a password is asked for.
+    let loaded = config_file(&args.account)?;
+    let config = args.facade_config(settings::stack(args.stack, &loaded.file)?)?;
     let to: Jid = args.to.parse()?;
-    let (account, _) = settings(&args.account).await?;
+    let (account, _) = settings(&args.account, loaded).await?;
     let (transport, inbound) = match login(&account).await {
         Ok(online) => online,
         Err(e) => return login_failed(e),
@@ -158,13 +167,8 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     let show = progress::wanted(json);
     let mut ok = true;
     for path in &args.files {
-        let name = path.display().to_string();
-        let started = Instant::now();
-        let handle = ft.send_file(to.clone(), path, SendOptions::default());
-        let (r, timeline) = follow(handle, &name, show, true).await;
-        ok &= r.is_ok();
-        let mut row = Row::from_result("send", &args.method, &name, started, &timeline, &r);
-        row.peer.get_or_insert_with(|| to.to_string());
+        let row = send_one(&ft, &to, path, &args.method, show).await;
+        ok &= row.succeeded();
         print(&row, json);
     }
     drain(&tracker, &transport).await;
@@ -175,8 +179,26 @@ pub(crate) async fn send(args: SendArgs) -> Result<ExitCode, BoxError> {
     })
 }
 
+/// One file of `xft send`: sent, followed (the bar when `show`), and its result row. The
+/// command's exit status is the AND of every row's [`Row::succeeded`].
+pub(crate) async fn send_one<T: StanzaTransport + Clone>(
+    ft: &FileTransfer<T>,
+    to: &Jid,
+    path: &std::path::Path,
+    requested: &str,
+    show: bool,
+) -> Row {
+    let name = path.display().to_string();
+    let started = Instant::now();
+    let handle = ft.send_file(to.clone(), path, SendOptions::default());
+    let (r, timeline) = follow(handle, &name, show, true).await;
+    let mut row = Row::from_result("send", requested, &name, started, &timeline, &r);
+    row.peer.get_or_insert_with(|| to.to_string());
+    row
+}
+
 pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
-    let (account, file) = settings(&args.account).await?;
+    let (account, file) = settings(&args.account, config_file(&args.account)?).await?;
     let config = args.facade_config(settings::dial(args.dial, &file)?);
     let dir = settings::dir(args.dir.as_deref(), &file);
     let requested = args
@@ -255,14 +277,19 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
             print(&row, json);
             continue;
         }
-        let (name, peer) = (offer.file().name.clone(), offer.from().to_string());
+        let (name, peer, stack) = (
+            offer.file().name.clone(),
+            offer.from().to_string(),
+            offer.stack(),
+        );
         let started = Instant::now();
         let handle =
             offer.accept_into_dir(&dir, AcceptOptions::new().with_overwrite(args.overwrite));
         let (r, timeline) = follow(handle, &name, show, false).await;
-        ok &= r.is_ok();
         let mut row = Row::from_result("recv", &requested, &name, started, &timeline, &r);
+        ok &= row.succeeded();
         row.peer.get_or_insert(peer);
+        row.stack.get_or_insert(stack.name());
         if let Ok(o) = &r
             && let Some(p) = &o.path
         {
@@ -280,18 +307,5 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_addresses_and_host_names_parse() {
-        assert_eq!(
-            server("127.0.0.1:5222").unwrap(),
-            Server::Addr("127.0.0.1:5222".parse().unwrap())
-        );
-        assert!(is_loopback(&server("[::1]:5222").unwrap()));
-        assert!(is_loopback(&server("localhost:5222").unwrap()));
-        assert!(!is_loopback(&server("example.org:5222").unwrap()));
-        assert!(server("example.org").is_err());
-    }
-}
+#[path = "net_tests.rs"]
+mod tests;

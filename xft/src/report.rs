@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ft_facade::{Delivery, Outcome, TransferError};
+use ft_facade::{Delivery, Outcome, Stack, TransferError, Warning};
 use serde::Serialize;
 
 use crate::timeline::Timeline;
@@ -19,6 +19,8 @@ pub(crate) struct Row {
     /// The method asked for: `send --method`, the receiver's accepted methods, or the
     /// demo's method.
     pub(crate) requested: String,
+    /// The stack that negotiated the transfer: `jingle` or `si`.
+    pub(crate) stack: Option<&'static str>,
     /// The peer: the receiver (send) or the sender (recv).
     pub(crate) peer: Option<String>,
     /// The method that carried the bytes.
@@ -54,6 +56,10 @@ pub(crate) struct Row {
     pub(crate) size_checked: Option<bool>,
     /// Receiver: see `size_checked`.
     pub(crate) hash_checked: Option<bool>,
+    /// Receiver: the XEP-0300 name of the hash algorithm the file was checked with (`md5`,
+    /// `sha-256`, `blake2b-512`, …); `null` when no hash was checked, on send rows and
+    /// failures.
+    pub(crate) verified_by: Option<&'static str>,
     /// What went less well without failing: `close-unanswered`, `no-close-from-receiver`,
     /// `reset-by-receiver`.
     pub(crate) warnings: Vec<&'static str>,
@@ -84,6 +90,7 @@ impl Row {
             kind: "transfer",
             side,
             requested: requested.to_owned(),
+            stack: timeline.stack.map(Stack::name),
             peer: None,
             method: None,
             file: file.to_owned(),
@@ -100,6 +107,7 @@ impl Row {
             delivery: None,
             size_checked: None,
             hash_checked: None,
+            verified_by: None,
             warnings: Vec::new(),
             streamhost: None,
             fallback: false,
@@ -109,6 +117,7 @@ impl Row {
         match r {
             Ok(o) => {
                 row.peer = Some(o.peer.to_string());
+                row.stack = Some(o.stack.name());
                 row.method = Some(o.method.name().to_owned());
                 row.bytes = o.bytes;
                 row.mb_per_s = o.rate() / 1e6;
@@ -126,6 +135,7 @@ impl Row {
                     }
                     _ => false,
                 };
+                row.verified_by = o.verified_by.map(|a| a.name());
                 row.warnings = o.warnings.iter().map(|w| w.name()).collect();
                 row.streamhost = o.method.streamhost().map(str::to_owned);
                 row.fallback = o.fallback;
@@ -162,6 +172,15 @@ impl Row {
         row
     }
 
+    /// Whether this row lets the command exit 0: the transfer completed, and the receiver
+    /// did not reset the bytestream after the last byte (`reset-by-receiver`: an xft
+    /// receiver does that to a file whose bytes did not match the offer, so the file was
+    /// rejected, not kept). A delivery that is merely unconfirmed (IBB over message, no
+    /// close from the receiver) still exits 0: nothing says the receiver refused it.
+    pub(crate) fn succeeded(&self) -> bool {
+        self.error.is_none() && !self.warnings.contains(&Warning::ResetByReceiver.name())
+    }
+
     /// Marks the row failed at `stage`.
     pub(crate) fn fail(&mut self, stage: &str, error: String) {
         self.verified = false;
@@ -190,26 +209,35 @@ pub(crate) fn print(row: &Row, json: bool) {
         }
     } else {
         eprintln!(
-            "{}: {} bytes by {} in {:.2} s ({}; {:.1} MB/s streaming{}), {}, sha256 {}",
+            "{}: {} bytes by {} over {} in {:.2} s ({}; {:.1} MB/s streaming{}), {}, sha256 {}",
             row.file,
             row.bytes,
             row.method.as_deref().unwrap_or("?"),
+            row.stack.unwrap_or("?"),
             row.seconds,
             stages(row),
             row.mb_per_s,
             if row.fallback { ", after fallback" } else { "" },
-            match row.delivery {
-                Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)",
-                Some("acknowledged") => "acknowledged by the receiver",
-                _ if row.hash_checked == Some(true) => "size and hash checked",
-                _ if row.size_checked == Some(true) => "size checked (no hash offered)",
-                _ => "nothing to check against (no size or hash offered)",
-            },
+            delivery_words(row),
             row.sha256.as_deref().unwrap_or("")
         );
         for w in &row.warnings {
             eprintln!("{}: warning: {w}", row.file);
         }
+    }
+}
+
+/// What the human line says about delivery and the checks.
+fn delivery_words(row: &Row) -> String {
+    match row.delivery {
+        Some("unconfirmed") => "delivery UNCONFIRMED (the receiver acknowledged nothing)".into(),
+        Some("acknowledged") => "acknowledged by the receiver".into(),
+        _ if row.hash_checked == Some(true) => match row.verified_by {
+            Some(algo) => format!("size and {algo} checked"),
+            None => "size and hash checked".into(),
+        },
+        _ if row.size_checked == Some(true) => "size checked (no hash offered)".into(),
+        _ => "nothing to check against (no size or hash offered)".into(),
     }
 }
 
@@ -232,8 +260,8 @@ fn stages(row: &Row) -> String {
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<13} {:>12} {:>9} {:>13}  {}\n",
-        "method", "bytes", "total s", "stream MB/s", "verified"
+        "{:<7} {:<13} {:>12} {:>9} {:>13}  {}\n",
+        "stack", "method", "bytes", "total s", "stream MB/s", "verified"
     ));
     for r in rows {
         let verified = match (&r.error, r.verified) {
@@ -242,8 +270,13 @@ pub(crate) fn table(rows: &[Row]) -> String {
             (None, false) => format!("unconfirmed ({})", r.delivery.unwrap_or("?")),
         };
         out.push_str(&format!(
-            "{:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
-            r.requested, r.bytes, r.seconds, r.mb_per_s, verified
+            "{:<7} {:<13} {:>12} {:>9.3} {:>13.1}  {}\n",
+            r.stack.unwrap_or("?"),
+            r.requested,
+            r.bytes,
+            r.seconds,
+            r.mb_per_s,
+            verified
         ));
     }
     out

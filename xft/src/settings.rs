@@ -10,6 +10,7 @@
 //! # plaintext = true                           # loopback servers only
 //! dir = "~/Downloads"                          # xft recv's default --dir
 //! dial = "lan"                                 # xft recv's default --dial
+//! stack = "auto"                               # xft send's default --stack: auto, jingle, si
 //! ```
 //!
 //! The password: `--password-file` (or `--password`, with a warning), then `XFT_PASSWORD`,
@@ -23,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::BoxError;
-use crate::args::{Account, Dial};
+use crate::args::{Account, Dial, StackChoice};
 
 /// How long a `password_command` may take (it may ask for a passphrase itself).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,6 +49,8 @@ pub(crate) struct FileConfig {
     pub(crate) dir: Option<PathBuf>,
     /// `xft recv`'s default `--dial`: `public`, `lan` or `any`.
     pub(crate) dial: Option<String>,
+    /// `xft send`'s default `--stack`: `auto`, `jingle` or `si`.
+    pub(crate) stack: Option<String>,
 }
 
 /// What the process environment contributes (passed in, so tests need not touch it).
@@ -251,6 +254,18 @@ pub(crate) fn dial(flag: Option<Dial>, cfg: &FileConfig) -> Result<Dial, BoxErro
             format!("config file: dial = {s:?} is not one of public, lan, any").into()
         }),
         (None, None) => Ok(Dial::Public),
+    }
+}
+
+/// `xft send`'s `--stack`: the flag, else the config file's `stack`, else `auto`.
+pub(crate) fn stack(flag: Option<StackChoice>, cfg: &FileConfig) -> Result<StackChoice, BoxError> {
+    use clap::ValueEnum;
+    match (flag, &cfg.stack) {
+        (Some(s), _) => Ok(s),
+        (None, Some(s)) => StackChoice::from_str(s, true).map_err(|_| {
+            format!("config file: stack = {s:?} is not one of auto, jingle, si").into()
+        }),
+        (None, None) => Ok(StackChoice::Auto),
     }
 }
 

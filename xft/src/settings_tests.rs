@@ -278,3 +278,15 @@ async fn a_password_file_other_users_may_read_earns_a_warning() {
         .unwrap();
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
+
+#[test]
+fn the_config_files_stack_key_is_read_and_a_misspelt_key_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_config(tmp.path(), "stack = \"si\"\n");
+    let loaded = load(None, &env_in(tmp.path())).unwrap();
+    assert_eq!(loaded.file.stack.as_deref(), Some("si"));
+    assert_eq!(stack(None, &loaded.file).unwrap(), StackChoice::Si);
+    write_config(tmp.path(), "stacks = \"si\"\n");
+    let e = load(None, &env_in(tmp.path())).unwrap_err().to_string();
+    assert!(e.contains("stacks"), "{e}");
+}

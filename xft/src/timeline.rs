@@ -12,11 +12,13 @@
 
 use std::time::Duration;
 
-use ft_facade::{Event, Outcome, Stage, TransferError};
+use ft_facade::{Event, Outcome, Stack, Stage, TransferError};
 
 /// The times of the stage boundaries seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Timeline {
+    /// The stack the sender chose ([`Event::Stack`]), known before the transfer ends.
+    pub(crate) stack: Option<Stack>,
     offered: Option<Duration>,
     accepted: Option<Duration>,
     connected: Option<Duration>,
@@ -37,6 +39,7 @@ impl Timeline {
     /// Takes note of one event.
     pub(crate) fn observe(&mut self, ev: &Event) {
         match ev {
+            Event::Stack(stack) => self.stack = Some(*stack),
             Event::Offered { at, .. } => self.offered = Some(*at),
             Event::Accepted { at, .. } => self.accepted = Some(*at),
             Event::Connected { at, .. } => self.connected = Some(*at),

@@ -77,6 +77,8 @@ fn recv_help_lists_the_receivers_flags_and_none_that_act_only_when_sending() {
         ("--proxy", "p.localhost"),
         ("--local-address", "127.0.0.1"),
         ("--offer-timeout", "5"),
+        // The receiver takes both stacks: nothing to choose.
+        ("--stack", "jingle"),
     ] {
         let out = xft().args(["recv", flag, value]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag}");
@@ -90,6 +92,7 @@ fn send_help_lists_the_senders_flags_and_none_of_the_receivers() {
     let mut want = set(SHARED);
     want.extend(set(&[
         "--to",
+        "--stack",
         "--method",
         "--proxy",
         "--local-address",
@@ -102,6 +105,24 @@ fn send_help_lists_the_senders_flags_and_none_of_the_receivers() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn send_stack_takes_auto_jingle_or_si_and_refuses_anything_else_as_bad_usage() {
+    let out = xft()
+        .args(["send", "--to", "b@h/x", "--stack", "xmpp", "FILE"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for v in ["auto", "jingle", "si"] {
+        assert!(err.contains(v), "the error names {v}: {err}");
+    }
+    // The help says what each value does.
+    let out = xft().args(["send", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--stack <STACK>"), "{help}");
+    assert!(help.contains("Jingle File Transfer"), "{help}");
 }
 
 #[test]
@@ -124,6 +145,14 @@ fn completions_for_each_shell_and_the_man_page_name_every_subcommand() {
         }
         // The receiver's own flags are completed too.
         assert!(text.contains("max-block-size"), "{shell}");
+        // `--stack` and its values.
+        assert!(text.contains("stack"), "{shell}");
+        if shell != "elvish" {
+            assert!(
+                text.contains("jingle"),
+                "{shell} completions lack --stack's values"
+            );
+        }
     }
     let out = xft().arg("man").output().unwrap();
     assert!(out.status.success());
@@ -139,6 +168,10 @@ fn completions_for_each_shell_and_the_man_page_name_every_subcommand() {
     assert!(page.contains(".TH xft-recv 1"), "{page}");
     assert!(page.contains("\\-\\-max\\-block\\-size"), "{page}");
     assert!(!page.contains("\\-\\-block\\-size"), "{page}");
+    let out = xft().args(["man", "send"]).output().unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains("\\-\\-stack"), "{page}");
+    assert!(page.contains("jingle"), "{page}");
     assert_eq!(
         xft().args(["man", "nope"]).output().unwrap().status.code(),
         Some(2)

@@ -65,13 +65,53 @@ mod si_wait;
 
 pub(crate) use offer::{Incoming, StackOffer};
 
-/// Which protocol stack negotiates a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stack {
+/// Which protocol stack negotiates a transfer: Jingle File Transfer or Stream Initiation.
+///
+/// The sender picks one per peer from its disco#info, in the order of
+/// [`Config::stacks`](crate::Config::stacks); the receiver takes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stack {
+    /// XEP-0234 Jingle File Transfer over XEP-0166, the bytes on XEP-0260 (SOCKS5) or
+    /// XEP-0261 (IBB), S5B falling back to IBB with transport-replace.
+    Jingle,
     /// XEP-0095 Stream Initiation with the XEP-0096 file profile; XEP-0065 or XEP-0047 on
     /// the SI sid, S5B falling back to IBB.
     Si,
 }
+
+impl Stack {
+    /// The name: `jingle` or `si`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jingle => "jingle",
+            Self::Si => "si",
+        }
+    }
+}
+
+impl std::fmt::Display for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Stack {
+    type Err = UnknownStack;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "jingle" => Self::Jingle,
+            "si" => Self::Si,
+            other => return Err(UnknownStack(other.to_owned())),
+        })
+    }
+}
+
+/// A stack name that is not one of [`Stack`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stack {0:?} (expected jingle or si)")]
+pub struct UnknownStack(pub String);
 
 /// A bytestream a stack set up: from here on the transfer is the same whatever the stack.
 pub(crate) struct Established {
@@ -81,6 +121,8 @@ pub(crate) struct Established {
     pub(crate) method: MethodUsed,
     /// Whether the first method failed and this is the fallback.
     pub(crate) fallback: bool,
+    /// The stack that set it up.
+    pub(crate) stack: Stack,
 }
 
 /// What the sender's stack agreed with the peer: the bytestream, and which part of the
@@ -89,6 +131,20 @@ pub(crate) struct Negotiated {
     pub(crate) established: Established,
     pub(crate) offset: u64,
     pub(crate) length: u64,
+}
+
+/// The disco#info features we add for Jingle File Transfer: XEP-0166, XEP-0234, the
+/// transports of `methods` (XEP-0260, XEP-0261), and XEP-0300's hashes.
+pub(crate) fn jingle_features(methods: &[crate::Method]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = xep0234_jingle_ft::DISCO_FEATURES.to_vec();
+    if methods.contains(&crate::Method::S5b) {
+        out.push(xep0260_jingle_s5b::NS);
+    }
+    if methods.contains(&crate::Method::Ibb) {
+        out.extend(xep0261_jingle_ibb::DISCO_FEATURES);
+    }
+    out.extend(xep0300_hashes::DISCO_FEATURES);
+    out
 }
 
 /// Picks the stack to send to `to` with. With [`Config::check_features`]

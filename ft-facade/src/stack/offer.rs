@@ -35,6 +35,13 @@ pub(crate) struct Incoming {
 }
 
 impl StackOffer {
+    /// The stack it came by.
+    pub(crate) fn stack(&self) -> super::Stack {
+        match self {
+            Self::Si(_) => super::Stack::Si,
+        }
+    }
+
     /// The stream id.
     pub(crate) fn sid(&self) -> &Sid {
         match self {

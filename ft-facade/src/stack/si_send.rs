@@ -114,6 +114,7 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
             stream,
             method: used,
             fallback,
+            stack: super::Stack::Si,
         },
         offset,
         length,

@@ -111,5 +111,6 @@ fn established(stream: BoxStream, method: MethodUsed, fallback: bool) -> Establi
         stream,
         method,
         fallback,
+        stack: super::Stack::Si,
     }
 }
