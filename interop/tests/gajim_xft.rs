@@ -20,7 +20,7 @@ mod common {
 use common::gajim_xft::*;
 use common::matrix::Via;
 use common::xftcli::*;
-use ft_testkit::SlixPeer;
+use ft_testkit::{GajimOptions, SlixPeer};
 
 fn alice_xft(t: &ToGajim) -> String {
     format!("{}/xft", t.r.prosody.jid("alice"))
@@ -127,6 +127,40 @@ async fn xft_to_gajim_ibb() {
     assert!(kinds.contains(&"in ibb-open".to_owned()), "{kinds:?}");
     save_xft_fixtures(&t.gajim, &alice_xft(&t), true, "xft-to-gajim-ibb");
     row.note = "jingle ibb-iq".into();
+}
+
+/// xft's own S5B → IBB fallback with Gajim as the responder: Gajim dials none of xft's
+/// candidates (`--no-dial`) and offers none of its own, so both sides send candidate-error;
+/// xft sends transport-replace to IBB, Gajim accepts it and the file arrives over IBB in
+/// the same session.
+#[tokio::test]
+async fn xft_to_gajim_s5b_to_ibb_fallback() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let mut row = Row::new(CLIENT, "xft → peer", "jingle s5b→ibb fallback");
+    let opts = GajimOptions {
+        dial: false,
+        ..gajim_receiver()
+    };
+    let mut t = xft_to_gajim(Via::Prosody, 200_000, "auto", &[], opts, &[]).await;
+    let (x, _) = expect_to_gajim(&mut t, "ibb-iq").await;
+    assert_eq!(x["fallback"], true, "{x}");
+    let kinds: Vec<String> = t
+        .gajim
+        .stanzas()
+        .into_iter()
+        .map(|(d, k, _)| format!("{d} {k}"))
+        .collect();
+    for k in [
+        "in transport-replace",
+        "out transport-accept",
+        "in ibb-open",
+    ] {
+        assert!(kinds.contains(&k.to_owned()), "{k}: {kinds:?}");
+    }
+    save_xft_fixtures(&t.gajim, &alice_xft(&t), true, "xft-to-gajim-fallback");
+    row.note = "xft's transport-replace to IBB, accepted by Gajim".into();
 }
 
 /// A file over 10 MB (10,500,000 bytes): whatever way xft gives its hash (in the offer or
