@@ -217,6 +217,7 @@ async fn gajim_declines_xft() {
     );
     assert_eq!(t.gajim.finish(DONE).await.unwrap(), Some(0));
     t.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&t.gajim);
     assert_prosody_loopback(&t.r.prosody);
 }
 
@@ -255,6 +256,7 @@ async fn gajim_cancels_receiving_from_xft() {
     assert!(!ok, "xft send exits 1 after the peer cancelled");
     assert_eq!(t.gajim.finish(DONE).await.unwrap(), Some(0));
     t.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&t.gajim);
     assert_prosody_loopback(&t.r.prosody);
 }
 
@@ -303,6 +305,7 @@ async fn xft_dies_sending_to_gajim() {
     assert!(len < 3_000_000, "{len} bytes left");
     t.gajim.stop().await;
     t.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&t.gajim);
     assert_prosody_loopback(&t.r.prosody);
 }
 

@@ -165,6 +165,7 @@ async fn xft_declines_gajim() {
     f.xft.kill().await;
     assert!(!f.inbox.join(f.source.file_name().unwrap()).exists());
     f.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&f.gajim);
     assert_prosody_loopback(&f.r.prosody);
 }
 
@@ -208,6 +209,7 @@ async fn gajim_cancels_sending_to_xft() {
     );
     f.gajim.stop().await;
     f.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&f.gajim);
     assert_prosody_loopback(&f.r.prosody);
 }
 
@@ -259,6 +261,7 @@ async fn xft_dies_receiving_from_gajim() {
     }
     f.gajim.stop().await;
     f.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&f.gajim);
     assert_prosody_loopback(&f.r.prosody);
 }
 
@@ -305,6 +308,7 @@ async fn gajim_to_xft_s5b_to_ibb_fallback_is_dead_in_gajim() {
     f.xft.kill().await;
     f.gajim.stop().await;
     f.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&f.gajim);
     assert_prosody_loopback(&f.r.prosody);
     row.peer_limitation("Gajim's S5B→IBB fallback: transport-replace sid='None', never opens IBB");
 }

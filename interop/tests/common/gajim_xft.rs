@@ -52,6 +52,38 @@ fn proxy_opts(r: &Rig, mut o: GajimOptions) -> GajimOptions {
     o
 }
 
+/// Panics unless every candidate or streamhost xft put on the wire, as Gajim received it,
+/// names a loopback host: the `host` attributes of the stanzas Gajim got from xft, and the
+/// `streamhost` events of Gajim's dial filter for the peer's candidates. (Gajim's own side
+/// is [`GajimPeer::assert_loopback_only`].)
+pub fn assert_xft_offered_loopback_only(gajim: &GajimPeer) {
+    let mut hosts = Vec::new();
+    for (d, kind, xml) in gajim.stanzas() {
+        if d != "in" {
+            continue;
+        }
+        for part in xml.split(" host=").skip(1) {
+            let q = part.chars().next().unwrap_or('"');
+            let host: String = part[1..].chars().take_while(|c| *c != q).collect();
+            hosts.push((kind.clone(), host));
+        }
+    }
+    for v in gajim.events() {
+        if v["event"] == "streamhost" && v["dir"] == "received" {
+            hosts.push((
+                "received".into(),
+                v["host"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    for (kind, host) in hosts {
+        let ip: std::net::IpAddr = host
+            .parse()
+            .unwrap_or_else(|e| panic!("xft offered {host:?} in {kind}: {e}"));
+        assert!(ip.is_loopback(), "xft offered {ip} in {kind}");
+    }
+}
+
 /// One xft → Gajim session: Prosody, Gajim receiving as `bob/gajim`, `xft send` as
 /// `alice/xft` with `method` and `xft_extra`.
 pub struct ToGajim {
@@ -130,6 +162,7 @@ pub async fn expect_to_gajim(t: &mut ToGajim, expect_method: &str) -> (Value, Va
     assert_eq!(file["hash_ok"], true, "{file}");
     assert_eq!(t.gajim.finish(DONE).await.expect("gajim exits"), Some(0));
     t.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&t.gajim);
     assert_prosody_loopback(&t.r.prosody);
     (row, file)
 }
@@ -221,6 +254,7 @@ pub async fn expect_from_gajim(f: &mut FromGajim, expect_method: &str) -> Value 
     assert!(ok, "xft recv exits 0: {}", f.xft.stderr());
     assert_eq!(f.gajim.finish(DONE).await.expect("gajim exits"), Some(0));
     f.gajim.assert_loopback_only();
+    assert_xft_offered_loopback_only(&f.gajim);
     assert_prosody_loopback(&f.r.prosody);
     row
 }
