@@ -20,7 +20,7 @@ use crate::report::{Case, Outcome, Versions};
 use crate::suite::{Options, size_label};
 use crate::transfer;
 
-fn spec(
+pub(crate) fn spec(
     id: String,
     group: &'static str,
     method: &str,
@@ -42,15 +42,16 @@ fn spec(
     }
 }
 
-struct Ctx<'a> {
-    opts: &'a Options,
-    cases: &'a mut Vec<Case>,
+/// What every external case runs with: the options, where its case goes, the server.
+pub(crate) struct Ctx<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) cases: &'a mut Vec<Case>,
     /// Prosody's pid, whose CPU seconds each case records beside ours.
     server_pid: Option<u32>,
 }
 
 impl Ctx<'_> {
-    async fn case<F, Fut>(&mut self, spec: Spec, runs: usize, run: F)
+    pub(crate) async fn case<F, Fut>(&mut self, spec: Spec, runs: usize, run: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Run, String>>,
@@ -107,7 +108,10 @@ fn slixmpp_version() -> Option<String> {
 pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versions) {
     let started = tokio::task::spawn_blocking(|| {
         let mut o = ProsodyOptions::default();
-        for u in ["raw1", "raw2", "ours1", "ours2", "slix1", "slix2"] {
+        for u in ["raw1", "raw2", "ours1", "ours2", "slix1", "slix2"]
+            .into_iter()
+            .chain(crate::setup::ACCOUNTS)
+        {
             o = o.with_account(u, ft_testkit::PASSWORD);
         }
         Prosody::start(o)
@@ -133,6 +137,7 @@ pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versi
     server_ceiling(&mut ctx, &prosody).await;
     ours_ibb(&mut ctx, &prosody).await;
     proxy65(&mut ctx, &prosody).await;
+    crate::setup::cases(&mut ctx, &prosody).await;
     versions.slixmpp = slixmpp_version();
     slixmpp(&mut ctx, &prosody).await;
     drop(prosody);

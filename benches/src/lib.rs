@@ -50,5 +50,7 @@ pub mod pattern;
 pub mod rawclient;
 pub mod render;
 pub mod report;
+pub mod setup;
+pub mod stacks;
 pub mod suite;
 pub mod transfer;

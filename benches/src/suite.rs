@@ -20,9 +20,9 @@ pub const MIB: u64 = 1 << 20;
 pub const SOCKET_ROUNDS: usize = 7;
 
 /// One run of a case, boxed so that cases of different kinds can run in rounds.
-type RunFn = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<Run, String>>>>>;
+pub(crate) type RunFn = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<Run, String>>>>>;
 
-fn boxed<F, Fut>(mut f: F) -> RunFn
+pub(crate) fn boxed<F, Fut>(mut f: F) -> RunFn
 where
     F: FnMut() -> Fut + 'static,
     Fut: Future<Output = Result<Run, String>> + 'static,
@@ -136,9 +136,9 @@ pub fn size_label(bytes: u64) -> String {
     }
 }
 
-struct Runner {
-    opts: Options,
-    cases: Vec<Case>,
+pub(crate) struct Runner {
+    pub(crate) opts: Options,
+    pub(crate) cases: Vec<Case>,
 }
 
 impl Runner {
@@ -154,7 +154,7 @@ impl Runner {
         eprintln!("{:<44} {fig:<36} {status}", case.id);
     }
 
-    async fn case<F, Fut>(&mut self, spec: Spec, run: F)
+    pub(crate) async fn case<F, Fut>(&mut self, spec: Spec, run: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Run, String>>,
@@ -171,7 +171,7 @@ impl Runner {
     /// order given, so that the ceiling and the cases judged against it see the same
     /// machine: on a shared machine the speed drifts over seconds, and timing all runs of one
     /// case before the next skewed ratios by more than the goals' margins.
-    async fn interleaved(&mut self, rounds: usize, cases: Vec<(Spec, RunFn)>) {
+    pub(crate) async fn interleaved(&mut self, rounds: usize, cases: Vec<(Spec, RunFn)>) {
         let mut cases: Vec<(Accumulator, RunFn)> = cases
             .into_iter()
             .filter(|(spec, _)| self.opts.wants(&spec.id))
@@ -201,7 +201,7 @@ impl Runner {
 
 /// Builds a [`Spec`].
 #[allow(clippy::too_many_arguments)]
-fn spec(
+pub(crate) fn spec(
     id: String,
     group: &'static str,
     method: impl Into<String>,
@@ -355,6 +355,9 @@ pub async fn run_async(opts: Options) -> Report {
         )
         .await;
     }
+
+    // Both stacks through the facade, same run, same machine moment.
+    crate::stacks::run_cases(&mut r, rounds).await;
 
     // IBB: CPU ceilings, the raw XML stream's own ceiling, then the transfers. Raw TCP is
     // measured again first, at the IBB size, so that the raw-XML ratios compare figures
@@ -519,7 +522,7 @@ fn rustc_version() -> Option<String> {
 }
 
 /// A ratio goal: `id`'s median over `of`'s median must reach `min`.
-fn ratio_goal(report: &Report, name: &str, id: &str, of: &str, min: f64) -> Goal {
+pub(crate) fn ratio_goal(report: &Report, name: &str, id: &str, of: &str, min: f64) -> Goal {
     match (report.median(id), report.median(of)) {
         (Some(a), Some(b)) if b > 0.0 => {
             let ratio = a / b;
@@ -647,6 +650,7 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
                  --block-size, halved after resource-constraint"
             .to_owned(),
     });
+    g.extend(crate::stacks::goals(report, opts));
     g.push(memory_goal(report, opts));
     g
 }

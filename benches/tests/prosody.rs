@@ -22,6 +22,7 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "s5b/proxy65".into(),
         "ibb/prosody-slixmpp/message/4096".into(),
         "s5b/proxy65-slixmpp".into(),
+        "setup/prosody/".into(),
     ];
     let report = suite::run(opts).expect("suite runs");
     for id in [
@@ -32,12 +33,31 @@ fn the_prosody_cases_complete_and_move_every_byte() {
         "s5b/proxy65/1MiB",
         "ibb/prosody-slixmpp/message/4096/256KiB",
         "s5b/proxy65-slixmpp/256KiB",
+        "setup/prosody/jingle/1MiB",
+        "setup/prosody/si/1MiB",
+        "setup/prosody/gajim-jingle/1MiB",
     ] {
         let case = report
             .case(id)
             .unwrap_or_else(|| panic!("{id} missing: {:#?}", report.cases));
         assert_eq!(case.outcome, Outcome::Ok, "{id}");
     }
+    // Each setup run recorded its setup time; the goal names all three.
+    for who in ["jingle", "si", "gajim-jingle"] {
+        let c = report.case(&format!("setup/prosody/{who}/1MiB")).unwrap();
+        assert_eq!(c.ack_latency_us.unwrap().count, 1, "{who}");
+    }
+    let setup = report
+        .goals
+        .iter()
+        .find(|g| g.name.starts_with("Jingle session setup"))
+        .unwrap();
+    assert_ne!(
+        setup.verdict,
+        benches::report::Verdict::NotMeasured,
+        "{}",
+        setup.detail
+    );
     // Our IBB over iq through Prosody timed one acknowledgement per 4096-byte chunk.
     let ours = report.case("ibb/prosody/iq-default/4096/256KiB").unwrap();
     assert_eq!(ours.ack_latency_us.unwrap().count, 64);

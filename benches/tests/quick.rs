@@ -1,5 +1,6 @@
 //! CI proof that the suite still runs: the in-process cases (raw TCP, relay hop, S5B direct
-//! and through our proxy, IBB over the hub and over a raw XML stream) at `--quick` sizes,
+//! and through our proxy, IBB over the hub and over a raw XML stream, both stacks through
+//! the facade) at `--quick` sizes,
 //! then the three output files. No figure is asserted.
 
 use benches::report::Outcome;
@@ -19,6 +20,7 @@ fn the_quick_in_process_suite_completes_every_case_and_writes_the_dashboard() {
         "ibb/hub/iq-default/4096".into(),
         "ibb/hub/message/65535".into(),
         "ibb/raw-xml/iq-default/65535".into(),
+        "stack/".into(),
     ];
     let report = suite::run(opts).expect("suite runs");
     let ids: Vec<&str> = report.cases.iter().map(|c| c.id.as_str()).collect();
@@ -29,6 +31,13 @@ fn the_quick_in_process_suite_completes_every_case_and_writes_the_dashboard() {
         "s5b/xft-proxy/2MiB",
         "ibb/hub/iq-default/4096/256KiB",
         "ibb/raw-xml/iq-default/65535/256KiB",
+        // Both stacks through the facade, Jingle judged against SI of the same run.
+        "stack/si/s5b-direct/2MiB",
+        "stack/jingle/s5b-direct/2MiB",
+        "stack/si/s5b-proxy/2MiB",
+        "stack/jingle/s5b-proxy/2MiB",
+        "stack/si/ibb-iq/4096/256KiB",
+        "stack/jingle/ibb-iq/4096/256KiB",
     ] {
         let case = report
             .case(want)
@@ -39,6 +48,21 @@ fn the_quick_in_process_suite_completes_every_case_and_writes_the_dashboard() {
     // Every IBB-over-iq case timed one acknowledgement per chunk.
     let hub = report.case("ibb/hub/iq-default/4096/256KiB").unwrap();
     assert_eq!(hub.ack_latency_us.unwrap().count, 64);
+    let jingle = report.case("stack/jingle/s5b-direct/2MiB").unwrap();
+    assert_eq!(jingle.ceiling.as_deref(), Some("stack/si/s5b-direct/2MiB"));
+    assert!(jingle.ratio_to_ceiling.is_some());
+    for goal in [
+        "Jingle S5B direct",
+        "Jingle S5B through our proxy",
+        "Jingle IBB",
+    ] {
+        let g = report
+            .goals
+            .iter()
+            .find(|g| g.name.starts_with(goal))
+            .unwrap_or_else(|| panic!("no goal {goal}"));
+        assert_ne!(g.verdict, benches::report::Verdict::NotMeasured, "{goal}");
+    }
     let dir = tempfile::tempdir().unwrap();
     benches::render::write_all(&report, dir.path()).unwrap();
     let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();

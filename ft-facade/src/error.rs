@@ -162,6 +162,9 @@ pub enum ErrorKind {
     /// A digest thread stopped.
     #[error("hashing failed")]
     Hash(#[source] xep0096_file::LaneGone),
+    /// XEP-0166/0234/0260/0261: the Jingle session failed.
+    #[error("jingle session failed")]
+    Jingle(#[source] Arc<crate::JingleError>),
 
     // Ours.
     /// The caller asked for something impossible (no method configured, resume past the end).
@@ -272,10 +275,17 @@ impl ErrorKind {
             Self::Write(e) => Self::Write(e.clone()),
             Self::Disco(e) => Self::Disco(e.clone()),
             Self::Hash(e) => Self::Hash(*e),
+            Self::Jingle(e) => Self::Jingle(e.clone()),
             Self::Misuse(e) => Self::Misuse(e.clone()),
             Self::Transport(e) => Self::Transport(e.clone()),
             Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
         }
+    }
+}
+
+impl From<crate::JingleError> for ErrorKind {
+    fn from(e: crate::JingleError) -> Self {
+        Self::Jingle(Arc::new(e))
     }
 }
 

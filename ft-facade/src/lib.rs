@@ -136,6 +136,7 @@ mod event;
 mod glue;
 mod handle;
 mod hash_algo;
+mod jingle_error;
 mod manager;
 mod options;
 mod receive;
@@ -161,6 +162,7 @@ pub use event::{
 pub use ft_transport::{InvalidSid, Sid};
 pub use handle::{Canceller, PROGRESS_INTERVAL, TransferHandle};
 pub use hash_algo::HashAlgo;
+pub use jingle_error::JingleError;
 pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;

@@ -81,6 +81,10 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.shared.config
@@ -117,6 +121,18 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             }
         } else {
             stanza
+        };
+        let stanza = match &inner.jingle {
+            Some(core) => match core.handle_stanza(stanza) {
+                ControlFlow::Break(initiated) => {
+                    for i in initiated {
+                        self.jingle_offer(i);
+                    }
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(s) => s,
+            },
+            None => stanza,
         };
         let stanza = self.handle_si(stanza)?;
         let stanza = inner.s5b.handle_stanza(stanza)?;
@@ -180,37 +196,19 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         }
         let key = (from.clone(), offer.offer.sid.clone());
         let policy = &inner.config.policy;
-        {
-            let mut incoming = lock(&inner.incoming);
-            let refusal = if incoming.contains(&key) {
-                Some(Refusal::Duplicate)
-            } else if incoming.len() >= policy.pending_capacity() {
-                Some(Refusal::Busy)
-            } else {
-                // Offers stay in `incoming` while pending or receiving (auto-accepted ones
-                // too), so this counts what the peer's account holds of ours right now.
-                let bare = from.to_bare();
-                let limit = policy.per_peer_capacity();
-                let held = incoming.iter().filter(|(j, _)| j.to_bare() == bare).count();
-                (held >= limit).then_some(Refusal::PeerBusy { limit })
+        if let Some(refusal) = self.admit(&key) {
+            let e = match refusal {
+                Refusal::Duplicate => {
+                    ft_transport::util::stanza_error(ErrorType::Cancel, DefinedCondition::Conflict)
+                }
+                _ => ft_transport::util::stanza_error(
+                    ErrorType::Wait,
+                    DefinedCondition::ResourceConstraint,
+                ),
             };
-            if let Some(refusal) = refusal {
-                drop(incoming);
-                let e = match refusal {
-                    Refusal::Duplicate => ft_transport::util::stanza_error(
-                        ErrorType::Cancel,
-                        DefinedCondition::Conflict,
-                    ),
-                    _ => ft_transport::util::stanza_error(
-                        ErrorType::Wait,
-                        DefinedCondition::ResourceConstraint,
-                    ),
-                };
-                let reply = iq_error_reply(&iq, e).map(Stanza::Iq);
-                self.refused(&iq, refusal, reply);
-                return;
-            }
-            incoming.insert(key.clone());
+            let reply = iq_error_reply(&iq, e).map(Stanza::Iq);
+            self.refused(&iq, refusal, reply);
+            return;
         }
         // An offer without a size is held to the limit as its bytes arrive.
         if let Some(limit) = policy.max_size
@@ -240,7 +238,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             self.refused(&iq, reason, reply);
             return;
         }
-        let offer = crate::stack::StackOffer::Si(offer);
+        let offer = crate::stack::StackOffer::Si(Box::new(offer));
         let mut incoming = IncomingOffer::new(self.shared.clone(), offer, from.clone(), key);
         if let Some(dir) = auto {
             incoming.auto_accept(dir.clone());
@@ -254,6 +252,55 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         }
     }
 
+    /// Counts an incoming offer (any stack) against the bounds: a duplicate (peer, sid),
+    /// too many pending in total or from this account. `None`: admitted (and counted until
+    /// released).
+    pub(crate) fn admit(&self, key: &(Jid, ft_transport::Sid)) -> Option<Refusal> {
+        let policy = &self.shared.config.policy;
+        let mut incoming = lock(&self.shared.incoming);
+        let refusal = if incoming.contains(key) {
+            Some(Refusal::Duplicate)
+        } else if incoming.len() >= policy.pending_capacity() {
+            Some(Refusal::Busy)
+        } else {
+            // Offers stay in `incoming` while pending or receiving (auto-accepted ones
+            // too), so this counts what the peer's account holds of ours right now.
+            let bare = key.0.to_bare();
+            let limit = policy.per_peer_capacity();
+            let held = incoming.iter().filter(|(j, _)| j.to_bare() == bare).count();
+            (held >= limit).then_some(Refusal::PeerBusy { limit })
+        };
+        if refusal.is_none() {
+            incoming.insert(key.clone());
+        }
+        refusal
+    }
+
+    /// Hands an admitted offer to the application (or starts it when auto-accepted);
+    /// refused busy when the queue is full.
+    pub(crate) fn deliver(
+        &self,
+        mut incoming: IncomingOffer<T>,
+        auto: Option<PathBuf>,
+        refused: RefusedOffer,
+    ) {
+        if let Some(dir) = auto {
+            incoming.auto_accept(dir);
+        }
+        if let Err(e) = self.offers.tx.try_send(incoming) {
+            let incoming = match e {
+                mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
+            };
+            let reply = incoming.refuse_busy();
+            let mut refused = refused;
+            refused.answer = match reply {
+                Some(Stanza::Iq(Iq::Error { error, .. })) => Some(error),
+                _ => None,
+            };
+            self.note_refused(refused);
+        }
+    }
+
     /// Sends `reply` (the refusal) and tells [`next_refused`](Self::next_refused).
     fn refused(&self, iq: &Iq, reason: Refusal, reply: Option<Stanza>) {
         let refused = RefusedOffer::new(iq, reason, reply.as_ref());
@@ -263,7 +310,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         self.note_refused(refused);
     }
 
-    fn note_refused(&self, refused: RefusedOffer) {
+    pub(crate) fn note_refused(&self, refused: RefusedOffer) {
         // A peer's name goes into the log capped (BAD-INPUT B11: 300 bytes, as Prosody).
         tracing::info!(
             "ft-facade: refused an offer of {:?} from {:?}: {} (answered {})",

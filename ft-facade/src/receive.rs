@@ -19,7 +19,7 @@ use crate::event::{Delivery, Event, Outcome};
 use crate::handle::TaskSide;
 use crate::options::AcceptOptions;
 use crate::recv_stream::{self, Sink};
-use crate::shared::{Shared, spawn_send};
+use crate::shared::Shared;
 use crate::stack::{Established, Incoming, StackOffer};
 use crate::verify::{Computed, Expectations, HashAlgo};
 
@@ -132,7 +132,7 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
     let target = match prepare(&shared.config.policy, &incoming, dest, &options).await {
         Ok(t) => t,
         Err((e, text)) => {
-            spawn_send(shared, offer.decline(Some(&text)));
+            offer.refuse(shared, crate::stack::Refuse::Decline(Some(&text)));
             return Err(e);
         }
     };
@@ -157,7 +157,7 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
     let r = async {
         let length = expectations.size.map(|size| size - offset);
         side.reporter.total(length);
-        let established = offer.answer_and_wait(shared, side, &from, offset).await?;
+        let (established, link) = offer.answer_and_wait(shared, side, &from, offset).await?;
         let landing = Landing {
             peer: &from,
             sid: offer.sid(),
@@ -166,15 +166,18 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
             max_size: shared.config.policy.max_size,
             inactivity: shared.config.inactivity_timeout,
         };
-        land(
+        let landed = land(
             side,
             established,
             &mut target,
             &mut expectations,
             &options,
             landing,
-        )
-        .await
+        );
+        match link {
+            None => landed.await,
+            Some(link) => crate::stack::jingle::incoming::land_and_end(link, landed).await,
+        }
     }
     .await;
     if let (Err(e), Some(cleanup)) = (&r, cleanup.as_mut()) {

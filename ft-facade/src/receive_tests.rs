@@ -20,25 +20,8 @@ use crate::verify::{Expectations, ExpectedHash, HashAlgo, LateHashes};
 
 const CONTENT: &[u8] = b"the bytes of a file whose checksum comes in session-info";
 
-/// BLAKE2b-512 through the [`LaneDigest`](xep0096_file::LaneDigest) door, standing in for
-/// the `xep0300-hashes` hasher ([`crate::verify::digest_for`] hands it out in tests).
-#[derive(Default)]
-pub(crate) struct Blake2b512Lane(blake2::Blake2b512);
-
-impl xep0096_file::LaneDigest for Blake2b512Lane {
-    fn update(&mut self, data: &[u8]) {
-        blake2::Digest::update(&mut self.0, data);
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        blake2::Digest::finalize(self.0.clone()).to_vec()
-    }
-
-    fn fresh(&self) -> Box<dyn xep0096_file::LaneDigest> {
-        Box::new(Self::default())
-    }
-}
-
+/// The expected BLAKE2b-512, computed by RustCrypto directly (the transfer's own comes from
+/// the `xep0300-hashes` hasher behind [`crate::verify::digest_for`]).
 fn blake2b512(data: &[u8]) -> Vec<u8> {
     <blake2::Blake2b512 as blake2::Digest>::digest(data).to_vec()
 }

@@ -14,8 +14,8 @@ use crate::event::FileInfo;
 use crate::handle::{TransferHandle, pair};
 use crate::options::AcceptOptions;
 use crate::receive::{Destination, receive};
-use crate::shared::{Shared, lock, spawn_send};
-use crate::stack::StackOffer;
+use crate::shared::{Shared, lock};
+use crate::stack::{Refuse, StackOffer};
 
 /// An offer the application has not answered yet (or one the policy auto-accepted: see
 /// [`take_auto_accepted`](Self::take_auto_accepted)). Dropping it unanswered declines it.
@@ -111,11 +111,12 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         }
     }
 
-    /// Declines with `cancel/forbidden` (XEP-0095 §3.2) and an optional reason.
+    /// Declines: SI with `cancel/forbidden` (XEP-0095 §3.2) and an optional reason, Jingle
+    /// with session-terminate `<decline/>`.
     pub fn decline(mut self, reason: Option<&str>) {
         // An auto-accepted offer is the running transfer's: cancel its handle instead.
         if let Some(offer) = self.offer.take() {
-            spawn_send(&self.shared, offer.decline(reason));
+            offer.refuse(&self.shared, Refuse::Decline(reason));
             self.release();
         }
     }
@@ -124,10 +125,9 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     /// Refuses with `wait/resource-constraint`; returns the answer sent.
     pub(crate) fn refuse_busy(mut self) -> Option<Stanza> {
         let offer = self.offer.take()?;
-        let answer = offer.busy();
-        spawn_send(&self.shared, offer.busy());
+        let answer = offer.refuse(&self.shared, Refuse::Busy);
         self.release();
-        Some(answer)
+        answer
     }
 
     fn release(&self) {
@@ -193,7 +193,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
 impl<T: StanzaTransport + Clone> Drop for IncomingOffer<T> {
     fn drop(&mut self) {
         if let Some(offer) = self.offer.take() {
-            spawn_send(&self.shared, offer.decline(None));
+            offer.refuse(&self.shared, Refuse::Decline(None));
             self.release();
         }
     }

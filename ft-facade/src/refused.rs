@@ -18,6 +18,10 @@ pub enum Refusal {
     Malformed(Arc<xep0096_file::FileError>),
     /// The offer came without a `from`: `bad-request`.
     NoSender,
+    /// A Jingle session-initiate that is not a usable file offer (no file-transfer
+    /// content, an unreadable description, more than one content): terminated with the
+    /// reason XEP-0234 names (`unsupported-applications`, `failed-application`).
+    MalformedJingle(Arc<xep0234_jingle_ft::FtError>),
     /// None of the offered stream methods is one we use: `bad-request` +
     /// `<no-valid-streams/>`.
     NoCommonMethod,
@@ -60,6 +64,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Self::Malformed(e) => write!(f, "malformed offer: {e}"),
             Self::NoSender => f.write_str("offer without a sender"),
+            Self::MalformedJingle(e) => write!(f, "malformed jingle offer: {e}"),
             Self::NoCommonMethod => f.write_str("no stream method in common"),
             Self::Duplicate => f.write_str("a second offer with a sid still in use"),
             Self::TooLarge { size, limit } => {
@@ -97,6 +102,22 @@ pub struct RefusedOffer {
 
 impl RefusedOffer {
     /// A refusal of the offer in `iq`, answered with `reply`.
+    /// A refused Jingle offer (its answer was a session-terminate, not an iq error).
+    pub(crate) fn jingle(
+        from: Jid,
+        name: Option<String>,
+        size: Option<u64>,
+        reason: Refusal,
+    ) -> Self {
+        Self {
+            from: Some(from),
+            name,
+            size,
+            reason,
+            answer: None,
+        }
+    }
+
     pub(crate) fn new(iq: &Iq, reason: Refusal, reply: Option<&Stanza>) -> Self {
         let file = match iq {
             Iq::Set { payload, .. } => payload

@@ -112,9 +112,11 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         .ok_or_else(|| err(Stage::Prepare, Misuse::UnknownSize))?;
     side.reporter.total(Some(size));
 
-    // Which stack (disco, when asked), then its negotiation up to an established
-    // bytestream; from there on nothing depends on the stack.
-    let negotiated = match stack::choose(shared, side, &to).await? {
+    // Which stack (disco), then its negotiation up to an established bytestream; from
+    // there on nothing depends on the stack but the session around it.
+    let chosen = stack::choose(shared, side, &to, &methods).await?;
+    side.reporter.emit(crate::event::Event::Stack(chosen.stack));
+    match chosen.stack {
         Stack::Si => {
             let request = stack::si_send::Request {
                 to: &to,
@@ -125,10 +127,22 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 methods: &methods,
                 options: &options,
             };
-            stack::si_send::negotiate(shared, side, request).await?
+            let negotiated = stack::si_send::negotiate(shared, side, request).await?;
+            send_stream::stream(shared, side, to, sid, prepared, negotiated, None).await
         }
-        // Not chosen yet: the Jingle sender lands in the next step.
-        Stack::Jingle => return Err(err(Stage::Disco, ErrorKind::NoCommonMethod)),
-    };
-    send_stream::stream(shared, side, to, sid, prepared, negotiated).await
+        Stack::Jingle => {
+            let request = stack::jingle::send::Request {
+                to: &to,
+                sid: &sid,
+                info: &prepared.info,
+                size,
+                methods: &chosen.jingle_methods,
+                options: &options,
+                sha256: prepared.sha256.as_deref(),
+            };
+            let (negotiated, session) =
+                stack::jingle::send::negotiate(shared, side, request).await?;
+            stack::jingle::send::stream(shared, side, to, sid, prepared, negotiated, session).await
+        }
+    }
 }

@@ -32,6 +32,10 @@ pub(crate) struct Prepared {
     pub(crate) seekable: Option<tokio::fs::File>,
 }
 
+/// Called with the whole file's SHA-256 (hex) once the last byte is written, before the
+/// close.
+pub(crate) type AfterLastByte = Box<dyn FnOnce(&str) + Send>;
+
 /// Streams `prepared` from `negotiated.offset` on over the established bytestream, shuts it
 /// down, and reports what the receiver confirmed.
 pub(crate) async fn stream<T: StanzaTransport + Clone>(
@@ -41,6 +45,7 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
     sid: Sid,
     mut prepared: Prepared,
     negotiated: Negotiated,
+    after_last_byte: Option<AfterLastByte>,
 ) -> Result<Outcome, TransferError> {
     let config = &shared.config;
     let cancel = side.cancel.clone();
@@ -127,14 +132,8 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         }
     };
 
-    // Close: the half-close Prosody's proxy needs to release the tail, or IBB's <close/>.
-    side.reporter.stage(Stage::Close);
-    guarded(Stage::Close, &cancel, config.close_timeout, async {
-        stream.shutdown().await.map_err(copy::peer_gone)
-    })
-    .await?;
-    let streaming = side.reporter.streaming_time();
-    let (delivery, warnings) = delivery(&mut stream, &used, config.receiver_close_grace).await;
+    // The digests of what went out, for the outcome and for a stack that announces the
+    // hash after the last byte (Jingle's <checksum/>), before the close.
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
@@ -143,6 +142,18 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         }
         (None, None) => (String::new(), None),
     };
+    if let Some(hook) = after_last_byte {
+        hook(&sha256);
+    }
+
+    // Close: the half-close Prosody's proxy needs to release the tail, or IBB's <close/>.
+    side.reporter.stage(Stage::Close);
+    guarded(Stage::Close, &cancel, config.close_timeout, async {
+        stream.shutdown().await.map_err(copy::peer_gone)
+    })
+    .await?;
+    let streaming = side.reporter.streaming_time();
+    let (delivery, warnings) = delivery(&mut stream, &used, config.receiver_close_grace).await;
     Ok(Outcome {
         peer: to,
         sid,

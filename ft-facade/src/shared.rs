@@ -30,6 +30,8 @@ pub(crate) struct Shared<T: StanzaTransport + Clone> {
     pub(crate) proxy_cache: Mutex<Option<(Instant, Vec<StreamHost>)>>,
     /// (peer, sid) of incoming offers being handled, to refuse duplicates.
     pub(crate) incoming: Mutex<HashSet<(Jid, Sid)>>,
+    /// The Jingle session table; `None` when our JID is not a full JID.
+    pub(crate) jingle: Option<Arc<crate::stack::jingle::core::JingleCore<T>>>,
 }
 
 impl<T: StanzaTransport + Clone> Shared<T> {
@@ -49,7 +51,13 @@ impl<T: StanzaTransport + Clone> Shared<T> {
         s5b_config.external.clear();
         let s5b_proxy_only = S5b::new(transport.clone(), s5b_config);
         let ibb = Ibb::new(transport.clone(), config.ibb.clone());
+        let jingle = crate::stack::jingle::core::JingleCore::new(
+            transport.clone(),
+            &config,
+            format!("jg{}-", &random_sid().as_str()[..6]),
+        );
         Self {
+            jingle,
             transport,
             config,
             tracker,

@@ -20,15 +20,33 @@ use crate::error::ErrorKind;
 pub(crate) use crate::hash_algo::HashAlgo;
 
 /// A streaming digest for `algo` beyond the native MD5 and SHA-256, hashed on the shared
-/// pool; `None` when this build has no hasher for it (its expected value is then not
-/// checked). The XEP-0300 hashers (sha3-256, blake2b-256/512) plug in here.
+/// pool (`None` for MD5 and SHA-256, which `HashLanes` computes natively). The others
+/// are `xep0300-hashes`' [`Hasher`](xep0300_hashes::Hasher)s.
 pub(crate) fn digest_for(algo: HashAlgo) -> Option<Box<dyn LaneDigest>> {
-    match algo {
-        // RustCrypto's BLAKE2b-512 stands in for the XEP-0300 hasher in the tests.
-        #[cfg(test)]
-        HashAlgo::Blake2b512 => Some(Box::new(crate::receive_tests::Blake2b512Lane::default())),
-        // MD5 and SHA-256 are native in `HashLanes`; the others wait for `xep0300-hashes`.
-        _ => None,
+    let algo = match algo {
+        // MD5 and SHA-256 are native in `HashLanes`.
+        HashAlgo::Md5 | HashAlgo::Sha256 => return None,
+        HashAlgo::Sha3_256 => xep0300_hashes::HashAlgo::Sha3_256,
+        HashAlgo::Blake2b256 => xep0300_hashes::HashAlgo::Blake2b256,
+        HashAlgo::Blake2b512 => xep0300_hashes::HashAlgo::Blake2b512,
+    };
+    Some(Box::new(Xep0300Lane(xep0300_hashes::Hasher::new(algo))))
+}
+
+/// An `xep0300-hashes` hasher as a digest lane.
+struct Xep0300Lane(xep0300_hashes::Hasher);
+
+impl LaneDigest for Xep0300Lane {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.clone().finish_bytes()
+    }
+
+    fn fresh(&self) -> Box<dyn LaneDigest> {
+        Box::new(Self(xep0300_hashes::Hasher::new(self.0.algo())))
     }
 }
 
@@ -47,13 +65,6 @@ pub(crate) struct LateHashes(watch::Sender<Vec<ExpectedHash>>);
 
 impl LateHashes {
     /// The content must also have `value` as its `algo` digest.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the door for Jingle's <checksum/>; SI has no late hash"
-        )
-    )]
     pub(crate) fn set(&self, algo: HashAlgo, value: Vec<u8>) {
         self.0.send_modify(|v| v.push(ExpectedHash { algo, value }));
     }
@@ -91,13 +102,6 @@ impl Expectations {
 
     /// A hash of one of `algos` may come later: they are computed from the first byte,
     /// and the returned handle takes the value.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the door for Jingle's <checksum/>; SI has no late hash"
-        )
-    )]
     pub(crate) fn late(&mut self, algos: &[HashAlgo]) -> LateHashes {
         for a in algos {
             if !self.compute.contains(a) {

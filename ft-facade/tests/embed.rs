@@ -36,10 +36,13 @@ fn sha256(data: &[u8]) -> String {
 }
 
 /// Everyone here dials loopback streamhosts (the default policy refuses them) and offers
-/// its own on 127.0.0.1; `methods` is the preference (a receiver's picks the method).
+/// its own on 127.0.0.1; `methods` is the preference (a receiver's picks the method: SI,
+/// where the receiver chooses; under Jingle the sender's offer decides).
 fn config(methods: &[Method]) -> Config {
     let mut c = Config::default();
-    c.methods(methods).s5b_route(S5bRoute::Direct);
+    c.methods(methods)
+        .s5b_route(S5bRoute::Direct)
+        .stacks(&[ft_facade::Stack::Si]);
     c.s5b
         .listen(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
         .dial_policy(ft_facade::s5b::DialPolicy::allow_all());

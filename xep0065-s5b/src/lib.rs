@@ -220,7 +220,7 @@ pub use crate::stream::S5bStream;
 #[cfg(feature = "tokio")]
 pub use crate::tokio::dial::{dial, resolve};
 #[cfg(feature = "tokio")]
-pub use crate::tokio::{Connected, S5b};
+pub use crate::tokio::{Connected, S5b, default_local_addrs};
 pub use error::{Error, MisuseError, PayloadError, ProtocolError};
 pub use payload::{Host, Mode, Sid, StreamHost, dst_addr};
 

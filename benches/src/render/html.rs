@@ -74,8 +74,19 @@ fn group_title(c: &Case) -> Option<(u8, String)> {
                 "IBB through Prosody, block {block}: xft and slixmpp beside Prosody's own relay rate (a raw client) (MB/s)"
             ),
         ),
-        ("ceiling", "cpu (one core)") => (
+        ("stack", _) => (
             4,
+            format!(
+                "Jingle beside SI through the facade, {}: each Jingle case beside SI's of the same run (MB/s)",
+                size_of(c)
+            ),
+        ),
+        ("setup", _) => (
+            5,
+            "Session setup through Prosody (1 MiB files; the times are in the goals table and the case table's latency columns) (MB/s of the file)".to_owned(),
+        ),
+        ("ceiling", "cpu (one core)") => (
+            6,
             format!("IBB CPU ceilings, block {block}: base64 and XML per core (MB/s of payload)"),
         ),
         _ => return None,

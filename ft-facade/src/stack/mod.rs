@@ -58,12 +58,13 @@ use crate::glue::BoxStream;
 use crate::handle::TaskSide;
 use crate::shared::Shared;
 
+pub(crate) mod jingle;
 mod offer;
 mod si_recv;
 pub(crate) mod si_send;
 mod si_wait;
 
-pub(crate) use offer::{Incoming, StackOffer};
+pub(crate) use offer::{Incoming, Refuse, StackOffer};
 
 /// Which protocol stack negotiates a transfer: Jingle File Transfer or Stream Initiation.
 ///
@@ -147,29 +148,106 @@ pub(crate) fn jingle_features(methods: &[crate::Method]) -> Vec<&'static str> {
     out
 }
 
-/// Picks the stack to send to `to` with. With [`Config::check_features`]
-/// (crate::Config::check_features) the peer's disco#info must list SI file transfer
-/// (stage `Disco`, [`ErrorKind::NoCommonMethod`] otherwise); SI is the only stack so far.
+/// The stack chosen for a send, and for Jingle the transports the peer has, in our order.
+pub(crate) struct Chosen {
+    pub(crate) stack: Stack,
+    pub(crate) jingle_methods: Vec<crate::Method>,
+}
+
+/// Whether the peer's `features` let us send by Jingle with `methods`: the transports we
+/// share, in our order (empty: not Jingle).
+fn jingle_methods(
+    features: &std::collections::BTreeSet<String>,
+    methods: &[crate::Method],
+) -> Vec<crate::Method> {
+    let has = |f: &str| features.contains(f);
+    if !xep0234_jingle_ft::DISCO_FEATURES.iter().all(|f| has(f)) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for m in methods {
+        let ns = match m {
+            crate::Method::S5b => xep0260_jingle_s5b::NS,
+            crate::Method::Ibb => xep0261_jingle_ibb::NS_JINGLE_IBB,
+        };
+        if has(ns) && !out.contains(m) {
+            out.push(*m);
+        }
+    }
+    out
+}
+
+/// Picks the stack to send to `to` with, in the order of [`Config::stacks`]
+/// (crate::Config::stacks), from the peer's disco#info: Jingle when it lists Jingle File
+/// Transfer and a transport of `methods`, SI when it lists SI file transfer. A peer whose
+/// disco#info does not answer gets SI (as before Jingle), unless
+/// [`Config::check_features`](crate::Config::check_features) is on: then the failure is
+/// the transfer's (stage `Disco`), and a peer with neither stack is refused
+/// ([`ErrorKind::NoCommonMethod`]).
 pub(crate) async fn choose<T: StanzaTransport + Clone>(
     shared: &Shared<T>,
     side: &mut TaskSide,
     to: &Jid,
-) -> Result<Stack, TransferError> {
+    methods: &[crate::Method],
+) -> Result<Chosen, TransferError> {
     let config = &shared.config;
-    if config.check_features {
-        side.reporter.stage(Stage::Disco);
-        let cancel = side.cancel.clone();
-        let supported = guarded(Stage::Disco, &cancel, config.disco.timeout, async {
-            shared.disco.supports(to, features::SI_FILE_TRANSFER).await
-        })
-        .await?;
+    let si = Chosen {
+        stack: Stack::Si,
+        jingle_methods: Vec::new(),
+    };
+    let jingle_possible = config.stacks.contains(&Stack::Jingle)
+        && shared.jingle.is_some()
+        && to.clone().try_into_full().is_ok();
+    if !jingle_possible && !config.check_features {
+        return if config.stacks.contains(&Stack::Si) {
+            Ok(si)
+        } else {
+            Err(TransferError::new(Stage::Disco, ErrorKind::NoCommonMethod))
+        };
+    }
+    side.reporter.stage(Stage::Disco);
+    let cancel = side.cancel.clone();
+    let info = guarded(Stage::Disco, &cancel, config.disco.timeout, async {
+        shared.disco.info(to).await.map_err(ErrorKind::from)
+    })
+    .await;
+    let features = match info {
+        Ok(i) => i.features,
+        Err(e) if config.check_features || e.is_cancelled_by(crate::Side::Local) => {
+            return Err(e);
+        }
+        Err(e) => {
+            tracing::debug!("ft-facade: no disco#info from {to} ({e}); sending by SI");
+            return if config.stacks.contains(&Stack::Si) {
+                Ok(si)
+            } else {
+                Err(TransferError::new(Stage::Disco, ErrorKind::NoCommonMethod))
+            };
+        }
+    };
+    let mut jingle = jingle_methods(&features, methods);
+    let si_ok = features.contains(features::SI_FILE_TRANSFER);
+    for stack in &config.stacks {
+        let chosen = match stack {
+            Stack::Jingle if jingle_possible && !jingle.is_empty() => Chosen {
+                stack: Stack::Jingle,
+                jingle_methods: std::mem::take(&mut jingle),
+            },
+            Stack::Si if si_ok || !config.check_features => Chosen {
+                stack: Stack::Si,
+                jingle_methods: Vec::new(),
+            },
+            _ => continue,
+        };
         side.reporter.emit(Event::Disco {
-            supported,
+            supported: true,
             at: side.reporter.at(),
         });
-        if !supported {
-            return Err(TransferError::new(Stage::Disco, ErrorKind::NoCommonMethod));
-        }
+        return Ok(chosen);
     }
-    Ok(Stack::Si)
+    side.reporter.emit(Event::Disco {
+        supported: false,
+        at: side.reporter.at(),
+    });
+    Err(TransferError::new(Stage::Disco, ErrorKind::NoCommonMethod))
 }

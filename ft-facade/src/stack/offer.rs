@@ -20,7 +20,18 @@ use crate::verify::{Expectations, ExpectedHash, HashAlgo};
 #[derive(Debug)]
 pub(crate) enum StackOffer {
     /// An XEP-0095 offer with the XEP-0096 file profile.
-    Si(FileOffer),
+    Si(Box<FileOffer>),
+    /// An XEP-0234 session-initiate (push).
+    Jingle(Box<super::jingle::recv::JingleOffer>),
+}
+
+/// How an unanswered offer is refused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refuse<'a> {
+    /// Declined (SI `forbidden`, Jingle `<decline/>`), with a reason for the user.
+    Decline(Option<&'a str>),
+    /// Too many offers wait (SI `wait/resource-constraint`, Jingle `<busy/>`).
+    Busy,
 }
 
 /// What the data path needs of an accepted offer, whatever the stack.
@@ -39,6 +50,7 @@ impl StackOffer {
     pub(crate) fn stack(&self) -> super::Stack {
         match self {
             Self::Si(_) => super::Stack::Si,
+            Self::Jingle(_) => super::Stack::Jingle,
         }
     }
 
@@ -46,6 +58,7 @@ impl StackOffer {
     pub(crate) fn sid(&self) -> &Sid {
         match self {
             Self::Si(o) => &o.offer.sid,
+            Self::Jingle(o) => o.sid(),
         }
     }
 
@@ -53,6 +66,7 @@ impl StackOffer {
     pub(crate) fn methods(&self) -> Vec<String> {
         match self {
             Self::Si(o) => o.offer.methods.clone(),
+            Self::Jingle(o) => vec![o.transport_ns.clone()],
         }
     }
 
@@ -70,6 +84,20 @@ impl StackOffer {
                     mime_type: Some(o.offer.mime_type.clone()),
                 }
             }
+            Self::Jingle(o) => {
+                let f = &o.file;
+                FileInfo {
+                    name: f.name.clone().unwrap_or_default(),
+                    size: f.size,
+                    md5: None,
+                    date: f
+                        .date
+                        .clone()
+                        .and_then(minidom::IntoAttributeValue::into_attribute_value),
+                    desc: f.desc.clone(),
+                    mime_type: f.media_type.clone(),
+                }
+            }
         }
     }
 
@@ -81,27 +109,41 @@ impl StackOffer {
                 .md5()
                 .is_err()
                 .then(|| o.file.hash.as_deref().unwrap_or_default()),
+            Self::Jingle(_) => None,
         }
     }
 
-    /// The refusal of this offer with `cancel/forbidden` and `reason`.
-    pub(crate) fn decline(&self, reason: Option<&str>) -> Stanza {
-        match self {
-            Self::Si(o) => Stanza::Iq(o.decline(reason)),
-        }
-    }
-
-    /// The refusal of this offer because too many wait (`wait/resource-constraint`).
-    pub(crate) fn busy(&self) -> Stanza {
+    /// Refuses this offer in its stack's terms and sends the refusal; returns the SI
+    /// answer sent (Jingle's session-terminate goes out through the session core).
+    pub(crate) fn refuse<T: StanzaTransport + Clone>(
+        &self,
+        shared: &Arc<Shared<T>>,
+        how: Refuse<'_>,
+    ) -> Option<Stanza> {
         match self {
             Self::Si(o) => {
-                let e = ft_transport::util::stanza_error(
-                    xmpp_parsers::stanza_error::ErrorType::Wait,
-                    xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
-                );
-                let mut iq = xmpp_parsers::iq::Iq::from_error(o.offer.iq_id.clone(), e);
-                *iq.to_mut() = o.offer.from.clone();
-                Stanza::Iq(iq)
+                let answer = match how {
+                    Refuse::Decline(reason) => o.decline(reason),
+                    Refuse::Busy => {
+                        let e = ft_transport::util::stanza_error(
+                            xmpp_parsers::stanza_error::ErrorType::Wait,
+                            xmpp_parsers::stanza_error::DefinedCondition::ResourceConstraint,
+                        );
+                        let mut iq = xmpp_parsers::iq::Iq::from_error(o.offer.iq_id.clone(), e);
+                        *iq.to_mut() = o.offer.from.clone();
+                        iq
+                    }
+                };
+                crate::shared::spawn_send(shared, Stanza::Iq(answer.clone()));
+                Some(Stanza::Iq(answer))
+            }
+            Self::Jingle(o) => {
+                let reason = match how {
+                    Refuse::Decline(_) => xep0166_jingle::Reason::Decline,
+                    Refuse::Busy => xep0166_jingle::Reason::Busy,
+                };
+                o.refuse(shared, reason);
+                None
             }
         }
     }
@@ -127,6 +169,7 @@ impl StackOffer {
                     expectations: Expectations::new(expected.size, hashes),
                 })
             }
+            Self::Jingle(o) => Ok(super::jingle::incoming::incoming(o)),
         }
     }
 
@@ -137,9 +180,14 @@ impl StackOffer {
         side: &mut TaskSide,
         from: &Jid,
         offset: u64,
-    ) -> Result<Established, TransferError> {
+    ) -> Result<(Established, Option<super::jingle::link::Link<T>>), TransferError> {
         match self {
-            Self::Si(o) => super::si_recv::answer_and_wait(shared, side, o, from, offset).await,
+            Self::Si(o) => super::si_recv::answer_and_wait(shared, side, o, from, offset)
+                .await
+                .map(|e| (e, None)),
+            Self::Jingle(o) => super::jingle::recv::answer_and_wait(shared, side, o, from, offset)
+                .await
+                .map(|(e, l)| (e, Some(l))),
         }
     }
 }

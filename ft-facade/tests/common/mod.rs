@@ -18,8 +18,16 @@ pub fn jid(s: &str) -> Jid {
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// A config for tests: our streamhost on 127.0.0.1 only, no proxy discovery, short timeouts.
+/// A config for the SI tests: SI only, our streamhost on 127.0.0.1 only, no proxy
+/// discovery, short timeouts.
 pub fn config(methods: &[Method]) -> Config {
+    let mut c = jconfig(methods);
+    c.stacks(&[ft_facade::Stack::Si]);
+    c
+}
+
+/// [`config`] with both stacks in the default order (Jingle first).
+pub fn jconfig(methods: &[Method]) -> Config {
     let mut c = Config::default();
     c.methods(methods);
     c.proxies(ProxySource::None);

@@ -40,7 +40,9 @@ use crate::{Attempt, Config, Error, Sid, StreamHost};
 
 /// The host's routable addresses without sending anything: a connected UDP socket shows
 /// the source address the system would use (documentation prefixes as destinations).
-fn default_local_addrs() -> Vec<IpAddr> {
+/// What [`Config::listen`](crate::Config::listen) `None` binds (public so that another
+/// listener, XEP-0260's, binds the same).
+pub fn default_local_addrs() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let probes: [(IpAddr, SocketAddr); 2] = [
         (

@@ -1,0 +1,188 @@
+//! A peer's session-initiate as an offer: checked (XEP-0234 description, a transport we
+//! have, the policy's bounds per peer and in total, the size limit, free space for
+//! auto-accept), then handed to the application as an [`IncomingOffer`]; what the data
+//! path needs of it ([`incoming`]); and the session's end around the landing.
+
+use std::sync::Arc;
+
+use ft_transport::StanzaTransport;
+use jid::Jid;
+use xep0096_file::PartKey;
+use xep0166_jingle::Reason;
+use xep0234_jingle_ft::{Direction, FtSession};
+use xep0261_jingle_ibb::NS_JINGLE_IBB;
+
+use super::core::Initiated;
+use super::link::Link;
+use super::recv::{JingleOffer, reason_for};
+use crate::config::Method;
+use crate::error::{Stage, TransferError};
+use crate::event::Outcome;
+use crate::manager::FileTransfer;
+use crate::recv::IncomingOffer;
+use crate::refused::{Refusal, RefusedOffer};
+use crate::stack::{Incoming, StackOffer};
+use crate::verify::{Expectations, ExpectedHash, HashAlgo};
+
+impl<T: StanzaTransport + Clone> FileTransfer<T> {
+    /// A session-initiate: an offer for the application, or refused with the session's
+    /// terminate (and reported to [`next_refused`](FileTransfer::next_refused)).
+    pub(crate) fn jingle_offer(&self, i: Initiated) {
+        let shared = self.shared();
+        let Some(core) = shared.jingle.clone() else {
+            return;
+        };
+        let from = Jid::from(i.key.peer.clone());
+        let refused = |name: Option<String>, size: Option<u64>, reason: Refusal| {
+            RefusedOffer::jingle(from.clone(), name, size, reason)
+        };
+        let ft = core.with(|ep, now| FtSession::incoming(ep, now, &i.key, &i.contents, None));
+        let mut ft = match ft {
+            Ok(ft) => ft,
+            Err(e) => {
+                self.note_refused(refused(None, None, Refusal::MalformedJingle(Arc::new(e))));
+                return;
+            }
+        };
+        let name = ft.file().name.clone();
+        let size = ft.file().size;
+        let config = &shared.config;
+        let end = |ft: &mut FtSession, reason: Reason| {
+            let _ = core.with(|ep, now| ft.terminate(ep, now, reason));
+        };
+        // A request (pull) is not served: we only receive what is pushed.
+        let ns = ft.peer_transport().map(minidom::Element::ns);
+        let transport_ok = match ns.as_deref() {
+            Some(NS_JINGLE_IBB) => config.has_ibb(),
+            Some(xep0260_jingle_s5b::NS) => config.methods.contains(&Method::S5b),
+            _ => false,
+        };
+        if ft.direction() != Direction::Receive || !transport_ok {
+            let reason = if transport_ok {
+                Reason::UnsupportedApplications
+            } else {
+                Reason::UnsupportedTransports
+            };
+            end(&mut ft, reason);
+            self.note_refused(refused(name, size, Refusal::NoCommonMethod));
+            return;
+        }
+        let key = (from.clone(), i.key.sid.clone());
+        if let Some(refusal) = self.admit(&key) {
+            end(&mut ft, Reason::Busy);
+            self.note_refused(refused(name, size, refusal));
+            return;
+        }
+        let policy = &config.policy;
+        let release = || crate::shared::lock(&shared.incoming).remove(&key);
+        if let (Some(limit), Some(size)) = (policy.max_size, size)
+            && size > limit
+        {
+            release();
+            end(&mut ft, Reason::Decline);
+            self.note_refused(refused(name, Some(size), Refusal::TooLarge { size, limit }));
+            return;
+        }
+        let auto = policy
+            .auto_accept_dir
+            .as_ref()
+            .filter(|_| policy.auto_accept_from.iter().any(|b| *b == from.to_bare()));
+        if let Some(dir) = auto
+            && let Err(n) = policy.check_free_space(dir, size)
+        {
+            release();
+            end(&mut ft, Reason::Decline);
+            let reason = Refusal::NoSpace {
+                size: n.size,
+                available: n.available,
+            };
+            self.note_refused(refused(name, size, reason));
+            return;
+        }
+        let rx = core.route(&i.key);
+        let offer = StackOffer::Jingle(Box::new(JingleOffer::new(ft, rx)));
+        let incoming = IncomingOffer::new(shared.clone(), offer, from.clone(), key);
+        self.deliver(incoming, auto.cloned(), refused(name, size, Refusal::Busy));
+    }
+}
+
+/// What the data path needs of a Jingle offer: the resume key (peer, name, size, date,
+/// and the offered SHA-256 in place of SI's MD5 is not part of it), the hashes offered,
+/// and the algorithms of a `<checksum/>` to come (a [`LateHashes`](crate::verify::LateHashes)
+/// kept in the offer for the session).
+pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
+    let f = &o.file;
+    let algo = |a: &xmpp_parsers::hashes::Algo| {
+        xep0300_hashes::HashAlgo::from_algo(a).and_then(|a| HashAlgo::from_name(a.name()))
+    };
+    let hashes: Vec<ExpectedHash> = f
+        .hashes
+        .iter()
+        .filter_map(|h| {
+            algo(&h.algo).map(|algo| ExpectedHash {
+                algo,
+                value: h.hash.clone(),
+            })
+        })
+        .collect();
+    let mut expectations = Expectations::new(f.size, hashes.clone());
+    if hashes.is_empty() {
+        // The hash comes later in a <checksum/>: computed from the first byte. Announced
+        // algorithms, or (none announced) SHA-256 and Gajim's BLAKE2b-512.
+        let mut later: Vec<HashAlgo> = f.hash_used.iter().filter_map(algo).collect();
+        if later.is_empty() {
+            later = vec![HashAlgo::Sha256, HashAlgo::Blake2b512];
+        }
+        *crate::shared::lock(&o.late) = Some(expectations.late(&later));
+    }
+    let mut key = PartKey::new(f.name.clone().unwrap_or_default(), f.size)
+        .with_peer(o.key.peer.to_bare().to_string());
+    if let Some(d) = f
+        .date
+        .clone()
+        .and_then(minidom::IntoAttributeValue::into_attribute_value)
+    {
+        key = key.with_date(d);
+    }
+    Incoming {
+        key,
+        ranged: f.range.is_some(),
+        expectations,
+    }
+}
+
+/// Lands the file while watching the session (a `<checksum/>` is taken for the
+/// verification, the sender's terminate ends the receive with its reason), then ends the
+/// session: `<success/>` once the file is in place, `<media-error/>` for bytes found
+/// wrong, `<cancel/>` on our cancel.
+pub(crate) async fn land_and_end<T, F>(
+    mut link: Link<T>,
+    landed: F,
+) -> Result<Outcome, TransferError>
+where
+    T: StanzaTransport + Clone,
+    F: Future<Output = Result<Outcome, TransferError>>,
+{
+    let watch = async {
+        loop {
+            let e = link.until_end().await;
+            if !e.is_success() {
+                return e;
+            }
+            // The sender may end with success before our verdict: the landing decides.
+            std::future::pending::<()>().await;
+        }
+    };
+    let r = tokio::select! {
+        r = landed => r,
+        e = watch => Err(e.error(Stage::Stream, std::time::Duration::ZERO)),
+    };
+    match &r {
+        Ok(_) => link.terminate(Reason::Success),
+        Err(e) => link.terminate(reason_for(e)),
+    }
+    r.map(|mut o| {
+        o.stack = crate::Stack::Jingle;
+        o
+    })
+}
