@@ -265,7 +265,8 @@ async fn xft_dies_receiving_from_gajim() {
     assert_prosody_loopback(&f.r.prosody);
 }
 
-/// Gajim's own limit, pinned: when none of its S5B candidates works (it offers none here),
+/// Gajim's own limit, pinned: when S5B fails (here Gajim offers no candidate and dials
+/// none of xft's),
 /// its fallback sends transport-replace to IBB with `sid='None'`; xft accepts it as the
 /// responder, and then Gajim, the initiator, never opens the IBB stream: no file, within
 /// 15 s of the accept. xft must not wait for it forever (its own timeouts end the session).
@@ -275,8 +276,10 @@ async fn gajim_to_xft_s5b_to_ibb_fallback_is_dead_in_gajim() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle s5b→ibb fallback");
+    // Gajim offers no candidate and dials none of xft's: S5B fails whatever xft offers.
     let opts = GajimOptions {
         direct: false,
+        dial: false,
         ..GajimOptions::default()
     };
     let mut f = gajim_to_xft(Via::Prosody, 50_000, "s5b", &[], opts, &[]).await;
