@@ -47,6 +47,7 @@ async fn gajim_to_xft_s5b_direct() {
     );
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-s5b-direct");
     row.note = format!("jingle s5b-direct, {} checked", x["verified_by"]);
+    assert_xft_offered_loopback_only(&f.gajim);
 }
 
 #[tokio::test]
@@ -68,6 +69,7 @@ async fn gajim_to_xft_s5b_through_prosody_proxy65() {
     assert!(out.contains(&"bytestreams-activate".to_owned()), "{out:?}");
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-s5b-proxy65");
     row.note = "jingle s5b-proxy (Gajim's proxy65 candidate)".into();
+    assert_xft_offered_loopback_only(&f.gajim);
 }
 
 /// Gajim can use a second proxy: `xft proxy`, attached to Prosody as a component, is just
@@ -83,6 +85,7 @@ async fn gajim_to_xft_s5b_through_xft_proxy() {
     let mut f = gajim_to_xft(Via::XftProxy, 300_000, "s5b", &[], opts, &[]).await;
     expect_from_gajim(&mut f, "s5b-proxy").await;
     row.note = "jingle s5b-proxy (Gajim's xft proxy candidate)".into();
+    assert_xft_offered_loopback_only(&f.gajim);
 }
 
 #[tokio::test]
@@ -103,6 +106,7 @@ async fn gajim_to_xft_ibb() {
     expect_from_gajim(&mut f, "ibb-iq").await;
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-ibb");
     row.note = "jingle ibb-iq (Gajim: 4096-byte blocks)".into();
+    assert_xft_offered_loopback_only(&f.gajim);
 }
 
 /// 10,500,000 bytes: no hash in Gajim's offer, its blake2b-512 in a session-info checksum
@@ -134,6 +138,7 @@ async fn gajim_to_xft_over_10_mb_checksum_in_session_info() {
     assert_eq!(sent, 1, "Gajim sent its checksum in session-info");
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-over-10mb");
     row.note = "checksum in session-info, blake2b-512 checked".into();
+    assert_xft_offered_loopback_only(&f.gajim);
 }
 
 /// xft declines (the sender is not in `--from`): Gajim hears session-terminate `<decline/>`.
