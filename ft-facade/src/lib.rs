@@ -1,12 +1,42 @@
-//! The complete XMPP file transfer: XEP-0096 over XEP-0095, carried by XEP-0065 or XEP-0047.
+//! The complete XMPP file transfer, by both stacks: Jingle File Transfer (XEP-0234 over
+//! XEP-0166, on XEP-0260 or XEP-0261) and SI (XEP-0096 over XEP-0095, on XEP-0065 or
+//! XEP-0047), chosen per peer by disco.
 //!
-//! XEP-0096 SI File Transfer (v1.3.1) negotiated with XEP-0095 Stream Initiation (v1.2),
-//! carried by XEP-0065 SOCKS5 Bytestreams (v1.8.2) or XEP-0047 In-Band Bytestreams
-//! (v2.0.1), with XEP-0030 (v2.5.0) for features and proxies.
+//! XEP-0234 Jingle File Transfer (v0.19) over XEP-0166 Jingle (v1.1.2), carried by
+//! XEP-0260 Jingle SOCKS5 Bytestreams (v1.0.3) or XEP-0261 Jingle In-Band Bytestreams
+//! (v1.0), hashes per XEP-0300 (v1.0); XEP-0096 SI File Transfer (v1.3.1) negotiated with
+//! XEP-0095 Stream Initiation (v1.2), carried by XEP-0065 SOCKS5 Bytestreams (v1.8.2) or
+//! XEP-0047 In-Band Bytestreams (v2.0.1); XEP-0030 (v2.5.0) for features and proxies.
 //!
 //! # Flow
 //!
-//! One transfer, as XEP-0096 §2 and XEP-0065 §5.3 / XEP-0047 §2 draw it together:
+//! The sender asks the peer's disco#info and takes the first stack of
+//! [`Config::stacks`] the peer has (default: Jingle, then SI; a peer that does not answer
+//! disco gets SI). One Jingle transfer, as XEP-0234 §4, XEP-0260 §2 and XEP-0261 §2 draw it
+//! together:
+//!
+//! ```text
+//! Sender (FileTransfer::send_file)                   Receiver (IncomingOffer)
+//!   |  [disco#info: jingle:1, file-transfer:5, s5b:1/ibb:1, hashes:2]
+//!   | session-initiate <file name size date [hash|hash-used]/>
+//!   |                  <transport s5b: our candidates | ibb: sid block-size/>
+//!   |----------------------------------------------------->|  next_offer()
+//!   |   session-accept [<range offset/>] <transport: its candidates | ibb answer/>
+//!   |<-----------------------------------------------------|  accept_into_dir()
+//!   | S5B: both race, transport-info <candidate-used/> / <candidate-error/>,
+//!   |      [proxy: <activate/> to the proxy, <activated/>]
+//!   |<---------------------------------------------------->|
+//!   |   or, when S5B fails: transport-replace <ibb/>, transport-accept
+//!   | IBB: iq set <open sid block-size/>, <data/>…         |
+//!   |   the file's bytes; then S5B half-close / IBB close  |
+//!   |=====================================================>|
+//!   | [session-info <checksum><hash/></checksum>] (no hash in the offer)
+//!   |----------------------------------------------------->|  size, hash checked,
+//!   |       session-terminate <success/> | <media-error/>  |  .part renamed
+//!   |<-----------------------------------------------------|
+//! ```
+//!
+//! One SI transfer, as XEP-0096 §2 and XEP-0065 §5.3 / XEP-0047 §2 draw it together:
 //!
 //! ```text
 //! Sender (FileTransfer::send_file)                   Receiver (IncomingOffer)
@@ -57,18 +87,30 @@
 //!   progress, completion) with timings, `cancel()` at any stage, and a final
 //!   [`Outcome`] or [`TransferError`] `{ stage, kind }`.
 //!
+//! * **Jingle** ([`Stack::Jingle`]): one XEP-0166 session table per manager; the
+//!   XEP-0260 candidates are our own listener (on the addresses of [`Config::s5b`]) and the
+//!   proxies of [`Config::proxies`], the peer's raced under the same dial policy and
+//!   budget; S5B failing moves to IBB by transport-replace within the same budget; the
+//!   offer carries the SHA-256 of files within [`Config::offer_hash`], larger files send it
+//!   in `<checksum/>` right after the last byte; the receiver checks any XEP-0300 hash
+//!   (SHA-256, SHA3-256, BLAKE2b-256/512) and ends the session `<success/>` only once the
+//!   file is in place (`<media-error/>` for wrong bytes); the sender's delivery is
+//!   [`Delivery::Acknowledged`] only after that `<success/>` (or `<received/>`).
+//!
 //! It does not own the XMPP connection: the application feeds every inbound stanza to
 //! [`FileTransfer::handle_stanza`] and gets back what is not ours. The pump contract:
 //! await [`FileTransfer::ready`] before each `handle_stanza`, so that a receiver that lags
 //! behind IBB over `<message/>` (which has no acknowledgements) slows the sender down
-//! instead of overrunning; it returns at once otherwise. It does not do Jingle
-//! file transfer (XEP-0234), HTTP upload (XEP-0363) or out-of-band URLs (XEP-0066). Unlike
+//! instead of overrunning; it returns at once otherwise. It does not serve Jingle
+//! requests (XEP-0234 pull: refused `<unsupported-applications/>`), HTTP upload (XEP-0363)
+//! or out-of-band URLs (XEP-0066). Unlike
 //! the XEP crates below it, it has no sans-IO core of its own: it is the tokio layer that
 //! composes theirs, and every transfer runs on a task.
 //!
 //! # Example
 //!
-//! Two entities on the in-memory hub, the bytes over IBB:
+//! Two entities on the in-memory hub, the bytes over IBB (each lists Jingle in its
+//! disco#info, so the file goes by Jingle):
 //!
 //! ```
 //! use ft_facade::{AcceptOptions, Config, FileTransfer, Method, ProxySource, SendOptions};
@@ -107,7 +149,8 @@
 //! let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
 //!
 //! let received = receiving.outcome().await.unwrap();
-//! sending.outcome().await.unwrap();
+//! let sent = sending.outcome().await.unwrap();
+//! assert_eq!(sent.stack, ft_facade::Stack::Jingle);
 //! assert_eq!(std::fs::read(received.path.unwrap()).unwrap(), b"hello, bob");
 //! # });
 //! ```
@@ -121,8 +164,17 @@
 //! * A sender that cancels while its offer is pending stops waiting; SI has no way to
 //!   withdraw an offer, so a receiver that accepts later times out waiting for the stream
 //!   ([`Config::stream_start_timeout`]).
-//! * A sender's cancel mid-stream reaches the receiver as the end of the bytestream (IBB
-//!   `<close/>`, S5B socket close), so the receiver reports [`ErrorKind::Truncated`].
+//! * SI: a sender's cancel mid-stream reaches the receiver as the end of the bytestream
+//!   (IBB `<close/>`, S5B socket close), so the receiver reports [`ErrorKind::Truncated`].
+//!   Jingle says it: the receiver reports [`ErrorKind::Cancelled`]`(`[`Side::Peer`]`)`.
+//! * Jingle: the sender offers SHA-256 only (every XEP-0300 peer computes it; Gajim
+//!   verifies it), whatever `xep0300_hashes::choose` would prefer; a receiver given no hash
+//!   and no `<hash-used/>` computes SHA-256 and BLAKE2b-512 (Gajim's choice) for the
+//!   `<checksum/>` to come.
+//! * Jingle: a peer's transport-info is acknowledged by the session core when it arrives;
+//!   an S5B element the negotiation refuses is logged, not answered with an error.
+//! * Jingle: the resume key of a `.part` is the peer, name, size and `<date/>` (SI's adds
+//!   the MD5); an offer without a date does not resume.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::*;
@@ -13,63 +11,7 @@ use ft_facade::{
 };
 use ft_transport::hub::Hub;
 use ft_transport::iq::IqTracker;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-
-/// Hands out `data` a small piece at a time, one piece per `every`, so a transfer is still
-/// running when a test cancels it.
-struct Trickle {
-    data: Vec<u8>,
-    pos: usize,
-    piece: usize,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    every: Duration,
-}
-
-impl Trickle {
-    fn new(data: Vec<u8>, piece: usize, every: Duration) -> Self {
-        Self {
-            data,
-            pos: 0,
-            piece,
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            every,
-        }
-    }
-}
-
-impl AsyncRead for Trickle {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let next = tokio::time::Instant::now() + self.every;
-        self.timer.as_mut().reset(next);
-        let n = self
-            .piece
-            .min(self.data.len() - self.pos)
-            .min(buf.remaining());
-        let start = self.pos;
-        buf.put_slice(&self.data[start..start + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-async fn until_bytes_flow(h: &mut TransferHandle) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while h.progress().bytes == 0 {
-            if !h.progress_changed().await {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("bytes start flowing");
-}
+use tokio::io::AsyncWriteExt;
 
 /// Starts a trickling transfer by `method`; returns (sender, receiver, destination).
 async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {

@@ -200,3 +200,49 @@ async fn a_declined_jingle_offer_fails_the_sender_with_declined_at_stage_offer()
     assert_eq!(e.stage, Stage::Offer);
     assert!(matches!(e.kind, ErrorKind::Declined { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_jingle_offer_from_an_auto_accepted_account_lands_without_asking() {
+    let hub = Hub::new();
+    let dst = tempfile::tempdir().unwrap();
+    let mut b = jconfig(&[Method::Ibb]);
+    b.policy.auto_accept_from = vec!["alice@x".parse().unwrap()];
+    b.policy.auto_accept_dir = Some(dst.path().to_owned());
+    let alice = entity(&hub, "alice@x/a", jconfig(&[Method::Ibb]));
+    let bob = entity(&hub, "bob@x/b", b);
+    let src = tempfile::tempdir().unwrap();
+    let data = content(20_000, 5);
+    let path = write_file(src.path(), "auto.bin", &data);
+    let sending = alice.send_file(jid("bob@x/b"), &path, SendOptions::default());
+    let mut offer = bob.next_offer().await.unwrap();
+    assert_eq!(offer.stack(), Stack::Jingle);
+    let handle = offer.take_auto_accepted().expect("auto-accepted");
+    let received = handle.outcome().await.unwrap();
+    sending.outcome().await.unwrap();
+    assert_eq!(received.stack, Stack::Jingle);
+    assert_eq!(sha256_file(&dst.path().join("auto.bin")), sha256_hex(&data));
+}
+
+#[tokio::test]
+async fn a_receiver_offering_no_candidate_still_gets_the_file_over_the_senders_s5b_candidate() {
+    // The receiver's route is proxies only and it has none: it offers no candidate (what
+    // an interop receiver does beside Gajim), races the sender's, and the sender's direct
+    // candidate carries the file.
+    let mut b = jconfig(&[Method::S5b]);
+    b.s5b_route(ft_facade::S5bRoute::Proxy);
+    let data = content(150_000, 6);
+    let (sent, received, dst, _) =
+        transfer(jconfig(&[Method::S5b]), b, "j-nocand.bin", &data).await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert!(
+        matches!(sent.method, MethodUsed::S5bDirect { .. }),
+        "{:?}",
+        sent.method
+    );
+    assert!(matches!(received.method, MethodUsed::S5bDirect { .. }));
+    assert_eq!(sent.delivery, Delivery::Acknowledged);
+    assert_eq!(
+        sha256_file(&dst.path().join("j-nocand.bin")),
+        sha256_hex(&data)
+    );
+}

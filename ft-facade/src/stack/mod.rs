@@ -9,7 +9,10 @@
 //!  │ Si: si_send::negotiate         │      ┌──────── stack-specific ────────┐
 //!  │  offer/answer, S5B, IBB on the │      │ Si: StackOffer::answer_and_wait│
 //!  │  SI sid, the fallback          │      │  answer, S5B/IBB expected on   │
-//!  └───────────── Negotiated ───────┘      │  the SI sid, the fallback      │
+//!  │ Jingle: jingle::send::negotiate│      │  the SI sid, the fallback      │
+//!  │  initiate/accept, XEP-0260     │      │ Jingle: session-accept, the    │
+//!  │  race, transport-replace → IBB │      │  race or the IBB open, replace │
+//!  └───────────── Negotiated ───────┘      │  (and the session, to end it)  │
 //!  send_stream::stream: copy, progress,    └──────────── Established ───────┘
 //!  cancel, close, delivery state           receive::land: drain into the .part,
 //!                                          verify (verify::Expectations), place
@@ -24,28 +27,25 @@
 //! the `.part`, verify against [`Expectations`](crate::verify::Expectations), whose hashes
 //! may arrive late through a [`LateHashes`](crate::verify::LateHashes), place, report).
 //!
-//! # Adding a stack (Jingle File Transfer)
+//! # The Jingle stack
 //!
-//! * [`Stack`] gains `Jingle`; [`choose`] picks it from the peer's disco#info
-//!   (`urn:xmpp:jingle:apps:file-transfer:5` and a transport we share).
-//! * Sender: a `jingle_send::negotiate(shared, side, request) -> Negotiated` beside
-//!   [`si_send::negotiate`]: session-initiate, session-accept (its `<range/>` gives the
-//!   offset), the XEP-0260 candidates or the XEP-0261 open, transport-replace; then
-//!   `send_stream::stream` as today. The `<checksum/>` goes out after it returns
-//!   ([`Outcome::sha256`](crate::Outcome::sha256)); session-terminate with the reason.
-//! * Receiver: [`StackOffer`] gains `Jingle(..)` (session-initiate parsed); its
-//!   [`StackOffer::incoming`] gives the stack-neutral [`Incoming`] (the file's key for a
-//!   resume, the expected size and hashes, the algorithms to compute); its answer
-//!   (`session-accept` with `<range offset/>`) and transport wait go in
-//!   [`StackOffer::answer_and_wait`]'s `Jingle` arm, ending in an [`Established`]. A
-//!   `<checksum/>` that comes in session-info is handed to the transfer through the
-//!   [`LateHashes`](crate::verify::LateHashes) the stack took from
-//!   [`Expectations::late`](crate::verify::Expectations::late) (with the algorithms of
-//!   `<hash-used/>`) when it built the `Incoming`; verification waits for it, at most
-//!   `Expectations::late_wait` after the last byte, before placing the file. Algorithms
-//!   beyond MD5 and SHA-256 are computed by the hashers of
-//!   [`verify::digest_for`](crate::verify::digest_for) (the `xep0300-hashes` ones plug in
-//!   there as [`xep0096_file::LaneDigest`]s).
+//! * [`Stack`] has `Jingle`; [`choose`] picks it from the peer's disco#info
+//!   (`urn:xmpp:jingle:1`, `urn:xmpp:jingle:apps:file-transfer:5` and a transport we
+//!   share) in the order of [`Config::stacks`](crate::Config::stacks).
+//! * Sender: [`jingle::send::negotiate`] beside [`si_send::negotiate`]: session-initiate,
+//!   session-accept (its `<range/>` gives the offset), the XEP-0260 race or the XEP-0261
+//!   open, transport-replace; then [`jingle::send::stream`] wraps `send_stream::stream`
+//!   (the `<checksum/>` goes out after the last byte) and ends with the session's end.
+//! * Receiver: [`StackOffer::Jingle`] holds the session-initiate; its
+//!   [`StackOffer::incoming`] gives the key, size and hashes (a
+//!   [`LateHashes`](crate::verify::LateHashes) for a `<checksum/>` to come); its answer and
+//!   transport wait are in `answer_and_wait`; [`jingle::incoming::land_and_end`] runs
+//!   `receive::land` while watching the session and ends it (`<success/>`,
+//!   `<media-error/>`, `<cancel/>`).
+//! * One `xep0166_jingle::Endpoint` per manager: [`jingle::core`].
+//!
+//! A third stack follows the same pattern: a variant here, in [`StackOffer`], and the two
+//! negotiations ending in an [`Established`].
 
 use ft_transport::StanzaTransport;
 use jid::Jid;

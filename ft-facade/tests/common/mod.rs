@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ft_facade::{Config, FileTransfer, Method, ProxySource};
@@ -10,6 +12,7 @@ use ft_transport::hub::{Hub, HubReceiver, HubTransport};
 use ft_transport::util::{iq_error_reply, stanza_error};
 use ft_transport::{Jid, Stanza, StanzaTransport};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 pub fn jid(s: &str) -> Jid {
@@ -111,4 +114,61 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Hands out `data` a small piece at a time, one piece per `every`, so a transfer is still
+/// running when a test cancels it.
+pub struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    piece: usize,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
+}
+
+impl Trickle {
+    pub fn new(data: Vec<u8>, piece: usize, every: Duration) -> Self {
+        Self {
+            data,
+            pos: 0,
+            piece,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            every,
+        }
+    }
+}
+
+impl AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = tokio::time::Instant::now() + self.every;
+        self.timer.as_mut().reset(next);
+        let n = self
+            .piece
+            .min(self.data.len() - self.pos)
+            .min(buf.remaining());
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Waits (at most 10 s) until `h` has moved bytes.
+pub async fn until_bytes_flow(h: &mut ft_facade::TransferHandle) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while h.progress().bytes == 0 {
+            if !h.progress_changed().await {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("bytes start flowing");
 }

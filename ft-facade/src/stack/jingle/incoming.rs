@@ -16,7 +16,7 @@ use super::core::Initiated;
 use super::link::Link;
 use super::recv::{JingleOffer, reason_for};
 use crate::config::Method;
-use crate::error::{Stage, TransferError};
+use crate::error::{ErrorKind, Stage, TransferError};
 use crate::event::Outcome;
 use crate::manager::FileTransfer;
 use crate::recv::IncomingOffer;
@@ -151,6 +151,9 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
     }
 }
 
+/// How long a cut receive waits for the sender's terminate to say why.
+const PEER_END_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Lands the file while watching the session (a `<checksum/>` is taken for the
 /// verification, the sender's terminate ends the receive with its reason), then ends the
 /// session: `<success/>` once the file is in place, `<media-error/>` for bytes found
@@ -176,6 +179,19 @@ where
     let r = tokio::select! {
         r = landed => r,
         e = watch => Err(e.error(Stage::Stream, std::time::Duration::ZERO)),
+    };
+    // A sender that cancels closes the bytestream first and terminates right after: the
+    // cut is its cancel, not a truncation, when its <cancel/> follows within a moment.
+    let r = match r {
+        Err(e) if matches!(e.kind, ErrorKind::Truncated { .. }) && link.ended.is_none() => {
+            match tokio::time::timeout(PEER_END_GRACE, link.until_end()).await {
+                Ok(ended) if ended.reason == Some(Reason::Cancel) => {
+                    Err(ended.error(e.stage, std::time::Duration::ZERO))
+                }
+                _ => Err(e),
+            }
+        }
+        r => r,
     };
     match &r {
         Ok(_) => link.terminate(Reason::Success),

@@ -160,9 +160,14 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
             return Err(fail(&mut link, Reason::FailedTransport, e));
         }
     };
+    // A receiver with S5bRoute::Proxy and no proxy offers no candidate at all (it still
+    // races the initiator's): what an interop receiver does beside Gajim's own race.
     let route = config.s5b_route;
     let local = match transport::local_candidates(shared, &core, side, route, true).await {
         Ok(l) => l,
+        Err(e) if matches!(e.kind, ErrorKind::NoProxy) => {
+            xep0260_jingle_s5b::LocalCandidates::default()
+        }
         Err(e) => return Err(end_failed(&mut link, e)),
     };
     let listener = if local.direct.is_empty() {
