@@ -50,6 +50,10 @@ pub struct GajimOptions {
     /// Offer our own direct candidate (a 127.0.0.1 listener on a free port). Default `true`;
     /// `false` with a [`GajimOptions::proxy`] offers only the proxy.
     pub direct: bool,
+    /// Dial the peer's S5B candidates (loopback ones). Default `true`; `false` makes Gajim
+    /// dial none and answer `candidate-error`: S5B fails without any unreachable address,
+    /// so that a test reaches the fallback.
+    pub dial: bool,
     /// An address put in Gajim's own `ft_add_hosts_to_send` setting. Default none.
     pub extra_host: Option<String>,
     /// Keep every candidate Gajim's own code adds (a test switch: shows that
@@ -65,6 +69,7 @@ impl Default for GajimOptions {
             resource: "gajim".into(),
             proxy: None,
             direct: true,
+            dial: true,
             extra_host: None,
             unconfined_candidates: false,
             timeout_secs: 90,
@@ -95,6 +100,9 @@ impl GajimOptions {
         }
         if !self.direct {
             a.push("--no-direct".into());
+        }
+        if !self.dial {
+            a.push("--no-dial".into());
         }
         if let Some(h) = &self.extra_host {
             a.extend(["--extra-host".to_owned(), h.clone()]);
@@ -429,6 +437,7 @@ mod tests {
     fn options_become_the_peer_flags() {
         assert_eq!(GajimOptions::default().args(), ["--timeout", "90"]);
         let o = GajimOptions {
+            dial: false,
             extra_host: Some("192.0.2.2".into()),
             unconfined_candidates: true,
             ..GajimOptions::default().proxy("proxy.localhost", false)
@@ -441,6 +450,7 @@ mod tests {
                 "--proxy",
                 "proxy.localhost",
                 "--no-direct",
+                "--no-dial",
                 "--extra-host",
                 "192.0.2.2",
                 "--unconfined-candidates"

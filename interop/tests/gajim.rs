@@ -9,6 +9,7 @@
 
 mod common {
     pub mod gajim;
+    pub mod xftcli;
 }
 
 use std::time::Duration;
@@ -88,6 +89,77 @@ async fn gajim_to_gajim_s5b_proxy65() {
         !offered.is_empty() && offered.iter().all(|v| v["type"] == "proxy"),
         "{offered:?}"
     );
+}
+
+/// Gajim takes a second SOCKS5 proxy: `xft proxy`, attached to a Prosody without
+/// mod_proxy65 as its XEP-0114 component, is one more JID in `file_transfer_proxies`.
+/// Gajim queries it, offers its streamhost, the receiving Gajim dials it, the sending one
+/// activates it, and the file crosses it whole.
+#[tokio::test]
+async fn gajim_to_gajim_s5b_through_xft_proxy() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = common::xftcli::prosody(false);
+    let mut proxy = common::xftcli::xft_proxy(&prosody).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let source = src_dir.path().join("gajim-s5b-300000.bin");
+    std::fs::write(&source, ft_testkit::content(300_000, 300_000)).expect("write source");
+    let receiver = ft_testkit::GajimPeer::recv(
+        &prosody,
+        "bob",
+        &receiver_without_direct().resource("recv"),
+        dir.path(),
+        1,
+        &[],
+    )
+    .await
+    .expect("receiver online");
+    let to = receiver.jid().expect("receiver jid").to_string();
+    let component = prosody.component_jid().to_string();
+    let sender = ft_testkit::GajimPeer::send(
+        &prosody,
+        "alice",
+        &GajimOptions::default()
+            .proxy(&component, false)
+            .resource("send"),
+        &to,
+        &source,
+        "s5b",
+        &[],
+    )
+    .await
+    .expect("sender online");
+    let mut p = Pair {
+        _prosody: prosody,
+        sender,
+        receiver,
+        source,
+        dir,
+        _src_dir: src_dir,
+    };
+    expect_delivered(&mut p, "s5b", None).await;
+    let offered: Vec<_> = p
+        .sender
+        .events()
+        .iter()
+        .filter(|v| v["event"] == "streamhost" && v["dir"] == "offer" && v["kept"] == true)
+        .cloned()
+        .collect();
+    assert!(
+        !offered.is_empty() && offered.iter().all(|v| v["type"] == "proxy"),
+        "{offered:?}"
+    );
+    let activate = p
+        .sender
+        .stanzas()
+        .into_iter()
+        .find(|(d, k, _)| d == "out" && k == "bytestreams-activate")
+        .expect("Gajim activated the proxy")
+        .2;
+    assert!(activate.contains(&component), "{activate}");
+    proxy.kill().await;
 }
 
 #[tokio::test]

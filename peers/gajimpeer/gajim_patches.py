@@ -76,7 +76,8 @@ def patch_ibb_parse():
 
 
 def patch_confinement(emit, state):
-    """Fix 3. `state` carries `listen_port`, `direct` (offer our direct candidate) and
+    """Fix 3. `state` carries `listen_port`, `direct` (offer our direct candidate),
+    `no_dial` (a test switch: dial none of the peer's candidates, so S5B fails) and
     `unconfined` (a test switch: keep every candidate Gajim's own code adds, so that
     a leak shows; the listener stays on 127.0.0.1)."""
     from gajim.common import socks5
@@ -140,7 +141,7 @@ def patch_confinement(emit, state):
         fp.failure_cb = on_failure
         to_test = []
         for sh in fp.streamhosts:
-            ok = is_loopback(sh.get("host"))
+            ok = is_loopback(sh.get("host")) and not state.get("no_dial")
             emit({"event": "streamhost", "dir": "received", "host": str(sh.get("host")),
                   "port": int(sh.get("port") or 0), "type": sh.get("type", "direct"),
                   "kept": ok})

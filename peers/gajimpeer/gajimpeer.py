@@ -9,7 +9,8 @@ log goes to stderr.
 
     common: --jid JID --password PW --host 127.0.0.1 --port N [--timeout S] [--debug]
             [--profile DIR]
-            [--proxy JID] [--no-direct] [--extra-host ADDR] [--unconfined-candidates]
+            [--proxy JID] [--no-direct] [--no-dial] [--extra-host ADDR]
+            [--unconfined-candidates]
     send --to FULLJID --file F --method s5b|ibb [--cancel-after BYTES]
         {"event":"sent","sha256","bytes","seconds","mbps","method","sid"}, or with
         --cancel-after {"event":"cancelled","by":"us","bytes","method","sid"}
@@ -39,7 +40,9 @@ loopback check (see gajim_patches.py). Every mode first prints
 --timeout (default 120 s) bounds the whole run.
 
 --proxy JID makes Gajim offer that SOCKS5 proxy (use_ft_proxies); --no-direct drops our
-own direct candidate (so only the proxy is offered); --extra-host ADDR sets Gajim's own
+own direct candidate (so only the proxy is offered); --no-dial makes Gajim dial none of
+the peer's candidates (each reported `streamhost kept=false`; Gajim answers
+candidate-error: how a test makes S5B fail without any non-loopback address); --extra-host ADDR sets Gajim's own
 `ft_add_hosts_to_send` (an address it then offers, as a user's setting would);
 --unconfined-candidates keeps every candidate Gajim's code adds (a test switch: with
 --extra-host 192.0.2.2 it shows that the loopback check catches a leak).
@@ -91,6 +94,7 @@ def parse_args(argv):
                    help="Gajim's profile directory (default: a temporary one, removed at exit)")
     p.add_argument("--proxy", default=None)
     p.add_argument("--no-direct", action="store_true")
+    p.add_argument("--no-dial", action="store_true")
     p.add_argument("--unconfined-candidates", dest="unconfined", action="store_true")
     p.add_argument("--extra-host", default="", metavar="ADDR")
     sub = p.add_subparsers(dest="mode", required=True)
@@ -182,7 +186,8 @@ def main(argv):
                         stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     state = {"listen_port": gajim_patches.free_loopback_port(),
-             "direct": not args.no_direct, "unconfined": args.unconfined}
+             "direct": not args.no_direct, "unconfined": args.unconfined,
+             "no_dial": args.no_dial}
     gajim_patches.apply(emit, state)
     profile = args.profile
     if profile is None:

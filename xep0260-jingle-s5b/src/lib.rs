@@ -100,6 +100,13 @@
 //!
 //! # Known deviations
 //!
+//! * Gajim quirk: our listener takes both orders of the DST.ADDR for a negotiation,
+//!   SHA1(sid + us + peer) as §2.2 says and SHA1(sid + peer + us)
+//!   ([`proto::Negotiation::accepted_dst_addrs`]). Gajim 1.7.3 presents SHA1(sid +
+//!   initiator + responder) at every candidate it dials, so as the initiator it dials our
+//!   (the responder's) candidates with the other order; refusing it (REP 04) lost every
+//!   direct connection from Gajim to us. Another sid or other JIDs still get REP 04. We
+//!   still present the XEP's order at the peer's candidates.
 //! * A peer's `dstaddr` attribute is ignored, as `xep0065-s5b` ignores an offer's (C6): we
 //!   always compute SHA1(sid + offerer + dialer) ourselves.
 //! * A malformed candidate is skipped, not a reason to refuse the whole element; more

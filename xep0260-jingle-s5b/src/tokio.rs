@@ -31,6 +31,14 @@ const MAX_HANDSHAKES: usize = 64;
 
 type RouteTx = mpsc::Sender<(Framed<TcpStream, ServerCodec>, String)>;
 
+/// The listener's routing table: each negotiation's channel under every DST.ADDR it
+/// accepts (both orders, see [`Negotiation::accepted_dst_addrs`]).
+#[derive(Debug, Default)]
+struct Routes {
+    by_hash: HashMap<String, RouteTx>,
+    negotiations: usize,
+}
+
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -46,14 +54,14 @@ fn now() -> std::time::Instant {
 #[derive(Debug)]
 pub struct Listener {
     addrs: Vec<SocketAddr>,
-    routes: Arc<Mutex<HashMap<String, RouteTx>>>,
+    routes: Arc<Mutex<Routes>>,
     tasks: JoinSet<()>,
 }
 
 impl Listener {
     /// Binds `ips` on `port` (0: any); each handshake is bounded by `handshake_timeout`.
     pub async fn bind(ips: &[IpAddr], port: u16, handshake_timeout: Duration) -> io::Result<Self> {
-        let routes: Arc<Mutex<HashMap<String, RouteTx>>> = Arc::default();
+        let routes: Arc<Mutex<Routes>> = Arc::default();
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();
         for ip in ips {
@@ -73,19 +81,27 @@ impl Listener {
         &self.addrs
     }
 
-    fn route(&self, dst_addr: &str) -> mpsc::Receiver<(Framed<TcpStream, ServerCodec>, String)> {
+    fn route(&self, dst_addrs: &[String]) -> Inbound {
         let (tx, rx) = mpsc::channel(4);
-        lock(&self.routes).insert(dst_addr.to_owned(), tx);
+        let mut r = lock(&self.routes);
+        for d in dst_addrs {
+            r.by_hash.insert(d.clone(), tx.clone());
+        }
+        r.negotiations += 1;
         rx
     }
 
-    fn unroute(&self, dst_addr: &str) {
-        lock(&self.routes).remove(dst_addr);
+    fn unroute(&self, dst_addrs: &[String]) {
+        let mut r = lock(&self.routes);
+        for d in dst_addrs {
+            r.by_hash.remove(d);
+        }
+        r.negotiations = r.negotiations.saturating_sub(1);
     }
 
     /// How many negotiations it routes for now.
     pub fn routes(&self) -> usize {
-        lock(&self.routes).len()
+        lock(&self.routes).negotiations
     }
 
     /// Whether its accept loops run.
@@ -94,7 +110,7 @@ impl Listener {
     }
 }
 
-async fn accept_loop(l: TcpListener, routes: Arc<Mutex<HashMap<String, RouteTx>>>, t: Duration) {
+async fn accept_loop(l: TcpListener, routes: Arc<Mutex<Routes>>, t: Duration) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let mut conns = JoinSet::new();
     loop {
@@ -114,7 +130,7 @@ async fn accept_loop(l: TcpListener, routes: Arc<Mutex<HashMap<String, RouteTx>>
             let Ok((framed, dst)) = server_handshake(tcp, 40, t).await else {
                 return;
             };
-            let route = lock(&routes).get(&dst).cloned();
+            let route = lock(&routes).by_hash.get(&dst).cloned();
             let refused = match route {
                 Some(tx) => tx.try_send((framed, dst)).err().map(|e| e.into_inner().0),
                 None => Some(framed),
@@ -186,17 +202,30 @@ enum SockEvent {
 
 type Inbound = mpsc::Receiver<(Framed<TcpStream, ServerCodec>, String)>;
 
-/// Our listener's route for one negotiation's DST.ADDR; removed when dropped.
+/// Our listener's route for one negotiation's DST.ADDRs; removed when dropped.
 #[derive(Debug)]
 struct Route<'l> {
     listener: &'l Listener,
-    dst_addr: String,
+    dst_addrs: Vec<String>,
     rx: Inbound,
+}
+
+impl<'l> Route<'l> {
+    /// Routes every DST.ADDR `n` accepts (both orders: the Gajim quirk).
+    fn new(listener: &'l Listener, n: &Negotiation) -> Self {
+        let dst_addrs = n.accepted_dst_addrs().to_vec();
+        let rx = listener.route(&dst_addrs);
+        Self {
+            listener,
+            dst_addrs,
+            rx,
+        }
+    }
 }
 
 impl Drop for Route<'_> {
     fn drop(&mut self) {
-        self.listener.unroute(&self.dst_addr);
+        self.listener.unroute(&self.dst_addrs);
     }
 }
 
@@ -218,14 +247,7 @@ impl<'l> Driver<'l> {
         let mut early = Vec::new();
         while let Some(a) = n.poll_action() {
             match (a, listener) {
-                (Action::Accept { dst_addr }, Some(l)) => {
-                    let rx = l.route(&dst_addr);
-                    route = Some(Route {
-                        listener: l,
-                        dst_addr,
-                        rx,
-                    });
-                }
+                (Action::Accept { .. }, Some(l)) => route = Some(Route::new(l, &n)),
                 (a, _) => early.push(a),
             }
         }
@@ -289,14 +311,9 @@ async fn run<S: Signalling>(
     let result = loop {
         while let Some(a) = early.next().or_else(|| n.poll_action()) {
             match a {
-                Action::Accept { dst_addr } => {
+                Action::Accept { .. } => {
                     if let Some(l) = listener {
-                        let rx = l.route(&dst_addr);
-                        route = Some(Route {
-                            listener: l,
-                            dst_addr,
-                            rx,
-                        });
+                        route = Some(Route::new(l, &n));
                     }
                 }
                 Action::StopAccepting { .. } => route = None,

@@ -141,30 +141,56 @@ pub fn kinds(peer: &GajimPeer, dir: &str) -> Vec<String> {
 
 /// With `XFT_GAJIM_FIXTURES=DIR`, writes each stanza Gajim sent as
 /// `DIR/<case>-<initiator|responder>-<kind>.xml` (the first of each kind; the two full JIDs
-/// rewritten to fixed ones, everything else byte for byte).
+/// rewritten to fixed ones, everything else byte for byte). The case's files of an earlier
+/// run are removed first, so that all of a case's files come from one session.
 pub fn save_fixtures(sender: &GajimPeer, receiver: &GajimPeer, case: &str) {
+    let (s, r) = (
+        sender.jid().expect("jid").to_string(),
+        receiver.jid().expect("jid").to_string(),
+    );
+    let mut files = Vec::new();
+    for (role, peer) in [("initiator", sender), ("responder", receiver)] {
+        for (d, kind, xml) in peer.stanzas() {
+            if d == "out" {
+                files.push((format!("{case}-{role}-{kind}.xml"), xml));
+            }
+        }
+    }
+    write_fixtures(
+        case,
+        &files,
+        &[
+            (&s, "romeo@montague.example/orchard"),
+            (&r, "juliet@capulet.example/balcony"),
+        ],
+    );
+}
+
+/// The writer behind [`save_fixtures`]: `files` are `(name, xml)` (the first of each name
+/// is kept), `rename` the JIDs to rewrite. Nothing without `XFT_GAJIM_FIXTURES`.
+pub fn write_fixtures(case: &str, files: &[(String, String)], rename: &[(&str, &str)]) {
     let Some(dir) = std::env::var_os("XFT_GAJIM_FIXTURES") else {
         return;
     };
     let dir = PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("fixture dir");
-    let (s, r) = (
-        sender.jid().expect("jid").to_string(),
-        receiver.jid().expect("jid").to_string(),
-    );
-    for (role, peer) in [("initiator", sender), ("responder", receiver)] {
-        for (d, kind, xml) in peer.stanzas() {
-            if d != "out" {
-                continue;
-            }
-            let path = dir.join(format!("{case}-{role}-{kind}.xml"));
-            if path.exists() {
-                continue;
-            }
-            let xml = xml
-                .replace(&s, "romeo@montague.example/orchard")
-                .replace(&r, "juliet@capulet.example/balcony");
-            std::fs::write(&path, xml + "\n").expect("write fixture");
+    let prefix_i = format!("{case}-initiator-");
+    let prefix_r = format!("{case}-responder-");
+    for e in std::fs::read_dir(&dir).expect("fixture dir").flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.ends_with(".xml") && (n.starts_with(&prefix_i) || n.starts_with(&prefix_r)) {
+            std::fs::remove_file(e.path()).expect("remove an old fixture");
         }
+    }
+    for (name, xml) in files {
+        let path = dir.join(name);
+        if path.exists() {
+            continue;
+        }
+        let mut xml = xml.clone();
+        for (from, to) in rename {
+            xml = xml.replace(from, to);
+        }
+        std::fs::write(&path, xml + "\n").expect("write fixture");
     }
 }

@@ -256,6 +256,20 @@ impl Negotiation {
         dst_addr(&self.sid, &self.peer, &self.me)
     }
 
+    /// Every DST.ADDR our listener takes for this negotiation: the XEP's
+    /// [`local_dst_addr`](Self::local_dst_addr) (SHA1(sid + us + peer)) and the other
+    /// order, SHA1(sid + peer + us).
+    ///
+    /// A Gajim quirk: Gajim 1.7.3 presents SHA1(sid + initiator + responder) at every
+    /// candidate it dials, whoever offered it, so as initiator it dials our (the
+    /// responder's) candidates with SHA1(sid + peer + us) where XEP-0260 §2.2 says
+    /// SHA1(sid + us + peer). Both orders name this negotiation's sid and the same two
+    /// JIDs, so accepting both lets no other session in; a hash of another sid or other
+    /// JIDs still gets `host unreachable` (REP 04).
+    pub fn accepted_dst_addrs(&self) -> [String; 2] {
+        [self.local_dst_addr(), self.remote_dst_addr()]
+    }
+
     /// Our transport for session-initiate or session-accept: `sid`, `mode='tcp'`, our
     /// candidates, and `dstaddr` when one of them is a proxy. The responder calls it after
     /// the initiator's candidates: it leaves out any host and port they offered.

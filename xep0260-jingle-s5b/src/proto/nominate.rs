@@ -153,10 +153,15 @@ impl Negotiation {
 
     /// An inbound SOCKS5 connection on our listener presented `dst_addr`. `Ok`: accept it
     /// (send the success reply); `Err`: refuse it with this reply code. Only the first one
-    /// with our DST.ADDR is taken (BAD-INPUT J25).
+    /// with one of our DST.ADDRs ([`accepted_dst_addrs`](Self::accepted_dst_addrs): the
+    /// XEP's order and Gajim's) is taken (BAD-INPUT J25).
     pub fn handle_inbound(&mut self, now: Instant, dst_addr: &str) -> Result<(), ReplyCode> {
         let open = matches!(self.phase, Phase::Negotiating | Phase::AwaitInbound(_));
-        if !open || self.inbound || !dst_addr.eq_ignore_ascii_case(&self.local_dst_addr()) {
+        let ours = self
+            .accepted_dst_addrs()
+            .iter()
+            .any(|d| dst_addr.eq_ignore_ascii_case(d));
+        if !open || self.inbound || !ours {
             return Err(ReplyCode::HostUnreachable);
         }
         self.inbound = true;
