@@ -248,6 +248,41 @@ async fn a_receiver_offering_no_candidate_still_gets_the_file_over_the_senders_s
 }
 
 #[tokio::test]
+async fn a_receiver_without_listen_addresses_offers_no_direct_candidate_of_its_own() {
+    // Safe by default: the receiver's config names no listen addresses (the default), so its
+    // session-accept carries no candidate on this host's own addresses (a stranger's offer
+    // must not learn them, nor make us listen on them); the sender races nothing of the
+    // receiver's, and its own direct candidate carries the file.
+    let mut b = jconfig(&[Method::S5b]);
+    b.s5b.listen = None;
+    let data = content(120_000, 9);
+    let (sent, received, dst, events) =
+        transfer(jconfig(&[Method::S5b]), b, "j-nolisten.bin", &data).await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    let raced: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Candidate(c) => Some(c.address.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        raced.is_empty(),
+        "the sender raced the receiver's candidates {raced:?}"
+    );
+    assert!(
+        matches!(sent.method, MethodUsed::S5bDirect { .. }),
+        "{:?}",
+        sent.method
+    );
+    assert!(matches!(received.method, MethodUsed::S5bDirect { .. }));
+    assert_eq!(
+        sha256_file(&dst.path().join("j-nolisten.bin")),
+        sha256_hex(&data)
+    );
+}
+
+#[tokio::test]
 async fn jingle_over_ibb_messages_is_acknowledged_by_the_receivers_success() {
     // IBB over <message/> acknowledges nothing (SI reports Unconfirmed); Jingle's
     // session-terminate <success/>, sent once the file is in place, does.

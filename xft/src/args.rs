@@ -6,7 +6,9 @@
 //! an answer ([`SendArgs`]); only the receiver dials streamhosts (`--dial`), accepts methods,
 //! caps the IBB block size and the file size, filters senders and stores files
 //! ([`RecvArgs`]). In SI file transfer the receiver is the S5B target: it offers no
-//! streamhost of its own, so it has no `--local-address`.
+//! streamhost of its own. By Jingle (XEP-0260) a receiver may offer candidates too: `xft recv`
+//! offers a direct one only on the addresses `--local-address` names (none by default: an
+//! offer from a stranger learns none of this host's addresses); it always races the sender's.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -172,6 +174,10 @@ pub(crate) struct RecvArgs {
     /// host too: tests, same-host transfers). Default: `dial` in the config file, else public.
     #[arg(long, value_enum)]
     pub(crate) dial: Option<Dial>,
+    /// Jingle only: addresses our own S5B candidate listens on and offers to a sender
+    /// (repeatable; default: none, we only dial the sender's candidates and proxies).
+    #[arg(long = "local-address")]
+    pub(crate) local_addresses: Vec<IpAddr>,
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
@@ -237,6 +243,8 @@ impl RecvArgs {
             c.ibb.max_block_size(b);
         }
         c.s5b.dial_policy(dial.policy());
+        // None (not this host's addresses) unless named: see the module docs.
+        c.s5b.listen = (!self.local_addresses.is_empty()).then(|| self.local_addresses.clone());
         c
     }
 }

@@ -55,7 +55,6 @@ fn flags_that_act_only_when_sending_are_rejected_by_recv_and_the_other_way_round
     for flag in [
         ["--method", "ibb"],
         ["--proxy", "proxy.localhost"],
-        ["--local-address", "127.0.0.1"],
         ["--block-size", "4096"],
         ["--offer-timeout", "5"],
     ] {
@@ -259,4 +258,20 @@ fn stack_flag_beats_the_config_files_stack_key_and_reaches_the_facade() {
     let e = crate::Cli::try_parse_from(["xft", "send", "--to", "a@b/c", "--stack", "s5b", "F"])
         .unwrap_err();
     assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+}
+
+#[test]
+fn recv_listens_for_jingle_only_on_the_local_addresses_named() {
+    // Default: no listen addresses, so a Jingle receiver offers no candidate on this host's
+    // own addresses (the facade's default would find and offer them).
+    assert_eq!(recv_args(&[]).facade_config(Dial::Public).s5b.listen, None);
+    let c = recv_args(&["--local-address", "127.0.0.1", "--local-address", "::1"])
+        .facade_config(Dial::Any);
+    assert_eq!(
+        c.s5b.listen,
+        Some(vec![
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+            "::1".parse().unwrap()
+        ])
+    );
 }

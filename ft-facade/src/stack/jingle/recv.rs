@@ -177,7 +177,13 @@ pub(crate) async fn answer_and_wait<T: StanzaTransport + Clone>(
     // A receiver with S5bRoute::Proxy and no proxy offers no candidate at all (it still
     // races the initiator's): what an interop receiver does beside Gajim's own race.
     let route = config.s5b_route;
-    let local = match transport::local_candidates(shared, &core, side, route, true).await {
+    // Safe by default: a receiver offers a direct candidate of its own only on addresses the
+    // user listed (`s5b.listen`), never this host's addresses found by itself: an offer
+    // from a stranger must not learn our LAN addresses, nor make us listen on them (an SI
+    // receiver never listens at all). It still races the sender's candidates and offers
+    // proxies.
+    let direct_ok = config.s5b.listen.is_some();
+    let local = match transport::local_candidates(shared, &core, side, route, direct_ok).await {
         Ok(l) => l,
         Err(e) if matches!(e.kind, ErrorKind::NoProxy) => {
             xep0260_jingle_s5b::LocalCandidates::default()
