@@ -19,7 +19,7 @@ use crate::event::{Delivery, Event, FileInfo, Outcome};
 use crate::handle::{TaskSide, TransferHandle, pair};
 use crate::options::AcceptOptions;
 use crate::recv_stream::{self, Sink, wait_stream};
-use crate::shared::{Shared, lock, spawn_send};
+use crate::shared::{Shared, spawn_send};
 
 /// An offer the application has not answered yet (or one the policy auto-accepted: see
 /// [`take_auto_accepted`](Self::take_auto_accepted)). Dropping it unanswered declines it.
@@ -137,7 +137,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     }
 
     fn release(&self) {
-        lock(&self.shared.incoming).remove(&self.key);
+        self.shared.release_incoming(&self.key);
     }
 
     /// Accepts into `dir`: the peer's name made safe, written to `<name>.part`, checked
@@ -188,7 +188,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         tokio::spawn(async move {
             let mut side = side;
             let r = receive(&shared, &mut side, offer, from, sink, options).await;
-            lock(&shared.incoming).remove(&key);
+            shared.release_incoming(&key);
             side.finish(r);
         });
         handle
