@@ -68,10 +68,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use fault_harness::relay::TcpFault;
 use fault_harness::sink::SinkFault;
-use fault_harness::transport::StanzaFaults;
-use fault_harness::{Mode, Plan, Who, run_plan, run_seed};
+use fault_harness::{Mode, Plan, Who, checkpoint, run_plan, run_seed};
 
 /// Seeds that once found a defect; each runs in CI in the mode given.
 ///
@@ -133,13 +131,23 @@ fn outcome_key(summary: &str) -> String {
     format!("{}/{}", side(a), side(b))
 }
 
-/// Runs `count` seeds of `mode` from `start` on `threads` threads.
+/// Runs `count` seeds of `mode` from `start` on `threads` threads, with a leak
+/// [`checkpoint`] before, after, and every `XFT_CHECK_EVERY` runs (32 by default; after
+/// every run with one thread).
 fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Figures {
     let next = AtomicU64::new(start);
+    let done = AtomicU64::new(0);
+    let every = env_u64("XFT_CHECK_EVERY").unwrap_or(if threads <= 1 { 1 } else { 32 });
     let figures = Mutex::new(Figures {
-        failures: Vec::new(),
+        failures: checkpoint(),
         outcomes: BTreeMap::new(),
     });
+    let leaked = |f: &mut Figures, found: Vec<(u64, String)>| {
+        for (seed, e) in found {
+            eprintln!("FAILED (left behind) {e}");
+            f.failures.push((seed, e));
+        }
+    };
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
@@ -149,24 +157,31 @@ fn run_range(mode: Mode, start: u64, count: u64, threads: usize) -> Figures {
                         break;
                     }
                     let r = run_seed(seed, mode);
-                    let mut f = figures.lock().unwrap();
-                    match r {
-                        Ok(summary) => {
-                            if std::env::var_os("XFT_VERBOSE").is_some() {
-                                eprintln!("seed {seed} {}: {summary}", mode.name());
+                    {
+                        let mut f = figures.lock().unwrap();
+                        match r {
+                            Ok(summary) => {
+                                if std::env::var_os("XFT_VERBOSE").is_some() {
+                                    eprintln!("seed {seed} {}: {summary}", mode.name());
+                                }
+                                *f.outcomes.entry(outcome_key(&summary)).or_default() += 1;
                             }
-                            *f.outcomes.entry(outcome_key(&summary)).or_default() += 1;
+                            Err(e) => {
+                                eprintln!("FAILED {e}");
+                                f.failures.push((seed, e));
+                            }
                         }
-                        Err(e) => {
-                            eprintln!("FAILED {e}");
-                            f.failures.push((seed, e));
-                        }
+                    }
+                    if (done.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every.max(1)) {
+                        let found = checkpoint();
+                        leaked(&mut figures.lock().unwrap(), found);
                     }
                 }
             });
         }
     });
     let mut f = figures.into_inner().unwrap();
+    leaked(&mut f, checkpoint());
     f.failures.sort_by_key(|(s, _)| *s);
     f
 }
@@ -209,36 +224,19 @@ fn ci_seeds() {
 
 #[test]
 fn regression_seeds() {
+    let _ = checkpoint();
     let bad: Vec<String> = REGRESSION_SEEDS
         .iter()
         .filter_map(|&(seed, mode)| run_seed(seed, mode).err())
+        .chain(checkpoint().into_iter().map(|(_, e)| e))
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 /// A plan with no fault but `tweak`'s: the cases the regression seeds found, written out.
 fn plan_with(mode: Mode, size: usize, tweak: impl FnOnce(&mut Plan)) -> Plan {
-    let mut p = Plan::new(0, mode);
+    let mut p = Plan::new(0, mode).without_faults();
     p.size = size;
-    p.sender_stanzas = StanzaFaults::default();
-    p.receiver_stanzas = StanzaFaults::default();
-    p.disconnect = None;
-    p.sink = SinkFault::None;
-    p.into_dir = true;
-    p.cancel = None;
-    p.tcp = if mode == Mode::Fallback {
-        vec![
-            TcpFault::Reset {
-                after: 0,
-                upstream: false
-            };
-            8
-        ]
-    } else {
-        Vec::new()
-    };
-    p.accept_delay = std::time::Duration::ZERO;
-    p.also.clear();
     tweak(&mut p);
     p
 }
