@@ -115,7 +115,8 @@ async fn handshake(tcp: TcpStream, mut slot: Slot, weak: Weak<Inner>) {
     let Some(timeout) = weak.upgrade().map(|i| i.config.handshake_timeout) else {
         return;
     };
-    let _ = tcp.set_nodelay(true);
+    // No socket option before the handshake is done: a connection that never finishes it
+    // (a flood) costs an accept, a read and a close, no more (issue 9).
     let done = tokio::select! {
         r = server_handshake(tcp, 40, timeout) => r,
         // Displaced by a newer connection while the handshake table was full.
@@ -125,6 +126,7 @@ async fn handshake(tcp: TcpStream, mut slot: Slot, weak: Weak<Inner>) {
         return;
     };
     slot.handshake_done();
+    let _ = framed.get_ref().set_nodelay(true);
     let Some(inner) = weak.upgrade() else {
         return;
     };
