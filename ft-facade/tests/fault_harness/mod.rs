@@ -94,6 +94,14 @@ pub fn checkpoint() -> Vec<(u64, String)> {
     )
 }
 
+/// Replays `seed` of `mode` with no other run in flight (the gate held for writing).
+pub fn replay_alone(seed: u64, mode: Mode) -> Result<String, String> {
+    let _all = leak::GATE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    run_plan_alone(&Plan::new(seed, mode))
+}
+
 /// [`run_plan`] without the gate (a checkpoint's replays, which hold it already).
 fn run_plan_alone(plan: &Plan) -> Result<String, String> {
     let (seed, mode) = (plan.seed, plan.mode);
