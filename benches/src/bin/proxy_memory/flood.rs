@@ -186,6 +186,7 @@ pub(crate) async fn flood(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let s = ctl.stat().await?;
+    let sockstat = tcp_sockstat();
     let _ = gen_child.wait().await;
     let wall = legit.as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -205,7 +206,8 @@ pub(crate) async fn flood(
          listen backlog) | {open} (the proxy's table: {} handshakes) |\n\
          | handshakes held off (closed by the proxy: displaced oldest first) | {} |\n\
          | flood connections that failed to connect | {refused_conn} |\n\
-         | proxy RSS / descriptors at the end | {} MiB / {} |\n",
+         | proxy RSS / descriptors at the end | {} MiB / {} |\n\
+         | TCP sockets on the host at the end (both ends), /proc/net/sockstat | {sockstat} |\n",
         setup.as_secs_f64() * 1e3,
         size >> 20,
         rate / quiet_rate,
@@ -242,4 +244,17 @@ pub(crate) async fn flood(
         g1 - g0,
     );
     Ok(())
+}
+
+/// The TCP line of /proc/net/sockstat: sockets in use, orphans (closed by their process,
+/// still closing: FIN_WAIT and the like), TIME_WAIT, and pages of buffers.
+fn tcp_sockstat() -> String {
+    std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TCP: "))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
 }

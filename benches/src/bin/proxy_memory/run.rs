@@ -180,7 +180,12 @@ async fn busy_vs_raw(ctl: &mut Ctl, sid: &str, size: u64) -> io::Result<(f64, f6
 
 /// Whether the proxy has closed `s`, without waiting.
 pub(crate) fn closed(s: &TcpStream) -> bool {
+    // Closed (a FIN: reads 0) or reset (the proxy resets a displaced handshake: the peek
+    // fails with ECONNRESET); only "would block" means it is still open.
     let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    matches!(socket2::SockRef::from(s).peek(&mut b), Ok(0))
-        || matches!(socket2::SockRef::from(s).take_error(), Ok(Some(_)))
+    match socket2::SockRef::from(s).peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }
