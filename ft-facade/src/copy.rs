@@ -20,8 +20,11 @@ pub(crate) async fn read_chunk<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     max: usize,
 ) -> std::io::Result<Option<bytes::Bytes>> {
-    if buf.capacity() < BUF_SIZE / 4 {
-        buf.reserve(BUF_SIZE);
+    // Sized to what is left (a 4 KiB file gets 4 KiB, not 256 KiB: 1,000 small transfers at
+    // once held 1 GB of buffers, all of it kept by the allocator afterwards; issue 9).
+    let want = max.min(BUF_SIZE);
+    if buf.capacity() < want.min(BUF_SIZE / 4) {
+        buf.reserve(want);
     }
     let n = {
         let mut limited = (&mut *reader).take(max as u64);

@@ -215,7 +215,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             && let Some(size) = offer.file.size
             && size > limit
         {
-            lock(&inner.incoming).remove(&key);
+            inner.release_incoming(&key);
             let text = format!("file of {size} bytes exceeds the limit of {limit}");
             let reply = Some(Stanza::Iq(offer.decline(Some(&text))));
             self.refused(&iq, Refusal::TooLarge { size, limit }, reply);
@@ -229,7 +229,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         if let Some(dir) = auto
             && let Err(n) = policy.check_free_space(dir, offer.file.size)
         {
-            lock(&inner.incoming).remove(&key);
+            inner.release_incoming(&key);
             let reply = Some(Stanza::Iq(offer.decline(Some(&n.text()))));
             let reason = Refusal::NoSpace {
                 size: n.size,

@@ -14,7 +14,7 @@ use crate::event::FileInfo;
 use crate::handle::{TransferHandle, pair};
 use crate::options::AcceptOptions;
 use crate::receive::{Destination, receive};
-use crate::shared::{Shared, lock};
+use crate::shared::Shared;
 use crate::stack::{Refuse, StackOffer};
 
 /// An offer the application has not answered yet (or one the policy auto-accepted: see
@@ -131,7 +131,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
     }
 
     fn release(&self) {
-        lock(&self.shared.incoming).remove(&self.key);
+        self.shared.release_incoming(&self.key);
     }
 
     /// Accepts into `dir`: the peer's name made safe, written to `<name>.part`, checked
@@ -183,7 +183,7 @@ impl<T: StanzaTransport + Clone> IncomingOffer<T> {
         tokio::spawn(async move {
             let mut side = side;
             let r = receive(&shared, &mut side, offer, from, sink, options).await;
-            lock(&shared.incoming).remove(&key);
+            shared.release_incoming(&key);
             side.finish(r);
         });
         handle

@@ -73,9 +73,19 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     let read: Result<(), TransferError> = async {
         let mut buf = BytesMut::new();
         loop {
-            if buf.capacity() < copy::BUF_SIZE / 4 {
-                // Reuses the allocation once the writer and the digests are done with it.
-                buf.reserve(copy::BUF_SIZE);
+            // Sized to what is left (plus one byte, to see an excess), at most a copy buffer:
+            // a small file gets a small buffer (issue 9: 1,000 small transfers at once held
+            // 256 KiB each here). Reuses the allocation once the writer and the digests are
+            // done with it.
+            let want = match length {
+                Length::Exactly(expected) => usize::try_from(expected.saturating_sub(done))
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1)
+                    .min(copy::BUF_SIZE),
+                Length::Unknown { .. } => copy::BUF_SIZE,
+            };
+            if buf.capacity() < want.min(copy::BUF_SIZE / 4) {
+                buf.reserve(want);
             }
             let n = copy::guarded(Stage::Stream, &cancel, inactivity, async {
                 match stream.read_buf(&mut buf).await {

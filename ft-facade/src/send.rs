@@ -50,7 +50,9 @@ async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferEr
         // The offer carries the MD5 (QXmpp checks it): the file is read once before
         // offering, MD5 and SHA-256 side by side on their own threads.
         let mut hashes = HashLanes::new();
-        let n = copy::hash_reader(&mut file, None, &mut hashes)
+        // At most one byte past the size (a grown file is caught alike), so that the read
+        // buffer fits the file: a small file does not take a 256 KiB buffer (issue 9).
+        let n = copy::hash_reader(&mut file, Some(meta.size.saturating_add(1)), &mut hashes)
             .await
             .map_err(|e| err(Stage::Prepare, e))?;
         if n != meta.size {

@@ -71,6 +71,17 @@ impl<T: StanzaTransport + Clone> Shared<T> {
         }
     }
 
+    /// Forgets an incoming offer (answered, refused or ended). The set gives back the room
+    /// of a burst once it is over (issue 9: sized for 1,000 offers, it stayed that size).
+    pub(crate) fn release_incoming(&self, key: &(Jid, Sid)) {
+        let mut set = lock(&self.incoming);
+        set.remove(key);
+        if set.capacity() > 16 && set.len() * 4 < set.capacity() {
+            let keep = set.len() * 2;
+            set.shrink_to(keep);
+        }
+    }
+
     /// Proxy streamhosts per [`Config::proxies`], cached for [`Config::proxy_cache_ttl`].
     pub(crate) async fn proxies(&self) -> Result<Vec<StreamHost>, xep0030_disco::Error> {
         if let Some((at, hosts)) = &*lock(&self.proxy_cache)

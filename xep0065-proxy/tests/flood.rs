@@ -18,9 +18,14 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 /// Whether the proxy has closed `s` (end of stream or reset), without waiting.
 fn closed(s: &TcpStream) -> bool {
+    // Closed (a FIN: reads 0) or reset (the proxy resets a displaced handshake: the peek
+    // fails with ECONNRESET); only "would block" means it is still open.
     let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    matches!(socket2::SockRef::from(s).peek(&mut b), Ok(0))
-        || matches!(socket2::SockRef::from(s).take_error(), Ok(Some(_)))
+    match socket2::SockRef::from(s).peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }
 
 /// 2,000 connections from 127.0.0.2..=127.0.0.250 (8 per address, under the per-IP cap of

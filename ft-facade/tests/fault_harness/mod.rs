@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod check;
+pub mod leak;
 pub mod plan;
 pub mod relay;
 pub mod sink;
@@ -70,8 +71,39 @@ pub fn run_seed(seed: u64, mode: Mode) -> Result<String, String> {
     run_plan(&Plan::new(seed, mode))
 }
 
-/// Runs one plan (a seed's, or one written out by a test) on a runtime of its own.
+/// Runs one plan (a seed's, or one written out by a test) on a runtime of its own, noted
+/// for the next [`checkpoint`].
 pub fn run_plan(plan: &Plan) -> Result<String, String> {
+    leak::guarded(plan, || run_plan_alone(plan))
+}
+
+/// Checks that the runs since the last checkpoint left no descriptor or thread behind
+/// (see [`leak`]); the seeds that did, each with its replay command. The first call takes
+/// the baseline, after one run without faults of every mode.
+pub fn checkpoint() -> Vec<(u64, String)> {
+    leak::checkpoint(
+        || {
+            for mode in Mode::ALL {
+                let _ = run_plan_alone(&Plan::new(0, mode).without_faults());
+            }
+        },
+        |p| match run_plan_alone(p) {
+            Ok(s) => format!("alone: ok, {s}"),
+            Err(e) => format!("alone: {}", e.lines().nth(1).unwrap_or("").trim()),
+        },
+    )
+}
+
+/// Replays `seed` of `mode` with no other run in flight (the gate held for writing).
+pub fn replay_alone(seed: u64, mode: Mode) -> Result<String, String> {
+    let _all = leak::GATE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    run_plan_alone(&Plan::new(seed, mode))
+}
+
+/// [`run_plan`] without the gate (a checkpoint's replays, which hold it already).
+fn run_plan_alone(plan: &Plan) -> Result<String, String> {
     let (seed, mode) = (plan.seed, plan.mode);
     let mut b = tokio::runtime::Builder::new_current_thread();
     b.enable_all();
@@ -251,8 +283,23 @@ fn cancel_of(plan: &Plan, who: Who) -> Option<CancelAt> {
     plan.cancel.filter(|c| c.who == who)
 }
 
+/// Descriptors left open on purpose by runs with [`Plan::leak_fds`] (see
+/// `tests/fault_leaks.rs`), until [`close_leaked`].
+static LEAKED: std::sync::Mutex<Vec<std::net::TcpListener>> = std::sync::Mutex::new(Vec::new());
+
+/// Closes what runs with [`Plan::leak_fds`] left open.
+pub fn close_leaked() {
+    LEAKED.lock().unwrap().clear();
+}
+
 /// One run: set up, transfer, tear down, check.
 async fn run(plan: &Plan) -> Result<String, String> {
+    for _ in 0..plan.leak_fds {
+        LEAKED
+            .lock()
+            .unwrap()
+            .push(std::net::TcpListener::bind((LOOPBACK, 0)).unwrap());
+    }
     let hub = Hub::new();
     let (mut sc, mut rc) = configs(plan);
     let src = tempfile::tempdir().unwrap();

@@ -93,6 +93,9 @@ pub struct Plan {
     /// Sizes of further transfers at the same time between the same two facades, with the
     /// same stanza, stream and relay faults but no sink fault or cancel of their own.
     pub also: Vec<usize>,
+    /// Descriptors the run leaves open on purpose (never drawn from a seed: the test that
+    /// the leak checkpoint finds a leaking run sets it).
+    pub leak_fds: usize,
 }
 
 const SIZES: [usize; 8] = [0, 1, 4095, 4096, 4097, 65_536, 100_003, 300_000];
@@ -126,6 +129,7 @@ impl Plan {
                 Duration::from_secs(4)
             },
             also: Vec::new(),
+            leak_fds: 0,
         };
         if rng.gen_bool(0.2) {
             p.accept_delay = Duration::from_millis(rng.gen_range(1..300));
@@ -208,6 +212,31 @@ impl Plan {
                 .collect();
         }
         p
+    }
+
+    /// This plan's seed, mode and size with every fault taken out (and no further
+    /// transfer): a run that must complete.
+    pub fn without_faults(mut self) -> Self {
+        self.sender_stanzas = StanzaFaults::default();
+        self.receiver_stanzas = StanzaFaults::default();
+        self.disconnect = None;
+        self.sink = SinkFault::None;
+        self.into_dir = true;
+        self.cancel = None;
+        self.tcp = if self.mode == Mode::Fallback {
+            vec![
+                TcpFault::Reset {
+                    after: 0,
+                    upstream: false
+                };
+                8
+            ]
+        } else {
+            Vec::new()
+        };
+        self.accept_delay = Duration::ZERO;
+        self.also.clear();
+        self
     }
 
     /// No fault at all (a slow disk or a slow link is not a fault: the transfer must succeed).

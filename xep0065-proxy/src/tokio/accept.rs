@@ -111,20 +111,46 @@ pub(super) async fn accept_loop(listener: TcpListener, inner: Weak<Inner>, mut r
 }
 
 /// One connection: its SOCKS5 handshake (total deadline), then its place in the broker.
-async fn handshake(tcp: TcpStream, mut slot: Slot, weak: Weak<Inner>) {
+async fn handshake(mut tcp: TcpStream, mut slot: Slot, weak: Weak<Inner>) {
     let Some(timeout) = weak.upgrade().map(|i| i.config.handshake_timeout) else {
         return;
     };
-    let _ = tcp.set_nodelay(true);
-    let done = tokio::select! {
-        r = server_handshake(tcp, 40, timeout) => r,
-        // Displaced by a newer connection while the handshake table was full.
-        () = slot.evicted() => return,
+    // No socket option before the handshake is done: a connection that never finishes it
+    // (a flood) costs an accept, a read and a close, no more (issue 9).
+    let done = {
+        let run = async {
+            let (framed, dst) = server_handshake(&mut tcp, 40, timeout).await?;
+            // Bytes that came with the request are kept and relayed first once activated,
+            // never dropped (BAD-INPUT E12: libpurple and others write at once); later ones
+            // stay unread in the socket until activation (no buffer of ours grows). Copied
+            // out of the handshake's read buffer (8 KiB of capacity), which is freed here:
+            // an idle waiting connection holds only what it sent (BAD-INPUT I5).
+            let parts = framed.into_parts();
+            let early = bytes::Bytes::copy_from_slice(&parts.read_buf);
+            Ok::<_, xep0065_s5b::codec::Socks5Error>((parts.codec, early, dst))
+        };
+        tokio::select! {
+            r = run => Some(r),
+            // Displaced by a newer connection while the handshake table was full.
+            () = slot.evicted() => None,
+        }
     };
-    let Ok((framed, dst)) = done else {
-        return;
+    let (mut codec, early, dst) = match done {
+        Some(Ok(d)) => d,
+        // Displaced, or silent for the whole deadline: nothing is owed to it, and it is
+        // reset rather than closed (issue 9: under a flood, closing with a FIN made the
+        // proxy do the TCP close of both ends on loopback, half its CPU per connection;
+        // a reset frees the socket at once).
+        None | Some(Err(xep0065_s5b::codec::Socks5Error::Timeout(_))) => {
+            let _ = tcp.set_zero_linger();
+            return;
+        }
+        // Anything else may have been answered (`05 FF`): an orderly close.
+        Some(Err(_)) => return,
     };
     slot.handshake_done();
+    let _ = tcp.set_nodelay(true);
+    let stream = tcp;
     let Some(inner) = weak.upgrade() else {
         return;
     };
@@ -132,16 +158,6 @@ async fn handshake(tcp: TcpStream, mut slot: Slot, weak: Weak<Inner>) {
     // success reply may activate at once, and its activation must find the connection
     // already in its slot. The reply is one small write on a fresh socket whose send buffer
     // is empty, so a non-blocking write takes it whole; anything else drops the connection.
-    let parts = framed.into_parts();
-    let mut codec = parts.codec;
-    let stream = parts.io;
-    // Bytes that came with the request are kept and relayed first once activated, never
-    // dropped (BAD-INPUT E12: libpurple and others write at once); later ones stay unread
-    // in the socket until activation (no buffer of ours grows). Copied out of the
-    // handshake's read buffer (8 KiB of capacity), which is freed here: an idle waiting
-    // connection holds only what it sent (BAD-INPUT I5).
-    let early = bytes::Bytes::copy_from_slice(&parts.read_buf);
-    drop(parts.read_buf);
     let mut st = lock(&inner.state);
     let conn = crate::proto::ConnId(st.next_conn);
     st.next_conn += 1;

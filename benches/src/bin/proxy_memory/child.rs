@@ -1,7 +1,7 @@
 //! The proxy under measure, in a process of its own: `proxy-memory --serve` binds a
 //! proxy on 127.0.0.1, prints its address, then answers one line per command on stdin:
 //! `act SID` (alice@example.org/a activates SID towards bob@example.org/b: `ok` or `err
-//! CONDITION`), `stat` (`stat RSS FDS PIPES TASKS PENDING HANDSHAKES`), `quit`.
+//! CONDITION`), `act-as JID SID` (the same from JID), `stat` (`stat RSS FDS PIPES TASKS PENDING HANDSHAKES`), `quit`.
 
 use std::io::{BufRead, Write};
 
@@ -46,25 +46,11 @@ pub(crate) fn serve(fds: u64) {
         while let Some(line) = rx.recv().await {
             let words: Vec<&str> = line.split_whitespace().collect();
             let answer = match words.as_slice() {
-                ["act", sid] => {
-                    let iq = Iq::Set {
-                        from: Some(alice.clone()),
-                        to: Some("proxy.example.org".parse().expect("jid")),
-                        id: (*sid).to_owned(),
-                        payload: Element::from(&Activate {
-                            sid: Sid::new(*sid).expect("sid"),
-                            target: bob.clone(),
-                        }),
-                    };
-                    let _ = proxy.handle_stanza(Stanza::Iq(iq));
-                    match out.try_recv() {
-                        Ok(Stanza::Iq(Iq::Result { .. })) => "ok".to_owned(),
-                        Ok(Stanza::Iq(Iq::Error { error, .. })) => {
-                            format!("err {:?}", error.defined_condition)
-                        }
-                        other => format!("err {other:?}"),
-                    }
-                }
+                ["act", sid] => activate(&proxy, &mut out, &alice, &bob, sid),
+                ["act-as", from, sid] => match from.parse::<jid::Jid>() {
+                    Ok(from) => activate(&proxy, &mut out, &from, &bob, sid),
+                    Err(e) => format!("err {e}"),
+                },
                 ["stat"] => format!(
                     "stat {} {} {} {}",
                     Proc::of_self().to_line(),
@@ -79,4 +65,32 @@ pub(crate) fn serve(fds: u64) {
             let _ = stdout.flush();
         }
     });
+}
+
+/// `from` activates `sid` towards `target`: `ok` or `err CONDITION`.
+fn activate(
+    proxy: &Proxy,
+    out: &mut tokio::sync::mpsc::UnboundedReceiver<Stanza>,
+    from: &jid::Jid,
+    target: &jid::Jid,
+    sid: &str,
+) -> String {
+    let Ok(sid_v) = Sid::new(sid) else {
+        return "err bad sid".to_owned();
+    };
+    let iq = Iq::Set {
+        from: Some(from.clone()),
+        to: Some("proxy.example.org".parse().expect("jid")),
+        id: sid.to_owned(),
+        payload: Element::from(&Activate {
+            sid: sid_v,
+            target: target.clone(),
+        }),
+    };
+    let _ = proxy.handle_stanza(Stanza::Iq(iq));
+    match out.try_recv() {
+        Ok(Stanza::Iq(Iq::Result { .. })) => "ok".to_owned(),
+        Ok(Stanza::Iq(Iq::Error { error, .. })) => format!("err {:?}", error.defined_condition),
+        other => format!("err {other:?}"),
+    }
 }

@@ -14,6 +14,7 @@
 //! does at the same time shows up too.
 
 mod child;
+mod flood;
 mod sys;
 
 use std::io;
@@ -312,6 +313,16 @@ fn args() -> Args {
 
 fn main() -> io::Result<()> {
     let v: Vec<String> = std::env::args().collect();
+    if v.get(1).map(String::as_str) == Some("--flood-gen") {
+        let n = v.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let addr = v
+            .get(3)
+            .and_then(|a| a.parse().ok())
+            .expect("--flood-gen N ADDR");
+        fd_limit(n as u64 + 1024);
+        flood::generate(n, addr);
+        return Ok(());
+    }
     if v.get(1).map(String::as_str) == Some("--serve") {
         child::serve(v.get(2).and_then(|n| n.parse().ok()).unwrap_or(65536));
         return Ok(());

@@ -74,7 +74,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             return;
         }
         let policy = &config.policy;
-        let release = || crate::shared::lock(&shared.incoming).remove(&key);
+        let release = || shared.release_incoming(&key);
         if let (Some(limit), Some(size)) = (policy.max_size, size)
             && size > limit
         {
