@@ -270,7 +270,7 @@ fn recv_listens_for_jingle_only_on_the_local_addresses_named() {
     assert_eq!(
         c.s5b.listen,
         Some(vec![
-            "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+            "127.0.0.1".parse::<IpAddr>().unwrap(),
             "::1".parse().unwrap()
         ])
     );
