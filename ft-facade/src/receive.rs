@@ -257,13 +257,16 @@ pub(crate) async fn land(
     let bytes = match result {
         Ok(r) => r,
         Err(e) => {
-            if matches!(e.kind, ErrorKind::TooLong { .. }) {
-                // More than offered: refused, and the sender must not read our close as
-                // an acknowledgement (S5B: a reset).
+            if e.is_cancelled_by(Side::Local) {
+                if !stream.as_mut().abort() {
+                    // Tell the sender: IBB <close/> or S5B shutdown, then drop.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+                }
+            } else {
+                // Whatever failed here (more than offered, the disk full, a write error, the
+                // peer's reset), the sender must not read our close as an acknowledgement:
+                // S5B gets a reset, never a FIN (BAD-INPUT G11, the disk-full test).
                 stream.as_mut().reject();
-            } else if e.is_cancelled_by(Side::Local) && !stream.as_mut().abort() {
-                // Tell the sender: IBB <close/> or S5B shutdown, then drop.
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             }
             return Err(e);
         }
