@@ -99,7 +99,7 @@ async fn an_incoming_open_is_offered_and_accepted_then_eof_after_shutdown() {
     let b2 = b.clone();
     let recv = tokio::spawn(async move {
         let inc = b2.next_incoming().await.unwrap();
-        assert_eq!(inc.block_size(), 4096);
+        assert_eq!(inc.block_size(), xep0047_ibb::DEFAULT_BLOCK_SIZE);
         assert_eq!(inc.peer(), &a_jid);
         let mut s = inc.accept().unwrap();
         let mut got = Vec::new();
@@ -130,7 +130,7 @@ async fn a_rejected_open_fails_with_not_acceptable() {
 }
 
 #[tokio::test]
-async fn the_initiator_halves_the_block_size_after_resource_constraint() {
+async fn the_initiator_retries_at_the_power_of_two_below_after_resource_constraint() {
     let mut cb = Config::default();
     cb.max_block_size(8192);
     let (a, b, a_jid, b_jid) = peers(Config::default(), cb);
@@ -144,8 +144,9 @@ async fn the_initiator_halves_the_block_size_after_resource_constraint() {
         },
     );
     let (sa, sb) = tokio::join!(opened, accept);
-    assert_eq!(sa.unwrap().block_size(), 8191);
-    assert_eq!(sb.unwrap().block_size(), 8191);
+    // 65535, then the powers of two below: 32768, 16384, 8192 (the peer's cap exactly).
+    assert_eq!(sa.unwrap().block_size(), 8192);
+    assert_eq!(sb.unwrap().block_size(), 8192);
 }
 
 #[tokio::test(start_paused = true)]

@@ -77,11 +77,13 @@ fn entity(hub: &Hub, me: &str, config: Config) -> Result<FileTransfer<HubTranspo
     Ok(ft)
 }
 
-fn config(block_size: u16) -> Config {
+fn config(block_size: Option<u16>) -> Config {
     let mut c = Config::default();
     c.methods(&[Method::S5b, Method::Ibb]);
     c.proxies(ProxySource::Discover);
-    c.block_size(block_size);
+    if let Some(b) = block_size {
+        c.block_size(b);
+    }
     c.cap_timeouts(Duration::from_secs(30));
     c.s5b.listen(vec![LOOPBACK]);
     // Both entities and the proxy are on this host: the demo dials loopback on purpose.
