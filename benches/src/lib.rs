@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod blocksize;
 pub mod ceiling;
 pub mod external;
 pub mod history;

@@ -239,6 +239,7 @@ pub fn ibb_modes() -> [(IbbParams, &'static str, &'static str); 8] {
     let p = |block_size, iq_window| IbbParams {
         block_size,
         iq_window,
+        xft_default: false,
     };
     [
         (
@@ -638,15 +639,7 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
             today,
         ));
     }
-    g.push(Goal {
-        name:
-            "IBB block size chosen by the path ≥ 0.9× the best fixed size (stock and tuned Prosody)"
-                .to_owned(),
-        verdict: Verdict::NotMeasured,
-        detail: "not built yet: the block size is one fixed default (4096) or the user's \
-                 --block-size, halved after resource-constraint"
-            .to_owned(),
-    });
+    g.push(crate::blocksize::goal(report, opts.ibb_size));
     g.push(memory_goal(report, opts));
     g
 }

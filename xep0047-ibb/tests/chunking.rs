@@ -61,7 +61,7 @@ fn transfer(p: &mut Pair, options: OpenOptions, n: usize) {
 fn a_path_that_carries_any_size_alike_gets_the_block_size_after_a_search_from_4096() {
     // 10 ms per stanza whatever its size, many in flight: larger chunks are faster.
     let mut p = Pair::new();
-    transfer(&mut p, iq_opts(65535), 8 * MIB);
+    transfer(&mut p, iq_opts(65535), 16 * MIB);
     let c = chunks(&p);
     assert_eq!(c[0], 4096, "starts at 4096");
     assert_eq!(c[c.len() - 2], 65535, "ends at the block-size");

@@ -16,14 +16,15 @@
 //! 2. **Probe** each candidate in ascending order ([`START`], then doubling, then the
 //!    block-size): its rate is the bytes of its chunks acknowledged after its first
 //!    acknowledgement, over the time since that first one, once at least [`PROBE_ACKS`]
-//!    acknowledgements and [`PROBE_BYTES`] bytes were counted. Chunks of the previous
-//!    candidate still in flight are not counted for the next one.
+//!    acknowledgements, [`PROBE_BYTES`] bytes and [`PROBE_TIME`] were counted. Chunks of
+//!    the previous candidate still in flight are not counted for the next one.
 //! 3. **Settle** on the fastest candidate, as soon as one is measured below
-//!    [`GIVE_UP`] times the best so far (throughput against chunk size rises to one peak on
-//!    the paths we measured; the climb stops at the first clear fall), or after the last.
+//!    [`GIVE_UP`] times the best so far twice in a row, or once below [`CLEAR_FALL`] times
+//!    (throughput against chunk size rises to one peak on the paths we measured; the climb
+//!    stops at the first fall), or after the last.
 //!
-//! At most one search per session: a probe costs at most `PROBE_BYTES` plus a window of
-//! chunks at a slower size.
+//! At most one search per session, of at most two probes per candidate: a probe costs its
+//! measurement plus a window of chunks at a slower size.
 
 use std::time::{Duration, Instant};
 
@@ -37,23 +38,44 @@ pub const PROBE_ACKS: u32 = 16;
 /// Acknowledged bytes counted per candidate, at least.
 pub const PROBE_BYTES: u64 = 256 * 1024;
 
-/// A candidate measured below this fraction of the best so far ends the climb.
+/// Time counted per candidate, at least: a probe shorter than a few scheduler time slices
+/// measures the machine's load more than the path.
+pub const PROBE_TIME: Duration = Duration::from_millis(40);
+
+/// A candidate measured below this fraction of the best so far ends the climb, if it does
+/// so twice (one measurement on a loaded machine can be unlucky)...
 pub const GIVE_UP: f64 = 0.9;
+
+/// ...or once, below this fraction (a fall no noise explains).
+pub const CLEAR_FALL: f64 = 0.6;
 
 /// Where a search stands.
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
     /// Sending [`START`]-byte chunks until this many more acknowledgements come back.
     Warmup { left: u32 },
-    /// Measuring `candidates[idx]`.
+    /// Measuring `candidates[idx]` (`again`: a second time, after an unclear fall).
     Probe {
         idx: usize,
+        again: bool,
         first: Option<Instant>,
         acks: u32,
         bytes: u64,
     },
     /// Done: `candidates[idx]` from now on.
     Settled { idx: usize },
+}
+
+impl Stage {
+    fn probe(idx: usize, again: bool) -> Self {
+        Self::Probe {
+            idx,
+            again,
+            first: None,
+            acks: 0,
+            bytes: 0,
+        }
+    }
 }
 
 /// The chunk-size search of one sending side. Every chunk sent is tagged with
@@ -92,12 +114,7 @@ impl ChunkSizer {
         Some(Self {
             candidates,
             stage: if warmup == 0 {
-                Stage::Probe {
-                    idx: 0,
-                    first: None,
-                    acks: 0,
-                    bytes: 0,
-                }
+                Stage::probe(0, false)
             } else {
                 Stage::Warmup { left: warmup }
             },
@@ -143,16 +160,12 @@ impl ChunkSizer {
                 *left = left.saturating_sub(1);
                 if *left == 0 {
                     self.phase += 1;
-                    self.stage = Stage::Probe {
-                        idx: 0,
-                        first: None,
-                        acks: 0,
-                        bytes: 0,
-                    };
+                    self.stage = Stage::probe(0, false);
                 }
             }
             Stage::Probe {
                 idx,
+                again,
                 first,
                 acks,
                 bytes,
@@ -167,33 +180,31 @@ impl ChunkSizer {
                 *acks += 1;
                 *bytes += len as u64;
                 let elapsed = now.saturating_duration_since(t0);
-                if *acks < PROBE_ACKS || *bytes < PROBE_BYTES || elapsed == Duration::ZERO {
+                if *acks < PROBE_ACKS || *bytes < PROBE_BYTES || elapsed < PROBE_TIME {
                     return;
                 }
-                let (idx, rate) = (*idx, *bytes as f64 / elapsed.as_secs_f64());
-                self.measured(idx, rate);
+                let (idx, again, rate) = (*idx, *again, *bytes as f64 / elapsed.as_secs_f64());
+                self.measured(idx, again, rate);
             }
         }
     }
 
-    fn measured(&mut self, idx: usize, rate: f64) {
+    fn measured(&mut self, idx: usize, again: bool, rate: f64) {
+        let rate = self.rates[idx].map_or(rate, |r| r.max(rate));
         self.rates[idx] = Some(rate);
         let best = match self.best {
             Some((b, r)) if r >= rate => (b, r),
             _ => (idx, rate),
         };
         self.best = Some(best);
-        let fell = rate < best.1 * GIVE_UP;
         self.phase += 1;
-        self.stage = if fell || idx + 1 == self.candidates.len() {
+        let fell = rate < best.1 * GIVE_UP;
+        self.stage = if fell && !again && rate >= best.1 * CLEAR_FALL {
+            Stage::probe(idx, true)
+        } else if fell || idx + 1 == self.candidates.len() {
             Stage::Settled { idx: best.0 }
         } else {
-            Stage::Probe {
-                idx: idx + 1,
-                first: None,
-                acks: 0,
-                bytes: 0,
-            }
+            Stage::probe(idx + 1, false)
         };
     }
 }
@@ -308,6 +319,54 @@ mod tests {
         assert!((r - 4096.0 * 64.0 / 0.064).abs() < 1.0, "{r}");
         assert_eq!(s.chunk_size(), 8192);
         assert_ne!(s.phase(), old);
+    }
+
+    /// Acknowledges chunks of the current phase at `rate` until the phase ends; the time
+    /// after.
+    fn probe_at(s: &mut ChunkSizer, rate: f64, mut now: Instant) -> Instant {
+        let phase = s.phase();
+        while s.phase() == phase && !s.is_settled() {
+            let len = s.chunk_size();
+            now += Duration::from_secs_f64(f64::from(len) / rate);
+            s.on_ack(phase, usize::from(len), now);
+        }
+        now
+    }
+
+    #[test]
+    fn an_unclear_fall_is_measured_again_and_a_good_second_measurement_climbs_on() {
+        let mut s = ChunkSizer::new(65535, 0).unwrap();
+        let mut t = Instant::now();
+        t = probe_at(&mut s, 10e6, t); // 4096
+        t = probe_at(&mut s, 14e6, t); // 8192
+        t = probe_at(&mut s, 10e6, t); // 16384, a load spike: 0.71x, unclear
+        assert_eq!(s.chunk_size(), 16384, "measured again");
+        t = probe_at(&mut s, 15e6, t); // 16384 again
+        assert_eq!(s.chunk_size(), 32768, "climbs on");
+        t = probe_at(&mut s, 18e6, t);
+        t = probe_at(&mut s, 12e6, t); // 65535: unclear fall, twice
+        assert!(!s.is_settled());
+        probe_at(&mut s, 12e6, t);
+        assert!(s.is_settled());
+        assert_eq!(s.chunk_size(), 32768);
+    }
+
+    #[test]
+    fn a_clear_fall_settles_at_once() {
+        let mut s = ChunkSizer::new(65535, 0).unwrap();
+        let t = probe_at(&mut s, 6e6, Instant::now());
+        probe_at(&mut s, 3e6, t);
+        assert!(s.is_settled());
+        assert_eq!(s.chunk_size(), 4096);
+    }
+
+    #[test]
+    fn a_probe_lasts_at_least_its_minimum_time() {
+        let mut s = ChunkSizer::new(8192, 0).unwrap();
+        let t0 = Instant::now();
+        // 1 GB/s: 16 acks and 256 KiB take 0.3 ms, far less than PROBE_TIME.
+        let t = probe_at(&mut s, 1e9, t0);
+        assert!(t - t0 >= PROBE_TIME, "{:?}", t - t0);
     }
 
     #[test]
