@@ -5,24 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::Pair;
+use support::{Pair, iq_opts, pattern};
 use xep0047_ibb::payload::{NS_IBB, decode_text};
 use xep0047_ibb::{OpenOptions, StanzaKind};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
 const MIB: usize = 1 << 20;
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 + i / 251) as u8).collect()
-}
-
-fn iq_opts(block_size: u16) -> OpenOptions {
-    OpenOptions {
-        block_size,
-        stanza: StanzaKind::Iq,
-    }
-}
 
 /// The length of every `<data/>` chunk b received, in order.
 fn chunks(p: &Pair) -> Vec<usize> {

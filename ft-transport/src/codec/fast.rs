@@ -180,10 +180,7 @@ pub(super) fn parse_data_iq(bytes: &[u8], default_client: bool) -> Option<Stanza
     if run.len() < FAST_MIN || base64_simd::STANDARD.check(run).is_err() {
         return None;
     }
-    let jid = |v: Option<&str>| -> Option<Option<jid::Jid>> {
-        v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
-    };
-    let (from, to) = (jid(from)?, jid(to)?);
+    let (from, to) = (opt_jid(from)?, opt_jid(to)?);
     let mut payload = Element::builder("data", NS_IBB)
         .attr(minidom::rxml::xml_ncname!("seq").into(), seq?)
         .attr(minidom::rxml::xml_ncname!("sid").into(), sid?)
@@ -223,15 +220,17 @@ pub(super) fn parse_empty_result(bytes: &[u8], default_client: bool) -> Option<S
     if type_? != "result" {
         return None;
     }
-    let jid = |v: Option<&str>| -> Option<Option<jid::Jid>> {
-        v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
-    };
     Some(Stanza::Iq(Iq::Result {
-        from: jid(from)?,
-        to: jid(to)?,
+        from: opt_jid(from)?,
+        to: opt_jid(to)?,
         id: id?.to_owned(),
         payload: None,
     }))
+}
+
+/// An optional attribute as an optional JID; `None` when it is there but no JID.
+fn opt_jid(v: Option<&str>) -> Option<Option<jid::Jid>> {
+    v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
 }
 
 /// The bytes [`parse_data_iq`] has not consumed yet.

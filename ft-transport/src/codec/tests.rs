@@ -111,6 +111,22 @@ fn a_direct_acknowledgement_parses_to_the_stanza_minidom_writes() {
     }
 }
 
+/// A parser-less path's result for `xml` is `Some` exactly when `taken`, and then the
+/// general parse's stanza; whichever way it goes, the decoder answers what the general
+/// parse does.
+fn assert_path_matches_general(xml: &str, taken: bool, fast: Option<Stanza>) {
+    let general = parse(xml.as_bytes(), false);
+    match fast {
+        Some(fast) => {
+            assert!(taken, "{xml}");
+            assert_eq!(&fast, general.as_ref().unwrap(), "{xml}");
+        }
+        None => assert!(!taken, "{xml}"),
+    }
+    let got = parse(xml.as_bytes(), true);
+    assert_eq!(format!("{got:?}"), format!("{general:?}"), "{xml}");
+}
+
 #[test]
 fn the_parserless_acknowledgement_path_yields_exactly_the_general_stanza() {
     for (xml, taken) in [
@@ -141,16 +157,7 @@ fn the_parserless_acknowledgement_path_yields_exactly_the_general_stanza() {
         ),
         ("<message type='result' id='1'/>", false),
     ] {
-        let general = parse(xml.as_bytes(), false);
-        match parse_empty_result(xml.as_bytes(), true) {
-            Some(fast) => {
-                assert!(taken, "{xml}");
-                assert_eq!(&fast, general.as_ref().unwrap(), "{xml}");
-            }
-            None => assert!(!taken, "{xml}"),
-        }
-        let got = parse(xml.as_bytes(), true);
-        assert_eq!(format!("{got:?}"), format!("{general:?}"), "{xml}");
+        assert_path_matches_general(xml, taken, parse_empty_result(xml.as_bytes(), true));
     }
     assert!(parse_empty_result(b"<iq type='result' id='1'/>", false).is_none());
 }
@@ -322,17 +329,7 @@ fn the_parserless_data_iq_path_yields_exactly_the_general_stanza() {
         for data_ns in [format!(" xmlns='{ibb}'"), " xmlns='urn:x'".to_owned()] {
             let xml = format!("{head}{attrs}><data{data_ns}{data_attrs}>{run}</data></iq>");
             let taken = taken && data_ns.contains(ibb);
-            let general = parse(xml.as_bytes(), false);
-            match parse_data_iq(xml.as_bytes(), true) {
-                Some(fast) => {
-                    assert!(taken, "{xml}");
-                    assert_eq!(&fast, general.as_ref().unwrap(), "{xml}");
-                }
-                None => assert!(!taken, "{xml}"),
-            }
-            // Whichever way it goes, the decoder's answer is the general one.
-            let got = parse(xml.as_bytes(), true);
-            assert_eq!(format!("{got:?}"), format!("{general:?}"), "{xml}");
+            assert_path_matches_general(&xml, taken, parse_data_iq(xml.as_bytes(), true));
         }
     }
     // Without `jabber:client` as the default namespace, an iq without xmlns is not taken.

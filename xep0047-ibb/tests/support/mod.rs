@@ -437,3 +437,16 @@ pub fn clone_stanza(s: &Stanza) -> Stanza {
         Stanza::Presence(p) => Stanza::Presence(p.clone()),
     }
 }
+
+/// The bytes every simulated transfer sends.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// An iq-mode open at `block_size`.
+pub fn iq_opts(block_size: u16) -> OpenOptions {
+    OpenOptions {
+        block_size,
+        stanza: xep0047_ibb::StanzaKind::Iq,
+    }
+}
