@@ -63,8 +63,9 @@ fn pump<R: StanzaSource + 'static>(
     });
 }
 
-/// [`pump`] for an IBB receiver: awaits [`Ibb::ready`] before each stanza, so a reader that
-/// lags behind a message-mode sender slows the sender down instead of overrunning.
+/// [`pump`] for an IBB receiver: the pump awaits [`Ibb::ready`] before each stanza (an
+/// [`Ibb`] is a `StanzaHandler`), so a reader that lags behind a message-mode sender slows
+/// the sender down instead of overrunning.
 fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
     set: &mut JoinSet<Result<(), String>>,
     rx: R,
@@ -75,22 +76,9 @@ fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
         ControlFlow::Break(())
     };
     set.spawn(async move {
-        ft_transport::pump(rx, (Ready(ibb), unhandled)).await;
+        ft_transport::pump(rx, (ibb, unhandled)).await;
         Ok(())
     });
-}
-
-/// An [`Ibb`] as a handler that makes the pump wait for [`Ibb::ready`].
-struct Ready<T: StanzaTransport>(Ibb<T>);
-
-impl<T: StanzaTransport> ft_transport::StanzaHandler for Ready<T> {
-    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
-        self.0.handle_stanza(stanza)
-    }
-
-    fn ready(&self) -> impl Future<Output = ()> + Send {
-        self.0.ready()
-    }
 }
 
 /// Writes the pattern on `w` and reads it back verified on `r`; returns the time from the

@@ -1,7 +1,6 @@
 //! Async tests of the tokio driver over the in-memory hub.
 #![cfg(feature = "tokio")]
 
-use std::ops::ControlFlow;
 use std::time::Duration;
 
 use ft_transport::hub::{Hub, HubReceiver, HubTransport};
@@ -10,12 +9,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xep0047_ibb::{Config, Error, Ibb, OpenOptions, Sid, StanzaKind, TimeoutKind};
 
-fn pump(ibb: Ibb<HubTransport>, mut rx: HubReceiver) {
-    tokio::spawn(async move {
-        while let Some(st) = rx.recv().await {
-            if let ControlFlow::Continue(_other) = ibb.handle_stanza(st) {}
-        }
-    });
+fn pump(ibb: Ibb<HubTransport>, rx: HubReceiver) {
+    tokio::spawn(ft_transport::pump(rx, move |st| ibb.handle_stanza(st)));
 }
 
 fn peers(ca: Config, cb: Config) -> (Ibb<HubTransport>, Ibb<HubTransport>, Jid, Jid) {
@@ -332,21 +327,18 @@ async fn slow_reader_over_message(gated: bool) -> Result<Vec<u8>, std::io::Error
     let a_jid: Jid = "alice@example.org/a".parse().unwrap();
     let b_jid: Jid = "bob@example.org/b".parse().unwrap();
     let (at, arx) = hub.connect(a_jid.clone());
-    let (bt, mut brx) = hub.connect(b_jid.clone());
+    let (bt, brx) = hub.connect(b_jid.clone());
     let mut cb = Config::default();
     cb.recv_buffer(256 * 1024).message_overrun(1024 * 1024);
     let a = Ibb::new(at, Config::default());
     let b = Ibb::new(bt, cb);
     pump(a.clone(), arx);
-    let bp = b.clone();
-    tokio::spawn(async move {
-        while let Some(st) = brx.recv().await {
-            if gated {
-                bp.ready().await;
-            }
-            let _ = bp.handle_stanza(st);
-        }
-    });
+    if gated {
+        // The pump awaits `Ibb::ready` before each stanza.
+        tokio::spawn(ft_transport::pump(brx, b.clone()));
+    } else {
+        pump(b.clone(), brx);
+    }
     let sid = Sid::new(format!("slow-{gated}")).unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let opened = a.open(
