@@ -47,6 +47,7 @@ pub mod external;
 pub mod history;
 pub mod machine;
 pub mod measure;
+pub mod offer;
 pub mod pattern;
 pub mod rawclient;
 pub mod render;

@@ -468,6 +468,21 @@ pub async fn run_async(opts: Options) -> Report {
         }
     }
 
+    r.case(
+        spec(
+            crate::offer::ID.to_owned(),
+            "offer",
+            "xft send of a sparse 4 GiB file: send_file until the SI offer is on the hub",
+            "xft",
+            "hub",
+            None,
+            4 << 30,
+            None,
+        ),
+        crate::offer::run,
+    )
+    .await;
+
     let mut versions = Versions {
         xft: env!("CARGO_PKG_VERSION").to_owned(),
         rustc: rustc_version(),
@@ -640,6 +655,7 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
         ));
     }
     g.push(crate::blocksize::goal(report, opts.ibb_size));
+    g.push(crate::offer::goal(report));
     g.push(memory_goal(report, opts));
     g
 }
