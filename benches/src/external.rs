@@ -138,6 +138,7 @@ pub async fn run_all(cases: &mut Vec<Case>, opts: &Options, versions: &mut Versi
     ours_ibb(&mut ctx, &prosody).await;
     proxy65(&mut ctx, &prosody).await;
     crate::setup::cases(&mut ctx, &prosody).await;
+    crate::blocksize::run(ctx.cases, opts, &prosody).await;
     versions.slixmpp = slixmpp_version();
     slixmpp(&mut ctx, &prosody).await;
     drop(prosody);

@@ -41,11 +41,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod blocksize;
 pub mod ceiling;
 pub mod external;
 pub mod history;
 pub mod machine;
 pub mod measure;
+pub mod offer;
 pub mod pattern;
 pub mod rawclient;
 pub mod render;

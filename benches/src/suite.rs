@@ -239,6 +239,7 @@ pub fn ibb_modes() -> [(IbbParams, &'static str, &'static str); 8] {
     let p = |block_size, iq_window| IbbParams {
         block_size,
         iq_window,
+        xft_default: false,
     };
     [
         (
@@ -470,6 +471,21 @@ pub async fn run_async(opts: Options) -> Report {
         }
     }
 
+    r.case(
+        spec(
+            crate::offer::ID.to_owned(),
+            "offer",
+            "xft send of a sparse 4 GiB file: send_file until the SI offer is on the hub",
+            "xft",
+            "hub",
+            None,
+            4 << 30,
+            None,
+        ),
+        crate::offer::run,
+    )
+    .await;
+
     let mut versions = Versions {
         xft: env!("CARGO_PKG_VERSION").to_owned(),
         rustc: rustc_version(),
@@ -641,15 +657,8 @@ pub fn goals(report: &Report, opts: &Options) -> Vec<Goal> {
             today,
         ));
     }
-    g.push(Goal {
-        name:
-            "IBB block size chosen by the path ≥ 0.9× the best fixed size (stock and tuned Prosody)"
-                .to_owned(),
-        verdict: Verdict::NotMeasured,
-        detail: "not built yet: the block size is one fixed default (4096) or the user's \
-                 --block-size, halved after resource-constraint"
-            .to_owned(),
-    });
+    g.push(crate::blocksize::goal(report, opts.ibb_size));
+    g.push(crate::offer::goal(report));
     g.extend(crate::stacks::goals(report, opts));
     g.push(memory_goal(report, opts));
     g

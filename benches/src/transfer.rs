@@ -63,8 +63,9 @@ fn pump<R: StanzaSource + 'static>(
     });
 }
 
-/// [`pump`] for an IBB receiver: awaits [`Ibb::ready`] before each stanza, so a reader that
-/// lags behind a message-mode sender slows the sender down instead of overrunning.
+/// [`pump`] for an IBB receiver: the pump awaits [`Ibb::ready`] before each stanza (an
+/// [`Ibb`] is a `StanzaHandler`), so a reader that lags behind a message-mode sender slows
+/// the sender down instead of overrunning.
 fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
     set: &mut JoinSet<Result<(), String>>,
     rx: R,
@@ -75,22 +76,9 @@ fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
         ControlFlow::Break(())
     };
     set.spawn(async move {
-        ft_transport::pump(rx, (Ready(ibb), unhandled)).await;
+        ft_transport::pump(rx, (ibb, unhandled)).await;
         Ok(())
     });
-}
-
-/// An [`Ibb`] as a handler that makes the pump wait for [`Ibb::ready`].
-struct Ready<T: StanzaTransport>(Ibb<T>);
-
-impl<T: StanzaTransport> ft_transport::StanzaHandler for Ready<T> {
-    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
-        self.0.handle_stanza(stanza)
-    }
-
-    fn ready(&self) -> impl Future<Output = ()> + Send {
-        self.0.ready()
-    }
 }
 
 /// Writes the pattern on `w` and reads it back verified on `r`; returns the time from the
@@ -202,12 +190,40 @@ pub struct IbbParams {
     pub block_size: u16,
     /// Iq with this window, or message (no acknowledgements) when `None`.
     pub iq_window: Option<Window>,
+    /// Open and send exactly as xft does by default ([`OpenOptions::default`] and
+    /// [`IbbConfig::default`] on both sides); `block_size` and `iq_window` are then only
+    /// labels.
+    pub xft_default: bool,
 }
 
 impl IbbParams {
+    /// Iq with `window` at a fixed `block_size`.
+    pub fn fixed(block_size: u16, window: Window) -> Self {
+        Self {
+            block_size,
+            iq_window: Some(window),
+            xft_default: false,
+        }
+    }
+
+    /// What xft does when neither the user nor the peer says otherwise.
+    pub fn xft_default() -> Self {
+        let o = OpenOptions::default();
+        Self {
+            block_size: o.block_size,
+            iq_window: Some(Window::Adaptive),
+            xft_default: true,
+        }
+    }
+
     /// The sender's IBB config.
     pub fn config(&self) -> IbbConfig {
         let mut c = IbbConfig::default();
+        if self.xft_default {
+            return c;
+        }
+        // A case names its block size: every chunk has it (as `xft --block-size` does).
+        c.adaptive_chunks(false);
         if let Some(Window::Fixed(w)) = self.iq_window {
             c.max_in_flight(w).initial_window(w);
             // Room for the whole window of full chunks on both sides.
@@ -229,6 +245,9 @@ impl IbbParams {
     }
 
     fn options(&self) -> OpenOptions {
+        if self.xft_default {
+            return OpenOptions::default();
+        }
         OpenOptions {
             block_size: self.block_size,
             stanza: if self.iq_window.is_some() {
@@ -350,7 +369,27 @@ where
     let (sa, sb) = tokio::join!(ia.open(b, sid, params.options()), expect);
     let sa = sa.map_err(|e| format!("open: {e}"))?;
     let sb = sb.map_err(|e| format!("expect: {e}"))?;
-    let elapsed = stream_pattern(sa, sb, bytes).await?;
+    let (t0, mut w, mut r) = (Instant::now(), sa, sb);
+    let writer = tokio::spawn(async move {
+        let written = pattern::write_pattern(&mut w, bytes).await;
+        (written, w.sizer())
+    });
+    let read = pattern::read_verify(&mut r, bytes).await;
+    let elapsed = t0.elapsed();
+    let (written, sizer) = writer.await.map_err(|e| format!("writer task: {e}"))?;
+    read.map_err(|e| format!("receiver: {e}"))?;
+    written.map_err(|e| format!("writer: {e}"))?;
+    if let Some(s) = sizer {
+        tracing_free_log(&format!(
+            "chunk size {} of {:?}, rates (MB/s) {:?}",
+            s.chunk_size(),
+            s.candidates(),
+            s.rates()
+                .iter()
+                .map(|r| r.map(|r| (r / 1e5).round() / 10.0))
+                .collect::<Vec<_>>()
+        ));
+    }
     set.abort_all();
     Ok(Run {
         bytes,
@@ -408,10 +447,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ibb_over_hub_and_raw_xml_move_every_byte_and_time_acks() {
-        let iq = IbbParams {
-            block_size: 4096,
-            iq_window: Some(Window::Adaptive),
-        };
+        let iq = IbbParams::fixed(4096, Window::Adaptive);
         let run = ibb_hub(iq, MIB / 2 + 1).await.unwrap();
         assert_eq!(run.bytes, MIB / 2 + 1);
         // One acknowledgement per chunk (the last one short).
@@ -419,12 +455,10 @@ mod tests {
         let msg = IbbParams {
             block_size: 65535,
             iq_window: None,
+            xft_default: false,
         };
         assert!(ibb_raw_xml(msg, MIB).await.unwrap().latency.is_none());
-        let w64 = IbbParams {
-            block_size: 65535,
-            iq_window: Some(Window::Fixed(64)),
-        };
+        let w64 = IbbParams::fixed(65535, Window::Fixed(64));
         assert_eq!(ibb_raw_xml(w64, 2 * MIB).await.unwrap().bytes, 2 * MIB);
     }
 }

@@ -76,7 +76,8 @@ pub enum S5bRoute {
 
 /// How IBB opens its sessions: the block size and the stanza kind, in one value with one
 /// default. It is the IBB crate's own [`xep0047_ibb::OpenOptions`]:
-/// `block_size` [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (4096), `stanza`
+/// `block_size` [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (65535, a ceiling: the chunk size is
+/// chosen below it by the acknowledgement rate), `stanza`
 /// [`StanzaKind::Iq`](xep0047_ibb::StanzaKind::Iq).
 pub use xep0047_ibb::OpenOptions as IbbOptions;
 
@@ -109,7 +110,7 @@ pub struct Config {
     /// How [`Method::S5b`] picks its streamhosts. Default [`S5bRoute::Any`].
     pub s5b_route: S5bRoute,
     /// How [`Method::Ibb`] opens: block size and stanza kind. Default
-    /// [`IbbOptions::default()`]: block size [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (4096, see
+    /// [`IbbOptions::default()`]: block size [`xep0047_ibb::DEFAULT_BLOCK_SIZE`] (65535, see
     /// there why) over `<iq/>`, the XEP's default, which has flow control.
     pub ibb_options: IbbOptions,
     /// Whether to ask the peer's disco#info before offering and refuse early (stage `Disco`)
@@ -222,9 +223,13 @@ impl Config {
         self
     }
 
-    /// Sets the IBB block size (of [`ibb_options`](Self::ibb_options)).
+    /// Sets the IBB block size (of [`ibb_options`](Self::ibb_options)) and uses it for every
+    /// chunk: a size the user names is not searched below
+    /// ([`xep0047_ibb::Config::adaptive_chunks`] off). Without it, IBB opens at 65535 and
+    /// picks the chunk size from the acknowledgement rate.
     pub fn block_size(&mut self, block_size: u16) -> &mut Self {
         self.ibb_options.block_size = block_size;
+        self.ibb.adaptive_chunks(false);
         self
     }
 

@@ -8,7 +8,6 @@
 //! `tests/examples.rs` runs it.
 
 use std::error::Error;
-use std::ops::ControlFlow;
 use std::time::Duration;
 
 use ft_transport::hub::Hub;
@@ -21,15 +20,11 @@ pub async fn run(data: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
     let hub = Hub::new();
     let mut ends = Vec::new();
     for who in ["alice@example.org/a", "bob@example.org/b"] {
-        let (transport, mut inbox) = hub.connect(who.parse()?);
+        let (transport, inbox) = hub.connect(who.parse()?);
         let ibb = Ibb::new(transport, Config::default());
-        let feed = ibb.clone();
-        // The application's receive loop: IBB takes its stanzas and hands back the rest.
-        tokio::spawn(async move {
-            while let Some(stanza) = inbox.recv().await {
-                if let ControlFlow::Continue(_not_ibb) = feed.handle_stanza(stanza) {}
-            }
-        });
+        // The application's receive loop: IBB takes its stanzas (other handlers would be
+        // chained after it in a tuple), waiting while a reader lags.
+        tokio::spawn(ft_transport::pump(inbox, ibb.clone()));
         ends.push(ibb);
     }
     let sid = Sid::new("ibb-example")?;

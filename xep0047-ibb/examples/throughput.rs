@@ -6,7 +6,6 @@
 //!
 //! Prints MB/s (10^6 bytes) for each window size given (default 1 4 16 64).
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use ft_transport::hub::{Hub, HubReceiver, HubTransport};
@@ -14,12 +13,8 @@ use jid::Jid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xep0047_ibb::{Config, Ibb, OpenOptions, Sid, StanzaKind};
 
-fn pump(ibb: Ibb<HubTransport>, mut rx: HubReceiver) {
-    tokio::spawn(async move {
-        while let Some(st) = rx.recv().await {
-            if let ControlFlow::Continue(_) = ibb.handle_stanza(st) {}
-        }
-    });
+fn pump(ibb: Ibb<HubTransport>, rx: HubReceiver) {
+    tokio::spawn(ft_transport::pump(rx, ibb));
 }
 
 async fn run(mib: usize, block_size: u16, stanza: StanzaKind, window: u16) -> f64 {

@@ -7,13 +7,17 @@ use crate::payload::{MAX_BLOCK_SIZE, StanzaKind};
 /// The block size an initiator proposes unless told otherwise, in bytes before base64: the
 /// one default of every xft crate and tool (`OpenOptions`, the facade, `xft`, its demo).
 ///
-/// 4096 is XEP-0047 §7's recommendation and the largest block size every peer we test
-/// accepts without a retry: QXmpp caps IBB receive at 4096 (`modify/resource-constraint`
-/// above), slixmpp at 8192, Smack and Spark send 4096 themselves (PEERS.md). Larger is
-/// faster over a fast server (see `max_in_flight`), and the initiator halves its proposal
-/// after `resource-constraint` anyway, but a default that needs a retry against a common
-/// client costs every transfer to it a round trip.
-pub const DEFAULT_BLOCK_SIZE: u16 = 4096;
+/// 65535, the XEP's maximum, as a ceiling: XEP-0047 §2.2 lets chunks be smaller than the
+/// block-size, and with [`Config::adaptive_chunks`] (the default) the sender picks the chunk
+/// size between 4096 and the negotiated block-size from the acknowledgement rate
+/// ([`ChunkSizer`](crate::proto::ChunkSizer)): the fastest size depends on the path (through
+/// a Prosody with its default 4096-byte reads 4096 is best, through one reading 64 KiB
+/// 65535 is, by 2.5x and 2x). A peer that caps the block-size answers
+/// `resource-constraint` and the open is retried at the next power of two below
+/// (QXmpp takes 4096 after four retries, slixmpp 8192 after three: one round trip each).
+/// A block size the user gives is used as it is, for every chunk (the facade's
+/// `Config::block_size`, `xft --block-size`).
+pub const DEFAULT_BLOCK_SIZE: u16 = 65535;
 
 /// Settings shared by every session of one endpoint. `Default` gives the documented values.
 #[derive(Debug, Clone)]
@@ -35,6 +39,7 @@ pub struct Config {
     pub(crate) message_rate: Option<u64>,
     pub(crate) max_pending_incoming: usize,
     pub(crate) max_queued_blocks: usize,
+    pub(crate) adaptive_chunks: bool,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             message_rate: None,
             max_pending_incoming: 16,
             max_queued_blocks: 64,
+            adaptive_chunks: true,
         }
     }
 }
@@ -224,6 +230,22 @@ impl Config {
         self
     }
 
+    /// Whether the chunk size is chosen by what the path gives (default `true`): in iq mode,
+    /// a sender whose negotiated block-size is above 4096 starts with 4096-byte chunks and
+    /// runs one bounded search up to the block-size, timed by the acknowledgements
+    /// ([`ChunkSizer`](crate::proto::ChunkSizer)); in message mode, which has no
+    /// acknowledgements, chunks stay at 4096 at most. `false`: every chunk is as large as
+    /// the block-size allows (what a user who names a block size asks for).
+    pub fn adaptive_chunks(&mut self, v: bool) -> &mut Self {
+        self.adaptive_chunks = v;
+        self
+    }
+
+    /// Whether [`adaptive_chunks`](Self::adaptive_chunks) is on.
+    pub fn is_adaptive_chunks(&self) -> bool {
+        self.adaptive_chunks
+    }
+
     /// Incoming opens that wait for `next_incoming` before being rejected
     /// (`cancel/not-acceptable`). Default 16.
     pub fn max_pending_incoming(&mut self, v: usize) -> &mut Self {
@@ -235,15 +257,17 @@ impl Config {
 /// What the initiator proposes in `<open/>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// The block-size to propose, in bytes before base64 (1..=65535). The initiator halves it
-    /// by itself after `resource-constraint`, down to [`Config::min_block_size`].
+    /// The block-size to propose, in bytes before base64 (1..=65535). After
+    /// `resource-constraint` the initiator retries by itself at the power of two below it
+    /// (half of it when it is one), down to [`Config::min_block_size`]. The largest chunk
+    /// this side sends; see [`Config::adaptive_chunks`] for the sizes below it.
     pub block_size: u16,
     /// Which stanza carries the data.
     pub stanza: StanzaKind,
 }
 
 impl Default for OpenOptions {
-    /// [`DEFAULT_BLOCK_SIZE`] (4096) over iq.
+    /// [`DEFAULT_BLOCK_SIZE`] (65535) over iq.
     fn default() -> Self {
         Self {
             block_size: DEFAULT_BLOCK_SIZE,

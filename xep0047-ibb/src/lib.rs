@@ -28,8 +28,9 @@
 //! * parse and build `<open/>`, `<data/>` and `<close/>` ([`payload`]), with one typed
 //!   [`PayloadError`] per rejected input and strict RFC 4648 §4 base64 (base64-simd);
 //! * run one IBB session in either role, sans-IO ([`proto::Session`]): block-size
-//!   negotiation with a halving retry after `resource-constraint`, a window of unacknowledged
-//!   iq chunks that grows with acknowledgements and halves on `wait` errors, paced message
+//!   negotiation with a smaller retry after `resource-constraint`, chunk sizes chosen by the
+//!   acknowledgement rate up to the block-size ([`proto::ChunkSizer`]), a window of
+//!   unacknowledged iq chunks that grows with acknowledgements and halves on `wait` errors, paced message
 //!   mode, `seq` per direction wrapping 65535 → 0, data in both directions, a close that
 //!   flushes and is acknowledged, a timeout on every wait, and the XEP's stanza error for
 //!   every violation by the peer (unknown sid, seq gap or replay, bad base64, oversized

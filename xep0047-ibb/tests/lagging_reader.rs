@@ -3,7 +3,6 @@
 //! Deterministic: the sans-IO session alone, fed stanzas by hand; plus one transfer over the
 //! hub showing a gated pump stays under the bound.
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use ft_transport::hub::Hub;
@@ -204,23 +203,13 @@ fn f11_message_mode_closes_on_the_65th_unread_chunk_whatever_its_size() {
 #[tokio::test]
 async fn f11_a_gated_pump_keeps_a_small_block_message_stream_under_the_bound() {
     let hub = Hub::new();
-    let (at, mut arx) = hub.connect(alice());
-    let (bt, mut brx) = hub.connect(bob());
+    let (at, arx) = hub.connect(alice());
+    let (bt, brx) = hub.connect(bob());
     let a = Ibb::new(at, Config::default());
     let b = Ibb::new(bt, Config::default());
-    let ap = a.clone();
-    tokio::spawn(async move {
-        while let Some(st) = arx.recv().await {
-            let _ = ap.handle_stanza(st);
-        }
-    });
-    let bp = b.clone();
-    tokio::spawn(async move {
-        while let Some(st) = brx.recv().await {
-            bp.ready().await;
-            if let ControlFlow::Continue(_) = bp.handle_stanza(st) {}
-        }
-    });
+    tokio::spawn(ft_transport::pump(arx, a.clone()));
+    // The pump awaits `Ibb::ready` before each stanza.
+    tokio::spawn(ft_transport::pump(brx, b.clone()));
     let sid = Sid::new("gated").unwrap();
     let accept = b.expect(alice(), sid.clone(), Duration::from_secs(5));
     let opened = a.open(

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Pair, iq_set, message_with};
+use support::{Pair, iq_opts, iq_set, message_with, pattern};
 use xep0047_ibb::{
     Config, Error, Event, OpenOptions, ProtocolError, Session, Sid, StanzaKind, TimeoutKind,
 };
@@ -13,17 +13,6 @@ use xmpp_parsers::{
     stanza::Stanza,
     stanza_error::{DefinedCondition, ErrorType, StanzaError},
 };
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 + i / 251) as u8).collect()
-}
-
-fn iq_opts(block_size: u16) -> OpenOptions {
-    OpenOptions {
-        block_size,
-        stanza: StanzaKind::Iq,
-    }
-}
 
 fn msg_opts(block_size: u16) -> OpenOptions {
     OpenOptions {

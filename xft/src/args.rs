@@ -127,10 +127,11 @@ pub(crate) struct SendArgs {
     /// host's non-loopback addresses).
     #[arg(long = "local-address")]
     pub(crate) local_addresses: Vec<IpAddr>,
-    /// IBB block size (default: the one IBB default, 4096; larger opens that the peer
-    /// refuses are retried at half the size).
-    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
-    pub(crate) block_size: u16,
+    /// IBB block size, used for every chunk (default: open at 65535 and pick the chunk
+    /// size from the acknowledgement rate; opens the peer refuses as too large are retried
+    /// at the power of two below).
+    #[arg(long)]
+    pub(crate) block_size: Option<u16>,
     /// How long a sent offer waits for the peer's answer (seconds, or `5m`; default 300).
     #[arg(long, value_name = "SECS", value_parser = size::parse_secs)]
     pub(crate) offer_timeout: Option<Duration>,
@@ -207,7 +208,9 @@ impl SendArgs {
         let mut c = shared_config(&self.account);
         c.stacks(&stack.stacks());
         crate::method::MethodSpec::parse(&self.method)?.apply_to_config(&mut c);
-        c.block_size(self.block_size);
+        if let Some(b) = self.block_size {
+            c.block_size(b);
+        }
         c.proxies(match &self.proxy {
             Some(p) => ProxySource::Jids(vec![p.parse::<jid::Jid>()?]),
             None => ProxySource::Discover,

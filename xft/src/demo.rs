@@ -95,12 +95,14 @@ fn stacks(chosen: &[StackChoice]) -> Vec<Stack> {
     out
 }
 
-fn config(block_size: u16, stacks: &[Stack]) -> Config {
+fn config(block_size: Option<u16>, stacks: &[Stack]) -> Config {
     let mut c = Config::default();
     c.stacks(stacks);
     c.methods(&[Method::S5b, Method::Ibb]);
     c.proxies(ProxySource::Discover);
-    c.block_size(block_size);
+    if let Some(b) = block_size {
+        c.block_size(b);
+    }
     c.cap_timeouts(Duration::from_secs(30));
     c.s5b.listen(vec![LOOPBACK]);
     // Both entities and the proxy are on this host: the demo dials loopback on purpose.

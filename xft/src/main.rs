@@ -108,9 +108,10 @@ struct DemoArgs {
     /// Only this stack (repeatable): `jingle`, `si`; `auto`, the default, runs both.
     #[arg(long = "stack", value_enum)]
     stacks: Vec<args::StackChoice>,
-    /// IBB block size (default: the one IBB default, 4096).
-    #[arg(long, default_value_t = ft_facade::ibb::DEFAULT_BLOCK_SIZE)]
-    block_size: u16,
+    /// IBB block size, used for every chunk (default: open at 65535 and pick the chunk
+    /// size from the acknowledgement rate).
+    #[arg(long)]
+    block_size: Option<u16>,
     /// Print one JSON object per transfer instead of the table.
     #[arg(long)]
     json: bool,

@@ -108,6 +108,10 @@ pub(super) fn parse_fast_stanza(
     if let Some(stanza) = parse_data_iq(bytes, default_client) {
         return Ok(Some(stanza));
     }
+    if let Some(stanza) = parse_empty_result(bytes, default_client) {
+        return Ok(Some(stanza));
+    }
+
     let Some((root, text)) = parse_fast_parts(bytes, prefixes)? else {
         return Ok(None);
     };
@@ -145,7 +149,9 @@ pub(super) fn parse_fast_stanza(
 /// `<iq xmlns='jabber:client' type='set' id='…' from='…' to='…'><data
 /// xmlns='http://jabber.org/protocol/ibb' seq='…' sid='…'>RUN</data></iq>` (`xmlns` of the
 /// iq optional when the stream's default namespace is `jabber:client`, `from` and `to`
-/// optional, attributes in any order, each at most once, one space before each), where every
+/// optional, an `xml:lang` on the iq allowed and dropped as the general path drops it —
+/// Prosody stamps the stream's on every stanza it relays —, attributes in any order, each
+/// at most once, one space before each), where every
 /// attribute value is single-quoted printable ASCII without `& < > ' "` (so it has no
 /// entity, no normalization and no markup meaning) and RUN is valid base64. The stanza is
 /// built directly. Anything else, and any JID that does not parse, is `None`: the caller
@@ -155,7 +161,8 @@ pub(super) fn parse_data_iq(bytes: &[u8], default_client: bool) -> Option<Stanza
     let body = bytes.strip_suffix(TAIL)?;
     let mut c = Cursor(body);
     c.literal(b"<iq")?;
-    let [xmlns, type_, id, from, to] = c.attrs([b"xmlns", b"type", b"id", b"from", b"to"])?;
+    let [xmlns, type_, id, from, to, _lang] =
+        c.attrs([b"xmlns", b"type", b"id", b"from", b"to", b"xml:lang"])?;
     match xmlns {
         Some(NS_CLIENT) => {}
         None if default_client => {}
@@ -173,10 +180,7 @@ pub(super) fn parse_data_iq(bytes: &[u8], default_client: bool) -> Option<Stanza
     if run.len() < FAST_MIN || base64_simd::STANDARD.check(run).is_err() {
         return None;
     }
-    let jid = |v: Option<&str>| -> Option<Option<jid::Jid>> {
-        v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
-    };
-    let (from, to) = (jid(from)?, jid(to)?);
+    let (from, to) = (opt_jid(from)?, opt_jid(to)?);
     let mut payload = Element::builder("data", NS_IBB)
         .attr(minidom::rxml::xml_ncname!("seq").into(), seq?)
         .attr(minidom::rxml::xml_ncname!("sid").into(), sid?)
@@ -189,6 +193,44 @@ pub(super) fn parse_data_iq(bytes: &[u8], default_client: bool) -> Option<Stanza
         id: id?.to_owned(),
         payload,
     }))
+}
+
+/// The acknowledgement, with no XML parser either: an empty `<iq type='result'/>` in the
+/// shape [`serialize_empty_result`](super::serialize) writes or Prosody relays (`xmlns`
+/// as for [`parse_data_iq`], `id`, optional `from`, `to` and `xml:lang`, any order, plain
+/// single-quoted values, `/>` right after the last). Anything else is `None`.
+pub(super) fn parse_empty_result(bytes: &[u8], default_client: bool) -> Option<Stanza> {
+    let body = bytes.strip_suffix(b"/>")?;
+    let mut c = Cursor(body.strip_prefix(b"<iq")?);
+    let mut values = [None; 6];
+    let names: [&[u8]; 6] = [b"xmlns", b"type", b"id", b"from", b"to", b"xml:lang"];
+    while !c.0.is_empty() {
+        let (name, value) = c.attr()?;
+        let slot = names.iter().position(|n| *n == name)?;
+        if values[slot].replace(value).is_some() {
+            return None;
+        }
+    }
+    let [xmlns, type_, id, from, to, _lang] = values;
+    match xmlns {
+        Some(NS_CLIENT) => {}
+        None if default_client => {}
+        _ => return None,
+    }
+    if type_? != "result" {
+        return None;
+    }
+    Some(Stanza::Iq(Iq::Result {
+        from: opt_jid(from)?,
+        to: opt_jid(to)?,
+        id: id?.to_owned(),
+        payload: None,
+    }))
+}
+
+/// An optional attribute as an optional JID; `None` when it is there but no JID.
+fn opt_jid(v: Option<&str>) -> Option<Option<jid::Jid>> {
+    v.map_or(Some(None), |v| jid::Jid::new(v).ok().map(Some))
 }
 
 /// The bytes [`parse_data_iq`] has not consumed yet.

@@ -1,6 +1,6 @@
 //! Both paths give identical stanzas; the stream is bounded and strict.
 
-use super::fast::{parse_data_iq, parse_fast};
+use super::fast::{parse_data_iq, parse_empty_result, parse_fast};
 use super::serialize::{clone_stanza, serialize_empty_result, serialize_fast};
 use super::*;
 use xmpp_parsers::message::{Message, MessageType};
@@ -111,6 +111,57 @@ fn a_direct_acknowledgement_parses_to_the_stanza_minidom_writes() {
     }
 }
 
+/// A parser-less path's result for `xml` is `Some` exactly when `taken`, and then the
+/// general parse's stanza; whichever way it goes, the decoder answers what the general
+/// parse does.
+fn assert_path_matches_general(xml: &str, taken: bool, fast: Option<Stanza>) {
+    let general = parse(xml.as_bytes(), false);
+    match fast {
+        Some(fast) => {
+            assert!(taken, "{xml}");
+            assert_eq!(&fast, general.as_ref().unwrap(), "{xml}");
+        }
+        None => assert!(!taken, "{xml}"),
+    }
+    let got = parse(xml.as_bytes(), true);
+    assert_eq!(format!("{got:?}"), format!("{general:?}"), "{xml}");
+}
+
+#[test]
+fn the_parserless_acknowledgement_path_yields_exactly_the_general_stanza() {
+    for (xml, taken) in [
+        // Ours, and what Prosody relays.
+        (
+            "<iq xmlns='jabber:client' type='result' id='ibb3-s' to='b@x/r'/>",
+            true,
+        ),
+        (
+            "<iq to='a@x/r' id='ibb1-bench' xml:lang='en' from='b@x/r' type='result'/>",
+            true,
+        ),
+        ("<iq type='result' id=''/>", true),
+        ("<iq type='result' id='1' from='a@x'/>", true),
+        // Not this path: the general one decides.
+        ("<iq type='result' id='1' />", false),
+        ("<iq type='result'/>", false),
+        ("<iq type='set' id='1'/>", false),
+        ("<iq type='result' id='1' id='2'/>", false),
+        ("<iq type='result' id='1' foo='x'/>", false),
+        ("<iq type='result' id='&amp;'/>", false),
+        ("<iq type=\"result\" id='1'/>", false),
+        ("<iq xmlns='urn:other' type='result' id='1'/>", false),
+        ("<iq type='result' id='1' to='not a jid@'/>", false),
+        (
+            "<iq type='result' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+            false,
+        ),
+        ("<message type='result' id='1'/>", false),
+    ] {
+        assert_path_matches_general(xml, taken, parse_empty_result(xml.as_bytes(), true));
+    }
+    assert!(parse_empty_result(b"<iq type='result' id='1'/>", false).is_none());
+}
+
 #[test]
 fn encode_parts_and_both_encoders_write_the_same_bytes() {
     for stanza in [
@@ -216,9 +267,23 @@ fn the_parserless_data_iq_path_yields_exactly_the_general_stanza() {
             " seq='7' sid='s'",
             false,
         ),
+        // What Prosody relays: the stream's xml:lang on the iq, dropped as the general
+        // path drops it.
         (
             "<iq xmlns='jabber:client' type='set'",
             " id='1' xml:lang='en'",
+            " seq='7' sid='s'",
+            true,
+        ),
+        (
+            "<iq to='b@x/r' id='ibb2-s' xml:lang='en' from='a@x/r' type='set'",
+            "",
+            " seq='0' sid='s'",
+            true,
+        ),
+        (
+            "<iq xmlns='jabber:client' type='set'",
+            " id='1' xml:lang='en' xml:lang='de'",
             " seq='7' sid='s'",
             false,
         ),
@@ -264,17 +329,7 @@ fn the_parserless_data_iq_path_yields_exactly_the_general_stanza() {
         for data_ns in [format!(" xmlns='{ibb}'"), " xmlns='urn:x'".to_owned()] {
             let xml = format!("{head}{attrs}><data{data_ns}{data_attrs}>{run}</data></iq>");
             let taken = taken && data_ns.contains(ibb);
-            let general = parse(xml.as_bytes(), false);
-            match parse_data_iq(xml.as_bytes(), true) {
-                Some(fast) => {
-                    assert!(taken, "{xml}");
-                    assert_eq!(&fast, general.as_ref().unwrap(), "{xml}");
-                }
-                None => assert!(!taken, "{xml}"),
-            }
-            // Whichever way it goes, the decoder's answer is the general one.
-            let got = parse(xml.as_bytes(), true);
-            assert_eq!(format!("{got:?}"), format!("{general:?}"), "{xml}");
+            assert_path_matches_general(&xml, taken, parse_data_iq(xml.as_bytes(), true));
         }
     }
     // Without `jabber:client` as the default namespace, an iq without xmlns is not taken.

@@ -23,7 +23,7 @@
 //!  new_initiator()                    accept(IncomingOpen)
 //!      |  --> <open/>                     |  --> result
 //!      v                                  |
-//!  Opening --error resource-constraint--> Opening (block-size / 2, >= floor)
+//!  Opening --error resource-constraint--> Opening (power of two below, >= floor)
 //!      |  \--other error / timeout--> Closed(err)
 //!      | <-- result                       |
 //!      v                                  v
@@ -50,8 +50,12 @@
 //!   [`Config::max_in_flight`], and halves on a `wait` error, after which the refused chunk
 //!   is resent (same seq) after [`Config::retry_delay`]. Written bytes stay in the send
 //!   buffer until acknowledged, so a retry re-encodes them without a second copy.
-//!   A chunk shorter than the block-size is only sent when nothing is in flight or the
+//!   A chunk shorter than the chunk size is only sent when nothing is in flight or the
 //!   writer flushed or closed, so small writes still fill chunks.
+//! * Chunk size: the block-size is a maximum (XEP-0047 §2.2). With
+//!   [`Config::adaptive_chunks`] (default) an iq sender starts at 4096 bytes and searches
+//!   once, up to the block-size, for the size whose acknowledgements come back fastest
+//!   ([`sizer`]); the block-size itself otherwise.
 //! * The receiver acknowledges a chunk once it is queued for the reader, and stops
 //!   acknowledging while more than [`Config::recv_buffer`] bytes wait to be read; the
 //!   sender's window then stalls. A sender that goes on regardless is answered
@@ -90,8 +94,10 @@ use crate::payload::{Close, Data, NS_IBB, Open, Payload, Sid, StanzaKind, decode
 mod open;
 mod recv;
 mod send;
+pub mod sizer;
 
 pub use open::{IncomingOpen, reply_unknown_session, stanza_payload, stanza_sid};
+pub use sizer::ChunkSizer;
 
 /// The fewest drained receive buffers a session keeps for the next chunks, so that a steady
 /// transfer decodes every chunk into memory it already has instead of allocating.
@@ -154,6 +160,8 @@ struct InFlight {
     /// Absolute stream offset of the chunk's first byte.
     start: u64,
     len: usize,
+    /// The [`ChunkSizer::phase`] it was sent in.
+    phase: u32,
     acked: bool,
     deadline: Instant,
     retry_at: Option<Instant>,
@@ -208,6 +216,9 @@ pub struct Session {
     send_seq: u16,
     in_flight: VecDeque<InFlight>,
     window: u16,
+    /// The chunk-size search (iq mode with [`Config::adaptive_chunks`], block-size above
+    /// [`sizer::START`]); created when the session opens.
+    sizer: Option<ChunkSizer>,
     flush_requested: bool,
     write_closed: bool,
     tokens: f64,
@@ -251,6 +262,7 @@ impl Session {
             send_seq: 0,
             in_flight: VecDeque::new(),
             window: config.initial_window.clamp(1, config.max_in_flight),
+            sizer: None,
             flush_requested: false,
             write_closed: false,
             tokens: 0.0,
@@ -299,6 +311,7 @@ impl Session {
         s.kind = incoming.open.stanza;
         s.block_size = incoming.open.block_size;
         s.state = State::Open;
+        s.start_sizer();
         s.transmit
             .push_back(iq_result(&s.peer, incoming.id.clone()));
         s
@@ -343,6 +356,32 @@ impl Session {
     /// The negotiated block-size (0 while opening).
     pub fn block_size(&self) -> u16 {
         self.block_size
+    }
+
+    /// The size of the next new chunk this side sends: the block-size, or with
+    /// [`Config::adaptive_chunks`] the size the [`ChunkSizer`] chose so far (iq) or at most
+    /// [`sizer::START`] (message, which has no acknowledgements to measure).
+    pub fn chunk_size(&self) -> u16 {
+        if !self.config.adaptive_chunks {
+            return self.block_size;
+        }
+        match (self.kind, &self.sizer) {
+            (StanzaKind::Message, _) => self.block_size.min(sizer::START),
+            (StanzaKind::Iq, Some(s)) => s.chunk_size().min(self.block_size),
+            (StanzaKind::Iq, None) => self.block_size,
+        }
+    }
+
+    /// The chunk-size search, when one runs (see [`Session::chunk_size`]).
+    pub fn sizer(&self) -> Option<&ChunkSizer> {
+        self.sizer.as_ref()
+    }
+
+    /// Starts the chunk-size search once the block-size is known.
+    fn start_sizer(&mut self) {
+        if self.config.adaptive_chunks && self.kind == StanzaKind::Iq {
+            self.sizer = ChunkSizer::new(self.block_size, u32::from(self.config.max_in_flight));
+        }
     }
 
     /// Which stanza carries our data.

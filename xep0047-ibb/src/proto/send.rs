@@ -173,8 +173,9 @@ impl Session {
             self.flush_requested = false;
             return None;
         }
-        let len = unsent.min(usize::from(self.block_size));
-        let short = len < usize::from(self.block_size);
+        let chunk = usize::from(self.chunk_size());
+        let len = unsent.min(chunk);
+        let short = len < chunk;
         match self.kind {
             StanzaKind::Iq => {
                 if self.in_flight.len() >= usize::from(self.window) {
@@ -210,6 +211,7 @@ impl Session {
                     seq,
                     start: self.send_base + self.send_inflight_bytes as u64,
                     len,
+                    phase: self.sizer.as_ref().map_or(0, ChunkSizer::phase),
                     acked: false,
                     deadline: later(now, self.config.ack_timeout),
                     retry_at: None,
@@ -294,6 +296,7 @@ impl Session {
                 None => {
                     self.block_size = requested;
                     self.state = State::Open;
+                    self.start_sizer();
                     self.events.push_back(Event::Opened {
                         block_size: requested,
                     });
@@ -306,9 +309,9 @@ impl Session {
                 }
                 Some(e)
                     if e.defined_condition == DefinedCondition::ResourceConstraint
-                        && requested / 2 >= self.config.min_block_size =>
+                        && smaller_block(requested) >= self.config.min_block_size =>
                 {
-                    self.send_open(requested / 2);
+                    self.send_open(smaller_block(requested));
                 }
                 Some(e) => self.finish(Some(Error::Rejected(Box::new(e)))),
             }
@@ -329,6 +332,10 @@ impl Session {
         match error {
             None => {
                 self.in_flight[i].acked = true;
+                if let Some(sizer) = &mut self.sizer {
+                    let f = &self.in_flight[i];
+                    sizer.on_ack(f.phase, f.len, self.now);
+                }
                 while self.in_flight.front().is_some_and(|f| f.acked) {
                     if let Some(f) = self.in_flight.pop_front() {
                         self.send_inflight_bytes -= f.len;
@@ -350,5 +357,16 @@ impl Session {
             }
             Some(e) => self.fail(Error::Rejected(Box::new(e))),
         }
+    }
+}
+
+/// The block-size to retry an open with after `resource-constraint`: the power of two below
+/// `requested` (65535 -> 32768 -> ... -> 4096, the sizes peers cap at: QXmpp 4096,
+/// slixmpp 8192), which is half of it when it is one.
+pub(super) fn smaller_block(requested: u16) -> u16 {
+    if requested.is_power_of_two() {
+        requested / 2
+    } else {
+        1 << (15 - requested.leading_zeros())
     }
 }

@@ -476,6 +476,19 @@ impl<T: StanzaTransport> Ibb<T> {
     }
 }
 
+/// An [`Ibb`] is a handler for [`ft_transport::pump`]: it takes the IBB stanzas, and the
+/// pump waits for [`Ibb::ready`] before each stanza, so a reader that lags behind a
+/// message-mode sender slows the socket down instead of overrunning.
+impl<T: StanzaTransport> ft_transport::StanzaHandler for Ibb<T> {
+    fn handle_stanza(&self, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        Self::handle_stanza(self, stanza)
+    }
+
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        Self::ready(self)
+    }
+}
+
 fn start_responder<T: StanzaTransport>(
     inner: &Arc<Inner<T>>,
     reg: &mut Registry,

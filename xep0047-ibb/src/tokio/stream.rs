@@ -79,6 +79,17 @@ impl IbbStream {
         self.stanza
     }
 
+    /// The size of the next chunk this side sends ([`Session::chunk_size`](crate::Session::chunk_size)).
+    pub fn chunk_size(&self) -> u16 {
+        lock(&self.shared.cell).session.chunk_size()
+    }
+
+    /// The state of the chunk-size search, when one runs
+    /// ([`Session::sizer`](crate::Session::sizer)).
+    pub fn sizer(&self) -> Option<proto::ChunkSizer> {
+        lock(&self.shared.cell).session.sizer().cloned()
+    }
+
     /// Aborts the session at once (a user's cancel), unlike the flushing
     /// [`poll_shutdown`](AsyncWrite::poll_shutdown): buffered unsent data is dropped,
     /// `<close/>` is sent now, and the driver waits for its answer no longer than

@@ -145,6 +145,13 @@ pub struct Pair {
     pub b: Side,
     pub now: Instant,
     pub latency: Duration,
+    /// When set, each direction is a serial link instead of `latency`: a stanza arrives
+    /// this long after the later of its sending and the arrival of the one before it the
+    /// same way (a server that relays one stanza at a time, at a cost that depends on what
+    /// it carries). Order is kept, as on a stream.
+    pub latency_of: Option<fn(&Stanza) -> Duration>,
+    /// The latest arrival scheduled in each direction (to a, to b), for `latency_of`.
+    last_at: [Option<Instant>; 2],
     /// Hold iq results (acks) back by a pseudo-random extra delay up to this, reordering them.
     pub ack_jitter: Duration,
     /// Drop every stanza from a to b (a dead link).
@@ -172,6 +179,8 @@ impl Pair {
             b: Side::new("juliet@capulet.com/balcony"),
             now: Instant::now(),
             latency: Duration::from_millis(10),
+            latency_of: None,
+            last_at: [None; 2],
             ack_jitter: Duration::ZERO,
             drop_a_to_b: false,
             filter_a_to_b: None,
@@ -246,6 +255,11 @@ impl Pair {
             }
         }
         let mut at = self.now + self.latency;
+        if let Some(f) = self.latency_of {
+            let last = &mut self.last_at[usize::from(to_b)];
+            at = last.map_or(self.now, |l| l.max(self.now)) + f(&stanza);
+            *last = Some(at);
+        }
         if matches!(stanza, Stanza::Iq(Iq::Result { .. })) && !self.ack_jitter.is_zero() {
             let j = self.rand() % (self.ack_jitter.as_micros() as u64 + 1);
             at += Duration::from_micros(j);
@@ -421,5 +435,18 @@ pub fn clone_stanza(s: &Stanza) -> Stanza {
         Stanza::Iq(i) => Stanza::Iq(i.clone()),
         Stanza::Message(m) => Stanza::Message(m.clone()),
         Stanza::Presence(p) => Stanza::Presence(p.clone()),
+    }
+}
+
+/// The bytes every simulated transfer sends.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// An iq-mode open at `block_size`.
+pub fn iq_opts(block_size: u16) -> OpenOptions {
+    OpenOptions {
+        block_size,
+        stanza: xep0047_ibb::StanzaKind::Iq,
     }
 }
