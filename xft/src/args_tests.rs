@@ -52,11 +52,11 @@ fn timeout_flags_reach_the_facade_and_the_defaults_stay_otherwise() {
 
 #[test]
 fn block_size_flag_pins_every_chunk_and_without_it_ibb_opens_at_65535_and_chooses() {
-    let c = send_args(&[]).facade_config().unwrap();
+    let c = send_args(&[]).facade_config(StackChoice::Auto).unwrap();
     assert_eq!(c.ibb_options.block_size, 65535);
     assert!(c.ibb.is_adaptive_chunks());
     let c = send_args(&["--block-size", "4096"])
-        .facade_config()
+        .facade_config(StackChoice::Auto)
         .unwrap();
     assert_eq!(c.ibb_options.block_size, 4096);
     assert!(
