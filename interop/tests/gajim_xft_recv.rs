@@ -126,7 +126,9 @@ async fn gajim_to_xft_over_10_mb_checksum_in_session_info() {
         &[],
     )
     .await;
-    let x = expect_from_gajim(&mut f, "s5b-direct").await;
+    // This case is about the checksum: Gajim offers its own streamhost and Prosody's
+    // proxy, and on a loaded machine the proxy pair may connect first and be nominated.
+    let x = expect_from_gajim_by(&mut f, &["s5b-direct", "s5b-proxy"]).await;
     assert_eq!(x["bytes"], 10_500_000, "{x}");
     assert_eq!(x["verified_by"], "blake2b-512", "{x}");
     let sent = f

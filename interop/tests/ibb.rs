@@ -31,7 +31,10 @@ async fn ours_to_slixmpp(stanza_kind: StanzaKind, block: u16, size: usize, seed:
     let mut bob = SlixPeer::recv(&prosody, "bob", &inbox, 1, &extra)
         .await
         .unwrap();
-    let alice = ours(&prosody, "alice", config(&[Method::Ibb], ProxySource::None)).await;
+    // The block size is named, so every chunk is that size (no adaptive search below it).
+    let mut c = config(&[Method::Ibb], ProxySource::None);
+    c.block_size(block);
+    let alice = ours(&prosody, "alice", c).await;
     let data = content(size, seed);
     let want = sha256_hex(&data);
     let path = write_file(dir.path(), "to-slixmpp.bin", &data);

@@ -86,7 +86,9 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
     // Connect.
     side.reporter.stage(Stage::Connect);
     let ibb_offered = methods.contains(&Method::Ibb);
-    let ibb = options.ibb.unwrap_or(config.ibb_options);
+    let ibb = options
+        .ibb
+        .unwrap_or_else(|| si_open_options(config.ibb_options, config.ibb.is_adaptive_chunks()));
     let mut fallback = false;
     let (stream, used): (BoxStream, MethodUsed) = if accepted.method == method::BYTESTREAMS {
         let route = options.s5b_route.unwrap_or(config.s5b_route);
@@ -217,6 +219,30 @@ async fn connect_s5b<T: StanzaTransport + Clone>(
 
 /// Opens IBB; the open's timeout is the IBB driver's own
 /// ([`xep0047_ibb::Config::open_timeout`]), only a cancel cuts it short.
+/// The largest block size an SI sender proposes in its IBB `<open/>` when the size is only a
+/// ceiling for the adaptive chunk search (the user named none).
+///
+/// Unlike Jingle (XEP-0261 negotiates the block size inside the session), SI has one try:
+/// slixmpp (8192 at most) answers a larger open `resource-constraint` but has already spent
+/// the sid's authorisation on it, so the smaller retry XEP-0047 §2.2 allows is refused
+/// `not-acceptable`. Every SI peer we know takes 8192 or retries cleanly below it (QXmpp and
+/// libpurple at 4096); only a size the user names (`Config::block_size`,
+/// `SendOptions::with_ibb`) is proposed above it.
+pub(crate) const SI_IBB_OPEN_CEILING: u16 = 8192;
+
+/// What an SI sender proposes: the configured options, the block size lowered to
+/// [`SI_IBB_OPEN_CEILING`] while it is only a ceiling (`adaptive`).
+fn si_open_options(configured: IbbOptions, adaptive: bool) -> IbbOptions {
+    if adaptive {
+        IbbOptions {
+            block_size: configured.block_size.min(SI_IBB_OPEN_CEILING),
+            ..configured
+        }
+    } else {
+        configured
+    }
+}
+
 async fn open_ibb<T: StanzaTransport + Clone>(
     shared: &Shared<T>,
     side: &mut TaskSide,
