@@ -310,15 +310,20 @@ pub enum Warning {
     /// S5B: the receiver reset the connection after our last byte (closed with bytes still
     /// unread, or an error on its side).
     ResetByReceiver,
+    /// IBB: the receiver answered our `<close/>` with an error after our last byte: it did
+    /// not keep the file (an xft receiver does so when the bytes do not match the offer).
+    RefusedByReceiver,
 }
 
 impl Warning {
-    /// A short name: `close-unanswered`, `no-close-from-receiver`, `reset-by-receiver`.
+    /// A short name: `close-unanswered`, `no-close-from-receiver`, `reset-by-receiver`,
+    /// `refused-by-receiver`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::CloseUnanswered => "close-unanswered",
             Self::NoCloseFromReceiver => "no-close-from-receiver",
             Self::ResetByReceiver => "reset-by-receiver",
+            Self::RefusedByReceiver => "refused-by-receiver",
         }
     }
 }
@@ -333,6 +338,9 @@ impl std::fmt::Display for Warning {
                 "the receiver did not close the bytestream after the last byte"
             }
             Self::ResetByReceiver => "the receiver reset the bytestream after the last byte",
+            Self::RefusedByReceiver => {
+                "the receiver answered the in-band close with an error: it did not keep the file"
+            }
         })
     }
 }

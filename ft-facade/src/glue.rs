@@ -9,6 +9,7 @@ use ft_transport::{Sid, Stanza, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncRead, AsyncWrite};
 use xep0047_ibb::{OpenOptions, StanzaKind};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 /// Either bytestream, as the copy loops see it.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
@@ -20,11 +21,18 @@ pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send {
     /// unanswered although everything had gone out), `None` for a socket.
     fn ibb_close_unanswered(&self) -> Option<bool>;
 
-    /// The receiver found the bytes wrong (hash mismatch, overrun): make the coming close
-    /// say so where the method can. S5B: `SO_LINGER` 0, so dropping the stream sends a
+    /// After a clean shutdown, IBB: the receiver answered our `<close/>` with an error (it
+    /// did not keep the file). `false` for a socket.
+    fn ibb_close_refused(&self) -> bool {
+        false
+    }
+
+    /// The receiver found the bytes wrong (hash mismatch, overrun, a write that failed):
+    /// make the coming close say so. S5B: `SO_LINGER` 0, so dropping the stream sends a
     /// reset instead of a FIN, and the sender reports `reset-by-receiver`, never
-    /// `acknowledged`. IBB: nothing (the peer's `<close/>` is answered by the session
-    /// before the check can run).
+    /// `acknowledged`. IBB: the peer's `<close/>`, held by the session until now
+    /// ([`xep0047_ibb::Config::hold_close_answer`]), is answered `not-acceptable`, and the
+    /// sender reports `refused-by-receiver`.
     fn reject(self: Pin<&mut Self>);
 }
 
@@ -39,7 +47,18 @@ impl ByteStream for xep0047_ibb::IbbStream {
         Some(self.close_unanswered())
     }
 
-    fn reject(self: Pin<&mut Self>) {}
+    fn ibb_close_refused(&self) -> bool {
+        self.close_refused().is_some()
+    }
+
+    fn reject(self: Pin<&mut Self>) {
+        self.answer_close(Err(StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::NotAcceptable,
+            "en",
+            "the receiver did not keep the file: its bytes did not match the offer",
+        )));
+    }
 }
 
 impl ByteStream for xep0065_s5b::S5bStream {
@@ -92,7 +111,10 @@ impl<T: StanzaTransport> Drop for Ibb<T> {
 }
 
 impl<T: StanzaTransport + Clone> Ibb<T> {
-    pub(crate) fn new(transport: T, config: xep0047_ibb::Config) -> Self {
+    pub(crate) fn new(transport: T, mut config: xep0047_ibb::Config) -> Self {
+        // A file is checked before the sender hears that its close was answered: the
+        // receive path answers it (`ByteStream::reject` or dropping the stream).
+        config.hold_close_answer(true);
         let ibb = xep0047_ibb::Ibb::new(transport, config);
         let drainer = ibb.clone();
         let drain = tokio::spawn(async move {

@@ -182,6 +182,9 @@ async fn delivery(
     grace: std::time::Duration,
 ) -> (Delivery, Vec<Warning>) {
     match stream.ibb_close_unanswered() {
+        Some(_) if stream.ibb_close_refused() => {
+            (Delivery::Unconfirmed, vec![Warning::RefusedByReceiver])
+        }
         Some(unanswered) => {
             let warnings = if unanswered {
                 vec![Warning::CloseUnanswered]

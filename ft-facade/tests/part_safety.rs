@@ -238,9 +238,22 @@ async fn g8_a_cut_transfer_resumes_only_for_the_same_dated_file() {
 
 #[tokio::test]
 async fn g8_a_file_the_receiver_rejects_is_never_acknowledged_to_the_sender() {
+    // S5B: the receiver resets the connection instead of closing it.
+    rejected_file_is_never_acknowledged(Method::S5b, Warning::ResetByReceiver).await;
+}
+
+#[tokio::test]
+async fn g8_a_file_the_receiver_rejects_over_ibb_is_never_acknowledged_to_the_sender() {
+    // IBB: the receiver's session holds its answer to the sender's <close/> until the file
+    // is checked, then answers not-acceptable (before, the session answered a result at
+    // once and the sender reported "acknowledged").
+    rejected_file_is_never_acknowledged(Method::Ibb, Warning::RefusedByReceiver).await;
+}
+
+async fn rejected_file_is_never_acknowledged(method: Method, warning: Warning) {
     let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[Method::S5b]));
-    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b]));
+    let alice = entity(&hub, "alice@x/a", config(&[method]));
+    let bob = entity(&hub, "bob@x/b", config(&[method]));
     let dst = tempfile::tempdir().unwrap();
     let v1 = content(200_000, 27);
     let v2 = content(200_000, 28);
@@ -263,10 +276,10 @@ async fn g8_a_file_the_receiver_rejects_is_never_acknowledged_to_the_sender() {
     assert_eq!(err.stage, Stage::Verify);
     assert!(matches!(err.kind, ErrorKind::HashMismatch { .. }), "{err}");
     assert!(listing(dst.path()).is_empty(), "{:?}", listing(dst.path()));
-    // The sender's transfer ran to its end, but the receiver's reset says it was not kept.
+    // The sender's transfer ran to its end, but the receiver said it was not kept.
     let sent = sent.unwrap();
     assert_eq!(sent.delivery, Delivery::Unconfirmed);
-    assert_eq!(sent.warnings, [Warning::ResetByReceiver]);
+    assert_eq!(sent.warnings, [warning]);
 
     // The same file sent right: acknowledged, landed.
     let mut info = FileInfo::new("report.pdf", v2.len() as u64);

@@ -40,6 +40,7 @@ pub struct Config {
     pub(crate) max_pending_incoming: usize,
     pub(crate) max_queued_blocks: usize,
     pub(crate) adaptive_chunks: bool,
+    pub(crate) hold_close_answer: bool,
 }
 
 impl Default for Config {
@@ -63,6 +64,7 @@ impl Default for Config {
             max_pending_incoming: 16,
             max_queued_blocks: 64,
             adaptive_chunks: true,
+            hold_close_answer: false,
         }
     }
 }
@@ -146,6 +148,18 @@ impl Config {
     /// it bounds only the wait for the close's answer. Default 30 s.
     pub fn close_timeout(&mut self, v: Duration) -> &mut Self {
         self.close_timeout = v;
+        self
+    }
+
+    /// Holds the answer to a peer's `<close/>` on sessions we accepted (responder) until the
+    /// application gives its verdict ([`Session::answer_close`](crate::Session::answer_close),
+    /// [`IbbStream::answer_close`](crate::IbbStream::answer_close)), or closes or drops the
+    /// stream (a result). A file receiver checks the bytes first, so that a sender reads
+    /// the answer as "kept" only for a file that was. The wait is bounded by
+    /// [`close_timeout`](Self::close_timeout) (then the session fails with a close
+    /// timeout, answering the peer with a result). Default `false`: answered at once.
+    pub fn hold_close_answer(&mut self, v: bool) -> &mut Self {
+        self.hold_close_answer = v;
         self
     }
 

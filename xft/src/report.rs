@@ -175,10 +175,13 @@ impl Row {
     /// Whether this row lets the command exit 0: the transfer completed, and the receiver
     /// did not reset the bytestream after the last byte (`reset-by-receiver`: an xft
     /// receiver does that to a file whose bytes did not match the offer, so the file was
-    /// rejected, not kept). A delivery that is merely unconfirmed (IBB over message, no
+    /// rejected, not kept) nor, over IBB, refuse our close (`refused-by-receiver`, the same). A delivery that is merely unconfirmed (IBB over message, no
     /// close from the receiver) still exits 0: nothing says the receiver refused it.
     pub(crate) fn succeeded(&self) -> bool {
-        self.error.is_none() && !self.warnings.contains(&Warning::ResetByReceiver.name())
+        self.error.is_none()
+            && ![Warning::ResetByReceiver, Warning::RefusedByReceiver]
+                .iter()
+                .any(|w| self.warnings.contains(&w.name()))
     }
 
     /// Marks the row failed at `stage`.

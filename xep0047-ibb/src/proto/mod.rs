@@ -237,6 +237,12 @@ pub struct Session {
     cancelled: bool,
     /// Our close went unanswered after everything had gone out ([`Event::CloseUnanswered`]).
     close_unanswered: bool,
+    /// The peer answered our close with an error ([`Session::close_refused`]).
+    close_refused: Option<StanzaError>,
+    /// What the application said about the peer's close when its answer is held
+    /// ([`Config::hold_close_answer`]): `None` until [`Session::answer_close`], `close`,
+    /// `cancel` or a failure.
+    close_verdict: Option<Result<(), StanzaError>>,
     /// Written bytes were dropped unsent because the peer closed first.
     discarded: bool,
 }
@@ -277,6 +283,8 @@ impl Session {
             peer_close: None,
             cancelled: false,
             close_unanswered: false,
+            close_refused: None,
+            close_verdict: None,
             discarded: false,
         }
     }
@@ -446,7 +454,8 @@ impl Session {
         self.write_closed = true;
         self.deferred_acks.clear();
         if let Some((id, _)) = self.peer_close.take() {
-            self.transmit.push_back(iq_result(&self.peer, id));
+            let answer = self.close_answer(id);
+            self.transmit.push_back(answer);
             self.state = State::Closed;
             return;
         }

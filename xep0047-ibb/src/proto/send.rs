@@ -44,7 +44,14 @@ impl Session {
 
     /// Closes the session: what was written is sent and acknowledged first, then `<close/>`
     /// is sent and its answer awaited (bounded by [`Config::close_timeout`]).
+    ///
+    /// With the peer's close answer held ([`Config::hold_close_answer`]), closing is
+    /// [`Session::answer_close`]`(Ok(()))` unless an answer was given.
     pub fn close(&mut self) {
+        if self.close_verdict.is_none() && self.peer_close.is_some() {
+            self.close_verdict = Some(Ok(()));
+            self.progress_close();
+        }
         if self.write_closed {
             return;
         }
@@ -82,7 +89,8 @@ impl Session {
         self.recv_off = 0;
         self.recv_len = 0;
         if let Some((id, _)) = self.peer_close.take() {
-            self.transmit.push_back(iq_result(&self.peer, id));
+            let answer = self.close_answer(id);
+            self.transmit.push_back(answer);
             self.finish(None);
             return;
         }
@@ -251,8 +259,12 @@ impl Session {
         if !self.is_flushed() {
             return;
         }
+        if self.peer_close.is_some() && self.close_answer_held() {
+            return;
+        }
         if let Some((id, _)) = self.peer_close.take() {
-            self.transmit.push_back(iq_result(&self.peer, id));
+            let answer = self.close_answer(id);
+            self.transmit.push_back(answer);
             if !matches!(
                 self.state,
                 State::Closing {
@@ -322,7 +334,14 @@ impl Session {
         } = &self.state
             && c == id
         {
-            // A result or any error (item-not-found included) ends it (XEP-0047 §2.3).
+            // A result or any error ends it (XEP-0047 §2.3). An error other than
+            // item-not-found (the peer had already forgotten the session) is the receiver
+            // saying it did not keep what we sent ([`Session::close_refused`]).
+            if let Some(e) = error
+                && e.defined_condition != DefinedCondition::ItemNotFound
+            {
+                self.close_refused = Some(e);
+            }
             self.finish(None);
             return;
         }
@@ -368,5 +387,47 @@ pub(super) fn smaller_block(requested: u16) -> u16 {
         requested / 2
     } else {
         1 << (15 - requested.leading_zeros())
+    }
+}
+
+impl Session {
+    /// Answers the peer's `<close/>` when [`Config::hold_close_answer`] holds it: `Ok` with
+    /// a result, `Err` with that stanza error (e.g. `not-acceptable` for a file found
+    /// wrong), which the sending side can read as "not kept"
+    /// ([`Session::close_refused`]). Given before the close arrives, it is kept for it.
+    /// Once given it cannot be changed. Without the hold (the default), the close is
+    /// answered by the session itself and this does nothing.
+    pub fn answer_close(&mut self, verdict: Result<(), StanzaError>) {
+        if !self.holds_close_answer() || self.close_verdict.is_some() {
+            return;
+        }
+        self.close_verdict = Some(verdict);
+        self.progress_close();
+    }
+
+    /// Whether this session holds its answer to the peer's close for
+    /// [`Session::answer_close`]: a responder with [`Config::hold_close_answer`] on.
+    pub fn holds_close_answer(&self) -> bool {
+        self.config.hold_close_answer && self.role == Role::Responder
+    }
+
+    /// The error the peer answered our `<close/>` with, other than `item-not-found`: the
+    /// receiver did not keep what it was sent (for a peer holding its answer, see
+    /// [`Session::answer_close`]). `None` for a result, no answer, or `item-not-found`.
+    pub fn close_refused(&self) -> Option<&StanzaError> {
+        self.close_refused.as_ref()
+    }
+
+    /// The peer's close is waiting for the application's verdict.
+    pub(super) fn close_answer_held(&self) -> bool {
+        self.holds_close_answer() && self.close_verdict.is_none()
+    }
+
+    /// The answer to the peer's close `id`: the application's verdict, a result otherwise.
+    pub(super) fn close_answer(&self, id: String) -> Stanza {
+        match &self.close_verdict {
+            Some(Err(e)) => iq_error(Some(self.peer.clone()), id, e.clone()),
+            _ => iq_result(&self.peer, id),
+        }
     }
 }

@@ -111,6 +111,24 @@ impl IbbStream {
         lock(&self.shared.cell).session.close_unanswered()
     }
 
+    /// Answers the peer's `<close/>` when [`Config::hold_close_answer`] holds it (see
+    /// [`Session::answer_close`](crate::Session::answer_close)): `Ok` for a result, `Err`
+    /// for that stanza error. Closing or dropping the stream without it answers `Ok`.
+    pub fn answer_close(&self, verdict: Result<(), StanzaError>) {
+        let mut c = lock(&self.shared.cell);
+        c.session.answer_close(verdict);
+        c.dispatch_and_wake();
+        drop(c);
+        self.shared.notify.notify_one();
+    }
+
+    /// The error the peer answered our `<close/>` with, other than `item-not-found`: it did
+    /// not keep what we sent ([`Session::close_refused`](crate::Session::close_refused)).
+    /// Meaningful once [`poll_shutdown`](AsyncWrite::poll_shutdown) has returned.
+    pub fn close_refused(&self) -> Option<StanzaError> {
+        lock(&self.shared.cell).session.close_refused().cloned()
+    }
+
     /// The error the session ended with, if any.
     pub fn error(&self) -> Option<Error> {
         let c = lock(&self.shared.cell);
