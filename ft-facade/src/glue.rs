@@ -56,7 +56,7 @@ impl ByteStream for xep0047_ibb::IbbStream {
             ErrorType::Cancel,
             DefinedCondition::NotAcceptable,
             "en",
-            "the receiver did not keep the file: its bytes did not match the offer",
+            "the receiver did not keep the file (found wrong, or it could not be written)",
         )));
     }
 }

@@ -262,10 +262,13 @@ pub(crate) async fn land(
                     // Tell the sender: IBB <close/> or S5B shutdown, then drop.
                     let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
                 }
-            } else {
+            } else if !matches!(e.kind, ErrorKind::Truncated { .. }) {
                 // Whatever failed here (more than offered, the disk full, a write error, the
                 // peer's reset), the sender must not read our close as an acknowledgement:
-                // S5B gets a reset, never a FIN (BAD-INPUT G11, the disk-full test).
+                // S5B gets a reset, never a FIN (BAD-INPUT G11, the disk-full test), IBB's
+                // held close answer an error. A stream the sender ended early (truncated)
+                // is its own doing: its close is answered as usual (slixmpp reads an error
+                // to its cancelling close as a failure of its own).
                 stream.as_mut().reject();
             }
             return Err(e);
