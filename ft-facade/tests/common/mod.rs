@@ -172,3 +172,4 @@ pub async fn until_bytes_flow(h: &mut ft_facade::TransferHandle) {
     .await
     .expect("bytes start flowing");
 }
+pub mod captured;
