@@ -40,8 +40,8 @@ pub enum CodecError {
     #[error("missing or invalid stream header")]
     BadHeader,
     /// A top-level element is not an iq, message or presence the parsers accept (only
-    /// from [`XmlCodec::parse_stanza`]; the decoder hands such elements on as
-    /// [`Incoming::Malformed`]).
+    /// from [`XmlCodec::parse_stanza`](super::XmlCodec::parse_stanza); the decoder hands such elements on as
+    /// [`Incoming::Malformed`](super::Incoming::Malformed)).
     #[error("top-level element is not a valid stanza: {0}")]
     NotAStanza(String),
     /// The peer sent a stream error (its condition's element name).
