@@ -119,13 +119,15 @@ where
     let mut done = 0u64;
     while done < len {
         let want = ((len - done) as usize).min(BUF_SIZE);
-        let chunk = guarded(
-            Stage::Stream,
-            cancel,
-            inactivity,
-            read_chunk(file, &mut buf, want),
-        )
-        .await?;
+        // The read of the source races the stream's end too: a source that stalls (a pipe,
+        // a slow reader) must not hide the receiver's cancel until the inactivity timeout.
+        let chunk = tokio::select! {
+            biased;
+            () = &mut peer_left => {
+                return Err(TransferError::new(Stage::Stream, ErrorKind::Cancelled(Side::Peer)));
+            }
+            r = guarded(Stage::Stream, cancel, inactivity, read_chunk(file, &mut buf, want)) => r?,
+        };
         let Some(chunk) = chunk else {
             return Err(TransferError::new(
                 Stage::Stream,

@@ -194,7 +194,7 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
             let _ = tokio::time::timeout(CHECKPOINT_GRACE, part.checkpoint()).await;
         }
         // Removed while the part file (if we still have it) holds it.
-        cleanup.failed(wrong);
+        cleanup.failed(wrong).await;
     }
     if let Some(cleanup) = cleanup.as_mut() {
         cleanup.disarm();

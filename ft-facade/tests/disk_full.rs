@@ -13,9 +13,8 @@
 //!   bytes unconfirmed (the receiver resets the stream), no file under the final name, and a `.part` (with its sidecar) only
 //!   when `keep_partial` was asked — once with, once without.
 //!
-//! EIO, a write that hangs and a slow disk are not made on a real file system here (that
-//! needs a device-mapper `error`/`delay` target or a FUSE file system, neither available
-//! on the machines this runs on); `tests/faults.rs` makes them with a faulty writer.
+//! EIO, a hung disk and a slow disk on a real file system (ext4 on a loop device, shut down
+//! or frozen): `tests/disk_faults.rs`; `tests/faults.rs` makes them with a faulty writer.
 
 mod common;
 

@@ -55,7 +55,10 @@
 //! [`Proxy`] runs the broker's loop itself (see [`proto`] for the contract); the
 //! application's only duty is to offer every stanza addressed to the proxy's JID to
 //! [`Proxy::handle_stanza`] inside a tokio runtime, and to send what the proxy sends
-//! ([`Proxy::serve`] or [`Proxy::outbound`]).
+//! ([`Proxy::serve`] or [`Proxy::outbound`]). The listeners, handshakes and timers run on
+//! the runtime that called [`Proxy::bind`]; activated relays run on threads of the proxy's
+//! own ([`ProxyConfig::relay_threads`], default 1), so that a flood of handshakes does not
+//! hold back their bytes. Dropping the last clone of the [`Proxy`] ends those threads.
 //!
 //! # Example
 //!

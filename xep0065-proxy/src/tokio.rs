@@ -24,9 +24,11 @@ use crate::ProxyConfig;
 use crate::proto::{Action, Broker, ConnId};
 
 mod accept;
+mod relays;
 mod slot;
 
 use accept::accept_loop;
+use relays::RelayThreads;
 use slot::{Counts, Slot};
 
 struct State {
@@ -48,6 +50,8 @@ struct Inner {
     out_rx: Mutex<Option<mpsc::UnboundedReceiver<Stanza>>>,
     tasks: Mutex<JoinSet<()>>,
     counts: Arc<Mutex<Counts>>,
+    /// Where activated relays run ([`ProxyConfig::relay_threads`]).
+    relays: RelayThreads,
 }
 
 impl Drop for Inner {
@@ -67,9 +71,21 @@ fn spawn(
     tasks: &Mutex<JoinSet<()>>,
     fut: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::AbortHandle {
+    spawn_on(tasks, None, fut)
+}
+
+/// [`spawn`] on the runtime of `on` (the caller's when `None`).
+fn spawn_on(
+    tasks: &Mutex<JoinSet<()>>,
+    on: Option<&tokio::runtime::Handle>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::AbortHandle {
     let mut t = lock(tasks);
     while t.try_join_next().is_some() {}
-    t.spawn(fut)
+    match on {
+        Some(h) => t.spawn_on(fut, h),
+        None => t.spawn(fut),
+    }
 }
 
 /// Aborts the task watching a waiting connection for its peer's close when the connection
@@ -125,6 +141,7 @@ impl Proxy {
                 .collect()
         };
         let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let relays = RelayThreads::start(config.relay_threads)?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 broker: Broker::new(&config, streamhosts.clone()),
@@ -138,6 +155,7 @@ impl Proxy {
             out_rx: Mutex::new(Some(out_rx)),
             tasks: Mutex::new(JoinSet::new()),
             counts: Arc::default(),
+            relays,
         });
         for l in listeners {
             let weak = Arc::downgrade(&inner);
@@ -249,7 +267,27 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                 let size = inner.config.buffer_size;
                 let rate = inner.config.bandwidth_limit;
                 let idle = inner.config.relay_idle_timeout;
-                spawn(&inner.tasks, async move {
+                let on = inner.relays.next();
+                // Moving to a relay thread: the sockets leave this runtime's reactor here
+                // and join that thread's in its task.
+                let (t, r) = if on.is_some() {
+                    match (t.into_std(), r.into_std()) {
+                        (Ok(t), Ok(r)) => (Sock::Std(t), Sock::Std(r)),
+                        _ => {
+                            st.broker.handle_relay_ended(&dst_addr);
+                            continue;
+                        }
+                    }
+                } else {
+                    (Sock::Tokio(t), Sock::Tokio(r))
+                };
+                spawn_on(&inner.tasks, on, async move {
+                    let (Ok(t), Ok(r)) = (t.into_tokio(), r.into_tokio()) else {
+                        if let Some(inner) = weak.upgrade() {
+                            lock(&inner.state).broker.handle_relay_ended(&dst_addr);
+                        }
+                        return;
+                    };
                     let ((mut t, t_early), (mut r, r_early)) = ((t, te), (r, re));
                     // What each side sent with its request goes to the other side first
                     // (then the buffers are freed, not held for the relay's lifetime).
@@ -269,6 +307,22 @@ fn drive(inner: &Arc<Inner>, st: &mut State) {
                     }
                 });
             }
+        }
+    }
+}
+
+/// A relay's socket on its way to the runtime its relay runs on.
+enum Sock {
+    Tokio(TcpStream),
+    Std(std::net::TcpStream),
+}
+
+impl Sock {
+    /// The socket on the current runtime (called in the relay's task).
+    fn into_tokio(self) -> io::Result<TcpStream> {
+        match self {
+            Self::Tokio(s) => Ok(s),
+            Self::Std(s) => TcpStream::from_std(s),
         }
     }
 }

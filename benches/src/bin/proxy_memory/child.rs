@@ -27,6 +27,14 @@ pub(crate) fn serve(fds: u64) {
         c.allowed_domains = vec!["example.org".into()];
         c.max_relays_per_jid = usize::MAX;
         c.max_pending = usize::MAX;
+        // `XFT_PROXY_RELAY_THREADS=0` puts the relays back on this runtime (the placement
+        // before issue 9's flood fix), for an A/B with the same binary.
+        if let Some(n) = std::env::var("XFT_PROXY_RELAY_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            c.relay_threads = n;
+        }
         let proxy = Proxy::bind(c).await.expect("bind");
         let mut out = proxy.outbound().expect("outbound");
         let sh = &proxy.streamhosts()[0];

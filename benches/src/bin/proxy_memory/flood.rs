@@ -112,15 +112,17 @@ async fn strangers(ctl: &mut Ctl, stop: tokio::sync::watch::Receiver<bool>) -> (
 
 /// The flood: `n` connections from the generator process while a legitimate relay is
 /// opened and moves `size` bytes; `quiet_rate` is the same relay's rate without the flood
-/// (MB/s), `quiet_cpu` the proxy's CPU seconds for it.
+/// just before (MB/s), `quiet_cpu` the proxy's CPU seconds for it. Writes its figures to
+/// `md` when `detail`; returns the legitimate transfer's rate (MB/s).
 pub(crate) async fn flood(
     ctl: &mut Ctl,
     md: &mut String,
+    detail: bool,
     n: usize,
     size: u64,
     quiet_rate: f64,
     quiet_cpu: f64,
-) -> io::Result<()> {
+) -> io::Result<f64> {
     let proxy_pid = ctl.child.id().unwrap_or(0);
     let me = std::process::id();
     let mut gen_child = Command::new(std::env::current_exe()?)
@@ -188,6 +190,9 @@ pub(crate) async fn flood(
     let s = ctl.stat().await?;
     let sockstat = tcp_sockstat();
     let _ = gen_child.wait().await;
+    if !detail {
+        return Ok(rate);
+    }
     let wall = legit.as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let _ = writeln!(
@@ -200,7 +205,7 @@ pub(crate) async fn flood(
          sessions nobody opened, two every 2 ms.\n\n\
          | | |\n|---|---|\n| legitimate pair: both SOCKS5 handshakes + activation | {:.1} ms |\n\
          | legitimate transfer ({} MiB) | {rate:.0} MB/s, **{:.2}×** the same relay without \
-         the flood ({quiet_rate:.0} MB/s); {wall:.2} s in all |\n\
+         the flood, just before ({quiet_rate:.0} MB/s); {wall:.2} s in all |\n\
          | strangers' activations during it | {sent} sent, {refused} refused |\n\
          | flood connections not (yet) closed at the end (in the handshake table or the \
          listen backlog) | {open} (the proxy's table: {} handshakes) |\n\
@@ -243,7 +248,7 @@ pub(crate) async fn flood(
         p1 - p0,
         g1 - g0,
     );
-    Ok(())
+    Ok(rate)
 }
 
 /// The TCP line of /proc/net/sockstat: sockets in use, orphans (closed by their process,

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin proxy-memory -- [--relays 10000] [--flood 50000]
-//!     [--size-mib 256] [--out FILE]
+//!     [--flood-rounds 5] [--size-mib 256] [--out FILE]
 //! ```
 //!
 //! The proxy runs in a child process (this binary with `--serve`), so its memory and
@@ -52,6 +52,10 @@ impl Ctl {
     async fn start(fds: u64) -> io::Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["--serve", &fds.to_string()])
+            .env(
+                "XFT_PROXY_RELAY_THREADS",
+                std::env::var("XFT_PROXY_RELAY_THREADS").unwrap_or_else(|_| "1".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -285,6 +289,8 @@ async fn busy_relay(ctl: &mut Ctl, sid: &str) -> io::Result<(TcpStream, TcpStrea
 struct Args {
     relays: usize,
     flood: usize,
+    /// Rounds of (alone, flooded, alone) for the flood's ratio.
+    flood_rounds: usize,
     size: u64,
     out: Option<String>,
 }
@@ -293,6 +299,7 @@ fn args() -> Args {
     let mut a = Args {
         relays: 10_000,
         flood: 50_000,
+        flood_rounds: 5,
         size: 256 << 20,
         out: None,
     };
@@ -303,6 +310,7 @@ fn args() -> Args {
         match k.as_str() {
             "--relays" => a.relays = val.parse().expect("--relays N"),
             "--flood" => a.flood = val.parse().expect("--flood N"),
+            "--flood-rounds" => a.flood_rounds = val.parse().expect("--flood-rounds N"),
             "--size-mib" => a.size = val.parse::<u64>().expect("--size-mib N") << 20,
             "--out" => a.out = Some(val),
             other => panic!("unknown argument {other}"),
