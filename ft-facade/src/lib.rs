@@ -219,6 +219,8 @@ pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
 pub use refused::{Refusal, RefusedOffer};
+pub use stack::jingle::pull::FileRequest;
+pub use stack::jingle::serve::IncomingRequest;
 pub use stack::{Stack, UnknownStack};
 pub use xep0047_ibb::StanzaKind;
 

@@ -26,7 +26,7 @@ fn err(stage: Stage, kind: impl Into<ErrorKind>) -> TransferError {
 /// Reads the metadata; hashes the file before the offer only when it is within
 /// `hash_limit` bytes (see [`OfferHash`](crate::OfferHash)), so a large file's offer goes
 /// out at once, without `hash`.
-async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferError> {
+pub(crate) async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferError> {
     let path = match source {
         Source::Reader(reader, info) => {
             return Ok(Prepared {
@@ -141,6 +141,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 methods: &chosen.jingle_methods,
                 options: &options,
                 sha256: prepared.sha256.as_deref(),
+                pull: None,
             };
             let (negotiated, session) =
                 stack::jingle::send::negotiate(shared, side, request).await?;

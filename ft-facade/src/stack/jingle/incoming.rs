@@ -22,7 +22,8 @@ use crate::manager::FileTransfer;
 use crate::recv::IncomingOffer;
 use crate::refused::{Refusal, RefusedOffer};
 use crate::stack::{Incoming, StackOffer};
-use crate::verify::{Expectations, ExpectedHash, HashAlgo};
+use crate::verify::{Expectations, ExpectedHash, HashAlgo, LateHashes};
+use xep0234_jingle_ft::FileInfo as FtFile;
 
 impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// A session-initiate: an offer for the application, or refused with the session's
@@ -50,20 +51,14 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let end = |ft: &mut FtSession, reason: Reason| {
             let _ = core.with(|ep, now| ft.terminate(ep, now, reason));
         };
-        // A request (pull) is not served: we only receive what is pushed.
         let ns = ft.peer_transport().map(minidom::Element::ns);
         let transport_ok = match ns.as_deref() {
             Some(NS_JINGLE_IBB) => config.has_ibb(),
             Some(xep0260_jingle_s5b::NS) => config.methods.contains(&Method::S5b),
             _ => false,
         };
-        if ft.direction() != Direction::Receive || !transport_ok {
-            let reason = if transport_ok {
-                Reason::UnsupportedApplications
-            } else {
-                Reason::UnsupportedTransports
-            };
-            end(&mut ft, reason);
+        if !transport_ok {
+            end(&mut ft, Reason::UnsupportedTransports);
             self.note_refused(refused(name, size, Refusal::NoCommonMethod));
             return;
         }
@@ -71,6 +66,12 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         if let Some(refusal) = self.admit(&key) {
             end(&mut ft, Reason::Busy);
             self.note_refused(refused(name, size, refusal));
+            return;
+        }
+        if ft.direction() == Direction::Send {
+            // A request (pull): the application decides what, if anything, to serve.
+            let request = super::serve::pending(shared, &core, ft);
+            self.deliver_request(request, refused(name, size, Refusal::Busy));
             return;
         }
         let policy = &config.policy;
@@ -111,7 +112,15 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
 /// and the algorithms of a `<checksum/>` to come (a [`LateHashes`](crate::verify::LateHashes)
 /// kept in the offer for the session).
 pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
-    let f = &o.file;
+    let (incoming, late) = incoming_of(&o.file, &o.key.peer);
+    *crate::shared::lock(&o.late) = late;
+    incoming
+}
+
+/// [`incoming`] for the file `f` from `peer` (an offer's, or the one a request of ours
+/// was answered with): with the [`LateHashes`] a `<checksum/>` fills, when no hash came
+/// with it.
+pub(crate) fn incoming_of(f: &FtFile, peer: &jid::FullJid) -> (Incoming, Option<LateHashes>) {
     let algo = |a: &xmpp_parsers::hashes::Algo| {
         xep0300_hashes::HashAlgo::from_algo(a).and_then(|a| HashAlgo::from_name(a.name()))
     };
@@ -126,6 +135,7 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
         })
         .collect();
     let mut expectations = Expectations::new(f.size, hashes.clone());
+    let mut late = None;
     if hashes.is_empty() {
         // The hash comes later in a <checksum/>: computed from the first byte. Announced
         // algorithms, or (none announced) SHA-256 and Gajim's BLAKE2b-512.
@@ -133,10 +143,10 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
         if later.is_empty() {
             later = vec![HashAlgo::Sha256, HashAlgo::Blake2b512];
         }
-        *crate::shared::lock(&o.late) = Some(expectations.late(&later));
+        late = Some(expectations.late(&later));
     }
     let mut key = PartKey::new(f.name.clone().unwrap_or_default(), f.size)
-        .with_peer(o.key.peer.to_bare().to_string());
+        .with_peer(peer.to_bare().to_string());
     if let Some(d) = f
         .date
         .clone()
@@ -144,11 +154,12 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
     {
         key = key.with_date(d);
     }
-    Incoming {
+    let incoming = Incoming {
         key,
         ranged: f.range.is_some(),
         expectations,
-    }
+    };
+    (incoming, late)
 }
 
 /// How long a cut receive waits for the sender's terminate to say why.

@@ -41,6 +41,9 @@ pub(crate) struct Request<'a> {
     pub(crate) options: &'a SendOptions,
     /// The whole file's SHA-256 (hex) when known before the offer.
     pub(crate) sha256: Option<&'a str>,
+    /// A pull (XEP-0234 §5): we ask the peer for this file (`senders='responder'`) and
+    /// receive it; `info`, `size` and `sha256` are not used then.
+    pub(crate) pull: Option<FtFile>,
 }
 
 /// What goes on after the bytestream is up.
@@ -50,8 +53,8 @@ pub(crate) struct Session<T: StanzaTransport + Clone> {
     pub(crate) hash_in_offer: bool,
 }
 
-/// The `<file/>` we offer.
-fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
+/// The `<file/>` we offer (or serve for a request).
+pub(crate) fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
     let hashes: Vec<Hash> = sha256
         .and_then(|h| hex::decode(h).ok())
         .map(|h| Hash::new(Algo::Sha_256, h))
@@ -87,7 +90,9 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         methods,
         options,
         sha256,
+        pull,
     } = request;
+    let pulling = pull.is_some();
     let config = &shared.config;
     let cancel = side.cancel.clone();
     let Some(core) = shared.jingle.clone() else {
@@ -129,11 +134,16 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
     // Offer.
     side.reporter.stage(Stage::Offer);
     let key = xep0166_jingle::SessionKey::new(peer.clone(), sid.clone());
-    let f = file(info, size, sha256);
+    let f = pull.unwrap_or_else(|| file(info, size, sha256));
     let hash_in_offer = !f.hashes.is_empty();
     let (ft, rx) = core
         .start_session(&key, |ep, now| {
-            FtSession::offer(
+            let initiate = if pulling {
+                FtSession::request
+            } else {
+                FtSession::offer
+            };
+            initiate(
                 ep,
                 now,
                 peer.clone(),
@@ -168,7 +178,10 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         }
     };
     let (their_transport, range) = accepted;
+    // A pull: the responder's accept described the file; nothing to check of a range.
+    let served = pulling.then(|| link.ft.file().size);
     let (offset, length) = match range {
+        _ if pulling => (0, served.flatten().unwrap_or(0)),
         Some(r) if r.offset > size || r.length.is_some_and(|l| r.offset + l > size) => {
             link.terminate(Reason::FailedApplication);
             return Err(err(
@@ -188,7 +201,7 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         offset,
         at: side.reporter.at(),
     });
-    side.reporter.total(Some(length));
+    side.reporter.total(served.unwrap_or(Some(length)));
 
     // Connect.
     side.reporter.stage(Stage::Connect);
