@@ -34,6 +34,7 @@ pub(crate) async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared,
                 info,
                 sha256: None,
                 seekable: None,
+                extra_hash: None,
             });
         }
         Source::Path(path) => path,
@@ -77,6 +78,7 @@ pub(crate) async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared,
         info,
         sha256,
         seekable: Some(file),
+        extra_hash: None,
     })
 }
 
@@ -141,8 +143,13 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 methods: &chosen.jingle_methods,
                 options: &options,
                 sha256: prepared.sha256.as_deref(),
+                hash: chosen.hash,
                 pull: None,
             };
+            if chosen.hash != crate::HashAlgo::Sha256 {
+                // Announced in <hash-used/>, computed while streaming, sent in <checksum/>.
+                prepared.extra_hash = Some(chosen.hash);
+            }
             let (negotiated, session) =
                 stack::jingle::send::negotiate(shared, side, request).await?;
             stack::jingle::send::stream(shared, side, to, sid, prepared, negotiated, session).await

@@ -112,6 +112,7 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
         methods: &chosen.jingle_methods,
         options: &send_options,
         sha256: None,
+        hash: HashAlgo::Sha256,
         pull: Some(request.to_file()),
     };
     let (negotiated, session) = negotiate(shared, side, req).await?;

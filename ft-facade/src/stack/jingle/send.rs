@@ -17,6 +17,7 @@ use xmpp_parsers::hashes::{Algo, Hash};
 
 use super::link::Link;
 use super::transport;
+use crate::HashAlgo;
 use crate::config::Method;
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{Delivery, Event, FallbackReason, FileInfo, MethodUsed, Outcome};
@@ -41,6 +42,10 @@ pub(crate) struct Request<'a> {
     pub(crate) options: &'a SendOptions,
     /// The whole file's SHA-256 (hex) when known before the offer.
     pub(crate) sha256: Option<&'a str>,
+    /// The hash to announce (chosen from the peer's disco#info): with SHA-256 the offer
+    /// carries `sha256` when known; another goes in `<hash-used/>` and its `<checksum/>`
+    /// follows the last byte.
+    pub(crate) hash: HashAlgo,
     /// A pull (XEP-0234 §5): we ask the peer for this file (`senders='responder'`) and
     /// receive it; `info`, `size` and `sha256` are not used then.
     pub(crate) pull: Option<FtFile>,
@@ -54,8 +59,9 @@ pub(crate) struct Session<T: StanzaTransport + Clone> {
 }
 
 /// The `<file/>` we offer (or serve for a request).
-pub(crate) fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
+pub(crate) fn file(info: &FileInfo, size: u64, sha256: Option<&str>, hash: HashAlgo) -> FtFile {
     let hashes: Vec<Hash> = sha256
+        .filter(|_| hash == HashAlgo::Sha256)
         .and_then(|h| hex::decode(h).ok())
         .map(|h| Hash::new(Algo::Sha_256, h))
         .into_iter()
@@ -67,7 +73,7 @@ pub(crate) fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
         media_type: info.mime_type.clone(),
         desc: info.desc.clone(),
         hash_used: if hashes.is_empty() {
-            vec![Algo::Sha_256]
+            vec![algo_of(hash)]
         } else {
             Vec::new()
         },
@@ -90,6 +96,7 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         methods,
         options,
         sha256,
+        hash,
         pull,
     } = request;
     let pulling = pull.is_some();
@@ -134,7 +141,7 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
     // Offer.
     side.reporter.stage(Stage::Offer);
     let key = xep0166_jingle::SessionKey::new(peer.clone(), sid.clone());
-    let f = pull.unwrap_or_else(|| file(info, size, sha256));
+    let f = pull.unwrap_or_else(|| file(info, size, sha256, hash));
     let hash_in_offer = !f.hashes.is_empty();
     let (ft, rx) = core
         .start_session(&key, |ep, now| {
@@ -268,6 +275,11 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
             hash_in_offer,
         },
     ))
+}
+
+/// The wire value of `algo`.
+fn algo_of(algo: HashAlgo) -> Algo {
+    xep0300_hashes::HashAlgo::from_name(algo.name()).map_or(Algo::Sha_256, |a| a.to_algo())
 }
 
 fn unreachable_end() -> super::link::Ended {
@@ -406,12 +418,18 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         let core = link.core.clone();
         let key = link.ft.key().clone();
         let name = link.ft.content_name().clone();
-        Box::new(move |sha256: &str| {
-            let Ok(raw) = hex::decode(sha256) else { return };
+        Box::new(move |sha256: &str, extra: Option<(HashAlgo, Vec<u8>)>| {
+            let hash = match extra {
+                Some((algo, raw)) => Hash::new(algo_of(algo), raw),
+                None => match hex::decode(sha256) {
+                    Ok(raw) => Hash::new(Algo::Sha_256, raw),
+                    Err(_) => return,
+                },
+            };
             let c = xep0234_jingle_ft::Checksum::new(
                 xep0166_jingle::Creator::Initiator,
                 name,
-                vec![Hash::new(Algo::Sha_256, raw)],
+                vec![hash],
             );
             let el = Element::from(&c);
             if let Err(e) = core.with(|ep, now| ep.session_info(now, &key, Some(el))) {

@@ -232,7 +232,12 @@ async fn serve<T: StanzaTransport + Clone>(
     }
     let size = prepared.info.size.unwrap_or(0);
     side.reporter.total(Some(size));
-    let mut file = super::send::file(&prepared.info, size, prepared.sha256.as_deref());
+    let mut file = super::send::file(
+        &prepared.info,
+        size,
+        prepared.sha256.as_deref(),
+        HashAlgo::Sha256,
+    );
     file.range = None;
     let hash_in_offer = !file.hashes.is_empty();
     ft.serve(file);
