@@ -108,7 +108,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
 }
 
 /// What the data path needs of a Jingle offer: the resume key (peer, name, size, date,
-/// and the offered SHA-256 in place of SI's MD5 is not part of it), the hashes offered,
+/// and a strong offered hash, which identifies the file without a date), the hashes offered,
 /// and the algorithms of a `<checksum/>` to come (a [`LateHashes`](crate::verify::LateHashes)
 /// kept in the offer for the session).
 pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
@@ -153,6 +153,24 @@ pub(crate) fn incoming_of(f: &FtFile, peer: &jid::FullJid) -> (Incoming, Option<
         .and_then(minidom::IntoAttributeValue::into_attribute_value)
     {
         key = key.with_date(d);
+    }
+    // Without a date, a strong hash tells two versions of one name and size apart (most
+    // Jingle senders offer a hash and no date): the first of the offered ones in XEP-0300's
+    // preference, MD5 and SHA-1 never. With a date the key is as it always was, so that
+    // the parts of earlier versions still resume.
+    let dated = key.date.is_some();
+    let strong = xep0300_hashes::PREFERENCE
+        .iter()
+        .filter(|_| !dated)
+        .find_map(|want| {
+            f.hashes.iter().find(|h| {
+                xep0300_hashes::HashAlgo::from_algo(&h.algo) == Some(*want) && !h.hash.is_empty()
+            })
+        });
+    if let Some(h) = strong
+        && let Some(a) = xep0300_hashes::HashAlgo::from_algo(&h.algo)
+    {
+        key = key.with_hash(a.name(), &h.hash);
     }
     let incoming = Incoming {
         key,
