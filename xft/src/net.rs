@@ -246,12 +246,13 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
                 let Some(r) = refused else { break };
                 let reason = format!("{}; answered {}", r.reason, r.answer_text());
                 let counts = r.from.as_ref().is_some_and(allowed);
-                let row = Row::refused(
+                let mut row = Row::refused(
                     &requested,
                     r.from.as_ref().map(ToString::to_string),
                     r.name.as_deref().unwrap_or("?"),
                     reason,
                 );
+                row.stack = Some(r.stack.name());
                 print(&row, json);
                 if counts {
                     ok = false;

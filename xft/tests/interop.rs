@@ -308,8 +308,8 @@ async fn xft_recv_reports_an_offer_its_size_policy_refused_and_exits_1() {
     size_policy_refusal("si").await;
 }
 
-/// The same by Jingle: the receiver ends the session instead of an iq error, so the row
-/// names no stanza error (the facade's `RefusedOffer` carries none for Jingle yet).
+/// The same by Jingle: the receiver ends the session instead of an iq error, and the row
+/// names the session-terminate's reason.
 #[tokio::test]
 async fn xft_recv_reports_a_jingle_offer_its_size_policy_refused_and_exits_1() {
     size_policy_refusal("jingle").await;
@@ -351,8 +351,14 @@ async fn size_policy_refusal(stack: &str) {
     assert_eq!(row["file"], "big.bin", "{row}");
     let error = row["error"].as_str().unwrap();
     assert!(error.contains("exceeds the limit 1000"), "{row}");
+    assert_eq!(row["stack"], stack, "{row}");
     if stack == "si" {
         assert!(error.contains("answered forbidden"), "{row}");
+    } else {
+        assert!(
+            error.contains("answered session-terminate <decline/>"),
+            "{row}"
+        );
     }
     // --count 1: the refused offer was the one; xft recv ends, and not with success.
     let status = tokio::time::timeout(BUDGET, bob.wait())

@@ -34,14 +34,16 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             return;
         };
         let from = Jid::from(i.key.peer.clone());
-        let refused = |name: Option<String>, size: Option<u64>, reason: Refusal| {
-            RefusedOffer::jingle(from.clone(), name, size, reason)
+        let refused = |name: Option<String>, size: Option<u64>, reason: Refusal, sent: Reason| {
+            RefusedOffer::jingle(from.clone(), name, size, reason, &sent)
         };
         let ft = core.with(|ep, now| FtSession::incoming(ep, now, &i.key, &i.contents, None));
         let mut ft = match ft {
             Ok(ft) => ft,
             Err(e) => {
-                self.note_refused(refused(None, None, Refusal::MalformedJingle(Arc::new(e))));
+                let sent = e.reason();
+                let reason = Refusal::MalformedJingle(Arc::new(e));
+                self.note_refused(refused(None, None, reason, sent));
                 return;
             }
         };
@@ -59,19 +61,20 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         };
         if !transport_ok {
             end(&mut ft, Reason::UnsupportedTransports);
-            self.note_refused(refused(name, size, Refusal::NoCommonMethod));
+            let sent = Reason::UnsupportedTransports;
+            self.note_refused(refused(name, size, Refusal::NoCommonMethod, sent));
             return;
         }
         let key = (from.clone(), i.key.sid.clone());
         if let Some(refusal) = self.admit(&key) {
             end(&mut ft, Reason::Busy);
-            self.note_refused(refused(name, size, refusal));
+            self.note_refused(refused(name, size, refusal, Reason::Busy));
             return;
         }
         if ft.direction() == Direction::Send {
             // A request (pull): the application decides what, if anything, to serve.
             let request = super::serve::pending(shared, &core, ft);
-            self.deliver_request(request, refused(name, size, Refusal::Busy));
+            self.deliver_request(request, refused(name, size, Refusal::Busy, Reason::Busy));
             return;
         }
         let policy = &config.policy;
@@ -81,7 +84,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         {
             release();
             end(&mut ft, Reason::Decline);
-            self.note_refused(refused(name, Some(size), Refusal::TooLarge { size, limit }));
+            let reason = Refusal::TooLarge { size, limit };
+            self.note_refused(refused(name, Some(size), reason, Reason::Decline));
             return;
         }
         let auto = policy
@@ -97,13 +101,14 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
                 size: n.size,
                 available: n.available,
             };
-            self.note_refused(refused(name, size, reason));
+            self.note_refused(refused(name, size, reason, Reason::Decline));
             return;
         }
         let rx = core.route(&i.key);
         let offer = StackOffer::Jingle(Box::new(JingleOffer::new(ft, rx)));
         let incoming = IncomingOffer::new(shared.clone(), offer, from.clone(), key);
-        self.deliver(incoming, auto.cloned(), refused(name, size, Refusal::Busy));
+        let busy = refused(name, size, Refusal::Busy, Reason::Busy);
+        self.deliver(incoming, auto.cloned(), busy);
     }
 }
 
