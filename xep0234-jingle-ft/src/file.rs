@@ -88,14 +88,11 @@ pub enum FtError {
 }
 
 impl FtError {
-    /// The reason to terminate the session with: `unsupported-applications` for a session
-    /// that is not one file transfer, `failed-application` for a description we cannot
-    /// read, `decline` for one we will not take (too large). [`FtSession::incoming`](crate::FtSession::incoming)
-    /// terminates with it.
+    /// The reason to terminate the session with: `failed-application` for a description we
+    /// cannot read, `decline` for one we will not take (too large).
     pub fn reason(&self) -> Reason {
         match self {
             Self::TooLarge { .. } => Reason::Decline,
-            Self::FileCount(_) | Self::NotFileTransfer => Reason::UnsupportedApplications,
             _ => Reason::FailedApplication,
         }
     }

@@ -9,7 +9,7 @@ use ft_transport::StanzaTransport;
 use jid::Jid;
 use xep0096_file::PartKey;
 use xep0166_jingle::Reason;
-use xep0234_jingle_ft::{Direction, FtSession};
+use xep0234_jingle_ft::{Direction, FtError, FtSession};
 use xep0261_jingle_ibb::NS_JINGLE_IBB;
 
 use super::core::Initiated;
@@ -41,7 +41,14 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let mut ft = match ft {
             Ok(ft) => ft,
             Err(e) => {
-                let sent = e.reason();
+                // What `FtSession::incoming` terminated with.
+                let sent = match &e {
+                    FtError::NotFileTransfer => Reason::UnsupportedApplications,
+                    FtError::FileCount(_) if i.contents.len() != 1 => {
+                        Reason::UnsupportedApplications
+                    }
+                    e => e.reason(),
+                };
                 let reason = Refusal::MalformedJingle(Arc::new(e));
                 self.note_refused(refused(None, None, reason, sent));
                 return;
