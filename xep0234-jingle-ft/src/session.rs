@@ -316,7 +316,7 @@ impl FtSession {
                 let transport = self.peer_transport.clone();
                 (key, FtEvent::Accepted { transport, range })
             }
-            Event::TransportInfo { key, content } => {
+            Event::TransportInfo { key, content, .. } => {
                 (key, FtEvent::TransportInfo(content.transport.clone()?))
             }
             Event::TransportReplace { key, content } => {

@@ -95,8 +95,12 @@ pub(crate) async fn race<T: StanzaTransport + Clone>(
     let budget = shared.config.s5b_budget + config.iq_timeout;
     let r = tokio::select! {
         biased;
-        () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Connect)),
-        r = tokio::time::timeout(budget, driver.run(link, &config)) => r,
+        () = cancel.cancelled() => None,
+        r = tokio::time::timeout(budget, driver.run(link, &config)) => Some(r),
+    };
+    link.s5b_done();
+    let Some(r) = r else {
+        return Err(crate::handle::cancelled(Stage::Connect));
     };
     let est = match r {
         Err(_) => {
