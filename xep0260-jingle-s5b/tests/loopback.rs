@@ -399,14 +399,14 @@ async fn a_candidate_whose_listener_comes_up_late_is_dialled_again_and_connects(
     nb.handle_transport(now, na.local_transport()).unwrap();
     let (mut sa, mut sb) = pair();
     sb.to_peer.send(nb.local_transport()).unwrap();
-    let mut db = Driver::new(nb, None);
+    let db = Driver::new(nb, None);
     let b = db.run(&mut sb, &c);
     let a = async {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let la = Listener::bind(&[LOOPBACK], addr.port(), Duration::from_secs(5))
             .await
             .unwrap();
-        let mut da = Driver::new(na, Some(&la));
+        let da = Driver::new(na, Some(&la));
         da.run(&mut sa, &c).await
     };
     let (rb, ra) = tokio::join!(b, a);
