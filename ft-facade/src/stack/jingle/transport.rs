@@ -82,16 +82,16 @@ pub(crate) fn negotiation<T: StanzaTransport + Clone>(
     let mut n = Negotiation::new(&c, role, core.me().into(), peer.clone(), tsid, local);
     // Gajim 1.7.3 under load puts its candidate on the wire before its listener is up: an
     // immediate dial is refused (the benchmark's setup case failed 1 in 3 so). A refused
-    // candidate is dialled again after 100, 200 and 300 ms, within the budget; a refusal
-    // that lasts delays the fallback by those 600 ms.
+    // candidate is dialled again after 25, 50, … 150 ms, within the budget; a refusal that
+    // lasts delays the fallback by those 525 ms.
     n.redial_refused(REDIALS, REDIAL_STEP);
     n
 }
 
 /// How often a peer candidate whose connect was refused is dialled again.
-const REDIALS: u32 = 3;
+const REDIALS: u32 = 6;
 /// The wait before the first redial (the n-th waits n times as long).
-const REDIAL_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+const REDIAL_STEP: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Runs the race to its end within the S5B budget (cancel cuts it short).
 pub(crate) async fn race<T: StanzaTransport + Clone>(
