@@ -218,6 +218,15 @@ pub enum Misuse {
     /// The transfer's task ended without a result (a panic, or the runtime shut down).
     #[error("the transfer task ended without a result")]
     TaskEnded,
+    /// A [`FileRequest`](crate::FileRequest) with neither a name nor a hash.
+    #[error("a file request needs a name or a hash")]
+    EmptyRequest,
+    /// The file given to serve a request does not have the hash the peer asked for.
+    #[error("the file to serve does not have the requested {} hash", algo.name())]
+    NotTheRequestedFile {
+        /// The algorithm whose digest differs.
+        algo: crate::HashAlgo,
+    },
 }
 
 impl ErrorKind {

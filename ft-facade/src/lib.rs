@@ -92,18 +92,24 @@
 //!   proxies of [`Config::proxies`], the peer's raced under the same dial policy and
 //!   budget; S5B failing moves to IBB by transport-replace within the same budget; the
 //!   offer carries the SHA-256 of files within [`Config::offer_hash`], larger files send it
-//!   in `<checksum/>` right after the last byte; the receiver checks any XEP-0300 hash
-//!   (SHA-256, SHA3-256, BLAKE2b-256/512) and ends the session `<success/>` only once the
-//!   file is in place (`<media-error/>` for wrong bytes); the sender's delivery is
-//!   [`Delivery::Acknowledged`] only after that `<success/>` (or `<received/>`).
+//!   in `<checksum/>` right after the last byte (a peer whose disco#info lists no SHA-256
+//!   but another hash we compute gets that one, in `<checksum/>`); the receiver checks any
+//!   XEP-0300 hash (SHA-256, SHA3-256, BLAKE2b-256/512) and ends the session `<success/>`
+//!   only once the file is in place (`<media-error/>` for wrong bytes); the sender's
+//!   delivery is [`Delivery::Acknowledged`] only after that `<success/>` (or
+//!   `<received/>`). A dateless offer with a strong hash resumes like a dated one.
+//!   **Pull** (XEP-0234 §5): [`FileTransfer::request_file`] asks a peer for a file by name
+//!   or hash and receives it like an accepted offer; a peer's request comes from
+//!   [`FileTransfer::next_request`] as an [`IncomingRequest`], served only with a file the
+//!   application gives ([`IncomingRequest::accept_file`]), else ended
+//!   `<failed-application/>`.
 //!
 //! It does not own the XMPP connection: the application feeds every inbound stanza to
 //! [`FileTransfer::handle_stanza`] and gets back what is not ours. The pump contract:
 //! await [`FileTransfer::ready`] before each `handle_stanza`, so that a receiver that lags
 //! behind IBB over `<message/>` (which has no acknowledgements) slows the sender down
-//! instead of overrunning; it returns at once otherwise. It does not serve Jingle
-//! requests (XEP-0234 pull: refused `<unsupported-applications/>`), HTTP upload (XEP-0363)
-//! or out-of-band URLs (XEP-0066). Unlike
+//! instead of overrunning; it returns at once otherwise. It does not do HTTP upload
+//! (XEP-0363) or out-of-band URLs (XEP-0066), nor resume a pull. Unlike
 //! the XEP crates below it, it has no sans-IO core of its own: it is the tokio layer that
 //! composes theirs, and every transfer runs on a task.
 //!
@@ -219,6 +225,8 @@ pub use manager::{FileTransfer, REFUSED_QUEUE};
 pub use options::{AcceptOptions, SendOptions};
 pub use recv::IncomingOffer;
 pub use refused::{Refusal, RefusedOffer};
+pub use stack::jingle::pull::FileRequest;
+pub use stack::jingle::serve::IncomingRequest;
 pub use stack::{Stack, UnknownStack};
 pub use xep0047_ibb::StanzaKind;
 

@@ -17,10 +17,12 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 use crate::config::Config;
 use crate::event::FileInfo;
 use crate::handle::{TransferHandle, pair};
-use crate::options::{SendOptions, Source};
+use crate::options::{AcceptOptions, SendOptions, Source};
 use crate::recv::IncomingOffer;
 use crate::refused::{Refusal, RefusedOffer};
 use crate::shared::{Shared, lock, random_sid, spawn_send};
+use crate::stack::jingle::pull::FileRequest;
+use crate::stack::jingle::serve::IncomingRequest;
 
 struct Offers<T: StanzaTransport + Clone> {
     tx: mpsc::Sender<IncomingOffer<T>>,
@@ -29,6 +31,9 @@ struct Offers<T: StanzaTransport + Clone> {
     /// ones are dropped (they were answered anyway).
     refused_tx: mpsc::Sender<RefusedOffer>,
     refused_rx: tokio::sync::Mutex<mpsc::Receiver<RefusedOffer>>,
+    /// Peers' requests (XEP-0234 pull) for the application.
+    requests_tx: mpsc::Sender<IncomingRequest<T>>,
+    requests_rx: tokio::sync::Mutex<mpsc::Receiver<IncomingRequest<T>>>,
 }
 
 /// How many refused offers wait for [`FileTransfer::next_refused`] before more are
@@ -70,6 +75,7 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     pub fn new(transport: T, config: Config) -> Self {
         let (tx, rx) = mpsc::channel(config.policy.pending_capacity());
         let (refused_tx, refused_rx) = mpsc::channel(REFUSED_QUEUE);
+        let (requests_tx, requests_rx) = mpsc::channel(config.policy.pending_capacity());
         Self {
             shared: Arc::new(Shared::new(transport, config)),
             offers: Arc::new(Offers {
@@ -77,6 +83,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
                 rx: tokio::sync::Mutex::new(rx),
                 refused_tx,
                 refused_rx: tokio::sync::Mutex::new(refused_rx),
+                requests_tx,
+                requests_rx: tokio::sync::Mutex::new(requests_rx),
             }),
         }
     }
@@ -299,6 +307,56 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             };
             self.note_refused(refused);
         }
+    }
+
+    /// Hands a peer's request to the application; ended `<busy/>` when the queue is full.
+    pub(crate) fn deliver_request(&self, request: IncomingRequest<T>, refused: RefusedOffer) {
+        if let Err(e) = self.offers.requests_tx.try_send(request) {
+            let request = match e {
+                mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+            };
+            request.refuse_busy();
+            self.note_refused(refused);
+        }
+    }
+
+    /// The next file a peer asks us for (XEP-0234 pull, Jingle only). Nothing is sent
+    /// unless the application accepts it ([`IncomingRequest::accept_file`]); requests
+    /// nobody reads wait here (at most [`Policy::max_pending_offers`](crate::Policy::max_pending_offers),
+    /// more are ended `<busy/>`) until the peer's session times out. `None` never happens
+    /// while the manager lives.
+    pub async fn next_request(&self) -> Option<IncomingRequest<T>> {
+        self.offers.requests_rx.lock().await.recv().await
+    }
+
+    /// Asks `from` (a full JID with Jingle File Transfer) for a file (XEP-0234 pull) and
+    /// receives it into `dir` like an accepted offer: the peer's name made safe, a `.part`
+    /// renamed into place once the size and every hash checked (the requested hash
+    /// first), progress and events on the handle. Without Jingle on both sides it fails at
+    /// stage `Disco` with [`ErrorKind::NoCommonMethod`](crate::ErrorKind::NoCommonMethod);
+    /// a peer that does not serve it ends the session (`<failed-application/>` ends the
+    /// transfer with [`JingleError::Terminated`](crate::JingleError::Terminated)). A
+    /// request is not resumed.
+    pub fn request_file(
+        &self,
+        from: Jid,
+        request: FileRequest,
+        dir: impl Into<PathBuf>,
+        options: AcceptOptions,
+    ) -> TransferHandle {
+        let sid = random_sid();
+        let (handle, side) = pair(sid.clone(), from.clone(), None);
+        let shared = self.shared.clone();
+        let dest = crate::receive::Destination::Dir(dir.into());
+        tokio::spawn(async move {
+            let mut side = side;
+            let r = crate::stack::jingle::pull::run(
+                &shared, &mut side, from, sid, request, dest, options,
+            )
+            .await;
+            side.finish(r);
+        });
+        handle
     }
 
     /// Sends `reply` (the refusal) and tells [`next_refused`](Self::next_refused).

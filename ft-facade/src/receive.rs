@@ -136,6 +136,45 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
             return Err(e);
         }
     };
+    let sid = offer.sid().clone();
+    let offer = &offer;
+    let connect = async |side: &mut TaskSide, offset: u64| {
+        offer.answer_and_wait(shared, side, &from, offset).await
+    };
+    land_prepared(
+        shared,
+        side,
+        target,
+        incoming.expectations,
+        (&from, &sid),
+        options,
+        connect,
+    )
+    .await
+}
+
+/// After [`prepare`], whatever the stack: `connect` answers and brings the bytestream up
+/// (with the Jingle session to watch and end, if any), then [`land`]; a failure leaves the
+/// `.part` as the policy says.
+pub(crate) async fn land_prepared<T, C>(
+    shared: &Arc<Shared<T>>,
+    side: &mut TaskSide,
+    target: Target,
+    mut expectations: Expectations,
+    (from, sid): (&Jid, &Sid),
+    options: AcceptOptions,
+    connect: C,
+) -> Result<Outcome, TransferError>
+where
+    T: StanzaTransport + Clone,
+    C: AsyncFnOnce(
+        &mut TaskSide,
+        u64,
+    ) -> Result<
+        (Established, Option<crate::stack::jingle::link::Link<T>>),
+        TransferError,
+    >,
+{
     let Target {
         sink,
         offset,
@@ -153,14 +192,13 @@ pub(crate) async fn receive<T: StanzaTransport + Clone>(
         Sink::Writer(..) => None,
     };
     let mut target = Some(sink);
-    let mut expectations = incoming.expectations;
     let r = async {
         let length = expectations.size.map(|size| size - offset);
         side.reporter.total(length);
-        let (established, link) = offer.answer_and_wait(shared, side, &from, offset).await?;
+        let (established, link) = connect(side, offset).await?;
         let landing = Landing {
-            peer: &from,
-            sid: offer.sid(),
+            peer: from,
+            sid,
             offset,
             extra: &extra,
             max_size: shared.config.policy.max_size,

@@ -96,18 +96,25 @@ pub struct RefusedOffer {
     pub size: Option<u64>,
     /// Why.
     pub reason: Refusal,
-    /// The stanza error the peer received.
+    /// The stanza error the peer received (SI; a Jingle offer is answered by its
+    /// session-terminate instead: [`jingle_reason`](Self::jingle_reason)).
     pub answer: Option<StanzaError>,
+    /// The stack the offer came by.
+    pub stack: crate::Stack,
+    /// For Jingle, the reason of the session-terminate the peer received, as its element
+    /// name (`decline`, `busy`, `unsupported-transports`, `unsupported-applications`,
+    /// `failed-application`, …).
+    pub jingle_reason: Option<String>,
 }
 
 impl RefusedOffer {
-    /// A refusal of the offer in `iq`, answered with `reply`.
-    /// A refused Jingle offer (its answer was a session-terminate, not an iq error).
+    /// A refused Jingle offer, answered with a session-terminate `<sent/>`.
     pub(crate) fn jingle(
         from: Jid,
         name: Option<String>,
         size: Option<u64>,
         reason: Refusal,
+        sent: &xep0166_jingle::Reason,
     ) -> Self {
         Self {
             from: Some(from),
@@ -115,9 +122,12 @@ impl RefusedOffer {
             size,
             reason,
             answer: None,
+            stack: crate::Stack::Jingle,
+            jingle_reason: Some(crate::stack::jingle::link::reason_name(sent)),
         }
     }
 
+    /// A refusal of the SI offer in `iq`, answered with `reply`.
     pub(crate) fn new(iq: &Iq, reason: Refusal, reply: Option<&Stanza>) -> Self {
         let file = match iq {
             Iq::Set { payload, .. } => payload
@@ -140,12 +150,18 @@ impl RefusedOffer {
                 Some(Stanza::Iq(Iq::Error { error, .. })) => Some(error.clone()),
                 _ => None,
             },
+            stack: crate::Stack::Si,
+            jingle_reason: None,
         }
     }
 
     /// The answer's condition in XMPP's words (`bad-request`, `forbidden`, …), with the
-    /// application condition when there is one (`bad-request (bad-profile)`).
+    /// application condition when there is one (`bad-request (bad-profile)`); for Jingle
+    /// the session-terminate's reason (`session-terminate <busy/>`).
     pub fn answer_text(&self) -> String {
+        if let Some(r) = &self.jingle_reason {
+            return format!("session-terminate <{r}/>");
+        }
         let Some(e) = &self.answer else {
             return "no answer".to_owned();
         };

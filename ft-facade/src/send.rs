@@ -26,7 +26,7 @@ fn err(stage: Stage, kind: impl Into<ErrorKind>) -> TransferError {
 /// Reads the metadata; hashes the file before the offer only when it is within
 /// `hash_limit` bytes (see [`OfferHash`](crate::OfferHash)), so a large file's offer goes
 /// out at once, without `hash`.
-async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferError> {
+pub(crate) async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferError> {
     let path = match source {
         Source::Reader(reader, info) => {
             return Ok(Prepared {
@@ -34,6 +34,7 @@ async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferEr
                 info,
                 sha256: None,
                 seekable: None,
+                extra_hash: None,
             });
         }
         Source::Path(path) => path,
@@ -77,6 +78,7 @@ async fn prepare(source: Source, hash_limit: u64) -> Result<Prepared, TransferEr
         info,
         sha256,
         seekable: Some(file),
+        extra_hash: None,
     })
 }
 
@@ -141,7 +143,13 @@ pub(crate) async fn run<T: StanzaTransport + Clone>(
                 methods: &chosen.jingle_methods,
                 options: &options,
                 sha256: prepared.sha256.as_deref(),
+                hash: chosen.hash,
+                pull: None,
             };
+            if chosen.hash != crate::HashAlgo::Sha256 {
+                // Announced in <hash-used/>, computed while streaming, sent in <checksum/>.
+                prepared.extra_hash = Some(chosen.hash);
+            }
             let (negotiated, session) =
                 stack::jingle::send::negotiate(shared, side, request).await?;
             stack::jingle::send::stream(shared, side, to, sid, prepared, negotiated, session).await

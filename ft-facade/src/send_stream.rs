@@ -5,6 +5,8 @@
 use std::io::SeekFrom;
 use std::sync::Arc;
 
+use crate::HashAlgo;
+
 use ft_transport::{Sid, StanzaTransport};
 use jid::Jid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -30,11 +32,14 @@ pub(crate) struct Prepared {
     /// [`OfferHash::max_size`](crate::OfferHash::max_size)).
     pub(crate) sha256: Option<String>,
     pub(crate) seekable: Option<tokio::fs::File>,
+    /// A hash to compute while streaming besides SHA-256 (the one a Jingle sender
+    /// announced for its `<checksum/>`), even when the SHA-256 was computed before.
+    pub(crate) extra_hash: Option<HashAlgo>,
 }
 
-/// Called with the whole file's SHA-256 (hex) once the last byte is written, before the
-/// close.
-pub(crate) type AfterLastByte = Box<dyn FnOnce(&str) + Send>;
+/// Called with the whole file's SHA-256 (hex) and its [`Prepared::extra_hash`] digest (if
+/// any) once the last byte is written, before the close.
+pub(crate) type AfterLastByte = Box<dyn FnOnce(&str, Option<(HashAlgo, Vec<u8>)>) + Send>;
 
 /// Streams `prepared` from `negotiated.offset` on over the established bytestream, shuts it
 /// down, and reports what the receiver confirmed.
@@ -68,11 +73,16 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
     // Stream. A path hashed before the offer is not hashed again; otherwise the bytes are
     // hashed as they go (and, when resuming, the part before them first), so the sender
     // always reports the SHA-256 of the whole file.
-    let mut hashes = prepared.sha256.is_none().then(|| {
+    let extra = prepared.extra_hash;
+    let mut hashes = (prepared.sha256.is_none() || extra.is_some()).then(|| {
         let mut lanes = HashLanes::new();
-        if prepared.info.md5.is_none() && prepared.seekable.is_some() {
+        if (prepared.info.md5.is_none() && prepared.seekable.is_some()) || prepared.sha256.is_some()
+        {
             // Nobody checks an MD5 that was not offered: SHA-256 only.
             lanes.skip_md5();
+        }
+        if let Some(d) = extra.and_then(crate::verify::digest_for) {
+            let _ = lanes.add_digest(d);
         }
         lanes
     });
@@ -134,6 +144,16 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
 
     // The digests of what went out, for the outcome and for a stack that announces the
     // hash after the last byte (Jingle's <checksum/>), before the close.
+    let extra_value = match (&sent.hashes, extra) {
+        (Some(h), Some(algo)) if algo != HashAlgo::Sha256 => h
+            .extra_digests()
+            .await
+            .map_err(|e| err(Stage::Close, e))?
+            .into_iter()
+            .next()
+            .map(|v| (algo, v)),
+        _ => None,
+    };
     let (sha256, md5) = match (prepared.sha256, sent.hashes) {
         (Some(sha), _) => (sha, prepared.info.md5.clone()),
         (None, Some(h)) => {
@@ -143,7 +163,7 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         (None, None) => (String::new(), None),
     };
     if let Some(hook) = after_last_byte {
-        hook(&sha256);
+        hook(&sha256, extra_value);
     }
 
     // Close: the half-close Prosody's proxy needs to release the tail, or IBB's <close/>.

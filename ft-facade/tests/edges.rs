@@ -13,7 +13,7 @@ use ft_transport::hub::Hub;
 use ft_transport::iq::IqTracker;
 use tokio::io::AsyncWriteExt;
 
-/// Starts a trickling transfer by `method`; returns (sender, receiver, destination).
+/// Starts a trickling SI transfer by `method`; returns (sender, receiver, destination).
 async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
     trickling_with(method, AcceptOptions::new()).await
 }
@@ -23,65 +23,28 @@ async fn trickling_with(
     method: Method,
     options: AcceptOptions,
 ) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
-    let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", config(&[method]));
-    let bob = entity(&hub, "bob@x/b", config(&[Method::S5b, Method::Ibb]));
-    let dst = tempfile::tempdir().unwrap();
-    let data = content(1_000_000, 9);
-    let info = FileInfo::new("cut.bin", data.len() as u64);
-    let sending = alice.send_reader(
-        jid("bob@x/b"),
-        Trickle::new(data, 1024, Duration::from_millis(5)),
-        info,
-        SendOptions::default(),
-    );
-    let receiving = bob
-        .next_offer()
-        .await
-        .unwrap()
-        .accept_into_dir(dst.path(), options);
-    (sending, receiving, dst, hub)
+    cancel::trickling(
+        config(&[method]),
+        config(&[Method::S5b, Method::Ibb]),
+        options,
+    )
+    .await
 }
 
 async fn sender_cancels_mid_transfer(method: Method) {
-    let (sending, mut receiving, dst, _hub) = trickling(method).await;
-    until_bytes_flow(&mut receiving).await;
-    sending.cancel();
-    let sent = sending.outcome().await.unwrap_err();
-    assert_eq!(sent.stage, Stage::Stream);
-    assert!(sent.is_cancelled_by(Side::Local), "{sent}");
-    let received = tokio::time::timeout(Duration::from_secs(10), receiving.outcome())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(received.stage, Stage::Stream, "{received}");
+    let alice = config(&[method]);
+    let received =
+        cancel::sender_cancels_mid_transfer(alice, config(&[Method::S5b, Method::Ibb])).await;
+    // SI has no word for the sender's cancel: the receiver sees the stream cut short.
     assert!(
         matches!(received.kind, ErrorKind::Truncated { expected: 1_000_000, got } if got < 1_000_000),
         "{received}"
     );
-    assert!(
-        !dst.path().join("cut.bin").exists(),
-        "no file under the final name"
-    );
 }
 
 async fn receiver_cancels_mid_transfer(method: Method) {
-    let (sending, mut receiving, dst, _hub) = trickling(method).await;
-    until_bytes_flow(&mut receiving).await;
-    receiving.cancel();
-    let received = receiving.outcome().await.unwrap_err();
-    assert_eq!(received.stage, Stage::Stream);
-    assert!(received.is_cancelled_by(Side::Local), "{received}");
-    let sent = tokio::time::timeout(Duration::from_secs(10), sending.outcome())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(sent.stage, Stage::Stream, "{sent}");
-    assert!(sent.is_cancelled_by(Side::Peer), "{sent}");
-    assert!(
-        !dst.path().join("cut.bin").exists(),
-        "no file under the final name"
-    );
+    cancel::receiver_cancels_mid_transfer(config(&[method]), config(&[Method::S5b, Method::Ibb]))
+        .await;
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ async fn j52_a_jingle_offer_over_the_size_limit_is_declined() {
 }
 
 #[tokio::test]
-async fn j53_a_pull_request_is_terminated_unsupported_applications() {
+async fn j53_a_pull_request_goes_to_the_application_and_its_decline_is_failed_application() {
     let hub = Hub::new();
     let bob = entity(&hub, "bob@x/b", jconfig(&[Method::Ibb]));
     let (t, mut rx) = hub.connect(jid("mallory@x/m"));
@@ -141,11 +141,12 @@ async fn j53_a_pull_request_is_terminated_unsupported_applications() {
                 <name>secret.txt</name></file></description>";
     let xml = initiate("s1", "responder", want, IBB);
     t.send(set("i1", "bob@x/b", &xml)).await.unwrap();
-    assert_eq!(
-        terminate_reason(&t, &mut rx).await,
-        "unsupported-applications"
-    );
-    assert!(matches!(refused(&bob).await, Refusal::NoCommonMethod));
+    // Nothing is served by itself: the application sees the request, by name.
+    let request = bob.next_request().await.unwrap();
+    assert_eq!(request.request().name.as_deref(), Some("secret.txt"));
+    assert_eq!(request.sid().as_str(), "s1");
+    request.decline();
+    assert_eq!(terminate_reason(&t, &mut rx).await, "failed-application");
 }
 
 #[tokio::test]

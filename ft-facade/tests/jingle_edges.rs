@@ -9,69 +9,22 @@ use std::time::Duration;
 
 use common::*;
 use ft_facade::{
-    AcceptOptions, Delivery, ErrorKind, FileInfo, FileTransfer, HashAlgo, Method, OfferHash,
-    SendOptions, Side, Stack, Stage, TransferHandle,
+    AcceptOptions, Delivery, ErrorKind, FileTransfer, HashAlgo, Method, OfferHash, SendOptions,
+    Side, Stack, Stage,
 };
 use ft_transport::StanzaTransport;
 use ft_transport::hub::{Hub, HubTransport};
 
-/// A trickling Jingle transfer over `method`: (sender, receiver, destination, hub).
-async fn trickling(method: Method) -> (TransferHandle, TransferHandle, tempfile::TempDir, Hub) {
-    let hub = Hub::new();
-    let alice = entity(&hub, "alice@x/a", jconfig(&[method]));
-    let bob = entity(&hub, "bob@x/b", jconfig(&[Method::S5b, Method::Ibb]));
-    let dst = tempfile::tempdir().unwrap();
-    let data = content(1_000_000, 9);
-    let info = FileInfo::new("cut.bin", data.len() as u64);
-    let sending = alice.send_reader(
-        jid("bob@x/b"),
-        Trickle::new(data, 1024, Duration::from_millis(5)),
-        info,
-        SendOptions::default(),
-    );
-    let offer = bob.next_offer().await.unwrap();
-    assert_eq!(offer.stack(), Stack::Jingle);
-    let receiving = offer.accept_into_dir(dst.path(), AcceptOptions::new());
-    (sending, receiving, dst, hub)
-}
-
 async fn sender_cancels(method: Method) {
-    let (sending, mut receiving, dst, _hub) = trickling(method).await;
-    until_bytes_flow(&mut receiving).await;
-    sending.cancel();
-    let sent = sending.outcome().await.unwrap_err();
-    assert_eq!(sent.stage, Stage::Stream);
-    assert!(sent.is_cancelled_by(Side::Local), "{sent}");
-    let received = tokio::time::timeout(Duration::from_secs(10), receiving.outcome())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let bob = jconfig(&[Method::S5b, Method::Ibb]);
+    let received = cancel::sender_cancels_mid_transfer(jconfig(&[method]), bob).await;
     // The session's <cancel/> names the cut (SI can only say "truncated").
-    assert_eq!(received.stage, Stage::Stream, "{received}");
     assert!(received.is_cancelled_by(Side::Peer), "{received}");
-    assert!(
-        !dst.path().join("cut.bin").exists(),
-        "no file under the final name"
-    );
 }
 
 async fn receiver_cancels(method: Method) {
-    let (sending, mut receiving, dst, _hub) = trickling(method).await;
-    until_bytes_flow(&mut receiving).await;
-    receiving.cancel();
-    let received = receiving.outcome().await.unwrap_err();
-    assert_eq!(received.stage, Stage::Stream);
-    assert!(received.is_cancelled_by(Side::Local), "{received}");
-    let sent = tokio::time::timeout(Duration::from_secs(10), sending.outcome())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(sent.stage, Stage::Stream, "{sent}");
-    assert!(sent.is_cancelled_by(Side::Peer), "{sent}");
-    assert!(
-        !dst.path().join("cut.bin").exists(),
-        "no file under the final name"
-    );
+    let bob = jconfig(&[Method::S5b, Method::Ibb]);
+    cancel::receiver_cancels_mid_transfer(jconfig(&[method]), bob).await;
 }
 
 #[tokio::test]

@@ -98,6 +98,11 @@
 //!   an unknown session, as §11 says, not out-of-order.
 //! * Our iq left unanswered [`Config::request_timeout`] ends a live session with
 //!   session-terminate `<timeout/>`: a peer that does not answer is gone.
+//! * A transport-info is acknowledged on arrival unless [`Config::defer_transport_info`]
+//!   is on: then the transport judges it first and the application answers
+//!   ([`Endpoint::answer_transport_info`]: the ack, or XEP-0260's `bad-request` for a
+//!   `candidate-used` naming a cid never offered); unanswered, it is acknowledged after
+//!   [`Config::answer_timeout`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]

@@ -133,6 +133,16 @@ pub struct Config {
     /// `feature-not-implemented` + `<unsupported-info/>`. Default empty (the application
     /// adds its own, e.g. `urn:xmpp:jingle:apps:file-transfer:5`).
     pub session_info_ns: Vec<String>,
+    /// Whether the application answers transport-info itself: a transport-info with one
+    /// content is then not acknowledged on arrival; its [`Event::TransportInfo`](crate::Event::TransportInfo)
+    /// carries the iq's id and the application answers with
+    /// [`Endpoint::answer_transport_info`](crate::Endpoint::answer_transport_info) once
+    /// its transport judged the element (XEP-0260's `bad-request` for a `candidate-used`
+    /// naming a cid never offered). Unanswered within [`Config::answer_timeout`] it is
+    /// acknowledged. Default `false` (acknowledged at once).
+    pub defer_transport_info: bool,
+    /// How long a deferred transport-info waits for the application's answer. Default 5 s.
+    pub answer_timeout: Duration,
 }
 
 impl Default for Config {
@@ -146,6 +156,8 @@ impl Default for Config {
             pending_timeout: Duration::from_secs(300),
             replace_timeout: Duration::from_secs(30),
             session_info_ns: Vec::new(),
+            defer_transport_info: false,
+            answer_timeout: Duration::from_secs(5),
         }
     }
 }

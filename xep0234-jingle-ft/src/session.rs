@@ -298,9 +298,17 @@ impl FtSession {
                     .iter()
                     .find(|c| c.is(&self.content.creator, &self.content.name));
                 self.peer_transport = c.and_then(|c| c.transport.clone());
-                let range = c
+                let described = c
                     .and_then(|c| c.description.as_ref())
-                    .and_then(|d| FileInfo::from_description(d).ok())
+                    .and_then(|d| FileInfo::from_description(d).ok());
+                if self.role == Role::Initiator
+                    && self.direction == Direction::Receive
+                    && let Some(f) = &described
+                {
+                    // Our request: the responder's accept describes the file it serves.
+                    self.take_served(f);
+                }
+                let range = described
                     .and_then(|f| f.range)
                     // an echoed empty <range/> asks for the whole file
                     .filter(|r| r.offset > 0 || r.length.is_some());
@@ -308,7 +316,7 @@ impl FtSession {
                 let transport = self.peer_transport.clone();
                 (key, FtEvent::Accepted { transport, range })
             }
-            Event::TransportInfo { key, content } => {
+            Event::TransportInfo { key, content, .. } => {
                 (key, FtEvent::TransportInfo(content.transport.clone()?))
             }
             Event::TransportReplace { key, content } => {
@@ -383,6 +391,32 @@ impl FtSession {
         } else {
             Verdict::Unverified
         }
+    }
+
+    /// For a peer's request (we are the responder and send): the file we serve, described
+    /// in full (name, size, date, hashes) in our session-accept, so that the requester
+    /// learns its size and can check what it receives. Call before [`FtSession::accept`].
+    pub fn serve(&mut self, file: FileInfo) {
+        self.file = file;
+    }
+
+    /// What the responder's session-accept says of the file we requested: its size, date,
+    /// media type and hashes complete the request (the name stays ours when it has none).
+    /// A hash we asked for stays the one the bytes must match: the responder's own hash
+    /// of that algorithm does not replace it.
+    fn take_served(&mut self, f: &FileInfo) {
+        let mut file = f.clone();
+        if file.name.is_none() {
+            file.name = self.file.name.clone();
+        }
+        file.range = None;
+        for h in &f.hashes {
+            if !self.hashes.iter().any(|x| x.algo == h.algo) {
+                self.hashes.push(h.clone());
+            }
+        }
+        file.hashes = self.hashes.clone();
+        self.file = file;
     }
 
     fn bare_content(&self) -> Content {

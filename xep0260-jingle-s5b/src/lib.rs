@@ -116,6 +116,9 @@
 //! * We wait for the proxy's activation result before sending `<activated/>` (Gajim sends
 //!   both back to back; as the dialer we accept that, since data only flows once the
 //!   proxy relays anyway).
+//! * A peer candidate whose TCP connect is refused may be dialled again
+//!   ([`proto::Negotiation::redial_refused`], off by default, bounded, within the budget):
+//!   Gajim 1.7.3 under load sends its candidate before its listener is up.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]

@@ -359,3 +359,58 @@ async fn dropping_a_running_negotiation_releases_its_route() {
         "{r:?}"
     );
 }
+
+/// A's candidate is on the wire before its listener is up (what Gajim 1.7.3 does under
+/// load): B's first dial is refused; with `redial_refused` B dials again and the file
+/// moves once A listens, 250 ms later, on the port it offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_listener_comes_up_late_is_dialled_again_and_connects() {
+    let c = config();
+    let sid = Sid::new("late-1").unwrap();
+    let addr = {
+        let l = Listener::bind(&[LOOPBACK], 0, Duration::from_secs(5))
+            .await
+            .unwrap();
+        l.local_addrs()[0]
+    };
+    let (alice, bob) = (jid("alice@example.org/a"), jid("bob@example.org/b"));
+    let ours = LocalCandidates {
+        direct: vec![addr],
+        proxies: vec![],
+    };
+    let na = Negotiation::new(
+        &c,
+        Role::Initiator,
+        alice.clone(),
+        bob.clone(),
+        sid.clone(),
+        &ours,
+    );
+    let mut nb = Negotiation::new(
+        &c,
+        Role::Responder,
+        bob,
+        alice,
+        sid,
+        &LocalCandidates::default(),
+    );
+    nb.redial_refused(3, Duration::from_millis(100));
+    let now = tokio::time::Instant::now().into_std();
+    nb.handle_transport(now, na.local_transport()).unwrap();
+    let (mut sa, mut sb) = pair();
+    sb.to_peer.send(nb.local_transport()).unwrap();
+    let db = Driver::new(nb, None);
+    let b = db.run(&mut sb, &c);
+    let a = async {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let la = Listener::bind(&[LOOPBACK], addr.port(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let da = Driver::new(na, Some(&la));
+        da.run(&mut sa, &c).await
+    };
+    let (rb, ra) = tokio::join!(b, a);
+    let (a, b) = (ra.unwrap(), rb.unwrap());
+    assert!(a.ours && !b.ours && a.candidate.kind == Kind::Direct);
+    move_file(a, b).await;
+}

@@ -179,6 +179,15 @@ pub(crate) struct RecvArgs {
     /// (repeatable; default: none, we only dial the sender's candidates and proxies).
     #[arg(long = "local-address")]
     pub(crate) local_addresses: Vec<IpAddr>,
+    /// Jingle only: serve this file to a peer that requests it (XEP-0234 pull) by its file
+    /// name or SHA-256 (repeatable; `--from` applies). Every other request is declined with
+    /// `<failed-application/>`. Default: none (every request is declined).
+    #[arg(long = "serve", value_name = "FILE")]
+    pub(crate) serve: Vec<PathBuf>,
+    /// Jingle only: instead of waiting for offers, ask the one full JID `--from` names for
+    /// this file by name and receive it into `--dir` (XEP-0234 pull; repeatable, in turn).
+    #[arg(long = "get", value_name = "NAME", conflicts_with_all = ["serve", "count"])]
+    pub(crate) get: Vec<String>,
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {

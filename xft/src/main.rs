@@ -31,6 +31,7 @@ mod method;
 mod net;
 mod progress;
 mod proxy;
+mod pull;
 mod report;
 mod settings;
 mod size;

@@ -213,6 +213,12 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         .map(|j| j.parse::<Jid>())
         .collect::<Result<_, _>>()?;
     std::fs::create_dir_all(&dir)?;
+    let get_from = match (&args.get[..], &from[..]) {
+        ([], _) => None,
+        (_, [peer]) if peer.resource().is_some() => Some(peer.clone()),
+        _ => return Err("--get needs exactly one --from, a full JID".into()),
+    };
+    let served = crate::pull::served(&args.serve)?;
     let (transport, inbound) = match login(&account).await {
         Ok(online) => online,
         Err(e) => return login_failed(e),
@@ -227,6 +233,19 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
     );
     let json = args.account.json;
     let show = progress::wanted(json);
+    if let Some(peer) = get_from {
+        let rows = crate::pull::get(&ft, &peer, &args.get, &dir, args.overwrite, show).await;
+        let ok = rows.iter().all(Row::succeeded);
+        for row in &rows {
+            print(row, json);
+        }
+        drain(&tracker, &transport).await;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let mut done = 0usize;
     let mut ok = true;
     while args.count.is_none_or(|n| done < n) {
@@ -242,16 +261,29 @@ pub(crate) async fn recv(args: RecvArgs) -> Result<ExitCode, BoxError> {
         // end the wait).
         let offer = tokio::select! {
             offer = ft.next_offer() => offer,
+            request = ft.next_request() => {
+                // A peer's pull: served only for a --serve file, else declined.
+                let Some(request) = request else { break };
+                let allowed = allowed(request.from());
+                let row = crate::pull::answer(request, &served, allowed, show).await;
+                if row.kind != "refused" {
+                    ok &= row.succeeded();
+                    done += 1;
+                }
+                print(&row, json);
+                continue;
+            }
             refused = ft.next_refused() => {
                 let Some(r) = refused else { break };
                 let reason = format!("{}; answered {}", r.reason, r.answer_text());
                 let counts = r.from.as_ref().is_some_and(allowed);
-                let row = Row::refused(
+                let mut row = Row::refused(
                     &requested,
                     r.from.as_ref().map(ToString::to_string),
                     r.name.as_deref().unwrap_or("?"),
                     reason,
                 );
+                row.stack = Some(r.stack.name());
                 print(&row, json);
                 if counts {
                     ok = false;

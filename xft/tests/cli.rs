@@ -70,6 +70,9 @@ fn recv_help_lists_the_receivers_flags_and_none_that_act_only_when_sending() {
         "--dial",
         // Jingle: the receiver's own S5B candidate, only where named.
         "--local-address",
+        // Jingle pull: files served on request, files asked for.
+        "--serve",
+        "--get",
     ]));
     assert_eq!(flags("recv"), want);
     // The sender's flags are refused, not ignored.

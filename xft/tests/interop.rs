@@ -308,8 +308,8 @@ async fn xft_recv_reports_an_offer_its_size_policy_refused_and_exits_1() {
     size_policy_refusal("si").await;
 }
 
-/// The same by Jingle: the receiver ends the session instead of an iq error, so the row
-/// names no stanza error (the facade's `RefusedOffer` carries none for Jingle yet).
+/// The same by Jingle: the receiver ends the session instead of an iq error, and the row
+/// names the session-terminate's reason.
 #[tokio::test]
 async fn xft_recv_reports_a_jingle_offer_its_size_policy_refused_and_exits_1() {
     size_policy_refusal("jingle").await;
@@ -351,8 +351,14 @@ async fn size_policy_refusal(stack: &str) {
     assert_eq!(row["file"], "big.bin", "{row}");
     let error = row["error"].as_str().unwrap();
     assert!(error.contains("exceeds the limit 1000"), "{row}");
+    assert_eq!(row["stack"], stack, "{row}");
     if stack == "si" {
         assert!(error.contains("answered forbidden"), "{row}");
+    } else {
+        assert!(
+            error.contains("answered session-terminate <decline/>"),
+            "{row}"
+        );
     }
     // --count 1: the refused offer was the one; xft recv ends, and not with success.
     let status = tokio::time::timeout(BUDGET, bob.wait())
@@ -542,4 +548,68 @@ async fn g8_xft_recv_killed_mid_v1_then_v2_of_the_same_name_and_size_lands_as_v2
     assert!(!part.exists(), "the part went with the finished file");
     let _ = tokio::time::timeout(BUDGET, bob.wait()).await;
     let _ = tokio::time::timeout(BUDGET, alice.wait()).await;
+}
+
+/// XEP-0234 pull between two xft through Prosody: `xft recv --serve FILE` answers
+/// `xft recv --get NAME --from PEER`; a name it does not serve is declined with
+/// `<failed-application/>`.
+#[tokio::test]
+async fn xft_recv_get_pulls_a_file_xft_recv_serve_offers_and_nothing_else() {
+    if !ft_testkit::interop_enabled() {
+        return;
+    }
+    let prosody = Prosody::start(ProsodyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(300_000, 7);
+    let served = write(dir.path(), "served.bin", &data);
+    let mut args = vec!["recv".to_owned()];
+    args.extend(account("recv", &prosody, "bob", "xft"));
+    args.extend(["--serve".into(), served, "--count".into(), "1".into()]);
+    let mut bob = xft(&args);
+    wait_online(&mut bob).await;
+    let get = |name: &str, inbox: &Path| {
+        let mut args = vec!["recv".to_owned()];
+        args.extend(account("recv", &prosody, "alice", "xft"));
+        args.extend([
+            "--local-address".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            inbox.to_string_lossy().into_owned(),
+            "--from".into(),
+            format!("{}/xft", prosody.jid("bob")),
+            "--get".into(),
+            name.into(),
+        ]);
+        xft(&args)
+    };
+    // A name bob does not serve: declined, nothing lands.
+    let missing = dir.path().join("missing");
+    let mut alice = get("secret.txt", &missing);
+    let row = json_row(&mut alice).await;
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed-application"),
+        "{row}"
+    );
+    assert_eq!(alice.wait().await.unwrap().code(), Some(1));
+    assert!(std::fs::read_dir(&missing).unwrap().next().is_none());
+    // The served one: identical, verified, and bob's one transfer ends its --count 1.
+    let inbox = dir.path().join("inbox");
+    let mut alice = get("served.bin", &inbox);
+    let row = json_row(&mut alice).await;
+    assert_eq!(row["stack"], "jingle", "{row}");
+    assert_eq!(row["verified"], true, "{row}");
+    assert_eq!(row["sha256"], sha256_hex(&data), "{row}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(inbox.join("served.bin")).unwrap()),
+        sha256_hex(&data)
+    );
+    assert_eq!(alice.wait().await.unwrap().code(), Some(0));
+    let status = tokio::time::timeout(BUDGET, bob.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }

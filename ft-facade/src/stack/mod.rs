@@ -152,6 +152,25 @@ pub(crate) fn jingle_features(methods: &[crate::Method]) -> Vec<&'static str> {
 pub(crate) struct Chosen {
     pub(crate) stack: Stack,
     pub(crate) jingle_methods: Vec<crate::Method>,
+    /// The hash a Jingle sender announces: [`hash_for`] the peer's features.
+    pub(crate) hash: crate::HashAlgo,
+}
+
+/// The hashes a Jingle sender can announce (computed while streaming), in preference
+/// order: XEP-0300's, limited to what [`digest_for`](crate::verify::digest_for) computes.
+const SEND_HASHES: [xep0300_hashes::HashAlgo; 4] = [
+    xep0300_hashes::HashAlgo::Sha256,
+    xep0300_hashes::HashAlgo::Blake2b512,
+    xep0300_hashes::HashAlgo::Blake2b256,
+    xep0300_hashes::HashAlgo::Sha3_256,
+];
+
+/// The hash to announce to a peer with `features` (`xep0300_hashes::choose_from`, the
+/// preference of [`SEND_HASHES`]); SHA-256 when it advertises none we compute.
+pub(crate) fn hash_for(features: &std::collections::BTreeSet<String>) -> crate::HashAlgo {
+    xep0300_hashes::choose_from(features, &SEND_HASHES)
+        .and_then(|a| crate::HashAlgo::from_name(a.name()))
+        .unwrap_or(crate::HashAlgo::Sha256)
 }
 
 /// Whether the peer's `features` let us send by Jingle with `methods`: the transports we
@@ -194,6 +213,7 @@ pub(crate) async fn choose<T: StanzaTransport + Clone>(
     let si = Chosen {
         stack: Stack::Si,
         jingle_methods: Vec::new(),
+        hash: crate::HashAlgo::Sha256,
     };
     let jingle_possible = config.stacks.contains(&Stack::Jingle)
         && shared.jingle.is_some()
@@ -232,10 +252,12 @@ pub(crate) async fn choose<T: StanzaTransport + Clone>(
             Stack::Jingle if jingle_possible && !jingle.is_empty() => Chosen {
                 stack: Stack::Jingle,
                 jingle_methods: std::mem::take(&mut jingle),
+                hash: hash_for(&features),
             },
             Stack::Si if si_ok || !config.check_features => Chosen {
                 stack: Stack::Si,
                 jingle_methods: Vec::new(),
+                hash: crate::HashAlgo::Sha256,
             },
             _ => continue,
         };

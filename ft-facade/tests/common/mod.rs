@@ -1,6 +1,8 @@
 //! Shared test support: two entities on the in-memory hub, files, hashes.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cancel;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;

@@ -26,6 +26,10 @@ pub struct PartKey {
     pub date: Option<String>,
     /// The offered MD5 (`hash`).
     pub md5: Option<[u8; 16]>,
+    /// A strong hash of the file the offer carried (XEP-0300, e.g. Jingle's `<hash/>`),
+    /// as `algo:hex` ([`with_hash`](Self::with_hash)). The caller decides which algorithms
+    /// are strong enough to tell two versions apart (not MD5, not SHA-1).
+    pub hash: Option<String>,
 }
 
 impl PartKey {
@@ -47,6 +51,7 @@ impl PartKey {
             size: f.size,
             date: f.date.clone(),
             md5: f.md5().ok().flatten(),
+            hash: None,
         }
     }
 
@@ -71,13 +76,43 @@ impl PartKey {
         self
     }
 
-    /// Whether this key tells one version of a file from another: a size, and a hash or a
-    /// date. The rule for a resume: without either, v1 and v2 of a file with equal name
+    /// Sets a strong hash of the file: `algo` is its XEP-0300 name (`sha-256`,
+    /// `blake2b-512`, …), `digest` the raw value. An offer with such a hash identifies the
+    /// file without a date: v1 and v2 of one name and size have different hashes.
+    ///
+    /// ```
+    /// use xep0096_file::PartKey;
+    ///
+    /// let k = PartKey::new("movie.mkv", 1_000).with_hash("sha-256", &[0xab; 32]);
+    /// assert!(k.identifies());
+    /// assert_eq!(k.hash.as_deref(), Some(format!("sha-256:{}", "ab".repeat(32)).as_str()));
+    /// ```
+    #[must_use]
+    pub fn with_hash(mut self, algo: &str, digest: &[u8]) -> Self {
+        self.hash = Some(format!("{algo}:{}", hex::encode(digest)));
+        self
+    }
+
+    /// Whether this key tells one version of a file from another: a size, and a hash (the
+    /// MD5 or a strong one) or a date. The rule for a resume: without either, v1 and v2 of a file with equal name
     /// and size cannot be told apart, so a part is never resumed (the transfer starts over)
     /// rather than risk v1's prefix joined to v2's tail under the final name (most senders
     /// offer no hash, and then nothing would catch it).
     pub fn identifies(&self) -> bool {
-        self.size.is_some() && (self.md5.is_some() || self.usable_date().is_some())
+        self.size.is_some()
+            && (self.md5.is_some() || self.usable_date().is_some() || self.usable_hash().is_some())
+    }
+
+    /// The hash, when it is something to compare (`algo:hex`, nothing else).
+    pub(super) fn usable_hash(&self) -> Option<&str> {
+        self.hash.as_deref().filter(|h| {
+            h.split_once(':').is_some_and(|(a, v)| {
+                !a.is_empty()
+                    && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
     }
 
     /// The date, when it is something to compare (not blank, no control characters).

@@ -12,6 +12,10 @@
 //! verified 00000000000104857600
 //! ```
 //!
+//! A part whose offer carried a strong hash ([`PartKey::hash`]) has a sidecar of version 2:
+//! `xft-part 2`, and a `hash sha-256:<hex>` line after `md5`. Version 1 is still written for
+//! every other part, so parts of earlier versions resume as before.
+//!
 //! `-` stands for a value the offer did not have. `verified` is fixed-width so that each
 //! update rewrites the file in place (one small write, the same length): it is written only
 //! after the part's bytes up to it were synced, so after a crash the part is cut back to it.
@@ -23,6 +27,8 @@ use std::path::{Path, PathBuf};
 use super::PartKey;
 
 const MAGIC: &str = "xft-part 1";
+/// The sidecar of a part keyed by a strong hash.
+const MAGIC_2: &str = "xft-part 2";
 /// The most a sidecar may hold; anything longer is not ours.
 const MAX_LEN: u64 = 4096;
 
@@ -42,6 +48,7 @@ pub(super) struct Meta {
     pub(super) size: Option<u64>,
     pub(super) date: Option<String>,
     pub(super) md5: Option<[u8; 16]>,
+    pub(super) hash: Option<String>,
     pub(super) verified: u64,
 }
 
@@ -54,6 +61,7 @@ impl Meta {
             size: key.size,
             date: key.usable_date().map(str::to_owned),
             md5: key.md5,
+            hash: key.usable_hash().map(str::to_owned),
             verified: 0,
         }
     }
@@ -74,8 +82,12 @@ impl Meta {
         fn opt(v: Option<&str>) -> &str {
             v.unwrap_or("-")
         }
+        let (magic, hash) = match &self.hash {
+            Some(h) => (MAGIC_2, format!("hash {h}\n")),
+            None => (MAGIC, String::new()),
+        };
         format!(
-            "{MAGIC}\npeer {}\nname {}\nsize {}\ndate {}\nmd5 {}\nverified {:020}\n",
+            "{magic}\npeer {}\nname {}\nsize {}\ndate {}\nmd5 {}\n{hash}verified {:020}\n",
             opt(self.peer.as_deref()),
             self.name,
             self.size.map_or_else(|| "-".to_owned(), |s| s.to_string()),
@@ -88,9 +100,11 @@ impl Meta {
     /// Parses a sidecar; `None` for anything not written by [`encode`](Self::encode).
     pub(super) fn decode(text: &str) -> Option<Self> {
         let mut lines = text.strip_suffix('\n')?.split('\n');
-        if lines.next()? != MAGIC {
-            return None;
-        }
+        let v2 = match lines.next()? {
+            MAGIC => false,
+            MAGIC_2 => true,
+            _ => return None,
+        };
         let mut field = |key: &str| -> Option<Option<String>> {
             let v = lines.next()?.strip_prefix(key)?.strip_prefix(' ')?;
             Some((v != "-").then(|| v.to_owned()))
@@ -110,6 +124,16 @@ impl Meta {
             }
             None => None,
         };
+        let hash = if v2 {
+            let h = field("hash")??;
+            let key = PartKey {
+                hash: Some(h),
+                ..PartKey::default()
+            };
+            Some(key.usable_hash()?.to_owned())
+        } else {
+            None
+        };
         let verified = field("verified")??;
         if verified.len() != 20 || !digits(&verified) {
             return None;
@@ -124,6 +148,7 @@ impl Meta {
             size,
             date,
             md5,
+            hash,
             verified,
         })
     }
@@ -192,5 +217,40 @@ mod tests {
         ] {
             assert_eq!(Meta::decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_strong_hash_identifies_a_dateless_part_and_two_hashes_never_join() {
+        let v1 = PartKey::new("x.bin", 10)
+            .with_peer("a@example.org")
+            .with_hash("sha-256", &[1; 32]);
+        let v2 = PartKey::new("x.bin", 10)
+            .with_peer("a@example.org")
+            .with_hash("sha-256", &[2; 32]);
+        let mut m = Meta::new(&v1, "x.bin");
+        m.verified = 4;
+        let text = m.encode();
+        assert!(text.starts_with("xft-part 2\n"), "{text}");
+        assert_eq!(Meta::decode(&text), Some(m.clone()));
+        assert!(m.resumable_for(&v1, "x.bin"));
+        assert!(!m.resumable_for(&v2, "x.bin"));
+        assert!(!m.resumable_for(
+            &PartKey::new("x.bin", 10).with_peer("a@example.org"),
+            "x.bin"
+        ));
+        // Without a hash the record stays version 1, as earlier versions wrote it.
+        let plain = Meta::new(&PartKey::new("x.bin", 10).with_date("d"), "x.bin").encode();
+        assert!(plain.starts_with("xft-part 1\n") && !plain.contains("hash"));
+        for bad in [
+            text.replace("hash sha-256:", "hash sha-256:zz"),
+            text.replace("hash sha-256:", "hash :"),
+            text.replace("xft-part 2", "xft-part 1"),
+        ] {
+            assert_eq!(Meta::decode(&bad), None, "{bad:?}");
+        }
+        // A hash that is no `algo:hex` identifies nothing.
+        let mut odd = PartKey::new("x.bin", 10);
+        odd.hash = Some("sha-256 zz\nverified".into());
+        assert!(!odd.identifies());
     }
 }

@@ -55,6 +55,11 @@ pub enum Event {
         key: SessionKey,
         /// The content, with its `<transport/>`.
         content: Content,
+        /// With [`Config::defer_transport_info`](crate::Config::defer_transport_info): the
+        /// id of the iq, not answered yet; answer it with
+        /// [`Endpoint::answer_transport_info`](crate::Endpoint::answer_transport_info).
+        /// `None`: acknowledged already.
+        answer: Option<String>,
     },
     /// The peer proposes another transport; answer with [`Endpoint::transport_accept`](crate::Endpoint::transport_accept) or
     /// [`Endpoint::transport_reject`](crate::Endpoint::transport_reject) before [`Config::replace_timeout`](crate::Config::replace_timeout).

@@ -86,8 +86,11 @@ impl Endpoint {
             None => Err(Rejected::BadRequest(
                 "a jingle iq not from a full JID".into(),
             )),
-            Some(from) => self.on_jingle(now, from, payload),
+            Some(from) => self.on_jingle(now, from, &id, payload),
         };
+        if matches!(answer, Ok(After::Deferred)) {
+            return;
+        }
         let reply = match &answer {
             Ok(_) => Iq::empty_result(to.unwrap_or_else(|| self.me.clone().into()), id),
             Err(rej) => {
@@ -97,19 +100,21 @@ impl Endpoint {
             }
         };
         self.transmit.push_back(reply);
-        if let Ok(Some(busy)) = answer {
-            self.transmit.push_back(busy);
+        if let Ok(After::AckThen(busy)) = answer {
+            self.transmit.push_back(*busy);
         }
     }
 
-    /// Checks and applies one action; `Ok(Some(iq))` is a session-terminate to send after
-    /// the result (the busy answer to an initiate over our bounds).
+    /// Checks and applies one action: acknowledged, acknowledged and followed by a
+    /// session-terminate (the busy answer to an initiate over our bounds), or left to the
+    /// application (a transport-info, with [`Config::defer_transport_info`](crate::Config::defer_transport_info)).
     fn on_jingle(
         &mut self,
         now: Instant,
         from: FullJid,
+        id: &str,
         payload: &Element,
-    ) -> Result<Option<Iq>, Rejected> {
+    ) -> Result<After, Rejected> {
         let p = wire::parse(payload, self.config.max_contents)?;
         let key = SessionKey::new(from.clone(), p.sid.clone());
         let from_jid = Jid::from(from);
@@ -117,6 +122,11 @@ impl Endpoint {
             return self.on_initiate(now, key, from_jid, p);
         }
         let replace_deadline = now + self.config.replace_timeout;
+        let defer = self.config.defer_transport_info
+            && p.action == Action::TransportInfo
+            && p.contents.len() == 1
+            && self.deferred.len() < super::MAX_DEFERRED;
+        let answer_deadline = now + self.config.answer_timeout;
         let known_info: Vec<String> = self.config.session_info_ns.clone();
         let s = self
             .sessions
@@ -165,8 +175,28 @@ impl Endpoint {
             Action::TransportInfo => {
                 need_transports(&p.contents)?;
                 s.on_transport_info(&p.contents)?;
+                let k = (key.clone(), id.to_owned());
+                if defer
+                    && let Some(content) = p.contents.first().cloned()
+                    && let std::collections::btree_map::Entry::Vacant(v) = self.deferred.entry(k)
+                {
+                    v.insert(super::Deferred {
+                        to: from_jid,
+                        deadline: answer_deadline,
+                    });
+                    self.events.push_back(Event::TransportInfo {
+                        key,
+                        content,
+                        answer: Some(id.to_owned()),
+                    });
+                    return Ok(After::Deferred);
+                }
                 ev(
-                    |key, content| Event::TransportInfo { key, content },
+                    |key, content| Event::TransportInfo {
+                        key,
+                        content,
+                        answer: None,
+                    },
                     p.contents,
                 )
             }
@@ -199,7 +229,7 @@ impl Endpoint {
             other => return Err(Rejected::NotImplemented(other.to_string())),
         };
         self.events.extend(events);
-        Ok(None)
+        Ok(After::Ack)
     }
 
     fn on_initiate(
@@ -208,7 +238,7 @@ impl Endpoint {
         key: SessionKey,
         from: Jid,
         p: Parsed,
-    ) -> Result<Option<Iq>, Rejected> {
+    ) -> Result<After, Rejected> {
         if let Some(s) = self.sessions.get(&key) {
             return Err(match s.role {
                 Role::Initiator => Rejected::TieBreak,
@@ -249,7 +279,9 @@ impl Endpoint {
                 },
             );
             let id = format!("{}busy", self.config.id_prefix);
-            return Ok(Some(Iq::from_set(id, jingle).with_to(from)));
+            return Ok(After::AckThen(Box::new(
+                Iq::from_set(id, jingle).with_to(from),
+            )));
         }
         let s = Session::new(
             Role::Responder,
@@ -263,8 +295,18 @@ impl Endpoint {
             key,
             contents: p.contents,
         });
-        Ok(None)
+        Ok(After::Ack)
     }
+}
+
+/// What follows an action we took.
+enum After {
+    /// The result goes out now.
+    Ack,
+    /// The result, then this iq.
+    AckThen(Box<Iq>),
+    /// The application answers (a deferred transport-info).
+    Deferred,
 }
 
 fn need_transports(cs: &[Content]) -> Result<(), Rejected> {

@@ -31,6 +31,17 @@ use crate::types::{Config, Content, Role, SessionKey, Sid, State};
 use crate::wire::{self, Out};
 use session::Session;
 
+/// A transport-info the application answers.
+#[derive(Debug)]
+struct Deferred {
+    to: Jid,
+    deadline: Instant,
+}
+
+/// The most transport-infos waiting for the application's answer at once; more are
+/// acknowledged on arrival.
+const MAX_DEFERRED: usize = 256;
+
 #[derive(Debug)]
 struct Request {
     key: SessionKey,
@@ -61,6 +72,8 @@ pub struct Endpoint {
     next_id: u64,
     transmit: VecDeque<Iq>,
     events: VecDeque<Event>,
+    /// Transport-infos the application answers, by (session, iq id).
+    deferred: BTreeMap<(SessionKey, String), Deferred>,
 }
 
 impl Endpoint {
@@ -74,6 +87,7 @@ impl Endpoint {
             next_id: 0,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            deferred: BTreeMap::new(),
         }
     }
 
@@ -252,6 +266,31 @@ impl Endpoint {
         Ok(self.send(now, key, Action::SessionInfo, out))
     }
 
+    /// Answers a transport-info of `key` whose [`Event::TransportInfo`] carried `id`:
+    /// `Ok` acknowledges it, `Err` answers with that stanza error (the transport refused
+    /// the element). `false` when it is not waiting (answered already, or acknowledged on
+    /// its timeout).
+    pub fn answer_transport_info(
+        &mut self,
+        key: &SessionKey,
+        id: &str,
+        verdict: Result<(), xmpp_parsers::stanza_error::StanzaError>,
+    ) -> bool {
+        let Some(d) = self.deferred.remove(&(key.clone(), id.to_owned())) else {
+            return false;
+        };
+        let reply = match verdict {
+            Ok(()) => Iq::empty_result(d.to, id.to_owned()),
+            Err(e) => {
+                let mut r = Iq::from_error(id.to_owned(), e);
+                *r.to_mut() = Some(d.to);
+                r
+            }
+        };
+        self.transmit.push_back(reply);
+        true
+    }
+
     /// The next iq to send.
     pub fn poll_transmit(&mut self) -> Option<Iq> {
         self.transmit.pop_front()
@@ -266,13 +305,25 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let r = self.requests.values().map(|r| r.deadline);
         let s = self.sessions.values().filter_map(Session::deadline);
-        r.chain(s).min()
+        let d = self.deferred.values().map(|d| d.deadline);
+        r.chain(s).chain(d).min()
     }
 
     /// Expires what is due at `now`: our unanswered iqs (`RequestFailed` with `Timeout`; a
     /// live session is then ended with `<timeout/>`), PENDING sessions and unanswered
-    /// transport-replaces (session-terminate `<timeout/>`, [`EndCause::Timeout`]).
+    /// transport-replaces (session-terminate `<timeout/>`, [`EndCause::Timeout`]), deferred
+    /// transport-infos the application did not answer (acknowledged).
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Deferred transport-infos nobody answered: acknowledged, as without deferral.
+        let late: Vec<(SessionKey, String)> = self
+            .deferred
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (key, id) in late {
+            self.answer_transport_info(&key, &id, Ok(()));
+        }
         let mut due: Vec<String> = self
             .requests
             .iter()

@@ -26,6 +26,7 @@
 
 mod nominate;
 mod race;
+mod redial;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -189,6 +190,7 @@ pub struct Negotiation {
     transmits: VecDeque<Transmit>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
+    redial: redial::Redial,
 }
 
 impl Negotiation {
@@ -226,6 +228,7 @@ impl Negotiation {
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            redial: redial::Redial::default(),
         };
         if n.local.iter().any(|c| c.kind != crate::Kind::Proxy) {
             n.actions.push_back(Action::Accept {
@@ -361,7 +364,10 @@ impl Negotiation {
             return None;
         }
         let race = self.race.as_ref().and_then(Target::poll_timeout);
-        race.into_iter().chain(self.deadline).min()
+        race.into_iter()
+            .chain(self.deadline)
+            .chain(self.redial.next_due())
+            .min()
     }
 
     /// Fires what is due: the race's stagger and timeouts, the budget.
@@ -370,6 +376,7 @@ impl Negotiation {
             r.handle_timeout(now);
         }
         self.pump(now);
+        self.redial_due(now);
         if !self.is_done() && self.deadline.is_some_and(|d| d <= now) {
             self.fail(now, Error::Timeout(self.budget));
         }

@@ -33,11 +33,14 @@ impl Negotiation {
                     attempt,
                     addrs,
                     dst_addr,
-                } => Action::Connect {
-                    attempt,
-                    addrs,
-                    dst_addr,
-                },
+                } => {
+                    self.redial.note(attempt, &addrs, &dst_addr);
+                    Action::Connect {
+                        attempt,
+                        addrs,
+                        dst_addr,
+                    }
+                }
                 s5b::Action::Close { attempt } => Action::Close { attempt },
                 _ => continue,
             });
@@ -119,6 +122,9 @@ impl Negotiation {
 
     /// A race attempt failed.
     pub fn handle_connect_failed(&mut self, now: Instant, attempt: AttemptId, failure: Failure) {
+        if self.hold(now, attempt, &failure) {
+            return;
+        }
         if let Some(r) = &mut self.race {
             r.handle_connect_failed(now, attempt, failure);
         }

@@ -65,6 +65,11 @@ impl<T: StanzaTransport + Clone> JingleCore<T> {
         jc.max_sessions = config.policy.pending_capacity().saturating_mul(2).max(2);
         jc.max_sessions_per_peer = config.policy.per_peer_capacity().saturating_mul(2).max(2);
         xep0234_jingle_ft::configure(&mut jc);
+        // A transport-info is answered once the S5B negotiation judged it (the link's
+        // `Signalling::verdict`): a candidate-used for a cid never offered gets the
+        // negotiation's stanza error, not an ack.
+        jc.defer_transport_info = true;
+        jc.answer_timeout = config.s5b.iq_timeout.min(Duration::from_secs(10));
         let (out, out_rx) = mpsc::unbounded_channel();
         Some(Arc::new(Self {
             inner: Mutex::new(Inner {

@@ -9,7 +9,7 @@ use ft_transport::StanzaTransport;
 use jid::Jid;
 use xep0096_file::PartKey;
 use xep0166_jingle::Reason;
-use xep0234_jingle_ft::{Direction, FtSession};
+use xep0234_jingle_ft::{Direction, FtError, FtSession};
 use xep0261_jingle_ibb::NS_JINGLE_IBB;
 
 use super::core::Initiated;
@@ -22,7 +22,8 @@ use crate::manager::FileTransfer;
 use crate::recv::IncomingOffer;
 use crate::refused::{Refusal, RefusedOffer};
 use crate::stack::{Incoming, StackOffer};
-use crate::verify::{Expectations, ExpectedHash, HashAlgo};
+use crate::verify::{Expectations, ExpectedHash, HashAlgo, LateHashes};
+use xep0234_jingle_ft::FileInfo as FtFile;
 
 impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// A session-initiate: an offer for the application, or refused with the session's
@@ -33,14 +34,23 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
             return;
         };
         let from = Jid::from(i.key.peer.clone());
-        let refused = |name: Option<String>, size: Option<u64>, reason: Refusal| {
-            RefusedOffer::jingle(from.clone(), name, size, reason)
+        let refused = |name: Option<String>, size: Option<u64>, reason: Refusal, sent: Reason| {
+            RefusedOffer::jingle(from.clone(), name, size, reason, &sent)
         };
         let ft = core.with(|ep, now| FtSession::incoming(ep, now, &i.key, &i.contents, None));
         let mut ft = match ft {
             Ok(ft) => ft,
             Err(e) => {
-                self.note_refused(refused(None, None, Refusal::MalformedJingle(Arc::new(e))));
+                // What `FtSession::incoming` terminated with.
+                let sent = match &e {
+                    FtError::NotFileTransfer => Reason::UnsupportedApplications,
+                    FtError::FileCount(_) if i.contents.len() != 1 => {
+                        Reason::UnsupportedApplications
+                    }
+                    e => e.reason(),
+                };
+                let reason = Refusal::MalformedJingle(Arc::new(e));
+                self.note_refused(refused(None, None, reason, sent));
                 return;
             }
         };
@@ -50,27 +60,28 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         let end = |ft: &mut FtSession, reason: Reason| {
             let _ = core.with(|ep, now| ft.terminate(ep, now, reason));
         };
-        // A request (pull) is not served: we only receive what is pushed.
         let ns = ft.peer_transport().map(minidom::Element::ns);
         let transport_ok = match ns.as_deref() {
             Some(NS_JINGLE_IBB) => config.has_ibb(),
             Some(xep0260_jingle_s5b::NS) => config.methods.contains(&Method::S5b),
             _ => false,
         };
-        if ft.direction() != Direction::Receive || !transport_ok {
-            let reason = if transport_ok {
-                Reason::UnsupportedApplications
-            } else {
-                Reason::UnsupportedTransports
-            };
-            end(&mut ft, reason);
-            self.note_refused(refused(name, size, Refusal::NoCommonMethod));
+        if !transport_ok {
+            end(&mut ft, Reason::UnsupportedTransports);
+            let sent = Reason::UnsupportedTransports;
+            self.note_refused(refused(name, size, Refusal::NoCommonMethod, sent));
             return;
         }
         let key = (from.clone(), i.key.sid.clone());
         if let Some(refusal) = self.admit(&key) {
             end(&mut ft, Reason::Busy);
-            self.note_refused(refused(name, size, refusal));
+            self.note_refused(refused(name, size, refusal, Reason::Busy));
+            return;
+        }
+        if ft.direction() == Direction::Send {
+            // A request (pull): the application decides what, if anything, to serve.
+            let request = super::serve::pending(shared, &core, ft);
+            self.deliver_request(request, refused(name, size, Refusal::Busy, Reason::Busy));
             return;
         }
         let policy = &config.policy;
@@ -80,7 +91,8 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
         {
             release();
             end(&mut ft, Reason::Decline);
-            self.note_refused(refused(name, Some(size), Refusal::TooLarge { size, limit }));
+            let reason = Refusal::TooLarge { size, limit };
+            self.note_refused(refused(name, Some(size), reason, Reason::Decline));
             return;
         }
         let auto = policy
@@ -96,22 +108,31 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
                 size: n.size,
                 available: n.available,
             };
-            self.note_refused(refused(name, size, reason));
+            self.note_refused(refused(name, size, reason, Reason::Decline));
             return;
         }
         let rx = core.route(&i.key);
         let offer = StackOffer::Jingle(Box::new(JingleOffer::new(ft, rx)));
         let incoming = IncomingOffer::new(shared.clone(), offer, from.clone(), key);
-        self.deliver(incoming, auto.cloned(), refused(name, size, Refusal::Busy));
+        let busy = refused(name, size, Refusal::Busy, Reason::Busy);
+        self.deliver(incoming, auto.cloned(), busy);
     }
 }
 
 /// What the data path needs of a Jingle offer: the resume key (peer, name, size, date,
-/// and the offered SHA-256 in place of SI's MD5 is not part of it), the hashes offered,
+/// and a strong offered hash, which identifies the file without a date), the hashes offered,
 /// and the algorithms of a `<checksum/>` to come (a [`LateHashes`](crate::verify::LateHashes)
 /// kept in the offer for the session).
 pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
-    let f = &o.file;
+    let (incoming, late) = incoming_of(&o.file, &o.key.peer);
+    *crate::shared::lock(&o.late) = late;
+    incoming
+}
+
+/// [`incoming`] for the file `f` from `peer` (an offer's, or the one a request of ours
+/// was answered with): with the [`LateHashes`] a `<checksum/>` fills, when no hash came
+/// with it.
+pub(crate) fn incoming_of(f: &FtFile, peer: &jid::FullJid) -> (Incoming, Option<LateHashes>) {
     let algo = |a: &xmpp_parsers::hashes::Algo| {
         xep0300_hashes::HashAlgo::from_algo(a).and_then(|a| HashAlgo::from_name(a.name()))
     };
@@ -126,6 +147,7 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
         })
         .collect();
     let mut expectations = Expectations::new(f.size, hashes.clone());
+    let mut late = None;
     if hashes.is_empty() {
         // The hash comes later in a <checksum/>: computed from the first byte. Announced
         // algorithms, or (none announced) SHA-256 and Gajim's BLAKE2b-512.
@@ -133,10 +155,10 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
         if later.is_empty() {
             later = vec![HashAlgo::Sha256, HashAlgo::Blake2b512];
         }
-        *crate::shared::lock(&o.late) = Some(expectations.late(&later));
+        late = Some(expectations.late(&later));
     }
     let mut key = PartKey::new(f.name.clone().unwrap_or_default(), f.size)
-        .with_peer(o.key.peer.to_bare().to_string());
+        .with_peer(peer.to_bare().to_string());
     if let Some(d) = f
         .date
         .clone()
@@ -144,11 +166,30 @@ pub(crate) fn incoming(o: &JingleOffer) -> Incoming {
     {
         key = key.with_date(d);
     }
-    Incoming {
+    // Without a date, a strong hash tells two versions of one name and size apart (most
+    // Jingle senders offer a hash and no date): the first of the offered ones in XEP-0300's
+    // preference, MD5 and SHA-1 never. With a date the key is as it always was, so that
+    // the parts of earlier versions still resume.
+    let dated = key.date.is_some();
+    let strong = xep0300_hashes::PREFERENCE
+        .iter()
+        .filter(|_| !dated)
+        .find_map(|want| {
+            f.hashes.iter().find(|h| {
+                xep0300_hashes::HashAlgo::from_algo(&h.algo) == Some(*want) && !h.hash.is_empty()
+            })
+        });
+    if let Some(h) = strong
+        && let Some(a) = xep0300_hashes::HashAlgo::from_algo(&h.algo)
+    {
+        key = key.with_hash(a.name(), &h.hash);
+    }
+    let incoming = Incoming {
         key,
         ranged: f.range.is_some(),
         expectations,
-    }
+    };
+    (incoming, late)
 }
 
 /// How long a cut receive waits for the sender's terminate to say why.

@@ -33,8 +33,15 @@ pub(crate) struct Link<T: StanzaTransport + Clone> {
     pub(crate) replaced: Option<Option<Element>>,
     /// Where a `<checksum/>` goes (receiver).
     pub(crate) late: Option<LateHashes>,
-    /// The peer's transport elements not taken yet (session-accept's, transport-info's).
-    pub(crate) transports: std::collections::VecDeque<Element>,
+    /// The peer's transport elements not taken yet (session-accept's, transport-info's),
+    /// each with the id of its transport-info iq when that waits for our answer.
+    pub(crate) transports: std::collections::VecDeque<(Element, Option<String>)>,
+    /// The transport-info iq whose element [`Signalling::recv`] returned last, to answer
+    /// with its verdict.
+    judged: Option<String>,
+    /// No S5B negotiation reads transport-info any more (it ended, or never ran): each is
+    /// acknowledged on arrival.
+    s5b_done: bool,
     /// The proxy activation goes through this tracker.
     pub(crate) activate: Option<(Arc<ft_transport::iq::IqTracker>, Duration)>,
 }
@@ -118,6 +125,8 @@ impl<T: StanzaTransport + Clone> Link<T> {
             replaced: None,
             late: None,
             transports: std::collections::VecDeque::new(),
+            judged: None,
+            s5b_done: false,
             activate: None,
         }
     }
@@ -130,7 +139,17 @@ impl<T: StanzaTransport + Clone> Link<T> {
                 return None;
             }
             let ev = self.rx.recv().await?;
+            let answer = match &ev {
+                Event::TransportInfo {
+                    answer: Some(id), ..
+                } => Some(id.clone()),
+                _ => None,
+            };
             let Some(fe) = self.ft.handle(&ev) else {
+                if let Some(id) = answer {
+                    // Not this session's content: nothing judges it.
+                    self.answer(&id, Ok(()));
+                }
                 continue;
             };
             match &fe {
@@ -139,11 +158,25 @@ impl<T: StanzaTransport + Clone> Link<T> {
                 FtEvent::TransportReplace(el) => self.replace = Some(el.clone()),
                 FtEvent::TransportAccepted(el) => self.replaced = Some(el.clone()),
                 FtEvent::TransportRejected => self.replaced = Some(None),
-                FtEvent::TransportInfo(el) => self.transports.push_back(el.clone()),
+                FtEvent::TransportInfo(el)
+                    if el.is("transport", xep0260_jingle_s5b::NS) && !self.s5b_done =>
+                {
+                    self.transports.push_back((el.clone(), answer));
+                }
+                FtEvent::TransportInfo(el) => {
+                    // Another transport's info (IBB has none), or one after the S5B
+                    // negotiation: acknowledged; kept only while a negotiation may read it.
+                    if !self.s5b_done {
+                        self.transports.push_back((el.clone(), None));
+                    }
+                    if let Some(id) = answer {
+                        self.answer(&id, Ok(()));
+                    }
+                }
                 FtEvent::Accepted {
                     transport: Some(el),
                     ..
-                } => self.transports.push_back(el.clone()),
+                } => self.transports.push_back((el.clone(), None)),
                 FtEvent::Checksum(c) => {
                     if let Some(late) = &self.late {
                         for h in &c.hashes {
@@ -173,6 +206,31 @@ impl<T: StanzaTransport + Clone> Link<T> {
                 self.ended = Some(Ended::of(&EndCause::ByPeer(None)));
             }
         }
+    }
+
+    /// The S5B negotiation is over: what it did not read is acknowledged, and so is every
+    /// transport-info from now on.
+    pub(crate) fn s5b_done(&mut self) {
+        self.s5b_done = true;
+        let waiting: Vec<String> = self
+            .transports
+            .iter_mut()
+            .filter_map(|(_, id)| id.take())
+            .collect();
+        for id in waiting {
+            self.answer(&id, Ok(()));
+        }
+        if let Some(id) = self.judged.take() {
+            self.answer(&id, Ok(()));
+        }
+    }
+
+    /// Answers the peer's transport-info `id`: an ack, or the transport's refusal.
+    fn answer(&self, id: &str, verdict: Result<(), InputError>) {
+        let key = self.ft.key().clone();
+        let verdict = verdict.map_err(|e| e.stanza_error());
+        self.core
+            .with(|ep, _| ep.answer_transport_info(&key, id, verdict));
     }
 
     /// Ends the session with `reason` unless it is over already.
@@ -206,11 +264,17 @@ impl<T: StanzaTransport + Clone> Signalling for Link<T> {
 
     async fn recv(&mut self) -> Option<Transport> {
         loop {
-            if let Some(el) = self.transports.pop_front() {
+            if let Some((el, id)) = self.transports.pop_front() {
                 match Transport::try_from(el) {
-                    Ok(t) => return Some(t),
+                    Ok(t) => {
+                        self.judged = id;
+                        return Some(t);
+                    }
                     Err(e) => {
-                        tracing::debug!("ft-facade: unreadable s5b transport skipped: {e}");
+                        tracing::debug!("ft-facade: unreadable s5b transport refused: {e}");
+                        if let Some(id) = id {
+                            self.answer(&id, Err(InputError::Malformed("unreadable transport")));
+                        }
                         continue;
                     }
                 }
@@ -224,10 +288,14 @@ impl<T: StanzaTransport + Clone> Signalling for Link<T> {
     }
 
     fn verdict(&mut self, verdict: Result<(), InputError>) {
-        // The session core acknowledged the transport-info when it arrived (XEP-0166
-        // acks the iq; the transport's verdict is not the iq's answer here).
-        if let Err(e) = verdict {
+        // The core left the transport-info's iq to us (`defer_transport_info`): its answer
+        // is the negotiation's verdict (XEP-0260: `bad-request` for a cid never offered,
+        // `unexpected-request` + `<out-of-order/>` for an `activated` out of turn).
+        if let Err(e) = &verdict {
             tracing::debug!("ft-facade: peer's s5b transport refused: {e}");
+        }
+        if let Some(id) = self.judged.take() {
+            self.answer(&id, verdict);
         }
     }
 

@@ -8,10 +8,14 @@
 //! * [`incoming`]: a session-initiate turned into an offer (policy, bounds).
 //! * [`transport`]: candidates, the S5B race, the IBB wait, both roles.
 //! * [`link`]: a transfer task's end of its session.
+//! * [`pull`]: requesting a file from a peer (XEP-0234 §5), received like an offer.
+//! * [`serve`]: a peer's request, for the application to serve or decline.
 
 pub(crate) mod core;
 pub(crate) mod incoming;
 pub(crate) mod link;
+pub(crate) mod pull;
 pub(crate) mod recv;
 pub(crate) mod send;
+pub(crate) mod serve;
 pub(crate) mod transport;

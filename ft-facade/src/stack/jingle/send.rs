@@ -17,6 +17,7 @@ use xmpp_parsers::hashes::{Algo, Hash};
 
 use super::link::Link;
 use super::transport;
+use crate::HashAlgo;
 use crate::config::Method;
 use crate::error::{ErrorKind, Side, Stage, TransferError};
 use crate::event::{Delivery, Event, FallbackReason, FileInfo, MethodUsed, Outcome};
@@ -41,6 +42,13 @@ pub(crate) struct Request<'a> {
     pub(crate) options: &'a SendOptions,
     /// The whole file's SHA-256 (hex) when known before the offer.
     pub(crate) sha256: Option<&'a str>,
+    /// The hash to announce (chosen from the peer's disco#info): with SHA-256 the offer
+    /// carries `sha256` when known; another goes in `<hash-used/>` and its `<checksum/>`
+    /// follows the last byte.
+    pub(crate) hash: HashAlgo,
+    /// A pull (XEP-0234 §5): we ask the peer for this file (`senders='responder'`) and
+    /// receive it; `info`, `size` and `sha256` are not used then.
+    pub(crate) pull: Option<FtFile>,
 }
 
 /// What goes on after the bytestream is up.
@@ -50,9 +58,10 @@ pub(crate) struct Session<T: StanzaTransport + Clone> {
     pub(crate) hash_in_offer: bool,
 }
 
-/// The `<file/>` we offer.
-fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
+/// The `<file/>` we offer (or serve for a request).
+pub(crate) fn file(info: &FileInfo, size: u64, sha256: Option<&str>, hash: HashAlgo) -> FtFile {
     let hashes: Vec<Hash> = sha256
+        .filter(|_| hash == HashAlgo::Sha256)
         .and_then(|h| hex::decode(h).ok())
         .map(|h| Hash::new(Algo::Sha_256, h))
         .into_iter()
@@ -64,7 +73,7 @@ fn file(info: &FileInfo, size: u64, sha256: Option<&str>) -> FtFile {
         media_type: info.mime_type.clone(),
         desc: info.desc.clone(),
         hash_used: if hashes.is_empty() {
-            vec![Algo::Sha_256]
+            vec![algo_of(hash)]
         } else {
             Vec::new()
         },
@@ -87,7 +96,10 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         methods,
         options,
         sha256,
+        hash,
+        pull,
     } = request;
+    let pulling = pull.is_some();
     let config = &shared.config;
     let cancel = side.cancel.clone();
     let Some(core) = shared.jingle.clone() else {
@@ -129,11 +141,16 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
     // Offer.
     side.reporter.stage(Stage::Offer);
     let key = xep0166_jingle::SessionKey::new(peer.clone(), sid.clone());
-    let f = file(info, size, sha256);
+    let f = pull.unwrap_or_else(|| file(info, size, sha256, hash));
     let hash_in_offer = !f.hashes.is_empty();
     let (ft, rx) = core
         .start_session(&key, |ep, now| {
-            FtSession::offer(
+            let initiate = if pulling {
+                FtSession::request
+            } else {
+                FtSession::offer
+            };
+            initiate(
                 ep,
                 now,
                 peer.clone(),
@@ -168,7 +185,10 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         }
     };
     let (their_transport, range) = accepted;
+    // A pull: the responder's accept described the file; nothing to check of a range.
+    let served = pulling.then(|| link.ft.file().size);
     let (offset, length) = match range {
+        _ if pulling => (0, served.flatten().unwrap_or(0)),
         Some(r) if r.offset > size || r.length.is_some_and(|l| r.offset + l > size) => {
             link.terminate(Reason::FailedApplication);
             return Err(err(
@@ -188,7 +208,7 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
         offset,
         at: side.reporter.at(),
     });
-    side.reporter.total(Some(length));
+    side.reporter.total(served.unwrap_or(Some(length)));
 
     // Connect.
     side.reporter.stage(Stage::Connect);
@@ -255,6 +275,11 @@ pub(crate) async fn negotiate<T: StanzaTransport + Clone>(
             hash_in_offer,
         },
     ))
+}
+
+/// The wire value of `algo`.
+fn algo_of(algo: HashAlgo) -> Algo {
+    xep0300_hashes::HashAlgo::from_name(algo.name()).map_or(Algo::Sha_256, |a| a.to_algo())
 }
 
 fn unreachable_end() -> super::link::Ended {
@@ -393,12 +418,18 @@ pub(crate) async fn stream<T: StanzaTransport + Clone>(
         let core = link.core.clone();
         let key = link.ft.key().clone();
         let name = link.ft.content_name().clone();
-        Box::new(move |sha256: &str| {
-            let Ok(raw) = hex::decode(sha256) else { return };
+        Box::new(move |sha256: &str, extra: Option<(HashAlgo, Vec<u8>)>| {
+            let hash = match extra {
+                Some((algo, raw)) => Hash::new(algo_of(algo), raw),
+                None => match hex::decode(sha256) {
+                    Ok(raw) => Hash::new(Algo::Sha_256, raw),
+                    Err(_) => return,
+                },
+            };
             let c = xep0234_jingle_ft::Checksum::new(
                 xep0166_jingle::Creator::Initiator,
                 name,
-                vec![Hash::new(Algo::Sha_256, raw)],
+                vec![hash],
             );
             let el = Element::from(&c);
             if let Err(e) = core.with(|ep, now| ep.session_info(now, &key, Some(el))) {
