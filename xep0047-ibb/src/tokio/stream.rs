@@ -7,7 +7,7 @@ use super::*;
 /// the peer has answered our `<close/>`. Dropping the stream closes it the same way in the
 /// background.
 pub struct IbbStream {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     sid: Sid,
     peer: Jid,
     block_size: u16,
@@ -98,8 +98,9 @@ impl IbbStream {
     pub fn abort(&self) {
         let mut c = lock(&self.shared.cell);
         c.session.cancel();
-        c.dispatch_and_wake();
+        let wake = c.dispatch_all();
         drop(c);
+        wake.wake();
         self.shared.notify.notify_one();
     }
 
