@@ -30,3 +30,52 @@ fn a_writer_blocked_on_a_full_send_buffer_is_told_when_a_chunk_goes_in_flight() 
     assert!(s.poll_transmit().is_some());
     assert!(s.poll_event().is_none());
 }
+
+/// Writes plenty on an established session of `block_size` (every chunk that size) and
+/// sends what the window allows without any acknowledgement; the chunks in flight.
+fn in_flight_after_a_burst(
+    block_size: u16,
+    config: impl FnOnce(&mut xep0047_ibb::Config),
+) -> usize {
+    let mut p = Pair::new();
+    p.a.config
+        .adaptive_chunks(false)
+        .initial_window(64)
+        .max_in_flight(64);
+    config(&mut p.a.config);
+    p.open("burst", iq_opts(block_size));
+    p.drive();
+    let s = p.a.s();
+    let mut sent = 0;
+    for _ in 0..200 {
+        let room = s.send_capacity();
+        s.send(&vec![1; room]).unwrap();
+        match s.poll_transmit() {
+            Some(_) => sent += 1,
+            None => break,
+        }
+    }
+    assert_eq!(s.in_flight(), sent);
+    sent
+}
+
+#[test]
+fn the_bytes_in_flight_are_bounded_as_well_as_the_chunks() {
+    // Default bound, 512 KiB: 8 chunks of 65535 bytes, the whole window of 4096-byte ones.
+    assert_eq!(in_flight_after_a_burst(65535, |_| {}), 8);
+    assert_eq!(in_flight_after_a_burst(4096, |_| {}), 64);
+    // One chunk always goes, whatever the bound.
+    assert_eq!(
+        in_flight_after_a_burst(65535, |c| {
+            c.max_in_flight_bytes(1000);
+        }),
+        1
+    );
+    // A bound of a whole window leaves the window alone.
+    assert_eq!(
+        in_flight_after_a_burst(65535, |c| {
+            c.max_in_flight_bytes(64 * 65535);
+        }),
+        64
+    );
+}

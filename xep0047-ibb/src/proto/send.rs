@@ -178,7 +178,10 @@ impl Session {
         let short = len < chunk;
         match self.kind {
             StanzaKind::Iq => {
-                if self.in_flight.len() >= usize::from(self.window) {
+                if self.in_flight.len() >= usize::from(self.window)
+                    || (!self.in_flight.is_empty()
+                        && self.send_inflight_bytes + len > self.config.max_in_flight_bytes)
+                {
                     return None;
                 }
                 if short
