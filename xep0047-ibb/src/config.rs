@@ -98,7 +98,8 @@ impl Config {
     /// reached 9.3 MB/s at block-size 4096 against 8.7 for 16 (Prosody's own ceiling with a
     /// raw client: 10.1–10.4), and 16.2–17.5 at 65535 either way (ceiling 17.7–18.6); over
     /// the in-memory hub 16 and 32 are within noise at 65535 (2.1–2.7 GB/s). It bounds a
-    /// burst on a server to 32 stanzas (2 MiB at block-size 65535).
+    /// burst on a server to 32 stanzas; [`Config::max_in_flight_bytes`] bounds their bytes
+    /// (8 stanzas at block-size 65535 by default).
     pub fn max_in_flight(&mut self, v: u16) -> &mut Self {
         self.max_in_flight = v.max(1);
         self.initial_window = self.initial_window.min(self.max_in_flight);
