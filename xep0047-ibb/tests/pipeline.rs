@@ -79,3 +79,33 @@ fn the_bytes_in_flight_are_bounded_as_well_as_the_chunks() {
         64
     );
 }
+
+#[test]
+fn a_reader_can_take_whole_chunks_out_and_hand_their_buffers_back() {
+    let mut p = Pair::established(iq_opts(4096));
+    p.b.auto_read = false;
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+    p.a.write(&data, false);
+    p.a.s().flush();
+    p.drive();
+    let b = p.b.s();
+    assert_eq!(b.readable(), 10_000);
+    // A partial read first; the next chunk taken out is the rest of the first one.
+    let mut head = [0u8; 100];
+    assert_eq!(b.read(&mut head).unwrap(), 100);
+    let mut got = head.to_vec();
+    let first = b.read_chunk().unwrap().expect("a chunk");
+    assert_eq!(first.len(), 4096 - 100);
+    got.extend_from_slice(&first);
+    b.recycle_chunk(first);
+    while let Some(chunk) = b.read_chunk().unwrap() {
+        got.extend_from_slice(&chunk);
+        b.recycle_chunk(chunk);
+    }
+    assert_eq!(got, data);
+    assert_eq!(b.readable(), 0);
+    assert!(
+        b.read_chunk().unwrap().is_none(),
+        "nothing buffered, no error"
+    );
+}
