@@ -177,7 +177,7 @@ pub async fn s5b(bytes: u64, via_proxy: bool) -> Result<Run, String> {
 /// Which window an IBB-over-iq case runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
-    /// The crate's defaults (starts at 4, grows to 16).
+    /// The crate's defaults (starts at 4 chunks, grows to 32, at most 512 KiB in flight).
     Adaptive,
     /// Exactly this many chunks in flight.
     Fixed(u16),
@@ -226,8 +226,9 @@ impl IbbParams {
         c.adaptive_chunks(false);
         if let Some(Window::Fixed(w)) = self.iq_window {
             c.max_in_flight(w).initial_window(w);
-            // Room for the whole window of full chunks on both sides.
+            // Room for the whole window of full chunks on both sides (and in flight).
             let window_bytes = usize::from(w) * usize::from(self.block_size);
+            c.max_in_flight_bytes(window_bytes);
             c.send_buffer(window_bytes.max(256 * 1024));
             c.recv_buffer(window_bytes.max(1024 * 1024));
         }

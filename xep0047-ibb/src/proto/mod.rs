@@ -47,7 +47,8 @@
 //!
 //! * iq mode: at most `window` chunks are unacknowledged; the window starts at
 //!   [`Config::initial_window`], grows by one per acknowledgement up to
-//!   [`Config::max_in_flight`], and halves on a `wait` error, after which the refused chunk
+//!   [`Config::max_in_flight`] (and no more than [`Config::max_in_flight_bytes`] bytes are
+//!   in flight), and halves on a `wait` error, after which the refused chunk
 //!   is resent (same seq) after [`Config::retry_delay`]. Written bytes stay in the send
 //!   buffer until acknowledged, so a retry re-encodes them without a second copy.
 //!   A chunk shorter than the chunk size is only sent when nothing is in flight or the

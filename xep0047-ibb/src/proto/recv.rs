@@ -48,6 +48,33 @@ impl Session {
         Ok(n)
     }
 
+    /// Takes the oldest received chunk's unread bytes out whole, for a reader that copies
+    /// them out without holding whatever guards the session; hand the buffer back with
+    /// [`Session::recycle_chunk`] once it is drained. Like [`Session::read`]: `Ok(None)` when
+    /// nothing is buffered now (check [`Session::is_eof`]), the session's error once the
+    /// buffer is drained.
+    pub fn read_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        let Some(mut chunk) = self.recv_chunks.pop_front() else {
+            return match &self.error {
+                Some(e) => Err(e.clone()),
+                None => Ok(None),
+            };
+        };
+        if self.recv_off > 0 {
+            chunk.drain(..self.recv_off);
+            self.recv_off = 0;
+        }
+        self.recv_len -= chunk.len();
+        self.release_acks();
+        Ok(Some(chunk))
+    }
+
+    /// Gives back a buffer from [`Session::read_chunk`] for a later chunk (kept if there is
+    /// room, as [`Session::read`] keeps its drained buffers).
+    pub fn recycle_chunk(&mut self, buf: Vec<u8>) {
+        self.recycle(buf);
+    }
+
     /// How many drained buffers to keep: enough for the chunks a full receive buffer holds
     /// (a reader that lags by up to [`Config::recv_buffer`] then still allocates nothing),
     /// at least [`RECV_SPARES`] and at most 64; together they hold no more than the larger

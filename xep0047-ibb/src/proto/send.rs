@@ -186,7 +186,10 @@ impl Session {
         let short = len < chunk;
         match self.kind {
             StanzaKind::Iq => {
-                if self.in_flight.len() >= usize::from(self.window) {
+                if self.in_flight.len() >= usize::from(self.window)
+                    || (!self.in_flight.is_empty()
+                        && self.send_inflight_bytes + len > self.config.max_in_flight_bytes)
+                {
                     return None;
                 }
                 if short
@@ -207,6 +210,10 @@ impl Session {
                 }
             }
         }
+        // A writer that found the buffer full waits for `Writable`; the bytes of this chunk
+        // stop counting against the buffer once in flight, so tell it now rather than at
+        // the next acknowledgement (which left it idle for a round trip per buffer-full).
+        let was_full = self.send_capacity() == 0;
         let seq = self.send_seq;
         self.send_seq = seq.wrapping_add(1);
         let elem = Data::encode(seq, &self.sid, &ring_slice(&self.send_buf, unsent_at, len));
@@ -226,6 +233,9 @@ impl Session {
                     retries: 0,
                 });
                 self.send_inflight_bytes += len;
+                if was_full {
+                    self.events.push_back(Event::Writable);
+                }
                 Some(iq_set(&self.peer, id, elem))
             }
             StanzaKind::Message => {

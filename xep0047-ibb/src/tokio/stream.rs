@@ -7,11 +7,16 @@ use super::*;
 /// the peer has answered our `<close/>`. Dropping the stream closes it the same way in the
 /// background.
 pub struct IbbStream {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     sid: Sid,
     peer: Jid,
     block_size: u16,
     stanza: StanzaKind,
+    /// The chunk being read, taken out of the session so that it is copied out without
+    /// the session's lock (which the pump needs for every inbound chunk), and how much
+    /// of it was read.
+    reading: Vec<u8>,
+    read_off: usize,
 }
 
 impl fmt::Debug for IbbStream {
@@ -56,6 +61,8 @@ impl IbbStream {
             peer,
             block_size,
             stanza,
+            reading: Vec::new(),
+            read_off: 0,
         }
     }
 
@@ -98,8 +105,9 @@ impl IbbStream {
     pub fn abort(&self) {
         let mut c = lock(&self.shared.cell);
         c.session.cancel();
-        c.dispatch_and_wake();
+        let wake = c.dispatch_all();
         drop(c);
+        wake.wake();
         self.shared.notify.notify_one();
     }
 
@@ -142,35 +150,46 @@ impl AsyncRead for IbbStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut c = lock(&self.shared.cell);
-        let dst = buf.initialize_unfilled();
-        if dst.is_empty() {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        match c.session.read(dst) {
-            Ok(0) => {
-                if c.session.is_eof() {
-                    return Poll::Ready(Ok(()));
-                }
-                if let Some(e) = c.io_error.clone() {
-                    return Poll::Ready(Err(to_io(e)));
-                }
-                c.read_waker = Some(cx.waker().clone());
-                Poll::Pending
+        if this.read_off == this.reading.len() {
+            let mut c = lock(&this.shared.cell);
+            let drained = std::mem::take(&mut this.reading);
+            if drained.capacity() > 0 {
+                c.session.recycle_chunk(drained);
             }
-            Ok(n) => {
-                buf.advance(n);
-                // Reading only matters to the driver when it released held-back acks.
-                let wake_driver = c.session.has_queued_transmit();
-                drop(c);
-                if wake_driver {
-                    self.shared.notify.notify_one();
+            this.read_off = 0;
+            match c.session.read_chunk() {
+                Ok(Some(chunk)) => {
+                    this.reading = chunk;
+                    // Reading only matters to the driver when it released held-back acks.
+                    let wake_driver = c.session.has_queued_transmit();
+                    drop(c);
+                    if wake_driver {
+                        this.shared.notify.notify_one();
+                    }
+                    this.shared.drained.notify_waiters();
                 }
-                self.shared.drained.notify_waiters();
-                Poll::Ready(Ok(()))
+                Ok(None) => {
+                    if c.session.is_eof() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    if let Some(e) = c.io_error.clone() {
+                        return Poll::Ready(Err(to_io(e)));
+                    }
+                    c.read_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(to_io(e))),
             }
-            Err(e) => Poll::Ready(Err(to_io(e))),
         }
+        let avail = &this.reading[this.read_off..];
+        let n = avail.len().min(buf.remaining());
+        buf.put_slice(&avail[..n]);
+        this.read_off += n;
+        Poll::Ready(Ok(()))
     }
 }
 
