@@ -125,8 +125,9 @@ impl IbbStream {
     pub fn answer_close(&self, verdict: Result<(), StanzaError>) {
         let mut c = lock(&self.shared.cell);
         c.session.answer_close(verdict);
-        c.dispatch_and_wake();
+        let wake = c.dispatch_all();
         drop(c);
+        wake.wake();
         self.shared.notify.notify_one();
     }
 
