@@ -1,11 +1,15 @@
 //! How long `xft send` of a 4 GiB file takes to put its offer on the wire (issue 13): the
 //! facade's `send_file` on a sparse 4 GiB file, timed until the SI offer reaches the peer's
-//! connection on the in-memory hub (no answer is sent; the transfer is dropped after).
+//! connection on the in-memory hub. The peer answers the sender's disco#info at once, as an
+//! SI client (the stack is chosen from it; unanswered, the sender would wait out its disco
+//! timeout first), and nothing else (the transfer is dropped after).
 
 use std::time::{Duration, Instant};
 
 use ft_facade::{Config, FileTransfer, Method, ProxySource, SendOptions};
-use ft_transport::hub::{Hub, HubReceiver};
+use ft_transport::StanzaTransport;
+use ft_transport::hub::{Hub, HubReceiver, HubTransport};
+use xmpp_parsers::disco::{DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
@@ -20,12 +24,41 @@ pub const GOAL: &str = "xft send of a 4 GiB file puts its offer on the wire with
 
 const GIB: u64 = 1 << 30;
 
-async fn offer_arrives(rx: &mut HubReceiver) -> bool {
+async fn offer_arrives(tx: &HubTransport, rx: &mut HubReceiver) -> bool {
     while let Some(stanza) = rx.recv().await {
-        if let Stanza::Iq(Iq::Set { payload, .. }) = stanza
-            && payload.is("si", ft_facade::si::NS_SI)
-        {
-            return true;
+        match stanza {
+            Stanza::Iq(Iq::Set { payload, .. }) if payload.is("si", ft_facade::si::NS_SI) => {
+                return true;
+            }
+            Stanza::Iq(Iq::Get { from, id, payload, .. })
+                if payload.is("query", "http://jabber.org/protocol/disco#info") =>
+            {
+                let info = DiscoInfoResult {
+                    node: None,
+                    identities: vec![Identity::new_anonymous::<_, _, String, String>("client", "pc")],
+                    features: [
+                        "http://jabber.org/protocol/disco#info",
+                        "http://jabber.org/protocol/si",
+                        "http://jabber.org/protocol/si/profile/file-transfer",
+                        "http://jabber.org/protocol/bytestreams",
+                        "http://jabber.org/protocol/ibb",
+                    ]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                    extensions: Vec::new(),
+                };
+                let answer = Iq::Result {
+                    from: None,
+                    to: from,
+                    id,
+                    payload: Some(info.into()),
+                };
+                if tx.send(Stanza::Iq(answer)).await.is_err() {
+                    return false;
+                }
+            }
+            _ => {}
         }
     }
     false
@@ -46,7 +79,7 @@ pub async fn run() -> Result<Run, String> {
         .map_err(|e| format!("{e}"))?;
     let bob_jid: ft_transport::Jid = "bob@bench.example/b".parse().map_err(|e| format!("{e}"))?;
     let (t, alice_rx) = hub.connect(alice_jid);
-    let (_bob, mut bob_rx) = hub.connect(bob_jid.clone());
+    let (bob, mut bob_rx) = hub.connect(bob_jid.clone());
     let mut c = Config::default();
     c.methods(&[Method::S5b, Method::Ibb]);
     c.proxies(ProxySource::None);
@@ -57,7 +90,7 @@ pub async fn run() -> Result<Run, String> {
     }));
     let t0 = Instant::now();
     let sending = alice.send_file(bob_jid, &path, SendOptions::default());
-    let arrived = tokio::time::timeout(Duration::from_secs(30), offer_arrives(&mut bob_rx)).await;
+    let arrived = tokio::time::timeout(Duration::from_secs(30), offer_arrives(&bob, &mut bob_rx)).await;
     let elapsed = t0.elapsed();
     drop(sending);
     pump.abort();
