@@ -30,12 +30,14 @@ async fn offer_arrives(tx: &HubTransport, rx: &mut HubReceiver) -> bool {
             Stanza::Iq(Iq::Set { payload, .. }) if payload.is("si", ft_facade::si::NS_SI) => {
                 return true;
             }
-            Stanza::Iq(Iq::Get { from, id, payload, .. })
-                if payload.is("query", "http://jabber.org/protocol/disco#info") =>
-            {
+            Stanza::Iq(Iq::Get {
+                from, id, payload, ..
+            }) if payload.is("query", "http://jabber.org/protocol/disco#info") => {
                 let info = DiscoInfoResult {
                     node: None,
-                    identities: vec![Identity::new_anonymous::<_, _, String, String>("client", "pc")],
+                    identities: vec![Identity::new_anonymous::<_, _, String, String>(
+                        "client", "pc",
+                    )],
                     features: [
                         "http://jabber.org/protocol/disco#info",
                         "http://jabber.org/protocol/si",
@@ -90,7 +92,8 @@ pub async fn run() -> Result<Run, String> {
     }));
     let t0 = Instant::now();
     let sending = alice.send_file(bob_jid, &path, SendOptions::default());
-    let arrived = tokio::time::timeout(Duration::from_secs(30), offer_arrives(&bob, &mut bob_rx)).await;
+    let arrived =
+        tokio::time::timeout(Duration::from_secs(30), offer_arrives(&bob, &mut bob_rx)).await;
     let elapsed = t0.elapsed();
     drop(sending);
     pump.abort();
