@@ -366,11 +366,12 @@ fn long() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let line = format!(
-                "{{\"suite\":\"faults\",\"mode\":\"{}\",\"seed_start\":{start},\"seeds\":{count},\"failed\":{},\"failed_seeds\":[{}],\"passed_alone\":[{}],\"secs\":{secs:.1},\"date_unix\":{date},\"threads\":{th},\"outcomes\":{}}}\n",
+                "{{\"suite\":\"faults\",\"mode\":\"{}\",\"seed_start\":{start},\"seeds\":{count},\"failed\":{},\"failed_seeds\":[{}],\"passed_alone\":[{}],\"passed_alone_count\":{},\"secs\":{secs:.1},\"date_unix\":{date},\"threads\":{th},\"outcomes\":{}}}\n",
                 mode.name(),
                 f.len(),
                 seeds.join(","),
                 alone.join(","),
+                figures.passed_alone.len(),
                 figures.outcomes_json()
             );
             std::fs::OpenOptions::new()
