@@ -96,6 +96,12 @@ const REGRESSION_SEEDS: &[(u64, Mode)] = &[
     // first connection was the main transfer's, also with further transfers beside it;
     // fixed in `check.rs` (the check applies to a lone transfer only).
     (4898, Mode::S5bDirect),
+    // Found by the 100,000-seed run: the main transfer's disk hangs in message mode, and a
+    // further transfer on the same connection failed at its IBB open, because the pump's
+    // backpressure (`Ibb::ready`) held every stanza behind the hung reader until the
+    // receiver's inactivity timeout. Fixed in xep0047-ibb: a reader that takes nothing for
+    // `Config::stalled_reader` no longer holds the pump (16 of 20 replays failed before).
+    (15200, Mode::IbbMessage),
 ];
 
 /// Seeds per mode in CI.

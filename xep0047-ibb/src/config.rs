@@ -42,6 +42,7 @@ pub struct Config {
     pub(crate) max_queued_blocks: usize,
     pub(crate) adaptive_chunks: bool,
     pub(crate) hold_close_answer: bool,
+    pub(crate) stalled_reader: Duration,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             max_queued_blocks: 64,
             adaptive_chunks: true,
             hold_close_answer: false,
+            stalled_reader: Duration::from_secs(2),
         }
     }
 }
@@ -233,12 +235,15 @@ impl Config {
     }
 
     /// Shortens the open, ack and close timeouts to `t` at most (tests, demos: the
-    /// facade's `cap_timeouts`). Without the ack and close timeouts, a session whose
-    /// transfer the facade had already failed kept its driver task for up to 60 s.
+    /// facade's `cap_timeouts`), and [`stalled_reader`](Self::stalled_reader) to `t / 2`,
+    /// so that an open behind a hung reader is still answered within `t`. Without the ack
+    /// and close timeouts, a session whose transfer the facade had already failed kept its
+    /// driver task for up to 60 s.
     pub fn cap_timeouts(&mut self, t: Duration) -> &mut Self {
         self.open_timeout = self.open_timeout.min(t);
         self.ack_timeout = self.ack_timeout.min(t);
         self.close_timeout = self.close_timeout.min(t);
+        self.stalled_reader = self.stalled_reader.min(t / 2);
         self
     }
 
@@ -262,6 +267,22 @@ impl Config {
     ///   most 32 in flight, most one) never reach it.
     pub fn max_queued_blocks(&mut self, v: usize) -> &mut Self {
         self.max_queued_blocks = v.max(1);
+        self
+    }
+
+    /// How long [`Ibb::ready`](crate::Ibb::ready) holds the pump for a backlogged
+    /// message-mode session whose reader takes nothing. Default 2 s, below the 5 s a Smack
+    /// client waits for an iq answer by default.
+    ///
+    /// Backpressure stops every stanza of the connection, not only that session's: a reader
+    /// that hangs (a disk that never returns, an application that forgot the stream) would
+    /// otherwise hold up every other transfer, offer and iq on the connection until the
+    /// session's idle timeout. Past this, `ready` no longer waits for that session: its
+    /// chunks keep coming and it ends at [`max_queued_blocks`](Self::max_queued_blocks) with
+    /// `wait/resource-constraint`, while the rest of the connection goes on. A reader that
+    /// takes a chunk within it, however slowly, keeps its backpressure.
+    pub fn stalled_reader(&mut self, v: Duration) -> &mut Self {
+        self.stalled_reader = v;
         self
     }
 

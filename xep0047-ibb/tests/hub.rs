@@ -395,3 +395,139 @@ async fn without_the_gate_a_lagging_reader_hits_the_overrun_limit() {
     eprintln!("ungated: {err}");
     assert!(err.to_string().contains("buffer"), "{err}");
 }
+
+/// A message-mode reader that takes nothing (a hung disk, a forgotten stream) must not hold
+/// up the rest of the connection behind `Ibb::ready`: after `Config::stalled_reader` the
+/// pump takes stanzas again, another session opens and completes, and the hung one ends at
+/// its own bound (`max_queued_blocks`) with a buffer overflow. Before, every stanza of the
+/// connection waited until the hung session's idle timeout (fault seed ibb-message 15200).
+#[tokio::test]
+async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
+    let hub = Hub::new();
+    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (at, arx) = hub.connect(a_jid.clone());
+    let (bt, brx) = hub.connect(b_jid.clone());
+    let mut cb = Config::default();
+    cb.recv_buffer(64 * 1024)
+        .stalled_reader(Duration::from_millis(300));
+    let a = Ibb::new(at, Config::default());
+    let b = Ibb::new(bt, cb);
+    pump(a.clone(), arx);
+    // The pump awaits `Ibb::ready` before each stanza.
+    tokio::spawn(ft_transport::pump(brx, b.clone()));
+    let message = OpenOptions {
+        block_size: 4096,
+        stanza: StanzaKind::Message,
+    };
+    let hung = Sid::new("hung").unwrap();
+    let accept = b.expect(a_jid.clone(), hung.clone(), Duration::from_secs(5));
+    let (sa, sb) = tokio::join!(a.open(b_jid.clone(), hung, message), accept);
+    let (mut sa, sb) = (sa.unwrap(), sb.unwrap());
+    // Far more than the receiver holds; nobody reads `sb`.
+    let writer = tokio::spawn(async move {
+        let _ = sa.write_all(&data(4 << 20, 5)).await;
+        let _ = sa.shutdown().await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(b.is_backlogged(), "the hung session fills its buffer");
+
+    // Another transfer on the same connection, while the first is stuck.
+    let other = Sid::new("other").unwrap();
+    let accept = b.expect(a_jid, other.clone(), Duration::from_secs(3));
+    let opened = a.open(b_jid, other, message);
+    let moved = tokio::time::timeout(Duration::from_secs(3), async {
+        let (sa2, sb2) = tokio::join!(opened, accept);
+        let (mut sa2, mut sb2) = (sa2.expect("the open is answered"), sb2.expect("accepted"));
+        let out = data(256 * 1024, 6);
+        let send = async {
+            sa2.write_all(&out).await.unwrap();
+            sa2.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let ((), read) = tokio::join!(send, sb2.read_to_end(&mut got));
+        read.unwrap();
+        assert_eq!(Sha256::digest(&got), Sha256::digest(&out));
+    })
+    .await;
+    assert!(
+        moved.is_ok(),
+        "the second session waited behind the hung one"
+    );
+
+    // The hung session ended at its own bound, not at its idle timeout.
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Some(e) = sb.error() {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the hung session ends");
+    assert!(ended.to_string().contains("buffer"), "{ended}");
+    assert!(!b.is_backlogged());
+    writer.abort();
+}
+
+/// The other side of `stalled_reader`: a reader that had taken everything is waiting, not
+/// stalled. A session that stayed quiet for longer than `stalled_reader` and then gets a
+/// burst keeps its backpressure while its reader drains it at its own pace: every byte
+/// arrives (the first version counted from the last chunk taken, so this session was
+/// "stalled" at its first chunk and overran).
+#[tokio::test]
+async fn f11_a_reader_idle_for_want_of_data_keeps_its_backpressure() {
+    let hub = Hub::new();
+    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
+    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
+    let (at, arx) = hub.connect(a_jid.clone());
+    let (bt, brx) = hub.connect(b_jid.clone());
+    let mut cb = Config::default();
+    cb.recv_buffer(64 * 1024)
+        .stalled_reader(Duration::from_millis(300));
+    let a = Ibb::new(at, Config::default());
+    let b = Ibb::new(bt, cb);
+    pump(a.clone(), arx);
+    tokio::spawn(ft_transport::pump(brx, b.clone()));
+    let sid = Sid::new("quiet-then-burst").unwrap();
+    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
+    let opened = a.open(
+        b_jid,
+        sid,
+        OpenOptions {
+            block_size: 4096,
+            stanza: StanzaKind::Message,
+        },
+    );
+    let (sa, sb) = tokio::join!(opened, accept);
+    let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
+    let out = data(1 << 20, 7);
+    let expected = out.clone();
+    let writer = tokio::spawn(async move {
+        // Quiet for longer than `stalled_reader`, then a burst far above the buffer.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        sa.write_all(&out).await.unwrap();
+        sa.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    let mut buf = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = sb.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            got.extend_from_slice(&buf[..n]);
+            // Slower than the sender, well within `stalled_reader` per chunk.
+            if got.len() % (32 * 1024) < n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await
+    .expect("the transfer ends");
+    read.expect("every byte arrives, no overrun");
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&expected));
+    writer.await.unwrap();
+}

@@ -60,6 +60,10 @@ struct Cell {
     io_error: Option<Error>,
     /// [`Session::is_closed`] as of the last dispatch.
     was_closed: bool,
+    /// When the application last took a chunk, or had taken every one when more came (or
+    /// the session began): a backlogged session whose reader took nothing for
+    /// [`Config::stalled_reader`] since no longer holds [`Ibb::ready`].
+    last_read: tokio::time::Instant,
 }
 
 impl Cell {
@@ -71,6 +75,7 @@ impl Cell {
             open_tx: None,
             io_error: None,
             was_closed: false,
+            last_read: tokio::time::Instant::now(),
         }
     }
 
@@ -261,8 +266,13 @@ impl<T: StanzaTransport> Ibb<T> {
         let mut stanza = stanza;
         for shared in candidates {
             let mut cell = lock(&shared.cell);
+            let caught_up = cell.session.readable() == 0;
             match cell.session.handle_stanza(now, stanza) {
                 ControlFlow::Break(()) => {
+                    if caught_up && cell.session.readable() > 0 {
+                        // The reader had taken everything: it waits, it is not stalled.
+                        cell.last_read = tokio::time::Instant::now();
+                    }
                     let wake = cell.dispatch();
                     drop(cell);
                     wake.wake();
@@ -461,7 +471,9 @@ impl<T: StanzaTransport> Ibb<T> {
     ///
     /// Read the streams from other tasks than the pump: a reader that waits for the pump
     /// would wait forever. A session that stays backlogged is checked again every 100 ms,
-    /// so one that closes or is dropped never blocks the pump.
+    /// so one that closes or is dropped never blocks the pump, and one whose reader took
+    /// nothing for [`Config::stalled_reader`] no longer does either: a hung reader ends its
+    /// own session (`wait/resource-constraint`), not the connection's other traffic.
     pub async fn ready(&self) {
         loop {
             let notified = self.inner.drained.notified();
@@ -477,10 +489,12 @@ impl<T: StanzaTransport> Ibb<T> {
     /// Whether an open message-mode session holds more unread bytes than
     /// [`Config::recv_buffer`], or more unread chunks than half of
     /// [`Config::max_queued_blocks`] (the other half is the margin for stanzas already
-    /// taken when the pump stops).
+    /// taken when the pump stops), and its reader took a chunk within
+    /// [`Config::stalled_reader`].
     pub fn is_backlogged(&self) -> bool {
         let limit = self.inner.config.recv_buffer;
         let chunks = self.inner.config.max_queued_blocks / 2;
+        let stalled = tokio::time::Instant::now().checked_sub(self.inner.config.stalled_reader);
         let sessions: Vec<Arc<Shared>> = lock(&self.inner.registry)
             .sessions
             .values()
@@ -491,6 +505,7 @@ impl<T: StanzaTransport> Ibb<T> {
             c.session.stanza_kind() == StanzaKind::Message
                 && !c.session.is_closed()
                 && (c.session.readable() > limit || c.session.queued_chunks() > chunks)
+                && stalled.is_none_or(|t| c.last_read > t)
         })
     }
 }

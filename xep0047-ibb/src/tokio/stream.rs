@@ -165,6 +165,7 @@ impl AsyncRead for IbbStream {
             match c.session.read_chunk() {
                 Ok(Some(chunk)) => {
                     this.reading = chunk;
+                    c.last_read = tokio::time::Instant::now();
                     // Reading only matters to the driver when it released held-back acks.
                     let wake_driver = c.session.has_queued_transmit();
                     drop(c);
