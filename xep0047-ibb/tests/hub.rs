@@ -14,6 +14,16 @@ fn pump(ibb: Ibb<HubTransport>, rx: HubReceiver) {
 }
 
 fn peers(ca: Config, cb: Config) -> (Ibb<HubTransport>, Ibb<HubTransport>, Jid, Jid) {
+    peers_with(ca, cb, false)
+}
+
+/// Alice and Bob over one hub; with `gated`, Bob's pump awaits `Ibb::ready` before each
+/// stanza (message-mode backpressure).
+fn peers_with(
+    ca: Config,
+    cb: Config,
+    gated: bool,
+) -> (Ibb<HubTransport>, Ibb<HubTransport>, Jid, Jid) {
     let hub = Hub::new();
     let a_jid: Jid = "alice@example.org/a".parse().unwrap();
     let b_jid: Jid = "bob@example.org/b".parse().unwrap();
@@ -22,8 +32,19 @@ fn peers(ca: Config, cb: Config) -> (Ibb<HubTransport>, Ibb<HubTransport>, Jid, 
     let a = Ibb::new(at, ca);
     let b = Ibb::new(bt, cb);
     pump(a.clone(), arx);
-    pump(b.clone(), brx);
+    if gated {
+        tokio::spawn(ft_transport::pump(brx, b.clone()));
+    } else {
+        pump(b.clone(), brx);
+    }
     (a, b, a_jid, b_jid)
+}
+
+/// A receiver's config for the `stalled_reader` cases: a small buffer, a short patience.
+fn impatient(patience: Duration) -> Config {
+    let mut c = Config::default();
+    c.recv_buffer(64 * 1024).stalled_reader(patience);
+    c
 }
 
 fn data(n: usize, salt: u8) -> Vec<u8> {
@@ -323,22 +344,9 @@ async fn f3_data_from_a_jid_other_than_the_session_peer_is_item_not_found_and_no
 /// `message_overrun`. A pump that awaits `Ibb::ready()` turns the lag into backpressure on
 /// the sender instead, and every byte arrives.
 async fn slow_reader_over_message(gated: bool) -> Result<Vec<u8>, std::io::Error> {
-    let hub = Hub::new();
-    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
-    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
-    let (at, arx) = hub.connect(a_jid.clone());
-    let (bt, brx) = hub.connect(b_jid.clone());
     let mut cb = Config::default();
     cb.recv_buffer(256 * 1024).message_overrun(1024 * 1024);
-    let a = Ibb::new(at, Config::default());
-    let b = Ibb::new(bt, cb);
-    pump(a.clone(), arx);
-    if gated {
-        // The pump awaits `Ibb::ready` before each stanza.
-        tokio::spawn(ft_transport::pump(brx, b.clone()));
-    } else {
-        pump(b.clone(), brx);
-    }
+    let (a, b, a_jid, b_jid) = peers_with(Config::default(), cb, gated);
     let sid = Sid::new(format!("slow-{gated}")).unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let opened = a.open(
@@ -403,19 +411,8 @@ async fn without_the_gate_a_lagging_reader_hits_the_overrun_limit() {
 /// connection waited until the hung session's idle timeout (fault seed ibb-message 15200).
 #[tokio::test]
 async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
-    let hub = Hub::new();
-    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
-    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
-    let (at, arx) = hub.connect(a_jid.clone());
-    let (bt, brx) = hub.connect(b_jid.clone());
-    let mut cb = Config::default();
-    cb.recv_buffer(64 * 1024)
-        .stalled_reader(Duration::from_millis(300));
-    let a = Ibb::new(at, Config::default());
-    let b = Ibb::new(bt, cb);
-    pump(a.clone(), arx);
-    // The pump awaits `Ibb::ready` before each stanza.
-    tokio::spawn(ft_transport::pump(brx, b.clone()));
+    let (a, b, a_jid, b_jid) =
+        peers_with(Config::default(), impatient(Duration::from_secs(1)), true);
     let message = OpenOptions {
         block_size: 4096,
         stanza: StanzaKind::Message,
@@ -429,8 +426,15 @@ async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
         let _ = sa.write_all(&data(4 << 20, 5)).await;
         let _ = sa.shutdown().await;
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(b.is_backlogged(), "the hung session fills its buffer");
+    // Wait for the hung session to hold up the pump (best effort: on a loaded machine it
+    // may already be past `stalled_reader` when this looks; that it was held up is proved
+    // below by its overflow, which the gate alone would never let happen).
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while !b.is_backlogged() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
 
     // Another transfer on the same connection, while the first is stuck.
     let other = Sid::new("other").unwrap();
@@ -478,18 +482,11 @@ async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
 /// "stalled" at its first chunk and overran).
 #[tokio::test]
 async fn f11_a_reader_idle_for_want_of_data_keeps_its_backpressure() {
-    let hub = Hub::new();
-    let a_jid: Jid = "alice@example.org/a".parse().unwrap();
-    let b_jid: Jid = "bob@example.org/b".parse().unwrap();
-    let (at, arx) = hub.connect(a_jid.clone());
-    let (bt, brx) = hub.connect(b_jid.clone());
-    let mut cb = Config::default();
-    cb.recv_buffer(64 * 1024)
-        .stalled_reader(Duration::from_millis(300));
-    let a = Ibb::new(at, Config::default());
-    let b = Ibb::new(bt, cb);
-    pump(a.clone(), arx);
-    tokio::spawn(ft_transport::pump(brx, b.clone()));
+    let (a, b, a_jid, b_jid) = peers_with(
+        Config::default(),
+        impatient(Duration::from_millis(300)),
+        true,
+    );
     let sid = Sid::new("quiet-then-burst").unwrap();
     let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
     let opened = a.open(
