@@ -1,5 +1,7 @@
 //! Moving the bytes: bounded buffers, hashing on the way, progress, cancel, inactivity.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -55,6 +57,59 @@ pub(crate) async fn hash_reader<R: AsyncRead + Unpin>(
         hashes.update(chunk).await.map_err(std::io::Error::other)?;
     }
     Ok(done)
+}
+
+/// Bytes a writer has put down so far, shared with whoever waits for it: an inactivity
+/// timeout over a disk or writer that is slow but moving looks at this, not at how long
+/// one whole chunk or the whole queue takes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Awaits `fut` as long as `progress` moves: `None` once a whole `inactivity` passed
+/// without a byte put down (fault seed s5b-proxy 9066: a disk taking 524 bytes per 1.6 ms
+/// was "nothing within 2s" while it worked through the queue of 256 KiB chunks).
+pub(crate) async fn while_moving<F: Future>(
+    inactivity: Duration,
+    progress: &Progress,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let before = progress.get();
+        match tokio::time::timeout(inactivity, &mut fut).await {
+            Ok(v) => return Some(v),
+            Err(_) if progress.get() != before => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Writes all of `bytes`, adding each write's bytes to `progress`.
+pub(crate) async fn write_counted<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+    progress: &Progress,
+) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < bytes.len() {
+        let n = w.write(&bytes[off..]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        off += n;
+        progress.add(n);
+    }
+    Ok(())
 }
 
 /// Runs `fut` unless the transfer is cancelled or it takes longer than `timeout`.
@@ -138,14 +193,21 @@ where
             ));
         };
         let n = chunk.len();
+        // Timed by progress, not by the whole chunk: a 256 KiB chunk on a slow path (IBB
+        // through a server's shaper) may take longer than the inactivity timeout while it
+        // moves all along.
+        let moved = Progress::default();
         tokio::select! {
             biased;
             () = &mut peer_left => {
                 return Err(TransferError::new(Stage::Stream, ErrorKind::Cancelled(Side::Peer)));
             }
-            r = guarded(Stage::Stream, cancel, inactivity, async {
-                wr.write_all(&chunk).await.map_err(peer_gone)
-            }) => r?,
+            () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
+            r = while_moving(inactivity, &moved, write_counted(&mut wr, &chunk, &moved)) => match r {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(TransferError::new(Stage::Stream, peer_gone(e))),
+                None => return Err(TransferError::new(Stage::Stream, ErrorKind::Timeout(inactivity))),
+            },
         }
         if let Some(h) = hashes.as_mut() {
             // The digest threads hash this chunk while the next one is read and sent.
@@ -223,5 +285,35 @@ mod tests {
             digests.sha256_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// A bytestream slower than the file but always moving (512 bytes a millisecond: IBB
+    /// through a server's shaper, say) is not "nothing within" the inactivity timeout
+    /// because one 128 KiB chunk takes longer than it (here 50 ms) to go out.
+    #[tokio::test]
+    async fn a_slow_but_moving_stream_is_not_taken_for_a_hung_one() {
+        let data: Vec<u8> = (0..128 * 1024).map(|i| (i % 253) as u8).collect();
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            Some(data.len() as u64),
+        );
+        let (mut ours, theirs) = tokio::io::duplex(512);
+        let reader = crate::recv_stream::tests::drain_slowly(theirs);
+        let mut src: &[u8] = &data;
+        let sent = send(
+            &mut src,
+            &mut ours,
+            data.len() as u64,
+            None,
+            &mut side.reporter,
+            &side.cancel,
+            Duration::from_millis(50),
+        )
+        .await
+        .expect("sent while the stream moves");
+        assert_eq!(sent.bytes, data.len() as u64);
+        drop(ours);
+        assert_eq!(reader.await.unwrap(), data);
     }
 }

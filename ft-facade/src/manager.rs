@@ -156,7 +156,10 @@ impl<T: StanzaTransport + Clone> FileTransfer<T> {
     /// so the connection's inbound queue fills and the sender's sends wait (by TCP flow
     /// control through a server). Returns at once when nothing lags; iq-mode IBB and S5B
     /// need no help (their own acknowledgements and TCP pace them). Transfers read on
-    /// their own tasks, never on the pump's, so waiting here cannot deadlock.
+    /// their own tasks, never on the pump's, so waiting here cannot deadlock. A receiver
+    /// that takes nothing for [`xep0047_ibb::Config::stalled_reader`] (a hung disk) stops
+    /// holding the connection: its stream then ends at its own bound, and the other
+    /// transfers, offers and iqs of the connection go on.
     pub async fn ready(&self) {
         self.shared.ibb.ready().await;
     }

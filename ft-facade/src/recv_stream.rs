@@ -21,11 +21,18 @@ pub(crate) enum Sink {
 }
 
 impl Sink {
-    async fn put(&mut self, chunk: Bytes) -> Result<(), ErrorKind> {
+    /// Writes `chunk`, adding what is put down to `progress` as it goes (the writer's bytes
+    /// each write; the `.part` file's whole chunk, written on a blocking thread).
+    async fn put(&mut self, chunk: Bytes, progress: &copy::Progress) -> Result<(), ErrorKind> {
         match self {
-            Self::Part(part) => part.write_bytes(chunk).await.map_err(ErrorKind::from),
+            Self::Part(part) => {
+                let n = chunk.len();
+                part.write_bytes(chunk).await.map_err(ErrorKind::from)?;
+                progress.add(n);
+                Ok(())
+            }
             Self::Writer(w, lanes) => {
-                w.write_all(&chunk).await?;
+                copy::write_counted(w, &chunk, progress).await?;
                 lanes.update(chunk).await.map_err(ErrorKind::from)
             }
         }
@@ -57,10 +64,14 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
     inactivity: Duration,
 ) -> (Option<Sink>, Result<u64, TransferError>) {
     let (full_tx, mut full_rx) = mpsc::channel::<Bytes>(QUEUE);
+    // What the writer has put down: "nothing within" the inactivity timeout is about it
+    // taking nothing, not about how long a slow disk needs for the queue.
+    let progress = copy::Progress::default();
+    let put_down = progress.clone();
     let writer = tokio::spawn(async move {
         let mut sink = sink;
         while let Some(chunk) = full_rx.recv().await {
-            if let Err(e) = sink.put(chunk).await {
+            if let Err(e) = sink.put(chunk, &put_down).await {
                 return (sink, Err(e));
             }
         }
@@ -125,14 +136,14 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(crate::handle::cancelled(Stage::Stream)),
-                sent = tokio::time::timeout(inactivity, full_tx.send(chunk)) => match sent {
+                sent = copy::while_moving(inactivity, &progress, full_tx.send(chunk)) => match sent {
                     // The writer stopped on an error; it is collected below.
-                    Ok(Err(_)) => return Ok(()),
-                    Ok(Ok(())) => {}
+                    Some(Err(_)) => return Ok(()),
+                    Some(Ok(())) => {}
                     // A writer that takes nothing for the whole inactivity timeout has hung
                     // (fault harness, ibb-iq seed 44): the transfer fails instead of waiting
                     // forever.
-                    Err(_) => return Err(TransferError::new(Stage::Stream, ErrorKind::Timeout(inactivity))),
+                    None => return Err(TransferError::new(Stage::Stream, ErrorKind::Timeout(inactivity))),
                 },
             }
             done += n as u64;
@@ -161,10 +172,11 @@ pub(crate) async fn receive<S: AsyncRead + Unpin>(
         }
     } else {
         // The bytes are all read; the writer has at most the queue left to write. One that
-        // takes nothing more for the inactivity timeout has hung (seed 9, ibb-message).
-        match tokio::time::timeout(inactivity, &mut writer).await {
-            Ok(r) => r,
-            Err(_) => {
+        // puts nothing down for the inactivity timeout has hung (seed 9, ibb-message); one
+        // that is slow but moving is waited for (seed 9066, s5b-proxy).
+        match copy::while_moving(inactivity, &progress, &mut writer).await {
+            Some(r) => r,
+            None => {
                 writer.abort();
                 return (
                     None,
@@ -244,7 +256,7 @@ const QUEUE: usize = 4;
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::handle::pair;
 
@@ -333,5 +345,52 @@ mod tests {
             lanes.digests().await.unwrap().md5_hex().unwrap(),
             "900150983cd24fb0d6963f7d28e17f72"
         );
+    }
+
+    /// Reads what `theirs` gets, 512 bytes a millisecond: a slow disk (or stream) that
+    /// never stops.
+    pub(crate) fn drain_slowly(
+        mut theirs: tokio::io::DuplexStream,
+    ) -> tokio::task::JoinHandle<Vec<u8>> {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                match theirs.read(&mut buf).await {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    }
+
+    /// A writer slower than the stream but always moving is waited for: the inactivity
+    /// timeout (here 50 ms) is about a writer that takes nothing, not about the 256+ ms
+    /// this one needs for the queue once the stream has ended (fault seed s5b-proxy 9066:
+    /// "nothing within 2s" on a disk taking 524 bytes per 1.6 ms).
+    #[tokio::test]
+    async fn a_slow_but_moving_writer_is_not_taken_for_a_hung_one() {
+        let data: Vec<u8> = (0..128 * 1024).map(|i| (i % 251) as u8).collect();
+        let (_h, mut side) = pair(
+            ft_transport::Sid::new("s").unwrap(),
+            "a@x/1".parse().unwrap(),
+            Some(data.len() as u64),
+        );
+        let mut src: &[u8] = &data;
+        let (ours, theirs) = tokio::io::duplex(512);
+        let disk = drain_slowly(theirs);
+        let sink = Sink::Writer(Box::pin(ours), HashLanes::new());
+        let (sink, r) = receive(
+            &mut src,
+            sink,
+            Length::Exactly(data.len() as u64),
+            &mut side,
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!(r.unwrap(), data.len() as u64);
+        drop(sink);
+        assert_eq!(disk.await.unwrap(), data);
     }
 }
