@@ -43,7 +43,7 @@ fn run_start(bytes: &[u8], end: usize) -> usize {
     // The common case: everything after the last `>` (the `<data>` start tag's) is base64.
     // `>` is not in the alphabet, so then the run is exactly that; the SIMD base64 check is
     // several times faster than testing the alphabet byte by byte.
-    if let Some(gt) = rfind_byte(b'>', &bytes[..end]) {
+    if let Some(gt) = memchr::memrchr(b'>', &bytes[..end]) {
         let run = &bytes[gt + 1..end];
         if run.len() >= FAST_MIN && base64_simd::STANDARD.check(run).is_ok() {
             return gt + 1;
@@ -59,20 +59,6 @@ fn run_start(bytes: &[u8], end: usize) -> usize {
         start -= 1;
     }
     start
-}
-
-/// The last `needle` in `hay`, testing whole 64-byte blocks from the end branch-free first
-/// (which the compiler vectorizes).
-fn rfind_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    let mut end = hay.len();
-    for block in hay.rchunks(64) {
-        let start = end - block.len();
-        if block.iter().fold(false, |hit, &b| hit | (b == needle)) {
-            return block.iter().rposition(|&b| b == needle).map(|i| start + i);
-        }
-        end = start;
-    }
-    None
 }
 
 /// The fast path as an element: [`parse_fast_parts`] with the run appended to the root's

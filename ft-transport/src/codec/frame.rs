@@ -43,36 +43,26 @@ pub(super) fn all_b64(s: &[u8]) -> bool {
     chunks.remainder().iter().all(|&b| is_b64(b))
 }
 
-/// The first `needle` in `hay`. Element text is long (87 kB per IBB chunk at block-size
-/// 65535), so whole 64-byte blocks are tested branch-free first, which the compiler
-/// vectorizes.
+/// The first `needle` in `hay` (element text is long: 87 kB per IBB chunk at block-size
+/// 65535, so this is `memchr`'s vectorized search).
 pub(super) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    let mut base = 0;
-    for block in hay.chunks(64) {
-        if block.iter().fold(false, |hit, &b| hit | (b == needle)) {
-            return block.iter().position(|&b| b == needle).map(|i| base + i);
-        }
-        base += block.len();
-    }
-    None
+    memchr::memchr(needle, hay)
 }
 
 /// The first occurrence of `needle` (short) in `hay`.
 pub(super) fn find_seq(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Finds the `>` closing the tag whose `<` is at `from - 1`, skipping quoted values.
 pub(super) fn tag_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
-        let j = i + buf[i..]
-            .iter()
-            .position(|&b| matches!(b, b'>' | b'"' | b'\''))?;
+        let j = i + memchr::memchr3(b'>', b'"', b'\'', &buf[i..])?;
         match buf[j] {
             b'>' => return Some(j),
             q => {
-                i = j + 1 + buf[j + 1..].iter().position(|&b| b == q)? + 1;
+                i = j + 1 + memchr::memchr(q, &buf[j + 1..])? + 1;
             }
         }
     }
@@ -114,7 +104,7 @@ pub(super) fn scan(
         };
         match next {
             b'/' => {
-                let Some(gt) = buf[lt..].iter().position(|&b| b == b'>').map(|i| lt + i) else {
+                let Some(gt) = memchr::memchr(b'>', &buf[lt..]).map(|i| lt + i) else {
                     return Ok(Found::Incomplete);
                 };
                 st.pos = gt + 1;

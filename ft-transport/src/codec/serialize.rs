@@ -12,18 +12,30 @@ use super::{NS_CLIENT, NS_IBB, fast::FAST_MIN};
 
 /// Escapes an attribute value or text for single-quoted attributes.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    let mut out = Vec::with_capacity(s.len());
+    escape_into(s, &mut out);
+    // Only ASCII bytes were replaced by ASCII entities: the result is as valid as `s`.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`escape`], appended to `out` (no allocation when nothing needs escaping).
+fn escape_into(s: &str, out: &mut Vec<u8>) {
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest
+        .iter()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'\'' | b'"'))
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\'' => b"&apos;",
+            _ => b"&quot;",
+        });
+        rest = &rest[i + 1..];
     }
-    out
+    out.extend_from_slice(rest);
 }
 
 /// A stanza serialized for the wire, in up to three parts so that a writer can send an IBB
@@ -192,7 +204,7 @@ fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b" ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
-    out.extend_from_slice(escape(value).as_bytes());
+    escape_into(value, out);
     out.extend_from_slice(b"'");
 }
 
@@ -256,10 +268,10 @@ pub(super) fn serialize_fast_head<'a>(
         push_attr(out, "id", id);
     }
     if let Some(from) = from {
-        push_attr(out, "from", &from.to_string());
+        push_attr(out, "from", from.as_str());
     }
     if let Some(to) = to {
-        push_attr(out, "to", &to.to_string());
+        push_attr(out, "to", to.as_str());
     }
     out.extend_from_slice(b"><data");
     push_attr(out, "xmlns", NS_IBB);
@@ -303,10 +315,10 @@ pub(super) fn serialize_empty_result(stanza: &Stanza, ns: &str, out: &mut Vec<u8
     push_attr(out, "type", "result");
     push_attr(out, "id", id);
     if let Some(from) = from {
-        push_attr(out, "from", &from.to_string());
+        push_attr(out, "from", from.as_str());
     }
     if let Some(to) = to {
-        push_attr(out, "to", &to.to_string());
+        push_attr(out, "to", to.as_str());
     }
     out.extend_from_slice(b"/>");
     true

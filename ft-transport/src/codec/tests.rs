@@ -24,7 +24,7 @@ fn data_el(n: usize, sid: &str) -> Element {
 
 fn data_iq(n: usize) -> Stanza {
     Stanza::Iq(Iq::Set {
-        from: Some("a@x/r".parse().unwrap()),
+        from: Some("a@x/r'\"&<>".parse().unwrap()),
         to: Some("b@x/r".parse().unwrap()),
         id: "id&1".into(),
         payload: data_el(n, "s'&<1"),
@@ -92,6 +92,16 @@ fn fast_and_general_serialization_give_the_same_stanza() {
         assert_eq!(a, b);
         assert_eq!(stanza_from_element(a).unwrap(), stanza);
     }
+}
+
+#[test]
+fn escape_replaces_exactly_the_five_markup_characters() {
+    assert_eq!(escape(""), "");
+    assert_eq!(escape("plain é ü"), "plain é ü");
+    assert_eq!(
+        escape("a&b<c>d'e\"f&&"),
+        "a&amp;b&lt;c&gt;d&apos;e&quot;f&amp;&amp;"
+    );
 }
 
 #[test]
