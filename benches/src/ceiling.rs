@@ -41,9 +41,10 @@ pub async fn raw_tcp(bytes: u64) -> Result<Run, String> {
             .await
             .map_err(io_err("write"))
     });
-    let (mut s, _) = listener.accept().await.map_err(io_err("accept"))?;
-    let got = pattern::read_verify(&mut s, bytes)
+    let (s, _) = listener.accept().await.map_err(io_err("accept"))?;
+    let got = pattern::read_verify_on_task(s, bytes)
         .await
+        .0
         .map_err(|e| e.to_string())?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
@@ -82,9 +83,10 @@ pub async fn relay_hop(bytes: u64) -> Result<Run, String> {
             .await
             .map_err(io_err("write"))
     });
-    let (mut s, _) = sink.accept().await.map_err(io_err("accept"))?;
-    let got = pattern::read_verify(&mut s, bytes)
+    let (s, _) = sink.accept().await.map_err(io_err("accept"))?;
+    let got = pattern::read_verify_on_task(s, bytes)
         .await
+        .0
         .map_err(|e| e.to_string())?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
