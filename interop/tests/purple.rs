@@ -8,10 +8,12 @@
 //! was ever offered or dialled, and appends a row to `target/interop-table/rows.jsonl`.
 
 mod common {
+    pub mod fallback;
     pub mod matrix;
     pub mod xftcli;
 }
 
+use common::fallback::*;
 use common::matrix::*;
 use common::xftcli::*;
 use ft_testkit::{PeerKind, Purple, PurplePeer};
