@@ -52,6 +52,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+#[macro_use]
+mod json_peer;
 mod error;
 mod gajim;
 mod native;
@@ -61,6 +63,7 @@ mod tls;
 
 pub use error::Error;
 pub use gajim::{GajimOptions, GajimPeer, gajim_python};
+pub use json_peer::JsonLinePeer;
 pub use native::{
     NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, check_loopback, peer_binary,
 };
