@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 use crate::error::{Error, io};
-use crate::json_peer::{JsonLinePeer, login_args};
+use crate::json_peer::{JsonLinePeer, login_args, recv_mode, send_file_mode, strs};
 use crate::native::check_loopback;
 use crate::prosody::Prosody;
 use crate::slix::repo_root;
@@ -195,11 +195,8 @@ impl GajimPeer {
         count: usize,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let dir = dir.to_string_lossy().into_owned();
-        let count = count.to_string();
-        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, options, &mode).await
+        let mode = recv_mode(dir, count, extra);
+        Self::spawn(prosody, user, options, &strs(&mode)).await
     }
 
     /// `send`: asks `to` (a full JID) for disco#info, offers `file` by `method` (`s5b` or
@@ -214,18 +211,8 @@ impl GajimPeer {
         method: &str,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let file = file.to_string_lossy().into_owned();
-        let mut mode = vec![
-            "send",
-            "--to",
-            to,
-            "--file",
-            file.as_str(),
-            "--method",
-            method,
-        ];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, options, &mode).await
+        let mode = send_file_mode(to, file, method, extra);
+        Self::spawn(prosody, user, options, &strs(&mode)).await
     }
 
     /// The stanzas seen so far as `(dir, kind, xml)`: `dir` is `out` (Gajim sent it) or

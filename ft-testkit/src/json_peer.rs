@@ -90,6 +90,33 @@ pub(crate) fn login_args(prosody: &Prosody, user: &str, resource: &str) -> Vec<S
     ]
 }
 
+/// The mode `recv --dir DIR --count N EXTRA…` (every peer program).
+pub(crate) fn recv_mode(dir: &Path, count: usize, extra: &[&str]) -> Vec<String> {
+    let mut mode = vec![
+        "recv".to_owned(),
+        "--dir".to_owned(),
+        dir.to_string_lossy().into_owned(),
+        "--count".to_owned(),
+        count.to_string(),
+    ];
+    mode.extend(extra.iter().map(|s| (*s).to_owned()));
+    mode
+}
+
+/// The mode `send --to TO --file FILE --method METHOD EXTRA…` (slixpeer, gajimpeer).
+pub(crate) fn send_file_mode(to: &str, file: &Path, method: &str, extra: &[&str]) -> Vec<String> {
+    let mut mode: Vec<String> = ["send", "--to", to, "--file"].map(str::to_owned).into();
+    mode.push(file.to_string_lossy().into_owned());
+    mode.extend(["--method".to_owned(), method.to_owned()]);
+    mode.extend(extra.iter().map(|s| (*s).to_owned()));
+    mode
+}
+
+/// `mode` as the `&[&str]` the peers' `spawn` takes.
+pub(crate) fn strs(mode: &[String]) -> Vec<&str> {
+    mode.iter().map(String::as_str).collect()
+}
+
 impl JsonLinePeer {
     /// Makes a log directory `xft-<prefix>…`, has `command` build the program's command in it
     /// (program, arguments, environment; it may create files there), and spawns it with

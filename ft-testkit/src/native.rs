@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::error::Error;
-use crate::json_peer::{JsonLinePeer, login_args};
+use crate::json_peer::{JsonLinePeer, login_args, recv_mode, strs};
 use crate::prosody::Prosody;
 use crate::slix::repo_root;
 
@@ -140,11 +140,8 @@ impl<K: PeerKind> NativePeer<K> {
         count: usize,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let dir = dir.to_string_lossy().into_owned();
-        let count = count.to_string();
-        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, common, &mode).await
+        let mode = recv_mode(dir, count, extra);
+        Self::spawn(prosody, user, common, &strs(&mode)).await
     }
 
     /// `send`: offers `files` to `to` one after the other (one `sent` or `cancelled` event

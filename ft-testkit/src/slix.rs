@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::error::Error;
-use crate::json_peer::{JsonLinePeer, login_args};
+use crate::json_peer::{JsonLinePeer, login_args, recv_mode, send_file_mode, strs};
 use crate::prosody::Prosody;
 
 pub use crate::json_peer::DEFAULT_WAIT;
@@ -107,11 +107,8 @@ impl SlixPeer {
         count: usize,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let dir = dir.to_string_lossy().into_owned();
-        let count = count.to_string();
-        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, "slix", &mode).await
+        let mode = recv_mode(dir, count, extra);
+        Self::spawn(prosody, user, "slix", &strs(&mode)).await
     }
 
     /// `send`: online as `user/slix`, offers `file` to `to` by `method` (`ibb-iq`,
@@ -127,18 +124,8 @@ impl SlixPeer {
         method: &str,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let file = file.to_string_lossy().into_owned();
-        let mut mode = vec![
-            "send",
-            "--to",
-            to,
-            "--file",
-            file.as_str(),
-            "--method",
-            method,
-        ];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, "slix", &mode).await
+        let mode = send_file_mode(to, file, method, extra);
+        Self::spawn(prosody, user, "slix", &strs(&mode)).await
     }
 
     /// Skips lines until one whose `"event"` is one of `events`, all within `timeout`

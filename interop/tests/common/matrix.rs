@@ -477,6 +477,47 @@ pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64)
     assert_loopback(&peer, &r.prosody);
 }
 
+/// What the kill cases share: once the peer reports progress, xft is killed (by its pid);
+/// the peer then cancels (and exits 2), or with `may_hang` may stay silent (`hang` is then
+/// the table's note), but never says `done` (`sent` or `file`).
+async fn kill_xft_mid_transfer<K: PeerKind>(
+    row: &mut Row,
+    peer: &mut NativePeer<K>,
+    xft: &mut Xft,
+    done: &str,
+    hang: &str,
+    may_hang: bool,
+) {
+    let p = peer.wait_event("progress").await.unwrap();
+    xft.kill().await;
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
+    let wait = if may_hang {
+        Duration::from_secs(15)
+    } else {
+        BUDGET
+    };
+    match peer.wait_any(&[done, "cancelled"], wait).await {
+        Ok(ev) => {
+            assert_eq!(ev["event"], "cancelled", "{ev}");
+            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
+            let who = if done == "sent" { "sender" } else { "receiver" };
+            row.note = format!("{who} cancelled");
+        }
+        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
+            assert!(
+                !peer.events().iter().any(|e| e["event"] == done),
+                "{:?}",
+                peer.events()
+            );
+            row.peer_limitation(hang);
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// `xft recv` dies mid-transfer (killed by its pid): the sending peer reports the transfer
 /// as failed instead of sent. With `may_hang`, the peer may instead stay silent but must
 /// never say `sent`: libpurple's and QXmpp's IBB senders have no acknowledgement timeout, and
@@ -495,33 +536,8 @@ pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: boo
     let mut peer = NativePeer::<K>::send(&r.prosody, "alice", peer_common, &to, &[&file], &[])
         .await
         .unwrap();
-    let p = peer.wait_event("progress").await.unwrap();
-    xft.kill().await;
-    assert!(
-        p["bytes"].as_u64() < p["size"].as_u64(),
-        "killed mid-transfer: {p}"
-    );
-    let wait = if may_hang {
-        Duration::from_secs(15)
-    } else {
-        BUDGET
-    };
-    match peer.wait_any(&["sent", "cancelled"], wait).await {
-        Ok(ev) => {
-            assert_eq!(ev["event"], "cancelled", "{ev}");
-            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
-            row.note = "sender cancelled".into();
-        }
-        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
-            assert!(
-                !peer.events().iter().any(|e| e["event"] == "sent"),
-                "{:?}",
-                peer.events()
-            );
-            row.peer_limitation("sender hangs (lost IBB ack, no timeout)");
-        }
-        Err(e) => panic!("{e}"),
-    }
+    let hang = "sender hangs (lost IBB ack, no timeout)";
+    kill_xft_mid_transfer(&mut row, &mut peer, &mut xft, "sent", hang, may_hang).await;
     assert_loopback(&peer, &r.prosody);
 }
 
@@ -540,33 +556,8 @@ pub async fn xft_dies_sending<K: PeerKind>(method: &str, xft_extra: &[&str], may
         .unwrap();
     let to = peer.jid().unwrap().to_string();
     let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
-    let p = peer.wait_event("progress").await.unwrap();
-    xft.kill().await;
-    assert!(
-        p["bytes"].as_u64() < p["size"].as_u64(),
-        "killed mid-transfer: {p}"
-    );
-    let wait = if may_hang {
-        Duration::from_secs(15)
-    } else {
-        BUDGET
-    };
-    match peer.wait_any(&["file", "cancelled"], wait).await {
-        Ok(ev) => {
-            assert_eq!(ev["event"], "cancelled", "{ev}");
-            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
-            row.note = "receiver cancelled".into();
-        }
-        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
-            assert!(
-                !peer.events().iter().any(|e| e["event"] == "file"),
-                "{:?}",
-                peer.events()
-            );
-            row.peer_limitation("receiver waits on (no IBB inactivity timeout)");
-        }
-        Err(e) => panic!("{e}"),
-    }
+    let hang = "receiver waits on (no IBB inactivity timeout)";
+    kill_xft_mid_transfer(&mut row, &mut peer, &mut xft, "file", hang, may_hang).await;
     assert_loopback(&peer, &r.prosody);
 }
 
