@@ -29,6 +29,10 @@ pub fn gajim_receiver() -> GajimOptions {
     .resource("gajim")
 }
 
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// An xft → Gajim case: Gajim receives with [`gajim_receiver`].
 pub fn to_gajim(len: usize, method: &str) -> GajimCase<'_> {
     GajimCase {
@@ -122,9 +126,13 @@ pub async fn xft_to_gajim(c: GajimCase<'_>) -> ToGajim {
         .await
         .expect("gajim online");
     let to = gajim.jid().expect("jid").to_string();
-    let extra = proxy_args(&r, c.other_extra);
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let xft = xft_send(&r.prosody, &to, c.method, &extra, &[&source]);
+    let xft = xft_send(
+        &r.prosody,
+        &to,
+        c.method,
+        &strs(&proxy_args(&r, c.other_extra)),
+        &[&source],
+    );
     XftGajim {
         r,
         gajim,
@@ -177,9 +185,7 @@ pub async fn expect_to_gajim(t: &mut ToGajim, expect_method: &str) -> (Value, Va
 /// `c.method` with `c.gajim` and `c.gajim_extra`.
 pub async fn gajim_to_xft(c: GajimCase<'_>) -> FromGajim {
     let (r, inbox, source, sha) = XftGajim::rig(&c, "gajim", false).await;
-    let extra = proxy_args(&r, c.other_extra);
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let xft = xft_recv(&r.prosody, &inbox, 1, &extra).await;
+    let xft = xft_recv(&r.prosody, &inbox, 1, &strs(&proxy_args(&r, c.other_extra))).await;
     let to = format!("{}/xft", r.prosody.jid("bob"));
     let gajim = GajimPeer::send(
         &r.prosody,

@@ -221,19 +221,29 @@ pub async fn sent_and_received(
     x
 }
 
+/// The case's rig, the peer's `recv` as bob (with `c.peer_common`) for all the files, and
+/// `xft send` of them to it run to its end ([`CaseRig::xft_sends_all`]).
+async fn peer_receives_all<K: PeerKind>(
+    c: &Case<'_>,
+) -> (CaseRig, NativePeer<K>, Xft, Vec<Value>, bool) {
+    let cr = CaseRig::new(c).await;
+    let count = cr.files.len();
+    let peer = NativePeer::<K>::recv(&cr.r.prosody, "bob", c.peer_common, &cr.inbox, count, &[])
+        .await
+        .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let (xft, rows, ok) = cr.xft_sends_all(c, &to).await;
+    (cr, peer, xft, rows, ok)
+}
+
 /// `xft send` → the peer's `recv`: every file arrives whole on both counts.
 pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
     if !ft_testkit::interop_enabled() {
         return;
     }
     let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
-    let cr = CaseRig::new(&c).await;
+    let (cr, mut peer, xft, rows, ok) = peer_receives_all::<K>(&c).await;
     let (r, inbox, files) = (&cr.r, &cr.inbox, &cr.files);
-    let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, inbox, files.len(), &[])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let (xft, rows, ok) = cr.xft_sends_all(&c, &to).await;
     if rows.iter().any(|x| !x["error"].is_null()) {
         let _ = peer.finish(Duration::from_secs(10)).await;
         panic!(
@@ -283,13 +293,8 @@ pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
         return;
     }
     let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
-    let cr = CaseRig::new(&c).await;
+    let (cr, mut peer, _xft, rows, _ok) = peer_receives_all::<K>(&c).await;
     let (r, inbox, files) = (&cr.r, &cr.inbox, &cr.files);
-    let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, inbox, files.len(), &[])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let (_xft, rows, _ok) = cr.xft_sends_all(&c, &to).await;
     for x in &rows {
         check_xft_row_unconfirmed(x);
     }
