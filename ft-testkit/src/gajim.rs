@@ -1,22 +1,16 @@
 //! The headless Gajim 1.7.3 peer (`peers/gajimpeer/gajimpeer.py`), Jingle File Transfer
 //! (XEP-0234 over XEP-0260 S5B or XEP-0261 IBB), run with Debian's `/usr/bin/python3`.
 
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
-use jid::FullJid;
-use serde_json::Value;
-use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
 use crate::error::{Error, io};
+use crate::json_peer::{JsonLinePeer, login_args, recv_mode, send_file_mode, strs};
 use crate::native::check_loopback;
 use crate::prosody::Prosody;
-use crate::slix::{DEFAULT_WAIT, repo_root, stop_child};
+use crate::slix::repo_root;
 
 /// Where Debian's `gajim` package puts Gajim's Python package.
 const GAJIM_PACKAGE: &str = "/usr/lib/python3/dist-packages/gajim/common/jingle_ft.py";
@@ -119,24 +113,14 @@ impl GajimOptions {
 /// It prints one JSON object per line (see the top of `gajimpeer.py`): `ready` first, then
 /// `offer`, `file`, `sent`, `declined`, `cancelled`, `checksum`, `stanza` (every Jingle,
 /// bytestreams and IBB open/close stanza, both directions), and the `streamhost` / `dial` /
-/// `bind` lines [`GajimPeer::assert_loopback_only`] checks. Every line read is kept
-/// ([`GajimPeer::events`]).
+/// `bind` lines [`GajimPeer::assert_loopback_only`] checks, read through [`JsonLinePeer`]
+/// (`Deref`), which keeps every line ([`JsonLinePeer::events`]).
+#[derive(Debug)]
 pub struct GajimPeer {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    log_dir: TempDir,
-    jid: Option<FullJid>,
-    events: Vec<Value>,
+    peer: JsonLinePeer,
 }
 
-impl fmt::Debug for GajimPeer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GajimPeer")
-            .field("pid", &self.child.id())
-            .field("jid", &self.jid)
-            .finish_non_exhaustive()
-    }
-}
+deref_to_json_line_peer!([] GajimPeer);
 
 impl GajimPeer {
     /// Starts `gajimpeer.py` with raw arguments (common options first, then the mode).
@@ -146,46 +130,28 @@ impl GajimPeer {
         S: AsRef<std::ffi::OsStr>,
     {
         let python = gajim_python()?;
-        let log_dir = tempfile::Builder::new()
-            .prefix("xft-gajimpeer-")
-            .tempdir()
-            .map_err(io("creating the peer's log directory"))?;
-        let log = fs::File::create(log_dir.path().join("stderr.log"))
-            .map_err(io("creating the peer's log"))?;
-        // Gajim's profile (settings, caches, its sqlite files) lives in the log directory,
-        // removed with it even when the peer is killed.
-        let profile = log_dir.path().join("profile");
-        fs::create_dir(&profile).map_err(io("creating the peer's Gajim profile"))?;
-        let mut child = Command::new(python)
-            .arg(repo_root().join("peers/gajimpeer/gajimpeer.py"))
-            .arg("--profile")
-            .arg(&profile)
-            .args(args)
-            .env("PYTHONUNBUFFERED", "1")
-            // No session bus, no display: Gajim's idle monitor and D-Bus bits stay off.
-            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
-            .env_remove("DISPLAY")
-            .env("HOME", log_dir.path())
-            .env("XDG_CONFIG_HOME", log_dir.path())
-            .env("XDG_DATA_HOME", log_dir.path())
-            .env("XDG_CACHE_HOME", log_dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io("spawning peers/gajimpeer/gajimpeer.py"))?;
-        let stdout = child.stdout.take().ok_or_else(|| Error::Peer {
-            message: "no stdout pipe".into(),
-            stderr: String::new(),
+        let what = "peers/gajimpeer/gajimpeer.py";
+        let peer = JsonLinePeer::spawn(Some("gajimpeer"), "gajimpeer", what, |log_dir| {
+            // Gajim's profile (settings, caches, its sqlite files) lives in the log
+            // directory, removed with it even when the peer is killed.
+            let profile = log_dir.join("profile");
+            fs::create_dir(&profile).map_err(io("creating the peer's Gajim profile"))?;
+            let mut c = Command::new(python);
+            c.arg(repo_root().join("peers/gajimpeer/gajimpeer.py"))
+                .arg("--profile")
+                .arg(&profile)
+                .args(args)
+                .env("PYTHONUNBUFFERED", "1")
+                // No session bus, no display: Gajim's idle monitor and D-Bus bits stay off.
+                .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+                .env_remove("DISPLAY")
+                .env("HOME", log_dir)
+                .env("XDG_CONFIG_HOME", log_dir)
+                .env("XDG_DATA_HOME", log_dir)
+                .env("XDG_CACHE_HOME", log_dir);
+            Ok(c)
         })?;
-        Ok(Self {
-            child,
-            stdout: BufReader::new(stdout).lines(),
-            log_dir,
-            jid: None,
-            events: Vec::new(),
-        })
+        Ok(Self { peer })
     }
 
     /// Starts the peer logged in as `user/<options.resource>` on `prosody` in `mode` and
@@ -200,19 +166,7 @@ impl GajimPeer {
         options: &GajimOptions,
         mode: &[&str],
     ) -> Result<Self, Error> {
-        let password = prosody
-            .password(user)
-            .unwrap_or_else(|| panic!("{user} is not an account of this prosody"));
-        let mut args = vec![
-            "--jid".to_owned(),
-            format!("{}/{}", prosody.jid(user), options.resource),
-            "--password".to_owned(),
-            password.to_owned(),
-            "--host".to_owned(),
-            "127.0.0.1".to_owned(),
-            "--port".to_owned(),
-            prosody.c2s_port().to_string(),
-        ];
+        let mut args = login_args(prosody, user, &options.resource);
         args.extend(options.args());
         args.extend(mode.iter().map(|s| (*s).to_owned()));
         let mut peer = Self::spawn_args(args).await?;
@@ -241,11 +195,8 @@ impl GajimPeer {
         count: usize,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let dir = dir.to_string_lossy().into_owned();
-        let count = count.to_string();
-        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, options, &mode).await
+        let mode = recv_mode(dir, count, extra);
+        Self::spawn(prosody, user, options, &strs(&mode)).await
     }
 
     /// `send`: asks `to` (a full JID) for disco#info, offers `file` by `method` (`s5b` or
@@ -260,40 +211,15 @@ impl GajimPeer {
         method: &str,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let file = file.to_string_lossy().into_owned();
-        let mut mode = vec![
-            "send",
-            "--to",
-            to,
-            "--file",
-            file.as_str(),
-            "--method",
-            method,
-        ];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, options, &mode).await
-    }
-
-    /// The full JID the peer is bound to (known after [`GajimPeer::wait_ready`]).
-    pub fn jid(&self) -> Option<&FullJid> {
-        self.jid.as_ref()
-    }
-
-    /// The peer's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Every JSON line read so far.
-    pub fn events(&self) -> &[Value] {
-        &self.events
+        let mode = send_file_mode(to, file, method, extra);
+        Self::spawn(prosody, user, options, &strs(&mode)).await
     }
 
     /// The stanzas seen so far as `(dir, kind, xml)`: `dir` is `out` (Gajim sent it) or
     /// `in`; `kind` the Jingle action (`session-initiate`, `transport-info-candidate-used`,
     /// `session-info-checksum`, …), `ibb-open`, `ibb-close`, `bytestreams-activate`, ….
     pub fn stanzas(&self) -> Vec<(String, String, String)> {
-        self.events
+        self.events()
             .iter()
             .filter(|v| v["event"] == "stanza")
             .map(|v| {
@@ -303,103 +229,11 @@ impl GajimPeer {
             .collect()
     }
 
-    /// Waits for the `ready` line and returns the bound JID.
-    pub async fn wait_ready(&mut self) -> Result<FullJid, Error> {
-        let v = self.wait_event("ready").await?;
-        let jid: FullJid = v["jid"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Peer {
-                message: format!("gajimpeer: ready line without a full jid: {v}"),
-                stderr: self.stderr_tail(),
-            })?;
-        self.jid = Some(jid.clone());
-        Ok(jid)
-    }
-
-    /// The next JSON line, waiting at most `timeout`. An `error` event is an `Err`.
-    pub async fn wait_json_for(&mut self, timeout: Duration) -> Result<Value, Error> {
-        let line = match tokio::time::timeout(timeout, self.stdout.next_line()).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what: "a json line from gajimpeer".into(),
-                    after: timeout,
-                    stderr: self.stderr_tail(),
-                });
-            }
-            Ok(Err(e)) => return Err(io("reading the peer's stdout")(e)),
-            Ok(Ok(None)) => {
-                let status = self.child.wait().await.ok();
-                return Err(Error::Peer {
-                    message: format!("gajimpeer exited ({status:?}) before printing the line"),
-                    stderr: self.stderr_tail(),
-                });
-            }
-            Ok(Ok(Some(line))) => line,
-        };
-        let v: Value = serde_json::from_str(&line).map_err(|source| Error::BadOutput {
-            line: line.clone(),
-            source,
-        })?;
-        self.events.push(v.clone());
-        if v["event"] == "error" {
-            return Err(Error::Peer {
-                message: format!(
-                    "gajimpeer: {}",
-                    v["message"].as_str().unwrap_or("unknown error")
-                ),
-                stderr: self.stderr_tail(),
-            });
-        }
-        Ok(v)
-    }
-
-    /// Skips lines until one whose `"event"` is `event` (at most [`DEFAULT_WAIT`] each).
-    pub async fn wait_event(&mut self, event: &str) -> Result<Value, Error> {
-        self.wait_any(&[event], DEFAULT_WAIT).await
-    }
-
-    /// Skips lines until one whose `"event"` is one of `events` (at most `timeout` each).
-    pub async fn wait_any(&mut self, events: &[&str], timeout: Duration) -> Result<Value, Error> {
-        loop {
-            let v = self.wait_json_for(timeout).await?;
-            if events.iter().any(|e| v["event"] == *e) {
-                return Ok(v);
-            }
-        }
-    }
-
-    /// Reads every line until the peer exits (at most `timeout`) and returns its exit code
-    /// (`0` all as asked, `2` a transfer failed or the peer cancelled, `1` an error; `None`
-    /// killed by a signal).
-    pub async fn finish(&mut self, timeout: Duration) -> Result<Option<i32>, Error> {
-        let drained = tokio::time::timeout(timeout, async {
-            while let Ok(Some(line)) = self.stdout.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    self.events.push(v);
-                }
-            }
-        })
-        .await;
-        let waited = match drained {
-            Ok(()) => tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await,
-            Err(e) => Err(e),
-        };
-        match waited {
-            Ok(Ok(status)) => Ok(status.code()),
-            Ok(Err(e)) => Err(io("waiting for the peer")(e)),
-            Err(_) => Err(Error::Timeout {
-                what: "gajimpeer to exit".into(),
-                after: timeout,
-                stderr: self.stderr_tail(),
-            }),
-        }
-    }
-
     /// Panics unless every streamhost Gajim put on the wire (its own candidates and proxy
     /// streamhosts, as seen in the stanzas it sent), every one it kept from the peer, every
     /// address it dialled and every address it bound is loopback. Call it after the last
-    /// [`GajimPeer::wait_event`] or [`GajimPeer::finish`].
+    /// [`JsonLinePeer::wait_event`] or
+    /// [`JsonLinePeer::finish`].
     pub fn assert_loopback_only(&self) {
         if let Err(e) = self.check_loopback() {
             panic!("gajimpeer: {e}\n--- log ---\n{}", self.stderr_tail());
@@ -408,24 +242,7 @@ impl GajimPeer {
 
     /// The check behind [`GajimPeer::assert_loopback_only`], as a result.
     pub fn check_loopback(&self) -> Result<(), String> {
-        check_loopback(&self.events)
-    }
-
-    /// The peer's log so far (Gajim's and nbxmpp's: every stanza).
-    pub fn stderr(&self) -> String {
-        fs::read_to_string(self.log_dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    /// The last 80 lines of the peer's log.
-    pub fn stderr_tail(&self) -> String {
-        let log = self.stderr();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(80)..].join("\n")
-    }
-
-    /// Stops the peer by its pid (SIGTERM; SIGKILL after 5 s) and waits for it.
-    pub async fn stop(&mut self) {
-        stop_child(&mut self.child).await;
+        check_loopback(self.events())
     }
 }
 

@@ -20,6 +20,9 @@
 //! * [`GajimPeer`] runs `peers/gajimpeer/gajimpeer.py`, a headless Gajim 1.7.3 (Debian's
 //!   `gajim` and `python3-nbxmpp`, on `/usr/bin/python3`) sending or receiving by Jingle
 //!   File Transfer over S5B or IBB, confined to loopback ([`GajimPeer::assert_loopback_only`]).
+//! * The three peers share one [`JsonLinePeer`] (reached through `Deref`): spawned with its
+//!   log in a temporary directory, its JSON lines read with a timeout and kept, stopped by
+//!   its pid.
 //! * It installs nothing: `scripts/test` installs the Debian package `prosody` and creates
 //!   `.venv`. A missing piece is an [`Error::NotInstalled`], never a silent skip. Only
 //!   `XFT_SKIP_INTEROP=1` skips, loudly ([`interop_enabled`]).
@@ -52,6 +55,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+#[macro_use]
+mod json_peer;
 mod error;
 mod gajim;
 mod native;
@@ -61,6 +66,7 @@ mod tls;
 
 pub use error::Error;
 pub use gajim::{GajimOptions, GajimPeer, gajim_python};
+pub use json_peer::JsonLinePeer;
 pub use native::{
     NativePeer, PeerKind, Purple, PurplePeer, Qxmpp, QxmppPeer, check_loopback, peer_binary,
 };

@@ -1,23 +1,17 @@
 //! The libpurple and QXmpp peers (`peers/purplepeer`, `peers/qxmpppeer`), C and C++ programs
 //! built by `peers/build.sh` into `peers/build/`.
 
-use std::fmt;
-use std::fs;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
-use jid::FullJid;
 use serde_json::Value;
-use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-use crate::error::{Error, io};
+use crate::error::Error;
+use crate::json_peer::{JsonLinePeer, login_args, recv_mode, strs};
 use crate::prosody::Prosody;
-use crate::slix::{DEFAULT_WAIT, repo_root};
+use crate::slix::repo_root;
 
 /// Which program a [`NativePeer`] runs.
 pub trait PeerKind {
@@ -78,27 +72,16 @@ pub fn peer_binary<K: PeerKind>() -> Result<PathBuf, Error> {
 ///
 /// It prints one JSON object per line (see the comment at the top of its source): `ready`
 /// first, then `streamhost`, `dial`, `bind`, `offer`, `file`, `sent`, `declined`, `cancelled`
-/// or `error`. Every line read is kept ([`NativePeer::events`]) so a test can check, at the
-/// end, that the peer never offered nor dialled anything but loopback
-/// ([`NativePeer::assert_loopback_only`]).
+/// or `error`, read through [`JsonLinePeer`] (`Deref`), which keeps every line
+/// ([`JsonLinePeer::events`]) so a test can check, at the end, that the peer never offered
+/// nor dialled anything but loopback ([`NativePeer::assert_loopback_only`]).
+#[derive(Debug)]
 pub struct NativePeer<K: PeerKind> {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    log_dir: TempDir,
-    jid: Option<FullJid>,
-    events: Vec<Value>,
+    peer: JsonLinePeer,
     kind: PhantomData<K>,
 }
 
-impl<K: PeerKind> fmt::Debug for NativePeer<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NativePeer")
-            .field("program", &K::BINARY)
-            .field("pid", &self.child.id())
-            .field("jid", &self.jid)
-            .finish_non_exhaustive()
-    }
-}
+deref_to_json_line_peer!([K: PeerKind] NativePeer<K>);
 
 impl<K: PeerKind> NativePeer<K> {
     /// Starts the program with raw arguments (common options first, then the mode).
@@ -108,34 +91,18 @@ impl<K: PeerKind> NativePeer<K> {
         S: AsRef<std::ffi::OsStr>,
     {
         let program = peer_binary::<K>()?;
-        let log_dir = tempfile::Builder::new()
-            .prefix(&format!("xft-{}-", K::BINARY))
-            .tempdir()
-            .map_err(io("creating the peer's log directory"))?;
-        let log = fs::File::create(log_dir.path().join("stderr.log"))
-            .map_err(io("creating the peer's log"))?;
-        let mut child = Command::new(&program)
-            .args(args)
-            // libpurple: no session bus; Qt: no display, no plugins from the environment.
-            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
-            .env("QT_QPA_PLATFORM", "offscreen")
-            .env("HOME", log_dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(format!("spawning {}", program.display())))?;
-        let stdout = child.stdout.take().ok_or_else(|| Error::Peer {
-            message: "no stdout pipe".into(),
-            stderr: String::new(),
+        let what = program.display().to_string();
+        let peer = JsonLinePeer::spawn(Some(K::BINARY), K::BINARY, &what, |log_dir| {
+            let mut c = Command::new(&program);
+            c.args(args)
+                // libpurple: no session bus; Qt: no display, no plugins from the environment.
+                .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+                .env("QT_QPA_PLATFORM", "offscreen")
+                .env("HOME", log_dir);
+            Ok(c)
         })?;
         Ok(Self {
-            child,
-            stdout: BufReader::new(stdout).lines(),
-            log_dir,
-            jid: None,
-            events: Vec::new(),
+            peer,
             kind: PhantomData,
         })
     }
@@ -154,21 +121,8 @@ impl<K: PeerKind> NativePeer<K> {
         common: &[&str],
         mode: &[&str],
     ) -> Result<Self, Error> {
-        let password = prosody
-            .password(user)
-            .unwrap_or_else(|| panic!("{user} is not an account of this prosody"));
-        let mut args = vec![
-            "--jid".to_owned(),
-            format!("{}/{}", prosody.jid(user), K::RESOURCE),
-            "--password".to_owned(),
-            password.to_owned(),
-            "--host".to_owned(),
-            "127.0.0.1".to_owned(),
-            "--port".to_owned(),
-            prosody.c2s_port().to_string(),
-            "--timeout".to_owned(),
-            "90".to_owned(),
-        ];
+        let mut args = login_args(prosody, user, K::RESOURCE);
+        args.extend(["--timeout".to_owned(), "90".to_owned()]);
         args.extend(common.iter().map(|s| (*s).to_owned()));
         args.extend(mode.iter().map(|s| (*s).to_owned()));
         let mut peer = Self::spawn_args(args).await?;
@@ -186,11 +140,8 @@ impl<K: PeerKind> NativePeer<K> {
         count: usize,
         extra: &[&str],
     ) -> Result<Self, Error> {
-        let dir = dir.to_string_lossy().into_owned();
-        let count = count.to_string();
-        let mut mode = vec!["recv", "--dir", dir.as_str(), "--count", count.as_str()];
-        mode.extend_from_slice(extra);
-        Self::spawn(prosody, user, common, &mode).await
+        let mode = recv_mode(dir, count, extra);
+        Self::spawn(prosody, user, common, &strs(&mode)).await
     }
 
     /// `send`: offers `files` to `to` one after the other (one `sent` or `cancelled` event
@@ -218,141 +169,14 @@ impl<K: PeerKind> NativePeer<K> {
         K::CLIENT
     }
 
-    /// The full JID the peer is bound to (known after [`NativePeer::wait_ready`]).
-    pub fn jid(&self) -> Option<&FullJid> {
-        self.jid.as_ref()
-    }
-
-    /// The peer's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Every JSON line read so far.
-    pub fn events(&self) -> &[Value] {
-        &self.events
-    }
-
-    /// Waits for the `ready` line and returns the bound JID.
-    pub async fn wait_ready(&mut self) -> Result<FullJid, Error> {
-        let v = self.wait_event("ready").await?;
-        let jid: FullJid = v["jid"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Peer {
-                message: format!("{}: ready line without a full jid: {v}", K::BINARY),
-                stderr: self.stderr(),
-            })?;
-        self.jid = Some(jid.clone());
-        Ok(jid)
-    }
-
-    /// The next JSON line, waiting at most `timeout`. An `error` event is an `Err`.
-    pub async fn wait_json_for(&mut self, timeout: Duration) -> Result<Value, Error> {
-        let line = match tokio::time::timeout(timeout, self.stdout.next_line()).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what: format!("a json line from {}", K::BINARY),
-                    after: timeout,
-                    stderr: self.stderr_tail(),
-                });
-            }
-            Ok(Err(e)) => return Err(io("reading the peer's stdout")(e)),
-            Ok(Ok(None)) => {
-                let status = self.child.wait().await.ok();
-                return Err(Error::Peer {
-                    message: format!("{} exited ({status:?}) before printing the line", K::BINARY),
-                    stderr: self.stderr_tail(),
-                });
-            }
-            Ok(Ok(Some(line))) => line,
-        };
-        let v: Value = serde_json::from_str(&line).map_err(|source| Error::BadOutput {
-            line: line.clone(),
-            source,
-        })?;
-        self.events.push(v.clone());
-        if v["event"] == "error" {
-            return Err(Error::Peer {
-                message: format!(
-                    "{}: {}",
-                    K::BINARY,
-                    v["message"].as_str().unwrap_or("unknown error")
-                ),
-                stderr: self.stderr_tail(),
-            });
-        }
-        Ok(v)
-    }
-
-    /// Skips lines until one whose `"event"` is `event` (at most [`DEFAULT_WAIT`] each).
-    pub async fn wait_event(&mut self, event: &str) -> Result<Value, Error> {
-        self.wait_any(&[event], DEFAULT_WAIT).await
-    }
-
-    /// Skips lines until one whose `"event"` is one of `events` (at most `timeout` each).
-    pub async fn wait_any(&mut self, events: &[&str], timeout: Duration) -> Result<Value, Error> {
-        loop {
-            let v = self.wait_json_for(timeout).await?;
-            if events.iter().any(|e| v["event"] == *e) {
-                return Ok(v);
-            }
-        }
-    }
-
-    /// Reads every line until the peer exits (at most `timeout`) and returns its exit code
-    /// (`0` all as asked, `2` a transfer failed, `1` an error; `None` killed by a signal).
-    pub async fn finish(&mut self, timeout: Duration) -> Result<Option<i32>, Error> {
-        let drained = tokio::time::timeout(timeout, async {
-            while let Ok(Some(line)) = self.stdout.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    self.events.push(v);
-                }
-            }
-        })
-        .await;
-        if drained.is_err() {
-            return Err(Error::Timeout {
-                what: format!("{} to exit", K::BINARY),
-                after: timeout,
-                stderr: self.stderr_tail(),
-            });
-        }
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => Ok(status.code()),
-            Ok(Err(e)) => Err(io("waiting for the peer")(e)),
-            Err(_) => Err(Error::Timeout {
-                what: format!("{} to exit", K::BINARY),
-                after: timeout,
-                stderr: self.stderr_tail(),
-            }),
-        }
-    }
-
     /// Panics unless every streamhost the peer put on the wire (offered or kept from what it
     /// received), every address it dialled (or tried to) and every address it bound is
-    /// loopback. Call it after the last [`NativePeer::wait_event`] or [`NativePeer::finish`].
+    /// loopback. Call it after the last [`JsonLinePeer::wait_event`] or
+    /// [`JsonLinePeer::finish`].
     pub fn assert_loopback_only(&self) {
-        if let Err(e) = check_loopback(&self.events) {
+        if let Err(e) = check_loopback(self.events()) {
             panic!("{}: {e}\n--- log ---\n{}", K::BINARY, self.stderr_tail());
         }
-    }
-
-    /// The peer's log so far (libpurple's debug log or QXmpp's logger: every stanza).
-    pub fn stderr(&self) -> String {
-        fs::read_to_string(self.log_dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    /// The last 80 lines of the peer's log.
-    pub fn stderr_tail(&self) -> String {
-        let log = self.stderr();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(80)..].join("\n")
-    }
-
-    /// Stops the peer by its pid (SIGTERM; SIGKILL after 5 s) and waits for it.
-    pub async fn stop(&mut self) {
-        crate::slix::stop_child(&mut self.child).await;
     }
 }
 

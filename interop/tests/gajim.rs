@@ -9,24 +9,22 @@
 
 mod common {
     pub mod gajim;
+    pub mod matrix;
     pub mod xftcli;
 }
 
 use std::time::Duration;
 
 use common::gajim::*;
+use common::matrix::Via;
 use ft_testkit::GajimOptions;
 
 #[tokio::test]
 async fn gajim_to_gajim_s5b_direct() {
-    let Some(mut p) = transfer(
-        300_000,
-        "s5b",
-        GajimOptions::default(),
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(300_000, "s5b")
+    })
     .await
     else {
         return;
@@ -59,14 +57,11 @@ async fn gajim_to_gajim_s5b_direct() {
 #[tokio::test]
 async fn gajim_to_gajim_s5b_proxy65() {
     let proxy = "proxy.localhost";
-    let Some(mut p) = transfer(
-        300_000,
-        "s5b",
-        GajimOptions::default().proxy(proxy, false),
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        gajim: GajimOptions::default().proxy(proxy, false),
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(300_000, "s5b")
+    })
     .await
     else {
         return;
@@ -97,48 +92,17 @@ async fn gajim_to_gajim_s5b_proxy65() {
 /// activates it, and the file crosses it whole.
 #[tokio::test]
 async fn gajim_to_gajim_s5b_through_xft_proxy() {
-    if !ft_testkit::interop_enabled() {
+    let Some(mut p) = transfer(GajimCase {
+        via: Via::XftProxy,
+        gajim: GajimOptions::default().proxy(XFT_PROXY, false),
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(300_000, "s5b")
+    })
+    .await
+    else {
         return;
-    }
-    let prosody = common::xftcli::prosody(false);
-    let mut proxy = common::xftcli::xft_proxy(&prosody).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src_dir = tempfile::tempdir().expect("tempdir");
-    let source = src_dir.path().join("gajim-s5b-300000.bin");
-    std::fs::write(&source, ft_testkit::content(300_000, 300_000)).expect("write source");
-    let receiver = ft_testkit::GajimPeer::recv(
-        &prosody,
-        "bob",
-        &receiver_without_direct().resource("recv"),
-        dir.path(),
-        1,
-        &[],
-    )
-    .await
-    .expect("receiver online");
-    let to = receiver.jid().expect("receiver jid").to_string();
-    let component = prosody.component_jid().to_string();
-    let sender = ft_testkit::GajimPeer::send(
-        &prosody,
-        "alice",
-        &GajimOptions::default()
-            .proxy(&component, false)
-            .resource("send"),
-        &to,
-        &source,
-        "s5b",
-        &[],
-    )
-    .await
-    .expect("sender online");
-    let mut p = Pair {
-        _prosody: prosody,
-        sender,
-        receiver,
-        source,
-        dir,
-        _src_dir: src_dir,
     };
+    let component = p.r.prosody.component_jid().to_string();
     expect_delivered(&mut p, "s5b", None).await;
     let offered: Vec<_> = p
         .sender
@@ -159,21 +123,11 @@ async fn gajim_to_gajim_s5b_through_xft_proxy() {
         .expect("Gajim activated the proxy")
         .2;
     assert!(activate.contains(&component), "{activate}");
-    proxy.kill().await;
 }
 
 #[tokio::test]
 async fn gajim_to_gajim_ibb() {
-    let Some(mut p) = transfer(
-        200_000,
-        "ibb",
-        GajimOptions::default(),
-        GajimOptions::default(),
-        &[],
-        &[],
-    )
-    .await
-    else {
+    let Some(mut p) = transfer(GajimCase::new(200_000, "ibb")).await else {
         return;
     };
     expect_delivered(&mut p, "ibb", Some("ibb")).await;
@@ -188,14 +142,10 @@ async fn gajim_to_gajim_ibb() {
 #[tokio::test]
 async fn gajim_to_gajim_over_10_mb_checksum_in_session_info() {
     let len = 10_500_000;
-    let Some(mut p) = transfer(
-        len,
-        "s5b",
-        GajimOptions::default(),
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(len, "s5b")
+    })
     .await
     else {
         return;
@@ -235,14 +185,10 @@ async fn gajim_to_gajim_over_10_mb_checksum_in_session_info() {
 
 #[tokio::test]
 async fn gajim_declines_gajim() {
-    let Some(mut p) = transfer(
-        50_000,
-        "s5b",
-        GajimOptions::default(),
-        GajimOptions::default(),
-        &["--decline"],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        other_extra: &["--decline"],
+        ..GajimCase::new(50_000, "s5b")
+    })
     .await
     else {
         return;
@@ -258,14 +204,10 @@ async fn gajim_declines_gajim() {
     assert_eq!(seen["reason"], "decline");
     assert_eq!(p.sender.finish(DONE).await.expect("sender exit"), Some(2));
     assert!(
-        std::fs::read_dir(p.dir.path())
-            .expect("dir")
-            .next()
-            .is_none(),
+        std::fs::read_dir(&p.dir).expect("dir").next().is_none(),
         "nothing written"
     );
-    p.sender.assert_loopback_only();
-    p.receiver.assert_loopback_only();
+    p.assert_loopback();
     assert_eq!(
         p.receiver.finish(DONE).await.expect("receiver exit"),
         Some(0)
@@ -275,14 +217,10 @@ async fn gajim_declines_gajim() {
 
 #[tokio::test]
 async fn gajim_receiver_cancels_ibb() {
-    let Some(mut p) = transfer(
-        2_000_000,
-        "ibb",
-        GajimOptions::default(),
-        GajimOptions::default(),
-        &["--cancel-after", "40000"],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        other_extra: &["--cancel-after", "40000"],
+        ..GajimCase::new(2_000_000, "ibb")
+    })
     .await
     else {
         return;
@@ -300,8 +238,7 @@ async fn gajim_receiver_cancels_ibb() {
         .expect("sender outcome");
     assert_eq!(theirs["event"], "cancelled", "{theirs}");
     assert_eq!(theirs["reason"], "cancel");
-    p.sender.assert_loopback_only();
-    p.receiver.assert_loopback_only();
+    p.assert_loopback();
     assert_eq!(
         p.receiver.finish(DONE).await.expect("receiver exit"),
         Some(0)
@@ -314,14 +251,10 @@ async fn gajim_receiver_cancels_ibb() {
 /// no `.part`, no clean-up), shorter than the offer.
 #[tokio::test]
 async fn gajim_sender_cancels_ibb() {
-    let Some(mut p) = transfer(
-        2_000_000,
-        "ibb",
-        GajimOptions::default(),
-        GajimOptions::default(),
-        &[],
-        &["--cancel-after", "40000"],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        gajim_extra: &["--cancel-after", "40000"],
+        ..GajimCase::new(2_000_000, "ibb")
+    })
     .await
     else {
         return;
@@ -340,11 +273,10 @@ async fn gajim_sender_cancels_ibb() {
     assert_eq!(theirs["event"], "cancelled", "{theirs}");
     assert_eq!(theirs["by"], "peer");
     assert_eq!(theirs["reason"], "cancel");
-    let left = p.dir.path().join(p.source.file_name().expect("name"));
+    let left = p.dir.join(p.source.file_name().expect("name"));
     let len = std::fs::metadata(&left).map(|m| m.len()).unwrap_or(0);
     assert!(len < 2_000_000, "{len} bytes left");
-    p.sender.assert_loopback_only();
-    p.receiver.assert_loopback_only();
+    p.assert_loopback();
     p.sender.stop().await;
     p.receiver.stop().await;
 }
@@ -355,31 +287,19 @@ async fn gajim_sender_cancels_ibb() {
 /// file. (An xft peer must not wait for Gajim's fallback; it can send its own `<open/>`.)
 #[tokio::test]
 async fn gajim_s5b_to_ibb_fallback_is_dead_in_gajim() {
-    let Some(mut p) = transfer(
-        50_000,
-        "s5b",
-        GajimOptions {
+    let Some(mut p) = transfer(GajimCase {
+        gajim: GajimOptions {
             direct: false,
             ..GajimOptions::default()
         },
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(50_000, "s5b")
+    })
     .await
     else {
         return;
     };
-    loop {
-        let v = p
-            .sender
-            .wait_event("stanza")
-            .await
-            .expect("the fallback stanzas");
-        if v["dir"] == "in" && v["kind"] == "transport-accept" {
-            break;
-        }
-    }
+    wait_stanza(&mut p.sender, "in", "transport-accept").await;
     // Everything either side says in the next 10 s.
     for peer in [&mut p.sender, &mut p.receiver] {
         while peer.wait_json_for(Duration::from_secs(5)).await.is_ok() {}
@@ -412,14 +332,8 @@ async fn gajim_s5b_to_ibb_fallback_is_dead_in_gajim() {
                 .any(|v| v["event"] == "file" || v["event"] == "sent")
         );
     }
-    assert!(
-        std::fs::read_dir(p.dir.path())
-            .expect("dir")
-            .next()
-            .is_none()
-    );
-    p.sender.assert_loopback_only();
-    p.receiver.assert_loopback_only();
+    assert!(std::fs::read_dir(&p.dir).expect("dir").next().is_none());
+    p.assert_loopback();
     save_fixtures(&p.sender, &p.receiver, "dead-fallback");
     p.sender.stop().await;
     p.receiver.stop().await;
@@ -436,14 +350,11 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
         unconfined_candidates: unconfined,
         ..GajimOptions::default()
     };
-    let Some(mut p) = transfer(
-        100_000,
-        "s5b",
-        leak(false),
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        gajim: leak(false),
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(100_000, "s5b")
+    })
     .await
     else {
         return;
@@ -456,14 +367,11 @@ async fn gajim_loopback_check_catches_a_leaked_candidate() {
             .any(|v| v["event"] == "streamhost" && v["host"] == "192.0.2.2" && v["kept"] == false)
     );
 
-    let Some(mut p) = transfer(
-        100_000,
-        "s5b",
-        leak(true),
-        receiver_without_direct(),
-        &[],
-        &[],
-    )
+    let Some(mut p) = transfer(GajimCase {
+        gajim: leak(true),
+        receiver: receiver_without_direct(),
+        ..GajimCase::new(100_000, "s5b")
+    })
     .await
     else {
         return;

@@ -17,6 +17,7 @@ mod common {
     pub mod xftcli;
 }
 
+use common::gajim::{GajimCase, XFT_PROXY, all_kinds, wait_stanza};
 use common::gajim_xft::*;
 use common::matrix::Via;
 use common::xftcli::*;
@@ -32,15 +33,7 @@ async fn xft_to_gajim_s5b_direct() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle s5b direct");
-    let mut t = xft_to_gajim(
-        Via::Prosody,
-        300_000,
-        "s5b-direct",
-        &[],
-        gajim_receiver(),
-        &[],
-    )
-    .await;
+    let mut t = xft_to_gajim(to_gajim(300_000, "s5b-direct")).await;
     let (x, _) = expect_to_gajim(&mut t, "s5b-direct").await;
     assert_eq!(
         x["streamhost"]
@@ -67,22 +60,9 @@ async fn xft_to_gajim_s5b_through_prosody_proxy65() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle s5b proxy65");
-    let mut t = xft_to_gajim(
-        Via::Prosody,
-        300_000,
-        "s5b-proxy",
-        &[],
-        gajim_receiver(),
-        &[],
-    )
-    .await;
+    let mut t = xft_to_gajim(to_gajim(300_000, "s5b-proxy")).await;
     let (x, _) = expect_to_gajim(&mut t, "s5b-proxy").await;
-    let kinds: Vec<String> = t
-        .gajim
-        .stanzas()
-        .into_iter()
-        .map(|(d, k, _)| format!("{d} {k}"))
-        .collect();
+    let kinds = all_kinds(&t.gajim);
     assert!(
         kinds.contains(&"in transport-info-activated".to_owned()),
         "xft activated the proxy and said so: {kinds:?}"
@@ -97,14 +77,11 @@ async fn xft_to_gajim_s5b_through_xft_proxy() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle s5b xft proxy");
-    let mut t = xft_to_gajim(
-        Via::XftProxy,
-        300_000,
-        "s5b-proxy",
-        &["--proxy", XFT_PROXY],
-        gajim_receiver(),
-        &[],
-    )
+    let mut t = xft_to_gajim(GajimCase {
+        via: Via::XftProxy,
+        other_extra: &["--proxy", XFT_PROXY],
+        ..to_gajim(300_000, "s5b-proxy")
+    })
     .await;
     expect_to_gajim(&mut t, "s5b-proxy").await;
     row.note = "jingle s5b-proxy via xft proxy".into();
@@ -116,14 +93,9 @@ async fn xft_to_gajim_ibb() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle ibb");
-    let mut t = xft_to_gajim(Via::Prosody, 200_000, "ibb", &[], gajim_receiver(), &[]).await;
+    let mut t = xft_to_gajim(to_gajim(200_000, "ibb")).await;
     expect_to_gajim(&mut t, "ibb-iq").await;
-    let kinds: Vec<String> = t
-        .gajim
-        .stanzas()
-        .into_iter()
-        .map(|(d, k, _)| format!("{d} {k}"))
-        .collect();
+    let kinds = all_kinds(&t.gajim);
     assert!(kinds.contains(&"in ibb-open".to_owned()), "{kinds:?}");
     save_xft_fixtures(&t.gajim, &alice_xft(&t), true, "xft-to-gajim-ibb");
     row.note = "jingle ibb-iq".into();
@@ -143,15 +115,14 @@ async fn xft_to_gajim_s5b_to_ibb_fallback() {
         dial: false,
         ..gajim_receiver()
     };
-    let mut t = xft_to_gajim(Via::Prosody, 200_000, "auto", &[], opts, &[]).await;
+    let mut t = xft_to_gajim(GajimCase {
+        gajim: opts,
+        ..to_gajim(200_000, "auto")
+    })
+    .await;
     let (x, _) = expect_to_gajim(&mut t, "ibb-iq").await;
     assert_eq!(x["fallback"], true, "{x}");
-    let kinds: Vec<String> = t
-        .gajim
-        .stanzas()
-        .into_iter()
-        .map(|(d, k, _)| format!("{d} {k}"))
-        .collect();
+    let kinds = all_kinds(&t.gajim);
     for k in [
         "in transport-replace",
         "out transport-accept",
@@ -171,15 +142,7 @@ async fn xft_to_gajim_over_10_mb() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle over 10 MB");
-    let mut t = xft_to_gajim(
-        Via::Prosody,
-        10_500_000,
-        "s5b-direct",
-        &[],
-        gajim_receiver(),
-        &[],
-    )
-    .await;
+    let mut t = xft_to_gajim(to_gajim(10_500_000, "s5b-direct")).await;
     let (_, file) = expect_to_gajim(&mut t, "s5b-direct").await;
     assert_eq!(file["size"], 10_500_000);
     row.note = format!("hash {} checked by Gajim", file["hash_algo"]);
@@ -191,14 +154,10 @@ async fn gajim_declines_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "xft → peer", "jingle decline by peer");
-    let mut t = xft_to_gajim(
-        Via::Prosody,
-        50_000,
-        "auto",
-        &[],
-        gajim_receiver(),
-        &["--decline"],
-    )
+    let mut t = xft_to_gajim(GajimCase {
+        gajim_extra: &["--decline"],
+        ..to_gajim(50_000, "auto")
+    })
     .await;
     t.gajim.wait_event("declined").await.expect("declined");
     let (rows, ok) = t.xft.finish(DONE).await;
@@ -216,9 +175,7 @@ async fn gajim_declines_xft() {
         "nothing written"
     );
     assert_eq!(t.gajim.finish(DONE).await.unwrap(), Some(0));
-    t.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&t.gajim);
-    assert_prosody_loopback(&t.r.prosody);
+    t.assert_loopback();
 }
 
 /// Gajim cancels after 40,000 bytes of an IBB stream (session-terminate `<cancel/>`): xft
@@ -229,14 +186,10 @@ async fn gajim_cancels_receiving_from_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "xft → peer", "jingle cancel by peer");
-    let mut t = xft_to_gajim(
-        Via::Prosody,
-        2_000_000,
-        "ibb",
-        &[],
-        gajim_receiver(),
-        &["--cancel-after", "40000"],
-    )
+    let mut t = xft_to_gajim(GajimCase {
+        gajim_extra: &["--cancel-after", "40000"],
+        ..to_gajim(2_000_000, "ibb")
+    })
     .await;
     let ev = t
         .gajim
@@ -255,9 +208,7 @@ async fn gajim_cancels_receiving_from_xft() {
     assert_eq!(rows[0]["stack"], "jingle", "{}", rows[0]);
     assert!(!ok, "xft send exits 1 after the peer cancelled");
     assert_eq!(t.gajim.finish(DONE).await.unwrap(), Some(0));
-    t.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&t.gajim);
-    assert_prosody_loopback(&t.r.prosody);
+    t.assert_loopback();
 }
 
 /// xft is killed (by its pid) mid-stream: Gajim never reports the file as complete. Pinned
@@ -269,18 +220,9 @@ async fn xft_dies_sending_to_gajim() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "jingle cancel by xft");
-    let mut t = xft_to_gajim(Via::Prosody, 3_000_000, "ibb", &[], gajim_receiver(), &[]).await;
+    let mut t = xft_to_gajim(to_gajim(3_000_000, "ibb")).await;
     // The stream is under way once Gajim accepted and IBB opened.
-    loop {
-        let v = t
-            .gajim
-            .wait_event("stanza")
-            .await
-            .expect("the session goes on");
-        if v["dir"] == "in" && v["kind"] == "ibb-open" {
-            break;
-        }
-    }
+    wait_stanza(&mut t.gajim, "in", "ibb-open").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     t.xft.kill().await;
     match t
@@ -304,9 +246,7 @@ async fn xft_dies_sending_to_gajim() {
     let len = std::fs::metadata(&left).map(|m| m.len()).unwrap_or(0);
     assert!(len < 3_000_000, "{len} bytes left");
     t.gajim.stop().await;
-    t.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&t.gajim);
-    assert_prosody_loopback(&t.r.prosody);
+    t.assert_loopback();
 }
 
 /// The facade's choice by disco, through the binary: `xft send` with the default stack
@@ -343,7 +283,7 @@ async fn xft_send_picks_si_for_slixmpp_and_jingle_for_gajim_by_disco() {
     assert!(slix.wait_exit(BUDGET).await.unwrap(), "{}", slix.stderr());
     drop(r);
 
-    let mut t = xft_to_gajim(Via::Prosody, 100_000, "auto", &[], gajim_receiver(), &[]).await;
+    let mut t = xft_to_gajim(to_gajim(100_000, "auto")).await;
     let (x, _) = expect_to_gajim(&mut t, "s5b-direct").await;
     assert_eq!(x["stack"], "jingle", "Gajim lists only Jingle: {x}");
 }

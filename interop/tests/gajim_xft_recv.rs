@@ -16,6 +16,7 @@ mod common {
 
 use std::time::Duration;
 
+use common::gajim::{CAROL, GajimCase, XFT_PROXY, kinds, wait_stanza};
 use common::gajim_xft::*;
 use common::matrix::Via;
 use common::xftcli::*;
@@ -31,15 +32,7 @@ async fn gajim_to_xft_s5b_direct() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle s5b direct");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        300_000,
-        "s5b",
-        &[],
-        GajimOptions::default(),
-        &[],
-    )
-    .await;
+    let mut f = gajim_to_xft(GajimCase::new(300_000, "s5b")).await;
     let x = expect_from_gajim(&mut f, "s5b-direct").await;
     assert_eq!(
         x["verified_by"], "blake2b-512",
@@ -57,15 +50,13 @@ async fn gajim_to_xft_s5b_through_prosody_proxy65() {
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle s5b proxy65");
     let opts = GajimOptions::default().proxy("proxy.localhost", false);
-    let mut f = gajim_to_xft(Via::Prosody, 300_000, "s5b", &[], opts, &[]).await;
+    let mut f = gajim_to_xft(GajimCase {
+        gajim: opts,
+        ..GajimCase::new(300_000, "s5b")
+    })
+    .await;
     expect_from_gajim(&mut f, "s5b-proxy").await;
-    let out: Vec<String> = f
-        .gajim
-        .stanzas()
-        .into_iter()
-        .filter(|(d, _, _)| d == "out")
-        .map(|(_, k, _)| k)
-        .collect();
+    let out = kinds(&f.gajim, "out");
     assert!(out.contains(&"bytestreams-activate".to_owned()), "{out:?}");
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-s5b-proxy65");
     row.note = "jingle s5b-proxy (Gajim's proxy65 candidate)".into();
@@ -82,7 +73,12 @@ async fn gajim_to_xft_s5b_through_xft_proxy() {
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle s5b xft proxy");
     let opts = GajimOptions::default().proxy(XFT_PROXY, false);
-    let mut f = gajim_to_xft(Via::XftProxy, 300_000, "s5b", &[], opts, &[]).await;
+    let mut f = gajim_to_xft(GajimCase {
+        via: Via::XftProxy,
+        gajim: opts,
+        ..GajimCase::new(300_000, "s5b")
+    })
+    .await;
     expect_from_gajim(&mut f, "s5b-proxy").await;
     row.note = "jingle s5b-proxy (Gajim's xft proxy candidate)".into();
     assert_xft_offered_loopback_only(&f.gajim);
@@ -94,15 +90,7 @@ async fn gajim_to_xft_ibb() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle ibb");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        200_000,
-        "ibb",
-        &[],
-        GajimOptions::default(),
-        &[],
-    )
-    .await;
+    let mut f = gajim_to_xft(GajimCase::new(200_000, "ibb")).await;
     expect_from_gajim(&mut f, "ibb-iq").await;
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-ibb");
     row.note = "jingle ibb-iq (Gajim: 4096-byte blocks)".into();
@@ -117,15 +105,7 @@ async fn gajim_to_xft_over_10_mb_checksum_in_session_info() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle over 10 MB");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        10_500_000,
-        "s5b",
-        &[],
-        GajimOptions::default(),
-        &[],
-    )
-    .await;
+    let mut f = gajim_to_xft(GajimCase::new(10_500_000, "s5b")).await;
     // This case is about the checksum: Gajim offers its own streamhost and Prosody's
     // proxy, and on a loaded machine the proxy pair may connect first and be nominated.
     let x = expect_from_gajim_by(&mut f, &["s5b-direct", "s5b-proxy"]).await;
@@ -150,14 +130,10 @@ async fn xft_declines_gajim() {
         return;
     }
     let _row = Row::new(CLIENT, "peer → xft", "jingle decline by xft");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        50_000,
-        "s5b",
-        &["--from", CAROL],
-        GajimOptions::default(),
-        &[],
-    )
+    let mut f = gajim_to_xft(GajimCase {
+        other_extra: &["--from", CAROL],
+        ..GajimCase::new(50_000, "s5b")
+    })
     .await;
     let ev = f
         .gajim
@@ -171,9 +147,7 @@ async fn xft_declines_gajim() {
     assert_eq!(x["kind"], "refused", "{x}");
     f.xft.kill().await;
     assert!(!f.inbox.join(f.source.file_name().unwrap()).exists());
-    f.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&f.gajim);
-    assert_prosody_loopback(&f.r.prosody);
+    f.assert_loopback();
 }
 
 /// Gajim cancels its send after 40,000 bytes of IBB: xft reports the failure, keeps no
@@ -184,14 +158,10 @@ async fn gajim_cancels_sending_to_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "peer → xft", "jingle cancel by peer");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        2_000_000,
-        "ibb",
-        &[],
-        GajimOptions::default(),
-        &["--cancel-after", "40000"],
-    )
+    let mut f = gajim_to_xft(GajimCase {
+        gajim_extra: &["--cancel-after", "40000"],
+        ..GajimCase::new(2_000_000, "ibb")
+    })
     .await;
     let ev = f
         .gajim
@@ -215,9 +185,7 @@ async fn gajim_cancels_sending_to_xft() {
         "no complete file"
     );
     f.gajim.stop().await;
-    f.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&f.gajim);
-    assert_prosody_loopback(&f.r.prosody);
+    f.assert_loopback();
 }
 
 /// `xft recv` killed (by its pid) mid-stream: Gajim never says `sent`.
@@ -227,25 +195,8 @@ async fn xft_dies_receiving_from_gajim() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "jingle cancel by xft");
-    let mut f = gajim_to_xft(
-        Via::Prosody,
-        3_000_000,
-        "ibb",
-        &[],
-        GajimOptions::default(),
-        &[],
-    )
-    .await;
-    loop {
-        let v = f
-            .gajim
-            .wait_event("stanza")
-            .await
-            .expect("the session goes on");
-        if v["dir"] == "out" && v["kind"] == "ibb-open" {
-            break;
-        }
-    }
+    let mut f = gajim_to_xft(GajimCase::new(3_000_000, "ibb")).await;
+    wait_stanza(&mut f.gajim, "out", "ibb-open").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.xft.kill().await;
     match f
@@ -267,9 +218,7 @@ async fn xft_dies_receiving_from_gajim() {
         Err(e) => panic!("{e}"),
     }
     f.gajim.stop().await;
-    f.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&f.gajim);
-    assert_prosody_loopback(&f.r.prosody);
+    f.assert_loopback();
 }
 
 /// Gajim's own limit, pinned: when S5B fails (here Gajim offers no candidate and dials
@@ -289,7 +238,11 @@ async fn gajim_to_xft_s5b_to_ibb_fallback_is_dead_in_gajim() {
         dial: false,
         ..GajimOptions::default()
     };
-    let mut f = gajim_to_xft(Via::Prosody, 50_000, "s5b", &[], opts, &[]).await;
+    let mut f = gajim_to_xft(GajimCase {
+        gajim: opts,
+        ..GajimCase::new(50_000, "s5b")
+    })
+    .await;
     let mut replaced = None;
     while let Ok(v) = f.gajim.wait_json_for(Duration::from_secs(30)).await {
         if v["event"] == "stanza" && v["dir"] == "out" && v["kind"] == "transport-replace" {
@@ -317,8 +270,6 @@ async fn gajim_to_xft_s5b_to_ibb_fallback_is_dead_in_gajim() {
     save_xft_fixtures(&f.gajim, &bob_xft(&f), false, "gajim-to-xft-dead-fallback");
     f.xft.kill().await;
     f.gajim.stop().await;
-    f.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&f.gajim);
-    assert_prosody_loopback(&f.r.prosody);
+    f.assert_loopback();
     row.peer_limitation("Gajim's S5B→IBB fallback: transport-replace sid='None', never opens IBB");
 }

@@ -8,10 +8,12 @@
 //! was ever offered or dialled, and appends a row to `target/interop-table/rows.jsonl`.
 
 mod common {
+    pub mod fallback;
     pub mod matrix;
     pub mod xftcli;
 }
 
+use common::fallback::*;
 use common::matrix::*;
 use common::xftcli::*;
 use ft_testkit::{PeerKind, Purple, PurplePeer};
@@ -20,63 +22,36 @@ const UNICODE: &str = "ünïcødé name ✓ with spaces.bin";
 
 // ---- xft → libpurple ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn xft_to_purple_ibb_4096() {
-    xft_to_peer::<Purple>(Case {
+cases! {
+    xft_to_purple_ibb_4096 => xft_to_peer::<Purple>(Case {
         xft_extra: &["--block-size", "4096"],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq 4096", "ibb-iq")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_ibb_65535() {
-    xft_to_peer::<Purple>(Case {
+    });
+    xft_to_purple_ibb_65535 => xft_to_peer::<Purple>(Case {
         xft_extra: &["--block-size", "65535"],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq 65535", "ibb-iq")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_ibb_message() {
-    xft_to_peer_unconfirmed::<Purple>(Case {
+    });
+    xft_to_purple_ibb_message => xft_to_peer_unconfirmed::<Purple>(Case {
         xft_extra: &["--block-size", "4096"],
         expect_method: Some("ibb-message"),
         ..Case::new("IBB message 4096", "ibb-message")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_s5b_direct() {
-    xft_to_peer::<Purple>(Case {
+    });
+    xft_to_purple_s5b_direct => xft_to_peer::<Purple>(Case {
         expect_method: Some("s5b-direct"),
         ..Case::new("S5B direct", "s5b-direct")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_s5b_proxy65() {
-    xft_to_peer::<Purple>(Case {
+    });
+    xft_to_purple_s5b_proxy65 => xft_to_peer::<Purple>(Case {
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_s5b_xft_proxy() {
-    xft_to_peer::<Purple>(Case {
+    });
+    xft_to_purple_s5b_xft_proxy => xft_to_peer::<Purple>(Case {
         via: Via::XftProxy,
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")
-    })
-    .await;
+    });
 }
 
 /// libpurple's own limitation: it cannot receive an empty file by S5B. It answers
@@ -115,23 +90,17 @@ async fn xft_to_purple_empty_file() {
     row.peer_limitation("libpurple cancels an empty S5B stream at EOF; xft ok");
 }
 
-#[tokio::test]
-async fn xft_to_purple_unicode_name() {
-    xft_to_peer::<Purple>(Case {
+cases! {
+    xft_to_purple_unicode_name => xft_to_peer::<Purple>(Case {
         files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
-    })
-    .await;
-}
-
-/// Small files by S5B, which the peer reads whole and then closes the socket at once
-/// (libpurple stops at `size`). The peer gets every file complete with the right SHA-256, but xft
-/// sometimes (about 1 run in 4 for one 200 kB file here) reports `"cancelled by the peer"`
-/// at stage `stream` with `bytes: 0` and exits 1: it takes the receiver's close after the
-/// last byte for a cancel.
-#[tokio::test]
-async fn xft_to_purple_small_files_by_s5b() {
-    xft_to_peer::<Purple>(Case {
+    });
+    /// Small files by S5B, which the peer reads whole and then closes the socket at once
+    /// (libpurple stops at `size`). The peer gets every file complete with the right SHA-256, but xft
+    /// sometimes (about 1 run in 4 for one 200 kB file here) reports `"cancelled by the peer"`
+    /// at stage `stream` with `bytes: 0` and exits 1: it takes the receiver's close after the
+    /// last byte for a cancel.
+    xft_to_purple_small_files_by_s5b => xft_to_peer::<Purple>(Case {
         files: &[
             ("small-1.bin", 200_000),
             ("small-2.bin", 200_000),
@@ -141,77 +110,44 @@ async fn xft_to_purple_small_files_by_s5b() {
         ],
         expect_method: Some("s5b-direct"),
         ..Case::new("5 small files by S5B", "s5b-direct")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_purple_two_files() {
-    xft_to_peer::<Purple>(Case {
+    });
+    xft_to_purple_two_files => xft_to_peer::<Purple>(Case {
         files: &[("one.bin", 700_000), ("two.bin", 300_000)],
         ..Case::new("two files, one session", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn purple_declines_xft() {
-    peer_declines::<Purple>("auto").await;
-}
-
-#[tokio::test]
-async fn xft_dies_sending_to_purple() {
-    xft_dies_sending::<Purple>("ibb-iq", &["--block-size", "4096"], true).await;
-}
-
-#[tokio::test]
-async fn purple_cancels_receiving_from_xft() {
-    peer_cancels_receiving::<Purple>("ibb-iq", &["--block-size", "4096"], 100_000).await;
+    });
+    purple_declines_xft => peer_declines::<Purple>("auto");
+    xft_dies_sending_to_purple =>
+        xft_dies_sending::<Purple>("ibb-iq", &["--block-size", "4096"], true);
+    purple_cancels_receiving_from_xft =>
+        peer_cancels_receiving::<Purple>("ibb-iq", &["--block-size", "4096"], 100_000);
 }
 
 // ---- libpurple → xft ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn purple_to_xft_ibb() {
-    peer_to_xft::<Purple>(Case {
+cases! {
+    purple_to_xft_ibb => peer_to_xft::<Purple>(Case {
         peer_common: &["--methods", "ibb"],
         files: &[("payload.bin", 300_000)],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq (libpurple's 4096)", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn purple_to_xft_s5b_direct() {
-    peer_to_xft::<Purple>(Case {
+    });
+    purple_to_xft_s5b_direct => peer_to_xft::<Purple>(Case {
         peer_common: &["--methods", "s5b"],
         expect_method: Some("s5b-direct"),
         ..Case::new("S5B direct", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn purple_to_xft_s5b_proxy65() {
-    peer_to_xft::<Purple>(Case {
+    });
+    purple_to_xft_s5b_proxy65 => peer_to_xft::<Purple>(Case {
         peer_common: &["--methods", "s5b", "--no-direct"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn purple_to_xft_s5b_xft_proxy() {
-    peer_to_xft::<Purple>(Case {
+    });
+    purple_to_xft_s5b_xft_proxy => peer_to_xft::<Purple>(Case {
         via: Via::XftProxy,
         peer_common: &["--methods", "s5b", "--no-direct"],
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")
-    })
-    .await;
+    });
 }
 
 /// libpurple's own limitation: sending an empty file by S5B it never completes (nothing to
@@ -247,37 +183,18 @@ async fn purple_to_xft_empty_file() {
     row.peer_limitation("libpurple never completes an empty S5B send; xft ok at EOF");
 }
 
-#[tokio::test]
-async fn purple_to_xft_unicode_name() {
-    peer_to_xft::<Purple>(Case {
+cases! {
+    purple_to_xft_unicode_name => peer_to_xft::<Purple>(Case {
         files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn purple_to_xft_two_files() {
-    peer_to_xft::<Purple>(Case {
+    });
+    purple_to_xft_two_files => peer_to_xft::<Purple>(Case {
         files: &[("one.bin", 700_000), ("two.bin", 300_000)],
         ..Case::new("two files, one session", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_declines_purple() {
-    xft_declines::<Purple>().await;
-}
-
-#[tokio::test]
-async fn purple_cancels_sending_to_xft() {
-    peer_cancels_sending::<Purple>(&["--methods", "ibb"], 100_000).await;
-}
-
-#[tokio::test]
-async fn xft_dies_receiving_from_purple() {
-    xft_dies_receiving::<Purple>(&["--methods", "ibb"], true).await;
+    });
+    xft_declines_purple => xft_declines::<Purple>();
+    purple_cancels_sending_to_xft => peer_cancels_sending::<Purple>(&["--methods", "ibb"], 100_000);
+    xft_dies_receiving_from_purple => xft_dies_receiving::<Purple>(&["--methods", "ibb"], true);
 }
 
 // ---- the libpurple-style fallback: every streamhost dead, then IBB on the same sid -------------

@@ -8,10 +8,12 @@
 //! was ever offered or dialled, and appends a row to `target/interop-table/rows.jsonl`.
 
 mod common {
+    pub mod fallback;
     pub mod matrix;
     pub mod xftcli;
 }
 
+use common::fallback::*;
 use common::matrix::*;
 use common::xftcli::*;
 use ft_testkit::{PeerKind, Qxmpp};
@@ -20,94 +22,53 @@ const UNICODE: &str = "ünïcødé name ✓ with spaces.bin";
 
 // ---- xft → QXmpp ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn xft_to_qxmpp_ibb_4096() {
-    xft_to_peer::<Qxmpp>(Case {
+cases! {
+    xft_to_qxmpp_ibb_4096 => xft_to_peer::<Qxmpp>(Case {
         xft_extra: &["--block-size", "4096"],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq 4096", "ibb-iq")
-    })
-    .await;
-}
-
-/// QXmpp's IBB receiver takes at most block-size 4096 (PEERS.md): a larger `<open/>` gets
-/// `modify/resource-constraint`; xft must then still deliver the file (at a block size the
-/// peer takes).
-#[tokio::test]
-async fn xft_to_qxmpp_ibb_8192() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    /// QXmpp's IBB receiver takes at most block-size 4096 (PEERS.md): a larger `<open/>` gets
+    /// `modify/resource-constraint`; xft must then still deliver the file (at a block size the
+    /// peer takes).
+    xft_to_qxmpp_ibb_8192 => xft_to_peer::<Qxmpp>(Case {
         xft_extra: &["--block-size", "8192"],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq 8192 (QXmpp takes 4096)", "ibb-iq")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_ibb_message() {
-    xft_to_peer_unconfirmed::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_ibb_message => xft_to_peer_unconfirmed::<Qxmpp>(Case {
         xft_extra: &["--block-size", "4096"],
         expect_method: Some("ibb-message"),
         ..Case::new("IBB message 4096", "ibb-message")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_s5b_direct() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_s5b_direct => xft_to_peer::<Qxmpp>(Case {
         expect_method: Some("s5b-direct"),
         ..Case::new("S5B direct", "s5b-direct")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_s5b_proxy65() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_s5b_proxy65 => xft_to_peer::<Qxmpp>(Case {
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_s5b_xft_proxy() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_s5b_xft_proxy => xft_to_peer::<Qxmpp>(Case {
         via: Via::XftProxy,
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_empty_file() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_empty_file => xft_to_peer::<Qxmpp>(Case {
         files: &[("empty.bin", 0)],
         ..Case::new("empty file", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_unicode_name() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_unicode_name => xft_to_peer::<Qxmpp>(Case {
         files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
-    })
-    .await;
-}
-
-/// Small files by S5B, which the peer reads whole and then closes the socket at once
-/// (QXmpp stops at `size`). The peer gets every file complete with the right SHA-256, but xft
-/// sometimes (about 1 run in 4 for one 200 kB file here) reports `"cancelled by the peer"`
-/// at stage `stream` with `bytes: 0` and exits 1: it takes the receiver's close after the
-/// last byte for a cancel.
-#[tokio::test]
-async fn xft_to_qxmpp_small_files_by_s5b() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    /// Small files by S5B, which the peer reads whole and then closes the socket at once
+    /// (QXmpp stops at `size`). The peer gets every file complete with the right SHA-256, but xft
+    /// sometimes (about 1 run in 4 for one 200 kB file here) reports `"cancelled by the peer"`
+    /// at stage `stream` with `bytes: 0` and exits 1: it takes the receiver's close after the
+    /// last byte for a cancel.
+    xft_to_qxmpp_small_files_by_s5b => xft_to_peer::<Qxmpp>(Case {
         files: &[
             ("small-1.bin", 200_000),
             ("small-2.bin", 200_000),
@@ -117,60 +78,33 @@ async fn xft_to_qxmpp_small_files_by_s5b() {
         ],
         expect_method: Some("s5b-direct"),
         ..Case::new("5 small files by S5B", "s5b-direct")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_qxmpp_two_files() {
-    xft_to_peer::<Qxmpp>(Case {
+    });
+    xft_to_qxmpp_two_files => xft_to_peer::<Qxmpp>(Case {
         files: &[("one.bin", 700_000), ("two.bin", 300_000)],
         ..Case::new("two files, one session", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_declines_xft() {
-    peer_declines::<Qxmpp>("auto").await;
-}
-
-#[tokio::test]
-async fn qxmpp_cancels_receiving_from_xft() {
-    peer_cancels_receiving::<Qxmpp>("ibb-iq", &["--block-size", "4096"], 100_000).await;
+    });
+    qxmpp_declines_xft => peer_declines::<Qxmpp>("auto");
+    qxmpp_cancels_receiving_from_xft =>
+        peer_cancels_receiving::<Qxmpp>("ibb-iq", &["--block-size", "4096"], 100_000);
 }
 
 // ---- QXmpp → xft ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn xft_dies_sending_to_qxmpp() {
-    xft_dies_sending::<Qxmpp>("ibb-iq", &["--block-size", "4096"], true).await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_ibb() {
-    peer_to_xft::<Qxmpp>(Case {
+cases! {
+    xft_dies_sending_to_qxmpp =>
+        xft_dies_sending::<Qxmpp>("ibb-iq", &["--block-size", "4096"], true);
+    qxmpp_to_xft_ibb => peer_to_xft::<Qxmpp>(Case {
         peer_common: &["--methods", "ibb"],
         files: &[("payload.bin", 300_000)],
         expect_method: Some("ibb-iq"),
         ..Case::new("IBB iq (QXmpp's 4096)", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_s5b_direct() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_s5b_direct => peer_to_xft::<Qxmpp>(Case {
         peer_common: &["--methods", "s5b"],
         expect_method: Some("s5b-direct"),
         ..Case::new("S5B direct", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_s5b_proxy65() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_s5b_proxy65 => peer_to_xft::<Qxmpp>(Case {
         peer_common: &[
             "--methods",
             "s5b",
@@ -180,13 +114,8 @@ async fn qxmpp_to_xft_s5b_proxy65() {
         ],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B proxy65", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_s5b_xft_proxy() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_s5b_xft_proxy => peer_to_xft::<Qxmpp>(Case {
         via: Via::XftProxy,
         peer_common: &[
             "--methods",
@@ -198,50 +127,22 @@ async fn qxmpp_to_xft_s5b_xft_proxy() {
         xft_extra: &["--proxy", "xftproxy.localhost"],
         expect_method: Some("s5b-proxy"),
         ..Case::new("S5B xft proxy", "s5b-proxy")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_empty_file() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_empty_file => peer_to_xft::<Qxmpp>(Case {
         files: &[("empty.bin", 0)],
         ..Case::new("empty file", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_unicode_name() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_unicode_name => peer_to_xft::<Qxmpp>(Case {
         files: &[(UNICODE, 1_000_000)],
         ..Case::new("name with spaces, non-ASCII", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn qxmpp_to_xft_two_files() {
-    peer_to_xft::<Qxmpp>(Case {
+    });
+    qxmpp_to_xft_two_files => peer_to_xft::<Qxmpp>(Case {
         files: &[("one.bin", 700_000), ("two.bin", 300_000)],
         ..Case::new("two files, one session", "auto")
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn xft_declines_qxmpp() {
-    xft_declines::<Qxmpp>().await;
-}
-
-#[tokio::test]
-async fn qxmpp_cancels_sending_to_xft() {
-    peer_cancels_sending::<Qxmpp>(&["--methods", "ibb"], 100_000).await;
-}
-
-#[tokio::test]
-async fn xft_dies_receiving_from_qxmpp() {
-    xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], true).await;
+    });
+    xft_declines_qxmpp => xft_declines::<Qxmpp>();
+    qxmpp_cancels_sending_to_xft => peer_cancels_sending::<Qxmpp>(&["--methods", "ibb"], 100_000);
+    xft_dies_receiving_from_qxmpp => xft_dies_receiving::<Qxmpp>(&["--methods", "ibb"], true);
 }
 
 // ---- the libpurple-style fallback: every streamhost dead, then IBB on the same sid -------------

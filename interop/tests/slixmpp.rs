@@ -11,198 +11,40 @@
 
 mod common {
     pub mod matrix;
+    pub mod slix;
     pub mod xftcli;
 }
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::matrix::*;
-use common::xftcli::*;
 use ft_testkit::SlixPeer;
 
-const CLIENT: &str = "slixmpp 1.17";
-const UNICODE: &str = "ünïcødé name ✓ with spaces.bin";
-
-/// The source of one of slixmpp's modules, as installed in the peers' virtualenv (for the
-/// limitation rows: what slixmpp has no code for).
-fn slix_source(module: &str) -> String {
-    let out = std::process::Command::new(ft_testkit::python().unwrap())
-        .args([
-            "-c",
-            &format!("import inspect, {module} as m; print(inspect.getsource(m))"),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{module}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Waits until some file in `dir` holds at least `bytes` (a transfer is under way).
-async fn wait_partial(dir: &Path, bytes: u64) {
-    let deadline = tokio::time::Instant::now() + BUDGET;
-    loop {
-        let biggest = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .max()
-            .unwrap_or(0);
-        if biggest >= bytes {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing in {} reached {bytes} bytes",
-            dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// `xft send` → slixmpp's `recv` (`c.peer_common` are its options): every file arrives
-/// whole with the right SHA-256 on disk. With `unconfirmed` (IBB over message, no
-/// acknowledgements) xft's rows must say `unconfirmed` and `verified: false`, and the file
-/// must still arrive: slixmpp does deliver message-mode data.
-async fn xft_to_slix(c: Case<'_>, unconfirmed: bool) {
-    if !ft_testkit::interop_enabled() {
-        return;
-    }
-    let mut row = Row::new(CLIENT, "xft → peer", c.case);
-    let r = rig(c.via).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let files = make_files(&outbox, c.files);
-    let mut peer = SlixPeer::recv(&r.prosody, "bob", &inbox, files.len(), c.peer_common)
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
-    let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
-    let (rows, ok) = xft.finish(BUDGET).await;
-    assert_eq!(
-        rows.len(),
-        files.len(),
-        "one row per file: {rows:?}\n{}",
-        xft.stderr()
-    );
-    for ((path, sha), (x, (_, size))) in files.iter().zip(rows.iter().zip(c.files)) {
-        if unconfirmed {
-            assert!(x["error"].is_null(), "{x}\n{}", peer.stderr());
-            check_xft_row_unconfirmed(x);
-            assert_eq!(x["sha256"], sha.as_str(), "{x}");
-        } else {
-            check_xft_row(x, sha, *size, c.expect_method, &peer.stderr());
-        }
-        let got = peer
-            .wait_any(&["file", "cancelled"], BUDGET)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n--- xft ---\n{}", xft.stderr()));
-        assert_eq!(got["event"], "file", "{got}\n{}", peer.stderr());
-        let name = path.file_name().unwrap();
-        assert_eq!(got["name"].as_str(), name.to_str(), "{got}");
-        assert_eq!(got["size"].as_u64(), Some(*size as u64), "{got}");
-        assert_eq!(got["sha256"], sha.as_str(), "{got}");
-        assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {got}");
-        row.note = format!("{} via {}", x["method"].as_str().unwrap_or("?"), c.method);
-    }
-    assert!(ok, "xft send exits 0: {rows:?}\n{}", xft.stderr());
-    assert!(peer.wait_exit(BUDGET).await.unwrap(), "{}", peer.stderr());
-    assert_prosody_loopback(&r.prosody);
-    if unconfirmed {
-        row.note = "ibb-message: delivered; xft says unconfirmed, not verified".into();
-    }
-}
-
-/// slixmpp's `send --method slix_method` (`c.peer_common` are its options) → `xft recv`:
-/// slixmpp offers one file per session, so each file is one `send` in turn against one
-/// `xft recv --count N`. Every file arrives whole with the right SHA-256 on disk.
-async fn slix_to_xft(c: Case<'_>, slix_method: &str) {
-    if !ft_testkit::interop_enabled() {
-        return;
-    }
-    let mut row = Row::new(CLIENT, "peer → xft", c.case);
-    let r = rig(c.via).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let files = make_files(&outbox, c.files);
-    let mut extra = vec!["--method", c.method];
-    extra.extend_from_slice(c.xft_extra);
-    let mut xft = xft_recv(&r.prosody, &inbox, files.len(), &extra).await;
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    for ((path, sha), (_, size)) in files.iter().zip(c.files) {
-        let mut peer = SlixPeer::send(&r.prosody, "alice", &to, path, slix_method, c.peer_common)
-            .await
-            .unwrap();
-        let sent = peer
-            .wait_any(&["sent", "cancelled"], BUDGET)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n--- xft ---\n{}", xft.stderr()));
-        assert_eq!(sent["event"], "sent", "{sent}\n{}", peer.stderr());
-        assert_eq!(sent["sha256"], sha.as_str(), "{sent}");
-        let x = xft
-            .row(BUDGET)
-            .await
-            .unwrap_or_else(|| panic!("xft recv printed no row: {}", xft.stderr()));
-        check_xft_row(&x, sha, *size, c.expect_method, &peer.stderr());
-        let name = path.file_name().unwrap();
-        assert_eq!(
-            x["file"]
-                .as_str()
-                .map(|f| Path::new(f).file_name().unwrap()),
-            Some(name),
-            "{x}"
-        );
-        assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {x}");
-        assert!(peer.wait_exit(BUDGET).await.unwrap(), "{}", peer.stderr());
-        row.note = format!(
-            "{} from slixmpp's {slix_method}",
-            x["method"].as_str().unwrap_or("?")
-        );
-    }
-    let (rest, ok) = xft.finish(BUDGET).await;
-    assert!(rest.is_empty(), "{rest:?}");
-    assert!(ok, "xft recv exits 0: {}", xft.stderr());
-    assert_prosody_loopback(&r.prosody);
-}
+use common::matrix::*;
+use common::slix::*;
+use common::xftcli::*;
 
 // ---- xft → slixmpp -----------------------------------------------------------------------------
 
-#[tokio::test]
-async fn xft_to_slix_ibb_4096() {
-    xft_to_slix(
+cases! {
+    xft_to_slix_ibb_4096 => xft_to_slix(
         Case {
             xft_extra: &["--block-size", "4096"],
             expect_method: Some("ibb-iq"),
             ..Case::new("IBB iq 4096", "ibb-iq")
         },
         false,
-    )
-    .await;
-}
-
-/// slixmpp's receiver takes at most 8192 by default (`max_block_size`).
-#[tokio::test]
-async fn xft_to_slix_ibb_8192() {
-    xft_to_slix(
+    );
+    /// slixmpp's receiver takes at most 8192 by default (`max_block_size`).
+    xft_to_slix_ibb_8192 => xft_to_slix(
         Case {
             xft_extra: &["--block-size", "8192"],
             expect_method: Some("ibb-iq"),
             ..Case::new("IBB iq 8192 (slixmpp's default max)", "ibb-iq")
         },
         false,
-    )
-    .await;
-}
-
-/// slixmpp's receiver raised to `max_block_size` 65535.
-#[tokio::test]
-async fn xft_to_slix_ibb_65535() {
-    xft_to_slix(
+    );
+    /// slixmpp's receiver raised to `max_block_size` 65535.
+    xft_to_slix_ibb_65535 => xft_to_slix(
         Case {
             peer_common: &["--max-block-size", "65535"],
             xft_extra: &["--block-size", "65535"],
@@ -210,8 +52,61 @@ async fn xft_to_slix_ibb_65535() {
             ..Case::new("IBB iq 65535", "ibb-iq")
         },
         false,
-    )
-    .await;
+    );
+    xft_to_slix_ibb_message => xft_to_slix(
+        Case {
+            xft_extra: &["--block-size", "4096"],
+            ..Case::new("IBB message 4096", "ibb-message")
+        },
+        true,
+    );
+    xft_to_slix_s5b_direct => xft_to_slix(
+        Case {
+            peer_common: &["--prefer", "s5b"],
+            expect_method: Some("s5b-direct"),
+            ..Case::new("S5B direct", "s5b-direct")
+        },
+        false,
+    );
+    xft_to_slix_s5b_proxy65 => xft_to_slix(
+        Case {
+            peer_common: &["--prefer", "s5b"],
+            expect_method: Some("s5b-proxy"),
+            ..Case::new("S5B proxy65", "s5b-proxy")
+        },
+        false,
+    );
+    xft_to_slix_s5b_xft_proxy => xft_to_slix(
+        Case {
+            via: Via::XftProxy,
+            peer_common: &["--prefer", "s5b"],
+            xft_extra: &["--proxy", "xftproxy.localhost"],
+            expect_method: Some("s5b-proxy"),
+            ..Case::new("S5B xft proxy", "s5b-proxy")
+        },
+        false,
+    );
+    xft_to_slix_empty_file => xft_to_slix(
+        Case {
+            files: &[("empty.bin", 0)],
+            ..Case::new("empty file", "auto")
+        },
+        false,
+    );
+    xft_to_slix_unicode_name => xft_to_slix(
+        Case {
+            files: &[(UNICODE, 1_000_000)],
+            ..Case::new("name with spaces, non-ASCII", "auto")
+        },
+        false,
+    );
+    xft_to_slix_two_files => xft_to_slix(
+        Case {
+            files: &[("one.bin", 700_000), ("two.bin", 300_000)],
+            ..Case::new("two files, one session", "auto")
+        },
+        false,
+    );
 }
 
 /// At its default, slixmpp refuses an `<open/>` over 8192 with `resource-constraint`, and
@@ -231,20 +126,9 @@ async fn xft_to_slix_ibb_65535_at_slix_default() {
     let size = ibb.find("if size > self.max_block_size:").unwrap();
     assert!(auth < size, "slixmpp checks the block size first now");
     assert!(ibb.contains("del self._preauthed_sids[(jid, sid, ifrom)]"));
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "big-blocks.bin", &content(300_000, 12));
-    let mut peer = SlixPeer::recv(&r.prosody, "bob", &inbox, 1, &[])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let mut xft = xft_send(
-        &r.prosody,
-        &to,
-        "ibb-iq",
-        &["--block-size", "65535"],
-        &[&file],
-    );
+    let f = OneFile::new("big-blocks.bin", 300_000, 12).await;
+    let (mut peer, mut xft) = f.xft_sends(&[], "ibb-iq", &["--block-size", "65535"]).await;
+    let (r, inbox) = (&f.r, &f.inbox);
     let (rows, ok) = xft.finish(BUDGET).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let x = &rows[0];
@@ -270,95 +154,6 @@ async fn xft_to_slix_ibb_65535_at_slix_default() {
         "slixmpp uses up the sid on the refused 65535 open, so xft's retry at a smaller \
          block gets not-acceptable; xft fails at connect, exit 1",
     );
-}
-
-#[tokio::test]
-async fn xft_to_slix_ibb_message() {
-    xft_to_slix(
-        Case {
-            xft_extra: &["--block-size", "4096"],
-            ..Case::new("IBB message 4096", "ibb-message")
-        },
-        true,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_s5b_direct() {
-    xft_to_slix(
-        Case {
-            peer_common: &["--prefer", "s5b"],
-            expect_method: Some("s5b-direct"),
-            ..Case::new("S5B direct", "s5b-direct")
-        },
-        false,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_s5b_proxy65() {
-    xft_to_slix(
-        Case {
-            peer_common: &["--prefer", "s5b"],
-            expect_method: Some("s5b-proxy"),
-            ..Case::new("S5B proxy65", "s5b-proxy")
-        },
-        false,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_s5b_xft_proxy() {
-    xft_to_slix(
-        Case {
-            via: Via::XftProxy,
-            peer_common: &["--prefer", "s5b"],
-            xft_extra: &["--proxy", "xftproxy.localhost"],
-            expect_method: Some("s5b-proxy"),
-            ..Case::new("S5B xft proxy", "s5b-proxy")
-        },
-        false,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_empty_file() {
-    xft_to_slix(
-        Case {
-            files: &[("empty.bin", 0)],
-            ..Case::new("empty file", "auto")
-        },
-        false,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_unicode_name() {
-    xft_to_slix(
-        Case {
-            files: &[(UNICODE, 1_000_000)],
-            ..Case::new("name with spaces, non-ASCII", "auto")
-        },
-        false,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn xft_to_slix_two_files() {
-    xft_to_slix(
-        Case {
-            files: &[("one.bin", 700_000), ("two.bin", 300_000)],
-            ..Case::new("two files, one session", "auto")
-        },
-        false,
-    )
-    .await;
 }
 
 /// The libpurple-style fallback (the target answers the S5B offer with `item-not-found`,
@@ -395,14 +190,9 @@ async fn slix_declines_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "xft → peer", "decline");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 5));
-    let mut peer = SlixPeer::recv(&r.prosody, "bob", &inbox, 1, &["--decline"])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let mut xft = xft_send(&r.prosody, &to, "auto", &[], &[&file]);
+    let f = OneFile::new("unwanted.bin", 100_000, 5).await;
+    let (mut peer, mut xft) = f.xft_sends(&["--decline"], "auto", &[]).await;
+    let (r, inbox) = (&f.r, &f.inbox);
     let (rows, ok) = xft.finish(BUDGET).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(
@@ -428,22 +218,16 @@ async fn slix_cancels_receiving_from_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "xft → peer", "cancel by peer");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
     let size = 2_000_000;
-    let data = content(size, 7);
-    let file = write(r.dir.path(), "cancelled.bin", &data);
-    let mut peer = SlixPeer::recv(&r.prosody, "bob", &inbox, 1, &["--cancel-after", "100000"])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let mut xft = xft_send(
-        &r.prosody,
-        &to,
-        "ibb-iq",
-        &["--block-size", "4096"],
-        &[&file],
-    );
+    let f = OneFile::new("cancelled.bin", size, 7).await;
+    let (mut peer, mut xft) = f
+        .xft_sends(
+            &["--cancel-after", "100000"],
+            "ibb-iq",
+            &["--block-size", "4096"],
+        )
+        .await;
+    let (r, inbox, data) = (&f.r, &f.inbox, &f.data);
     let ev = peer.wait_any(&["file", "cancelled"], BUDGET).await.unwrap();
     assert_eq!(ev["event"], "cancelled", "{ev}");
     assert!(ev["bytes"].as_u64() < Some(size as u64), "{ev}");
@@ -456,7 +240,7 @@ async fn slix_cancels_receiving_from_xft() {
     );
     assert!(!ok, "xft send exits 1 after the peer cancelled");
     assert!(peer.wait_exit(BUDGET).await.unwrap(), "{}", peer.stderr());
-    assert_ne!(sha256_file(&inbox.join("cancelled.bin")), sha256_hex(&data));
+    assert_ne!(sha256_file(&inbox.join("cancelled.bin")), sha256_hex(data));
     assert_prosody_loopback(&r.prosody);
 }
 
@@ -469,23 +253,11 @@ async fn xft_dies_sending_to_slix() {
         return;
     }
     let mut row = Row::new(CLIENT, "xft → peer", "cancel by xft");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
     let size = 2_000_000;
-    let data = content(size, 10);
-    let file = write(r.dir.path(), "interrupted.bin", &data);
-    let mut peer = SlixPeer::recv(&r.prosody, "bob", &inbox, 1, &[])
-        .await
-        .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let mut xft = xft_send(
-        &r.prosody,
-        &to,
-        "ibb-iq",
-        &["--block-size", "4096"],
-        &[&file],
-    );
-    wait_partial(&inbox, 64 * 1024).await;
+    let f = OneFile::new("interrupted.bin", size, 10).await;
+    let (mut peer, mut xft) = f.xft_sends(&[], "ibb-iq", &["--block-size", "4096"]).await;
+    let (r, inbox, data) = (&f.r, &f.inbox, &f.data);
+    wait_partial(inbox, 64 * 1024).await;
     xft.kill().await;
     let landed = std::fs::metadata(inbox.join("interrupted.bin"))
         .unwrap()
@@ -506,7 +278,7 @@ async fn xft_dies_sending_to_slix() {
     }
     assert_ne!(
         sha256_file(&inbox.join("interrupted.bin")),
-        sha256_hex(&data)
+        sha256_hex(data)
     );
     peer.stop().await;
     assert_prosody_loopback(&r.prosody);
@@ -514,43 +286,71 @@ async fn xft_dies_sending_to_slix() {
 
 // ---- slixmpp → xft -----------------------------------------------------------------------------
 
-#[tokio::test]
-async fn slix_to_xft_ibb_4096() {
-    slix_to_xft(
+cases! {
+    slix_to_xft_ibb_4096 => slix_to_xft(
         Case {
             peer_common: &["--block-size", "4096"],
             expect_method: Some("ibb-iq"),
             ..Case::new("IBB iq 4096", "auto")
         },
         "ibb-iq",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn slix_to_xft_ibb_65535() {
-    slix_to_xft(
+    );
+    slix_to_xft_ibb_65535 => slix_to_xft(
         Case {
             peer_common: &["--block-size", "65535"],
             expect_method: Some("ibb-iq"),
             ..Case::new("IBB iq 65535", "auto")
         },
         "ibb-iq",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn slix_to_xft_ibb_message() {
-    slix_to_xft(
+    );
+    slix_to_xft_ibb_message => slix_to_xft(
         Case {
             peer_common: &["--block-size", "4096"],
             expect_method: Some("ibb-message"),
             ..Case::new("IBB message 4096", "auto")
         },
         "ibb-message",
-    )
-    .await;
+    );
+    slix_to_xft_s5b_proxy65 => slix_to_xft(
+        Case {
+            expect_method: Some("s5b-proxy"),
+            ..Case::new("S5B proxy65", "auto")
+        },
+        "s5b",
+    );
+    slix_to_xft_s5b_xft_proxy => slix_to_xft(
+        Case {
+            via: Via::XftProxy,
+            peer_common: &["--proxy", "xftproxy.localhost"],
+            xft_extra: &["--proxy", "xftproxy.localhost"],
+            expect_method: Some("s5b-proxy"),
+            ..Case::new("S5B xft proxy", "auto")
+        },
+        "s5b",
+    );
+    slix_to_xft_empty_file => slix_to_xft(
+        Case {
+            files: &[("empty.bin", 0)],
+            expect_method: Some("ibb-iq"),
+            ..Case::new("empty file", "auto")
+        },
+        "ibb-iq",
+    );
+    slix_to_xft_unicode_name => slix_to_xft(
+        Case {
+            files: &[(UNICODE, 1_000_000)],
+            ..Case::new("name with spaces, non-ASCII", "auto")
+        },
+        "s5b",
+    );
+    /// Two `send`s in turn (slixmpp offers one file per run) against one `xft recv --count 2`.
+    slix_to_xft_two_files => slix_to_xft(
+        Case {
+            files: &[("one.bin", 700_000), ("two.bin", 300_000)],
+            ..Case::new("two files, one session", "auto")
+        },
+        "ibb-iq",
+    );
 }
 
 /// slixmpp's `xep_0065` has no listener of its own and offers only proxies: with none on the
@@ -594,71 +394,6 @@ async fn slix_to_xft_s5b_direct() {
     row.peer_limitation("slixmpp has no S5B listener; it offers proxies only");
 }
 
-#[tokio::test]
-async fn slix_to_xft_s5b_proxy65() {
-    slix_to_xft(
-        Case {
-            expect_method: Some("s5b-proxy"),
-            ..Case::new("S5B proxy65", "auto")
-        },
-        "s5b",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn slix_to_xft_s5b_xft_proxy() {
-    slix_to_xft(
-        Case {
-            via: Via::XftProxy,
-            peer_common: &["--proxy", "xftproxy.localhost"],
-            xft_extra: &["--proxy", "xftproxy.localhost"],
-            expect_method: Some("s5b-proxy"),
-            ..Case::new("S5B xft proxy", "auto")
-        },
-        "s5b",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn slix_to_xft_empty_file() {
-    slix_to_xft(
-        Case {
-            files: &[("empty.bin", 0)],
-            expect_method: Some("ibb-iq"),
-            ..Case::new("empty file", "auto")
-        },
-        "ibb-iq",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn slix_to_xft_unicode_name() {
-    slix_to_xft(
-        Case {
-            files: &[(UNICODE, 1_000_000)],
-            ..Case::new("name with spaces, non-ASCII", "auto")
-        },
-        "s5b",
-    )
-    .await;
-}
-
-/// Two `send`s in turn (slixmpp offers one file per run) against one `xft recv --count 2`.
-#[tokio::test]
-async fn slix_to_xft_two_files() {
-    slix_to_xft(
-        Case {
-            files: &[("one.bin", 700_000), ("two.bin", 300_000)],
-            ..Case::new("two files, one session", "auto")
-        },
-        "ibb-iq",
-    )
-    .await;
-}
-
 /// slixmpp's sending side has no fallback: its offer carries one stream-method, and neither
 /// `xep_0095` nor `xep_0096` ever opens a bytestream (the application does, by the method
 /// chosen), so a failed S5B is never followed by IBB on the same sid.
@@ -689,15 +424,10 @@ async fn xft_declines_slix() {
         return;
     }
     let _row = Row::new(CLIENT, "peer → xft", "decline");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let carol = r.prosody.jid("carol").to_string();
-    let mut xft = xft_recv(&r.prosody, &inbox, 1, &["--from", &carol]).await;
-    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 6));
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    let mut peer = SlixPeer::send(&r.prosody, "alice", &to, &file, "ibb-iq", &[])
-        .await
-        .unwrap();
+    let f = OneFile::new("unwanted.bin", 100_000, 6).await;
+    let carol = f.r.prosody.jid("carol").to_string();
+    let (mut xft, mut peer) = f.slix_sends(&["--from", &carol], "ibb-iq", &[]).await;
+    let (r, inbox) = (&f.r, &f.inbox);
     let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await;
     assert!(
         matches!(&ev, Err(ft_testkit::Error::Peer { message, .. }) if message.contains("forbidden")),
@@ -732,23 +462,11 @@ async fn slix_cancels_sending_to_xft() {
         return;
     }
     let _row = Row::new(CLIENT, "peer → xft", "cancel by peer");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let size = 2_000_000;
-    let data = content(size, 8);
-    let file = write(r.dir.path(), "cancelled.bin", &data);
-    let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    let mut peer = SlixPeer::send(
-        &r.prosody,
-        "alice",
-        &to,
-        &file,
-        "ibb-iq",
-        &["--cancel-after", "100000"],
-    )
-    .await
-    .unwrap();
+    let f = OneFile::new("cancelled.bin", 2_000_000, 8).await;
+    let (mut xft, mut peer) = f
+        .slix_sends(&[], "ibb-iq", &["--cancel-after", "100000"])
+        .await;
+    let (r, inbox, data) = (&f.r, &f.inbox, &f.data);
     let ev = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
     assert_eq!(ev["event"], "cancelled", "{ev}");
     assert!(peer.wait_exit(BUDGET).await.unwrap(), "{}", peer.stderr());
@@ -761,7 +479,7 @@ async fn slix_cancels_sending_to_xft() {
     assert!(!ok, "xft recv exits 1 after the sender cancelled");
     let landed = inbox.join("cancelled.bin");
     assert!(
-        !landed.exists() || sha256_file(&landed) != sha256_hex(&data),
+        !landed.exists() || sha256_file(&landed) != sha256_hex(data),
         "no complete file after a cancel"
     );
     assert_prosody_loopback(&r.prosody);
@@ -776,22 +494,10 @@ async fn xft_dies_receiving_from_slix() {
         return;
     }
     let mut row = Row::new(CLIENT, "peer → xft", "cancel by xft");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "interrupted.bin", &content(1_000_000, 9));
-    let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    let mut peer = SlixPeer::send(
-        &r.prosody,
-        "alice",
-        &to,
-        &file,
-        "ibb-iq",
-        &["--pace", "0.005"],
-    )
-    .await
-    .unwrap();
-    wait_partial(&inbox, 64 * 1024).await;
+    let f = OneFile::new("interrupted.bin", 1_000_000, 9).await;
+    let (mut xft, mut peer) = f.slix_sends(&[], "ibb-iq", &["--pace", "0.005"]).await;
+    let (r, inbox) = (&f.r, &f.inbox);
+    wait_partial(inbox, 64 * 1024).await;
     xft.kill().await;
     match peer
         .wait_any(&["sent", "cancelled"], Duration::from_secs(10))

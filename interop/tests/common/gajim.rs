@@ -1,12 +1,17 @@
-//! The Gajim-to-Gajim rig of `tests/gajim.rs`: Prosody, a receiving and a sending
-//! `GajimPeer`, the checks every delivered file gets, and the fixture writer.
+//! The Gajim-to-Gajim rig of `tests/gajim.rs` (Prosody, a receiving and a sending
+//! `GajimPeer`, the checks every delivered file gets), the [`GajimCase`] row that it and the
+//! xft ↔ Gajim suites (`common/gajim_xft.rs`) start their sessions from, and the fixture
+//! writer.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ft_testkit::{GajimOptions, GajimPeer, Prosody, ProsodyOptions};
+use ft_testkit::{GajimOptions, GajimPeer};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::matrix::{Rig, Via, rig};
 
 pub const DONE: Duration = Duration::from_secs(90);
 
@@ -24,13 +29,82 @@ pub fn receiver_without_direct() -> GajimOptions {
     }
 }
 
+/// One Gajim session of the Gajim suites, as [`super::matrix::Case`] is one of the SI
+/// peers': the file (`len` bytes of `content(len, len)`), the method, where it goes
+/// through, and each side's options.
+pub struct GajimCase<'a> {
+    pub via: Via,
+    pub len: usize,
+    /// Gajim's `--method` when it sends, xft's when it sends.
+    pub method: &'a str,
+    /// The Gajim under test: the sender in `gajim.rs` and `gajim_xft_recv.rs`, the receiver
+    /// in `gajim_xft.rs`. A proxy of [`XFT_PROXY`] is the rig's `xft proxy`.
+    pub gajim: GajimOptions,
+    /// Its mode's options (`--decline`, `--cancel-after N`).
+    pub gajim_extra: &'a [&'a str],
+    /// The other side's options: xft's (with [`XFT_PROXY`] and [`CAROL`] standing for the
+    /// rig's JIDs), or in `gajim.rs` the receiving Gajim's mode options.
+    pub other_extra: &'a [&'a str],
+    /// In `gajim.rs`: the receiving Gajim's options.
+    pub receiver: GajimOptions,
+}
+
+impl GajimCase<'_> {
+    /// Through Prosody with proxy65, default options, no extra arguments.
+    pub fn new(len: usize, method: &str) -> GajimCase<'_> {
+        GajimCase {
+            via: Via::Prosody,
+            len,
+            method,
+            gajim: GajimOptions::default(),
+            gajim_extra: &[],
+            other_extra: &[],
+            receiver: GajimOptions::default(),
+        }
+    }
+}
+
+/// Stands for the component JID of `xft proxy` (known once its rig runs) in xft's arguments
+/// and Gajim's proxy option of a [`GajimCase`].
+pub const XFT_PROXY: &str = "XFTPROXY";
+/// Stands for the bare JID of the rig's `carol` account in xft's arguments.
+pub const CAROL: &str = "CAROL";
+
+/// `args` with [`XFT_PROXY`] and [`CAROL`] replaced by the rig's JIDs.
+pub fn proxy_args(r: &Rig, args: &[&str]) -> Vec<String> {
+    args.iter()
+        .map(|a| match *a {
+            XFT_PROXY => r.prosody.component_jid().to_string(),
+            CAROL => r.prosody.jid("carol").to_string(),
+            a => a.to_owned(),
+        })
+        .collect()
+}
+
+/// `o` with a proxy of [`XFT_PROXY`] replaced by the rig's `xft proxy` JID.
+pub fn proxy_opts(r: &Rig, mut o: GajimOptions) -> GajimOptions {
+    if o.proxy.as_deref() == Some(XFT_PROXY) {
+        o.proxy = Some(r.prosody.component_jid().to_string());
+    }
+    o
+}
+
 pub struct Pair {
-    pub _prosody: Prosody,
+    /// Prosody (and `xft proxy` when the case goes through it); the source file.
+    pub r: Rig,
     pub sender: GajimPeer,
     pub receiver: GajimPeer,
     pub source: PathBuf,
-    pub dir: tempfile::TempDir,
-    pub _src_dir: tempfile::TempDir,
+    /// The receiver's directory.
+    pub dir: PathBuf,
+}
+
+impl Pair {
+    /// Both Gajims offered, dialled and bound only loopback.
+    pub fn assert_loopback(&self) {
+        self.sender.assert_loopback_only();
+        self.receiver.assert_loopback_only();
+    }
 }
 
 pub fn sha256(path: &Path) -> String {
@@ -38,58 +112,53 @@ pub fn sha256(path: &Path) -> String {
 }
 
 /// Starts Prosody, a receiving Gajim (`bob/recv`) and a sending Gajim (`alice/send`) that
-/// offers a `len`-byte file by `method`.
-pub async fn transfer(
-    len: usize,
-    method: &str,
-    send_opts: GajimOptions,
-    recv_opts: GajimOptions,
-    recv_extra: &[&str],
-    send_extra: &[&str],
-) -> Option<Pair> {
+/// offers the case's file by its method.
+pub async fn transfer(c: GajimCase<'_>) -> Option<Pair> {
     if !ft_testkit::interop_enabled() {
         return None;
     }
-    let prosody = Prosody::start(ProsodyOptions::default()).expect("prosody");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src_dir = tempfile::tempdir().expect("tempdir");
-    let source = src_dir.path().join(format!("gajim-{method}-{len}.bin"));
-    std::fs::write(&source, ft_testkit::content(len, len as u64)).expect("write source");
+    let r = rig(c.via).await;
+    let dir = r.dir.path().join("inbox");
+    std::fs::create_dir_all(&dir).expect("inbox");
+    let source = r
+        .dir
+        .path()
+        .join(format!("gajim-{}-{}.bin", c.method, c.len));
+    std::fs::write(&source, ft_testkit::content(c.len, c.len as u64)).expect("write source");
     let receiver = GajimPeer::recv(
-        &prosody,
+        &r.prosody,
         "bob",
-        &recv_opts.resource("recv"),
-        dir.path(),
+        &proxy_opts(&r, c.receiver).resource("recv"),
+        &dir,
         1,
-        recv_extra,
+        c.other_extra,
     )
     .await
     .expect("receiver online");
     let to = receiver.jid().expect("receiver jid").to_string();
     let sender = GajimPeer::send(
-        &prosody,
+        &r.prosody,
         "alice",
-        &send_opts.resource("send"),
+        &proxy_opts(&r, c.gajim).resource("send"),
         &to,
         &source,
-        method,
-        send_extra,
+        c.method,
+        c.gajim_extra,
     )
     .await
     .expect("sender online");
     Some(Pair {
-        _prosody: prosody,
+        r,
         sender,
         receiver,
         source,
         dir,
-        _src_dir: src_dir,
     })
 }
 
 /// Both peers run to their end; the receiver's `file` event and the file on disk match the
 /// source; both stayed on loopback. Returns the receiver's `file` event.
-pub async fn expect_delivered(p: &mut Pair, method: &str, case: Option<&str>) -> serde_json::Value {
+pub async fn expect_delivered(p: &mut Pair, method: &str, case: Option<&str>) -> Value {
     let file = p
         .receiver
         .wait_any(&["file", "transfer-error", "cancelled"], DONE)
@@ -107,7 +176,7 @@ pub async fn expect_delivered(p: &mut Pair, method: &str, case: Option<&str>) ->
         .await
         .expect("sender outcome");
     assert_eq!(sent["event"], "sent", "{sent}");
-    let on_disk = p.dir.path().join(p.source.file_name().expect("name"));
+    let on_disk = p.dir.join(p.source.file_name().expect("name"));
     let want = sha256(&p.source);
     assert_eq!(sha256(&on_disk), want, "SHA-256 on disk");
     assert_eq!(file["sha256"], want.as_str());
@@ -123,14 +192,35 @@ pub async fn expect_delivered(p: &mut Pair, method: &str, case: Option<&str>) ->
         Some(0)
     );
     assert_eq!(p.sender.finish(DONE).await.expect("sender exit"), Some(0));
-    p.sender.assert_loopback_only();
-    p.receiver.assert_loopback_only();
+    p.assert_loopback();
     if let Some(case) = case {
         save_fixtures(&p.sender, &p.receiver, case);
     }
     file
 }
 
+/// Skips `peer`'s lines until a `stanza` event `dir` of `kind` (the session goes on).
+pub async fn wait_stanza(peer: &mut GajimPeer, dir: &str, kind: &str) {
+    loop {
+        let v: Value = peer
+            .wait_event("stanza")
+            .await
+            .expect("the session goes on");
+        if v["dir"] == dir && v["kind"] == kind {
+            return;
+        }
+    }
+}
+
+/// Every stanza `peer` saw, as `"<dir> <kind>"`.
+pub fn all_kinds(peer: &GajimPeer) -> Vec<String> {
+    peer.stanzas()
+        .into_iter()
+        .map(|(d, k, _)| format!("{d} {k}"))
+        .collect()
+}
+
+/// The kinds of the stanzas `peer` saw in direction `dir`.
 pub fn kinds(peer: &GajimPeer, dir: &str) -> Vec<String> {
     peer.stanzas()
         .into_iter()

@@ -10,8 +10,8 @@ use std::time::Duration;
 use ft_testkit::{GajimOptions, GajimPeer};
 use serde_json::Value;
 
-use super::gajim::write_fixtures;
-use super::matrix::{Rig, Via, rig};
+use super::gajim::{GajimCase, proxy_args, proxy_opts, write_fixtures};
+use super::matrix::{Rig, rig};
 use super::xftcli::*;
 
 pub const CLIENT: &str = "Gajim 1.7.3";
@@ -29,27 +29,16 @@ pub fn gajim_receiver() -> GajimOptions {
     .resource("gajim")
 }
 
-/// Stands for the component JID of `xft proxy` (known once its rig runs) in the xft
-/// arguments and Gajim's proxy option of [`xft_to_gajim`] and [`gajim_to_xft`].
-pub const XFT_PROXY: &str = "XFTPROXY";
-/// Stands for the bare JID of the rig's `carol` account in xft's arguments.
-pub const CAROL: &str = "CAROL";
-
-fn proxy_args(r: &Rig, args: &[&str]) -> Vec<String> {
-    args.iter()
-        .map(|a| match *a {
-            XFT_PROXY => r.prosody.component_jid().to_string(),
-            CAROL => r.prosody.jid("carol").to_string(),
-            a => a.to_owned(),
-        })
-        .collect()
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
-fn proxy_opts(r: &Rig, mut o: GajimOptions) -> GajimOptions {
-    if o.proxy.as_deref() == Some(XFT_PROXY) {
-        o.proxy = Some(r.prosody.component_jid().to_string());
+/// An xft → Gajim case: Gajim receives with [`gajim_receiver`].
+pub fn to_gajim(len: usize, method: &str) -> GajimCase<'_> {
+    GajimCase {
+        gajim: gajim_receiver(),
+        ..GajimCase::new(len, method)
     }
-    o
 }
 
 /// Panics unless every candidate or streamhost xft put on the wire, as Gajim received it,
@@ -84,9 +73,9 @@ pub fn assert_xft_offered_loopback_only(gajim: &GajimPeer) {
     }
 }
 
-/// One xft → Gajim session: Prosody, Gajim receiving as `bob/gajim`, `xft send` as
-/// `alice/xft` with `method` and `xft_extra`.
-pub struct ToGajim {
+/// One xft ↔ Gajim session: Prosody, `xft` and Gajim (the case's `gajim` options, with
+/// `gajim_extra`), and the source file of the case.
+pub struct XftGajim {
     pub r: Rig,
     pub gajim: GajimPeer,
     pub xft: Xft,
@@ -95,29 +84,56 @@ pub struct ToGajim {
     pub inbox: PathBuf,
 }
 
-pub async fn xft_to_gajim(
-    via: Via,
-    len: usize,
-    method: &str,
-    xft_extra: &[&str],
-    gajim_opts: GajimOptions,
-    gajim_extra: &[&str],
-) -> ToGajim {
-    let r = rig(via).await;
-    let inbox = r.dir.path().join("inbox");
-    std::fs::create_dir_all(&inbox).unwrap();
-    let data = content(len, len as u64);
-    let source = write(r.dir.path(), &format!("xft-{method}-{len}.bin"), &data);
-    let sha = sha256_hex(&data);
-    let gajim_opts = proxy_opts(&r, gajim_opts);
-    let gajim = GajimPeer::recv(&r.prosody, "bob", &gajim_opts, &inbox, 1, gajim_extra)
+/// xft → Gajim.
+pub type ToGajim = XftGajim;
+/// Gajim → xft.
+pub type FromGajim = XftGajim;
+
+impl XftGajim {
+    /// The rig of `c` and its source file `<sender>-<method>-<len>.bin`, with `inbox` (the
+    /// receiver's) created or not.
+    async fn rig(
+        c: &GajimCase<'_>,
+        sender: &str,
+        create_inbox: bool,
+    ) -> (Rig, PathBuf, PathBuf, String) {
+        let r = rig(c.via).await;
+        let inbox = r.dir.path().join("inbox");
+        if create_inbox {
+            std::fs::create_dir_all(&inbox).unwrap();
+        }
+        let data = content(c.len, c.len as u64);
+        let name = format!("{sender}-{}-{}.bin", c.method, c.len);
+        let source = write(r.dir.path(), &name, &data);
+        (r, inbox, source, sha256_hex(&data))
+    }
+
+    /// Every candidate and streamhost on every side was loopback: Gajim's own
+    /// ([`GajimPeer::assert_loopback_only`]), xft's as Gajim saw them, and Prosody's log.
+    pub fn assert_loopback(&self) {
+        self.gajim.assert_loopback_only();
+        assert_xft_offered_loopback_only(&self.gajim);
+        assert_prosody_loopback(&self.r.prosody);
+    }
+}
+
+/// Gajim receiving as `bob/gajim` (`c.gajim`, usually [`gajim_receiver`]), then `xft send`
+/// as `alice/xft` by `c.method` with `c.other_extra`.
+pub async fn xft_to_gajim(c: GajimCase<'_>) -> ToGajim {
+    let (r, inbox, source, sha) = XftGajim::rig(&c, "xft", true).await;
+    let gajim_opts = proxy_opts(&r, c.gajim);
+    let gajim = GajimPeer::recv(&r.prosody, "bob", &gajim_opts, &inbox, 1, c.gajim_extra)
         .await
         .expect("gajim online");
     let to = gajim.jid().expect("jid").to_string();
-    let extra = proxy_args(&r, xft_extra);
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let xft = xft_send(&r.prosody, &to, method, &extra, &[&source]);
-    ToGajim {
+    let xft = xft_send(
+        &r.prosody,
+        &to,
+        c.method,
+        &strs(&proxy_args(&r, c.other_extra)),
+        &[&source],
+    );
+    XftGajim {
         r,
         gajim,
         xft,
@@ -161,52 +177,28 @@ pub async fn expect_to_gajim(t: &mut ToGajim, expect_method: &str) -> (Value, Va
     assert_eq!(file["hash_checked"], true, "Gajim checked our hash: {file}");
     assert_eq!(file["hash_ok"], true, "{file}");
     assert_eq!(t.gajim.finish(DONE).await.expect("gajim exits"), Some(0));
-    t.gajim.assert_loopback_only();
-    assert_xft_offered_loopback_only(&t.gajim);
-    assert_prosody_loopback(&t.r.prosody);
+    t.assert_loopback();
     (row, file)
 }
 
-/// One Gajim → xft session: Prosody, `xft recv` as `bob/xft` (`xft_extra`), Gajim sending
-/// as `alice/gajim` by `method` with `gajim_opts` and `gajim_extra`.
-pub struct FromGajim {
-    pub r: Rig,
-    pub gajim: GajimPeer,
-    pub xft: Xft,
-    pub source: PathBuf,
-    pub sha: String,
-    pub inbox: PathBuf,
-}
-
-pub async fn gajim_to_xft(
-    via: Via,
-    len: usize,
-    method: &str,
-    xft_extra: &[&str],
-    gajim_opts: GajimOptions,
-    gajim_extra: &[&str],
-) -> FromGajim {
-    let r = rig(via).await;
-    let inbox = r.dir.path().join("inbox");
-    let data = content(len, len as u64);
-    let source = write(r.dir.path(), &format!("gajim-{method}-{len}.bin"), &data);
-    let sha = sha256_hex(&data);
-    let extra = proxy_args(&r, xft_extra);
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let xft = xft_recv(&r.prosody, &inbox, 1, &extra).await;
+/// `xft recv` as `bob/xft` (`c.other_extra`), then Gajim sending as `alice/gajim` by
+/// `c.method` with `c.gajim` and `c.gajim_extra`.
+pub async fn gajim_to_xft(c: GajimCase<'_>) -> FromGajim {
+    let (r, inbox, source, sha) = XftGajim::rig(&c, "gajim", false).await;
+    let xft = xft_recv(&r.prosody, &inbox, 1, &strs(&proxy_args(&r, c.other_extra))).await;
     let to = format!("{}/xft", r.prosody.jid("bob"));
     let gajim = GajimPeer::send(
         &r.prosody,
         "alice",
-        &proxy_opts(&r, gajim_opts).resource("gajim"),
+        &proxy_opts(&r, c.gajim).resource("gajim"),
         &to,
         &source,
-        method,
-        gajim_extra,
+        c.method,
+        c.gajim_extra,
     )
     .await
     .expect("gajim online");
-    FromGajim {
+    XftGajim {
         r,
         gajim,
         xft,

@@ -1,7 +1,9 @@
 //! The transfer matrix shared by `purple.rs` and `qxmpp.rs`: each case runs `xft` (the
 //! binary) against one real peer through a real Prosody, compares SHA-256 on disk, asserts
 //! the outcome of both sides and that nothing but loopback was offered or dialled, and
-//! appends an interop table row.
+//! appends an interop table row. Its [`Case`] (one row of a table of cases, see [`cases!`]),
+//! [`CaseRig`] and [`OneFile`] also serve `slixmpp.rs` (`slix.rs`); the fallback cases are in
+//! `fallback.rs`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
@@ -71,6 +73,91 @@ pub async fn rig(via: Via) -> Rig {
     }
 }
 
+/// A case's rig with its files written into `outbox`, and the receiver's `inbox` (not created).
+pub struct CaseRig {
+    pub r: Rig,
+    pub inbox: PathBuf,
+    /// (path, SHA-256) of each of the case's files.
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl CaseRig {
+    pub async fn new(c: &Case<'_>) -> Self {
+        let r = rig(c.via).await;
+        let inbox = r.dir.path().join("inbox");
+        let outbox = r.dir.path().join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let files = make_files(&outbox, c.files);
+        Self { r, inbox, files }
+    }
+
+    pub fn paths(&self) -> Vec<&Path> {
+        self.files.iter().map(|(p, _)| p.as_path()).collect()
+    }
+
+    /// `xft recv --method M --count N` (the case's method and options) as bob/xft, for all
+    /// the files; and its JID, to send to.
+    pub async fn xft_receives_all(&self, c: &Case<'_>) -> (Xft, String) {
+        let mut extra = vec!["--method", c.method];
+        extra.extend_from_slice(c.xft_extra);
+        let xft = xft_recv(&self.r.prosody, &self.inbox, self.files.len(), &extra).await;
+        (xft, format!("{}/xft", self.r.prosody.jid("bob")))
+    }
+
+    /// `xft send` of every file to `to` (the case's method and options), run to its end: xft,
+    /// its rows (one per file, asserted) and whether it exited 0.
+    pub async fn xft_sends_all(&self, c: &Case<'_>, to: &str) -> (Xft, Vec<Value>, bool) {
+        let mut xft = xft_send(&self.r.prosody, to, c.method, c.xft_extra, &self.paths());
+        let (rows, ok) = xft.finish(BUDGET).await;
+        assert_eq!(
+            rows.len(),
+            self.files.len(),
+            "one row per file: {rows:?}\n{}",
+            xft.stderr()
+        );
+        (xft, rows, ok)
+    }
+}
+
+/// A rig through Prosody (with proxy65) and one file `name` of `content(size, seed)` in its
+/// directory, for the decline, cancel and kill cases; `inbox` is the receiver's (not created).
+pub struct OneFile {
+    pub r: Rig,
+    pub inbox: PathBuf,
+    pub file: PathBuf,
+    pub data: Vec<u8>,
+}
+
+impl OneFile {
+    pub async fn new(name: &str, size: usize, seed: u64) -> Self {
+        let r = rig(Via::Prosody).await;
+        let inbox = r.dir.path().join("inbox");
+        let data = content(size, seed);
+        let file = write(r.dir.path(), name, &data);
+        Self {
+            r,
+            inbox,
+            file,
+            data,
+        }
+    }
+}
+
+/// A table of cases: each `name => call;` is a `#[tokio::test]` that awaits `call` (doc
+/// comments before a name go onto its test).
+#[allow(unused_macros)]
+macro_rules! cases {
+    ($($(#[$doc:meta])* $name:ident => $call:expr;)*) => {$(
+        $(#[$doc])*
+        #[tokio::test]
+        async fn $name() {
+            $call.await;
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use cases;
+
 /// The case's files written into `dir`: (path, SHA-256).
 pub fn make_files(dir: &Path, files: &[(&str, usize)]) -> Vec<(PathBuf, String)> {
     files
@@ -114,31 +201,49 @@ pub fn check_xft_row(
     assert_row_loopback(row);
 }
 
+/// One file of a peer → `xft recv` case: the peer's `sent` event names the file's SHA-256,
+/// and `xft recv`'s next row is a success for it ([`check_xft_row`]); returns that row.
+pub async fn sent_and_received(
+    sent: &Value,
+    xft: &mut Xft,
+    sha: &str,
+    size: usize,
+    expect_method: Option<&str>,
+    peer_log: &str,
+) -> Value {
+    assert_eq!(sent["event"], "sent", "{sent}\n{peer_log}");
+    assert_eq!(sent["sha256"], sha, "{sent}");
+    let x = xft
+        .row(BUDGET)
+        .await
+        .unwrap_or_else(|| panic!("xft recv printed no row: {}", xft.stderr()));
+    check_xft_row(&x, sha, size, expect_method, peer_log);
+    x
+}
+
+/// The case's rig, the peer's `recv` as bob (with `c.peer_common`) for all the files, and
+/// `xft send` of them to it run to its end ([`CaseRig::xft_sends_all`]).
+async fn peer_receives_all<K: PeerKind>(
+    c: &Case<'_>,
+) -> (CaseRig, NativePeer<K>, Xft, Vec<Value>, bool) {
+    let cr = CaseRig::new(c).await;
+    let count = cr.files.len();
+    let peer = NativePeer::<K>::recv(&cr.r.prosody, "bob", c.peer_common, &cr.inbox, count, &[])
+        .await
+        .unwrap();
+    let to = peer.jid().unwrap().to_string();
+    let (xft, rows, ok) = cr.xft_sends_all(c, &to).await;
+    (cr, peer, xft, rows, ok)
+}
+
 /// `xft send` → the peer's `recv`: every file arrives whole on both counts.
 pub async fn xft_to_peer<K: PeerKind>(c: Case<'_>) {
     if !ft_testkit::interop_enabled() {
         return;
     }
     let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
-    let r = rig(c.via).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let files = make_files(&outbox, c.files);
-    let mut peer =
-        NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
-            .await
-            .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
-    let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
-    let (rows, ok) = xft.finish(BUDGET).await;
-    assert_eq!(
-        rows.len(),
-        files.len(),
-        "one row per file: {rows:?}\n{}",
-        xft.stderr()
-    );
+    let (cr, mut peer, xft, rows, ok) = peer_receives_all::<K>(&c).await;
+    let (r, inbox, files) = (&cr.r, &cr.inbox, &cr.files);
     if rows.iter().any(|x| !x["error"].is_null()) {
         let _ = peer.finish(Duration::from_secs(10)).await;
         panic!(
@@ -188,20 +293,8 @@ pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
         return;
     }
     let mut row = Row::new(K::CLIENT, "xft → peer", c.case);
-    let r = rig(c.via).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let files = make_files(&outbox, c.files);
-    let mut peer =
-        NativePeer::<K>::recv(&r.prosody, "bob", c.peer_common, &inbox, files.len(), &[])
-            .await
-            .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
-    let mut xft = xft_send(&r.prosody, &to, c.method, c.xft_extra, &paths);
-    let (rows, _ok) = xft.finish(BUDGET).await;
-    assert_eq!(rows.len(), files.len(), "{rows:?}\n{}", xft.stderr());
+    let (cr, mut peer, _xft, rows, _ok) = peer_receives_all::<K>(&c).await;
+    let (r, inbox, files) = (&cr.r, &cr.inbox, &cr.files);
     for x in &rows {
         check_xft_row_unconfirmed(x);
     }
@@ -212,7 +305,7 @@ pub async fn xft_to_peer_unconfirmed<K: PeerKind>(c: Case<'_>) {
     {
         assert_eq!(got["event"], "cancelled", "{got}\n{}", peer.stderr_tail());
     }
-    for (path, _) in &files {
+    for (path, _) in files {
         let on_disk = std::fs::metadata(inbox.join(path.file_name().unwrap()));
         assert!(
             on_disk.map_or(true, |m| m.len() == 0),
@@ -233,28 +326,17 @@ pub async fn peer_to_xft<K: PeerKind>(c: Case<'_>) {
         return;
     }
     let mut row = Row::new(K::CLIENT, "peer → xft", c.case);
-    let r = rig(c.via).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let files = make_files(&outbox, c.files);
-    let mut extra = vec!["--method", c.method];
-    extra.extend_from_slice(c.xft_extra);
-    let mut xft = xft_recv(&r.prosody, &inbox, files.len(), &extra).await;
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    let cr = CaseRig::new(&c).await;
+    let (r, inbox, files) = (&cr.r, &cr.inbox, &cr.files);
+    let (mut xft, to) = cr.xft_receives_all(&c).await;
+    let paths = cr.paths();
     let mut peer = NativePeer::<K>::send(&r.prosody, "alice", c.peer_common, &to, &paths, &[])
         .await
         .unwrap();
     for ((path, sha), (_, size)) in files.iter().zip(c.files) {
         let sent = peer.wait_any(&["sent", "cancelled"], BUDGET).await.unwrap();
-        assert_eq!(sent["event"], "sent", "{sent}\n{}", peer.stderr_tail());
-        assert_eq!(sent["sha256"], sha.as_str(), "{sent}");
-        let x = xft
-            .row(BUDGET)
-            .await
-            .unwrap_or_else(|| panic!("xft recv printed no row: {}", xft.stderr()));
-        check_xft_row(&x, sha, *size, c.expect_method, &peer.stderr_tail());
+        let log = peer.stderr_tail();
+        let x = sent_and_received(&sent, &mut xft, sha, *size, c.expect_method, &log).await;
         let name = path.file_name().unwrap();
         assert_eq!(&sha256_file(&inbox.join(name)), sha, "on disk: {x}");
         row.note = x["method"].as_str().unwrap_or("?").to_owned();
@@ -277,9 +359,7 @@ pub async fn peer_declines<K: PeerKind>(method: &str) {
         return;
     }
     let _row = Row::new(K::CLIENT, "xft → peer", "decline");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 5));
+    let OneFile { r, inbox, file, .. } = OneFile::new("unwanted.bin", 100_000, 5).await;
     let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", &[], &inbox, 1, &["--decline"])
         .await
         .unwrap();
@@ -306,11 +386,9 @@ pub async fn xft_declines<K: PeerKind>() {
         return;
     }
     let _row = Row::new(K::CLIENT, "peer → xft", "decline");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
+    let OneFile { r, inbox, file, .. } = OneFile::new("unwanted.bin", 100_000, 6).await;
     let carol = r.prosody.jid("carol").to_string();
     let mut xft = xft_recv(&r.prosody, &inbox, 1, &["--from", &carol]).await;
-    let file = write(r.dir.path(), "unwanted.bin", &content(100_000, 6));
     let to = format!("{}/xft", r.prosody.jid("bob"));
     let mut peer = NativePeer::<K>::send(&r.prosody, "alice", &[], &to, &[&file], &[])
         .await
@@ -330,10 +408,7 @@ pub async fn peer_cancels_receiving<K: PeerKind>(method: &str, xft_extra: &[&str
         return;
     }
     let _row = Row::new(K::CLIENT, "xft → peer", "cancel by peer");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let size = 3_000_000;
-    let file = write(r.dir.path(), "cancelled.bin", &content(size, 7));
+    let OneFile { r, inbox, file, .. } = OneFile::new("cancelled.bin", 3_000_000, 7).await;
     let after_s = after.to_string();
     let mut peer = NativePeer::<K>::recv(
         &r.prosody,
@@ -369,11 +444,12 @@ pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64)
         return;
     }
     let _row = Row::new(K::CLIENT, "peer → xft", "cancel by peer");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let size = 3_000_000;
-    let data = content(size, 8);
-    let file = write(r.dir.path(), "cancelled.bin", &data);
+    let OneFile {
+        r,
+        inbox,
+        file,
+        data,
+    } = OneFile::new("cancelled.bin", 3_000_000, 8).await;
     let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
     let to = format!("{}/xft", r.prosody.jid("bob"));
     let after_s = after.to_string();
@@ -406,6 +482,47 @@ pub async fn peer_cancels_sending<K: PeerKind>(peer_common: &[&str], after: u64)
     assert_loopback(&peer, &r.prosody);
 }
 
+/// What the kill cases share: once the peer reports progress, xft is killed (by its pid);
+/// the peer then cancels (and exits 2), or with `may_hang` may stay silent (`hang` is then
+/// the table's note), but never says `done` (`sent` or `file`).
+async fn kill_xft_mid_transfer<K: PeerKind>(
+    row: &mut Row,
+    peer: &mut NativePeer<K>,
+    xft: &mut Xft,
+    done: &str,
+    hang: &str,
+    may_hang: bool,
+) {
+    let p = peer.wait_event("progress").await.unwrap();
+    xft.kill().await;
+    assert!(
+        p["bytes"].as_u64() < p["size"].as_u64(),
+        "killed mid-transfer: {p}"
+    );
+    let wait = if may_hang {
+        Duration::from_secs(15)
+    } else {
+        BUDGET
+    };
+    match peer.wait_any(&[done, "cancelled"], wait).await {
+        Ok(ev) => {
+            assert_eq!(ev["event"], "cancelled", "{ev}");
+            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
+            let who = if done == "sent" { "sender" } else { "receiver" };
+            row.note = format!("{who} cancelled");
+        }
+        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
+            assert!(
+                !peer.events().iter().any(|e| e["event"] == done),
+                "{:?}",
+                peer.events()
+            );
+            row.peer_limitation(hang);
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// `xft recv` dies mid-transfer (killed by its pid): the sending peer reports the transfer
 /// as failed instead of sent. With `may_hang`, the peer may instead stay silent but must
 /// never say `sent`: libpurple's and QXmpp's IBB senders have no acknowledgement timeout, and
@@ -418,41 +535,14 @@ pub async fn xft_dies_receiving<K: PeerKind>(peer_common: &[&str], may_hang: boo
         return;
     }
     let mut row = Row::new(K::CLIENT, "peer → xft", "cancel by xft");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "interrupted.bin", &content(3_000_000, 9));
+    let OneFile { r, inbox, file, .. } = OneFile::new("interrupted.bin", 3_000_000, 9).await;
     let mut xft = xft_recv(&r.prosody, &inbox, 1, &[]).await;
     let to = format!("{}/xft", r.prosody.jid("bob"));
     let mut peer = NativePeer::<K>::send(&r.prosody, "alice", peer_common, &to, &[&file], &[])
         .await
         .unwrap();
-    let p = peer.wait_event("progress").await.unwrap();
-    xft.kill().await;
-    assert!(
-        p["bytes"].as_u64() < p["size"].as_u64(),
-        "killed mid-transfer: {p}"
-    );
-    let wait = if may_hang {
-        Duration::from_secs(15)
-    } else {
-        BUDGET
-    };
-    match peer.wait_any(&["sent", "cancelled"], wait).await {
-        Ok(ev) => {
-            assert_eq!(ev["event"], "cancelled", "{ev}");
-            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
-            row.note = "sender cancelled".into();
-        }
-        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
-            assert!(
-                !peer.events().iter().any(|e| e["event"] == "sent"),
-                "{:?}",
-                peer.events()
-            );
-            row.peer_limitation("sender hangs (lost IBB ack, no timeout)");
-        }
-        Err(e) => panic!("{e}"),
-    }
+    let hang = "sender hangs (lost IBB ack, no timeout)";
+    kill_xft_mid_transfer(&mut row, &mut peer, &mut xft, "sent", hang, may_hang).await;
     assert_loopback(&peer, &r.prosody);
 }
 
@@ -465,225 +555,15 @@ pub async fn xft_dies_sending<K: PeerKind>(method: &str, xft_extra: &[&str], may
         return;
     }
     let mut row = Row::new(K::CLIENT, "xft → peer", "cancel by xft");
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let file = write(r.dir.path(), "interrupted.bin", &content(3_000_000, 10));
+    let OneFile { r, inbox, file, .. } = OneFile::new("interrupted.bin", 3_000_000, 10).await;
     let mut peer = NativePeer::<K>::recv(&r.prosody, "bob", &[], &inbox, 1, &[])
         .await
         .unwrap();
     let to = peer.jid().unwrap().to_string();
     let mut xft = xft_send(&r.prosody, &to, method, xft_extra, &[&file]);
-    let p = peer.wait_event("progress").await.unwrap();
-    xft.kill().await;
-    assert!(
-        p["bytes"].as_u64() < p["size"].as_u64(),
-        "killed mid-transfer: {p}"
-    );
-    let wait = if may_hang {
-        Duration::from_secs(15)
-    } else {
-        BUDGET
-    };
-    match peer.wait_any(&["file", "cancelled"], wait).await {
-        Ok(ev) => {
-            assert_eq!(ev["event"], "cancelled", "{ev}");
-            assert_eq!(peer.finish(BUDGET).await.unwrap(), Some(2));
-            row.note = "receiver cancelled".into();
-        }
-        Err(ft_testkit::Error::Timeout { .. }) if may_hang => {
-            assert!(
-                !peer.events().iter().any(|e| e["event"] == "file"),
-                "{:?}",
-                peer.events()
-            );
-            row.peer_limitation("receiver waits on (no IBB inactivity timeout)");
-        }
-        Err(e) => panic!("{e}"),
-    }
+    let hang = "receiver waits on (no IBB inactivity timeout)";
+    kill_xft_mid_transfer(&mut row, &mut peer, &mut xft, "file", hang, may_hang).await;
     assert_loopback(&peer, &r.prosody);
-}
-
-// ---- the libpurple-style fallback: every streamhost dead, then IBB on the same sid -------------
-
-/// The xft options of the fallback cases: a short SOCKS5 budget (libpurple tries each
-/// streamhost 5 s, QXmpp 7 s) and IBB blocks every peer takes (QXmpp caps at 4096).
-pub const FALLBACK_XFT: &[&str] = &["--s5b-budget", "8", "--block-size", "4096"];
-
-/// The fallback file: small, so that IBB at 4096 stop-and-wait stays quick.
-pub const FALLBACK_SIZE: usize = 300_000;
-
-/// What one fallback case saw, for the per-peer assertions.
-pub struct Fallback<K: PeerKind> {
-    pub rig: Rig,
-    pub peer: NativePeer<K>,
-    pub xft: Xft,
-    /// xft's rows and whether it exited 0.
-    pub rows: Vec<Value>,
-    pub ok: bool,
-    pub sha: String,
-    pub inbox: PathBuf,
-    pub name: &'static str,
-}
-
-/// The peer reported at least one `<streamhost/>` in direction `dir` rewritten dead, and
-/// kept none alive.
-pub fn assert_dead_streamhosts(events: &[Value], dir: &str) {
-    let shs: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["event"] == "streamhost" && e["dir"] == dir)
-        .collect();
-    assert!(!shs.is_empty(), "no <streamhost/> {dir}: {events:?}");
-    for e in shs {
-        if e["kept"] == true {
-            let dead = e["dead"].as_str().unwrap_or("");
-            assert!(
-                dead.starts_with("127.0.0.1:"),
-                "a live streamhost remained: {e}"
-            );
-            assert_eq!(e["rewritten"], "127.0.0.1", "{e}");
-        }
-    }
-    assert!(
-        events.iter().any(|e| e["event"] == "streamhost"
-            && e["dir"] == dir
-            && e["kept"] == true
-            && e["dead"].is_string()),
-        "no dead streamhost {dir}: {events:?}"
-    );
-}
-
-/// `xft send --method auto` → the peer with `--dead-streamhosts`: every streamhost xft offers
-/// (its own, proxy65's) is dead from the peer's view.
-///
-/// With `proxy65` Prosody's proxy is offered too (dead as well); without it only xft's own
-/// streamhost is, so that a peer that tries each streamhost 7 s (QXmpp) answers within
-/// xft's `--s5b-budget`.
-pub async fn fallback_xft_to_peer<K: PeerKind>(proxy65: bool) -> Fallback<K> {
-    let r = Rig {
-        prosody: prosody(proxy65),
-        _proxy: None,
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let name = "fallback.bin";
-    let files = make_files(&outbox, &[(name, FALLBACK_SIZE)]);
-    let mut peer = NativePeer::<K>::recv(
-        &r.prosody,
-        "bob",
-        &["--dead-streamhosts", "--debug"],
-        &inbox,
-        1,
-        &[],
-    )
-    .await
-    .unwrap();
-    let to = peer.jid().unwrap().to_string();
-    let mut xft = xft_send(&r.prosody, &to, "auto", FALLBACK_XFT, &[&files[0].0]);
-    let (rows, ok) = xft.finish(BUDGET).await;
-    let _ = peer
-        .wait_any(&["file", "cancelled"], Duration::from_secs(15))
-        .await;
-    let _ = peer.finish(Duration::from_secs(15)).await;
-    // XFT_FALLBACK_DEBUG=1: both sides' logs on stderr (run with --nocapture).
-    if std::env::var_os("XFT_FALLBACK_DEBUG").is_some() {
-        eprintln!(
-            "--- peer stderr ---\n{}\n--- xft stderr ---\n{}",
-            peer.stderr(),
-            xft.stderr()
-        );
-    }
-    Fallback {
-        rig: r,
-        peer,
-        xft,
-        rows,
-        ok,
-        sha: files[0].1.clone(),
-        inbox,
-        name,
-    }
-}
-
-/// The peer's `send --dead-streamhosts` → `xft recv --method auto`: every streamhost the peer
-/// offers (its own, proxy65's) is dead, so none remains alive for xft.
-pub async fn fallback_peer_to_xft<K: PeerKind>() -> Fallback<K> {
-    let r = rig(Via::Prosody).await;
-    let inbox = r.dir.path().join("inbox");
-    let outbox = r.dir.path().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let name = "fallback.bin";
-    let files = make_files(&outbox, &[(name, FALLBACK_SIZE)]);
-    let mut extra = vec!["--method", "auto"];
-    extra.extend_from_slice(&FALLBACK_XFT[..2]);
-    let mut xft = xft_recv(&r.prosody, &inbox, 1, &extra).await;
-    let to = format!("{}/xft", r.prosody.jid("bob"));
-    let mut peer = NativePeer::<K>::send(
-        &r.prosody,
-        "alice",
-        &["--dead-streamhosts", "--debug", "--timeout", "60"],
-        &to,
-        &[&files[0].0],
-        &[],
-    )
-    .await
-    .unwrap();
-    let _ = peer.wait_any(&["sent", "cancelled"], BUDGET).await;
-    let mut rows = Vec::new();
-    let mut ok = false;
-    if let Some(x) = xft.row(BUDGET).await {
-        let good = x["error"].is_null();
-        rows.push(x);
-        if good {
-            let (rest, exit_ok) = xft.finish(BUDGET).await;
-            rows.extend(rest);
-            ok = exit_ok;
-        }
-    }
-    if !ok {
-        xft.kill().await;
-    }
-    let _ = peer.finish(Duration::from_secs(15)).await;
-    // XFT_FALLBACK_DEBUG=1: both sides' logs on stderr (run with --nocapture).
-    if std::env::var_os("XFT_FALLBACK_DEBUG").is_some() {
-        eprintln!(
-            "--- peer stderr ---\n{}\n--- xft stderr ---\n{}",
-            peer.stderr(),
-            xft.stderr()
-        );
-    }
-    Fallback {
-        rig: r,
-        peer,
-        xft,
-        rows,
-        ok,
-        sha: files[0].1.clone(),
-        inbox,
-        name,
-    }
-}
-
-/// A fallback that worked: one row, IBB iq after a fallback, the file whole on both counts.
-pub fn assert_fallback_ok<K: PeerKind>(f: &Fallback<K>, dir: &str, peer_event: &str) {
-    let log = f.peer.stderr_tail();
-    assert_eq!(f.rows.len(), 1, "{:?}\n{}\n{log}", f.rows, f.xft.stderr());
-    let x = &f.rows[0];
-    check_xft_row(x, &f.sha, FALLBACK_SIZE, Some("ibb-iq"), &log);
-    assert_eq!(x["fallback"], true, "{x}");
-    assert!(f.ok, "xft exits 0: {}", f.xft.stderr());
-    assert_dead_streamhosts(f.peer.events(), dir);
-    let ev = f
-        .peer
-        .events()
-        .iter()
-        .find(|e| e["event"] == peer_event || e["event"] == "cancelled")
-        .unwrap_or_else(|| panic!("no {peer_event}: {:?}\n{log}", f.peer.events()));
-    assert_eq!(ev["event"], peer_event, "{ev}\n{log}");
-    assert_eq!(ev["sha256"], f.sha.as_str(), "{ev}");
-    assert_eq!(sha256_file(&f.inbox.join(f.name)), f.sha, "on disk");
-    assert_loopback(&f.peer, &f.rig.prosody);
 }
 
 /// The first line of `log` that contains every one of `pats`.

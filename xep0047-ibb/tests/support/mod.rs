@@ -12,6 +12,8 @@ use xep0047_ibb::{
 };
 use xmpp_parsers::{iq::Iq, message::Message, stanza::Stanza};
 
+pub mod inject;
+
 /// A stanza filter: `Some(reply)` drops the stanza and sends `reply` back to its sender.
 pub type Filter = Box<dyn FnMut(&Stanza) -> Option<Stanza>>;
 
@@ -448,5 +450,13 @@ pub fn iq_opts(block_size: u16) -> OpenOptions {
     OpenOptions {
         block_size,
         stanza: xep0047_ibb::StanzaKind::Iq,
+    }
+}
+
+/// A message-mode open at `block_size`.
+pub fn msg_opts(block_size: u16) -> OpenOptions {
+    OpenOptions {
+        block_size,
+        stanza: xep0047_ibb::StanzaKind::Message,
     }
 }
