@@ -41,10 +41,9 @@ pub async fn raw_tcp(bytes: u64) -> Result<Run, String> {
             .await
             .map_err(io_err("write"))
     });
-    let (s, _) = listener.accept().await.map_err(io_err("accept"))?;
-    let got = pattern::read_verify_on_task(s, bytes)
+    let (mut s, _) = listener.accept().await.map_err(io_err("accept"))?;
+    let got = pattern::read_verify(&mut s, bytes)
         .await
-        .0
         .map_err(|e| e.to_string())?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
@@ -83,10 +82,9 @@ pub async fn relay_hop(bytes: u64) -> Result<Run, String> {
             .await
             .map_err(io_err("write"))
     });
-    let (s, _) = sink.accept().await.map_err(io_err("accept"))?;
-    let got = pattern::read_verify_on_task(s, bytes)
+    let (mut s, _) = sink.accept().await.map_err(io_err("accept"))?;
+    let got = pattern::read_verify(&mut s, bytes)
         .await
-        .0
         .map_err(|e| e.to_string())?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;

@@ -288,10 +288,10 @@ async fn s5b_proxy65(prosody: &Prosody, size: u64) -> Result<Run, String> {
     let tgt = tgt.map_err(|e| format!("target: {e}"))?;
     let t0 = Instant::now();
     let mut w = req.stream;
+    let mut r = tgt.stream;
     let writer = tokio::spawn(async move { crate::pattern::write_pattern(&mut w, size).await });
-    let got = crate::pattern::read_verify_on_task(tgt.stream, size)
+    let got = crate::pattern::read_verify(&mut r, size)
         .await
-        .0
         .map_err(|e| format!("receiver: {e}"))?;
     let elapsed = t0.elapsed();
     writer

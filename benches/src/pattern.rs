@@ -146,21 +146,6 @@ pub async fn read_verify<R: AsyncRead + Unpin>(
     }
 }
 
-/// [`read_verify`] on a task of its own, as every party of a transfer runs (the facade's
-/// receive is a task too); hands the reader back. The suite's caller is `block_on`, a
-/// thread outside the runtime's workers: a reader there is woken across threads for every
-/// read, which measures that hand-off as much as the transport (a perf profile of IBB over
-/// raw XML at 65535 put 74 % of the case's futex calls on it).
-pub async fn read_verify_on_task<R>(mut r: R, expected: u64) -> (Result<u64, VerifyError>, R)
-where
-    R: AsyncRead + Unpin + Send + 'static,
-{
-    match tokio::spawn(async move { (read_verify(&mut r, expected).await, r) }).await {
-        Ok(done) => done,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,14 +83,14 @@ fn pump_ibb<R: StanzaSource + 'static, T: StanzaTransport>(
 
 /// Writes the pattern on `w` and reads it back verified on `r`; returns the time from the
 /// first byte written to the last byte verified.
-async fn stream_pattern<W, R>(mut w: W, r: R, bytes: u64) -> Result<Duration, String>
+async fn stream_pattern<W, R>(mut w: W, mut r: R, bytes: u64) -> Result<Duration, String>
 where
     W: AsyncWrite + Unpin + Send + 'static,
-    R: AsyncRead + Unpin + Send + 'static,
+    R: AsyncRead + Unpin,
 {
     let t0 = Instant::now();
     let writer = tokio::spawn(async move { pattern::write_pattern(&mut w, bytes).await });
-    let (read, _r) = pattern::read_verify_on_task(r, bytes).await;
+    let read = pattern::read_verify(&mut r, bytes).await;
     let elapsed = t0.elapsed();
     let write = writer.await;
     read.map_err(|e| format!("receiver: {e}"))?;
@@ -370,12 +370,12 @@ where
     let (sa, sb) = tokio::join!(ia.open(b, sid, params.options()), expect);
     let sa = sa.map_err(|e| format!("open: {e}"))?;
     let sb = sb.map_err(|e| format!("expect: {e}"))?;
-    let (t0, mut w, r) = (Instant::now(), sa, sb);
+    let (t0, mut w, mut r) = (Instant::now(), sa, sb);
     let writer = tokio::spawn(async move {
         let written = pattern::write_pattern(&mut w, bytes).await;
         (written, w.sizer())
     });
-    let (read, _r) = pattern::read_verify_on_task(r, bytes).await;
+    let read = pattern::read_verify(&mut r, bytes).await;
     let elapsed = t0.elapsed();
     let (written, sizer) = writer.await.map_err(|e| format!("writer task: {e}"))?;
     read.map_err(|e| format!("receiver: {e}"))?;
