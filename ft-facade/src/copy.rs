@@ -289,10 +289,10 @@ mod tests {
 
     /// A bytestream slower than the file but always moving (512 bytes a millisecond: IBB
     /// through a server's shaper, say) is not "nothing within" the inactivity timeout
-    /// because one 128 KiB chunk takes longer than it (here 50 ms) to go out.
+    /// because one 256 KiB chunk takes longer than it (here 300 ms) to go out.
     #[tokio::test]
     async fn a_slow_but_moving_stream_is_not_taken_for_a_hung_one() {
-        let data: Vec<u8> = (0..128 * 1024).map(|i| (i % 253) as u8).collect();
+        let data: Vec<u8> = (0..512 * 1024).map(|i| (i % 253) as u8).collect();
         let (_h, mut side) = pair(
             ft_transport::Sid::new("s").unwrap(),
             "a@x/1".parse().unwrap(),
@@ -308,7 +308,7 @@ mod tests {
             None,
             &mut side.reporter,
             &side.cancel,
-            Duration::from_millis(50),
+            Duration::from_millis(300),
         )
         .await
         .expect("sent while the stream moves");

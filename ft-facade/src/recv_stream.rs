@@ -366,12 +366,12 @@ pub(crate) mod tests {
     }
 
     /// A writer slower than the stream but always moving is waited for: the inactivity
-    /// timeout (here 50 ms) is about a writer that takes nothing, not about the 256+ ms
+    /// timeout (here 300 ms) is about a writer that takes nothing, not about the 1+ s
     /// this one needs for the queue once the stream has ended (fault seed s5b-proxy 9066:
     /// "nothing within 2s" on a disk taking 524 bytes per 1.6 ms).
     #[tokio::test]
     async fn a_slow_but_moving_writer_is_not_taken_for_a_hung_one() {
-        let data: Vec<u8> = (0..128 * 1024).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
         let (_h, mut side) = pair(
             ft_transport::Sid::new("s").unwrap(),
             "a@x/1".parse().unwrap(),
@@ -386,7 +386,7 @@ pub(crate) mod tests {
             sink,
             Length::Exactly(data.len() as u64),
             &mut side,
-            Duration::from_millis(50),
+            Duration::from_millis(300),
         )
         .await;
         assert_eq!(r.unwrap(), data.len() as u64);
