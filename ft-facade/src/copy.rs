@@ -172,6 +172,7 @@ where
     tokio::pin!(peer_left);
     let mut buf = BytesMut::new();
     let mut done = 0u64;
+    let moved = Progress::default();
     while done < len {
         let want = ((len - done) as usize).min(BUF_SIZE);
         // The read of the source races the stream's end too: a source that stalls (a pipe,
@@ -196,7 +197,6 @@ where
         // Timed by progress, not by the whole chunk: a 256 KiB chunk on a slow path (IBB
         // through a server's shaper) may take longer than the inactivity timeout while it
         // moves all along.
-        let moved = Progress::default();
         tokio::select! {
             biased;
             () = &mut peer_left => {

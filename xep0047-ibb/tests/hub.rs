@@ -7,7 +7,7 @@ use ft_transport::hub::{Hub, HubReceiver, HubTransport};
 use jid::Jid;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use xep0047_ibb::{Config, Error, Ibb, OpenOptions, Sid, StanzaKind, TimeoutKind};
+use xep0047_ibb::{Config, Error, Ibb, IbbStream, OpenOptions, Sid, StanzaKind, TimeoutKind};
 
 fn pump(ibb: Ibb<HubTransport>, rx: HubReceiver) {
     tokio::spawn(ft_transport::pump(rx, move |st| ibb.handle_stanza(st)));
@@ -63,7 +63,7 @@ async fn both_ways(block_size: u16, stanza: StanzaKind) {
     assert_eq!(sb.block_size(), block_size);
     let ab = data(1 << 20, 1);
     let ba = data(1 << 20, 2);
-    let task = |mut s: xep0047_ibb::IbbStream, out: Vec<u8>| async move {
+    let task = |mut s: IbbStream, out: Vec<u8>| async move {
         let (mut r, mut w) = tokio::io::split(&mut s);
         let write = async {
             w.write_all(&out).await.unwrap();
@@ -340,6 +340,27 @@ async fn f3_data_from_a_jid_other_than_the_session_peer_is_item_not_found_and_no
     assert_eq!(got, b"from alice", "only the peer's bytes");
 }
 
+/// Opens `sid` from `a` to `b` over `<message/>` at `block_size`, `b` having pre-authorised
+/// it: both ends' results.
+async fn open_message(
+    (a, b): (&Ibb<HubTransport>, &Ibb<HubTransport>),
+    (a_jid, b_jid): (&Jid, &Jid),
+    sid: &str,
+    block_size: u16,
+) -> (Result<IbbStream, Error>, Result<IbbStream, Error>) {
+    let sid = Sid::new(sid).unwrap();
+    let accept = b.expect(a_jid.clone(), sid.clone(), Duration::from_secs(5));
+    let opened = a.open(
+        b_jid.clone(),
+        sid,
+        OpenOptions {
+            block_size,
+            stanza: StanzaKind::Message,
+        },
+    );
+    tokio::join!(opened, accept)
+}
+
 /// Message mode has no acks: a reader slower than the sender used to end the session at
 /// `message_overrun`. A pump that awaits `Ibb::ready()` turns the lag into backpressure on
 /// the sender instead, and every byte arrives.
@@ -347,17 +368,7 @@ async fn slow_reader_over_message(gated: bool) -> Result<Vec<u8>, std::io::Error
     let mut cb = Config::default();
     cb.recv_buffer(256 * 1024).message_overrun(1024 * 1024);
     let (a, b, a_jid, b_jid) = peers_with(Config::default(), cb, gated);
-    let sid = Sid::new(format!("slow-{gated}")).unwrap();
-    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
-    let opened = a.open(
-        b_jid,
-        sid,
-        OpenOptions {
-            block_size: 65535,
-            stanza: StanzaKind::Message,
-        },
-    );
-    let (sa, sb) = tokio::join!(opened, accept);
+    let (sa, sb) = open_message((&a, &b), (&a_jid, &b_jid), &format!("slow-{gated}"), 65535).await;
     let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
     let out = data(8 << 20, 3);
     let expected = out.clone();
@@ -413,13 +424,7 @@ async fn without_the_gate_a_lagging_reader_hits_the_overrun_limit() {
 async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
     let (a, b, a_jid, b_jid) =
         peers_with(Config::default(), impatient(Duration::from_secs(1)), true);
-    let message = OpenOptions {
-        block_size: 4096,
-        stanza: StanzaKind::Message,
-    };
-    let hung = Sid::new("hung").unwrap();
-    let accept = b.expect(a_jid.clone(), hung.clone(), Duration::from_secs(5));
-    let (sa, sb) = tokio::join!(a.open(b_jid.clone(), hung, message), accept);
+    let (sa, sb) = open_message((&a, &b), (&a_jid, &b_jid), "hung", 4096).await;
     let (mut sa, sb) = (sa.unwrap(), sb.unwrap());
     // Far more than the receiver holds; nobody reads `sb`.
     let writer = tokio::spawn(async move {
@@ -437,11 +442,8 @@ async fn f11_a_reader_that_takes_nothing_does_not_hold_up_the_other_sessions() {
     .await;
 
     // Another transfer on the same connection, while the first is stuck.
-    let other = Sid::new("other").unwrap();
-    let accept = b.expect(a_jid, other.clone(), Duration::from_secs(3));
-    let opened = a.open(b_jid, other, message);
     let moved = tokio::time::timeout(Duration::from_secs(3), async {
-        let (sa2, sb2) = tokio::join!(opened, accept);
+        let (sa2, sb2) = open_message((&a, &b), (&a_jid, &b_jid), "other", 4096).await;
         let (mut sa2, mut sb2) = (sa2.expect("the open is answered"), sb2.expect("accepted"));
         let out = data(256 * 1024, 6);
         let send = async {
@@ -487,17 +489,7 @@ async fn f11_a_reader_idle_for_want_of_data_keeps_its_backpressure() {
         impatient(Duration::from_millis(300)),
         true,
     );
-    let sid = Sid::new("quiet-then-burst").unwrap();
-    let accept = b.expect(a_jid, sid.clone(), Duration::from_secs(5));
-    let opened = a.open(
-        b_jid,
-        sid,
-        OpenOptions {
-            block_size: 4096,
-            stanza: StanzaKind::Message,
-        },
-    );
-    let (sa, sb) = tokio::join!(opened, accept);
+    let (sa, sb) = open_message((&a, &b), (&a_jid, &b_jid), "quiet-then-burst", 4096).await;
     let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
     let out = data(1 << 20, 7);
     let expected = out.clone();
