@@ -11,7 +11,7 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
 use crate::measure::Run;
-use crate::pattern::{self, IO_BUF, Verifier};
+use crate::pattern::{self, IO_BUF, ReadOn, Verifier};
 use ft_transport::codec::{self, XmlCodec};
 
 /// Where every listener of the suite binds.
@@ -29,8 +29,9 @@ async fn join_all(set: &mut JoinSet<Result<(), String>>) -> Result<(), String> {
 }
 
 /// One transfer of `bytes` over a plain loopback TCP connection (tokio, 256 KiB reads and
-/// writes), every byte checked.
-pub async fn raw_tcp(bytes: u64) -> Result<Run, String> {
+/// writes), every byte checked; the writer on a runtime task, the reader where `on` says
+/// (the rig of the cases it is the ceiling of).
+pub async fn raw_tcp(bytes: u64, on: ReadOn) -> Result<Run, String> {
     let listener = TcpListener::bind(LOOPBACK).await.map_err(io_err("bind"))?;
     let addr = listener.local_addr().map_err(io_err("local_addr"))?;
     let mut set = JoinSet::new();
@@ -41,9 +42,10 @@ pub async fn raw_tcp(bytes: u64) -> Result<Run, String> {
             .await
             .map_err(io_err("write"))
     });
-    let (mut s, _) = listener.accept().await.map_err(io_err("accept"))?;
-    let got = pattern::read_verify(&mut s, bytes)
+    let (s, _) = listener.accept().await.map_err(io_err("accept"))?;
+    let got = pattern::read_verify_on(on, s, bytes)
         .await
+        .0
         .map_err(|e| e.to_string())?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
@@ -164,7 +166,8 @@ pub fn cpu_path(path: CpuPath, bytes: u64, block: usize) -> Result<Run, String> 
 
 /// One transfer of IBB `<data/>` iq stanzas over a raw XML stream on loopback, sent as fast
 /// as the stream takes them and never acknowledged: the stanza transport's own ceiling (real
-/// serialization, TCP and parsing, no IBB window).
+/// serialization, TCP and parsing, no IBB window). The receiver runs on a runtime task, as
+/// in the IBB cases.
 pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
     use ft_transport::StanzaTransport;
     let a: jid::Jid = "a@bench.invalid/a".parse().map_err(|e| format!("{e}"))?;
@@ -199,21 +202,25 @@ pub async fn raw_xml_pump(bytes: u64, block: usize) -> Result<Run, String> {
         drop(transport);
         Ok(())
     });
-    let mut verifier = Verifier::default();
-    while verifier.received() < bytes {
-        match b_in.next().await {
-            Some(Stanza::Iq(Iq::Set { payload, .. })) => {
-                let data = Data::parse(&payload).map_err(|e| e.to_string())?;
-                verifier.check(&data.data).map_err(|e| e.to_string())?;
+    let reader = tokio::spawn(async move {
+        let mut verifier = Verifier::default();
+        while verifier.received() < bytes {
+            match b_in.next().await {
+                Some(Stanza::Iq(Iq::Set { payload, .. })) => {
+                    let data = Data::parse(&payload).map_err(|e| e.to_string())?;
+                    verifier.check(&data.data).map_err(|e| e.to_string())?;
+                }
+                Some(other) => return Err(format!("unexpected stanza {other:?}")),
+                None => break,
             }
-            Some(other) => return Err(format!("unexpected stanza {other:?}")),
-            None => break,
         }
-    }
+        verifier.finish(bytes).map_err(|e| e.to_string())
+    });
+    let got = reader.await.map_err(|e| format!("reader task: {e}"))?;
     let elapsed = t0.elapsed();
     join_all(&mut set).await?;
     Ok(Run {
-        bytes: verifier.finish(bytes).map_err(|e| e.to_string())?,
+        bytes: got?,
         elapsed: Some(elapsed),
         latency: None,
     })
@@ -225,7 +232,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn socket_ceilings_move_every_byte() {
-        assert_eq!(raw_tcp(3 << 20).await.unwrap().bytes, 3 << 20);
+        for on in [ReadOn::Caller, ReadOn::Task] {
+            assert_eq!(raw_tcp(3 << 20, on).await.unwrap().bytes, 3 << 20);
+        }
         assert_eq!(relay_hop(3 << 20).await.unwrap().bytes, 3 << 20);
         // Crosses the pattern's 1 MiB wrap in the middle of a chunk.
         assert_eq!(raw_xml_pump(3 << 20, 65535).await.unwrap().bytes, 3 << 20);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::ceiling::{self, CpuPath};
 use crate::machine::{self, Machine};
 use crate::measure::{self, Accumulator, Run, Spec};
+use crate::pattern::ReadOn;
 use crate::report::{Case, Goal, LoadAverage, Outcome, Report, Verdict, Versions};
 use crate::transfer::{self, IbbParams, Window};
 
@@ -286,7 +287,8 @@ pub async fn run_async(opts: Options) -> Report {
     // first timed run; this run is not reported.
     let _ = crate::pattern::pattern();
     if !opts.quick {
-        let _ = tokio::time::timeout(opts.budget, ceiling::raw_tcp(opts.sizes[0])).await;
+        let _ = tokio::time::timeout(opts.budget, ceiling::raw_tcp(opts.sizes[0], ReadOn::Caller))
+            .await;
     }
     let mut r = Runner {
         opts: opts.clone(),
@@ -317,7 +319,7 @@ pub async fn run_async(opts: Options) -> Report {
                         "loopback",
                         None,
                     ),
-                    boxed(move || ceiling::raw_tcp(size)),
+                    boxed(move || ceiling::raw_tcp(size, ReadOn::Caller)),
                 ),
                 (
                     sock(
@@ -360,23 +362,47 @@ pub async fn run_async(opts: Options) -> Report {
     // Both stacks through the facade, same run, same machine moment.
     crate::stacks::run_cases(&mut r, rounds).await;
 
-    // IBB: CPU ceilings, the raw XML stream's own ceiling, then the transfers. Raw TCP is
-    // measured again first, at the IBB size, so that the raw-XML ratios compare figures
-    // taken minutes apart at most on this shared machine.
+    // IBB: raw TCP again in the IBB cases' rig (every party on a runtime task), in rounds
+    // with the goal's case so that the two see the same machine; then the CPU ceilings, the
+    // raw XML stream's own ceiling and the other transfers.
     let ibb_size = opts.ibb_size;
     let isl = size_label(ibb_size);
-    r.case(
-        spec(
-            ibb_tcp_id(ibb_size),
-            "ceiling",
-            "raw loopback TCP, again just before the IBB cases",
-            "tcp",
-            "loopback",
-            None,
-            ibb_size,
-            None,
-        ),
-        || ceiling::raw_tcp(ibb_size),
+    let (goal_params, goal_mode, goal_name) = ibb_modes()
+        .into_iter()
+        .find(|(p, mode, _)| p.block_size == 65535 && *mode == "iq-default")
+        .expect("ibb_modes has iq-default at 65535");
+    let goal_id = format!("ibb/raw-xml/{goal_mode}/65535/{isl}");
+    r.interleaved(
+        rounds,
+        vec![
+            (
+                spec(
+                    ibb_tcp_id(ibb_size),
+                    "ceiling",
+                    "raw loopback TCP, reader on a runtime task as in the IBB cases, \
+                     in rounds with IBB over raw XML at 65535",
+                    "tcp",
+                    "loopback",
+                    None,
+                    ibb_size,
+                    None,
+                ),
+                boxed(move || ceiling::raw_tcp(ibb_size, ReadOn::Task)),
+            ),
+            (
+                spec(
+                    goal_id.clone(),
+                    "ibb",
+                    goal_name,
+                    "xft",
+                    "raw-xml",
+                    Some(65535),
+                    ibb_size,
+                    Some(ibb_tcp_id(ibb_size)),
+                ),
+                boxed(move || transfer::ibb_raw_xml(goal_params, ibb_size)),
+            ),
+        ],
     )
     .await;
     for block in [4096u16, 65535] {
@@ -454,9 +480,14 @@ pub async fn run_async(opts: Options) -> Report {
                 move || transfer::ibb_hub(params, size),
             )
             .await;
+            let id = format!("ibb/raw-xml/{mode}/{block}/{sl}");
+            if id == goal_id {
+                // Measured above, in rounds with its ceiling.
+                continue;
+            }
             r.case(
                 spec(
-                    format!("ibb/raw-xml/{mode}/{block}/{sl}"),
+                    id,
                     "ibb",
                     name,
                     "xft",

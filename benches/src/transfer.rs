@@ -23,7 +23,7 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
 use crate::measure::{Run, latency_histogram};
-use crate::pattern;
+use crate::pattern::{self, ReadOn};
 
 /// The domain of every in-process entity.
 pub const DOMAIN: &str = "bench.example";
@@ -370,12 +370,13 @@ where
     let (sa, sb) = tokio::join!(ia.open(b, sid, params.options()), expect);
     let sa = sa.map_err(|e| format!("open: {e}"))?;
     let sb = sb.map_err(|e| format!("expect: {e}"))?;
-    let (t0, mut w, mut r) = (Instant::now(), sa, sb);
+    let (t0, mut w, r) = (Instant::now(), sa, sb);
     let writer = tokio::spawn(async move {
         let written = pattern::write_pattern(&mut w, bytes).await;
         (written, w.sizer())
     });
-    let read = pattern::read_verify(&mut r, bytes).await;
+    // The receiver reads on a task, as the facade's receive does.
+    let (read, _r) = pattern::read_verify_on(ReadOn::Task, r, bytes).await;
     let elapsed = t0.elapsed();
     let (written, sizer) = writer.await.map_err(|e| format!("writer task: {e}"))?;
     read.map_err(|e| format!("receiver: {e}"))?;
