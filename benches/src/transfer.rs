@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ft_transport::hub::{Hub, HubTransport};
-use ft_transport::xmpp::{Inbound, XmppTransport, open_serverless};
+use ft_transport::xmpp::{Inbound, XmppTransport, open_serverless_halves};
 use ft_transport::{Jid, StanzaSource, StanzaTransport};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -409,7 +409,8 @@ pub async fn ibb_hub(params: IbbParams, bytes: u64) -> Result<Run, String> {
 }
 
 /// Two entities joined by one loopback TCP connection (`TCP_NODELAY`) running the shipped
-/// client session ([`open_serverless`]: our codec, reader and writer tasks), no server.
+/// client session ([`open_serverless_halves`]: our codec, reader and writer tasks), no
+/// server.
 pub async fn serverless_pair(
     a: Jid,
     b: Jid,
@@ -420,7 +421,11 @@ pub async fn serverless_pair(
     let (ca, cb) = (ca?, accepted?.0);
     ca.set_nodelay(true)?;
     cb.set_nodelay(true)?;
-    Ok((open_serverless(ca, a), open_serverless(cb, b)))
+    let ((ra, wa), (rb, wb)) = (ca.into_split(), cb.into_split());
+    Ok((
+        open_serverless_halves(ra, wa, a),
+        open_serverless_halves(rb, wb, b),
+    ))
 }
 
 /// IBB over a raw XML stream between two entities on loopback TCP (no server), through the

@@ -139,7 +139,7 @@ pub use client::connect_client;
 pub use component::{ComponentOptions, connect_component, connect_component_with};
 pub use error::{Error, LoginStage};
 pub use inbound::Inbound;
-pub use session::{XmppTransport, open_serverless};
+pub use session::{XmppTransport, open_serverless, open_serverless_halves};
 
 /// The client's sending side (the same type as a component's).
 pub type ClientTransport = XmppTransport;

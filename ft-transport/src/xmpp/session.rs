@@ -104,9 +104,24 @@ pub(super) fn spawn<Io>(
 where
     Io: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let (r, w) = tokio::io::split(io);
+    spawn_halves(r, w, codec, config, header)
+}
+
+/// [`spawn`] on a stream already split into its reading and writing halves.
+fn spawn_halves<R, W>(
+    r: R,
+    w: W,
+    codec: XmlCodec,
+    config: SessionConfig,
+    header: Option<Vec<u8>>,
+) -> (XmppTransport, Inbound)
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let depth = config.queue_depth.max(1);
     let codec = codec.with_xml_log(config.xml_log.clone());
-    let (r, w) = tokio::io::split(io);
     let (tx, user_rx) = mpsc::channel(depth);
     let (own_tx, own_rx) = mpsc::channel(depth);
     let transport = XmppTransport {
@@ -136,10 +151,24 @@ pub fn open_serverless<Io>(io: Io, jid: Jid) -> (XmppTransport, Inbound)
 where
     Io: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let (r, w) = tokio::io::split(io);
+    open_serverless_halves(r, w, jid)
+}
+
+/// [`open_serverless`] on a stream already split into halves that need no lock between
+/// them, such as [`TcpStream::into_split`](tokio::net::TcpStream::into_split)'s:
+/// [`tokio::io::split`] guards both halves with one mutex, so a write (an acknowledgement)
+/// waits for the read in progress, and the other way round.
+pub fn open_serverless_halves<R, W>(r: R, w: W, jid: Jid) -> (XmppTransport, Inbound)
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let mut config = SessionConfig::new(jid, false);
     config.stamp_from = true;
-    spawn(
-        io,
+    spawn_halves(
+        r,
+        w,
         XmlCodec::client(),
         config,
         Some(stream_header(None).into_bytes()),

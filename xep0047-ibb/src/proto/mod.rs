@@ -98,6 +98,7 @@ mod send;
 pub mod sizer;
 
 pub use open::{IncomingOpen, reply_unknown_session, stanza_payload, stanza_sid};
+pub use recv::{Decoded, decode_ahead};
 pub use sizer::ChunkSizer;
 
 /// The fewest drained receive buffers a session keeps for the next chunks, so that a steady
@@ -246,6 +247,9 @@ pub struct Session {
     close_verdict: Option<Result<(), StanzaError>>,
     /// Written bytes were dropped unsent because the peer closed first.
     discarded: bool,
+    /// The chunk of the stanza being handled, decoded ahead
+    /// ([`Session::handle_stanza_decoded`]); only set during that call.
+    decoded: Option<Decoded>,
 }
 impl Session {
     fn base(config: &Config, sid: Sid, peer: Jid, role: Role, now: Instant) -> Self {
@@ -287,6 +291,7 @@ impl Session {
             close_refused: None,
             close_verdict: None,
             discarded: false,
+            decoded: None,
         }
     }
 

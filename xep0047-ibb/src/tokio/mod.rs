@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io;
 use std::ops::ControlFlow;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -153,6 +154,10 @@ impl Wakeups {
 
 struct Shared {
     cell: Mutex<Cell>,
+    /// The session's block-size as of its driver's last turn, read without the lock to
+    /// decode inbound chunks ahead ([`proto::decode_ahead`]). A stale value only costs
+    /// speed: the session checks every chunk's size again.
+    block_size: AtomicU16,
     notify: Notify,
     /// The manager's [`Inner::drained`]: told whenever the application reads.
     drained: Arc<Notify>,
@@ -263,11 +268,32 @@ impl<T: StanzaTransport> Ibb<T> {
                 None => reg.sessions.values().cloned().collect(),
             }
         };
+        // A chunk for a known session is decoded before its lock is taken, so that its
+        // reader, writer and driver are not held up meanwhile.
+        let mut decoded = match (&key, candidates.as_slice()) {
+            (Some((_, sid)), [shared]) => proto::decode_ahead(
+                &stanza,
+                sid,
+                shared.block_size.load(Ordering::Relaxed),
+                || {
+                    shared
+                        .cell
+                        .try_lock()
+                        .map(|mut c| c.session.take_spare())
+                        .unwrap_or_default()
+                },
+            ),
+            _ => None,
+        };
         let mut stanza = stanza;
         for shared in candidates {
             let mut cell = lock(&shared.cell);
             let caught_up = cell.session.readable() == 0;
-            match cell.session.handle_stanza(now, stanza) {
+            let handled = match decoded.take() {
+                Some(d) => cell.session.handle_stanza_decoded(now, stanza, d),
+                None => cell.session.handle_stanza(now, stanza),
+            };
+            match handled {
                 ControlFlow::Break(()) => {
                     if caught_up && cell.session.readable() > 0 {
                         // The reader had taken everything: it waits, it is not stalled.
@@ -390,6 +416,7 @@ impl<T: StanzaTransport> Ibb<T> {
         let mut cell = Cell::new(session);
         cell.open_tx = Some(tx);
         let shared = Arc::new(Shared {
+            block_size: AtomicU16::new(cell.session.block_size()),
             cell: Mutex::new(cell),
             notify: Notify::new(),
             drained: self.inner.drained.clone(),
@@ -531,6 +558,7 @@ fn start_responder<T: StanzaTransport>(
     let key = (incoming.peer.clone(), incoming.open.sid.clone());
     let session = Session::accept(&inner.config, incoming, now());
     let shared = Arc::new(Shared {
+        block_size: AtomicU16::new(session.block_size()),
         cell: Mutex::new(Cell::new(session)),
         notify: Notify::new(),
         drained: inner.drained.clone(),
@@ -550,6 +578,9 @@ async fn drive<T: StanzaTransport>(inner: Arc<Inner<T>>, key: Key, shared: Arc<S
                 cell.session.handle_timeout(now);
             }
             let next = cell.session.poll_transmit();
+            shared
+                .block_size
+                .store(cell.session.block_size(), Ordering::Relaxed);
             let wake = cell.dispatch();
             let out = (next, cell.session.poll_timeout(), cell.session.is_closed());
             drop(cell);

@@ -34,6 +34,9 @@ pub struct Side {
     /// Bytes still to write, fed as the send buffer frees.
     pub to_write: Vec<u8>,
     pub close_after_write: bool,
+    /// Hand chunks to the session decoded ahead (`proto::decode_ahead`), as the tokio
+    /// driver does, instead of letting it decode them.
+    pub decode_ahead: bool,
 }
 
 impl Side {
@@ -53,6 +56,7 @@ impl Side {
             received: Vec::new(),
             to_write: Vec::new(),
             close_after_write: false,
+            decode_ahead: false,
         }
     }
 
@@ -302,8 +306,18 @@ impl Pair {
         if side.log {
             side.received.push(clone_stanza(&stanza));
         }
+        let ahead = side
+            .session
+            .as_ref()
+            .filter(|_| side.decode_ahead)
+            .and_then(|s| {
+                xep0047_ibb::proto::decode_ahead(&stanza, s.sid(), s.block_size(), Vec::new)
+            });
         let stanza = match side.session.as_mut() {
-            Some(s) => match s.handle_stanza(now, stanza) {
+            Some(s) => match match ahead {
+                Some(d) => s.handle_stanza_decoded(now, stanza, d),
+                None => s.handle_stanza(now, stanza),
+            } {
                 ControlFlow::Break(()) => return,
                 ControlFlow::Continue(st) => st,
             },
