@@ -16,6 +16,10 @@
 //!
 //! Commands use the time of the latest `handle_*` call (or of construction).
 //!
+//! A caller that guards the session with a lock can decode an inbound chunk before taking
+//! it: [`decode_ahead`] outside, then [`Session::handle_stanza_decoded`] inside. The answers
+//! are the same; only the decoding (the longest step by far for a 64 KiB chunk) moves out.
+//!
 //! # States
 //!
 //! ```text

@@ -5,6 +5,8 @@
 //! driver task (`tokio::spawn`) that feeds [`Session::poll_transmit`] to the transport one
 //! stanza at a time, awaiting each send, so the transport's own backpressure paces it, and
 //! sleeps until [`Session::poll_timeout`] or until a stanza or a user command wakes it.
+//! An inbound chunk is decoded before its session's lock is taken ([`proto::decode_ahead`]),
+//! so that the reader, writer and driver of that session do not wait on the lock meanwhile.
 //!
 //! Backpressure: a writer waits while the send buffer is full (it empties as chunks are
 //! acknowledged); the reader's buffer is bounded by [`Config::recv_buffer`], past which the
