@@ -44,6 +44,7 @@
 pub mod blocksize;
 pub mod ceiling;
 pub mod external;
+pub mod goals;
 pub mod history;
 pub mod machine;
 pub mod measure;

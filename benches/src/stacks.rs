@@ -385,7 +385,7 @@ pub fn goals(
     report: &crate::report::Report,
     opts: &crate::suite::Options,
 ) -> Vec<crate::report::Goal> {
-    use crate::suite::ratio_goal;
+    use crate::goals::ratio_goal;
     let big = opts
         .sizes
         .iter()

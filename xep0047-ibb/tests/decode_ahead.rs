@@ -90,13 +90,37 @@ fn a_whole_transfer_with_chunks_decoded_ahead_arrives_intact() {
 }
 
 #[test]
-fn bad_chunks_decoded_ahead_get_the_same_error_in_the_same_order() {
-    // F8: not base64.
-    for text in ["QU=D", "QUI", "QU*D", "QU-D"] {
+fn f8_invalid_base64_decoded_ahead_gets_the_same_answer() {
+    for text in ["QU=D", "=AAA", "QUI", "QUI==", "QU*D", "QU-D"] {
         let out = same_both_ways(text, iq_opts(4096), &|p| inject_data(p, "0", text));
         assert_eq!(out.errors_to_sender.len(), 1, "{text}");
+        assert!(
+            out.read_error.contains("Malformed"),
+            "{text}: {}",
+            out.read_error
+        );
         assert!(out.read.is_empty());
     }
+}
+
+#[test]
+fn a5_text_too_long_is_not_decoded_ahead_and_gets_the_same_answer() {
+    // Eight characters that are not even base64, for a block-size of 3: refused from their
+    // length by the session, never decoded (decode_ahead declines them).
+    let long = same_both_ways("too long", iq_opts(3), &|p| {
+        inject_data(p, "0", "QUJD");
+        inject_data(p, "1", "!!!!!!!!");
+    });
+    assert!(
+        long.read_error.contains("ChunkTooLarge"),
+        "{}",
+        long.read_error
+    );
+    assert_eq!(long.read, b"ABC");
+}
+
+#[test]
+fn other_bad_chunks_decoded_ahead_get_the_same_answer_in_the_same_order() {
     // The sequence number is checked before the text: a gap with bad base64 is the gap.
     let gap = same_both_ways("gap and bad base64", iq_opts(4096), &|p| {
         inject_data(p, "0", "QUJD");
@@ -107,16 +131,7 @@ fn bad_chunks_decoded_ahead_get_the_same_error_in_the_same_order() {
         "{}",
         gap.read_error
     );
-    // A5: too long for the block size, refused from its length (not decoded ahead).
-    let long = same_both_ways("too long", iq_opts(3), &|p| {
-        inject_data(p, "0", "!!!!!!!!");
-    });
-    assert!(
-        long.read_error.contains("ChunkTooLarge"),
-        "{}",
-        long.read_error
-    );
-    // F9: decodes to more than the block size.
+    // Decodes to more than the block size (F9).
     let big = same_both_ways("decodes too large", iq_opts(2), &|p| {
         inject_data(p, "0", "QUJD");
     });
@@ -125,14 +140,15 @@ fn bad_chunks_decoded_ahead_get_the_same_error_in_the_same_order() {
         "{}",
         big.read_error
     );
-    // F3: another sid is not this session's.
-    same_both_ways("unknown sid", iq_opts(4096), &|p| {
+    // Another sid is not this session's (F3).
+    let other = same_both_ways("unknown sid", iq_opts(4096), &|p| {
         inject_iq_to_b(
             p,
             "x",
             "<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='nope'>AAAA</data>",
         );
     });
+    assert_eq!(other.errors_to_sender.len(), 1);
 }
 
 #[test]
