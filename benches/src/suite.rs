@@ -20,7 +20,7 @@ pub const MIB: u64 = 1 << 20;
 /// stacks beside each other and IBB over raw XML with its ceiling run outside `--quick`: a
 /// run takes well under a second, and on this shared machine single runs of them varied by
 /// 2x within a minute. With 7 rounds the median of our proxy over the relay hop still went
-/// from 0.85× to 1.17× between runs of the same code; with 15, 0.96× to 1.07×.
+/// from 0.85× to 1.17× between runs of the same code; with 15, 0.96× to 1.02× (three runs).
 pub const SOCKET_ROUNDS: usize = 15;
 
 /// One run of a case, boxed so that cases of different kinds can run in rounds.
