@@ -12,7 +12,8 @@
 //!   shortened to their length. Without one nothing is formatted.
 //! * [`connect_component`] connects a XEP-0114 component and returns the same two types.
 //! * [`open_serverless`] runs the same session on a stream with no server at its other end
-//!   (a loopback pair of entities; the benchmarks' raw-XML path).
+//!   (a loopback pair of entities), and [`open_serverless_halves`] on a TCP connection's
+//!   lock-free halves (the benchmarks' raw-XML path).
 //!
 //! Iq results come through [`Inbound::next`] as plain stanzas, so
 //! [`IqTracker`](crate::iq::IqTracker) and the protocol drivers match their own iq ids;

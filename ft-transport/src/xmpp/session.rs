@@ -145,8 +145,10 @@ where
 /// [`connect_client`](super::connect_client) session, except that stanzas without `from`
 /// get `jid` (what a server would stamp) and no keepalive pings are sent.
 ///
-/// The benchmarks' raw-XML path: two entities joined by a loopback TCP connection (set
-/// `TCP_NODELAY` on it first).
+/// For two entities joined by a TCP connection (set `TCP_NODELAY` on it first), give
+/// [`open_serverless_halves`] the connection's [`into_split`](tokio::net::TcpStream::into_split)
+/// halves instead, as the benchmarks' raw-XML path does: this function splits any stream
+/// with [`tokio::io::split`], whose halves share one lock.
 pub fn open_serverless<Io>(io: Io, jid: Jid) -> (XmppTransport, Inbound)
 where
     Io: AsyncRead + AsyncWrite + Send + 'static,
