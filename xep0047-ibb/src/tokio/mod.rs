@@ -160,6 +160,9 @@ struct Shared {
     /// decode inbound chunks ahead ([`proto::decode_ahead`]). A stale value only costs
     /// speed: the session checks every chunk's size again.
     block_size: AtomicU16,
+    /// The session's stanza kind, fixed when it is created: [`Ibb::is_backlogged`] looks
+    /// at message-mode sessions only, and need not lock an iq session to know it is one.
+    kind: StanzaKind,
     notify: Notify,
     /// The manager's [`Inner::drained`]: told whenever the application reads.
     drained: Arc<Notify>,
@@ -419,6 +422,7 @@ impl<T: StanzaTransport> Ibb<T> {
         cell.open_tx = Some(tx);
         let shared = Arc::new(Shared {
             block_size: AtomicU16::new(cell.session.block_size()),
+            kind: cell.session.stanza_kind(),
             cell: Mutex::new(cell),
             notify: Notify::new(),
             drained: self.inner.drained.clone(),
@@ -524,15 +528,17 @@ impl<T: StanzaTransport> Ibb<T> {
         let limit = self.inner.config.recv_buffer;
         let chunks = self.inner.config.max_queued_blocks / 2;
         let stalled = tokio::time::Instant::now().checked_sub(self.inner.config.stalled_reader);
+        // The pump asks before every stanza: with no message-mode session (iq, the
+        // default) nothing is locked but the registry and nothing is allocated.
         let sessions: Vec<Arc<Shared>> = lock(&self.inner.registry)
             .sessions
             .values()
+            .filter(|s| s.kind == StanzaKind::Message)
             .cloned()
             .collect();
         sessions.iter().any(|s| {
             let c = lock(&s.cell);
-            c.session.stanza_kind() == StanzaKind::Message
-                && !c.session.is_closed()
+            !c.session.is_closed()
                 && (c.session.readable() > limit || c.session.queued_chunks() > chunks)
                 && stalled.is_none_or(|t| c.last_read > t)
         })
@@ -561,6 +567,7 @@ fn start_responder<T: StanzaTransport>(
     let session = Session::accept(&inner.config, incoming, now());
     let shared = Arc::new(Shared {
         block_size: AtomicU16::new(session.block_size()),
+        kind: session.stanza_kind(),
         cell: Mutex::new(Cell::new(session)),
         notify: Notify::new(),
         drained: inner.drained.clone(),
