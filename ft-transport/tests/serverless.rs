@@ -1,11 +1,12 @@
-//! The session of the tokio-xmpp adapters on a loopback stream with no server: what the
+//! The session of the tokio-xmpp adapters on a loopback stream with no server (split with a
+//! lock, and on a connection's lock-free halves): what the
 //! benchmarks' raw-XML path runs, and the reader's answers to a broken peer.
 #![cfg(feature = "tokio-xmpp")]
 
 use std::time::Duration;
 
 use ft_transport::codec::{NS_IBB, stream_header};
-use ft_transport::xmpp::{Inbound, XmppTransport, open_serverless};
+use ft_transport::xmpp::{Inbound, XmppTransport, open_serverless, open_serverless_halves};
 use ft_transport::{Jid, Stanza, StanzaTransport};
 use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,12 +27,20 @@ async fn tcp_pair() -> (TcpStream, TcpStream) {
     (a, b)
 }
 
-async fn pair() -> ((XmppTransport, Inbound), (XmppTransport, Inbound)) {
+/// Two entities on one loopback connection: on streams split with `tokio::io::split`
+/// (`open_serverless`), or on the connection's lock-free halves (`open_serverless_halves`).
+async fn pair(halves: bool) -> ((XmppTransport, Inbound), (XmppTransport, Inbound)) {
     let (a, b) = tcp_pair().await;
-    (
-        open_serverless(a, "a@x/r".parse().unwrap()),
-        open_serverless(b, "b@x/r".parse().unwrap()),
-    )
+    let (ja, jb): (Jid, Jid) = ("a@x/r".parse().unwrap(), "b@x/r".parse().unwrap());
+    if halves {
+        let ((ra, wa), (rb, wb)) = (a.into_split(), b.into_split());
+        (
+            open_serverless_halves(ra, wa, ja),
+            open_serverless_halves(rb, wb, jb),
+        )
+    } else {
+        (open_serverless(a, ja), open_serverless(b, jb))
+    }
 }
 
 fn data(n: usize) -> Element {
@@ -72,7 +81,13 @@ async fn next(inbound: &mut Inbound) -> Stanza {
 
 #[tokio::test]
 async fn large_and_small_stanzas_cross_in_order_with_from_stamped() {
-    let ((a, _a_in), (_b, mut b_in)) = pair().await;
+    for halves in [false, true] {
+        large_and_small_stanzas_cross(halves).await;
+    }
+}
+
+async fn large_and_small_stanzas_cross(halves: bool) {
+    let ((a, _a_in), (_b, mut b_in)) = pair(halves).await;
     let sent = || {
         let mut m = Message::new_with_type(MessageType::Chat, Some("b@x/r".parse().unwrap()));
         m.payloads.push(data(65535));
@@ -94,7 +109,13 @@ async fn large_and_small_stanzas_cross_in_order_with_from_stamped() {
 
 #[tokio::test]
 async fn dropping_every_transport_closes_the_stream_for_both_sides() {
-    let ((a, mut a_in), (b, mut b_in)) = pair().await;
+    for halves in [false, true] {
+        dropping_every_transport_closes_the_stream(halves).await;
+    }
+}
+
+async fn dropping_every_transport_closes_the_stream(halves: bool) {
+    let ((a, mut a_in), (b, mut b_in)) = pair(halves).await;
     a.send(data_iq(10, "last")).await.unwrap();
     drop(a);
     // What was queued still arrives, then the stream ends.
