@@ -1,6 +1,6 @@
 //! The session of the tokio-xmpp adapters on a loopback stream with no server (split with a
-//! lock, and on a connection's lock-free halves): what the
-//! benchmarks' raw-XML path runs, and the reader's answers to a broken peer.
+//! lock, and on a connection's lock-free halves, what the benchmarks' raw-XML path runs),
+//! and the reader's answers to a broken peer.
 #![cfg(feature = "tokio-xmpp")]
 
 use std::time::Duration;
