@@ -251,9 +251,6 @@ pub struct Session {
     close_verdict: Option<Result<(), StanzaError>>,
     /// Written bytes were dropped unsent because the peer closed first.
     discarded: bool,
-    /// The chunk of the stanza being handled, decoded ahead
-    /// ([`Session::handle_stanza_decoded`]); only set during that call.
-    decoded: Option<Decoded>,
 }
 impl Session {
     fn base(config: &Config, sid: Sid, peer: Jid, role: Role, now: Instant) -> Self {
@@ -295,7 +292,6 @@ impl Session {
             close_refused: None,
             close_verdict: None,
             discarded: false,
-            decoded: None,
         }
     }
 

@@ -65,10 +65,7 @@ impl Session {
         stanza: Stanza,
         decoded: Decoded,
     ) -> ControlFlow<(), Stanza> {
-        self.decoded = Some(decoded);
-        let handled = self.handle_stanza(now, stanza);
-        self.decoded = None;
-        handled
+        self.handle_inbound(now, stanza, Some(decoded))
     }
 
     /// A drained receive buffer to decode the next chunk into ([`decode_ahead`]), or a new
@@ -179,10 +176,20 @@ impl Session {
 
     /// Offers an inbound stanza; hands it back unchanged if it is not for this session.
     pub fn handle_stanza(&mut self, now: Instant, stanza: Stanza) -> ControlFlow<(), Stanza> {
+        self.handle_inbound(now, stanza, None)
+    }
+
+    /// Both of the above: `decoded` is the stanza's chunk if it was decoded ahead.
+    fn handle_inbound(
+        &mut self,
+        now: Instant,
+        stanza: Stanza,
+        decoded: Option<Decoded>,
+    ) -> ControlFlow<(), Stanza> {
         self.now = now;
         match stanza {
-            Stanza::Iq(iq) => self.handle_iq(iq),
-            Stanza::Message(m) => self.handle_message(m),
+            Stanza::Iq(iq) => self.handle_iq(iq, decoded),
+            Stanza::Message(m) => self.handle_message(m, decoded),
             other => ControlFlow::Continue(other),
         }
     }
@@ -191,7 +198,11 @@ impl Session {
         from == Some(&self.peer)
     }
 
-    pub(super) fn handle_iq(&mut self, iq: Iq) -> ControlFlow<(), Stanza> {
+    pub(super) fn handle_iq(
+        &mut self,
+        iq: Iq,
+        decoded: Option<Decoded>,
+    ) -> ControlFlow<(), Stanza> {
         match iq {
             Iq::Result {
                 ref from, ref id, ..
@@ -220,14 +231,18 @@ impl Session {
                 && payload.attr("sid") == Some(self.sid.as_str()) =>
             {
                 let id = id.clone();
-                self.on_request(Some(id), payload);
+                self.on_request(Some(id), payload, decoded);
                 ControlFlow::Break(())
             }
             other => ControlFlow::Continue(Stanza::Iq(other)),
         }
     }
 
-    pub(super) fn handle_message(&mut self, m: Message) -> ControlFlow<(), Stanza> {
+    pub(super) fn handle_message(
+        &mut self,
+        m: Message,
+        decoded: Option<Decoded>,
+    ) -> ControlFlow<(), Stanza> {
         if !self.is_from_peer(m.from.as_ref()) || m.type_ == MessageType::Error {
             return ControlFlow::Continue(Stanza::Message(m));
         }
@@ -238,7 +253,7 @@ impl Session {
         else {
             return ControlFlow::Continue(Stanza::Message(m));
         };
-        if let Err(e) = self.on_data(elem) {
+        if let Err(e) = self.on_data(elem, decoded) {
             self.transmit
                 .push_back(Stanza::Message(message_error(&m, StanzaError::from(&e))));
             if !matches!(e, ProtocolError::UnknownSession) {
@@ -259,7 +274,12 @@ impl Session {
         self.in_flight.iter().any(|f| f.id == id)
     }
 
-    pub(super) fn on_request(&mut self, id: Option<String>, payload: &Element) {
+    pub(super) fn on_request(
+        &mut self,
+        id: Option<String>,
+        payload: &Element,
+        decoded: Option<Decoded>,
+    ) {
         self.last_activity = self.now;
         let id = id.unwrap_or_default();
         let reply_err = |s: &Self, e: &ProtocolError| {
@@ -277,7 +297,7 @@ impl Session {
                 self.transmit.push_back(reply_err(self, &e));
                 self.fail(Error::Protocol(e));
             }
-            "data" => match self.on_data(payload) {
+            "data" => match self.on_data(payload, decoded) {
                 Ok(true) => self.transmit.push_back(iq_result(&self.peer, id)),
                 Ok(false) => self.deferred_acks.push_back(id),
                 Err(e) => {
@@ -337,8 +357,13 @@ impl Session {
         }
     }
 
-    /// Takes one chunk: `Ok(true)` to acknowledge now, `Ok(false)` to defer the ack.
-    pub(super) fn on_data(&mut self, elem: &Element) -> Result<bool, ProtocolError> {
+    /// Takes one chunk (`decoded`: its text decoded ahead, if it was): `Ok(true)` to
+    /// acknowledge now, `Ok(false)` to defer the ack.
+    pub(super) fn on_data(
+        &mut self,
+        elem: &Element,
+        decoded: Option<Decoded>,
+    ) -> Result<bool, ProtocolError> {
         let receiving = match self.state {
             State::Open | State::Closing { .. } => {
                 !self.peer_closed && !self.cancelled && self.error.is_none()
@@ -374,7 +399,7 @@ impl Session {
                 });
             }
         }
-        let chunk = match self.decoded.take() {
+        let chunk = match decoded {
             // Decoded ahead from this very element (the stanza's only chunk for this sid).
             Some(d) if d.text_len == text_len => d.bytes.map_err(ProtocolError::Malformed)?,
             _ => {
